@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hired builds against, if any is missing. Safe to re-run.
+# The CUDA toolkit is not a Debian package: when /usr/local/cuda/bin/nvcc exists the CUDA
+# sources are compiled too (HIRED_CUDA=AUTO), otherwise the CPU backend is built alone.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libopenblas-dev libjpeg62-turbo-dev libstb-dev libcjson-dev
+      libconfig-dev libzmq3-dev libczmq-dev libmsgpack-dev libsystemd-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "hired: installing ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

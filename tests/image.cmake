@@ -1,0 +1,1 @@
+# tests for image (see tests/CMakeLists.txt for hired_add_test)

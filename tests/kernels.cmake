@@ -1,0 +1,1 @@
+# tests for kernels (see tests/CMakeLists.txt for hired_add_test)

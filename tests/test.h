@@ -1,0 +1,49 @@
+/* test.h — the whole test harness: CHECK-style assertions that count and exit non-zero.
+ * A test program calls its cases, then `return test_summary();` (exit 1 if any failed).
+ * Fixture paths come from HIRED_FIXTURES (set by ctest) via test_fixture(). */
+#ifndef HIRED_TEST_H
+#define HIRED_TEST_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int test_failures, test_checks;
+
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        test_checks++;                                                              \
+        if (!(cond)) {                                                              \
+            test_failures++;                                                        \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+        }                                                                           \
+    } while (0)
+
+#define CHECK_MSG(cond, ...)                                               \
+    do {                                                                   \
+        test_checks++;                                                     \
+        if (!(cond)) {                                                     \
+            test_failures++;                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fputc('\n', stderr);                                           \
+        }                                                                  \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b) CHECK_MSG((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
+#define CHECK_NEAR(a, b, tol) CHECK_MSG(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %g)", (double)(a), (double)(b), (double)(tol))
+
+/* Path of a fixture file: $HIRED_FIXTURES/rel, in a static buffer (one at a time). */
+static inline const char *test_fixture(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("HIRED_FIXTURES");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : "tests/fixtures", rel);
+    return buf;
+}
+
+static inline int test_summary(void) {
+    printf("%d checks, %d failed\n", test_checks, test_failures);
+    return test_failures ? 1 : 0;
+}
+
+#endif

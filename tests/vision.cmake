@@ -1,0 +1,1 @@
+# tests for vision (see tests/CMakeLists.txt for hired_add_test)
