@@ -4,7 +4,13 @@
  *         black padding (extra pixel bottom/right) -> 336x336 tiles row-major, after a base
  *         image (the original squashed to 336x336) -> rescale + normalise -> CHW float32.
  *   1.5:  shortest edge 336 (PIL bicubic) -> centre crop 336 -> rescale + normalise.
- * Not here: decoding (image.h), the PIL resize itself (resize.h). */
+ * Parameters come from hf_preproc_t: resample must be 3 (BICUBIC); NeXT needs
+ * shortest_edge == crop_h == crop_w (the tile side; llava-hf: 336) and pinpoints that are
+ * multiples of it; 1.5 needs do_resize, do_center_crop and shortest_edge >= crop_h == crop_w.
+ * do_rescale / do_normalize are honoured; do_pad (batch padding of the tile count) and
+ * do_convert_rgb (always RGB here) do not change one image's values.
+ * Not here: decoding (image.h), the PIL resize itself (resize.h), token counts / unpadding
+ * (the vision side computes those from orig_h, orig_w, rows, cols). */
 #ifndef HIRED_PREPROCESS_H
 #define HIRED_PREPROCESS_H
 
@@ -20,17 +26,26 @@ typedef struct {
     int rows, cols;     /* NeXT grid (1x1 for LLaVA-1.5) */
     int orig_h, orig_w; /* image_sizes: the decoded image's (height, width) */
     int size;           /* tile side, 336 */
-    uint8_t *tiles;     /* [n, size, size, 3] uint8 before rescale (what PIL produced) */
+    int new_h, new_w;   /* size after the aspect-preserving (NeXT) or shortest-edge (1.5) resize */
+    int pad_top, pad_left; /* NeXT: offset of the resized image in the padded canvas; 1.5: minus the crop offset */
+    uint8_t *tiles;     /* [n, size, size, 3] uint8 before rescale (what PIL produced); owned (prep_free) */
     float *pixels;      /* [n, 3, size, size] pixel_values; owned (prep_free) */
 } prep_out_t;
 
-/* Picks the pinpoint as select_best_resolution does; writes (height, width). */
+/* Picks the pinpoint as select_best_resolution does (IEEE doubles, int() truncations, strict
+ * tie-break keeping the first listed); writes (height, width). pinpoints are (height, width);
+ * n_pinpoints <= 0 writes (0, 0). */
 void prep_select_best_resolution(int h, int w, const int (*pinpoints)[2], int n_pinpoints, int *best_h, int *best_w);
-/* LLaVA-NeXT anyres preprocessing. Caller owns out (prep_free). 0 or HIRED_E* with err. */
+/* get_patch_output_size: the size (new_h, new_w) an h x w image is resized to inside the
+ * target (th, tw), aspect preserved, with ceil of a double product. */
+void prep_patch_output_size(int h, int w, int th, int tw, int *new_h, int *new_w);
+/* LLaVA-NeXT anyres preprocessing. pinpoints (height, width) are borrowed. Caller owns out
+ * (prep_free). 0 or HIRED_E* with err; out is then empty. */
 int prep_llava_next(const image_t *img, const hf_preproc_t *pp, const int (*pinpoints)[2], int n_pinpoints,
                     prep_out_t *out, char *err);
-/* LLaVA-1.5 (CLIPImageProcessor) preprocessing: one partition. */
+/* LLaVA-1.5 (CLIPImageProcessor) preprocessing: one partition. Caller owns out (prep_free). */
 int prep_llava15(const image_t *img, const hf_preproc_t *pp, prep_out_t *out, char *err);
+/* Frees tiles and pixels and zeroes *out. Accepts an empty (zeroed) out. */
 void prep_free(prep_out_t *out);
 
 #endif

@@ -1,1 +1,5 @@
-# tests for image (see tests/CMakeLists.txt for hired_add_test)
+# tests for image decoding, the PIL bicubic resize and LLaVA preprocessing
+# (see tests/CMakeLists.txt for hired_add_test)
+hired_add_test(test_image SOURCES unit/test_image.c LIBS hired_image TIMEOUT 60)
+hired_add_test(test_resize SOURCES unit/test_resize.c LIBS hired_image TIMEOUT 60)
+hired_add_test(test_preprocess SOURCES unit/test_preprocess.c LIBS hired_image TIMEOUT 60)
