@@ -3,7 +3,12 @@
  * applied to every absent key (the default traps: LlamaConfig/MistralConfig rms_norm_eps 1e-6,
  * Mistral rope_theta 1e4 and sliding_window 4096 when absent, null = no window).
  * Parsing goes through cJSON; every wrong type or out-of-range value is an error naming the
- * file and key. Not here: tensors (st.h), tokenizer.json (decoder_worker). */
+ * file and key path ("DIR/config.json: text_config.num_attention_heads must be ...").
+ * Codes: HIRED_ENOTFOUND (no file), HIRED_EIO, HIRED_EFORMAT (malformed JSON, wrong type),
+ * HIRED_ERANGE (value out of range, inconsistent sizes), HIRED_EUNSUPPORTED (well-formed but
+ * not something hired runs: other model types, tanh GELU, rope_scaling, biases in the LLM,
+ * non-bicubic resampling...), HIRED_ENOMEM.
+ * Not here: tensors (st.h), tokenizer.json (decoder_worker). */
 #ifndef HIRED_HFCONFIG_H
 #define HIRED_HFCONFIG_H
 
@@ -32,21 +37,24 @@ typedef struct {
     int hidden, intermediate, layers, heads, kv_heads, head_dim, vocab, max_pos;
     float rms_eps;
     double rope_theta;
-    int sliding_window; /* -1: none */
-    int bos_id, eos_id, pad_id; /* -1 when absent */
-    bool tie_embeddings;
+    int sliding_window; /* -1: none (Llama; Mistral with explicit null); Mistral absent: 4096 */
+    int bos_id, eos_id;   /* class defaults 1 and 2; -1 when null */
+    int pad_id;           /* text_config.pad_token_id, else the top-level one, else -1 */
+    bool tie_embeddings;  /* top-level or text_config tie_word_embeddings (either true) */
 } hf_text_config_t;
 
 typedef struct {
     hf_model_kind_t kind;
-    int image_token_id;       /* 32000 */
-    int feature_layer;        /* vision_feature_layer, -2 */
+    int image_token_id;       /* 32000; may be >= text.vocab (replace before embedding lookup) */
+    int feature_layer;        /* vision_feature_layer, -2: a Python index into the layers + 1
+                                 hidden states (0 = embeddings after pre_layrnorm) */
     bool select_default;      /* vision_feature_select_strategy "default" (drop CLS) vs "full" */
     hf_act_t projector_act;   /* gelu (erf) */
     bool projector_bias;      /* multimodal_projector_bias, default true */
-    bool use_image_newline;   /* LLaVA-NeXT */
-    int n_pinpoints;
-    int pinpoints[HF_MAX_PINPOINTS][2]; /* (height, width) */
+    bool use_image_newline;   /* true iff LLaVA-NeXT: transformers always appends image_newline;
+                                 use_image_newline_parameter is type-checked, else ignored */
+    int n_pinpoints;                    /* LLaVA-NeXT only (class default: 5 pinpoints), else 0 */
+    int pinpoints[HF_MAX_PINPOINTS][2]; /* (height, width), multiples of vision.image_size */
     hf_vision_config_t vision;
     hf_text_config_t text;
 } hf_config_t;
@@ -58,13 +66,17 @@ typedef struct {
     double rescale_factor;  /* 1/255 as a Python double */
     float mean[3], std[3];
     int resample;           /* 3 = BICUBIC; anything else is refused */
-    int n_pinpoints;        /* from preprocessor_config (NeXT), else 0 */
-    int pinpoints[HF_MAX_PINPOINTS][2];
+    int n_pinpoints;        /* LlavaNextImageProcessor (class default: 5 pinpoints), else 0 */
+    int pinpoints[HF_MAX_PINPOINTS][2]; /* (height, width), multiples of the crop size */
 } hf_preproc_t;
 
-/* Reads dir/config.json. 0 or HIRED_E* with err naming file and key. */
+/* Reads dir/config.json into *out (caller-provided; nothing to free). 0 or HIRED_E* with err
+ * naming file and key. */
 int hf_config_load(const char *dir, hf_config_t *out, char *err);
-/* Reads dir/preprocessor_config.json (CLIP defaults for absent keys). */
+/* Reads dir/preprocessor_config.json into *out (nothing to free): CLIPImageProcessor defaults
+ * for absent keys, plus do_pad true and the default pinpoints when image_processor_type is
+ * LlavaNextImageProcessor (or, without a type, when image_grid_pinpoints is present).
+ * size {height, width} and resample != 3 are HIRED_EUNSUPPORTED. */
 int hf_preproc_load(const char *dir, hf_preproc_t *out, char *err);
 
 #endif
