@@ -1,0 +1,952 @@
+/* wire.c — header encode / decode / validation for the hired protocol (see wire.h and
+ * docs/protocol.md).
+ *
+ * Decoding outside bytes happens in three steps: (1) scan() walks the raw msgpack and checks
+ * every declared length and element count against the bytes that remain and the nesting depth,
+ * because msgpack-c's unpacker allocates a container's slots from its declared count before
+ * reading them (a 5-byte "array of 4 billion" would ask for 96 GB); (2) msgpack-c unpacks the
+ * now-bounded object; (3) the field table below checks keys, types and presence per message
+ * type, and wire_validate checks ranges. Nothing asserts on input.
+ * Not here: sockets and frames (wire_io.c). */
+#include "wire.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "mem.h"
+
+// ---- names ----------------------------------------------------------------------------------
+
+static const char *const k_type_names[WIRE_TYPE_COUNT] = {
+    "?", "SUBMIT", "ACCEPTED", "TOKEN", "DONE", "ERROR", "BUSY", "CANCEL", "STATUS",
+    "STATUS_REPLY", "HEARTBEAT", "READY", "JOB", "RESULT", "DISCONNECT",
+};
+static const char *const k_stage_names[WIRE_STAGE_COUNT] = {
+    "queue", "preprocess", "vit", "select", "transfer", "project", "prefill", "decode", "total",
+};
+static const char *const k_dtype_names[] = {"f16", "bf16", "f32"};
+static const char *const k_strategies[] = {"none", "hired", "prumerge", "prumerge+", "spatial"};
+static const char *const k_newlines[] = {"hf", "none"};
+static const char *const k_finishes[] = {"stop", "length", "cancelled"};
+
+const char *wire_type_name(wire_type_t t) {
+    return (t > WIRE_NONE && t < WIRE_TYPE_COUNT) ? k_type_names[t] : "?";
+}
+const char *wire_stage_name(wire_stage_t s) {
+    return ((unsigned)s < WIRE_STAGE_COUNT) ? k_stage_names[s] : "?";
+}
+const char *wire_dtype_name(wire_dtype_t d) {
+    return ((unsigned)d < ARRAY_LEN(k_dtype_names)) ? k_dtype_names[d] : "?";
+}
+size_t wire_dtype_size(wire_dtype_t d) { return d == WIRE_DTYPE_F32 ? 4 : 2; }
+
+wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
+    wire_limits_t r = {WIRE_MAX_HEADER, WIRE_MAX_FRAME, WIRE_MAX_IMAGE, WIRE_MAX_PROMPT};
+    if (lim) {
+        if (lim->max_header && lim->max_header < r.max_header) r.max_header = lim->max_header;
+        if (lim->max_frame && lim->max_frame < r.max_frame) r.max_frame = lim->max_frame;
+        if (lim->max_image && lim->max_image < r.max_image) r.max_image = lim->max_image;
+        if (lim->max_prompt && lim->max_prompt < r.max_prompt) r.max_prompt = lim->max_prompt;
+    }
+    return r;
+}
+
+// ---- the field table --------------------------------------------------------------------------
+
+/* Header keys in WIRE_F_* bit order. */
+static const char *const k_field_names[] = {
+    "id", "model", "service", "prompt", "params", "deadline_ms", "attempt", "capacity", "epoch",
+    "attached", "seq", "token", "text", "code", "message", "retry_ms", "finish", "usage",
+    "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "meta",
+};
+#define N_FIELDS ((int)ARRAY_LEN(k_field_names))
+
+#define F_RESULT (WIRE_F_KEPT | WIRE_F_DIM | WIRE_F_DTYPE | WIRE_F_POSITIONS)
+#define F_RESULT_OPT (WIRE_F_GRID | WIRE_F_IMAGE_SIZE | WIRE_F_META)
+
+/* Per type: keys that must be present, keys that may be, payload frames. */
+static const struct {
+    uint32_t req, opt;
+    int payloads;
+} k_rules[WIRE_TYPE_COUNT] = {
+    [WIRE_SUBMIT] = {WIRE_F_ID | WIRE_F_MODEL | WIRE_F_PROMPT, WIRE_F_PARAMS | WIRE_F_DEADLINE, 1},
+    [WIRE_ACCEPTED] = {WIRE_F_ID, WIRE_F_EPOCH | WIRE_F_ATTACHED, 0},
+    [WIRE_TOKEN] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_TOKEN | WIRE_F_TEXT, 0, 0},
+    [WIRE_DONE] = {WIRE_F_ID, WIRE_F_USAGE | WIRE_F_TIMINGS | WIRE_F_FINISH | WIRE_F_TEXT, 0},
+    [WIRE_ERROR] = {WIRE_F_CODE | WIRE_F_MESSAGE, WIRE_F_ID, 0},
+    [WIRE_BUSY] = {WIRE_F_ID | WIRE_F_SERVICE, WIRE_F_RETRY, 0},
+    [WIRE_CANCEL] = {WIRE_F_ID, 0, 0},
+    [WIRE_STATUS] = {0, 0, 0},
+    [WIRE_STATUS_REPLY] = {0, 0, 1},
+    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH, 0},
+    [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY, 0, 0},
+    [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_PARAMS |
+                      WIRE_F_ATTEMPT,
+                  WIRE_F_DEADLINE | F_RESULT | F_RESULT_OPT, 1},
+    [WIRE_RESULT] = {WIRE_F_ID | F_RESULT, F_RESULT_OPT | WIRE_F_TIMINGS, 1},
+    [WIRE_DISCONNECT] = {0, 0, 0},
+};
+
+static int field_index(uint32_t bit) {
+    for (int i = 0; i < N_FIELDS; i++)
+        if ((1u << i) == bit) return i;
+    return 0;
+}
+
+// ---- message helpers ------------------------------------------------------------------------
+
+void wire_msg_init(wire_msg_t *m, wire_type_t type) {
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->params.max_tokens = 256;
+    m->params.temperature = 0.0;
+    m->params.top_p = 1.0;
+    m->params.top_k = 0;
+    m->params.seed = 0;
+    m->params.budget = 0.2;
+    strcpy(m->params.strategy, "hired");
+    m->params.alpha = 0.5;
+    strcpy(m->params.newline, "hf");
+    m->params.stream = true;
+}
+
+void wire_msg_clear(wire_msg_t *m) {
+    if (!m) return;
+    mem_free(m->prompt);
+    mem_free(m->text);
+    mem_free(m->message);
+    mem_free(m->positions);
+    mem_free(m->meta);
+    memset(m, 0, sizeof *m);
+}
+
+static int set_bytes(void **dst, const void *src, size_t n, size_t extra) {
+    void *p = NULL;
+    if (src) {
+        p = mem_alloc(n + extra);
+        if (!p) return HIRED_ENOMEM;
+        memcpy(p, src, n);
+        if (extra) ((char *)p)[n] = 0;
+    }
+    mem_free(*dst);
+    *dst = p;
+    return HIRED_OK;
+}
+
+int wire_msg_set_prompt(wire_msg_t *m, const char *s) {
+    return set_bytes((void **)&m->prompt, s, s ? strlen(s) : 0, 1);
+}
+int wire_msg_set_text(wire_msg_t *m, const char *s) {
+    return set_bytes((void **)&m->text, s, s ? strlen(s) : 0, 1);
+}
+int wire_msg_set_message(wire_msg_t *m, const char *s) {
+    return set_bytes((void **)&m->message, s, s ? strlen(s) : 0, 1);
+}
+int wire_msg_set_positions(wire_msg_t *m, const uint16_t *pos, uint32_t kept) {
+    return set_bytes((void **)&m->positions, pos, (size_t)kept * 3 * sizeof(uint16_t), 0);
+}
+int wire_msg_set_meta(wire_msg_t *m, const void *meta, size_t len) {
+    int rc = set_bytes((void **)&m->meta, meta, len, 0);
+    if (rc == 0) m->meta_len = meta ? len : 0;
+    return rc;
+}
+
+int wire_msg_copy_result(wire_msg_t *dst, const wire_msg_t *src) {
+    dst->kept = src->kept;
+    dst->dim = src->dim;
+    dst->dtype = src->dtype;
+    memcpy(dst->grid, src->grid, sizeof dst->grid);
+    memcpy(dst->image_size, src->image_size, sizeof dst->image_size);
+    dst->positions = NULL;
+    dst->meta = NULL;
+    dst->meta_len = 0;
+    if (wire_msg_set_positions(dst, src->positions, src->kept) ||
+        wire_msg_set_meta(dst, src->meta, src->meta_len))
+        return HIRED_ENOMEM;
+    return HIRED_OK;
+}
+
+int wire_msg_copy(wire_msg_t *dst, const wire_msg_t *src) {
+    *dst = *src;
+    dst->prompt = dst->text = dst->message = NULL;
+    dst->positions = NULL;
+    dst->meta = NULL;
+    if (wire_msg_set_prompt(dst, src->prompt) || wire_msg_set_text(dst, src->text) ||
+        wire_msg_set_message(dst, src->message) || wire_msg_copy_result(dst, src)) {
+        wire_msg_clear(dst);
+        return HIRED_ENOMEM;
+    }
+    return HIRED_OK;
+}
+
+// ---- validation -------------------------------------------------------------------------------
+
+static bool in_list(const char *s, const char *const *list, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(s, list[i]) == 0) return true;
+    return false;
+}
+
+static bool charset_ok(const char *s, const char *extra) {
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr(extra, c) != NULL;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static bool finite_in(double x, double lo, double hi) { return isfinite(x) && x >= lo && x <= hi; }
+
+static int check_params(const wire_params_t *p, const char *tn, char *err) {
+    if (p->max_tokens < 1 || p->max_tokens > WIRE_MAX_TOKENS)
+        return hired_errf(err, HIRED_ERANGE, "%s: params.max_tokens must be in [1, %d] (got %d)", tn,
+                          WIRE_MAX_TOKENS, (int)p->max_tokens);
+    if (!finite_in(p->temperature, 0, 100))
+        return hired_errf(err, HIRED_ERANGE, "%s: params.temperature must be in [0, 100]", tn);
+    if (!finite_in(p->top_p, 0, 1) || p->top_p == 0)
+        return hired_errf(err, HIRED_ERANGE, "%s: params.top_p must be in (0, 1]", tn);
+    if (p->top_k < 0 || p->top_k > 1000000)
+        return hired_errf(err, HIRED_ERANGE, "%s: params.top_k must be in [0, 1000000]", tn);
+    if (!finite_in(p->budget, 0, 1) || p->budget == 0)
+        return hired_errf(err, HIRED_ERANGE, "%s: params.budget must be in (0, 1]", tn);
+    if (!finite_in(p->alpha, 0, 1))
+        return hired_errf(err, HIRED_ERANGE, "%s: params.alpha must be in [0, 1]", tn);
+    if (!in_list(p->strategy, k_strategies, ARRAY_LEN(k_strategies)))
+        return hired_errf(err, HIRED_EPROTO,
+                          "%s: unknown strategy '%s' (none, hired, prumerge, prumerge+, spatial)", tn,
+                          p->strategy);
+    if (!in_list(p->newline, k_newlines, ARRAY_LEN(k_newlines)))
+        return hired_errf(err, HIRED_EPROTO, "%s: params.newline must be 'hf' or 'none' (got '%s')",
+                          tn, p->newline);
+    return HIRED_OK;
+}
+
+/* Whether an optional field counts as set for encoding. */
+static bool field_set(const wire_msg_t *m, uint32_t bit) {
+    switch (bit) {
+    case WIRE_F_ID: return m->id[0] != 0;
+    case WIRE_F_MODEL: return m->model[0] != 0;
+    case WIRE_F_SERVICE: return m->service[0] != 0;
+    case WIRE_F_PROMPT: return m->prompt != NULL;
+    case WIRE_F_PARAMS: return true;
+    case WIRE_F_DEADLINE: return m->deadline_ms != 0;
+    case WIRE_F_ATTEMPT: return m->attempt != 0;
+    case WIRE_F_CAPACITY: return m->capacity != 0;
+    case WIRE_F_EPOCH: return m->epoch != 0;
+    case WIRE_F_ATTACHED: return m->attached;
+    case WIRE_F_TEXT: return m->text != NULL;
+    case WIRE_F_MESSAGE: return m->message != NULL;
+    case WIRE_F_RETRY: return m->retry_ms != 0;
+    case WIRE_F_FINISH: return m->finish[0] != 0;
+    case WIRE_F_USAGE:
+        return m->usage.prompt_tokens || m->usage.image_tokens || m->usage.completion_tokens;
+    case WIRE_F_TIMINGS: return m->timings_mask != 0;
+    case WIRE_F_KEPT: case WIRE_F_DIM: case WIRE_F_DTYPE: case WIRE_F_POSITIONS: return m->kept != 0;
+    case WIRE_F_GRID: return m->grid[0] || m->grid[1];
+    case WIRE_F_IMAGE_SIZE: return m->image_size[0] || m->image_size[1];
+    case WIRE_F_META: return m->meta != NULL;
+    default: return true; /* seq, token, code: numbers where 0 is meaningful */
+    }
+}
+
+int wire_validate(const wire_msg_t *m, const wire_limits_t *lim_in, char *err) {
+    if (m->type <= WIRE_NONE || m->type >= WIRE_TYPE_COUNT)
+        return hired_errf(err, HIRED_EPROTO, "unknown message type %d", (int)m->type);
+    wire_limits_t lim = wire_limits_resolve(lim_in);
+    const char *tn = wire_type_name(m->type);
+    uint32_t req = k_rules[m->type].req, has = req | k_rules[m->type].opt;
+    /* Required fields that are strings or pointers must be set. */
+    for (int i = 0; i < N_FIELDS; i++) {
+        uint32_t b = 1u << i;
+        if ((req & b) && !field_set(m, b))
+            return hired_errf(err, HIRED_EPROTO, "%s: missing field '%s'", tn, k_field_names[i]);
+    }
+    if ((has & WIRE_F_ID) && field_set(m, WIRE_F_ID) &&
+        (strlen(m->id) > WIRE_MAX_ID || !charset_ok(m->id, "._:-")))
+        return hired_errf(err, HIRED_EPROTO, "%s: field 'id' must be 1-%d characters of [A-Za-z0-9._:-]",
+                          tn, WIRE_MAX_ID);
+    if ((has & WIRE_F_MODEL) && field_set(m, WIRE_F_MODEL) &&
+        (strlen(m->model) > WIRE_MAX_MODEL || !charset_ok(m->model, "._:/+-")))
+        return hired_errf(err, HIRED_EPROTO,
+                          "%s: field 'model' must be 1-%d characters of [A-Za-z0-9._:/+-]", tn,
+                          WIRE_MAX_MODEL);
+    if ((has & WIRE_F_SERVICE) && field_set(m, WIRE_F_SERVICE) && strcmp(m->service, "encode") &&
+        strcmp(m->service, "decode"))
+        return hired_errf(err, HIRED_EPROTO, "%s: field 'service' must be 'encode' or 'decode'", tn);
+    if ((has & WIRE_F_PROMPT) && m->prompt) {
+        size_t n = strlen(m->prompt);
+        if (n == 0) return hired_errf(err, HIRED_EPROTO, "%s: field 'prompt' is empty", tn);
+        if (n > lim.max_prompt)
+            return hired_errf(err, HIRED_ERANGE, "%s: prompt is %zu bytes, limit %zu", tn, n,
+                              lim.max_prompt);
+    }
+    if (has & WIRE_F_PARAMS) {
+        int rc = check_params(&m->params, tn, err);
+        if (rc) return rc;
+    }
+    if ((req & WIRE_F_ATTEMPT) && m->attempt < 1)
+        return hired_errf(err, HIRED_ERANGE, "%s: field 'attempt' must be >= 1", tn);
+    if ((req & WIRE_F_CAPACITY) && (m->capacity < 1 || m->capacity > WIRE_MAX_CAPACITY))
+        return hired_errf(err, HIRED_ERANGE, "%s: field 'capacity' must be in [1, %d] (got %u)", tn,
+                          WIRE_MAX_CAPACITY, m->capacity);
+    if ((has & WIRE_F_TEXT) && m->text) {
+        size_t n = strlen(m->text), max = m->type == WIRE_TOKEN ? WIRE_MAX_TOKEN_TEXT : WIRE_MAX_TEXT;
+        if (n > max)
+            return hired_errf(err, HIRED_ERANGE, "%s: text is %zu bytes, limit %zu", tn, n, max);
+    }
+    if ((req & WIRE_F_CODE) && (m->code >= 0 || m->code < -1000))
+        return hired_errf(err, HIRED_ERANGE, "%s: field 'code' must be in [-1000, -1] (got %d)", tn,
+                          (int)m->code);
+    if ((has & WIRE_F_MESSAGE) && m->message && strlen(m->message) > WIRE_MAX_MESSAGE)
+        return hired_errf(err, HIRED_ERANGE, "%s: message longer than %d bytes", tn, WIRE_MAX_MESSAGE);
+    if ((has & WIRE_F_FINISH) && m->finish[0] &&
+        !in_list(m->finish, k_finishes, ARRAY_LEN(k_finishes)))
+        return hired_errf(err, HIRED_EPROTO, "%s: field 'finish' must be stop, length or cancelled", tn);
+    if ((has & WIRE_F_TIMINGS) && m->timings_mask) {
+        if (m->timings_mask >> WIRE_STAGE_COUNT)
+            return hired_errf(err, HIRED_EPROTO, "%s: timings mask names an unknown stage", tn);
+        for (int s = 0; s < WIRE_STAGE_COUNT; s++)
+            if ((m->timings_mask & (1u << s)) && !finite_in(m->timings[s], 0, 1e12))
+                return hired_errf(err, HIRED_ERANGE, "%s: timings.%s must be a finite number >= 0",
+                                  tn, k_stage_names[s]);
+    }
+    /* Encoder result: required in RESULT and in a JOB for service "decode". */
+    bool need_result = m->type == WIRE_RESULT || (m->type == WIRE_JOB && strcmp(m->service, "decode") == 0);
+    if (need_result || ((has & WIRE_F_KEPT) && m->kept)) {
+        if (m->kept < 1 || m->kept > WIRE_MAX_KEPT)
+            return hired_errf(err, HIRED_ERANGE, "%s: field 'kept' must be in [1, %d] (got %u)", tn,
+                              WIRE_MAX_KEPT, m->kept);
+        if (m->dim < 1 || m->dim > WIRE_MAX_DIM)
+            return hired_errf(err, HIRED_ERANGE, "%s: field 'dim' must be in [1, %d] (got %u)", tn,
+                              WIRE_MAX_DIM, m->dim);
+        if ((unsigned)m->dtype >= ARRAY_LEN(k_dtype_names))
+            return hired_errf(err, HIRED_EPROTO, "%s: field 'dtype' must be f16, bf16 or f32", tn);
+        if (!m->positions)
+            return hired_errf(err, HIRED_EPROTO, "%s: missing field 'positions'", tn);
+        if ((uint64_t)m->kept * m->dim * wire_dtype_size(m->dtype) > lim.max_frame)
+            return hired_errf(err, HIRED_ERANGE, "%s: tensor [%u, %u] %s exceeds the frame limit %zu",
+                              tn, m->kept, m->dim, wire_dtype_name(m->dtype), lim.max_frame);
+    }
+    if ((has & WIRE_F_META) && m->meta_len > WIRE_MAX_META)
+        return hired_errf(err, HIRED_ERANGE, "%s: meta is %zu bytes, limit %d", tn, m->meta_len,
+                          WIRE_MAX_META);
+    return HIRED_OK;
+}
+
+// ---- encoding -------------------------------------------------------------------------------
+
+static void pack_str(msgpack_packer *pk, const char *s) { msgpack_pack_str_with_body(pk, s, strlen(s)); }
+
+static void pack_key(msgpack_packer *pk, uint32_t bit) { pack_str(pk, k_field_names[field_index(bit)]); }
+
+static void pack_params(msgpack_packer *pk, const wire_params_t *p) {
+    msgpack_pack_map(pk, 10);
+    pack_str(pk, "max_tokens"); msgpack_pack_int32(pk, p->max_tokens);
+    pack_str(pk, "temperature"); msgpack_pack_double(pk, p->temperature);
+    pack_str(pk, "top_p"); msgpack_pack_double(pk, p->top_p);
+    pack_str(pk, "top_k"); msgpack_pack_int32(pk, p->top_k);
+    pack_str(pk, "seed"); msgpack_pack_uint64(pk, p->seed);
+    pack_str(pk, "budget"); msgpack_pack_double(pk, p->budget);
+    pack_str(pk, "strategy"); pack_str(pk, p->strategy);
+    pack_str(pk, "alpha"); msgpack_pack_double(pk, p->alpha);
+    pack_str(pk, "newline"); pack_str(pk, p->newline);
+    pack_str(pk, "stream");
+    if (p->stream) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+}
+
+static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
+    pack_key(pk, bit);
+    switch (bit) {
+    case WIRE_F_ID: pack_str(pk, m->id); break;
+    case WIRE_F_MODEL: pack_str(pk, m->model); break;
+    case WIRE_F_SERVICE: pack_str(pk, m->service); break;
+    case WIRE_F_PROMPT: pack_str(pk, m->prompt); break;
+    case WIRE_F_PARAMS: pack_params(pk, &m->params); break;
+    case WIRE_F_DEADLINE: msgpack_pack_uint32(pk, m->deadline_ms); break;
+    case WIRE_F_ATTEMPT: msgpack_pack_uint32(pk, m->attempt); break;
+    case WIRE_F_CAPACITY: msgpack_pack_uint32(pk, m->capacity); break;
+    case WIRE_F_EPOCH: msgpack_pack_uint64(pk, m->epoch); break;
+    case WIRE_F_ATTACHED: if (m->attached) msgpack_pack_true(pk); else msgpack_pack_false(pk); break;
+    case WIRE_F_SEQ: msgpack_pack_uint32(pk, m->seq); break;
+    case WIRE_F_TOKEN: msgpack_pack_int32(pk, m->token); break;
+    case WIRE_F_TEXT: pack_str(pk, m->text); break;
+    case WIRE_F_CODE: msgpack_pack_int32(pk, m->code); break;
+    case WIRE_F_MESSAGE: pack_str(pk, m->message); break;
+    case WIRE_F_RETRY: msgpack_pack_uint32(pk, m->retry_ms); break;
+    case WIRE_F_FINISH: pack_str(pk, m->finish); break;
+    case WIRE_F_USAGE:
+        msgpack_pack_map(pk, 3);
+        pack_str(pk, "prompt_tokens"); msgpack_pack_uint32(pk, m->usage.prompt_tokens);
+        pack_str(pk, "image_tokens"); msgpack_pack_uint32(pk, m->usage.image_tokens);
+        pack_str(pk, "completion_tokens"); msgpack_pack_uint32(pk, m->usage.completion_tokens);
+        break;
+    case WIRE_F_TIMINGS: {
+        int n = 0;
+        for (int s = 0; s < WIRE_STAGE_COUNT; s++) n += (m->timings_mask >> s) & 1;
+        msgpack_pack_map(pk, (size_t)n);
+        for (int s = 0; s < WIRE_STAGE_COUNT; s++)
+            if (m->timings_mask & (1u << s)) {
+                pack_str(pk, k_stage_names[s]);
+                msgpack_pack_double(pk, m->timings[s]);
+            }
+        break;
+    }
+    case WIRE_F_KEPT: msgpack_pack_uint32(pk, m->kept); break;
+    case WIRE_F_DIM: msgpack_pack_uint32(pk, m->dim); break;
+    case WIRE_F_DTYPE: pack_str(pk, wire_dtype_name(m->dtype)); break;
+    case WIRE_F_GRID:
+        msgpack_pack_array(pk, 2); msgpack_pack_uint32(pk, m->grid[0]); msgpack_pack_uint32(pk, m->grid[1]);
+        break;
+    case WIRE_F_IMAGE_SIZE:
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint32(pk, m->image_size[0]);
+        msgpack_pack_uint32(pk, m->image_size[1]);
+        break;
+    case WIRE_F_POSITIONS: {
+        size_t n = (size_t)m->kept * 3;
+        msgpack_pack_bin(pk, n * 2);
+        for (size_t i = 0; i < n; i++) {
+            uint8_t le[2] = {(uint8_t)(m->positions[i] & 0xff), (uint8_t)(m->positions[i] >> 8)};
+            msgpack_pack_bin_body(pk, le, 2);
+        }
+        break;
+    }
+    case WIRE_F_META: msgpack_pack_bin_with_body(pk, m->meta, m->meta_len); break;
+    default: msgpack_pack_nil(pk); break;
+    }
+}
+
+int wire_encode_buf(const wire_msg_t *m, char **buf, size_t *len, char *err) {
+    *buf = NULL;
+    *len = 0;
+    int rc = wire_validate(m, NULL, err);
+    if (rc) return rc;
+    uint32_t req = k_rules[m->type].req, opt = k_rules[m->type].opt, fields = req;
+    for (int i = 0; i < N_FIELDS; i++)
+        if ((opt & (1u << i)) && field_set(m, 1u << i)) fields |= 1u << i;
+    int n = 2;
+    for (int i = 0; i < N_FIELDS; i++) n += (fields >> i) & 1;
+
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, (size_t)n);
+    pack_str(&pk, "v");
+    msgpack_pack_uint32(&pk, WIRE_VERSION);
+    pack_str(&pk, "type");
+    pack_str(&pk, wire_type_name(m->type));
+    for (int i = 0; i < N_FIELDS; i++)
+        if (fields & (1u << i)) pack_field(&pk, m, 1u << i);
+    /* sbuffer writes report allocation failure only through a short buffer: re-check the size
+     * by packing into a counter would double the work; a NULL data pointer means it failed. */
+    if (!sb.data) {
+        msgpack_sbuffer_destroy(&sb);
+        return hired_errf(err, HIRED_ENOMEM, "%s: out of memory encoding header", wire_type_name(m->type));
+    }
+    if (sb.size > WIRE_MAX_HEADER) {
+        size_t sz = sb.size;
+        msgpack_sbuffer_destroy(&sb);
+        return hired_errf(err, HIRED_ERANGE, "%s: header is %zu bytes, limit %u", wire_type_name(m->type),
+                          sz, WIRE_MAX_HEADER);
+    }
+    *buf = sb.data;
+    *len = sb.size;
+    return HIRED_OK;
+}
+
+static void free_buf(void *data, void *hint) {
+    (void)hint;
+    free(data);
+}
+
+int wire_encode(const wire_msg_t *m, zmq_msg_t *out, char *err) {
+    char *buf;
+    size_t len;
+    int rc = wire_encode_buf(m, &buf, &len, err);
+    if (rc) return rc;
+    if (zmq_msg_init_data(out, buf, len, free_buf, NULL) != 0) {
+        free(buf);
+        return hired_errf(err, HIRED_ENOMEM, "zmq_msg_init_data failed");
+    }
+    return HIRED_OK;
+}
+
+// ---- decoding step 1: bounded structural scan -------------------------------------------------
+
+static uint64_t rd_be(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
+    return v;
+}
+
+/* Walks one object at p[*pos], checking lengths against n. 0 or HIRED_EPROTO. */
+static int scan(const uint8_t *p, size_t n, size_t *pos, int depth, char *err) {
+    if (depth > WIRE_MAX_DEPTH)
+        return hired_errf(err, HIRED_EPROTO, "header nests deeper than %d levels", WIRE_MAX_DEPTH);
+    if (*pos >= n) return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
+    uint8_t b = p[(*pos)++];
+    size_t left = n - *pos;
+    uint64_t count = 0, skip = 0;
+    int lenbytes = 0, kind = 0; /* kind: 0 scalar/bytes, 1 array, 2 map */
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return HIRED_OK;
+    if (b >= 0x80 && b <= 0x8f) { kind = 2; count = b & 0x0f; }
+    else if (b >= 0x90 && b <= 0x9f) { kind = 1; count = b & 0x0f; }
+    else if (b >= 0xa0 && b <= 0xbf) { skip = b & 0x1f; }
+    else switch (b) {
+        case 0xc4: case 0xd9: lenbytes = 1; break;
+        case 0xc5: case 0xda: lenbytes = 2; break;
+        case 0xc6: case 0xdb: lenbytes = 4; break;
+        case 0xc7: lenbytes = 1; skip = 1; break; /* ext: + type byte */
+        case 0xc8: lenbytes = 2; skip = 1; break;
+        case 0xc9: lenbytes = 4; skip = 1; break;
+        case 0xca: skip = 4; break;
+        case 0xcb: skip = 8; break;
+        case 0xcc: case 0xd0: skip = 1; break;
+        case 0xcd: case 0xd1: skip = 2; break;
+        case 0xce: case 0xd2: skip = 4; break;
+        case 0xcf: case 0xd3: skip = 8; break;
+        case 0xd4: skip = 2; break;
+        case 0xd5: skip = 3; break;
+        case 0xd6: skip = 5; break;
+        case 0xd7: skip = 9; break;
+        case 0xd8: skip = 17; break;
+        case 0xdc: kind = 1; lenbytes = 2; break;
+        case 0xdd: kind = 1; lenbytes = 4; break;
+        case 0xde: kind = 2; lenbytes = 2; break;
+        case 0xdf: kind = 2; lenbytes = 4; break;
+        default: return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (byte 0x%02x)", b);
+        }
+    if (lenbytes) {
+        if (left < (size_t)lenbytes)
+            return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
+        uint64_t v = rd_be(p + *pos, lenbytes);
+        *pos += (size_t)lenbytes;
+        left -= (size_t)lenbytes;
+        if (kind) count = v; else skip += v;
+    }
+    if (kind == 0) {
+        if (skip > left) return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
+        *pos += (size_t)skip;
+        return HIRED_OK;
+    }
+    /* Every element takes at least one byte, so a count above what is left is a lie. */
+    uint64_t elems = kind == 2 ? count * 2 : count;
+    if (elems > left)
+        return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (%s of %llu elements in %zu bytes)",
+                          kind == 2 ? "map" : "array", (unsigned long long)count, left);
+    for (uint64_t i = 0; i < elems; i++) {
+        int rc = scan(p, n, pos, depth + 1, err);
+        if (rc) return rc;
+    }
+    return HIRED_OK;
+}
+
+// ---- decoding step 3: field parsers ---------------------------------------------------------
+
+typedef struct {
+    const char *tn; /* message type name for errors */
+    char *err;
+} ctx_t;
+
+static bool key_is(const msgpack_object *k, const char *s) {
+    size_t n = strlen(s);
+    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+static int type_err(ctx_t *c, const char *field, const char *what) {
+    return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' must be %s", c->tn, field, what);
+}
+
+static int get_u64(ctx_t *c, const msgpack_object *o, const char *f, uint64_t max, uint64_t *out) {
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return type_err(c, f, "a non-negative integer");
+    if (o->via.u64 > max)
+        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %llu, limit %llu", c->tn, f,
+                          (unsigned long long)o->via.u64, (unsigned long long)max);
+    *out = o->via.u64;
+    return HIRED_OK;
+}
+
+static int get_u32(ctx_t *c, const msgpack_object *o, const char *f, uint32_t max, uint32_t *out) {
+    uint64_t v = 0;
+    int rc = get_u64(c, o, f, max, &v);
+    if (rc == 0) *out = (uint32_t)v;
+    return rc;
+}
+
+static int get_i32(ctx_t *c, const msgpack_object *o, const char *f, int32_t *out) {
+    int64_t v;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > INT32_MAX) return type_err(c, f, "a 32-bit integer");
+        v = (int64_t)o->via.u64;
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        if (o->via.i64 < INT32_MIN) return type_err(c, f, "a 32-bit integer");
+        v = o->via.i64;
+    } else {
+        return type_err(c, f, "an integer");
+    }
+    *out = (int32_t)v;
+    return HIRED_OK;
+}
+
+static int get_double(ctx_t *c, const msgpack_object *o, const char *f, double *out) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: *out = o->via.f64; break;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)o->via.u64; break;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)o->via.i64; break;
+    default: return type_err(c, f, "a number");
+    }
+    if (!isfinite(*out)) return type_err(c, f, "a finite number");
+    return HIRED_OK;
+}
+
+static int get_bool(ctx_t *c, const msgpack_object *o, const char *f, bool *out) {
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) return type_err(c, f, "a boolean");
+    *out = o->via.boolean;
+    return HIRED_OK;
+}
+
+/* String into a fixed buffer of cap+1 bytes. */
+static int get_fixed(ctx_t *c, const msgpack_object *o, const char *f, char *dst, size_t cap) {
+    if (o->type != MSGPACK_OBJECT_STR) return type_err(c, f, "a string");
+    size_t n = o->via.str.size;
+    if (n == 0) return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' is empty", c->tn, f);
+    if (n > cap)
+        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %zu bytes, limit %zu", c->tn, f, n, cap);
+    if (memchr(o->via.str.ptr, 0, n))
+        return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' contains a NUL byte", c->tn, f);
+    memcpy(dst, o->via.str.ptr, n);
+    dst[n] = 0;
+    return HIRED_OK;
+}
+
+/* String into an owned allocation (limit checked here so huge ones are not copied). */
+static int get_owned(ctx_t *c, const msgpack_object *o, const char *f, size_t cap, char **dst) {
+    if (o->type != MSGPACK_OBJECT_STR) return type_err(c, f, "a string");
+    size_t n = o->via.str.size;
+    if (n > cap)
+        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %zu bytes, limit %zu", c->tn, f, n, cap);
+    if (memchr(o->via.str.ptr, 0, n))
+        return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' contains a NUL byte", c->tn, f);
+    char *s = mem_alloc(n + 1);
+    if (!s) return hired_errf(c->err, HIRED_ENOMEM, "out of memory");
+    memcpy(s, o->via.str.ptr, n);
+    s[n] = 0;
+    mem_free(*dst);
+    *dst = s;
+    return HIRED_OK;
+}
+
+static int get_pair(ctx_t *c, const msgpack_object *o, const char *f, uint32_t out[2]) {
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2)
+        return type_err(c, f, "an array of 2 non-negative integers");
+    for (int i = 0; i < 2; i++) {
+        int rc = get_u32(c, &o->via.array.ptr[i], f, 1u << 20, &out[i]);
+        if (rc) return rc;
+    }
+    return HIRED_OK;
+}
+
+/* Iterates a sub-map with a per-key callback, rejecting non-string and duplicate keys. */
+typedef int (*sub_fn)(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen);
+
+static int get_submap(ctx_t *c, const msgpack_object *o, const char *f, sub_fn fn, void *dst) {
+    if (o->type != MSGPACK_OBJECT_MAP) return type_err(c, f, "a map");
+    uint32_t seen = 0;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR)
+            return hired_errf(c->err, HIRED_EPROTO, "%s: '%s' has a key that is not a string", c->tn, f);
+        int rc = fn(c, &kv->key, &kv->val, dst, &seen);
+        if (rc) return rc;
+    }
+    return HIRED_OK;
+}
+
+static int unknown_sub(ctx_t *c, const char *f, const msgpack_object *k) {
+    int n = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
+    return hired_errf(c->err, HIRED_EPROTO, "%s: unknown key '%s.%.*s'", c->tn, f, n, k->via.str.ptr);
+}
+
+static int dup_check(ctx_t *c, const char *f, int i, uint32_t *seen) {
+    if (*seen & (1u << i)) return hired_errf(c->err, HIRED_EPROTO, "%s: duplicate key in '%s'", c->tn, f);
+    *seen |= 1u << i;
+    return HIRED_OK;
+}
+
+static int params_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+    wire_params_t *p = dst;
+    static const char *const keys[] = {"max_tokens", "temperature", "top_p", "top_k", "seed",
+                                       "budget", "strategy", "alpha", "newline", "stream"};
+    for (int i = 0; i < (int)ARRAY_LEN(keys); i++) {
+        if (!key_is(k, keys[i])) continue;
+        int rc = dup_check(c, "params", i, seen);
+        if (rc) return rc;
+        char name[32];
+        snprintf(name, sizeof name, "params.%s", keys[i]);
+        uint64_t u;
+        switch (i) {
+        case 0: return get_i32(c, v, name, &p->max_tokens);
+        case 1: return get_double(c, v, name, &p->temperature);
+        case 2: return get_double(c, v, name, &p->top_p);
+        case 3: return get_i32(c, v, name, &p->top_k);
+        case 4: rc = get_u64(c, v, name, UINT64_MAX, &u); if (!rc) p->seed = u; return rc;
+        case 5: return get_double(c, v, name, &p->budget);
+        case 6: return get_fixed(c, v, name, p->strategy, WIRE_MAX_STRATEGY);
+        case 7: return get_double(c, v, name, &p->alpha);
+        case 8: return get_fixed(c, v, name, p->newline, WIRE_MAX_NEWLINE);
+        default: return get_bool(c, v, name, &p->stream);
+        }
+    }
+    return unknown_sub(c, "params", k);
+}
+
+static int usage_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+    wire_usage_t *u = dst;
+    static const char *const keys[] = {"prompt_tokens", "image_tokens", "completion_tokens"};
+    uint32_t *vals[] = {&u->prompt_tokens, &u->image_tokens, &u->completion_tokens};
+    for (int i = 0; i < 3; i++)
+        if (key_is(k, keys[i])) {
+            int rc = dup_check(c, "usage", i, seen);
+            return rc ? rc : get_u32(c, v, keys[i], UINT32_MAX, vals[i]);
+        }
+    return unknown_sub(c, "usage", k);
+}
+
+static int timings_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+    wire_msg_t *m = dst;
+    for (int s = 0; s < WIRE_STAGE_COUNT; s++)
+        if (key_is(k, k_stage_names[s])) {
+            int rc = dup_check(c, "timings", s, seen);
+            if (rc) return rc;
+            rc = get_double(c, v, k_stage_names[s], &m->timings[s]);
+            if (rc) return rc;
+            m->timings_mask |= 1u << s;
+            return HIRED_OK;
+        }
+    return unknown_sub(c, "timings", k);
+}
+
+static int get_bin(ctx_t *c, const msgpack_object *o, const char *f, size_t cap, const char **ptr, size_t *n) {
+    if (o->type != MSGPACK_OBJECT_BIN) return type_err(c, f, "binary");
+    if (o->via.bin.size > cap)
+        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %u bytes, limit %zu", c->tn, f,
+                          o->via.bin.size, cap);
+    *ptr = o->via.bin.ptr;
+    *n = o->via.bin.size;
+    return HIRED_OK;
+}
+
+/* Parses one top-level field (bit) of m from v. */
+static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, size_t *pos_bytes,
+                       const char **pos_ptr, const wire_limits_t *lim) {
+    const char *f = k_field_names[field_index(bit)];
+    uint64_t u;
+    int rc;
+    switch (bit) {
+    case WIRE_F_ID: return get_fixed(c, v, f, m->id, WIRE_MAX_ID);
+    case WIRE_F_MODEL: return get_fixed(c, v, f, m->model, WIRE_MAX_MODEL);
+    case WIRE_F_SERVICE: return get_fixed(c, v, f, m->service, WIRE_MAX_SERVICE);
+    case WIRE_F_PROMPT:
+        if (v->type == MSGPACK_OBJECT_STR && v->via.str.size > lim->max_prompt)
+            return hired_errf(c->err, HIRED_ERANGE, "%s: prompt is %u bytes, limit %zu", c->tn,
+                              v->via.str.size, lim->max_prompt);
+        return get_owned(c, v, f, lim->max_prompt, &m->prompt);
+    case WIRE_F_PARAMS: return get_submap(c, v, f, params_kv, &m->params);
+    case WIRE_F_DEADLINE: return get_u32(c, v, f, 86400000u, &m->deadline_ms);
+    case WIRE_F_ATTEMPT: return get_u32(c, v, f, 1000, &m->attempt);
+    case WIRE_F_CAPACITY: return get_u32(c, v, f, UINT32_MAX, &m->capacity);
+    case WIRE_F_EPOCH: rc = get_u64(c, v, f, UINT64_MAX, &u); if (!rc) m->epoch = u; return rc;
+    case WIRE_F_ATTACHED: return get_bool(c, v, f, &m->attached);
+    case WIRE_F_SEQ: return get_u32(c, v, f, UINT32_MAX, &m->seq);
+    case WIRE_F_TOKEN: return get_i32(c, v, f, &m->token);
+    case WIRE_F_TEXT:
+        return get_owned(c, v, f, m->type == WIRE_TOKEN ? WIRE_MAX_TOKEN_TEXT : WIRE_MAX_TEXT, &m->text);
+    case WIRE_F_CODE: return get_i32(c, v, f, &m->code);
+    case WIRE_F_MESSAGE: return get_owned(c, v, f, WIRE_MAX_MESSAGE, &m->message);
+    case WIRE_F_RETRY: return get_u32(c, v, f, 3600000u, &m->retry_ms);
+    case WIRE_F_FINISH: return get_fixed(c, v, f, m->finish, WIRE_MAX_FINISH);
+    case WIRE_F_USAGE: return get_submap(c, v, f, usage_kv, &m->usage);
+    case WIRE_F_TIMINGS: return get_submap(c, v, f, timings_kv, m);
+    case WIRE_F_KEPT: return get_u32(c, v, f, WIRE_MAX_KEPT, &m->kept);
+    case WIRE_F_DIM: return get_u32(c, v, f, WIRE_MAX_DIM, &m->dim);
+    case WIRE_F_DTYPE: {
+        char s[8];
+        rc = get_fixed(c, v, f, s, 4);
+        if (rc) return rc;
+        for (size_t i = 0; i < ARRAY_LEN(k_dtype_names); i++)
+            if (strcmp(s, k_dtype_names[i]) == 0) {
+                m->dtype = (wire_dtype_t)i;
+                return HIRED_OK;
+            }
+        return type_err(c, f, "f16, bf16 or f32");
+    }
+    case WIRE_F_GRID: return get_pair(c, v, f, m->grid);
+    case WIRE_F_IMAGE_SIZE: return get_pair(c, v, f, m->image_size);
+    case WIRE_F_POSITIONS: return get_bin(c, v, f, (size_t)WIRE_MAX_KEPT * 6, pos_ptr, pos_bytes);
+    case WIRE_F_META: {
+        const char *p = NULL;
+        size_t n = 0;
+        rc = get_bin(c, v, f, WIRE_MAX_META, &p, &n);
+        if (rc) return rc;
+        if (wire_msg_set_meta(m, p, n)) return hired_errf(c->err, HIRED_ENOMEM, "out of memory");
+        if (!m->meta) m->meta = mem_alloc(1); /* present but empty */
+        return m->meta ? HIRED_OK : hired_errf(c->err, HIRED_ENOMEM, "out of memory");
+    }
+    default: return hired_errf(c->err, HIRED_EPROTO, "%s: internal: unhandled field", c->tn);
+    }
+}
+
+// ---- decoding: the driver ---------------------------------------------------------------------
+
+static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wire_msg_t *m, char *err) {
+    if (root->type != MSGPACK_OBJECT_MAP)
+        return hired_errf(err, HIRED_EPROTO, "header must be a msgpack map");
+    const msgpack_object_map *map = &root->via.map;
+    const msgpack_object *v = NULL, *type = NULL, *id = NULL;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return hired_errf(err, HIRED_EPROTO, "header has a key that is not a string");
+        if (key_is(k, "v")) v = v ? root : &map->ptr[i].val;
+        else if (key_is(k, "type")) type = type ? root : &map->ptr[i].val;
+        else if (key_is(k, "id")) id = &map->ptr[i].val;
+    }
+    if (v == root || type == root) return hired_errf(err, HIRED_EPROTO, "header has a duplicate key");
+    if (!v) return hired_errf(err, HIRED_EPROTO, "header: missing field 'v' (protocol version)");
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return hired_errf(err, HIRED_EPROTO, "header: field 'v' must be a non-negative integer");
+    /* Read the type before judging the version so the reply can say what it refused. */
+    if (type && type->type == MSGPACK_OBJECT_STR)
+        for (int t = 1; t < WIRE_TYPE_COUNT; t++)
+            if (key_is(type, k_type_names[t])) m->type = (wire_type_t)t;
+    ctx_t c = {m->type ? wire_type_name(m->type) : "header", err};
+    if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size <= WIRE_MAX_ID) {
+        char tmp[WIRE_MAX_ID + 1];
+        if (get_fixed(&c, id, "id", tmp, WIRE_MAX_ID) == 0 && charset_ok(tmp, "._:-")) strcpy(m->id, tmp);
+    }
+    if (v->via.u64 != WIRE_VERSION)
+        return hired_errf(err, HIRED_EPROTO, "protocol version %llu not supported (this peer speaks version %d)",
+                          (unsigned long long)v->via.u64, WIRE_VERSION);
+    if (!type) return hired_errf(err, HIRED_EPROTO, "header: missing field 'type'");
+    if (type->type != MSGPACK_OBJECT_STR) return hired_errf(err, HIRED_EPROTO, "header: field 'type' must be a string");
+    if (m->type == WIRE_NONE) {
+        int n = type->via.str.size > 32 ? 32 : (int)type->via.str.size;
+        return hired_errf(err, HIRED_EPROTO, "unknown message type '%.*s'", n, type->via.str.ptr);
+    }
+    /* Fill defaults now that the type is known (params are optional in SUBMIT). */
+    wire_type_t t = m->type;
+    char keep_id[WIRE_MAX_ID + 1];
+    strcpy(keep_id, m->id);
+    wire_msg_init(m, t);
+    strcpy(m->id, keep_id);
+
+    uint32_t allowed = k_rules[t].req | k_rules[t].opt;
+    const char *pos_ptr = NULL;
+    size_t pos_bytes = 0;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key, *val = &map->ptr[i].val;
+        if (key_is(k, "v") || key_is(k, "type")) continue;
+        int fi = -1;
+        for (int j = 0; j < N_FIELDS; j++)
+            if (key_is(k, k_field_names[j])) fi = j;
+        uint32_t bit = fi >= 0 ? 1u << fi : 0;
+        if (!(bit & allowed)) {
+            int n = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
+            return hired_errf(err, HIRED_EPROTO, "%s: unknown field '%.*s'", c.tn, n, k->via.str.ptr);
+        }
+        if (m->present & bit)
+            return hired_errf(err, HIRED_EPROTO, "%s: duplicate field '%s'", c.tn, k_field_names[fi]);
+        m->present |= bit;
+        int rc = parse_field(&c, m, bit, val, &pos_bytes, &pos_ptr, lim);
+        if (rc) return rc;
+    }
+    uint32_t missing = k_rules[t].req & ~m->present;
+    if (missing)
+        return hired_errf(err, HIRED_EPROTO, "%s: missing field '%s'", c.tn, k_field_names[field_index(missing & -missing)]);
+    /* The encoder-result fields travel together. */
+    uint32_t res = m->present & F_RESULT;
+    if (res && res != F_RESULT)
+        return hired_errf(err, HIRED_EPROTO, "%s: missing field '%s'", c.tn,
+                          k_field_names[field_index((F_RESULT & ~res) & -(F_RESULT & ~res))]);
+    if (t == WIRE_JOB && strcmp(m->service, "decode") == 0 && !res)
+        return hired_errf(err, HIRED_EPROTO, "JOB: a decode job needs the encoder result (field 'kept')");
+    if (res) {
+        if (pos_bytes != (size_t)m->kept * 6)
+            return hired_errf(err, HIRED_EPROTO, "%s: positions is %zu bytes, expected kept*6 = %zu", c.tn,
+                              pos_bytes, (size_t)m->kept * 6);
+        m->positions = mem_alloc(pos_bytes ? pos_bytes : 1);
+        if (!m->positions) return hired_errf(err, HIRED_ENOMEM, "out of memory");
+        for (size_t i = 0; i < pos_bytes / 2; i++)
+            m->positions[i] = (uint16_t)((uint8_t)pos_ptr[2 * i] | ((uint8_t)pos_ptr[2 * i + 1] << 8));
+    }
+    /* Required strings must not be empty (an empty prompt, text or message is allowed only
+     * where the field is optional or the text of a token). */
+    if ((k_rules[t].req & WIRE_F_PROMPT) && !m->prompt)
+        return hired_errf(err, HIRED_EPROTO, "%s: missing field 'prompt'", c.tn);
+    return wire_validate(m, lim, err);
+}
+
+int wire_decode(const void *buf, size_t len, const wire_limits_t *lim_in, wire_msg_t *m, char *err) {
+    memset(m, 0, sizeof *m);
+    wire_limits_t lim = wire_limits_resolve(lim_in);
+    if (len > lim.max_header)
+        return hired_errf(err, HIRED_ERANGE, "header is %zu bytes, limit %zu", len, lim.max_header);
+    if (len == 0) return hired_errf(err, HIRED_EPROTO, "header frame is empty");
+    size_t pos = 0;
+    int rc = scan(buf, len, &pos, 0, err);
+    if (rc) return rc;
+    if (pos != len)
+        return hired_errf(err, HIRED_EPROTO, "header has %zu trailing bytes after the msgpack map", len - pos);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack_next(&up, buf, len, &off);
+    if (ur == MSGPACK_UNPACK_NOMEM_ERROR) rc = hired_errf(err, HIRED_ENOMEM, "out of memory decoding header");
+    else if (ur != MSGPACK_UNPACK_SUCCESS || off != len)
+        rc = hired_errf(err, HIRED_EPROTO, "header is not valid msgpack");
+    else
+        rc = decode_root(&up.data, &lim, m, err);
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+// ---- payload frames -----------------------------------------------------------------------------
+
+int wire_check_payloads(const wire_msg_t *m, int n, const size_t *sizes, const wire_limits_t *lim_in,
+                        char *err) {
+    if (m->type <= WIRE_NONE || m->type >= WIRE_TYPE_COUNT)
+        return hired_errf(err, HIRED_EPROTO, "unknown message type %d", (int)m->type);
+    wire_limits_t lim = wire_limits_resolve(lim_in);
+    const char *tn = wire_type_name(m->type);
+    int want = k_rules[m->type].payloads;
+    if (n != want)
+        return hired_errf(err, HIRED_EPROTO, "%s: expected %d payload frame%s after the header, got %d", tn,
+                          want, want == 1 ? "" : "s", n);
+    for (int i = 0; i < n; i++)
+        if (sizes[i] > lim.max_frame)
+            return hired_errf(err, HIRED_ERANGE, "%s: payload frame is %zu bytes, limit %zu", tn, sizes[i],
+                              lim.max_frame);
+    bool image = m->type == WIRE_SUBMIT || (m->type == WIRE_JOB && strcmp(m->service, "encode") == 0);
+    bool tensor = m->type == WIRE_RESULT || (m->type == WIRE_JOB && strcmp(m->service, "decode") == 0);
+    if (image) {
+        if (sizes[0] == 0) return hired_errf(err, HIRED_EPROTO, "%s: image frame is empty", tn);
+        if (sizes[0] > lim.max_image)
+            return hired_errf(err, HIRED_ERANGE, "%s: image is %zu bytes, limit %zu", tn, sizes[0],
+                              lim.max_image);
+    }
+    if (tensor) {
+        uint64_t want_bytes = (uint64_t)m->kept * m->dim * wire_dtype_size(m->dtype);
+        if (sizes[0] != want_bytes)
+            return hired_errf(err, HIRED_EPROTO, "%s: tensor frame is %zu bytes, expected [%u, %u] %s = %llu",
+                              tn, sizes[0], m->kept, m->dim, wire_dtype_name(m->dtype),
+                              (unsigned long long)want_bytes);
+    }
+    return HIRED_OK;
+}

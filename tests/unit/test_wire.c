@@ -1,0 +1,349 @@
+/* test_wire.c — wire header encode/decode: a round trip per message type, every rejection rule
+ * with the field named in the message, the msgpack allocation-bomb guard, payload frame rules,
+ * and an allocation-failure sweep through the mem.c hook. */
+#include <msgpack.h>
+#include <string.h>
+
+#include "mem.h"
+#include "test.h"
+#include "wire.h"
+
+static char g_err[HIRED_ERR_LEN];
+
+/* Encodes m, decodes it back into out; returns the decode code. */
+static int roundtrip(const wire_msg_t *m, wire_msg_t *out) {
+    char *buf;
+    size_t len;
+    int rc = wire_encode_buf(m, &buf, &len, g_err);
+    CHECK_MSG(rc == 0, "encode %s: %s", wire_type_name(m->type), g_err);
+    if (rc) return rc;
+    rc = wire_decode(buf, len, NULL, out, g_err);
+    CHECK_MSG(rc == 0, "decode %s: %s", wire_type_name(m->type), g_err);
+    free(buf);
+    return rc;
+}
+
+static void test_roundtrip(void) {
+    wire_msg_t m, d;
+    wire_msg_init(&m, WIRE_SUBMIT);
+    strcpy(m.id, "job-1.a:b");
+    strcpy(m.model, "llava-hf/llava-v1.6-vicuna-7b-hf");
+    wire_msg_set_prompt(&m, "USER: <image>\nWhat is this? ASSISTANT:");
+    m.params.max_tokens = 77;
+    m.params.temperature = 0.7;
+    m.params.top_k = 40;
+    m.params.seed = 0xfeedfacecafebeefull;
+    strcpy(m.params.strategy, "prumerge+");
+    strcpy(m.params.newline, "none");
+    m.params.stream = false;
+    m.deadline_ms = 1234;
+    if (roundtrip(&m, &d) == 0) {
+        CHECK(d.type == WIRE_SUBMIT && strcmp(d.id, m.id) == 0 && strcmp(d.model, m.model) == 0);
+        CHECK(strcmp(d.prompt, m.prompt) == 0);
+        CHECK_EQ_INT(d.params.max_tokens, 77);
+        CHECK_NEAR(d.params.temperature, 0.7, 0);
+        CHECK_EQ_INT(d.params.top_k, 40);
+        CHECK(d.params.seed == 0xfeedfacecafebeefull);
+        CHECK(strcmp(d.params.strategy, "prumerge+") == 0 && strcmp(d.params.newline, "none") == 0);
+        CHECK(!d.params.stream && d.deadline_ms == 1234);
+        CHECK((d.present & (WIRE_F_PARAMS | WIRE_F_DEADLINE)) == (WIRE_F_PARAMS | WIRE_F_DEADLINE));
+    }
+    wire_msg_clear(&d);
+    wire_msg_clear(&m);
+
+    wire_msg_init(&m, WIRE_RESULT);
+    strcpy(m.id, "r1");
+    m.kept = 3;
+    m.dim = 1024;
+    m.dtype = WIRE_DTYPE_BF16;
+    m.grid[0] = 2, m.grid[1] = 3;
+    m.image_size[0] = 640, m.image_size[1] = 480;
+    uint16_t pos[9] = {0, 1, 2, 1, 23, 23, 4, 0, 65535};
+    wire_msg_set_positions(&m, pos, 3);
+    wire_msg_set_meta(&m, "\x01\x02\x00\x03", 4);
+    m.timings[WIRE_STAGE_VIT] = 12.5;
+    m.timings[WIRE_STAGE_SELECT] = 0.25;
+    m.timings_mask = (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
+    if (roundtrip(&m, &d) == 0) {
+        CHECK(d.kept == 3 && d.dim == 1024 && d.dtype == WIRE_DTYPE_BF16);
+        CHECK(d.grid[0] == 2 && d.grid[1] == 3 && d.image_size[0] == 640 && d.image_size[1] == 480);
+        CHECK(memcmp(d.positions, pos, sizeof pos) == 0);
+        CHECK(d.meta_len == 4 && memcmp(d.meta, "\x01\x02\x00\x03", 4) == 0);
+        CHECK(d.timings_mask == m.timings_mask && d.timings[WIRE_STAGE_VIT] == 12.5);
+        size_t sz = 3 * 1024 * 2;
+        CHECK(wire_check_payloads(&d, 1, &sz, NULL, g_err) == 0);
+        sz--;
+        CHECK(wire_check_payloads(&d, 1, &sz, NULL, g_err) == HIRED_EPROTO);
+        CHECK(strstr(g_err, "tensor frame") != NULL);
+    }
+    /* A decode JOB carries the same result fields. */
+    wire_msg_t j;
+    wire_msg_init(&j, WIRE_JOB);
+    strcpy(j.id, "r1");
+    strcpy(j.service, "decode");
+    strcpy(j.model, "m");
+    wire_msg_set_prompt(&j, "p");
+    j.attempt = 2;
+    CHECK(wire_validate(&j, NULL, g_err) != 0); /* decode job without result */
+    CHECK(wire_msg_copy_result(&j, &m) == 0);
+    wire_msg_t dj;
+    if (roundtrip(&j, &dj) == 0) CHECK(dj.kept == 3 && dj.attempt == 2 && memcmp(dj.positions, pos, sizeof pos) == 0);
+    wire_msg_clear(&dj);
+    wire_msg_clear(&j);
+    wire_msg_clear(&d);
+    wire_msg_clear(&m);
+
+    wire_msg_init(&m, WIRE_DONE);
+    strcpy(m.id, "x");
+    m.usage.prompt_tokens = 10, m.usage.completion_tokens = 5;
+    strcpy(m.finish, "length");
+    wire_msg_set_text(&m, "hello world");
+    if (roundtrip(&m, &d) == 0) {
+        CHECK(d.usage.prompt_tokens == 10 && d.usage.completion_tokens == 5 && d.usage.image_tokens == 0);
+        CHECK(strcmp(d.finish, "length") == 0 && strcmp(d.text, "hello world") == 0);
+        CHECK(!(d.present & WIRE_F_TIMINGS));
+    }
+    wire_msg_clear(&d);
+    wire_msg_clear(&m);
+
+    wire_msg_init(&m, WIRE_TOKEN);
+    strcpy(m.id, "x");
+    m.seq = 7;
+    m.token = -1;
+    wire_msg_set_text(&m, "");
+    if (roundtrip(&m, &d) == 0) CHECK(d.seq == 7 && d.token == -1 && d.text && d.text[0] == 0);
+    wire_msg_clear(&d);
+    wire_msg_clear(&m);
+
+    wire_msg_init(&m, WIRE_ERROR);
+    m.code = HIRED_ETIMEOUT;
+    wire_msg_set_message(&m, "deadline passed");
+    if (roundtrip(&m, &d) == 0) CHECK(d.code == HIRED_ETIMEOUT && d.id[0] == 0 && strcmp(d.message, "deadline passed") == 0);
+    wire_msg_clear(&d);
+    wire_msg_clear(&m);
+
+    wire_type_t simple[] = {WIRE_STATUS, WIRE_HEARTBEAT, WIRE_DISCONNECT, WIRE_STATUS_REPLY};
+    for (size_t i = 0; i < ARRAY_LEN(simple); i++) {
+        wire_msg_init(&m, simple[i]);
+        m.epoch = simple[i] == WIRE_HEARTBEAT ? 99 : 0;
+        if (roundtrip(&m, &d) == 0) CHECK(d.type == simple[i] && d.epoch == m.epoch);
+        wire_msg_clear(&d);
+    }
+    wire_msg_init(&m, WIRE_READY);
+    strcpy(m.service, "encode");
+    strcpy(m.model, "m");
+    m.capacity = 4;
+    if (roundtrip(&m, &d) == 0) CHECK(d.capacity == 4 && strcmp(d.service, "encode") == 0);
+    wire_msg_clear(&d);
+    m.capacity = 0;
+    CHECK(wire_validate(&m, NULL, g_err) != 0 && strstr(g_err, "capacity"));
+    m.capacity = 5000;
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_ERANGE && strstr(g_err, "capacity"));
+    wire_msg_init(&m, WIRE_BUSY);
+    strcpy(m.id, "b");
+    strcpy(m.service, "decode");
+    m.retry_ms = 500;
+    if (roundtrip(&m, &d) == 0) CHECK(d.retry_ms == 500);
+    wire_msg_clear(&d);
+    wire_msg_init(&m, WIRE_ACCEPTED);
+    strcpy(m.id, "a");
+    m.attached = true;
+    m.epoch = 5;
+    if (roundtrip(&m, &d) == 0) CHECK(d.attached && d.epoch == 5);
+    wire_msg_clear(&d);
+}
+
+// ---- hand-made headers --------------------------------------------------------------------------
+
+typedef struct {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+} raw_t;
+
+static void raw_begin(raw_t *r, size_t n) {
+    msgpack_sbuffer_init(&r->sb);
+    msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&r->pk, n);
+}
+static void raw_str(raw_t *r, const char *s) { msgpack_pack_str_with_body(&r->pk, s, strlen(s)); }
+static void raw_kv(raw_t *r, const char *k, const char *v) { raw_str(r, k); raw_str(r, v); }
+
+/* Decodes r's bytes, expects code and a message containing want; frees r. */
+static void expect(raw_t *r, int code, const char *want, int line) {
+    wire_msg_t m;
+    int rc = wire_decode(r->sb.data, r->sb.size, NULL, &m, g_err);
+    CHECK_MSG(rc == code, "line %d: rc %d, want %d (%s)", line, rc, code, g_err);
+    if (want) CHECK_MSG(strstr(g_err, want) != NULL, "line %d: '%s' lacks '%s'", line, g_err, want);
+    wire_msg_clear(&m);
+    msgpack_sbuffer_destroy(&r->sb);
+}
+#define EXPECT(r, code, want) expect(r, code, want, __LINE__)
+
+static void raw_submit_head(raw_t *r, size_t extra) {
+    raw_begin(r, 5 + extra);
+    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, 1);
+    raw_kv(r, "type", "SUBMIT");
+    raw_kv(r, "id", "j1");
+    raw_kv(r, "model", "m");
+    raw_kv(r, "prompt", "hi");
+}
+
+static void test_rejections(void) {
+    raw_t r;
+    raw_begin(&r, 2);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 2);
+    raw_kv(&r, "type", "SUBMIT");
+    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 1)");
+    raw_begin(&r, 1);
+    raw_kv(&r, "type", "SUBMIT");
+    EXPECT(&r, HIRED_EPROTO, "missing field 'v'");
+    raw_begin(&r, 2);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_kv(&r, "type", "FROB");
+    EXPECT(&r, HIRED_EPROTO, "unknown message type 'FROB'");
+    raw_begin(&r, 4);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "j1");
+    raw_kv(&r, "prompt", "x");
+    EXPECT(&r, HIRED_EPROTO, "SUBMIT: missing field 'model'");
+    raw_submit_head(&r, 1);
+    raw_kv(&r, "colour", "red");
+    EXPECT(&r, HIRED_EPROTO, "unknown field 'colour'");
+    raw_submit_head(&r, 1);
+    raw_str(&r, "params"), msgpack_pack_map(&r.pk, 1), raw_kv(&r, "temprature", "x");
+    EXPECT(&r, HIRED_EPROTO, "unknown key 'params.temprature'");
+    raw_submit_head(&r, 1);
+    raw_str(&r, "params"), msgpack_pack_map(&r.pk, 1), raw_str(&r, "max_tokens"), msgpack_pack_int(&r.pk, 0);
+    EXPECT(&r, HIRED_ERANGE, "params.max_tokens");
+    raw_submit_head(&r, 1);
+    raw_str(&r, "params"), msgpack_pack_map(&r.pk, 1), raw_kv(&r, "strategy", "magic");
+    EXPECT(&r, HIRED_EPROTO, "unknown strategy 'magic'");
+    raw_submit_head(&r, 1);
+    raw_str(&r, "params"), msgpack_pack_map(&r.pk, 1), raw_kv(&r, "top_p", "high");
+    EXPECT(&r, HIRED_EPROTO, "'params.top_p' must be a number");
+    raw_submit_head(&r, 1);
+    raw_str(&r, "deadline_ms"), msgpack_pack_int(&r.pk, -5);
+    EXPECT(&r, HIRED_EPROTO, "'deadline_ms' must be a non-negative integer");
+    raw_submit_head(&r, 1);
+    raw_kv(&r, "id", "again");
+    EXPECT(&r, HIRED_EPROTO, "duplicate field 'id'");
+    raw_begin(&r, 5);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "bad id!");
+    raw_kv(&r, "model", "m");
+    raw_kv(&r, "prompt", "x");
+    EXPECT(&r, HIRED_EPROTO, "field 'id' must be");
+    raw_begin(&r, 5);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "j");
+    raw_kv(&r, "model", "m");
+    raw_str(&r, "prompt"), msgpack_pack_str_with_body(&r.pk, "a\0b", 3);
+    EXPECT(&r, HIRED_EPROTO, "NUL");
+    /* Oversized prompt: named with its size. */
+    char *big = malloc(WIRE_MAX_PROMPT + 2);
+    memset(big, 'a', WIRE_MAX_PROMPT + 1);
+    big[WIRE_MAX_PROMPT + 1] = 0;
+    raw_begin(&r, 5);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "j");
+    raw_kv(&r, "model", "m");
+    raw_kv(&r, "prompt", big);
+    EXPECT(&r, HIRED_ERANGE, "prompt is 65537 bytes, limit 65536");
+    free(big);
+    /* Not a map, trailing bytes, truncated, empty. */
+    raw_begin(&r, 0);
+    msgpack_pack_int(&r.pk, 3);
+    EXPECT(&r, HIRED_EPROTO, "trailing bytes");
+    wire_msg_t m;
+    CHECK(wire_decode("\x93\x01\x02\x03", 4, NULL, &m, g_err) == HIRED_EPROTO && strstr(g_err, "must be a msgpack map"));
+    CHECK(wire_decode("\x82\xa1v\x01", 4, NULL, &m, g_err) == HIRED_EPROTO && strstr(g_err, "msgpack"));
+    CHECK(wire_decode("\x81\xa4typ", 5, NULL, &m, g_err) == HIRED_EPROTO && strstr(g_err, "truncated"));
+    CHECK(wire_decode("", 0, NULL, &m, g_err) == HIRED_EPROTO);
+    CHECK(wire_decode("\xc1", 1, NULL, &m, g_err) == HIRED_EPROTO);
+    /* Allocation bombs: huge declared counts must be refused before msgpack-c allocates. */
+    CHECK(wire_decode("\xdd\xff\xff\xff\x0f", 5, NULL, &m, g_err) == HIRED_EPROTO && strstr(g_err, "elements"));
+    CHECK(wire_decode("\xdf\xff\xff\xff\xff", 5, NULL, &m, g_err) == HIRED_EPROTO);
+    CHECK(wire_decode("\xdb\xff\xff\xff\xff", 5, NULL, &m, g_err) == HIRED_EPROTO);
+    /* Deep nesting. */
+    char deep[32];
+    memset(deep, 0x91, sizeof deep);
+    deep[31] = 0x01;
+    CHECK(wire_decode(deep, sizeof deep, NULL, &m, g_err) == HIRED_EPROTO && strstr(g_err, "nests"));
+    /* Header limit. */
+    wire_limits_t lim = {.max_header = 8};
+    CHECK(wire_decode("\x82\xa1v\x01\xa4type\xa9HEARTBEAT", 18, &lim, &m, g_err) == HIRED_ERANGE &&
+          strstr(g_err, "limit 8"));
+    /* Version error keeps type and id so the reply can be addressed. */
+    raw_begin(&r, 3);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 9);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "keep-me");
+    CHECK(wire_decode(r.sb.data, r.sb.size, NULL, &m, g_err) == HIRED_EPROTO);
+    CHECK(m.type == WIRE_SUBMIT && strcmp(m.id, "keep-me") == 0);
+    wire_msg_clear(&m);
+    msgpack_sbuffer_destroy(&r.sb);
+    /* RESULT with positions of the wrong length. */
+    raw_begin(&r, 7);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_kv(&r, "type", "RESULT");
+    raw_kv(&r, "id", "j");
+    raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 2);
+    raw_str(&r, "dim"), msgpack_pack_uint32(&r.pk, 4);
+    raw_kv(&r, "dtype", "f16");
+    raw_str(&r, "positions"), msgpack_pack_bin_with_body(&r.pk, "123456", 6);
+    EXPECT(&r, HIRED_EPROTO, "positions is 6 bytes, expected kept*6 = 12");
+}
+
+static void test_payloads(void) {
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_SUBMIT);
+    size_t sz[2] = {0, 10};
+    CHECK(wire_check_payloads(&m, 0, sz, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "expected 1 payload frame"));
+    CHECK(wire_check_payloads(&m, 1, sz, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "image frame is empty"));
+    sz[0] = 2000;
+    wire_limits_t lim = {.max_image = 1000};
+    CHECK(wire_check_payloads(&m, 1, sz, &lim, g_err) == HIRED_ERANGE && strstr(g_err, "image is 2000 bytes, limit 1000"));
+    CHECK(wire_check_payloads(&m, 1, sz, NULL, g_err) == 0);
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    CHECK(wire_check_payloads(&m, 1, sz, NULL, g_err) == HIRED_EPROTO);
+    CHECK(wire_check_payloads(&m, 0, sz, NULL, g_err) == 0);
+}
+
+/* Every allocation of a decode may fail; the result is ENOMEM or success, never a leak. */
+static void test_oom(void) {
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_RESULT);
+    strcpy(m.id, "o");
+    m.kept = 2, m.dim = 2;
+    uint16_t pos[6] = {1, 2, 3, 4, 5, 6};
+    wire_msg_set_positions(&m, pos, 2);
+    wire_msg_set_meta(&m, "mm", 2);
+    char *buf;
+    size_t len;
+    CHECK(wire_encode_buf(&m, &buf, &len, g_err) == 0);
+    int ok_seen = 0;
+    for (long i = 0; i < 20 && !ok_seen; i++) {
+        wire_msg_t d;
+        mem_fail_after(i, true);
+        int rc = wire_decode(buf, len, NULL, &d, g_err);
+        mem_fail_after(-1, false);
+        CHECK_MSG(rc == 0 || rc == HIRED_ENOMEM, "i=%ld rc=%d %s", i, rc, g_err);
+        ok_seen = rc == 0;
+        wire_msg_clear(&d);
+    }
+    CHECK(ok_seen);
+    free(buf);
+    wire_msg_clear(&m);
+}
+
+int main(void) {
+    test_roundtrip();
+    test_rejections();
+    test_payloads();
+    test_oom();
+    return test_summary();
+}
