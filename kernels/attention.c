@@ -1,0 +1,60 @@
+/* attention.c — argument checking and the CPU plan for k_attention (see attention.h). */
+#include "attention.h"
+
+#include "err.h"
+
+int k_attention_check(const k_attention_args *a, char *err) {
+    if (!a) return hired_errf(err, HIRED_EINVAL, "attention: NULL args");
+    if (a->t_q <= 0 || a->t_k <= 0)
+        return hired_errf(err, HIRED_EINVAL, "attention: token counts must be positive (t_q=%d t_k=%d)", a->t_q, a->t_k);
+    if (a->n_head <= 0 || a->n_head_kv <= 0 || a->head_dim <= 0)
+        return hired_errf(err, HIRED_EINVAL, "attention: head sizes must be positive (n_head=%d n_head_kv=%d head_dim=%d)",
+                          a->n_head, a->n_head_kv, a->head_dim);
+    if (a->n_head % a->n_head_kv)
+        return hired_errf(err, HIRED_EINVAL, "attention: n_head_kv %d does not divide n_head %d", a->n_head_kv, a->n_head);
+    if (!a->q || !a->k || !a->v || !a->out) return hired_errf(err, HIRED_EINVAL, "attention: q, k, v and out must not be NULL");
+    long long qrow = (long long)a->n_head * a->head_dim, kvrow = (long long)a->n_head_kv * a->head_dim;
+    if (qrow > 0x7fffffffLL) return hired_errf(err, HIRED_EINVAL, "attention: q row of %lld floats is too long", qrow);
+    if (a->ldq != 0 && a->ldq < qrow) return hired_errf(err, HIRED_EINVAL, "attention: ldq %d is smaller than the q row %lld", a->ldq, qrow);
+    if (a->ldo != 0 && a->ldo < qrow) return hired_errf(err, HIRED_EINVAL, "attention: ldo %d is smaller than the out row %lld", a->ldo, qrow);
+    if (a->ldk != 0 && a->ldk < kvrow) return hired_errf(err, HIRED_EINVAL, "attention: ldk %d is smaller than the k row %lld", a->ldk, kvrow);
+    if (a->ldv != 0 && a->ldv < kvrow) return hired_errf(err, HIRED_EINVAL, "attention: ldv %d is smaller than the v row %lld", a->ldv, kvrow);
+    if (a->q_pos0 < 0) return hired_errf(err, HIRED_EINVAL, "attention: q_pos0 %d is negative", a->q_pos0);
+    if (a->probs && (a->probs_row < 0 || a->probs_row >= a->t_q))
+        return hired_errf(err, HIRED_EINVAL, "attention: probs_row %d outside [0, t_q=%d)", a->probs_row, a->t_q);
+    if (!(a->scale == a->scale)) return hired_errf(err, HIRED_EINVAL, "attention: scale is NaN");
+    return HIRED_OK;
+}
+
+/* Below this many flops everything runs on one thread. */
+#define SERIAL_FLOPS (1 << 20)
+
+void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_launch *l) {
+    if (max_threads < 1) max_threads = 1;
+    double flops = 4.0 * a->t_q * a->t_k * a->head_dim * a->n_head;
+    if (a->causal) flops *= 0.5;
+    if (a->t_q == 1) {
+        /* decode: one GEMM pair per kv head covers its whole group of q heads */
+        int group = a->n_head / a->n_head_kv;
+        l->variant = K_ATTENTION_DECODE;
+        l->block_q = 1;
+        l->n_items = a->n_head_kv;
+        l->scratch_floats = (size_t)group * a->t_k;
+    } else {
+        l->variant = K_ATTENTION_BLOCKED;
+        /* the block of scores [block_q, t_k] stays within the per-thread budget */
+        long long bq = K_ATTENTION_SCRATCH_FLOATS / a->t_k;
+        if (bq >= a->t_q)
+            bq = a->t_q;
+        else if (bq > 16)
+            bq = bq / 16 * 16;
+        if (bq < 1) bq = 1;
+        /* causal: smaller blocks skip more of the masked triangle */
+        if (a->causal && bq > 256 && a->t_q > 256) bq = 256;
+        l->block_q = (int)bq;
+        l->n_items = a->n_head * ((a->t_q + l->block_q - 1) / l->block_q);
+        l->scratch_floats = (size_t)l->block_q * a->t_k;
+    }
+    l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
+    if (l->n_threads > l->n_items) l->n_threads = l->n_items;
+}

@@ -1,0 +1,143 @@
+/* attention.c (cpu) — fast multi-head attention. Each work item computes a block of scores
+ * S = scale·Q·Kᵀ with one sgemm into per-thread scratch, applies the causal limit and softmax
+ * row by row, then O = P·V with a second sgemm straight into out. Work items are spread over
+ * OpenMP threads; BLAS stays single-threaded (cpu_util.h). The plan (kernels/attention.c)
+ * chooses the blocking; the STREAM fallback needs no scratch at all. */
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "attention.h"
+#include "cpu_util.h"
+#include "mem.h"
+
+typedef struct {
+    const k_attention_args *a;
+    size_t ldq, ldk, ldv, ldo;
+    int group; /* q heads per kv head */
+} at_ctx;
+
+/* Keys visible to query row i (absolute position q_pos0 + i). */
+static int visible(const k_attention_args *a, int i) {
+    if (!a->causal) return a->t_k;
+    long long v = (long long)a->q_pos0 + i + 1;
+    return v < a->t_k ? (int)v : a->t_k;
+}
+
+static void copy_probs(const k_attention_args *a, int h, const float *p_row, int width) {
+    float *dst = a->probs + (size_t)h * a->t_k;
+    memcpy(dst, p_row, (size_t)width * sizeof(float));
+    for (int j = width; j < a->t_k; j++) dst[j] = 0.0f;
+}
+
+// ---- BLOCKED: (q head, block of queries) -------------------------------------------------------
+
+static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s) {
+    const k_attention_args *a = c->a;
+    int hk = h / c->group, d = a->head_dim, mq = i1 - i0;
+    int width = visible(a, i1 - 1); /* keys any row of the block can see */
+    const float *q = a->q + i0 * c->ldq + (size_t)h * d;
+    const float *k = a->k + (size_t)hk * d;
+    const float *v = a->v + (size_t)hk * d;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mq, width, d, a->scale, q, (int)c->ldq, k, (int)c->ldk, 0.0f, s,
+                width);
+    for (int r = 0; r < mq; r++) {
+        float *row = s + (size_t)r * width;
+        k_cpu_softmax_row(row, visible(a, i0 + r), width);
+        if (a->probs && i0 + r == a->probs_row) copy_probs(a, h, row, width);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f,
+                a->out + i0 * c->ldo + (size_t)h * d, (int)c->ldo);
+}
+
+// ---- DECODE: one query, the q heads of kv head hk as one [group, head_dim] matrix --------------
+
+static void decode_item(const at_ctx *c, int hk, float *s) {
+    const k_attention_args *a = c->a;
+    int d = a->head_dim, g = c->group, width = visible(a, 0);
+    const float *q = a->q + (size_t)hk * g * d;
+    const float *k = a->k + (size_t)hk * d;
+    const float *v = a->v + (size_t)hk * d;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g, width, d, a->scale, q, d, k, (int)c->ldk, 0.0f, s, width);
+    for (int r = 0; r < g; r++) {
+        float *row = s + (size_t)r * width;
+        k_cpu_softmax_row(row, width, width);
+        if (a->probs) copy_probs(a, hk * g + r, row, width);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f,
+                a->out + (size_t)hk * g * d, d);
+}
+
+// ---- STREAM: online softmax, no scratch (fallback when allocation fails) -----------------------
+
+static void stream_row(const at_ctx *c, int i, int h) {
+    const k_attention_args *a = c->a;
+    int hk = h / c->group, d = a->head_dim, n_vis = visible(a, i);
+    const float *q = a->q + i * c->ldq + (size_t)h * d;
+    const float *kb = a->k + (size_t)hk * d, *vb = a->v + (size_t)hk * d;
+    float *o = a->out + i * c->ldo + (size_t)h * d;
+    float mx = -INFINITY, sum = 0.0f;
+    for (int e = 0; e < d; e++) o[e] = 0.0f;
+    for (int j = 0; j < n_vis; j++) {
+        float sc = a->scale * k_cpu_dot(q, kb + j * c->ldk, d);
+        if (sc > mx) { /* rescale what was accumulated under the old maximum */
+            float f = expf(mx - sc);
+            sum *= f;
+            for (int e = 0; e < d; e++) o[e] *= f;
+            mx = sc;
+        }
+        float p = expf(sc - mx);
+        sum += p;
+        const float *vr = vb + j * c->ldv;
+        for (int e = 0; e < d; e++) o[e] += p * vr[e];
+    }
+    float inv = 1.0f / sum;
+    for (int e = 0; e < d; e++) o[e] *= inv;
+    if (a->probs && i == a->probs_row) {
+        float *p = a->probs + (size_t)h * a->t_k;
+        for (int j = 0; j < a->t_k; j++)
+            p[j] = j < n_vis ? expf(a->scale * k_cpu_dot(q, kb + j * c->ldk, d) - mx) * inv : 0.0f;
+    }
+}
+
+static void run_stream(const at_ctx *c, int n_threads) {
+    const k_attention_args *a = c->a;
+    int n_items = a->t_q * a->n_head;
+#pragma omp parallel for num_threads(n_threads) schedule(dynamic, 4) if (n_threads > 1)
+    for (int it = 0; it < n_items; it++) stream_row(c, it / a->n_head, it % a->n_head);
+}
+
+void k_attention_cpu(const k_attention_args *a) {
+    k_cpu_blas_init();
+    size_t qrow = (size_t)a->n_head * a->head_dim, kvrow = (size_t)a->n_head_kv * a->head_dim;
+    at_ctx c = {a,
+                a->ldq ? (size_t)a->ldq : qrow,
+                a->ldk ? (size_t)a->ldk : kvrow,
+                a->ldv ? (size_t)a->ldv : kvrow,
+                a->ldo ? (size_t)a->ldo : qrow,
+                a->n_head / a->n_head_kv};
+    k_attention_launch l;
+    k_attention_plan(a, k_cpu_max_threads(), &l);
+    float *scratch = mem_alloc_aligned(l.scratch_floats * l.n_threads * sizeof(float));
+    if (!scratch) {
+        run_stream(&c, l.n_threads);
+        return;
+    }
+#pragma omp parallel num_threads(l.n_threads) if (l.n_threads > 1)
+    {
+        float *s = scratch + l.scratch_floats * omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+        for (int it = 0; it < l.n_items; it++) {
+            if (l.variant == K_ATTENTION_DECODE) {
+                decode_item(&c, it, s);
+            } else {
+                /* heads vary fastest so neighbouring items share the q/k/v rows in cache */
+                int h = it % a->n_head, b = it / a->n_head;
+                int i0 = b * l.block_q, i1 = i0 + l.block_q < a->t_q ? i0 + l.block_q : a->t_q;
+                blocked_item(&c, h, i0, i1, s);
+            }
+        }
+    }
+    mem_free_aligned(scratch);
+}

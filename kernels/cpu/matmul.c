@@ -1,0 +1,181 @@
+/* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads, F16/BF16 weights
+ * either converted block by block into per-thread scratch (prefill/encoder shapes) or streamed
+ * through a fused convert-and-dot kernel (decode shapes, memory-bound). The plan
+ * (kernels/matmul.c) picks the variant; this file only executes it. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu_util.h"
+#include "kmath.h"
+#include "matmul.h"
+#include "mem.h"
+
+/* Resolved strides and the bias pre-pass shared by the variants. */
+typedef struct {
+    const k_matmul_args *a;
+    size_t ldx, ldy;
+} mm_ctx;
+
+/* Columns [j0, j1) of rows [i0, i1) of y: set to bias, or add bias when accumulating.
+ * Afterwards sgemm runs with beta = 1 if this ran or accumulate is set. */
+static void bias_prepass(const mm_ctx *c, int i0, int i1, int j0, int j1) {
+    const k_matmul_args *a = c->a;
+    for (int i = i0; i < i1; i++) {
+        float *y = a->y + i * c->ldy;
+        if (a->accumulate)
+            for (int j = j0; j < j1; j++) y[j] += a->bias[j];
+        else
+            memcpy(y + j0, a->bias + j0, (size_t)(j1 - j0) * sizeof(float));
+    }
+}
+
+/* y[i0:i1, j0:j1] (+)= x[i0:i1] · w32[0:(j1-j0)]ᵀ with w32 float32 rows of stride k. */
+static void gemm_block(const mm_ctx *c, int i0, int i1, int j0, int j1, const float *w32) {
+    const k_matmul_args *a = c->a;
+    if (i1 <= i0 || j1 <= j0) return;
+    float beta = a->accumulate ? 1.0f : 0.0f;
+    if (a->bias) {
+        bias_prepass(c, i0, i1, j0, j1);
+        beta = 1.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, j1 - j0, a->k, 1.0f, a->x + i0 * c->ldx, (int)c->ldx, w32,
+                a->k, beta, a->y + i0 * c->ldy + j0, (int)c->ldy);
+}
+
+/* Slice s of n_slices over [0, len), boundaries rounded to multiples of 16. */
+static void slice(int len, int s, int n_slices, int *lo, int *hi) {
+    long long a = (long long)len * s / n_slices, b = (long long)len * (s + 1) / n_slices;
+    a = s == 0 ? 0 : (a + 8) / 16 * 16;
+    b = s == n_slices - 1 ? len : (b + 8) / 16 * 16;
+    if (a > len) a = len;
+    if (b > len) b = len;
+    *lo = (int)a;
+    *hi = (int)(b < a ? a : b);
+}
+
+// ---- SGEMM: float32 weights --------------------------------------------------------------------
+
+static void run_sgemm(const mm_ctx *c, const k_matmul_launch *l) {
+    const k_matmul_args *a = c->a;
+#pragma omp parallel for num_threads(l->n_threads) schedule(static) if (l->n_threads > 1)
+    for (int s = 0; s < l->n_threads; s++) {
+        int lo, hi;
+        if (l->split_m) {
+            slice(a->m, s, l->n_threads, &lo, &hi);
+            gemm_block(c, lo, hi, 0, a->n, a->w);
+        } else {
+            slice(a->n, s, l->n_threads, &lo, &hi);
+            gemm_block(c, 0, a->m, lo, hi, (const float *)a->w + (size_t)lo * a->k);
+        }
+    }
+}
+
+// ---- FUSED: half weights, few rows of x --------------------------------------------------------
+
+#define FUSED_CHUNK 512
+
+/* y[r0:r1, j0:j1] for r1 − r0 ≤ K_MATMUL_FUSED_MAX_M: each weight row is converted in chunks
+ * into a stack buffer and dotted with every x row while it is in L1. */
+K_CLONES static void fused_rows(const mm_ctx *c, int r0, int r1, int j0, int j1) {
+    const k_matmul_args *a = c->a;
+    const uint16_t *w = a->w;
+    int nr = r1 - r0;
+    float buf[FUSED_CHUNK];
+    for (int j = j0; j < j1; j++) {
+        float acc[K_MATMUL_FUSED_MAX_M][16];
+        float tail[K_MATMUL_FUSED_MAX_M];
+        for (int r = 0; r < nr; r++) {
+            tail[r] = 0.0f;
+            for (int l = 0; l < 16; l++) acc[r][l] = 0.0f;
+        }
+        const uint16_t *wr = w + (size_t)j * a->k;
+        for (int p0 = 0; p0 < a->k; p0 += FUSED_CHUNK) {
+            int len = a->k - p0 < FUSED_CHUNK ? a->k - p0 : FUSED_CHUNK;
+            if (a->w_dtype == TENSOR_DTYPE_F16) {
+                for (int p = 0; p < len; p++) {
+                    uint32_t h = wr[p0 + p];
+                    uint32_t em = h & 0x7fffu;
+                    k_fbits v;
+                    v.u = em << 13;
+                    v.f = v.f * 0x1p112f;
+                    v.u = em >= 0x7c00u ? (0x7f800000u | ((em & 0x3ffu) << 13)) : v.u;
+                    v.u |= (h & 0x8000u) << 16;
+                    buf[p] = v.f;
+                }
+            } else {
+                for (int p = 0; p < len; p++) {
+                    k_fbits v;
+                    v.u = (uint32_t)wr[p0 + p] << 16;
+                    buf[p] = v.f;
+                }
+            }
+            int len16 = len / 16 * 16;
+            for (int r = 0; r < nr; r++) {
+                const float *xr = a->x + (r0 + r) * c->ldx + p0;
+                for (int p = 0; p < len16; p += 16)
+                    for (int l = 0; l < 16; l++) acc[r][l] += buf[p + l] * xr[p + l];
+                for (int p = len16; p < len; p++) tail[r] += buf[p] * xr[p];
+            }
+        }
+        for (int r = 0; r < nr; r++) {
+            float s = tail[r];
+            for (int l = 0; l < 16; l++) s += acc[r][l];
+            if (a->bias) s += a->bias[j];
+            float *y = a->y + (r0 + r) * c->ldy + j;
+            *y = a->accumulate ? *y + s : s;
+        }
+    }
+}
+
+static void run_fused(const mm_ctx *c, int n_threads) {
+    const k_matmul_args *a = c->a;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int s = 0; s < n_threads; s++) {
+        int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
+        for (int r0 = 0; r0 < a->m; r0 += K_MATMUL_FUSED_MAX_M) {
+            int r1 = r0 + K_MATMUL_FUSED_MAX_M < a->m ? r0 + K_MATMUL_FUSED_MAX_M : a->m;
+            fused_rows(c, r0, r1, j0, j1);
+        }
+    }
+}
+
+// ---- CONVERT: half weights, many rows of x -----------------------------------------------------
+
+/* Returns false (having done nothing) when the scratch cannot be allocated. */
+static bool run_convert(const mm_ctx *c, const k_matmul_launch *l) {
+    const k_matmul_args *a = c->a;
+    size_t per = (size_t)l->block_n * a->k;
+    float *scratch = mem_alloc_aligned(per * l->n_threads * sizeof(float));
+    if (!scratch) return false;
+    int n_blocks = (a->n + l->block_n - 1) / l->block_n;
+    size_t esz = 2;
+#pragma omp parallel num_threads(l->n_threads) if (l->n_threads > 1)
+    {
+        int t = omp_get_thread_num();
+        float *w32 = scratch + per * t;
+#pragma omp for schedule(dynamic, 1)
+        for (int b = 0; b < n_blocks; b++) {
+            int j0 = b * l->block_n, j1 = j0 + l->block_n < a->n ? j0 + l->block_n : a->n;
+            k_cpu_to_f32(w32, (const char *)a->w + (size_t)j0 * a->k * esz, a->w_dtype, (size_t)(j1 - j0) * a->k);
+            gemm_block(c, 0, a->m, j0, j1, w32);
+        }
+    }
+    mem_free_aligned(scratch);
+    return true;
+}
+
+void k_matmul_cpu(const k_matmul_args *a) {
+    k_cpu_blas_init();
+    mm_ctx c = {a, a->ldx ? (size_t)a->ldx : (size_t)a->k, a->ldy ? (size_t)a->ldy : (size_t)a->n};
+    k_matmul_launch l;
+    k_matmul_plan(a, k_cpu_max_threads(), &l);
+    switch (l.variant) {
+    case K_MATMUL_SGEMM: run_sgemm(&c, &l); break;
+    case K_MATMUL_FUSED: run_fused(&c, l.n_threads); break;
+    case K_MATMUL_CONVERT:
+        if (!run_convert(&c, &l)) run_fused(&c, l.n_threads);
+        break;
+    }
+}

@@ -1,0 +1,52 @@
+/* matmul.c — argument checking and the CPU plan for k_matmul (see matmul.h). Plain C, shared
+ * by every backend. */
+#include "matmul.h"
+
+#include "err.h"
+
+int k_matmul_check(const k_matmul_args *a, char *err) {
+    if (!a) return hired_errf(err, HIRED_EINVAL, "matmul: NULL args");
+    if (a->m <= 0 || a->n <= 0 || a->k <= 0)
+        return hired_errf(err, HIRED_EINVAL, "matmul: sizes must be positive (m=%d n=%d k=%d)", a->m, a->n, a->k);
+    if (!a->x || !a->w || !a->y) return hired_errf(err, HIRED_EINVAL, "matmul: x, w and y must not be NULL");
+    if (a->w_dtype != TENSOR_DTYPE_F32 && a->w_dtype != TENSOR_DTYPE_F16 && a->w_dtype != TENSOR_DTYPE_BF16)
+        return hired_errf(err, HIRED_EINVAL, "matmul: unknown weight dtype %d", (int)a->w_dtype);
+    if (a->ldx != 0 && a->ldx < a->k)
+        return hired_errf(err, HIRED_EINVAL, "matmul: ldx %d is smaller than k %d", a->ldx, a->k);
+    if (a->ldy != 0 && a->ldy < a->n)
+        return hired_errf(err, HIRED_EINVAL, "matmul: ldy %d is smaller than n %d", a->ldy, a->n);
+    return HIRED_OK;
+}
+
+/* Below this many flops a GEMM runs on one thread (thread start-up would dominate). */
+#define SERIAL_FLOPS (1 << 22)
+/* Per-thread scratch for converted weight rows, in floats (4 MiB). */
+#define CONVERT_SCRATCH_FLOATS (1 << 20)
+
+void k_matmul_plan(const k_matmul_args *a, int max_threads, k_matmul_launch *l) {
+    if (max_threads < 1) max_threads = 1;
+    double flops = 2.0 * a->m * a->n * a->k;
+    l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
+    l->split_m = false;
+    l->block_n = a->n;
+    if (a->w_dtype == TENSOR_DTYPE_F32) {
+        l->variant = K_MATMUL_SGEMM;
+        l->split_m = a->m > a->n;
+        return;
+    }
+    if (a->m <= K_MATMUL_FUSED_MAX_M) {
+        /* memory-bound: every thread streams its share of w's rows once */
+        l->variant = K_MATMUL_FUSED;
+        if ((double)a->n * a->k < 65536.0) l->n_threads = 1;
+        if (l->n_threads > a->n) l->n_threads = a->n;
+        return;
+    }
+    l->variant = K_MATMUL_CONVERT;
+    int bn = CONVERT_SCRATCH_FLOATS / a->k; /* rows fitting the scratch budget */
+    int share = (a->n + l->n_threads - 1) / l->n_threads; /* at least one block per thread */
+    if (bn > share) bn = share;
+    bn = bn / 16 * 16;
+    if (bn < 16) bn = 16;
+    if (bn > a->n) bn = a->n;
+    l->block_n = bn;
+}

@@ -1,0 +1,187 @@
+/* test_k_attention — k_attention_cpu against k_attention_ref: MHA and GQA, causal and not,
+ * q_pos0 > 0, several query blocks, decode (t_q = 1), probabilities returned or not, padded
+ * and interleaved (fused-qkv) strides, and the no-scratch STREAM fallback. Tolerance:
+ * |a−b| ≤ 1e-5 + 1e-4·|ref| for out and probs (attention.h). Also a hand-computed 2×2 case,
+ * the plan's decisions and _check's rejections. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention.h"
+#include "err.h"
+#include "kverify.h"
+#include "mem.h"
+#include "test.h"
+
+typedef struct {
+    int t_q, t_k, n_head, n_head_kv, head_dim;
+    bool causal;
+    int q_pos0;
+    int probs_row; /* -1: no probs */
+    int layout;    /* 0 dense, 1 padded rows, 2 interleaved q|k|v rows (fused projection) */
+} at_case;
+
+static uint64_t seed = 1000;
+
+static void run_case(at_case c, bool fail_alloc) {
+    int qrow = c.n_head * c.head_dim, kvrow = c.n_head_kv * c.head_dim;
+    int ldq = qrow, ldk = kvrow, ldv = kvrow, ldo = qrow;
+    float *qb, *kb, *vb, *buf = NULL;
+    size_t nq, nk;
+    if (c.layout == 2) { /* rows [q | k | v], t_q == t_k */
+        int ld = qrow + 2 * kvrow;
+        buf = malloc(sizeof(float) * (size_t)c.t_k * ld);
+        kverify_fill(buf, (size_t)c.t_k * ld, seed++, -1, 1);
+        qb = buf, kb = buf + qrow, vb = buf + qrow + kvrow;
+        ldq = ldk = ldv = ld;
+    } else {
+        if (c.layout == 1) ldq += 3, ldk += 5, ldv += 1, ldo += 2;
+        nq = (size_t)c.t_q * ldq, nk = (size_t)c.t_k * ldk;
+        qb = malloc(nq * 4), kb = malloc(nk * 4), vb = malloc((size_t)c.t_k * ldv * 4);
+        kverify_fill(qb, nq, seed++, -1, 1);
+        kverify_fill(kb, nk, seed++, -1, 1);
+        kverify_fill(vb, (size_t)c.t_k * ldv, seed++, -1, 1);
+    }
+    size_t no = (size_t)c.t_q * ldo, np = (size_t)c.n_head * c.t_k;
+    float *o = malloc(no * 4), *orf = malloc(no * 4), *p = malloc(np * 4), *pr = malloc(np * 4);
+    kverify_fill(o, no, 7, 5, 6); /* padding must survive */
+    memcpy(orf, o, no * 4);
+    k_attention_args a = {.t_q = c.t_q, .t_k = c.t_k, .n_head = c.n_head, .n_head_kv = c.n_head_kv, .head_dim = c.head_dim,
+                          .q = qb, .k = kb, .v = vb, .ldq = c.layout ? ldq : 0, .ldk = c.layout ? ldk : 0,
+                          .ldv = c.layout ? ldv : 0, .ldo = c.layout ? ldo : 0, .out = o,
+                          .scale = 1.0f / sqrtf((float)c.head_dim), .causal = c.causal, .q_pos0 = c.q_pos0,
+                          .probs_row = c.probs_row < 0 ? 0 : c.probs_row, .probs = c.probs_row < 0 ? NULL : p};
+    char err[HIRED_ERR_LEN];
+    CHECK_MSG(k_attention_check(&a, err) == 0, "%s", err);
+    if (fail_alloc) mem_fail_after(0, true);
+    k_attention_cpu(&a);
+    if (fail_alloc) mem_fail_after(-1, false);
+    a.out = orf;
+    if (a.probs) a.probs = pr;
+    k_attention_ref(&a);
+    char name[200];
+    snprintf(name, sizeof name, "attention t_q=%d t_k=%d heads=%d/%d d=%d causal=%d pos0=%d probs_row=%d layout=%d%s", c.t_q,
+             c.t_k, c.n_head, c.n_head_kv, c.head_dim, c.causal, c.q_pos0, c.probs_row, c.layout,
+             fail_alloc ? " (no scratch)" : "");
+    kverify_result r = kverify_close(o, orf, no, 1e-5, 1e-4);
+    CHECK_MSG(kverify_report(name, &r, o, orf), "%s: out", name);
+    if (c.probs_row >= 0) {
+        r = kverify_close(p, pr, np, 1e-5, 1e-4);
+        CHECK_MSG(kverify_report(name, &r, p, pr), "%s: probs", name);
+    }
+    free(o), free(orf), free(p), free(pr);
+    if (buf)
+        free(buf);
+    else
+        free(qb), free(kb), free(vb);
+}
+
+static void test_against_ref(void) {
+    const at_case cases[] = {
+        {1, 1, 1, 1, 1, false, 0, 0, 0},          /* smallest */
+        {577, 577, 2, 2, 64, false, 0, 0, 0},     /* CLIP row count, CLS probabilities */
+        {33, 33, 4, 4, 16, false, 0, 17, 2},      /* fused qkv rows */
+        {64, 64, 8, 2, 32, true, 0, 63, 1},       /* GQA prefill, padded strides */
+        {300, 300, 2, 1, 32, true, 0, 299, 0},    /* causal, two query blocks */
+        {40, 100, 4, 2, 32, true, 60, 5, 1},      /* chunked prefill: q_pos0 > 0 */
+        {3, 1025, 2, 2, 8, false, 0, 2, 0},       /* long keys, short queries */
+        {1, 300, 8, 2, 64, true, 299, 0, 0},      /* decode, GQA */
+        {1, 300, 4, 4, 128, true, 299, -1, 1},    /* decode, MHA, padded */
+        {1, 300, 4, 1, 32, true, 150, 0, 0},      /* decode at an earlier position */
+        {5, 7, 3, 3, 5, true, 0, -1, 0},          /* causal with t_k > t_q, pos0 = 0 */
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) run_case(cases[i], false);
+    /* no scratch: the online-softmax stream path */
+    run_case((at_case){64, 64, 8, 2, 32, true, 0, 63, 1}, true);
+    run_case((at_case){1, 300, 8, 2, 64, true, 299, 0, 0}, true);
+    run_case((at_case){33, 33, 4, 4, 16, false, 0, 17, 2}, true);
+}
+
+static void test_known(void) {
+    /* q = k = I₂, v = [[1,2],[3,4]], scale 1: row 0 scores (1, 0), row 1 scores (0, 1) */
+    float q[4] = {1, 0, 0, 1}, v[4] = {1, 2, 3, 4}, out[4], probs[2];
+    k_attention_args a = {.t_q = 2, .t_k = 2, .n_head = 1, .n_head_kv = 1, .head_dim = 2, .q = q, .k = q, .v = v,
+                          .out = out, .scale = 1.0f, .probs_row = 1, .probs = probs};
+    k_attention_cpu(&a);
+    CHECK_NEAR(out[0], 1.5378828427399902, 1e-6);
+    CHECK_NEAR(out[1], 2.5378828427399904, 1e-6);
+    CHECK_NEAR(out[2], 2.46211715726001, 1e-6);
+    CHECK_NEAR(out[3], 3.46211715726001, 1e-6);
+    CHECK_NEAR(probs[0], 0.2689414213699951, 1e-7);
+    CHECK_NEAR(probs[1], 0.7310585786300049, 1e-7);
+    a.causal = true; /* row 0 now sees key 0 only */
+    a.probs_row = 0;
+    k_attention_cpu(&a);
+    CHECK_NEAR(out[0], 1.0, 1e-7);
+    CHECK_NEAR(out[1], 2.0, 1e-7);
+    CHECK_NEAR(out[2], 2.46211715726001, 1e-6);
+    CHECK_NEAR(probs[0], 1.0, 1e-7);
+    CHECK_NEAR(probs[1], 0.0, 0);
+}
+
+static void test_plan(void) {
+    k_attention_launch l;
+    k_attention_args a = {.t_q = 577, .t_k = 577, .n_head = 16, .n_head_kv = 16, .head_dim = 64};
+    k_attention_plan(&a, 2, &l);
+    CHECK(l.variant == K_ATTENTION_BLOCKED && l.block_q == 577 && l.n_items == 16 && l.n_threads == 2);
+    CHECK_EQ_INT(l.scratch_floats, 577 * 577);
+    a = (k_attention_args){.t_q = 3000, .t_k = 3000, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .causal = true};
+    k_attention_plan(&a, 2, &l);
+    CHECK(l.variant == K_ATTENTION_BLOCKED && l.block_q <= 256 && l.block_q % 16 == 0);
+    CHECK(l.scratch_floats <= K_ATTENTION_SCRATCH_FLOATS);
+    CHECK_EQ_INT(l.n_items, 32 * ((3000 + l.block_q - 1) / l.block_q));
+    a = (k_attention_args){.t_q = 4, .t_k = 1 << 20, .n_head = 2, .n_head_kv = 2, .head_dim = 64};
+    k_attention_plan(&a, 2, &l);
+    CHECK_EQ_INT(l.block_q, 1); /* huge key count: one query row per item */
+    a = (k_attention_args){.t_q = 1, .t_k = 2000, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .causal = true, .q_pos0 = 1999};
+    k_attention_plan(&a, 2, &l);
+    CHECK(l.variant == K_ATTENTION_DECODE && l.n_items == 8 && l.scratch_floats == 4 * 2000u);
+    a = (k_attention_args){.t_q = 2, .t_k = 2, .n_head = 1, .n_head_kv = 1, .head_dim = 2};
+    k_attention_plan(&a, 8, &l);
+    CHECK_EQ_INT(l.n_threads, 1);
+}
+
+static void test_check(void) {
+    float buf[64] = {0}, p[8];
+    char err[HIRED_ERR_LEN];
+    k_attention_args good = {.t_q = 2, .t_k = 2, .n_head = 2, .n_head_kv = 1, .head_dim = 2, .q = buf, .k = buf, .v = buf,
+                             .out = buf + 32, .scale = 1.0f, .probs = p, .probs_row = 1};
+    CHECK_EQ_INT(k_attention_check(&good, err), 0);
+    CHECK_EQ_INT(k_attention_check(NULL, err), HIRED_EINVAL);
+    k_attention_args a = good;
+    a.n_head = 3, a.n_head_kv = 2;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    CHECK(strstr(err, "divide") != NULL);
+    a = good, a.probs_row = 2;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    CHECK(strstr(err, "probs_row") != NULL);
+    a = good, a.probs = NULL; /* probs_row is ignored without probs */
+    CHECK_EQ_INT(k_attention_check(&a, err), 0);
+    a = good, a.ldk = 1;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    CHECK(strstr(err, "ldk") != NULL);
+    a = good, a.ldq = 3;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    a = good, a.ldo = 3;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    a = good, a.ldv = 1;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    a = good, a.t_q = 0;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    a = good, a.head_dim = -1;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    a = good, a.v = NULL;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    a = good, a.q_pos0 = -1;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+    a = good, a.scale = NAN;
+    CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+}
+
+int main(void) {
+    test_known();
+    test_plan();
+    test_check();
+    test_against_ref();
+    return test_summary();
+}

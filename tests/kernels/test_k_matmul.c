@@ -1,0 +1,170 @@
+/* test_k_matmul — k_matmul_cpu against k_matmul_ref on shapes that take every plan branch
+ * (SGEMM split over rows / columns, serial and threaded; FUSED for m ≤ 8; CONVERT with several
+ * blocks; the fused fallback when scratch allocation fails), with ragged sizes, padded strides,
+ * bias on/off, accumulate on/off and F32/F16/BF16 weights. Tolerance: NMSE ≤ 1e-10 (matmul.h).
+ * Plus a hand-computed product, the plan's decisions, and _check's rejections. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "half.h"
+#include "kverify.h"
+#include "matmul.h"
+#include "mem.h"
+#include "test.h"
+
+/* Weights of dtype dt holding the values of w32 (rounded to dt first, so w32 is updated to
+ * the exact values the kernel will see). Caller frees. */
+static void *make_weights(float *w32, size_t n, tensor_dtype_t dt) {
+    if (dt == TENSOR_DTYPE_F32) {
+        void *w = malloc(n * 4);
+        memcpy(w, w32, n * 4);
+        return w;
+    }
+    uint16_t *h = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) {
+        h[i] = dt == TENSOR_DTYPE_F16 ? f32_to_half(w32[i]) : f32_to_bf16(w32[i]);
+        w32[i] = dt == TENSOR_DTYPE_F16 ? half_to_f32(h[i]) : bf16_to_f32(h[i]);
+    }
+    return h;
+}
+
+typedef struct {
+    int m, n, k, pad_x, pad_y;
+    bool bias, acc;
+    tensor_dtype_t dt;
+} mm_case;
+
+static int seed = 100;
+
+/* Runs one case; fail_alloc makes the kernel's scratch allocation fail. */
+static void run_case(mm_case c, bool fail_alloc) {
+    int ldx = c.k + c.pad_x, ldy = c.n + c.pad_y;
+    size_t nx = (size_t)c.m * ldx, nw = (size_t)c.n * c.k, ny = (size_t)c.m * ldy;
+    float *x = malloc(nx * 4), *w32 = malloc(nw * 4), *b = malloc((size_t)c.n * 4);
+    float *y = malloc(ny * 4), *yr = malloc(ny * 4);
+    kverify_fill(x, nx, seed++, -1, 1);
+    kverify_fill(w32, nw, seed++, -1, 1);
+    kverify_fill(b, (size_t)c.n, seed++, -1, 1);
+    kverify_fill(y, ny, seed++, -1, 1); /* also the padding, which must survive */
+    memcpy(yr, y, ny * 4);
+    void *w = make_weights(w32, nw, c.dt);
+    k_matmul_args a = {.m = c.m, .n = c.n, .k = c.k, .x = x, .ldx = c.pad_x ? ldx : 0, .w = w, .w_dtype = c.dt,
+                       .bias = c.bias ? b : NULL, .y = y, .ldy = c.pad_y ? ldy : 0, .accumulate = c.acc};
+    char err[HIRED_ERR_LEN];
+    CHECK_MSG(k_matmul_check(&a, err) == 0, "%s", err);
+    if (fail_alloc) mem_fail_after(0, true);
+    k_matmul_cpu(&a);
+    if (fail_alloc) mem_fail_after(-1, false);
+    a.y = yr;
+    k_matmul_ref(&a);
+    char name[160];
+    snprintf(name, sizeof name, "matmul m=%d n=%d k=%d ldx+%d ldy+%d bias=%d acc=%d %s%s", c.m, c.n, c.k, c.pad_x, c.pad_y,
+             c.bias, c.acc, tensor_dtype_name(c.dt), fail_alloc ? " (no scratch)" : "");
+    kverify_result r = kverify_nmse(y, yr, ny, 1e-10);
+    CHECK_MSG(kverify_report(name, &r, y, yr), "%s", name);
+    /* padding columns untouched */
+    int pad_ok = 1;
+    for (int i = 0; i < c.m; i++)
+        for (int j = c.n; j < ldy; j++) pad_ok &= y[(size_t)i * ldy + j] == yr[(size_t)i * ldy + j];
+    CHECK_MSG(pad_ok, "%s: padding changed", name);
+    free(x), free(w32), free(b), free(y), free(yr), free(w);
+}
+
+static void test_against_ref(void) {
+    const tensor_dtype_t dts[] = {TENSOR_DTYPE_F32, TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
+    const mm_case shapes[] = {
+        {1, 1, 1, 0, 0, false, false, 0},     {3, 33, 64, 0, 0, true, false, 0},  {1, 1025, 1025, 0, 0, true, false, 0},
+        {8, 300, 1025, 5, 3, false, true, 0}, {9, 100, 300, 0, 0, true, true, 0}, {33, 1025, 64, 7, 0, true, false, 0},
+        {577, 64, 33, 0, 1, false, false, 0}, {64, 1025, 96, 0, 0, true, true, 0}, {2, 17, 3, 1, 1, true, true, 0},
+    };
+    for (size_t d = 0; d < ARRAY_LEN(dts); d++)
+        for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
+            mm_case c = shapes[s];
+            c.dt = dts[d];
+            run_case(c, false);
+        }
+    /* without scratch the CONVERT plan falls back to the fused kernel (in groups of 8 rows) */
+    run_case((mm_case){33, 1025, 64, 0, 0, true, true, TENSOR_DTYPE_F16}, true);
+    run_case((mm_case){64, 300, 96, 3, 0, false, false, TENSOR_DTYPE_BF16}, true);
+}
+
+static void test_known(void) {
+    /* y = x·wᵀ + b with x = [[1,2],[3,4]], w = [[1,0],[1,1],[0,2]], b = [10,20,30] */
+    float x[4] = {1, 2, 3, 4}, w[6] = {1, 0, 1, 1, 0, 2}, b[3] = {10, 20, 30}, y[6];
+    k_matmul_args a = {.m = 2, .n = 3, .k = 2, .x = x, .w = w, .w_dtype = TENSOR_DTYPE_F32, .bias = b, .y = y};
+    k_matmul_cpu(&a);
+    const float want[6] = {11, 23, 34, 13, 27, 38};
+    for (int i = 0; i < 6; i++) CHECK_NEAR(y[i], want[i], 0);
+    a.accumulate = true;
+    k_matmul_cpu(&a);
+    for (int i = 0; i < 6; i++) CHECK_NEAR(y[i], 2 * want[i], 0);
+    uint16_t wh[6];
+    for (int i = 0; i < 6; i++) wh[i] = f32_to_half(w[i]);
+    a = (k_matmul_args){.m = 2, .n = 3, .k = 2, .x = x, .w = wh, .w_dtype = TENSOR_DTYPE_F16, .bias = b, .y = y};
+    k_matmul_cpu(&a);
+    for (int i = 0; i < 6; i++) CHECK_NEAR(y[i], want[i], 0);
+}
+
+static void test_plan(void) {
+    k_matmul_launch l;
+    k_matmul_args a = {.m = 577, .n = 4096, .k = 1024, .w_dtype = TENSOR_DTYPE_F32};
+    k_matmul_plan(&a, 2, &l);
+    CHECK(l.variant == K_MATMUL_SGEMM && !l.split_m && l.n_threads == 2);
+    a.n = 64; /* tall: split the rows */
+    k_matmul_plan(&a, 4, &l);
+    CHECK(l.variant == K_MATMUL_SGEMM && l.split_m && l.n_threads == 4);
+    a = (k_matmul_args){.m = 2, .n = 3, .k = 4, .w_dtype = TENSOR_DTYPE_F32};
+    k_matmul_plan(&a, 8, &l);
+    CHECK_EQ_INT(l.n_threads, 1); /* tiny: serial */
+    a = (k_matmul_args){.m = 1, .n = 32064, .k = 4096, .w_dtype = TENSOR_DTYPE_F16};
+    k_matmul_plan(&a, 2, &l);
+    CHECK(l.variant == K_MATMUL_FUSED && l.n_threads == 2);
+    a.m = K_MATMUL_FUSED_MAX_M + 1;
+    a.w_dtype = TENSOR_DTYPE_BF16;
+    k_matmul_plan(&a, 2, &l);
+    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n % 16 == 0 && l.block_n >= 16 && l.block_n <= a.n);
+    CHECK((size_t)l.block_n * a.k <= (1u << 20)); /* scratch budget */
+    a = (k_matmul_args){.m = 577, .n = 1024, .k = 1024, .w_dtype = TENSOR_DTYPE_F16};
+    k_matmul_plan(&a, 2, &l);
+    CHECK(l.variant == K_MATMUL_CONVERT && (a.n + l.block_n - 1) / l.block_n >= 2); /* a block per thread */
+    a = (k_matmul_args){.m = 20, .n = 5, .k = 3, .w_dtype = TENSOR_DTYPE_F16};
+    k_matmul_plan(&a, 2, &l);
+    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 5 && l.n_threads == 1);
+}
+
+static void test_check(void) {
+    float x[4] = {0}, y[4];
+    char err[HIRED_ERR_LEN];
+    k_matmul_args good = {.m = 2, .n = 2, .k = 2, .x = x, .w = x, .w_dtype = TENSOR_DTYPE_F32, .y = y};
+    CHECK_EQ_INT(k_matmul_check(&good, err), 0);
+    CHECK_EQ_INT(k_matmul_check(NULL, err), HIRED_EINVAL);
+    k_matmul_args a = good;
+    a.m = 0;
+    CHECK_EQ_INT(k_matmul_check(&a, err), HIRED_EINVAL);
+    CHECK(strstr(err, "m=0") != NULL);
+    a = good, a.k = -1;
+    CHECK_EQ_INT(k_matmul_check(&a, err), HIRED_EINVAL);
+    a = good, a.x = NULL;
+    CHECK_EQ_INT(k_matmul_check(&a, err), HIRED_EINVAL);
+    a = good, a.w = NULL;
+    CHECK_EQ_INT(k_matmul_check(&a, err), HIRED_EINVAL);
+    a = good, a.ldx = 1;
+    CHECK_EQ_INT(k_matmul_check(&a, err), HIRED_EINVAL);
+    CHECK(strstr(err, "ldx") != NULL);
+    a = good, a.ldy = 1;
+    CHECK_EQ_INT(k_matmul_check(&a, err), HIRED_EINVAL);
+    CHECK(strstr(err, "ldy") != NULL);
+    a = good, a.w_dtype = (tensor_dtype_t)7;
+    CHECK_EQ_INT(k_matmul_check(&a, err), HIRED_EINVAL);
+    CHECK(strstr(err, "dtype") != NULL);
+    CHECK_EQ_INT(k_matmul_check(&a, NULL), HIRED_EINVAL); /* err may be NULL */
+}
+
+int main(void) {
+    test_known();
+    test_plan();
+    test_check();
+    test_against_ref();
+    return test_summary();
+}
