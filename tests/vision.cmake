@@ -1,1 +1,2 @@
-# tests for vision (see tests/CMakeLists.txt for hired_add_test)
+# vision tower fidelity and token selection
+hired_add_test(test_select SOURCES unit/test_select.c LIBS hired_encoder)
