@@ -1,0 +1,93 @@
+/* main.c — hired-broker: configuration (one cfg table; `-c FILE`, `-o key=value`,
+ * `--key=value`), signals (SIGINT/SIGTERM stop the loop), run. Every key is listed by
+ * `hired-broker --help`; the effective configuration is logged at start.
+ * Not here: the broker itself (broker.c). */
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker.h"
+#include "cfg.h"
+#include "log.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    g_stop = 1;
+}
+
+typedef struct {
+    broker_cfg_t b;
+    int log_level;
+} main_cfg_t;
+
+#define O(f) offsetof(main_cfg_t, b.f)
+static const cfg_entry_t k_cfg[] = {
+    {"broker.frontend", CFG_STRING, O(frontend), 1, 255, "tcp://*:5555", NULL, "endpoint clients connect to"},
+    {"broker.backend", CFG_STRING, O(backend), 1, 255, "tcp://*:5556", NULL, "endpoint workers connect to"},
+    {"broker.ports_file", CFG_STRING, O(ports_file), 0, 4000, "", NULL,
+     "write the bound endpoints to this file (for ephemeral ports); empty = no"},
+    {"broker.heartbeat_ms", CFG_INT, O(heartbeat_ms), 10, 60000, "1000", NULL, "heartbeat interval"},
+    {"broker.liveness", CFG_INT, O(liveness), 2, 100, "3", NULL, "silent intervals before a worker is dead"},
+    {"broker.max_attempts", CFG_INT, O(max_attempts), 1, 100, "3", NULL, "tries per stage before ERROR"},
+    {"broker.attempt_timeout_ms", CFG_INT, O(attempt_timeout_ms), 100, 86400000, "120000", NULL,
+     "a worker holding a job without progress this long loses it"},
+    {"broker.deadline_ms", CFG_INT, O(deadline_ms), 100, 86400000, "600000", NULL, "default job deadline"},
+    {"broker.max_deadline_ms", CFG_INT, O(max_deadline_ms), 100, 86400000, "3600000", NULL,
+     "largest deadline a client may ask for"},
+    {"broker.queue_max", CFG_INT, O(queue_max), 1, 1000000, "256", NULL,
+     "jobs queued per service before SUBMIT gets BUSY"},
+    {"broker.result_ttl_ms", CFG_INT, O(result_ttl_ms), 0, 86400000, "60000", NULL,
+     "finished jobs answer a resubmission this long"},
+    {"broker.model_ttl_ms", CFG_INT, O(model_ttl_ms), 0, 86400000, "60000", NULL,
+     "a model stays known this long after its last worker left"},
+    {"broker.startup_grace_ms", CFG_INT, O(startup_grace_ms), -1, 3600000, "-1", NULL,
+     "after start, jobs for unknown models wait this long for workers; -1 = 3 x heartbeat x liveness"},
+    {"broker.max_image_bytes", CFG_INT, O(max_image_bytes), 1, WIRE_MAX_IMAGE, "33554432", NULL,
+     "largest SUBMIT image"},
+    {"broker.max_prompt_bytes", CFG_INT, O(max_prompt_bytes), 1, WIRE_MAX_PROMPT, "65536", NULL,
+     "longest prompt"},
+    {"log.level", CFG_ENUM, offsetof(main_cfg_t, log_level), 0, 0, "info", "debug|info|warn|error",
+     "log threshold"},
+};
+#undef O
+
+int main(int argc, char **argv) {
+    main_cfg_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char err[HIRED_ERR_LEN];
+    int n = (int)ARRAY_LEN(k_cfg);
+    int rc = cfg_args(k_cfg, n, &cfg, argc, argv, err);
+    if (rc == 1) {
+        cfg_free(k_cfg, n, &cfg);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "hired-broker: %s\n", err);
+        cfg_free(k_cfg, n, &cfg);
+        return 2;
+    }
+    log_set_level((log_level_t)cfg.log_level);
+    cfg_log(k_cfg, n, &cfg);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    broker_t b;
+    rc = broker_open(&b, &cfg.b, err);
+    if (rc) {
+        log_error("hired-broker: %s", err);
+    } else {
+        rc = broker_run(&b, &g_stop);
+        log_info("hired-broker: stopping");
+    }
+    broker_close(&b);
+    cfg_free(k_cfg, n, &cfg);
+    return rc ? 1 : 0;
+}
