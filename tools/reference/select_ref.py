@@ -155,8 +155,9 @@ def largest_remainder(total, weights):
     """Apportion the integer total over weights (>= 0, sum > 0): floors of the exact quotas,
     then one more each to the largest fractional remainders, ties -> lower index.
     Returns (b, margin): margin = how far (in tokens) the rounding is from flipping: the
-    gap between the last remainder that got +1 and the first that did not, and the distance
-    of every quota from an integer."""
+    gap between the last remainder that got +1 and the first that did not (None when every
+    or no remainder gets one). A quota that sits at an integer is not fragile: if it lands
+    just below instead, its remainder ~1 wins the token back."""
     w = np.asarray(weights, dtype=np.float64)
     q = total * w / w.sum()
     b = np.floor(q).astype(np.int64)
@@ -164,11 +165,9 @@ def largest_remainder(total, weights):
     rem = int(total - b.sum())
     order = np.argsort(-frac, kind="stable")
     b[order[:rem]] += 1
-    near_int = np.minimum(frac, 1.0 - frac)
-    margin = float(near_int[w > 0].min()) if (w > 0).any() else None
+    margin = None
     if 0 < rem < len(w):
-        gap = float(frac[order[rem - 1]] - frac[order[rem]])
-        margin = gap if margin is None else min(margin, gap)
+        margin = float(frac[order[rem - 1]] - frac[order[rem]])
     return [int(v) for v in b], margin
 
 
@@ -299,7 +298,7 @@ def kept_positions(mask, rows, cols, grid=GRID):
     """[(part, row, col)] in select.h's output order for none / hired / spatial."""
     mask = np.asarray(mask, dtype=bool)
     n, p = mask.shape
-    out = [(0, j // grid, j % grid) for j in np.flatnonzero(mask[0])]
+    out = [(0, int(j) // grid, int(j) % grid) for j in np.flatnonzero(mask[0])]
     if n == 1:
         return out
     assert n == 1 + rows * cols
@@ -342,12 +341,14 @@ def iqr_outliers(a):
     return count, float(fence), margin
 
 
-def prumerge_partition(attn, keys, feats, plus, neighbours=PM_NEIGHBOURS):
+def prumerge_partition(attn, keys, feats, plus, neighbours=PM_NEIGHBOURS, tie_warn=1e-5):
     """One partition. attn [P]: single-head full-width CLS->patch attention of the last layer;
     keys [P, d]: that layer's k_proj output without the CLS row; feats [P, d]: feature layer
     without CLS. Returns (kept, merged, info): kept = patch indices in output order (top by
     descending score, then the supplement ascending); merged = [len(kept)+1, d] float64, the
-    last row the summary token."""
+    last row the summary token. For every kept token whose 32nd and 33rd most similar keys are
+    closer than tie_warn (relative), info accumulates how much swapping them would change the
+    sum and the sum of squares of the merged features (merge_tie_dsum, merge_tie_dsumsq)."""
     a64 = np.asarray(attn, dtype=np.float64).reshape(-1)
     p = a64.shape[0]
     keys = np.asarray(keys, dtype=np.float64)
@@ -378,17 +379,26 @@ def prumerge_partition(attn, keys, feats, plus, neighbours=PM_NEIGHBOURS):
     d = feats.shape[1]
     merged = np.zeros((len(kept) + 1, d), dtype=np.float64)
     merge_margins = []
+    tie_dsum = tie_dsumsq = 0.0
     for t, i in enumerate(kept):
         # every other token is a candidate (the other kept ones and the complement)
         others = np.array([j for j in range(p) if j != i], dtype=np.int64)
         sim = kn[others] @ kn[i]
         nb = min(neighbours, len(others))
         pick = others[topk_indices(sim, nb)]
-        merge_margins.append(topk_margin(sim, nb))
+        mm = topk_margin(sim, nb)
+        merge_margins.append(mm)
         merged[t] = feats[i] + (a64[pick, None] * feats[pick]).sum(axis=0)
+        if mm is not None and mm < tie_warn:
+            # what a float32 port that swaps the nb-th and (nb+1)-th neighbour would get
+            order = others[np.argsort(-sim, kind="stable")]
+            alt = merged[t] + a64[order[nb]] * feats[order[nb]] - a64[order[nb - 1]] * feats[order[nb - 1]]
+            tie_dsum += abs(alt.sum() - merged[t].sum())
+            tie_dsumsq += abs((alt * alt).sum() - (merged[t] * merged[t]).sum())
     if len(rest):
         merged[-1] = (a64[rest, None] * feats[rest]).sum(axis=0)
     info["merge_margin"] = _min_margin(merge_margins)
+    info["merge_tie_dsum"], info["merge_tie_dsumsq"] = tie_dsum, tie_dsumsq
     return kept, merged, info
 
 
