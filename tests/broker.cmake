@@ -1,3 +1,16 @@
 # tests for the wire protocol, the broker, libhired and the worker connection
 # (see tests/CMakeLists.txt for hired_add_test).
 hired_add_test(test_wire SOURCES unit/test_wire.c LIBS hired_wire TIMEOUT 60)
+
+# A fake encoder / decoder on common/worker_conn for broker-scale tests (not a test itself).
+add_executable(fake_worker integration/fake_worker.c)
+target_link_libraries(fake_worker PRIVATE hired_wire)
+
+# Integration tests: real hired-broker and fake_worker processes on 127.0.0.1.
+add_library(hired_it_harness STATIC integration/harness.c)
+target_include_directories(hired_it_harness PUBLIC ${CMAKE_CURRENT_SOURCE_DIR} ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+target_link_libraries(hired_it_harness PUBLIC hired_client_static PkgConfig::CJSON)
+foreach(t basic)
+  hired_add_test(test_int_${t} SOURCES integration/test_int_${t}.c LIBS hired_it_harness TIMEOUT 60)
+  add_dependencies(test_int_${t} hired-broker fake_worker)
+endforeach()

@@ -1,0 +1,567 @@
+/* hired_client.c — libhired (see hired_client.h). A background I/O thread owns the DEALER socket
+ * to the broker frontend; API calls talk to it through a mutex, a condition variable and a
+ * self-pipe. The thread keeps the table of unfinished jobs (each with its own copy of the
+ * image) and is the only place where resubmission happens:
+ *   - broker silent for liveness x heartbeat: new socket (fresh routing id), resubmit all;
+ *   - broker epoch changed (HEARTBEAT / ACCEPTED from a restarted broker): resubmit the jobs
+ *     accepted under the old epoch;
+ *   - SUBMIT unanswered for liveness x heartbeat: send it again (idempotent by id);
+ *   - BUSY for a job that was already accepted once (a restarted broker is full): retry later.
+ * Per job it delivers one ACCEPTED, TOKENs in seq order without repeats, one DONE/ERROR/BUSY.
+ * Not here: the `hired` CLI (cli.c). */
+#include "hired_client.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mem.h"
+#include "wire.h"
+
+typedef struct cjob {
+    wire_msg_t submit;      /* the SUBMIT header (owns the prompt) */
+    void *image;            /* [image_len], for resubmission */
+    size_t image_len;
+    uint32_t next_seq;      /* next TOKEN seq to deliver */
+    bool accepted;          /* ACCEPTED delivered */
+    bool need_send;
+    uint64_t epoch;         /* broker epoch that accepted it (0 = not yet) */
+    int64_t last_sent, resend_at, deadline;
+    struct cjob *next;
+} cjob_t;
+
+typedef struct ev_item {
+    hired_event ev;
+    struct ev_item *next;
+} ev_item_t;
+
+typedef struct cancel_item {
+    char id[HIRED_JOB_ID_LEN];
+    struct cancel_item *next;
+} cancel_item_t;
+
+struct hired_client {
+    char endpoint[256];
+    int timeout_ms, heartbeat_ms, liveness;
+    void *ctx;
+    pthread_t thread;
+    bool thread_started;
+    int wake[2];
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;           /* events and status replies */
+    pthread_mutex_t status_mu;   /* one hired_status at a time */
+    cjob_t *jobs;
+    int njobs;
+    ev_item_t *ev_head, *ev_tail;
+    cancel_item_t *cancels;
+    bool status_want, status_sent;
+    char *status_json;
+    uint64_t epoch;              /* latest broker epoch seen */
+};
+
+// ---- helpers ----------------------------------------------------------------------------------
+
+static void wake(hired_client *c) {
+    char b = 1;
+    ssize_t r = write(c->wake[1], &b, 1);
+    (void)r;
+}
+
+static cjob_t *find_job(hired_client *c, const char *id) {
+    for (cjob_t *j = c->jobs; j; j = j->next)
+        if (strcmp(j->submit.id, id) == 0) return j;
+    return NULL;
+}
+
+static void free_job(cjob_t *j) {
+    wire_msg_clear(&j->submit);
+    free(j->image);
+    mem_free(j);
+}
+
+static void remove_job(hired_client *c, cjob_t *j) {
+    cjob_t **pp = &c->jobs;
+    while (*pp && *pp != j) pp = &(*pp)->next;
+    if (*pp) *pp = j->next;
+    c->njobs--;
+    free_job(j);
+}
+
+/* Queues an event (takes ownership of ev->text). Caller holds mu. */
+static void push_event(hired_client *c, hired_event *ev) {
+    ev_item_t *it = mem_calloc(1, sizeof *it);
+    if (!it) {
+        free(ev->text);
+        return;
+    }
+    it->ev = *ev;
+    if (c->ev_tail) c->ev_tail->next = it;
+    else c->ev_head = it;
+    c->ev_tail = it;
+    pthread_cond_broadcast(&c->cv);
+}
+
+static char *dup_str(const char *s) {
+    if (!s) return NULL;
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d) memcpy(d, s, n + 1);
+    return d;
+}
+
+static void local_error(hired_client *c, cjob_t *j, int code, const char *msg) {
+    hired_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.type = HIRED_EVENT_ERROR;
+    snprintf(ev.job_id, sizeof ev.job_id, "%s", j->submit.id);
+    ev.code = code;
+    snprintf(ev.message, sizeof ev.message, "%s", msg);
+    push_event(c, &ev);
+    remove_job(c, j);
+}
+
+// ---- the I/O thread -----------------------------------------------------------------------------
+
+static void *open_socket(hired_client *c) {
+    void *s = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (!s) return NULL;
+    if (wire_sock_setup(s, NULL) || zmq_connect(s, c->endpoint) != 0) {
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+static void send_submit(hired_client *c, void *sock, cjob_t *j, int64_t now) {
+    zmq_msg_t img;
+    if (zmq_msg_init_size(&img, j->image_len) != 0) return;
+    memcpy(zmq_msg_data(&img), j->image, j->image_len);
+    char err[HIRED_ERR_LEN];
+    int rc = wire_send(sock, NULL, 0, &j->submit, &img, err);
+    zmq_msg_close(&img);
+    if (rc == 0) {
+        j->need_send = false;
+        j->last_sent = now;
+    }
+    (void)c;
+}
+
+static void send_simple(void *sock, wire_type_t t, const char *id) {
+    wire_msg_t m;
+    wire_msg_init(&m, t);
+    if (id) snprintf(m.id, sizeof m.id, "%s", id);
+    char err[HIRED_ERR_LEN];
+    wire_send(sock, NULL, 0, &m, NULL, err);
+}
+
+/* A (possibly new) broker epoch: jobs accepted under another one were lost. Holds mu. */
+static void note_epoch(hired_client *c, uint64_t epoch) {
+    if (!epoch || epoch == c->epoch) return;
+    if (c->epoch) log_info("hired: broker restarted (epoch changed); resubmitting");
+    c->epoch = epoch;
+    for (cjob_t *j = c->jobs; j; j = j->next)
+        if (j->epoch && j->epoch != epoch) {
+            j->epoch = 0;
+            j->need_send = true;
+        }
+}
+
+static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
+    char err[HIRED_ERR_LEN];
+    wire_msg_t m;
+    if (p->n < 1) return;
+    if (wire_decode(zmq_msg_data(&p->part[0]), zmq_msg_size(&p->part[0]), NULL, &m, err)) {
+        log_warn("hired: bad message from the broker: %s", err);
+        wire_msg_clear(&m);
+        return;
+    }
+    pthread_mutex_lock(&c->mu);
+    cjob_t *j = m.id[0] ? find_job(c, m.id) : NULL;
+    hired_event ev;
+    memset(&ev, 0, sizeof ev);
+    snprintf(ev.job_id, sizeof ev.job_id, "%s", m.id);
+    switch (m.type) {
+    case WIRE_HEARTBEAT: note_epoch(c, m.epoch); break;
+    case WIRE_ACCEPTED:
+        note_epoch(c, m.epoch);
+        if (!j) break;
+        j->epoch = m.epoch ? m.epoch : 1;
+        if (!j->accepted) {
+            j->accepted = true;
+            ev.type = HIRED_EVENT_ACCEPTED;
+            push_event(c, &ev);
+        }
+        break;
+    case WIRE_TOKEN:
+        if (!j || m.seq != j->next_seq) break; /* a repeat after a retry (or a stray) */
+        j->next_seq++;
+        ev.type = HIRED_EVENT_TOKEN;
+        ev.seq = m.seq;
+        ev.token = m.token;
+        ev.text = dup_str(m.text);
+        push_event(c, &ev);
+        break;
+    case WIRE_DONE:
+        if (!j) break;
+        ev.type = HIRED_EVENT_DONE;
+        ev.text = dup_str(m.text ? m.text : "");
+        snprintf(ev.finish, sizeof ev.finish, "%s", m.finish);
+        ev.prompt_tokens = m.usage.prompt_tokens;
+        ev.image_tokens = m.usage.image_tokens;
+        ev.completion_tokens = m.usage.completion_tokens;
+        for (int s = 0; s < HIRED_STAGE_COUNT; s++)
+            ev.timings_ms[s] = (m.timings_mask & (1u << s)) ? m.timings[s] : -1;
+        push_event(c, &ev);
+        remove_job(c, j);
+        break;
+    case WIRE_ERROR:
+        if (!j) {
+            log_warn("hired: broker error: %s", m.message ? m.message : "");
+            break;
+        }
+        ev.type = HIRED_EVENT_ERROR;
+        ev.code = m.code;
+        snprintf(ev.message, sizeof ev.message, "%s", m.message ? m.message : "");
+        push_event(c, &ev);
+        remove_job(c, j);
+        break;
+    case WIRE_BUSY:
+        if (!j) break;
+        if (j->accepted) { /* admitted once already: keep trying, the caller was promised an end */
+            j->resend_at = now + (m.retry_ms ? (int64_t)m.retry_ms : (int64_t)c->heartbeat_ms);
+            break;
+        }
+        ev.type = HIRED_EVENT_BUSY;
+        ev.retry_ms = m.retry_ms;
+        snprintf(ev.message, sizeof ev.message, "%s queue full", m.service);
+        push_event(c, &ev);
+        remove_job(c, j);
+        break;
+    case WIRE_STATUS_REPLY:
+        if (c->status_want && p->n >= 2) {
+            size_t n = zmq_msg_size(&p->part[1]);
+            char *s = malloc(n + 1);
+            if (s) {
+                memcpy(s, zmq_msg_data(&p->part[1]), n);
+                s[n] = 0;
+                free(c->status_json);
+                c->status_json = s;
+                c->status_want = c->status_sent = false;
+                pthread_cond_broadcast(&c->cv);
+            }
+        }
+        break;
+    default: break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    wire_msg_clear(&m);
+}
+
+static void *io_main(void *arg) {
+    hired_client *c = arg;
+    void *sock = open_socket(c);
+    int64_t now = wire_now_ms(), last_recv = now, next_hb = now;
+    int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
+    while (!atomic_load(&c->stop) && sock) {
+        now = wire_now_ms();
+        pthread_mutex_lock(&c->mu);
+        bool waiting = c->njobs > 0 || c->status_want;
+        if (waiting && now - last_recv > silent) {
+            log_info("hired: broker silent for %lld ms; reconnecting", (long long)(now - last_recv));
+            zmq_close(sock);
+            sock = open_socket(c);
+            last_recv = now;
+            c->status_sent = false;
+            for (cjob_t *j = c->jobs; j; j = j->next) j->need_send = true;
+            if (!sock) {
+                pthread_mutex_unlock(&c->mu);
+                break;
+            }
+        }
+        if (!waiting) last_recv = now; /* nothing to lose while idle */
+        if (now >= next_hb) {
+            if (waiting) send_simple(sock, WIRE_HEARTBEAT, NULL);
+            next_hb = now + c->heartbeat_ms;
+        }
+        cjob_t *jn;
+        for (cjob_t *j = c->jobs; j; j = jn) {
+            jn = j->next;
+            if (now > j->deadline) {
+                local_error(c, j, HIRED_ETIMEOUT, "deadline passed without an answer from the broker");
+                continue;
+            }
+            if (!j->epoch && !j->need_send && now - j->last_sent > silent) j->need_send = true;
+            if (j->resend_at && now >= j->resend_at) j->resend_at = 0, j->need_send = true;
+            if (j->need_send && !j->resend_at) send_submit(c, sock, j, now);
+        }
+        while (c->cancels) {
+            cancel_item_t *ci = c->cancels;
+            c->cancels = ci->next;
+            send_simple(sock, WIRE_CANCEL, ci->id);
+            mem_free(ci);
+        }
+        if (c->status_want && !c->status_sent) {
+            send_simple(sock, WIRE_STATUS, NULL);
+            c->status_sent = true;
+        }
+        pthread_mutex_unlock(&c->mu);
+
+        zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, c->wake[0], ZMQ_POLLIN, 0}};
+        long timeout = (long)(next_hb - wire_now_ms());
+        if (timeout > 50) timeout = 50; /* local deadlines and resends */
+        if (timeout < 0) timeout = 0;
+        if (zmq_poll(items, 2, timeout) < 0 && errno != EINTR) break;
+        if (items[1].revents & ZMQ_POLLIN) {
+            char buf[64];
+            while (read(c->wake[0], buf, sizeof buf) > 0) {
+            }
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            for (int i = 0; i < 256; i++) {
+                wire_parts_t p;
+                if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
+                last_recv = wire_now_ms();
+                on_message(c, &p, last_recv);
+                wire_parts_close(&p);
+            }
+        }
+    }
+    if (sock) zmq_close(sock);
+    return NULL;
+}
+
+// ---- public API -------------------------------------------------------------------------------
+
+void hired_job_init(hired_job *job) {
+    memset(job, 0, sizeof *job);
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_SUBMIT);
+    job->params.max_tokens = m.params.max_tokens;
+    job->params.temperature = m.params.temperature;
+    job->params.top_p = m.params.top_p;
+    job->params.top_k = m.params.top_k;
+    job->params.seed = m.params.seed;
+    job->params.budget = m.params.budget;
+    job->params.strategy = "hired";
+    job->params.alpha = m.params.alpha;
+    job->params.newline = "hf";
+    job->params.stream = true;
+}
+
+hired_client *hired_client_new(const char *endpoint, const hired_client_opts *opts) {
+    if (!endpoint || strlen(endpoint) >= 256) return NULL;
+    hired_client *c = mem_calloc(1, sizeof *c);
+    if (!c) return NULL;
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 600000;
+    c->heartbeat_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
+    c->liveness = opts && opts->liveness > 0 ? opts->liveness : 3;
+    c->wake[0] = c->wake[1] = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_mutex_init(&c->status_mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new()) ||
+        pthread_create(&c->thread, NULL, io_main, c) != 0) {
+        hired_client_destroy(&c);
+        return NULL;
+    }
+    c->thread_started = true;
+    return c;
+}
+
+void hired_client_destroy(hired_client **pc) {
+    if (!pc || !*pc) return;
+    hired_client *c = *pc;
+    atomic_store(&c->stop, 1);
+    if (c->wake[1] >= 0) wake(c);
+    if (c->thread_started) pthread_join(c->thread, NULL);
+    while (c->jobs) remove_job(c, c->jobs);
+    while (c->ev_head) {
+        ev_item_t *it = c->ev_head;
+        c->ev_head = it->next;
+        free(it->ev.text);
+        mem_free(it);
+    }
+    while (c->cancels) {
+        cancel_item_t *ci = c->cancels;
+        c->cancels = ci->next;
+        mem_free(ci);
+    }
+    free(c->status_json);
+    if (c->ctx) zmq_ctx_term(c->ctx);
+    if (c->wake[0] >= 0) close(c->wake[0]);
+    if (c->wake[1] >= 0) close(c->wake[1]);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->status_mu);
+    mem_free(c);
+    *pc = NULL;
+}
+
+static void random_id(char out[HIRED_JOB_ID_LEN]) {
+    uint8_t r[16];
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        uint64_t t = (uint64_t)wire_now_ms() ^ (uint64_t)(uintptr_t)out;
+        for (int i = 0; i < 16; i++) r[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)rand();
+    }
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN]) {
+    if (!c || !job || !job->model || !job->prompt || !job->image) return HIRED_EINVAL;
+    cjob_t *j = mem_calloc(1, sizeof *j);
+    if (!j) return HIRED_ENOMEM;
+    wire_msg_t *m = &j->submit;
+    wire_msg_init(m, WIRE_SUBMIT);
+    if (job->id) {
+        if (strlen(job->id) > WIRE_MAX_ID) goto inval;
+        strcpy(m->id, job->id);
+    } else {
+        random_id(m->id);
+    }
+    if (strlen(job->model) > WIRE_MAX_MODEL) goto inval;
+    strcpy(m->model, job->model);
+    const hired_params *p = &job->params;
+    m->params.max_tokens = p->max_tokens;
+    m->params.temperature = p->temperature;
+    m->params.top_p = p->top_p;
+    m->params.top_k = p->top_k;
+    m->params.seed = p->seed;
+    m->params.budget = p->budget;
+    m->params.alpha = p->alpha;
+    m->params.stream = p->stream;
+    if (snprintf(m->params.strategy, sizeof m->params.strategy, "%s", p->strategy ? p->strategy : "hired") >=
+            (int)sizeof m->params.strategy ||
+        snprintf(m->params.newline, sizeof m->params.newline, "%s", p->newline ? p->newline : "hf") >=
+            (int)sizeof m->params.newline)
+        goto inval;
+    int dl = job->deadline_ms > 0 ? job->deadline_ms : c->timeout_ms;
+    m->deadline_ms = (uint32_t)dl;
+    if (wire_msg_set_prompt(m, job->prompt)) goto nomem;
+    char err[HIRED_ERR_LEN];
+    int rc = wire_validate(m, NULL, err);
+    size_t sz = job->image_len;
+    if (rc == 0) rc = wire_check_payloads(m, 1, &sz, NULL, err);
+    if (rc) {
+        log_debug("hired_submit: %s", err);
+        free_job(j);
+        return rc == HIRED_ERANGE ? HIRED_ERANGE : HIRED_EINVAL;
+    }
+    j->image = malloc(job->image_len);
+    if (!j->image) goto nomem;
+    memcpy(j->image, job->image, job->image_len);
+    j->image_len = job->image_len;
+    j->need_send = true;
+    int64_t now = wire_now_ms();
+    j->deadline = now + dl + (int64_t)c->heartbeat_ms * c->liveness * 2;
+    pthread_mutex_lock(&c->mu);
+    if (find_job(c, m->id)) {
+        pthread_mutex_unlock(&c->mu);
+        goto inval;
+    }
+    j->next = c->jobs;
+    c->jobs = j;
+    c->njobs++;
+    if (job_id_out) snprintf(job_id_out, HIRED_JOB_ID_LEN, "%s", m->id);
+    pthread_mutex_unlock(&c->mu);
+    wake(c);
+    return HIRED_OK;
+inval:
+    free_job(j);
+    return HIRED_EINVAL;
+nomem:
+    free_job(j);
+    return HIRED_ENOMEM;
+}
+
+static void deadline_ts(struct timespec *ts, int timeout_ms) {
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
+}
+
+int hired_next_event(hired_client *c, int timeout_ms, hired_event *ev) {
+    memset(ev, 0, sizeof *ev);
+    if (!c) return HIRED_EINVAL;
+    struct timespec until;
+    deadline_ts(&until, timeout_ms > 0 ? timeout_ms : 0);
+    pthread_mutex_lock(&c->mu);
+    while (!c->ev_head && timeout_ms != 0) {
+        if (timeout_ms < 0) pthread_cond_wait(&c->cv, &c->mu);
+        else if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT) break;
+    }
+    ev_item_t *it = c->ev_head;
+    if (it) {
+        c->ev_head = it->next;
+        if (!c->ev_head) c->ev_tail = NULL;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (!it) return HIRED_ETIMEOUT;
+    *ev = it->ev;
+    mem_free(it);
+    return HIRED_OK;
+}
+
+void hired_event_clear(hired_event *ev) {
+    if (!ev) return;
+    free(ev->text);
+    ev->text = NULL;
+}
+
+int hired_cancel(hired_client *c, const char *job_id) {
+    if (!c || !job_id || strlen(job_id) > WIRE_MAX_ID) return HIRED_EINVAL;
+    cancel_item_t *ci = mem_calloc(1, sizeof *ci);
+    if (!ci) return HIRED_ENOMEM;
+    strcpy(ci->id, job_id);
+    pthread_mutex_lock(&c->mu);
+    if (!find_job(c, job_id)) {
+        pthread_mutex_unlock(&c->mu);
+        mem_free(ci);
+        return HIRED_ENOTFOUND;
+    }
+    ci->next = c->cancels;
+    c->cancels = ci;
+    pthread_mutex_unlock(&c->mu);
+    wake(c);
+    return HIRED_OK;
+}
+
+int hired_status(hired_client *c, char **json_out) {
+    *json_out = NULL;
+    if (!c) return HIRED_EINVAL;
+    int timeout = c->timeout_ms < 10000 ? c->timeout_ms : 10000;
+    struct timespec until;
+    deadline_ts(&until, timeout);
+    pthread_mutex_lock(&c->status_mu);
+    pthread_mutex_lock(&c->mu);
+    free(c->status_json);
+    c->status_json = NULL;
+    c->status_want = true;
+    c->status_sent = false;
+    wake(c);
+    while (!c->status_json)
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT) break;
+    *json_out = c->status_json;
+    c->status_json = NULL;
+    c->status_want = false;
+    pthread_mutex_unlock(&c->mu);
+    pthread_mutex_unlock(&c->status_mu);
+    return *json_out ? HIRED_OK : HIRED_ETIMEOUT;
+}
+
+int hired_pending(hired_client *c) {
+    pthread_mutex_lock(&c->mu);
+    int n = c->njobs;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}

@@ -1,0 +1,142 @@
+/* hired_client.h — libhired: submit image + prompt jobs to a hired broker and receive their
+ * streamed answers. Link with `pkg-config --cflags --libs hired`.
+ *
+ *     hired_client *c = hired_client_new("tcp://broker:5555", NULL);
+ *     hired_job job;
+ *     hired_job_init(&job);
+ *     job.model = "llava-v1.6-vicuna-7b"; job.prompt = "USER: <image>\nWhat is this? ASSISTANT:";
+ *     job.image = bytes; job.image_len = n;          // JPEG/PNG file bytes, not decoded
+ *     char id[HIRED_JOB_ID_LEN];
+ *     hired_submit(c, &job, id);
+ *     hired_event ev;
+ *     while (hired_next_event(c, 60000, &ev) == 0) {
+ *         if (ev.type == HIRED_EVENT_TOKEN) fputs(ev.text, stdout);
+ *         bool end = ev.type == HIRED_EVENT_DONE || ev.type == HIRED_EVENT_ERROR || ev.type == HIRED_EVENT_BUSY;
+ *         hired_event_clear(&ev);
+ *         if (end) break;
+ *     }
+ *     hired_client_destroy(&c);
+ *
+ * Reliability: the library keeps every unfinished job (including its image) until it ends.
+ * When the broker is lost (silent for liveness x heartbeat) or restarts (its epoch changes) it
+ * reconnects and resubmits those jobs with the same ids, which the broker treats idempotently;
+ * tokens already delivered are dropped by sequence number, so each job's events are: one
+ * ACCEPTED, TOKENs with seq 0, 1, 2, ... without gaps or repeats, then exactly one DONE or
+ * ERROR — or a single BUSY (not admitted; nothing was queued; submit again later). A job whose
+ * deadline passes while no broker answers ends with a local ERROR HIRED_ETIMEOUT.
+ *
+ * Threads: a client may be shared by any number of threads; every function is thread-safe.
+ * Events of all jobs come out of one queue in arrival order. A background thread does the
+ * network work. Errors: functions return 0 or a negative HIRED_E* code (err.h, installed next
+ * to this header); hired_strerror(code) names it. */
+#ifndef HIRED_CLIENT_H
+#define HIRED_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HIRED_JOB_ID_LEN 65 /* 64 characters of [A-Za-z0-9._:-] + NUL */
+
+typedef struct hired_client hired_client;
+
+typedef struct hired_client_opts {
+    int timeout_ms;    /* hired_status's wait, and the default job deadline; 0 = 600000 */
+    int heartbeat_ms;  /* probe the broker this often; 0 = 1000 */
+    int liveness;      /* silent heartbeats before reconnecting; 0 = 3 */
+} hired_client_opts;
+
+typedef struct hired_params {
+    int max_tokens;      /* [1, 16384], default 256 */
+    double temperature;  /* [0, 100], default 0 (greedy) */
+    double top_p;        /* (0, 1], default 1 */
+    int top_k;           /* 0 = off */
+    uint64_t seed;       /* sampling seed, default 0 */
+    double budget;       /* visual token budget rate (0, 1], default 0.2 */
+    const char *strategy;/* none|hired|prumerge|prumerge+|spatial, default "hired" */
+    double alpha;        /* [0, 1], default 0.5 */
+    const char *newline; /* hf|none, default "hf" */
+    bool stream;         /* TOKEN events; false = only DONE with the full text. Default true */
+} hired_params;
+
+typedef struct hired_job {
+    const char *id;      /* NULL: the library makes a random one */
+    const char *model;   /* required */
+    const char *prompt;  /* required, at most 64 KiB */
+    const void *image;   /* required: encoded image file bytes, at most 32 MiB */
+    size_t image_len;
+    hired_params params;
+    int deadline_ms;     /* 0 = opts.timeout_ms */
+} hired_job;
+
+typedef enum {
+    HIRED_EVENT_ACCEPTED = 1,
+    HIRED_EVENT_TOKEN,
+    HIRED_EVENT_DONE,
+    HIRED_EVENT_ERROR,
+    HIRED_EVENT_BUSY,
+} hired_event_type;
+
+typedef enum {
+    HIRED_STAGE_QUEUE = 0, HIRED_STAGE_PREPROCESS, HIRED_STAGE_VIT, HIRED_STAGE_SELECT,
+    HIRED_STAGE_TRANSFER, HIRED_STAGE_PROJECT, HIRED_STAGE_PREFILL, HIRED_STAGE_DECODE,
+    HIRED_STAGE_TOTAL, HIRED_STAGE_COUNT
+} hired_stage;
+
+typedef struct hired_event {
+    hired_event_type type;
+    char job_id[HIRED_JOB_ID_LEN];
+    uint32_t seq;        /* TOKEN */
+    int32_t token;       /* TOKEN: vocabulary id */
+    char *text;          /* TOKEN: the token's text; DONE: the full text. Owned by the event. */
+    int code;            /* ERROR: negative HIRED_E* */
+    char message[1025];  /* ERROR: what went wrong; BUSY: which queue was full */
+    char finish[17];     /* DONE: stop|length|cancelled */
+    uint32_t prompt_tokens, image_tokens, completion_tokens; /* DONE */
+    double timings_ms[HIRED_STAGE_COUNT]; /* DONE; -1 where the stage was not reported */
+    uint32_t retry_ms;   /* BUSY: suggested wait */
+} hired_event;
+
+/* Sets every field to its default (params as documented above). */
+void hired_job_init(hired_job *job);
+
+/* Connects to the broker frontend (asynchronously: it may come up later). opts may be NULL.
+ * Caller owns the client (hired_client_destroy). NULL on bad arguments or resource failure. */
+hired_client *hired_client_new(const char *endpoint, const hired_client_opts *opts);
+/* Stops the background thread and frees everything, including undelivered events.
+ * NULL-safe; sets *pc = NULL. Jobs still running at the broker are not cancelled. */
+void hired_client_destroy(hired_client **pc);
+
+/* Submits a job. The library copies everything it needs (job and its buffers are borrowed for
+ * the call only). job_id_out (may be NULL) receives the id. 0, HIRED_EINVAL / HIRED_ERANGE
+ * (a parameter or size outside the protocol's limits), HIRED_ENOMEM. */
+int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN]);
+
+/* Waits up to timeout_ms (-1 = forever, 0 = poll) for the next event and moves it into *ev
+ * (caller clears it with hired_event_clear). 0 or HIRED_ETIMEOUT. */
+int hired_next_event(hired_client *c, int timeout_ms, hired_event *ev);
+/* Frees ev->text. Safe twice. */
+void hired_event_clear(hired_event *ev);
+
+/* Asks the broker to cancel job_id; the job then ends with ERROR "cancelled" (unless it ended
+ * first). 0, HIRED_ENOTFOUND (not a job of this client that is still running). */
+int hired_cancel(hired_client *c, const char *job_id);
+
+/* The broker's STATUS as JSON text (docs/protocol.md §6), waiting up to opts.timeout_ms
+ * (at most 10 s). Caller frees *json_out with free(). 0, HIRED_ETIMEOUT, HIRED_ENOMEM. */
+int hired_status(hired_client *c, char **json_out);
+
+/* Jobs submitted and not yet ended. */
+int hired_pending(hired_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,527 @@
+/* worker_conn.c — see worker_conn.h. One I/O thread owns the DEALER socket; application threads
+ * talk to it through two mutex-protected queues (jobs in, messages out) and a self-pipe that
+ * wakes its zmq_poll. Sessions: every READY starts a new session number; a reconnect (broker
+ * silent for liveness x heartbeat) or a DISCONNECT from the broker starts the next one, and
+ * everything tagged with an older session (held jobs, queued sends, jobs not yet taken) is
+ * cancelled or dropped, because the broker that knew them is gone or has re-queued them.
+ * Not here: job computation, signal installation (the caller's main). */
+#include "worker_conn.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "mem.h"
+
+typedef struct out_item {
+    zmq_msg_t hdr, payload;
+    bool has_payload;
+    uint64_t session;        /* 0 = any session */
+    struct out_item *next;
+} out_item_t;
+
+typedef struct in_item {
+    worker_job_t *job;
+    uint64_t session;
+    struct in_item *next;
+} in_item_t;
+
+typedef struct held {
+    char id[WIRE_MAX_ID + 1];
+    uint64_t session;
+    bool cancelled;
+} held_t;
+
+struct worker_conn {
+    char endpoint[256], service[WIRE_MAX_SERVICE + 1], model[WIRE_MAX_MODEL + 1];
+    int capacity, heartbeat_ms, liveness;
+    wire_limits_t lim;
+    void *ctx;
+    pthread_t thread;
+    bool thread_started;
+    int wake[2];                     /* self-pipe: [0] polled by the I/O thread */
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    out_item_t *out_head, *out_tail; /* to the broker */
+    in_item_t *in_head, *in_tail;    /* jobs not yet taken */
+    held_t *held;                    /* jobs taken or queued, not yet ended */
+    int nheld, capheld;
+    uint64_t session;                /* current session, under mu */
+    worker_conn_stats_t stats;
+};
+
+// ---- small helpers ------------------------------------------------------------------------------
+
+static void wake(worker_conn_t *c) {
+    char b = 1;
+    ssize_t r = write(c->wake[1], &b, 1); /* full pipe = already awake */
+    (void)r;
+}
+
+static int held_find(worker_conn_t *c, const char *id) {
+    for (int i = 0; i < c->nheld; i++)
+        if (strcmp(c->held[i].id, id) == 0) return i;
+    return -1;
+}
+
+static void held_remove(worker_conn_t *c, int i) { c->held[i] = c->held[--c->nheld]; }
+
+static int held_add(worker_conn_t *c, const char *id, uint64_t session) {
+    int i = held_find(c, id);
+    if (i >= 0) { /* the broker re-sent it (new attempt): take the new one */
+        c->held[i].session = session;
+        c->held[i].cancelled = false;
+        return HIRED_OK;
+    }
+    if (c->nheld == c->capheld) {
+        int cap = c->capheld ? c->capheld * 2 : 8;
+        held_t *p = mem_realloc(c->held, (size_t)cap * sizeof *p);
+        if (!p) return HIRED_ENOMEM;
+        c->held = p;
+        c->capheld = cap;
+    }
+    held_t *h = &c->held[c->nheld++];
+    snprintf(h->id, sizeof h->id, "%s", id);
+    h->session = session;
+    h->cancelled = false;
+    return HIRED_OK;
+}
+
+void worker_job_destroy(worker_job_t **pj) {
+    if (!pj || !*pj) return;
+    wire_msg_clear(&(*pj)->hdr);
+    zmq_msg_close(&(*pj)->payload);
+    mem_free(*pj);
+    *pj = NULL;
+}
+
+static void out_free(out_item_t *o) {
+    zmq_msg_close(&o->hdr);
+    if (o->has_payload) zmq_msg_close(&o->payload);
+    mem_free(o);
+}
+
+/* Queues an encoded message. Caller holds no lock. Takes ownership of *payload if given. */
+static int enqueue(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *payload, uint64_t session, char *err) {
+    out_item_t *o = mem_calloc(1, sizeof *o);
+    if (!o) {
+        if (payload) zmq_msg_close(payload), zmq_msg_init(payload);
+        return hired_errf(err, HIRED_ENOMEM, "out of memory");
+    }
+    int rc = wire_encode(m, &o->hdr, err);
+    if (rc) {
+        mem_free(o);
+        if (payload) zmq_msg_close(payload), zmq_msg_init(payload);
+        return rc;
+    }
+    zmq_msg_init(&o->payload);
+    if (payload) {
+        zmq_msg_move(&o->payload, payload);
+        o->has_payload = true;
+    }
+    o->session = session;
+    pthread_mutex_lock(&c->mu);
+    if (c->out_tail) c->out_tail->next = o;
+    else c->out_head = o;
+    c->out_tail = o;
+    pthread_mutex_unlock(&c->mu);
+    wake(c);
+    return HIRED_OK;
+}
+
+// ---- the I/O thread -----------------------------------------------------------------------------
+
+static void *open_socket(worker_conn_t *c) {
+    void *s = zmq_socket(c->ctx, ZMQ_DEALER);
+    if (!s) return NULL;
+    if (wire_sock_setup(s, &c->lim) || zmq_connect(s, c->endpoint) != 0) {
+        log_error("worker_conn: cannot connect to %s: %s", c->endpoint, zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Starts a new session: everything older is cancelled or dropped. Then READY. */
+static void new_session(worker_conn_t *c, void *sock) {
+    pthread_mutex_lock(&c->mu);
+    c->session++;
+    c->stats.sessions++;
+    for (int i = 0; i < c->nheld; i++) c->held[i].cancelled = true;
+    while (c->in_head) { /* never taken: the old broker session owned them */
+        in_item_t *it = c->in_head;
+        c->in_head = it->next;
+        int h = held_find(c, it->job->hdr.id);
+        if (h >= 0) held_remove(c, h);
+        worker_job_destroy(&it->job);
+        mem_free(it);
+    }
+    c->in_tail = NULL;
+    pthread_mutex_unlock(&c->mu);
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_READY);
+    snprintf(m.service, sizeof m.service, "%s", c->service);
+    snprintf(m.model, sizeof m.model, "%s", c->model);
+    m.capacity = (uint32_t)c->capacity;
+    char err[HIRED_ERR_LEN];
+    if (wire_send(sock, NULL, 0, &m, NULL, err)) log_warn("worker_conn: READY not sent: %s", err);
+}
+
+static void send_simple(void *sock, wire_type_t t) {
+    wire_msg_t m;
+    wire_msg_init(&m, t);
+    char err[HIRED_ERR_LEN];
+    if (wire_send(sock, NULL, 0, &m, NULL, err)) log_debug("worker_conn: %s not sent: %s", wire_type_name(t), err);
+}
+
+/* Sends queued messages of the current session; stops at a full pipe. */
+static void flush_out(worker_conn_t *c, void *sock) {
+    for (;;) {
+        pthread_mutex_lock(&c->mu);
+        out_item_t *o = c->out_head;
+        if (o && o->session && o->session != c->session) { /* stale: drop */
+            c->out_head = o->next;
+            if (!c->out_head) c->out_tail = NULL;
+            c->stats.dropped++;
+            pthread_mutex_unlock(&c->mu);
+            out_free(o);
+            continue;
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (!o) return;
+        int more = o->has_payload ? ZMQ_SNDMORE : 0;
+        if (zmq_msg_send(&o->hdr, sock, more | ZMQ_DONTWAIT) < 0) {
+            if (errno == EAGAIN) return; /* retry on the next round */
+            log_warn("worker_conn: send failed: %s", zmq_strerror(errno));
+        } else if (o->has_payload && zmq_msg_send(&o->payload, sock, 0) < 0) {
+            log_warn("worker_conn: payload send failed: %s", zmq_strerror(errno));
+        }
+        pthread_mutex_lock(&c->mu);
+        c->out_head = o->next;
+        if (!c->out_head) c->out_tail = NULL;
+        pthread_mutex_unlock(&c->mu);
+        out_free(o);
+    }
+}
+
+static void on_message(worker_conn_t *c, void *sock, wire_parts_t *p) {
+    char err[HIRED_ERR_LEN];
+    wire_msg_t m;
+    if (p->n < 1) return;
+    int rc = wire_decode(zmq_msg_data(&p->part[0]), zmq_msg_size(&p->part[0]), &c->lim, &m, err);
+    if (rc == 0) {
+        size_t sizes[WIRE_MAX_PAYLOADS];
+        int n = p->n - 1;
+        for (int i = 0; i < n && i < WIRE_MAX_PAYLOADS; i++) sizes[i] = zmq_msg_size(&p->part[1 + i]);
+        rc = p->truncated ? HIRED_EPROTO : wire_check_payloads(&m, n, sizes, &c->lim, err);
+    }
+    if (rc) {
+        log_warn("worker_conn: bad message from the broker: %s", err);
+        wire_msg_clear(&m);
+        return;
+    }
+    switch (m.type) {
+    case WIRE_JOB: {
+        worker_job_t *job = mem_calloc(1, sizeof *job);
+        in_item_t *it = mem_calloc(1, sizeof *it);
+        if (!job || !it) {
+            mem_free(job);
+            mem_free(it);
+            log_error("worker_conn: out of memory for job %s", m.id);
+            break;
+        }
+        job->hdr = m;
+        wire_msg_init(&m, WIRE_NONE);
+        wire_parts_take(p, 1, &job->payload);
+        job->received_ms = wire_now_ms();
+        pthread_mutex_lock(&c->mu);
+        c->stats.jobs++;
+        it->job = job;
+        it->session = c->session;
+        if (held_add(c, job->hdr.id, c->session)) {
+            pthread_mutex_unlock(&c->mu);
+            worker_job_destroy(&job);
+            mem_free(it);
+            break;
+        }
+        if (c->in_tail) c->in_tail->next = it;
+        else c->in_head = it;
+        c->in_tail = it;
+        pthread_cond_broadcast(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        break;
+    }
+    case WIRE_CANCEL:
+        pthread_mutex_lock(&c->mu);
+        c->stats.cancelled++;
+        int h = held_find(c, m.id);
+        if (h >= 0) c->held[h].cancelled = true;
+        pthread_mutex_unlock(&c->mu);
+        break;
+    case WIRE_DISCONNECT:
+        log_info("worker_conn: broker does not know this worker; announcing again");
+        new_session(c, sock);
+        break;
+    case WIRE_ERROR:
+        log_warn("worker_conn: broker says: %s", m.message ? m.message : "");
+        break;
+    default: break; /* HEARTBEAT: liveness only */
+    }
+    wire_msg_clear(&m);
+}
+
+static void *io_main(void *arg) {
+    worker_conn_t *c = arg;
+    void *sock = open_socket(c);
+    int64_t now = wire_now_ms(), last_recv = now, next_hb = now + c->heartbeat_ms;
+    if (sock) new_session(c, sock);
+    while (!atomic_load(&c->stop)) {
+        now = wire_now_ms();
+        if (!sock || now - last_recv > (int64_t)c->heartbeat_ms * c->liveness) {
+            /* Broker lost (or never reached): a fresh socket gets a fresh routing id. */
+            if (sock) {
+                log_warn("worker_conn: broker silent for %lld ms; reconnecting", (long long)(now - last_recv));
+                zmq_close(sock);
+            }
+            sock = open_socket(c);
+            last_recv = now;
+            if (sock) new_session(c, sock);
+            else {
+                struct timespec ts = {0, 100 * 1000000L};
+                nanosleep(&ts, NULL);
+                continue;
+            }
+        }
+        if (now >= next_hb) {
+            send_simple(sock, WIRE_HEARTBEAT);
+            next_hb = now + c->heartbeat_ms;
+        }
+        flush_out(c, sock);
+        zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, c->wake[0], ZMQ_POLLIN, 0}};
+        long timeout = (long)(next_hb - wire_now_ms());
+        if (timeout < 0) timeout = 0;
+        pthread_mutex_lock(&c->mu);
+        if (c->out_head) timeout = timeout < 5 ? timeout : 5; /* a full pipe: retry soon */
+        pthread_mutex_unlock(&c->mu);
+        if (zmq_poll(items, 2, timeout) < 0 && errno != EINTR) break;
+        if (items[1].revents & ZMQ_POLLIN) {
+            char buf[64];
+            while (read(c->wake[0], buf, sizeof buf) > 0) {
+            }
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            for (int i = 0; i < 256; i++) {
+                wire_parts_t p;
+                if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
+                last_recv = wire_now_ms();
+                on_message(c, sock, &p);
+                wire_parts_close(&p);
+            }
+        }
+    }
+    if (sock) {
+        flush_out(c, sock); /* terminal messages already queued still return credit */
+        send_simple(sock, WIRE_DISCONNECT);
+        zmq_close(sock); /* linger lets the DISCONNECT out */
+    }
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < c->nheld; i++) c->held[i].cancelled = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+// ---- public API -------------------------------------------------------------------------------
+
+worker_conn_t *worker_conn_new(const worker_conn_opts_t *o, char *err) {
+    if (!o || !o->endpoint || !o->service || !o->model) {
+        hired_errf(err, HIRED_EINVAL, "worker_conn: endpoint, service and model are required");
+        return NULL;
+    }
+    if (strcmp(o->service, "encode") && strcmp(o->service, "decode")) {
+        hired_errf(err, HIRED_EINVAL, "worker_conn: service must be 'encode' or 'decode' (got '%s')", o->service);
+        return NULL;
+    }
+    if (o->capacity < 1 || o->capacity > WIRE_MAX_CAPACITY || strlen(o->model) > WIRE_MAX_MODEL ||
+        strlen(o->endpoint) >= 256 || !o->model[0]) {
+        hired_errf(err, HIRED_EINVAL, "worker_conn: capacity must be in [1, %d] and model 1-%d characters",
+                   WIRE_MAX_CAPACITY, WIRE_MAX_MODEL);
+        return NULL;
+    }
+    worker_conn_t *c = mem_calloc(1, sizeof *c);
+    if (!c) {
+        hired_errf(err, HIRED_ENOMEM, "out of memory");
+        return NULL;
+    }
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
+    snprintf(c->service, sizeof c->service, "%s", o->service);
+    snprintf(c->model, sizeof c->model, "%s", o->model);
+    c->capacity = o->capacity;
+    c->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
+    c->liveness = o->liveness > 0 ? o->liveness : 3;
+    c->lim = wire_limits_resolve(o->limits);
+    c->wake[0] = c->wake[1] = -1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new())) {
+        hired_errf(err, HIRED_EIO, "worker_conn: cannot create pipe or zmq context");
+        worker_conn_destroy(&c);
+        return NULL;
+    }
+    if (pthread_create(&c->thread, NULL, io_main, c) != 0) {
+        hired_errf(err, HIRED_EIO, "worker_conn: cannot start the I/O thread");
+        worker_conn_destroy(&c);
+        return NULL;
+    }
+    c->thread_started = true;
+    return c;
+}
+
+void worker_conn_stop(worker_conn_t *c) {
+    if (!c) return;
+    atomic_store(&c->stop, 1);
+    wake(c);
+}
+
+bool worker_conn_stopping(worker_conn_t *c) { return c && atomic_load(&c->stop); }
+
+void worker_conn_destroy(worker_conn_t **pc) {
+    if (!pc || !*pc) return;
+    worker_conn_t *c = *pc;
+    worker_conn_stop(c);
+    if (c->thread_started) pthread_join(c->thread, NULL);
+    while (c->out_head) {
+        out_item_t *o = c->out_head;
+        c->out_head = o->next;
+        out_free(o);
+    }
+    while (c->in_head) {
+        in_item_t *it = c->in_head;
+        c->in_head = it->next;
+        worker_job_destroy(&it->job);
+        mem_free(it);
+    }
+    mem_free(c->held);
+    if (c->ctx) zmq_ctx_term(c->ctx);
+    if (c->wake[0] >= 0) close(c->wake[0]);
+    if (c->wake[1] >= 0) close(c->wake[1]);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+    mem_free(c);
+    *pc = NULL;
+}
+
+int worker_conn_next_job(worker_conn_t *c, int timeout_ms, worker_job_t **job) {
+    *job = NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    if (timeout_ms > 0) {
+        until.tv_sec += timeout_ms / 1000;
+        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (atomic_load(&c->stop)) {
+            pthread_mutex_unlock(&c->mu);
+            return HIRED_EIO;
+        }
+        if (c->in_head) {
+            in_item_t *it = c->in_head;
+            c->in_head = it->next;
+            if (!c->in_head) c->in_tail = NULL;
+            *job = it->job;
+            mem_free(it);
+            pthread_mutex_unlock(&c->mu);
+            return HIRED_OK;
+        }
+        if (timeout_ms == 0) break;
+        if (timeout_ms < 0) pthread_cond_wait(&c->cv, &c->mu);
+        else if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT) break;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return HIRED_ETIMEOUT;
+}
+
+bool worker_conn_cancelled(worker_conn_t *c, const char *id) {
+    if (atomic_load(&c->stop)) return true;
+    pthread_mutex_lock(&c->mu);
+    int h = held_find(c, id);
+    bool r = h < 0 || c->held[h].cancelled || c->held[h].session != c->session;
+    pthread_mutex_unlock(&c->mu);
+    return r;
+}
+
+/* The session a send for job id belongs to, or 0 to drop it. terminal: forget the job. */
+static uint64_t send_session(worker_conn_t *c, const char *id, bool terminal, bool drop_if_cancelled) {
+    if (atomic_load(&c->stop)) return 0;
+    pthread_mutex_lock(&c->mu);
+    uint64_t s = 0;
+    int h = held_find(c, id);
+    if (h >= 0 && c->held[h].session == c->session && !(drop_if_cancelled && c->held[h].cancelled))
+        s = c->session;
+    if (h >= 0 && terminal) held_remove(c, h);
+    if (!s) c->stats.dropped++;
+    pthread_mutex_unlock(&c->mu);
+    return s;
+}
+
+int worker_conn_send_token(worker_conn_t *c, const char *id, uint32_t seq, int32_t token, const char *text,
+                           char *err) {
+    uint64_t s = send_session(c, id, false, true);
+    if (!s) return HIRED_OK;
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_TOKEN);
+    snprintf(m.id, sizeof m.id, "%s", id);
+    m.seq = seq;
+    m.token = token;
+    m.text = (char *)text; /* borrowed for the encode */
+    int rc = enqueue(c, &m, NULL, s, err);
+    m.text = NULL;
+    return rc;
+}
+
+int worker_conn_send_done(worker_conn_t *c, const wire_msg_t *m, char *err) {
+    if (m->type != WIRE_DONE) return hired_errf(err, HIRED_EINVAL, "worker_conn_send_done: not a DONE");
+    uint64_t s = send_session(c, m->id, true, false);
+    return s ? enqueue(c, m, NULL, s, err) : HIRED_OK;
+}
+
+int worker_conn_send_result(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *tensor, char *err) {
+    if (m->type != WIRE_RESULT) {
+        zmq_msg_close(tensor), zmq_msg_init(tensor);
+        return hired_errf(err, HIRED_EINVAL, "worker_conn_send_result: not a RESULT");
+    }
+    uint64_t s = send_session(c, m->id, true, false);
+    if (!s) {
+        zmq_msg_close(tensor), zmq_msg_init(tensor);
+        return HIRED_OK;
+    }
+    return enqueue(c, m, tensor, s, err);
+}
+
+int worker_conn_send_error(worker_conn_t *c, const char *id, int code, const char *message, char *err) {
+    uint64_t s = send_session(c, id, true, false);
+    if (!s) return HIRED_OK;
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_ERROR);
+    snprintf(m.id, sizeof m.id, "%s", id);
+    m.code = code;
+    m.message = (char *)message;
+    int rc = enqueue(c, &m, NULL, s, err);
+    m.message = NULL;
+    return rc;
+}
+
+void worker_conn_get_stats(worker_conn_t *c, worker_conn_stats_t *out) {
+    pthread_mutex_lock(&c->mu);
+    *out = c->stats;
+    pthread_mutex_unlock(&c->mu);
+}

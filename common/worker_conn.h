@@ -1,0 +1,88 @@
+/* worker_conn.h — the worker side of the hired protocol, for hired-encoder and hired-decoder:
+ * one DEALER connection to the broker's backend, READY (service, model, capacity), JOB
+ * messages handed to the caller, RESULT / TOKEN / DONE / ERROR sent back, heartbeats,
+ * reconnect with a fresh READY when the broker is lost, DISCONNECT when stopping.
+ *
+ * Threading: a background I/O thread owns the socket and does heartbeats and reconnects by
+ * itself, so a worker busy for seconds in a forward pass stays alive for the broker. Every
+ * function below may be called from any thread at any time (one internal mutex); sends are
+ * queued and return at once. A decoder with capacity N typically runs N threads that each loop
+ * on worker_conn_next_job, or one thread that batches jobs.
+ *
+ * Job contract (docs/protocol.md §4): every job taken ends with exactly one terminal send —
+ * worker_conn_send_result (encode), worker_conn_send_done (decode) or worker_conn_send_error —
+ * even when worker_conn_cancelled() says the broker no longer wants it (the send is then
+ * dropped or just returns credit). Jobs of a previous broker session (after a reconnect) count
+ * as cancelled; whatever is sent for them is dropped.
+ *
+ * Stopping: worker_conn_stop() (async-signal-safe, for SIGTERM handlers) sends DISCONNECT —
+ * the broker re-queues this worker's jobs elsewhere at once — after which next_job returns
+ * HIRED_EIO, every held job reads as cancelled and sends are dropped. Then destroy.
+ * Not here: what a job computes (encoder_worker/, decoder_worker/). */
+#ifndef HIRED_WORKER_CONN_H
+#define HIRED_WORKER_CONN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wire.h"
+
+typedef struct worker_conn worker_conn_t;
+
+typedef struct worker_conn_opts {
+    const char *endpoint;         /* broker backend, e.g. "tcp://127.0.0.1:5556" */
+    const char *service;          /* "encode" or "decode" */
+    const char *model;            /* model name jobs must ask for */
+    int capacity;                 /* jobs held at once, [1, WIRE_MAX_CAPACITY] */
+    int heartbeat_ms;             /* 0 = 1000; use the broker's value */
+    int liveness;                 /* 0 = 3: silent intervals before the broker counts as lost */
+    const wire_limits_t *limits;  /* NULL = protocol defaults */
+} worker_conn_opts_t;
+
+/* One job from the broker. Caller owns it (worker_job_destroy). */
+typedef struct worker_job {
+    wire_msg_t hdr;     /* the JOB header: id, service, model, prompt, params, attempt, deadline_ms;
+                           for decode also kept, dim, dtype, grid, image_size, positions, meta */
+    zmq_msg_t payload;  /* encode: image file bytes; decode: tensor [kept, dim] of hdr.dtype */
+    int64_t received_ms; /* wire_now_ms() when it arrived */
+} worker_job_t;
+
+/* Connects (asynchronously: the broker may come up later) and starts the I/O thread.
+ * Copies opts. NULL with err on bad options or resource failure. */
+worker_conn_t *worker_conn_new(const worker_conn_opts_t *opts, char *err);
+/* Stops (DISCONNECT if not yet stopped), joins the I/O thread, frees everything including jobs
+ * not yet taken. NULL-safe; sets *pc = NULL. */
+void worker_conn_destroy(worker_conn_t **pc);
+/* Requests a stop; async-signal-safe. */
+void worker_conn_stop(worker_conn_t *c);
+bool worker_conn_stopping(worker_conn_t *c);
+
+/* Waits up to timeout_ms (-1 = forever) for a job. 0 and *job set (caller owns it);
+ * HIRED_ETIMEOUT (none yet); HIRED_EIO once stopping. */
+int worker_conn_next_job(worker_conn_t *c, int timeout_ms, worker_job_t **job);
+void worker_job_destroy(worker_job_t **pj);
+
+/* True when the broker cancelled the job, the session it came from is over, the connection is
+ * stopping, or the job is not held (already finished). Decode loops poll this per token. */
+bool worker_conn_cancelled(worker_conn_t *c, const char *id);
+
+/* Sends one TOKEN (seq 0, 1, ... per job; text <= WIRE_MAX_TOKEN_TEXT bytes). 0,
+ * HIRED_EPROTO/ERANGE (invalid; err), HIRED_ENOMEM. Dropped silently for cancelled jobs. */
+int worker_conn_send_token(worker_conn_t *c, const char *id, uint32_t seq, int32_t token, const char *text,
+                           char *err);
+/* Terminal sends. `m` is borrowed (copied into the queue) and must have the right type
+ * (WIRE_DONE / WIRE_RESULT) and id. send_result takes ownership of *tensor (left empty). */
+int worker_conn_send_done(worker_conn_t *c, const wire_msg_t *m, char *err);
+int worker_conn_send_result(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *tensor, char *err);
+int worker_conn_send_error(worker_conn_t *c, const char *id, int code, const char *message, char *err);
+
+/* Counters for tests and logs. */
+typedef struct worker_conn_stats {
+    uint64_t sessions;   /* READY sent on a fresh session (1 + reconnects + DISCONNECTs seen) */
+    uint64_t jobs;       /* JOBs received */
+    uint64_t cancelled;  /* CANCELs received */
+    uint64_t dropped;    /* sends dropped (stale session / cancelled) */
+} worker_conn_stats_t;
+void worker_conn_get_stats(worker_conn_t *c, worker_conn_stats_t *out);
+
+#endif

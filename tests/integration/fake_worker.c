@@ -1,0 +1,160 @@
+/* fake_worker.c — a test-only encoder or decoder built on common/worker_conn, for broker-scale
+ * tests. Deterministic:
+ *   encode: after --delay-ms, RESULT with kept=4, dim=8, f32; the tensor and meta are derived
+ *           from an FNV-1a hash of the image bytes, so the decoder can check it got the right
+ *           tensor for the right job.
+ *   decode: checks the tensor against meta, then streams the prompt back one word (with its
+ *           trailing spaces) per TOKEN, seq 0, 1, ..., sleeping --delay-ms before each, and
+ *           ends with DONE (finish "length" when max_tokens cut it short). A prompt starting with
+ *           "FAIL" gets ERROR instead.
+ * Capacity N runs N job threads on one worker_conn. SIGTERM/SIGINT: worker_conn_stop, exit 0.
+ * Usage: fake_worker --endpoint E --service encode|decode --model M [--capacity N]
+ *                    [--delay-ms D] [--heartbeat-ms H] */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "worker_conn.h"
+
+static worker_conn_t *g_conn;
+static int g_delay_ms;
+static bool g_decode;
+
+static void on_signal(int sig) {
+    (void)sig;
+    worker_conn_stop(g_conn);
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static uint64_t fnv(const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static float feature(uint64_t h, int i) { return (float)((h >> (i % 48)) & 0xffff) + (float)i; }
+
+static void run_encode(worker_job_t *job) {
+    char err[HIRED_ERR_LEN];
+    sleep_ms(g_delay_ms);
+    uint64_t h = fnv(zmq_msg_data(&job->payload), zmq_msg_size(&job->payload));
+    wire_msg_t r;
+    wire_msg_init(&r, WIRE_RESULT);
+    strcpy(r.id, job->hdr.id);
+    r.kept = 4, r.dim = 8, r.dtype = WIRE_DTYPE_F32;
+    r.grid[0] = 1, r.grid[1] = 2;
+    uint16_t pos[12];
+    for (int i = 0; i < 12; i++) pos[i] = (uint16_t)i;
+    wire_msg_set_positions(&r, pos, 4);
+    wire_msg_set_meta(&r, &h, sizeof h);
+    r.timings[WIRE_STAGE_PREPROCESS] = 1, r.timings[WIRE_STAGE_VIT] = 2, r.timings[WIRE_STAGE_SELECT] = 0.5;
+    r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
+    zmq_msg_t t;
+    zmq_msg_init_size(&t, 4 * 8 * sizeof(float));
+    float *f = zmq_msg_data(&t); /* [4, 8] */
+    for (int i = 0; i < 32; i++) f[i] = feature(h, i);
+    if (worker_conn_send_result(g_conn, &r, &t, err)) log_error("fake encoder: %s", err);
+    zmq_msg_close(&t);
+    wire_msg_clear(&r);
+}
+
+static void run_decode(worker_job_t *job) {
+    char err[HIRED_ERR_LEN];
+    const wire_msg_t *j = &job->hdr;
+    uint64_t h = 0;
+    bool ok = j->meta_len == sizeof h && zmq_msg_size(&job->payload) == 32 * sizeof(float);
+    if (ok) {
+        memcpy(&h, j->meta, sizeof h);
+        const float *f = zmq_msg_data(&job->payload);
+        for (int i = 0; i < 32; i++) ok = ok && f[i] == feature(h, i);
+    }
+    if (!ok || strncmp(j->prompt, "FAIL", 4) == 0) {
+        worker_conn_send_error(g_conn, j->id, HIRED_EINVAL, ok ? "fake failure requested" : "tensor mismatch", err);
+        return;
+    }
+    const char *p = j->prompt;
+    uint32_t seq = 0;
+    while (*p && (int)seq < j->params.max_tokens) {
+        sleep_ms(g_delay_ms);
+        if (worker_conn_cancelled(g_conn, j->id)) {
+            worker_conn_send_error(g_conn, j->id, HIRED_EINVAL, "cancelled", err);
+            return;
+        }
+        size_t n = strcspn(p, " ");
+        n += strspn(p + n, " ");
+        if (n > WIRE_MAX_TOKEN_TEXT) n = WIRE_MAX_TOKEN_TEXT;
+        char tok[WIRE_MAX_TOKEN_TEXT + 1];
+        memcpy(tok, p, n);
+        tok[n] = 0;
+        p += n;
+        if (worker_conn_send_token(g_conn, j->id, seq, (int32_t)seq, tok, err)) log_error("fake decoder: %s", err);
+        seq++;
+    }
+    wire_msg_t d;
+    wire_msg_init(&d, WIRE_DONE);
+    strcpy(d.id, j->id);
+    strcpy(d.finish, *p ? "length" : "stop");
+    d.usage.prompt_tokens = 1, d.usage.image_tokens = j->kept, d.usage.completion_tokens = seq;
+    d.timings[WIRE_STAGE_PREFILL] = 1.5;
+    d.timings[WIRE_STAGE_DECODE] = (double)seq * g_delay_ms;
+    d.timings_mask = (1u << WIRE_STAGE_PREFILL) | (1u << WIRE_STAGE_DECODE);
+    if (worker_conn_send_done(g_conn, &d, err)) log_error("fake decoder: %s", err);
+    wire_msg_clear(&d);
+}
+
+static void *job_thread(void *arg) {
+    (void)arg;
+    for (;;) {
+        worker_job_t *job;
+        int rc = worker_conn_next_job(g_conn, 200, &job);
+        if (rc == HIRED_EIO) return NULL;
+        if (rc) continue;
+        if (g_decode) run_decode(job);
+        else run_encode(job);
+        worker_job_destroy(&job);
+    }
+}
+
+int main(int argc, char **argv) {
+    worker_conn_opts_t o = {.capacity = 1};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (!strcmp(k, "--endpoint")) o.endpoint = v;
+        else if (!strcmp(k, "--service")) o.service = v;
+        else if (!strcmp(k, "--model")) o.model = v;
+        else if (!strcmp(k, "--capacity")) o.capacity = atoi(v);
+        else if (!strcmp(k, "--delay-ms")) g_delay_ms = atoi(v);
+        else if (!strcmp(k, "--heartbeat-ms")) o.heartbeat_ms = atoi(v);
+        else {
+            fprintf(stderr, "fake_worker: unknown option %s\n", k);
+            return 2;
+        }
+    }
+    g_decode = o.service && strcmp(o.service, "decode") == 0;
+    char err[HIRED_ERR_LEN];
+    g_conn = worker_conn_new(&o, err);
+    if (!g_conn) {
+        fprintf(stderr, "fake_worker: %s\n", err);
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    pthread_t th[64];
+    int n = o.capacity < 64 ? o.capacity : 64;
+    for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, job_thread, NULL);
+    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+    worker_conn_destroy(&g_conn);
+    return 0;
+}
