@@ -281,7 +281,7 @@ static void *io_main(void *arg) {
             sock = open_socket(c);
             last_recv = now;
             c->status_sent = false;
-            for (cjob_t *j = c->jobs; j; j = j->next) j->need_send = true;
+            for (cjob_t *j = c->jobs; j; j = j->next) j->need_send = true, j->epoch = 0;
             if (!sock) {
                 pthread_mutex_unlock(&c->mu);
                 break;

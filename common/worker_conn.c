@@ -211,10 +211,12 @@ static void flush_out(worker_conn_t *c, void *sock) {
     }
 }
 
-static void on_message(worker_conn_t *c, void *sock, wire_parts_t *p) {
+/* Handles one message; returns true when the broker asked for a fresh session (DISCONNECT). */
+static bool on_message(worker_conn_t *c, wire_parts_t *p) {
     char err[HIRED_ERR_LEN];
     wire_msg_t m;
-    if (p->n < 1) return;
+    bool reset = false;
+    if (p->n < 1) return false;
     int rc = wire_decode(zmq_msg_data(&p->part[0]), zmq_msg_size(&p->part[0]), &c->lim, &m, err);
     if (rc == 0) {
         size_t sizes[WIRE_MAX_PAYLOADS];
@@ -225,7 +227,7 @@ static void on_message(worker_conn_t *c, void *sock, wire_parts_t *p) {
     if (rc) {
         log_warn("worker_conn: bad message from the broker: %s", err);
         wire_msg_clear(&m);
-        return;
+        return false;
     }
     switch (m.type) {
     case WIRE_JOB: {
@@ -265,16 +267,14 @@ static void on_message(worker_conn_t *c, void *sock, wire_parts_t *p) {
         if (h >= 0) c->held[h].cancelled = true;
         pthread_mutex_unlock(&c->mu);
         break;
-    case WIRE_DISCONNECT:
-        log_info("worker_conn: broker does not know this worker; announcing again");
-        new_session(c, sock);
-        break;
+    case WIRE_DISCONNECT: reset = true; break;
     case WIRE_ERROR:
         log_warn("worker_conn: broker says: %s", m.message ? m.message : "");
         break;
     default: break; /* HEARTBEAT: liveness only */
     }
     wire_msg_clear(&m);
+    return reset;
 }
 
 static void *io_main(void *arg) {
@@ -317,12 +317,22 @@ static void *io_main(void *arg) {
             }
         }
         if (items[0].revents & ZMQ_POLLIN) {
-            for (int i = 0; i < 256; i++) {
+            bool reset = false;
+            for (int i = 0; i < 256 && !reset; i++) {
                 wire_parts_t p;
                 if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
                 last_recv = wire_now_ms();
-                on_message(c, sock, &p);
+                reset = on_message(c, &p);
                 wire_parts_close(&p);
+            }
+            if (reset) {
+                /* The broker does not know this connection (it restarted, or declared us dead).
+                 * A fresh socket means a fresh routing id, so DISCONNECTs still on their way to
+                 * the old one (answers to stale heartbeats) cannot end the new session. */
+                log_info("worker_conn: broker does not know this worker; announcing again");
+                zmq_close(sock);
+                sock = open_socket(c);
+                if (sock) new_session(c, sock);
             }
         }
     }
