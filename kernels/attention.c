@@ -39,7 +39,7 @@ void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_la
         l->variant = K_ATTENTION_DECODE;
         l->block_q = 1;
         l->n_items = a->n_head_kv;
-        l->scratch_floats = (size_t)group * a->t_k;
+        l->item_rows = group;
     } else {
         l->variant = K_ATTENTION_BLOCKED;
         /* the block of scores [block_q, t_k] stays within the per-thread budget */
@@ -53,8 +53,9 @@ void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_la
         if (a->causal && bq > 256 && a->t_q > 256) bq = 256;
         l->block_q = (int)bq;
         l->n_items = a->n_head * ((a->t_q + l->block_q - 1) / l->block_q);
-        l->scratch_floats = (size_t)l->block_q * a->t_k;
+        l->item_rows = l->block_q;
     }
+    l->scratch_floats = (size_t)l->item_rows * a->t_k + (size_t)l->item_rows;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     if (l->n_threads > l->n_items) l->n_threads = l->n_items;
 }

@@ -47,9 +47,10 @@ typedef enum {
 typedef struct {
     k_attention_variant variant;
     int n_threads;        /* OpenMP threads worth using */
-    int block_q;          /* BLOCKED: queries per work item */
-    int n_items;          /* work items */
-    size_t scratch_floats; /* per-thread scratch the variant needs (0 for STREAM) */
+    int block_q;           /* BLOCKED: queries per work item (1 in DECODE) */
+    int item_rows;         /* score rows per work item: block_q, or the q heads of one kv head */
+    int n_items;           /* work items */
+    size_t scratch_floats; /* per-thread scratch: item_rows·t_k scores + item_rows row factors */
 } k_attention_launch;
 
 /* Per-thread budget for the score block, in floats (2 MiB: stays in L2/L3). */

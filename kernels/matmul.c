@@ -23,8 +23,9 @@ int k_matmul_check(const k_matmul_args *a, char *err) {
 /* Per-thread scratch for converted weight rows, in floats (4 MiB). */
 #define CONVERT_SCRATCH_FLOATS (1 << 20)
 
-void k_matmul_plan(const k_matmul_args *a, int max_threads, k_matmul_launch *l) {
+void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_f16c, k_matmul_launch *l) {
     if (max_threads < 1) max_threads = 1;
+    l->f16c = have_f16c && a->w_dtype == TENSOR_DTYPE_F16;
     double flops = 2.0 * a->m * a->n * a->k;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     l->split_m = false;

@@ -1,8 +1,8 @@
 /* matmul.h — the linear layer: y[m,n] (+)= x[m,k] · wᵀ (+ bias), w in torch Linear layout [n,k].
  *
  * Activations are float32; weights may be F32, F16 or BF16 (converted to float32 on the fly,
- * products and sums in float32 or wider). Tolerance against k_matmul_ref: NMSE ≤ 1e-10 for F32
- * weights, ≤ 1e-9 for F16/BF16 weights (the conversion is exact, only summation order differs).
+ * products and sums in float32 or wider). Tolerance against k_matmul_ref: NMSE ≤ 1e-10 for every
+ * weight dtype (conversion to float32 is exact; only the summation order and precision differ).
  * Every pointer is borrowed for the duration of the call; nothing is retained.
  * Not here: attention's GEMMs (attention.h), patch embedding (embed.h). */
 #ifndef HIRED_K_MATMUL_H
@@ -47,12 +47,18 @@ typedef struct {
     int n_threads; /* OpenMP threads worth using (1 = serial) */
     bool split_m;  /* SGEMM: threads take slices of x's rows (else slices of w's rows) */
     int block_n;   /* CONVERT: rows of w converted per scratch block (multiple of 16 or n) */
+    bool f16c;     /* F16 weights: use the AVX2/F16C kernels (only when the CPU has them) */
 } k_matmul_launch;
 
 /* Largest m that takes the fused path for F16/BF16 weights. */
 #define K_MATMUL_FUSED_MAX_M 8
 
-/* Fills *l for a checked a and at most max_threads threads (≥ 1). */
-void k_matmul_plan(const k_matmul_args *a, int max_threads, k_matmul_launch *l);
+/* Fills *l for a checked a, at most max_threads threads (≥ 1) and whether the CPU has
+ * AVX2+FMA+F16C (k_matmul_cpu passes what it detects at run time). */
+void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_f16c, k_matmul_launch *l);
+/* k_matmul_cpu with a given launch instead of its own plan — any variant on any shape
+ * (tests force each branch; the bench compares them). l->variant must suit a->w_dtype (SGEMM for
+ * F32 weights, FUSED or CONVERT otherwise) and l->f16c must only be set on a CPU with F16C. */
+void k_matmul_cpu_planned(const k_matmul_args *a, const k_matmul_launch *l);
 
 #endif

@@ -25,21 +25,21 @@ static int64_t chunk_len(int64_t n, int64_t c) { return n - c * CHUNK < CHUNK ? 
 void k_gelu_erf_cpu(const k_act_args *a) {
     int64_t nc = (a->n + CHUNK - 1) / CHUNK;
     int nt = k_cpu_threads_for(a->n, GRAIN, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (int64_t c = 0; c < nc; c++) gelu_erf_n(a->x + c * CHUNK, a->y + c * CHUNK, chunk_len(a->n, c));
 }
 
 void k_quick_gelu_cpu(const k_act_args *a) {
     int64_t nc = (a->n + CHUNK - 1) / CHUNK;
     int nt = k_cpu_threads_for(a->n, GRAIN, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (int64_t c = 0; c < nc; c++) quick_gelu_n(a->x + c * CHUNK, a->y + c * CHUNK, chunk_len(a->n, c));
 }
 
 void k_silu_mul_cpu(const k_silu_mul_args *a) {
     int64_t nc = (a->n + CHUNK - 1) / CHUNK;
     int nt = k_cpu_threads_for(a->n, GRAIN, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (int64_t c = 0; c < nc; c++)
         silu_mul_n(a->gate + c * CHUNK, a->up + c * CHUNK, a->y + c * CHUNK, chunk_len(a->n, c));
 }

@@ -12,7 +12,7 @@ K_CLONES static void add_n(const float *a, const float *b, float *y, int64_t n) 
 void k_add_cpu(const k_add_args *a) {
     int64_t nc = (a->n + CHUNK - 1) / CHUNK;
     int nt = k_cpu_threads_for(a->n, GRAIN, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (int64_t c = 0; c < nc; c++) {
         int64_t len = a->n - c * CHUNK < CHUNK ? a->n - c * CHUNK : CHUNK;
         add_n(a->a + c * CHUNK, a->b + c * CHUNK, a->y + c * CHUNK, len);

@@ -25,15 +25,24 @@ static int visible(const k_attention_args *a, int i) {
     return v < a->t_k ? (int)v : a->t_k;
 }
 
-static void copy_probs(const k_attention_args *a, int h, const float *p_row, int width) {
+/* probs row of head h = e_row · inv (the row's exponentials times 1/Σ), zero past width. */
+static void copy_probs(const k_attention_args *a, int h, const float *e_row, int width, float inv) {
     float *dst = a->probs + (size_t)h * a->t_k;
-    memcpy(dst, p_row, (size_t)width * sizeof(float));
+    for (int j = 0; j < width; j++) dst[j] = e_row[j] * inv;
     for (int j = width; j < a->t_k; j++) dst[j] = 0.0f;
+}
+
+/* rows[r] (stride ld, d values) *= inv[r] for r < n: the softmax normalisation, applied to the
+ * output rows (head_dim wide) instead of the score rows (t_k wide). */
+static void scale_rows(float *rows, size_t ld, int d, const float *inv, int n) {
+    for (int r = 0; r < n; r++)
+        for (int e = 0; e < d; e++) rows[r * ld + e] *= inv[r];
 }
 
 // ---- BLOCKED: (q head, block of queries) -------------------------------------------------------
 
-static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s) {
+/* s: scratch of block_q·t_k scores followed by block_q row factors. */
+static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s, float *inv) {
     const k_attention_args *a = c->a;
     int hk = h / c->group, d = a->head_dim, mq = i1 - i0;
     int width = visible(a, i1 - 1); /* keys any row of the block can see */
@@ -44,16 +53,17 @@ static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s) {
                 width);
     for (int r = 0; r < mq; r++) {
         float *row = s + (size_t)r * width;
-        k_cpu_softmax_row(row, visible(a, i0 + r), width);
-        if (a->probs && i0 + r == a->probs_row) copy_probs(a, h, row, width);
+        inv[r] = 1.0f / k_cpu_exp_row(row, visible(a, i0 + r), width);
+        if (a->probs && i0 + r == a->probs_row) copy_probs(a, h, row, width, inv[r]);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f,
-                a->out + i0 * c->ldo + (size_t)h * d, (int)c->ldo);
+    float *o = a->out + i0 * c->ldo + (size_t)h * d;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f, o, (int)c->ldo);
+    scale_rows(o, c->ldo, d, inv, mq);
 }
 
 // ---- DECODE: one query, the q heads of kv head hk as one [group, head_dim] matrix --------------
 
-static void decode_item(const at_ctx *c, int hk, float *s) {
+static void decode_item(const at_ctx *c, int hk, float *s, float *inv) {
     const k_attention_args *a = c->a;
     int d = a->head_dim, g = c->group, width = visible(a, 0);
     const float *q = a->q + (size_t)hk * g * d;
@@ -62,11 +72,12 @@ static void decode_item(const at_ctx *c, int hk, float *s) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g, width, d, a->scale, q, d, k, (int)c->ldk, 0.0f, s, width);
     for (int r = 0; r < g; r++) {
         float *row = s + (size_t)r * width;
-        k_cpu_softmax_row(row, width, width);
-        if (a->probs) copy_probs(a, hk * g + r, row, width);
+        inv[r] = 1.0f / k_cpu_exp_row(row, width, width);
+        if (a->probs) copy_probs(a, hk * g + r, row, width, inv[r]);
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f,
-                a->out + (size_t)hk * g * d, d);
+    float *o = a->out + (size_t)hk * g * d;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f, o, d);
+    scale_rows(o, (size_t)d, d, inv, g);
 }
 
 // ---- STREAM: online softmax, no scratch (fallback when allocation fails) -----------------------
@@ -127,15 +138,16 @@ void k_attention_cpu(const k_attention_args *a) {
 #pragma omp parallel num_threads(l.n_threads) if (l.n_threads > 1)
     {
         float *s = scratch + l.scratch_floats * omp_get_thread_num();
+        float *inv = s + l.scratch_floats - l.item_rows;
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < l.n_items; it++) {
             if (l.variant == K_ATTENTION_DECODE) {
-                decode_item(&c, it, s);
+                decode_item(&c, it, s, inv);
             } else {
                 /* heads vary fastest so neighbouring items share the q/k/v rows in cache */
                 int h = it % a->n_head, b = it / a->n_head;
                 int i0 = b * l.block_q, i1 = i0 + l.block_q < a->t_q ? i0 + l.block_q : a->t_q;
-                blocked_item(&c, h, i0, i1, s);
+                blocked_item(&c, h, i0, i1, s, inv);
             }
         }
     }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kmath.h"
+#include "simd_x86.h"
 
 // ---- threading ---------------------------------------------------------------------------------
 
@@ -53,6 +54,13 @@ K_CLONES static void bf16_to_f32_n(float *restrict dst, const uint16_t *restrict
 }
 
 void k_cpu_to_f32(float *dst, const void *src, tensor_dtype_t dt, size_t n) {
+    if (dt == TENSOR_DTYPE_F16 && k_cpu_have_f16c())
+        k_cpu_f16_to_f32_f16c(dst, src, n);
+    else
+        k_cpu_to_f32_portable(dst, src, dt, n);
+}
+
+void k_cpu_to_f32_portable(float *dst, const void *src, tensor_dtype_t dt, size_t n) {
     switch (dt) {
     case TENSOR_DTYPE_F16: half_to_f32_n(dst, src, n); break;
     case TENSOR_DTYPE_BF16: bf16_to_f32_n(dst, src, n); break;
@@ -73,15 +81,26 @@ K_CLONES float k_cpu_dot(const float *a, const float *b, int n) {
     return s;
 }
 
-K_CLONES void k_cpu_softmax_row(float *x, int n, int n_zero) {
-    float mx[16];
-    for (int l = 0; l < 16; l++) mx[l] = -INFINITY;
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int l = 0; l < 16; l++) mx[l] = x[i + l] > mx[l] ? x[i + l] : mx[l];
-    float m = -INFINITY;
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
-    for (int l = 0; l < 16; l++) m = mx[l] > m ? mx[l] : m;
+/* Row maximum through the order-preserving map of float bits to int32 (flip the magnitude bits
+ * of negatives), so the reduction is an integer max the compiler vectorises (a float max with
+ * NaN semantics does not vectorise without -ffinite-math-only). A positive NaN wins (the row
+ * becomes NaN, as it would anyway); n ≥ 1. */
+K_CLONES static float row_max(const float *x, int n) {
+    int32_t best = INT32_MIN;
+    for (int i = 0; i < n; i++) {
+        k_fbits v;
+        v.f = x[i];
+        int32_t key = v.i ^ ((v.i >> 31) & 0x7fffffff);
+        best = key > best ? key : best;
+    }
+    k_fbits r;
+    r.i = best ^ ((best >> 31) & 0x7fffffff);
+    return r.f;
+}
+
+K_CLONES float k_cpu_exp_row(float *x, int n, int n_zero) {
+    float m = row_max(x, n);
+    int i;
     float acc[16] = {0};
     for (i = 0; i + 16 <= n; i += 16)
         for (int l = 0; l < 16; l++) {
@@ -96,7 +115,11 @@ K_CLONES void k_cpu_softmax_row(float *x, int n, int n_zero) {
         s += e;
     }
     for (int l = 0; l < 16; l++) s += acc[l];
-    float inv = 1.0f / s;
-    for (i = 0; i < n; i++) x[i] *= inv;
     for (i = n; i < n_zero; i++) x[i] = 0.0f;
+    return s;
+}
+
+K_CLONES void k_cpu_softmax_row(float *x, int n, int n_zero) {
+    float inv = 1.0f / k_cpu_exp_row(x, n, n_zero);
+    for (int i = 0; i < n; i++) x[i] *= inv;
 }

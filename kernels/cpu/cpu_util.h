@@ -28,11 +28,17 @@ int k_cpu_max_threads(void);
 /* Threads worth using for `work` units when one thread should get at least `grain` units. */
 int k_cpu_threads_for(int64_t work, int64_t grain, int max_threads);
 
-/* dst[i] = src[i] as float32 for n elements of dtype dt (exact). */
+/* dst[i] = src[i] as float32 for n elements of dtype dt (exact); F16 through F16C when the CPU
+ * has it (simd_x86.h), otherwise k_cpu_to_f32_portable. */
 void k_cpu_to_f32(float *dst, const void *src, tensor_dtype_t dt, size_t n);
+/* The same in portable vectorisable C (branch-free bit manipulation). */
+void k_cpu_to_f32_portable(float *dst, const void *src, tensor_dtype_t dt, size_t n);
 /* Σ a[i]·b[i] in float32 with 16 partial sums. */
 float k_cpu_dot(const float *a, const float *b, int n);
 /* x[0..n) = softmax(x[0..n)) in place (max-subtracted), then x[n..n_zero) = 0. */
 void k_cpu_softmax_row(float *x, int n, int n_zero);
+/* The unnormalised half of it: x[0..n) = exp(x − max), x[n..n_zero) = 0; returns Σ exp(x − max).
+ * Attention divides its much shorter output rows by the sum instead of the scores. */
+float k_cpu_exp_row(float *x, int n, int n_zero);
 
 #endif

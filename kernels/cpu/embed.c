@@ -10,7 +10,8 @@
 void k_embed_cpu(const k_embed_args *a) {
     size_t esz = tensor_dtype_size(a->table_dtype);
     int nt = k_cpu_threads_for((int64_t)a->n * a->d, 1 << 16, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    int rc = 16; /* rows per dynamically scheduled chunk */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
     for (int i = 0; i < a->n; i++)
         k_cpu_to_f32(a->y + (size_t)i * a->d, (const char *)a->table + (size_t)a->ids[i] * a->d * esz, a->table_dtype,
                      (size_t)a->d);
@@ -26,7 +27,8 @@ void k_patch_embed_cpu(const k_patch_embed_args *a) {
         return;
     }
     int nt = k_cpu_threads_for((int64_t)n_patch * kk, 1 << 16, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    int rc = 16; /* rows per dynamically scheduled chunk */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
     for (int r = 0; r < n_patch; r++) {
         int pr = r / gw, pc = r % gw;
         float *dst = cols + (size_t)r * kk;

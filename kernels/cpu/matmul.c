@@ -11,6 +11,7 @@
 #include "kmath.h"
 #include "matmul.h"
 #include "mem.h"
+#include "simd_x86.h"
 
 /* Resolved strides and the bias pre-pass shared by the variants. */
 typedef struct {
@@ -129,14 +130,38 @@ K_CLONES static void fused_rows(const mm_ctx *c, int r0, int r1, int j0, int j1)
     }
 }
 
-static void run_fused(const mm_ctx *c, int n_threads) {
+/* The same with the AVX2/F16C dot kernel, 64 weight rows at a time through a stack buffer. */
+static void fused_rows_f16c(const mm_ctx *c, int r0, int r1, int j0, int j1) {
     const k_matmul_args *a = c->a;
+    enum { JB = 64 };
+    float dot[K_MATMUL_FUSED_MAX_M * JB];
+    int nr = r1 - r0;
+    for (int jb = j0; jb < j1; jb += JB) {
+        int je = jb + JB < j1 ? jb + JB : j1;
+        k_cpu_f16_dot_rows_f16c(a->w, a->k, jb, je, a->x + r0 * c->ldx, c->ldx, nr, dot, JB);
+        for (int r = 0; r < nr; r++) {
+            float *y = a->y + (r0 + r) * c->ldy;
+            for (int j = jb; j < je; j++) {
+                float s = dot[r * JB + (j - jb)];
+                if (a->bias) s += a->bias[j];
+                y[j] = a->accumulate ? y[j] + s : s;
+            }
+        }
+    }
+}
+
+static void run_fused(const mm_ctx *c, const k_matmul_launch *l) {
+    const k_matmul_args *a = c->a;
+    int n_threads = l->n_threads;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
     for (int s = 0; s < n_threads; s++) {
         int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
         for (int r0 = 0; r0 < a->m; r0 += K_MATMUL_FUSED_MAX_M) {
             int r1 = r0 + K_MATMUL_FUSED_MAX_M < a->m ? r0 + K_MATMUL_FUSED_MAX_M : a->m;
-            fused_rows(c, r0, r1, j0, j1);
+            if (l->f16c)
+                fused_rows_f16c(c, r0, r1, j0, j1);
+            else
+                fused_rows(c, r0, r1, j0, j1);
         }
     }
 }
@@ -158,7 +183,12 @@ static bool run_convert(const mm_ctx *c, const k_matmul_launch *l) {
 #pragma omp for schedule(dynamic, 1)
         for (int b = 0; b < n_blocks; b++) {
             int j0 = b * l->block_n, j1 = j0 + l->block_n < a->n ? j0 + l->block_n : a->n;
-            k_cpu_to_f32(w32, (const char *)a->w + (size_t)j0 * a->k * esz, a->w_dtype, (size_t)(j1 - j0) * a->k);
+            const void *src = (const char *)a->w + (size_t)j0 * a->k * esz;
+            size_t cnt = (size_t)(j1 - j0) * a->k;
+            if (l->f16c)
+                k_cpu_f16_to_f32_f16c(w32, src, cnt);
+            else
+                k_cpu_to_f32_portable(w32, src, a->w_dtype, cnt);
             gemm_block(c, 0, a->m, j0, j1, w32);
         }
     }
@@ -166,16 +196,20 @@ static bool run_convert(const mm_ctx *c, const k_matmul_launch *l) {
     return true;
 }
 
-void k_matmul_cpu(const k_matmul_args *a) {
+void k_matmul_cpu_planned(const k_matmul_args *a, const k_matmul_launch *l) {
     k_cpu_blas_init();
     mm_ctx c = {a, a->ldx ? (size_t)a->ldx : (size_t)a->k, a->ldy ? (size_t)a->ldy : (size_t)a->n};
-    k_matmul_launch l;
-    k_matmul_plan(a, k_cpu_max_threads(), &l);
-    switch (l.variant) {
-    case K_MATMUL_SGEMM: run_sgemm(&c, &l); break;
-    case K_MATMUL_FUSED: run_fused(&c, l.n_threads); break;
+    switch (l->variant) {
+    case K_MATMUL_SGEMM: run_sgemm(&c, l); break;
+    case K_MATMUL_FUSED: run_fused(&c, l); break;
     case K_MATMUL_CONVERT:
-        if (!run_convert(&c, &l)) run_fused(&c, l.n_threads);
+        if (!run_convert(&c, l)) run_fused(&c, l);
         break;
     }
+}
+
+void k_matmul_cpu(const k_matmul_args *a) {
+    k_matmul_launch l;
+    k_matmul_plan(a, k_cpu_max_threads(), k_cpu_have_f16c(), &l);
+    k_matmul_cpu_planned(a, &l);
 }

@@ -49,13 +49,15 @@ K_CLONES static void rmsnorm_row(const float *x, float *y, int d, const float *g
 
 void k_layernorm_cpu(const k_layernorm_args *a) {
     int nt = k_cpu_threads_for((int64_t)a->m * a->d, ROW_GRAIN_FLOATS, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    int rc = a->d >= 4096 ? 1 : 4096 / a->d; /* rows per dynamically scheduled chunk (~16 KiB) */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
     for (int i = 0; i < a->m; i++)
         layernorm_row(a->x + (size_t)i * a->d, a->y + (size_t)i * a->d, a->d, a->gamma, a->beta, a->eps);
 }
 
 void k_rmsnorm_cpu(const k_rmsnorm_args *a) {
     int nt = k_cpu_threads_for((int64_t)a->m * a->d, ROW_GRAIN_FLOATS, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    int rc = a->d >= 4096 ? 1 : 4096 / a->d; /* rows per dynamically scheduled chunk (~16 KiB) */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
     for (int i = 0; i < a->m; i++) rmsnorm_row(a->x + (size_t)i * a->d, a->y + (size_t)i * a->d, a->d, a->gamma, a->eps);
 }

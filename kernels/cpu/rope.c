@@ -34,7 +34,8 @@ void k_rope_cpu(const k_rope_args *a) {
     float inv_freq[MAX_HALF];
     for (int j = 0; j < half; j++) inv_freq[j] = 1.0f / powf((float)a->theta, (float)(2 * j) / (float)a->head_dim);
     int nt = k_cpu_threads_for((int64_t)a->t * a->n_head * a->head_dim, ROW_GRAIN_FLOATS, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    int rc = 1; /* one row (all heads) per dynamically scheduled chunk */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
     for (int i = 0; i < a->t; i++) {
         float c[MAX_HALF], s[MAX_HALF];
         float pos = (float)(a->pos0 + i);

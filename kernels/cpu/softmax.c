@@ -7,6 +7,7 @@
 
 void k_softmax_cpu(const k_softmax_args *a) {
     int nt = k_cpu_threads_for((int64_t)a->m * a->n, GRAIN_FLOATS, k_cpu_max_threads());
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    int rc = a->n >= 4096 ? 1 : 4096 / a->n; /* rows per dynamically scheduled chunk (~16 KiB) */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
     for (int i = 0; i < a->m; i++) k_cpu_softmax_row(a->x + (size_t)i * a->n, a->n, a->n);
 }

@@ -124,18 +124,19 @@ static void test_plan(void) {
     k_attention_args a = {.t_q = 577, .t_k = 577, .n_head = 16, .n_head_kv = 16, .head_dim = 64};
     k_attention_plan(&a, 2, &l);
     CHECK(l.variant == K_ATTENTION_BLOCKED && l.block_q == 577 && l.n_items == 16 && l.n_threads == 2);
-    CHECK_EQ_INT(l.scratch_floats, 577 * 577);
+    CHECK_EQ_INT(l.scratch_floats, 577 * 577 + 577);
+    CHECK_EQ_INT(l.item_rows, 577);
     a = (k_attention_args){.t_q = 3000, .t_k = 3000, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .causal = true};
     k_attention_plan(&a, 2, &l);
     CHECK(l.variant == K_ATTENTION_BLOCKED && l.block_q <= 256 && l.block_q % 16 == 0);
-    CHECK(l.scratch_floats <= K_ATTENTION_SCRATCH_FLOATS);
+    CHECK(l.scratch_floats <= K_ATTENTION_SCRATCH_FLOATS + (size_t)l.block_q);
     CHECK_EQ_INT(l.n_items, 32 * ((3000 + l.block_q - 1) / l.block_q));
     a = (k_attention_args){.t_q = 4, .t_k = 1 << 20, .n_head = 2, .n_head_kv = 2, .head_dim = 64};
     k_attention_plan(&a, 2, &l);
     CHECK_EQ_INT(l.block_q, 1); /* huge key count: one query row per item */
     a = (k_attention_args){.t_q = 1, .t_k = 2000, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .causal = true, .q_pos0 = 1999};
     k_attention_plan(&a, 2, &l);
-    CHECK(l.variant == K_ATTENTION_DECODE && l.n_items == 8 && l.scratch_floats == 4 * 2000u);
+    CHECK(l.variant == K_ATTENTION_DECODE && l.n_items == 8 && l.item_rows == 4 && l.scratch_floats == 4 * 2000u + 4);
     a = (k_attention_args){.t_q = 2, .t_k = 2, .n_head = 1, .n_head_kv = 1, .head_dim = 2};
     k_attention_plan(&a, 8, &l);
     CHECK_EQ_INT(l.n_threads, 1);

@@ -37,8 +37,9 @@ typedef struct {
 
 static int seed = 100;
 
-/* Runs one case; fail_alloc makes the kernel's scratch allocation fail. */
-static void run_case(mm_case c, bool fail_alloc) {
+/* Runs one case through k_matmul_cpu, or through k_matmul_cpu_planned(force) when force is
+ * set; fail_alloc makes the kernel's scratch allocation fail. */
+static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *force) {
     int ldx = c.k + c.pad_x, ldy = c.n + c.pad_y;
     size_t nx = (size_t)c.m * ldx, nw = (size_t)c.n * c.k, ny = (size_t)c.m * ldy;
     float *x = malloc(nx * 4), *w32 = malloc(nw * 4), *b = malloc((size_t)c.n * 4);
@@ -54,13 +55,18 @@ static void run_case(mm_case c, bool fail_alloc) {
     char err[HIRED_ERR_LEN];
     CHECK_MSG(k_matmul_check(&a, err) == 0, "%s", err);
     if (fail_alloc) mem_fail_after(0, true);
-    k_matmul_cpu(&a);
+    if (force)
+        k_matmul_cpu_planned(&a, force);
+    else
+        k_matmul_cpu(&a);
     if (fail_alloc) mem_fail_after(-1, false);
     a.y = yr;
     k_matmul_ref(&a);
     char name[160];
-    snprintf(name, sizeof name, "matmul m=%d n=%d k=%d ldx+%d ldy+%d bias=%d acc=%d %s%s", c.m, c.n, c.k, c.pad_x, c.pad_y,
-             c.bias, c.acc, tensor_dtype_name(c.dt), fail_alloc ? " (no scratch)" : "");
+    snprintf(name, sizeof name, "matmul m=%d n=%d k=%d ldx+%d ldy+%d bias=%d acc=%d %s%s%s", c.m, c.n, c.k, c.pad_x, c.pad_y,
+             c.bias, c.acc, tensor_dtype_name(c.dt), fail_alloc ? " (no scratch)" : "",
+             force ? (force->variant == K_MATMUL_FUSED ? (force->f16c ? " forced FUSED/f16c" : " forced FUSED") :
+                      force->f16c ? " forced CONVERT/f16c" : " forced CONVERT") : "");
     kverify_result r = kverify_nmse(y, yr, ny, 1e-10);
     CHECK_MSG(kverify_report(name, &r, y, yr), "%s", name);
     /* padding columns untouched */
@@ -69,6 +75,40 @@ static void run_case(mm_case c, bool fail_alloc) {
         for (int j = c.n; j < ldy; j++) pad_ok &= y[(size_t)i * ldy + j] == yr[(size_t)i * ldy + j];
     CHECK_MSG(pad_ok, "%s: padding changed", name);
     free(x), free(w32), free(b), free(y), free(yr), free(w);
+}
+
+static void run_case(mm_case c, bool fail_alloc) { run_case_with(c, fail_alloc, NULL); }
+
+/* Whether this CPU may run the F16C kernels (the same CPUID test the kernels make). */
+static bool cpu_has_f16c(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return false;
+#endif
+}
+
+/* Every half-weight variant on ragged shapes, with and without the F16C kernels, whatever the
+ * plan would pick: FUSED for a large m (groups of 8 rows), CONVERT for m = 1, odd block sizes. */
+static void test_forced_variants(void) {
+    const mm_case shapes[] = {{1, 67, 1025, 0, 0, true, false, 0},  {3, 130, 33, 2, 1, false, true, 0},
+                              {8, 64, 64, 0, 0, true, true, 0},     {19, 33, 100, 0, 3, true, false, 0},
+                              {1, 1, 7, 0, 0, false, false, 0},     {2, 5, 17, 1, 0, true, false, 0}};
+    const k_matmul_variant variants[] = {K_MATMUL_FUSED, K_MATMUL_CONVERT};
+    const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
+    bool have_f16c = cpu_has_f16c();
+    for (size_t s = 0; s < ARRAY_LEN(shapes); s++)
+        for (size_t v = 0; v < ARRAY_LEN(variants); v++)
+            for (size_t d = 0; d < ARRAY_LEN(dts); d++)
+                for (int f = 0; f < 2; f++) {
+                    if (f && (!have_f16c || dts[d] != TENSOR_DTYPE_F16)) continue;
+                    mm_case c = shapes[s];
+                    c.dt = dts[d];
+                    k_matmul_launch l = {.variant = variants[v], .n_threads = 1 + (int)(s % 2), .block_n = 16 + 16 * (int)(s % 3),
+                                         .f16c = f};
+                    run_case_with(c, false, &l);
+                }
 }
 
 static void test_against_ref(void) {
@@ -109,27 +149,32 @@ static void test_known(void) {
 static void test_plan(void) {
     k_matmul_launch l;
     k_matmul_args a = {.m = 577, .n = 4096, .k = 1024, .w_dtype = TENSOR_DTYPE_F32};
-    k_matmul_plan(&a, 2, &l);
+    k_matmul_plan(&a, 2, false, &l);
     CHECK(l.variant == K_MATMUL_SGEMM && !l.split_m && l.n_threads == 2);
     a.n = 64; /* tall: split the rows */
-    k_matmul_plan(&a, 4, &l);
+    k_matmul_plan(&a, 4, false, &l);
     CHECK(l.variant == K_MATMUL_SGEMM && l.split_m && l.n_threads == 4);
     a = (k_matmul_args){.m = 2, .n = 3, .k = 4, .w_dtype = TENSOR_DTYPE_F32};
-    k_matmul_plan(&a, 8, &l);
+    k_matmul_plan(&a, 8, false, &l);
     CHECK_EQ_INT(l.n_threads, 1); /* tiny: serial */
     a = (k_matmul_args){.m = 1, .n = 32064, .k = 4096, .w_dtype = TENSOR_DTYPE_F16};
-    k_matmul_plan(&a, 2, &l);
-    CHECK(l.variant == K_MATMUL_FUSED && l.n_threads == 2);
+    k_matmul_plan(&a, 2, false, &l);
+    CHECK(l.variant == K_MATMUL_FUSED && l.n_threads == 2 && !l.f16c);
+    k_matmul_plan(&a, 2, true, &l);
+    CHECK(l.variant == K_MATMUL_FUSED && l.f16c);
+    a.w_dtype = TENSOR_DTYPE_BF16; /* F16C only helps F16 */
+    k_matmul_plan(&a, 2, true, &l);
+    CHECK(l.variant == K_MATMUL_FUSED && !l.f16c);
     a.m = K_MATMUL_FUSED_MAX_M + 1;
     a.w_dtype = TENSOR_DTYPE_BF16;
-    k_matmul_plan(&a, 2, &l);
+    k_matmul_plan(&a, 2, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n % 16 == 0 && l.block_n >= 16 && l.block_n <= a.n);
     CHECK((size_t)l.block_n * a.k <= (1u << 20)); /* scratch budget */
     a = (k_matmul_args){.m = 577, .n = 1024, .k = 1024, .w_dtype = TENSOR_DTYPE_F16};
-    k_matmul_plan(&a, 2, &l);
+    k_matmul_plan(&a, 2, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && (a.n + l.block_n - 1) / l.block_n >= 2); /* a block per thread */
     a = (k_matmul_args){.m = 20, .n = 5, .k = 3, .w_dtype = TENSOR_DTYPE_F16};
-    k_matmul_plan(&a, 2, &l);
+    k_matmul_plan(&a, 2, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 5 && l.n_threads == 1);
 }
 
@@ -163,6 +208,7 @@ static void test_check(void) {
 
 int main(void) {
     test_known();
+    test_forced_variants();
     test_plan();
     test_check();
     test_against_ref();

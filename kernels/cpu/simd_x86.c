@@ -1,0 +1,117 @@
+/* simd_x86.c — AVX2+FMA+F16C kernels (see simd_x86.h). Each function carries its own target
+ * attribute, so the file builds with baseline flags and nothing here runs unless the CPU has the
+ * features. On non-x86 builds the entry points exist but k_cpu_have_f16c() is false. */
+#include "simd_x86.h"
+
+#include "half.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+bool k_cpu_have_f16c(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+#define K_TARGET __attribute__((target("avx2,fma,f16c")))
+
+K_TARGET void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m256 a = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i)));
+        __m256 b = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i + 8)));
+        __m256 c = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i + 16)));
+        __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i + 24)));
+        _mm256_storeu_ps(dst + i, a);
+        _mm256_storeu_ps(dst + i + 8, b);
+        _mm256_storeu_ps(dst + i + 16, c);
+        _mm256_storeu_ps(dst + i + 24, d);
+    }
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = half_to_f32(src[i]);
+}
+
+K_TARGET static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* One x row: two weight rows at a time, two accumulators each (four FMA chains in flight). */
+K_TARGET static void dot_rows_1(const uint16_t *w, int k, int j0, int j1, const float *x, float *dot) {
+    int k16 = k / 16 * 16;
+    int j = j0;
+    for (; j + 2 <= j1; j += 2) {
+        const uint16_t *w0 = w + (size_t)j * k, *w1 = w0 + k;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        for (int p = 0; p < k16; p += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p))), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p + 8))), x1, a1);
+            b0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + p))), x0, b0);
+            b1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + p + 8))), x1, b1);
+        }
+        float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
+        for (int p = k16; p < k; p++) s0 += half_to_f32(w0[p]) * x[p], s1 += half_to_f32(w1[p]) * x[p];
+        dot[j - j0] = s0;
+        dot[j + 1 - j0] = s1;
+    }
+    for (; j < j1; j++) {
+        const uint16_t *w0 = w + (size_t)j * k;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        for (int p = 0; p < k16; p += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p))), _mm256_loadu_ps(x + p), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p + 8))), _mm256_loadu_ps(x + p + 8), a1);
+        }
+        float s0 = hsum(_mm256_add_ps(a0, a1));
+        for (int p = k16; p < k; p++) s0 += half_to_f32(w0[p]) * x[p];
+        dot[j - j0] = s0;
+    }
+}
+
+/* Up to 8 x rows: each converted weight vector feeds one FMA chain per x row. */
+K_TARGET static void dot_rows_n(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
+                                size_t ld_dot) {
+    int k8 = k / 8 * 8;
+    for (int j = j0; j < j1; j++) {
+        const uint16_t *wr = w + (size_t)j * k;
+        __m256 acc[8];
+        for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
+        for (int p = 0; p < k8; p += 8) {
+            __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wr + p)));
+            for (int r = 0; r < nr; r++) acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * ldx + p), acc[r]);
+        }
+        for (int r = 0; r < nr; r++) {
+            float s = hsum(acc[r]);
+            for (int p = k8; p < k; p++) s += half_to_f32(wr[p]) * x[r * ldx + p];
+            dot[r * ld_dot + (size_t)(j - j0)] = s;
+        }
+    }
+}
+
+void k_cpu_f16_dot_rows_f16c(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
+                             size_t ld_dot) {
+    if (nr == 1)
+        dot_rows_1(w, k, j0, j1, x, dot);
+    else
+        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot);
+}
+
+#else /* not x86-64 */
+
+bool k_cpu_have_f16c(void) { return false; }
+void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = half_to_f32(src[i]);
+}
+void k_cpu_f16_dot_rows_f16c(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
+                             size_t ld_dot) {
+    for (int j = j0; j < j1; j++)
+        for (int r = 0; r < nr; r++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) s += half_to_f32(w[(size_t)j * k + p]) * x[r * ldx + p];
+            dot[r * ld_dot + (size_t)(j - j0)] = s;
+        }
+}
+
+#endif
