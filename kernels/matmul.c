@@ -20,8 +20,9 @@ int k_matmul_check(const k_matmul_args *a, char *err) {
 
 /* Below this many flops a GEMM runs on one thread (thread start-up would dominate). */
 #define SERIAL_FLOPS (1 << 22)
-/* Per-thread scratch for converted weight rows, in floats (4 MiB). */
-#define CONVERT_SCRATCH_FLOATS (1 << 20)
+/* Scratch for converted weight rows, in floats (16 MiB: whole CLIP matrices fit, and glibc
+ * keeps blocks of this size on the heap between calls instead of mapping them afresh). */
+#define CONVERT_SCRATCH_FLOATS (1 << 22)
 
 void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_f16c, k_matmul_launch *l) {
     if (max_threads < 1) max_threads = 1;
@@ -42,12 +43,13 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_f16c, k_ma
         if (l->n_threads > a->n) l->n_threads = a->n;
         return;
     }
+    /* convert as many rows as fit, then one threaded sgemm per block, so x is packed by BLAS
+     * once per block rather than once per small per-thread block */
     l->variant = K_MATMUL_CONVERT;
-    int bn = CONVERT_SCRATCH_FLOATS / a->k; /* rows fitting the scratch budget */
-    int share = (a->n + l->n_threads - 1) / l->n_threads; /* at least one block per thread */
-    if (bn > share) bn = share;
+    int bn = CONVERT_SCRATCH_FLOATS / a->k;
     bn = bn / 16 * 16;
     if (bn < 16) bn = 16;
     if (bn > a->n) bn = a->n;
     l->block_n = bn;
+    l->split_m = a->m > bn;
 }

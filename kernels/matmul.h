@@ -29,9 +29,9 @@ int k_matmul_check(const k_matmul_args *a, char *err);
 /* Plain loops with double accumulation. */
 void k_matmul_ref(const k_matmul_args *a);
 /* Fast path: OpenBLAS sgemm (single-threaded BLAS, split across OpenMP threads); F16/BF16
- * weights are converted in blocks of rows into per-thread scratch, or for small m streamed
- * through a fused convert-and-dot kernel. Never fails: if scratch cannot be allocated it falls
- * back to the fused kernel. */
+ * weights are converted in blocks of rows (up to 16 MiB of float32) into scratch, or for small m
+ * streamed through a fused convert-and-dot kernel. Never fails: if scratch cannot be allocated
+ * it falls back to the fused kernel. */
 void k_matmul_cpu(const k_matmul_args *a);
 
 // ---- plan: the CPU path's choices, in plain C so tests can reach every branch ---------------
@@ -39,13 +39,14 @@ void k_matmul_cpu(const k_matmul_args *a);
 typedef enum {
     K_MATMUL_SGEMM = 0, /* F32 weights: sgemm on slices of y */
     K_MATMUL_FUSED,     /* F16/BF16, small m: per-row convert + dot (memory-bound decode shape) */
-    K_MATMUL_CONVERT,   /* F16/BF16, larger m: convert block_n rows of w, sgemm the block */
+    K_MATMUL_CONVERT,   /* F16/BF16, larger m: convert block_n rows of w (threaded), then sgemm
+                         * the block split across threads like SGEMM */
 } k_matmul_variant;
 
 typedef struct {
     k_matmul_variant variant;
     int n_threads; /* OpenMP threads worth using (1 = serial) */
-    bool split_m;  /* SGEMM: threads take slices of x's rows (else slices of w's rows) */
+    bool split_m;  /* SGEMM/CONVERT: threads take slices of x's rows (else slices of w's rows) */
     int block_n;   /* CONVERT: rows of w converted per scratch block (multiple of 16 or n) */
     bool f16c;     /* F16 weights: use the AVX2/F16C kernels (only when the CPU has them) */
 } k_matmul_launch;

@@ -3,7 +3,6 @@
  * through a fused convert-and-dot kernel (decode shapes, memory-bound). The plan
  * (kernels/matmul.c) picks the variant; this file only executes it. */
 #include <cblas.h>
-#include <omp.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -58,20 +57,24 @@ static void slice(int len, int s, int n_slices, int *lo, int *hi) {
 
 // ---- SGEMM: float32 weights --------------------------------------------------------------------
 
-static void run_sgemm(const mm_ctx *c, const k_matmul_launch *l) {
+/* Columns [j0, j1) of y from w32 (float32 rows j0.. of stride k), split over n_threads: by rows
+ * of x when split_m, else by columns. */
+static void sgemm_split(const mm_ctx *c, int n_threads, bool split_m, int j0, int j1, const float *w32) {
     const k_matmul_args *a = c->a;
-#pragma omp parallel for num_threads(l->n_threads) schedule(static) if (l->n_threads > 1)
-    for (int s = 0; s < l->n_threads; s++) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int s = 0; s < n_threads; s++) {
         int lo, hi;
-        if (l->split_m) {
-            slice(a->m, s, l->n_threads, &lo, &hi);
-            gemm_block(c, lo, hi, 0, a->n, a->w);
+        if (split_m) {
+            slice(a->m, s, n_threads, &lo, &hi);
+            gemm_block(c, lo, hi, j0, j1, w32);
         } else {
-            slice(a->n, s, l->n_threads, &lo, &hi);
-            gemm_block(c, 0, a->m, lo, hi, (const float *)a->w + (size_t)lo * a->k);
+            slice(j1 - j0, s, n_threads, &lo, &hi);
+            gemm_block(c, 0, a->m, j0 + lo, j0 + hi, w32 + (size_t)lo * a->k);
         }
     }
 }
+
+static void run_sgemm(const mm_ctx *c, const k_matmul_launch *l) { sgemm_split(c, l->n_threads, l->split_m, 0, c->a->n, c->a->w); }
 
 // ---- FUSED: half weights, few rows of x --------------------------------------------------------
 
@@ -171,28 +174,26 @@ static void run_fused(const mm_ctx *c, const k_matmul_launch *l) {
 /* Returns false (having done nothing) when the scratch cannot be allocated. */
 static bool run_convert(const mm_ctx *c, const k_matmul_launch *l) {
     const k_matmul_args *a = c->a;
-    size_t per = (size_t)l->block_n * a->k;
-    float *scratch = mem_alloc_aligned(per * l->n_threads * sizeof(float));
-    if (!scratch) return false;
-    int n_blocks = (a->n + l->block_n - 1) / l->block_n;
-    size_t esz = 2;
-#pragma omp parallel num_threads(l->n_threads) if (l->n_threads > 1)
-    {
-        int t = omp_get_thread_num();
-        float *w32 = scratch + per * t;
-#pragma omp for schedule(dynamic, 1)
-        for (int b = 0; b < n_blocks; b++) {
-            int j0 = b * l->block_n, j1 = j0 + l->block_n < a->n ? j0 + l->block_n : a->n;
-            const void *src = (const char *)a->w + (size_t)j0 * a->k * esz;
-            size_t cnt = (size_t)(j1 - j0) * a->k;
+    float *w32 = mem_alloc_aligned((size_t)l->block_n * a->k * sizeof(float));
+    if (!w32) return false;
+    for (int j0 = 0; j0 < a->n; j0 += l->block_n) {
+        int j1 = j0 + l->block_n < a->n ? j0 + l->block_n : a->n;
+        /* convert the block's rows in parallel chunks of 16 rows */
+        int n_chunks = (j1 - j0 + 15) / 16;
+#pragma omp parallel for num_threads(l->n_threads) schedule(dynamic, 4) if (l->n_threads > 1)
+        for (int ch = 0; ch < n_chunks; ch++) {
+            int r0 = j0 + ch * 16, r1 = r0 + 16 < j1 ? r0 + 16 : j1;
+            const uint16_t *src = (const uint16_t *)a->w + (size_t)r0 * a->k;
+            float *dst = w32 + (size_t)(r0 - j0) * a->k;
+            size_t cnt = (size_t)(r1 - r0) * a->k;
             if (l->f16c)
-                k_cpu_f16_to_f32_f16c(w32, src, cnt);
+                k_cpu_f16_to_f32_f16c(dst, src, cnt);
             else
-                k_cpu_to_f32_portable(w32, src, a->w_dtype, cnt);
-            gemm_block(c, 0, a->m, j0, j1, w32);
+                k_cpu_to_f32_portable(dst, src, a->w_dtype, cnt);
         }
+        sgemm_split(c, l->n_threads, l->split_m, j0, j1, w32);
     }
-    mem_free_aligned(scratch);
+    mem_free_aligned(w32);
     return true;
 }
 

@@ -106,7 +106,7 @@ static void test_forced_variants(void) {
                     mm_case c = shapes[s];
                     c.dt = dts[d];
                     k_matmul_launch l = {.variant = variants[v], .n_threads = 1 + (int)(s % 2), .block_n = 16 + 16 * (int)(s % 3),
-                                         .f16c = f};
+                                         .split_m = s % 3 == 1, .f16c = f};
                     run_case_with(c, false, &l);
                 }
 }
@@ -169,10 +169,16 @@ static void test_plan(void) {
     a.w_dtype = TENSOR_DTYPE_BF16;
     k_matmul_plan(&a, 2, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n % 16 == 0 && l.block_n >= 16 && l.block_n <= a.n);
-    CHECK((size_t)l.block_n * a.k <= (1u << 20)); /* scratch budget */
-    a = (k_matmul_args){.m = 577, .n = 1024, .k = 1024, .w_dtype = TENSOR_DTYPE_F16};
+    CHECK((size_t)l.block_n * a.k <= (1u << 22)); /* scratch budget */
+    a = (k_matmul_args){.m = 2885, .n = 4096, .k = 1024, .w_dtype = TENSOR_DTYPE_F16};
+    k_matmul_plan(&a, 2, true, &l);
+    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 4096 && l.f16c && !l.split_m); /* whole CLIP fc1 at once */
+    a = (k_matmul_args){.m = 512, .n = 14336, .k = 4096, .w_dtype = TENSOR_DTYPE_BF16};
+    k_matmul_plan(&a, 2, true, &l);
+    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 1024 && !l.f16c && l.n_threads == 2);
+    a = (k_matmul_args){.m = 40, .n = 3, .k = 1 << 20, .w_dtype = TENSOR_DTYPE_F16};
     k_matmul_plan(&a, 2, false, &l);
-    CHECK(l.variant == K_MATMUL_CONVERT && (a.n + l.block_n - 1) / l.block_n >= 2); /* a block per thread */
+    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 3 && l.split_m); /* rows longer than the budget */
     a = (k_matmul_args){.m = 20, .n = 5, .k = 3, .w_dtype = TENSOR_DTYPE_F16};
     k_matmul_plan(&a, 2, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 5 && l.n_threads == 1);

@@ -153,7 +153,7 @@ static double bench_attention(void) {
     float *o = fbuf((size_t)t * row, 10), *p = fbuf((size_t)h * t, 11);
     k_attention_args a = {.t_q = t, .t_k = t, .n_head = h, .n_head_kv = h, .head_dim = d, .q = q, .k = k, .v = v,
                           .out = o, .scale = 0.125f, .probs = p, .probs_row = 0};
-    double sec = time_it(run_attention, &a), fl = 4.0 * t * t * d * h;
+    double sec = time_it(run_attention, &a), fl = 4.0 * t * t * d * h, rate = fl / sec;
     printf("  k_attention_cpu: %7.1f GFLOP/s (%.2f ms; per CPU-second %.1f)\n", fl / sec * 1e-9, sec * 1e3,
            fl / last_cpu * 1e-9);
     mem_free_aligned(q), mem_free_aligned(k), mem_free_aligned(v), mem_free_aligned(o), mem_free_aligned(p);
@@ -166,7 +166,7 @@ static double bench_attention(void) {
     sec = time_it(run_attention, &a);
     printf("  k_attention_cpu: %7.2f ms, %6.1f GB/s of K/V read\n", sec * 1e3, 2.0 * tk * 8 * 128 * 4 / sec * 1e-9);
     mem_free_aligned(q), mem_free_aligned(k), mem_free_aligned(v), mem_free_aligned(o);
-    return fl / sec;
+    return rate;
 }
 
 static void report_bw(const char *name, bench_fn fn, void *ctx, double bytes) {
@@ -207,6 +207,8 @@ static void bench_rows(void) {
 
 typedef struct {
     int t, d, f, h;
+    tensor_dtype_t wdt;          /* dtype of the four weight matrices */
+    void *wqkv_h, *wo_h, *w1_h, *w2_h; /* their F16 copies when wdt is F16 */
     float *hid, *a, *qkv, *att, *mlp, *probs;
     float *wqkv, *bqkv, *wo, *bo, *w1, *b1, *w2, *b2, *g1, *be1, *g2, *be2;
 } clip_block;
@@ -214,25 +216,39 @@ typedef struct {
 static void run_clip_block(void *c) {
     clip_block *B = c;
     int t = B->t, d = B->d, f = B->f;
+    bool h = B->wdt == TENSOR_DTYPE_F16;
+    const void *wqkv = h ? B->wqkv_h : B->wqkv, *wo = h ? B->wo_h : B->wo, *w1 = h ? B->w1_h : B->w1, *w2 = h ? B->w2_h : B->w2;
     k_layernorm_cpu(&(k_layernorm_args){.m = t, .d = d, .x = B->hid, .y = B->a, .gamma = B->g1, .beta = B->be1, .eps = 1e-5f});
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = 3 * d, .k = d, .x = B->a, .w = B->wqkv, .w_dtype = TENSOR_DTYPE_F32,
+    k_matmul_cpu(&(k_matmul_args){.m = t, .n = 3 * d, .k = d, .x = B->a, .w = wqkv, .w_dtype = B->wdt,
                                   .bias = B->bqkv, .y = B->qkv});
-    k_attention_cpu(&(k_attention_args){.t_q = t, .t_k = t, .n_head = B->h, .n_head_kv = B->h, .head_dim = d / B->h,
-                                        .q = B->qkv, .k = B->qkv + d, .v = B->qkv + 2 * d, .ldq = 3 * d, .ldk = 3 * d,
-                                        .ldv = 3 * d, .out = B->att, .scale = 0.125f, .probs = B->probs});
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = d, .k = d, .x = B->att, .w = B->wo, .w_dtype = TENSOR_DTYPE_F32, .bias = B->bo,
+    for (int p = 0; p < t / 577; p++) {
+        const float *qkv = B->qkv + (size_t)p * 577 * 3 * d;
+        k_attention_cpu(&(k_attention_args){.t_q = 577, .t_k = 577, .n_head = B->h, .n_head_kv = B->h, .head_dim = d / B->h,
+                                            .q = qkv, .k = qkv + d, .v = qkv + 2 * d, .ldq = 3 * d, .ldk = 3 * d, .ldv = 3 * d,
+                                            .out = B->att + (size_t)p * 577 * d, .scale = 0.125f, .probs = B->probs});
+    }
+    k_matmul_cpu(&(k_matmul_args){.m = t, .n = d, .k = d, .x = B->att, .w = wo, .w_dtype = B->wdt, .bias = B->bo,
                                   .y = B->hid, .accumulate = true}); /* residual folded into accumulate */
     k_layernorm_cpu(&(k_layernorm_args){.m = t, .d = d, .x = B->hid, .y = B->a, .gamma = B->g2, .beta = B->be2, .eps = 1e-5f});
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = f, .k = d, .x = B->a, .w = B->w1, .w_dtype = TENSOR_DTYPE_F32, .bias = B->b1,
+    k_matmul_cpu(&(k_matmul_args){.m = t, .n = f, .k = d, .x = B->a, .w = w1, .w_dtype = B->wdt, .bias = B->b1,
                                   .y = B->mlp});
     k_quick_gelu_cpu(&(k_act_args){.n = (int64_t)t * f, .x = B->mlp, .y = B->mlp});
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = d, .k = f, .x = B->mlp, .w = B->w2, .w_dtype = TENSOR_DTYPE_F32, .bias = B->b2,
+    k_matmul_cpu(&(k_matmul_args){.m = t, .n = d, .k = f, .x = B->mlp, .w = w2, .w_dtype = B->wdt, .bias = B->b2,
                                   .y = B->hid, .accumulate = true});
 }
 
-static void bench_clip_block(double sgemm_rate) {
-    printf("== CLIP ViT-L/14-336 encoder block (577 tokens, width 1024, MLP 4096), F32 weights\n");
-    clip_block B = {.t = 577, .d = 1024, .f = 4096, .h = 16};
+static void *to_half(const float *x, size_t n) {
+    uint16_t *h = mem_alloc_aligned(n * 2);
+    for (size_t i = 0; i < n; i++) h[i] = f32_to_half(x[i]);
+    return h;
+}
+
+/* One block over `tiles` partitions batched as the vision tower does (M = tiles·577 rows in every
+ * linear layer, attention per partition). */
+static void bench_clip_block(double sgemm_rate, int tiles, tensor_dtype_t wdt) {
+    printf("== CLIP ViT-L/14-336 encoder block (%d x 577 tokens, width 1024, MLP 4096), %s weights\n", tiles,
+           tensor_dtype_name(wdt));
+    clip_block B = {.t = 577 * tiles, .d = 1024, .f = 4096, .h = 16, .wdt = wdt};
     int t = B.t, d = B.d, f = B.f;
     B.hid = fbuf((size_t)t * d, 30), B.a = fbuf((size_t)t * d, 31), B.qkv = fbuf((size_t)t * 3 * d, 32);
     B.att = fbuf((size_t)t * d, 33), B.mlp = fbuf((size_t)t * f, 34), B.probs = fbuf((size_t)16 * t, 35);
@@ -242,6 +258,10 @@ static void bench_clip_block(double sgemm_rate) {
     for (int i = 0; i < d * d * 3; i++) B.wqkv[i] *= 0.03f; /* keep activations O(1) across repeats */
     for (int i = 0; i < d * d; i++) B.wo[i] *= 0.001f;
     for (int i = 0; i < d * f; i++) B.w2[i] *= 0.001f, B.w1[i] *= 0.03f;
+    if (wdt == TENSOR_DTYPE_F16) {
+        B.wqkv_h = to_half(B.wqkv, (size_t)3 * d * d), B.wo_h = to_half(B.wo, (size_t)d * d);
+        B.w1_h = to_half(B.w1, (size_t)f * d), B.w2_h = to_half(B.w2, (size_t)d * f);
+    }
     double sec = time_it(run_clip_block, &B);
     double mm_flops = 2.0 * t * ((double)3 * d * d + (double)d * d + 2.0 * d * f);
     double ideal = mm_flops / sgemm_rate;
@@ -249,10 +269,11 @@ static void bench_clip_block(double sgemm_rate) {
            ideal * 1e3, sec / ideal);
     printf("  by CPU time: block %.2f ms vs %.2f ms; ratio %.3f\n", last_cpu * 1e3, mm_flops / best_cpu_rate * 1e3,
            last_cpu / (mm_flops / best_cpu_rate));
-    printf("  5 tiles x 23 blocks: %.2f s\n", sec * 5 * 23);
+    printf("  5 tiles x 23 blocks: %.2f s\n", sec * 23 * 5 / tiles);
     float *bufs[] = {B.hid, B.a, B.qkv, B.att, B.mlp, B.probs, B.wqkv, B.bqkv, B.wo, B.bo,
                      B.w1,  B.b1, B.w2, B.b2,  B.g1, B.be1,  B.g2,  B.be2};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) mem_free_aligned(bufs[i]);
+    mem_free_aligned(B.wqkv_h), mem_free_aligned(B.wo_h), mem_free_aligned(B.w1_h), mem_free_aligned(B.w2_h);
 }
 
 int main(int argc, char **argv) {
@@ -266,7 +287,8 @@ int main(int argc, char **argv) {
     bench_matvec();
     double arate = bench_attention();
     bench_rows();
-    bench_clip_block(rate);
+    bench_clip_block(rate, 1, TENSOR_DTYPE_F32);
+    bench_clip_block(rate, 5, TENSOR_DTYPE_F16);
     printf("summary: sgemm %.1f GFLOP/s, attention %.1f GFLOP/s (%.0f%% of sgemm)\n", rate * 1e-9, arate * 1e-9,
            100.0 * arate / rate);
     return 0;
