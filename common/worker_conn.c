@@ -102,6 +102,28 @@ void worker_job_destroy(worker_job_t **pj) {
     *pj = NULL;
 }
 
+static void free_aligned(void *data, void *hint) {
+    (void)hint;
+    mem_free_aligned(data);
+}
+
+/* Received frames point into ZeroMQ's buffers at any byte offset; tensors need aligned rows.
+ * Copies the payload into a 64-byte aligned buffer unless it already is aligned. */
+static int align_payload(zmq_msg_t *msg) {
+    size_t n = zmq_msg_size(msg);
+    if (((uintptr_t)zmq_msg_data(msg) & 63) == 0 || n == 0) return HIRED_OK;
+    void *buf = mem_alloc_aligned(n);
+    if (!buf) return HIRED_ENOMEM;
+    memcpy(buf, zmq_msg_data(msg), n);
+    zmq_msg_close(msg);
+    if (zmq_msg_init_data(msg, buf, n, free_aligned, NULL) != 0) {
+        mem_free_aligned(buf);
+        zmq_msg_init(msg);
+        return HIRED_ENOMEM;
+    }
+    return HIRED_OK;
+}
+
 static void out_free(out_item_t *o) {
     zmq_msg_close(&o->hdr);
     if (o->has_payload) zmq_msg_close(&o->payload);
@@ -242,6 +264,12 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
         job->hdr = m;
         wire_msg_init(&m, WIRE_NONE);
         wire_parts_take(p, 1, &job->payload);
+        if (align_payload(&job->payload)) {
+            log_error("worker_conn: out of memory for job %s", job->hdr.id);
+            worker_job_destroy(&job);
+            mem_free(it);
+            break;
+        }
         job->received_ms = wire_now_ms();
         pthread_mutex_lock(&c->mu);
         c->stats.jobs++;

@@ -43,7 +43,9 @@ typedef struct worker_conn_opts {
 typedef struct worker_job {
     wire_msg_t hdr;     /* the JOB header: id, service, model, prompt, params, attempt, deadline_ms;
                            for decode also kept, dim, dtype, grid, image_size, positions, meta */
-    zmq_msg_t payload;  /* encode: image file bytes; decode: tensor [kept, dim] of hdr.dtype */
+    zmq_msg_t payload;  /* encode: image file bytes; decode: tensor [kept, dim] of hdr.dtype.
+                           Its data is 64-byte aligned (copied once on arrival if ZeroMQ's
+                           receive buffer left it unaligned). */
     int64_t received_ms; /* wire_now_ms() when it arrived */
 } worker_job_t;
 

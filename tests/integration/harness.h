@@ -13,8 +13,10 @@
 
 /* Starts the watchdog (seconds) and makes a scratch directory. */
 void h_init(int watchdog_s);
-/* Kills everything still running, removes the scratch directory. */
-void h_cleanup(void);
+/* Stops everything still running (SIGTERM, then SIGKILL after 5 s), removes the scratch
+ * directory. Returns how many processes did not exit with status 0 (sanitizer findings, leaks,
+ * crashes); tests CHECK that it is 0. */
+int h_cleanup(void);
 
 /* Starts hired-broker with extra "--key=value" options (NULL-terminated); front/back are
  * "tcp://127.0.0.1:*" unless given (a restart passes the old ones). Waits for its ports file.

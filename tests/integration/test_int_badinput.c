@@ -166,6 +166,6 @@ int main(void) {
     job.params.max_tokens = 5, job.params.strategy = "magic";
     CHECK(hired_submit(c, &job, NULL) == HIRED_EINVAL);
     hired_client_destroy(&c);
-    h_cleanup();
+    CHECK_EQ_INT(h_cleanup(), 0);
     return test_summary();
 }

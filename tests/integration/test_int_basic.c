@@ -127,6 +127,6 @@ int main(void) {
     CHECK_EQ_INT(h_wait(dec, 5000), 0);
 
     hired_client_destroy(&c);
-    h_cleanup();
+    CHECK_EQ_INT(h_cleanup(), 0);
     return test_summary();
 }

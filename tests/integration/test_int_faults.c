@@ -79,8 +79,9 @@ int main(void) {
     CHECK_EQ_INT(h_collect(c, &s, 1, 20000), 1);
     CHECK_EQ_INT(check_all(&s, 1), 1);
     h_kill(stopped, SIGKILL);
+    h_wait(stopped, 2000);
 
     hired_client_destroy(&c);
-    h_cleanup();
+    CHECK_EQ_INT(h_cleanup(), 0);
     return test_summary();
 }

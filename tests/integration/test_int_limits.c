@@ -62,6 +62,6 @@ int main(void) {
     CHECK_MSG(q.final == HIRED_EVENT_ERROR && q.code == HIRED_ETIMEOUT, "final %d code %d '%s'", q.final, q.code, q.message);
     CHECK(h_status_counter(c, "timeouts") == 2);
     hired_client_destroy(&c);
-    h_cleanup();
+    CHECK_EQ_INT(h_cleanup(), 0);
     return test_summary();
 }

@@ -53,6 +53,6 @@ int main(void) {
     CHECK_EQ_INT(h_wait(b, 5000), 0);
     hired_client_destroy(&c1);
     hired_client_destroy(&c2);
-    h_cleanup();
+    CHECK_EQ_INT(h_cleanup(), 0);
     return test_summary();
 }

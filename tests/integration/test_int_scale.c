@@ -59,6 +59,6 @@ int main(void) {
     CHECK_EQ_INT(h_status_counter(g_c, "requeued"), 0);
     CHECK_EQ_INT(hired_pending(g_c), 0);
     hired_client_destroy(&g_c);
-    h_cleanup();
+    CHECK_EQ_INT(h_cleanup(), 0);
     return test_summary();
 }
