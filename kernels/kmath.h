@@ -24,6 +24,26 @@ typedef union {
     uint32_t u;
 } k_fbits;
 
+/* IEEE half → float without branches (so loops over it vectorise): shift exponent+mantissa
+ * into place and rescale by 2^112, which also normalises subnormals exactly; inf/NaN patched
+ * in by a select. Same values as half.h's half_to_f32. */
+static inline K_HD float k_half_to_f32(uint16_t h) {
+    uint32_t em = h & 0x7fffu;
+    k_fbits v;
+    v.u = em << 13;
+    v.f = v.f * 0x1p112f;
+    v.u = em >= 0x7c00u ? (0x7f800000u | ((em & 0x3ffu) << 13)) : v.u;
+    v.u |= (uint32_t)(h & 0x8000u) << 16;
+    return v.f;
+}
+
+/* bfloat16 → float: the upper half of the float's bits. */
+static inline K_HD float k_bf16_to_f32(uint16_t h) {
+    k_fbits v;
+    v.u = (uint32_t)h << 16;
+    return v.f;
+}
+
 /* e^x. Cody-Waite reduction x = n·ln2 + r (|r| ≤ ln2/2), degree-7 Taylor polynomial for e^r,
  * then scaling by 2^n built in the exponent bits. */
 static inline K_HD float k_expf(float x) {

@@ -30,27 +30,12 @@ int k_cpu_threads_for(int64_t work, int64_t grain, int max_threads) {
 
 // ---- conversion --------------------------------------------------------------------------------
 
-/* IEEE half → float without branches: shift exponent+mantissa into place and rescale by 2^112
- * (which also normalises subnormals exactly); inf/NaN patched in by a select. */
 K_CLONES static void half_to_f32_n(float *restrict dst, const uint16_t *restrict src, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        uint32_t h = src[i];
-        uint32_t em = h & 0x7fffu;
-        k_fbits v;
-        v.u = em << 13;
-        v.f = v.f * 0x1p112f;
-        v.u = em >= 0x7c00u ? (0x7f800000u | ((em & 0x3ffu) << 13)) : v.u;
-        v.u |= (h & 0x8000u) << 16;
-        dst[i] = v.f;
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = k_half_to_f32(src[i]);
 }
 
 K_CLONES static void bf16_to_f32_n(float *restrict dst, const uint16_t *restrict src, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        k_fbits v;
-        v.u = (uint32_t)src[i] << 16;
-        dst[i] = v.f;
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = k_bf16_to_f32(src[i]);
 }
 
 void k_cpu_to_f32(float *dst, const void *src, tensor_dtype_t dt, size_t n) {

@@ -1,7 +1,8 @@
-/* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads, F16/BF16 weights
- * either converted block by block into per-thread scratch (prefill/encoder shapes) or streamed
- * through a fused convert-and-dot kernel (decode shapes, memory-bound). The plan
- * (kernels/matmul.c) picks the variant; this file only executes it. */
+/* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads (BLAS itself single-
+ * threaded), F16/BF16 weights either converted block by block into one float32 scratch (prefill
+ * and encoder shapes) or streamed through a fused convert-and-dot kernel (decode shapes,
+ * memory-bound; AVX2/F16C when the CPU has it). The plan (kernels/matmul.c) picks the variant;
+ * this file only executes it. Not here: the reference loops (matmul_ref.c). */
 #include <cblas.h>
 #include <stdint.h>
 #include <string.h>
@@ -97,24 +98,10 @@ K_CLONES static void fused_rows(const mm_ctx *c, int r0, int r1, int j0, int j1)
         const uint16_t *wr = w + (size_t)j * a->k;
         for (int p0 = 0; p0 < a->k; p0 += FUSED_CHUNK) {
             int len = a->k - p0 < FUSED_CHUNK ? a->k - p0 : FUSED_CHUNK;
-            if (a->w_dtype == TENSOR_DTYPE_F16) {
-                for (int p = 0; p < len; p++) {
-                    uint32_t h = wr[p0 + p];
-                    uint32_t em = h & 0x7fffu;
-                    k_fbits v;
-                    v.u = em << 13;
-                    v.f = v.f * 0x1p112f;
-                    v.u = em >= 0x7c00u ? (0x7f800000u | ((em & 0x3ffu) << 13)) : v.u;
-                    v.u |= (h & 0x8000u) << 16;
-                    buf[p] = v.f;
-                }
-            } else {
-                for (int p = 0; p < len; p++) {
-                    k_fbits v;
-                    v.u = (uint32_t)wr[p0 + p] << 16;
-                    buf[p] = v.f;
-                }
-            }
+            if (a->w_dtype == TENSOR_DTYPE_F16)
+                for (int p = 0; p < len; p++) buf[p] = k_half_to_f32(wr[p0 + p]);
+            else
+                for (int p = 0; p < len; p++) buf[p] = k_bf16_to_f32(wr[p0 + p]);
             int len16 = len / 16 * 16;
             for (int r = 0; r < nr; r++) {
                 const float *xr = a->x + (r0 + r) * c->ldx + p0;

@@ -8,6 +8,7 @@
 
 #include "act.h"
 #include "err.h"
+#include "half.h"
 #include "kmath.h"
 #include "kverify.h"
 #include "test.h"
@@ -55,6 +56,15 @@ static void test_kmath(void) {
     }
     CHECK_MSG(werfc <= 1e-6, "k_erfcf worst relative error %.3g", werfc);
     CHECK_NEAR(k_sigmoidf(0.0f), 0.5, 0);
+    /* the branch-free conversions agree with half.h on every bit pattern (NaN: any NaN) */
+    int bad = 0;
+    for (uint32_t i = 0; i < 65536; i++) {
+        float a = k_half_to_f32((uint16_t)i), b = half_to_f32((uint16_t)i);
+        float c = k_bf16_to_f32((uint16_t)i), d = bf16_to_f32((uint16_t)i);
+        bad += !((isnan(a) && isnan(b)) || memcmp(&a, &b, 4) == 0);
+        bad += !((isnan(c) && isnan(d)) || memcmp(&c, &d, 4) == 0);
+    }
+    CHECK_EQ_INT(bad, 0);
     CHECK(k_sigmoidf(-200.0f) == 0.0f && k_sigmoidf(200.0f) == 1.0f);
 }
 
