@@ -84,6 +84,7 @@ static void test_against_ref(void) {
         {64, 64, 8, 2, 32, true, 0, 63, 1},       /* GQA prefill, padded strides */
         {300, 300, 2, 1, 32, true, 0, 299, 0},    /* causal, two query blocks */
         {40, 100, 4, 2, 32, true, 60, 5, 1},      /* chunked prefill: q_pos0 > 0 */
+        {300, 400, 2, 1, 16, true, 100, 260, 1},  /* chunked prefill over two query blocks */
         {3, 1025, 2, 2, 8, false, 0, 2, 0},       /* long keys, short queries */
         {1, 300, 8, 2, 64, true, 299, 0, 0},      /* decode, GQA */
         {1, 300, 4, 4, 128, true, 299, -1, 1},    /* decode, MHA, padded */
