@@ -353,23 +353,60 @@ static void test_alloc_sweep(void) {
 
 // ---- fixture models --------------------------------------------------------------------------
 
+/* The tiny fixture models (tools/reference/tiny_models.py): real CLIP-L/336 geometry at width
+ * 32, a 2-layer Mistral (GQA 4/2) for NeXT and a 2-layer Llama for 1.5. */
+static bool fixture_dir(const char *rel, char *dir, size_t cap) {
+    snprintf(dir, cap, "%s", test_fixture(rel));
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        printf("skip: fixture %s not present\n", rel);
+        return false;
+    }
+    return true;
+}
+
+static void check_fixture_common(const hf_config_t *c, const hf_preproc_t *p) {
+    const hf_vision_config_t *v = &c->vision;
+    CHECK(v->hidden == 32 && v->intermediate == 128 && v->layers == 24 && v->heads == 16);
+    CHECK(v->image_size == 336 && v->patch_size == 14 && v->channels == 3);
+    CHECK(v->eps == 1e-5f && v->act == HF_ACT_QUICK_GELU);
+    CHECK(c->image_token_id == 32000 && c->feature_layer == -2 && c->select_default);
+    CHECK(c->projector_act == HF_ACT_GELU_ERF && c->projector_bias);
+    const hf_text_config_t *t = &c->text;
+    CHECK(t->hidden == 32 && t->intermediate == 64 && t->layers == 2 && t->heads == 4 && t->head_dim == 8);
+    CHECK(t->vocab == 32064 && t->max_pos == 4096 && t->rms_eps == 1e-5f);
+    CHECK(t->bos_id == 1 && t->eos_id == 2 && !t->tie_embeddings);
+    CHECK(p->shortest_edge == 336 && p->crop_h == 336 && p->crop_w == 336 && p->resample == 3);
+    CHECK(p->rescale_factor == 1.0 / 255.0 && p->mean[0] == 0.48145466f && p->std[2] == 0.27577711f);
+    CHECK(p->do_resize && p->do_center_crop && p->do_rescale && p->do_normalize && p->do_convert_rgb);
+}
+
 static void test_fixtures(void) {
-    const char *dirs[] = {"models/llava-next-tiny", "models/llava15-tiny"};
-    for (int k = 0; k < 2; k++) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", test_fixture(dirs[k]));
-        struct stat sb;
-        if (stat(dir, &sb) != 0) {
-            printf("skip: fixture %s not present\n", dirs[k]);
-            continue;
-        }
-        char err[HIRED_ERR_LEN];
-        hf_config_t c;
-        hf_preproc_t p;
+    char dir[4096], err[HIRED_ERR_LEN];
+    hf_config_t c;
+    hf_preproc_t p;
+    if (fixture_dir("models/llava-next-tiny", dir, sizeof dir)) {
         int rc = hf_config_load(dir, &c, err);
         CHECK_MSG(rc == HIRED_OK, "%s", err);
         rc = hf_preproc_load(dir, &p, err);
         CHECK_MSG(rc == HIRED_OK, "%s", err);
+        check_fixture_common(&c, &p);
+        CHECK(c.kind == HF_MODEL_LLAVA_NEXT && c.use_image_newline);
+        CHECK(c.n_pinpoints == 5 && c.pinpoints[2][0] == 672 && c.pinpoints[2][1] == 672);
+        CHECK(c.text.kind == HF_TEXT_MISTRAL && c.text.kv_heads == 2);
+        CHECK(c.text.rope_theta == 1e6 && c.text.sliding_window == -1 && c.text.pad_id == -1);
+        CHECK(p.do_pad && p.n_pinpoints == 5 && p.pinpoints[3][0] == 1008 && p.pinpoints[3][1] == 336);
+    }
+    if (fixture_dir("models/llava15-tiny", dir, sizeof dir)) {
+        int rc = hf_config_load(dir, &c, err);
+        CHECK_MSG(rc == HIRED_OK, "%s", err);
+        rc = hf_preproc_load(dir, &p, err);
+        CHECK_MSG(rc == HIRED_OK, "%s", err);
+        check_fixture_common(&c, &p);
+        CHECK(c.kind == HF_MODEL_LLAVA && !c.use_image_newline && c.n_pinpoints == 0);
+        CHECK(c.text.kind == HF_TEXT_LLAMA && c.text.kv_heads == 4);
+        CHECK(c.text.rope_theta == 1e4 && c.text.sliding_window == -1 && c.text.pad_id == 32001);
+        CHECK(!p.do_pad && p.n_pinpoints == 0);
     }
 }
 
