@@ -14,3 +14,18 @@ foreach(t basic scale faults restart badinput limits)
   hired_add_test(test_int_${t} SOURCES integration/test_int_${t}.c LIBS hired_it_harness TIMEOUT 60)
   add_dependencies(test_int_${t} hired-broker fake_worker)
 endforeach()
+
+# The fuzz property under the normal build: corpus files plus fixed-seed mutations.
+hired_add_test(test_wire_mutate SOURCES unit/test_wire_mutate.c fuzz/fuzz_wire.c LIBS hired_wire TIMEOUT 120)
+
+# libFuzzer target (clang only): build-dir/tests/fuzz_wire tests/fuzz/corpus
+if(CMAKE_C_COMPILER_ID MATCHES Clang)
+  pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
+  pkg_check_modules(MSGPACK REQUIRED IMPORTED_TARGET msgpack)
+  add_executable(fuzz_wire fuzz/fuzz_wire.c
+    ../common/wire.c ../common/wire_io.c ../common/err.c ../common/mem.c ../common/log.c)
+  target_include_directories(fuzz_wire PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/../common)
+  target_compile_options(fuzz_wire PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_options(fuzz_wire PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz_wire PRIVATE PkgConfig::ZMQ PkgConfig::MSGPACK Threads::Threads m)
+endif()
