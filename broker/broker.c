@@ -29,6 +29,24 @@ static void to_client(broker_t *b, const uint8_t *route, size_t len, const wire_
     if (rc) log_warn("broker: dropping %s to a client: %s", wire_type_name(m->type), err);
 }
 
+/* Sends m to every client connection attached to job j. */
+static void to_job_clients(broker_t *b, const job_t *j, const wire_msg_t *m) {
+    for (int i = 0; i < j->nroutes; i++) to_client(b, j->route[i], j->route_len[i], m, NULL);
+}
+
+/* Attaches a client connection to j (once; the oldest of BROKER_JOB_ROUTES drops out). */
+static void job_add_route(job_t *j, const uint8_t *route, size_t len) {
+    for (int i = 0; i < j->nroutes; i++)
+        if (j->route_len[i] == len && memcmp(j->route[i], route, len) == 0) return;
+    if (j->nroutes == BROKER_JOB_ROUTES) {
+        memmove(j->route[0], j->route[1], sizeof j->route[0] * (BROKER_JOB_ROUTES - 1));
+        memmove(&j->route_len[0], &j->route_len[1], sizeof j->route_len[0] * (BROKER_JOB_ROUTES - 1));
+        j->nroutes--;
+    }
+    memcpy(j->route[j->nroutes], route, len);
+    j->route_len[j->nroutes++] = len;
+}
+
 /* ERROR to a peer on `sock` about job id (may be ""). */
 static void send_error(broker_t *b, void *sock, const uint8_t *route, size_t len, const char *id, int code,
                        const char *msg) {
@@ -69,7 +87,7 @@ static void job_fail(broker_t *b, job_t *j, int code, const char *msg, int64_t n
     e.code = code;
     wire_msg_set_message(&e, msg);
     if (!e.message) e.message = NULL;
-    to_client(b, j->route, j->route_len, &e, NULL);
+    to_job_clients(b, j, &e);
     b->stats.failed++;
     if (code == HIRED_ETIMEOUT) b->stats.timeouts++;
     log_info("broker: job %s failed: %s", j->id, msg);
@@ -105,9 +123,9 @@ static void worker_lost(broker_t *b, worker_t *w, const char *why, bool count_at
     b->dirty = true;
 }
 
-/* Replays what the client of an attached / cached job has missed: every TOKEN (if streaming)
- * and the final message when finished. */
-static void replay(broker_t *b, job_t *j) {
+/* Replays to one client connection what an attached / cached job has produced so far: every
+ * TOKEN (if streaming) and the final message when finished. */
+static void replay(broker_t *b, job_t *j, const uint8_t *route, size_t rlen) {
     if (j->req.params.stream) {
         for (uint32_t i = 0; i < j->ntok; i++) {
             wire_msg_t t;
@@ -118,13 +136,13 @@ static void replay(broker_t *b, job_t *j) {
             t.text = j->text + j->toks[i].off;
             char save = t.text[j->toks[i].len];
             t.text[j->toks[i].len] = 0;
-            to_client(b, j->route, j->route_len, &t, NULL);
+            to_client(b, route, rlen, &t, NULL);
             t.text[j->toks[i].len] = save;
             t.text = NULL;
             wire_msg_clear(&t);
         }
     }
-    if (j->state == JOB_FINISHED) to_client(b, j->route, j->route_len, &j->final, NULL);
+    if (j->state == JOB_FINISHED) to_client(b, route, rlen, &j->final, NULL);
 }
 
 // ---- frontend: clients --------------------------------------------------------------------------
@@ -139,8 +157,7 @@ static void on_submit(broker_t *b, const uint8_t *route, size_t rlen, wire_msg_t
             send_error(b, b->front, route, rlen, m->id, HIRED_EINVAL, msg);
             return;
         }
-        memcpy(j->route, route, rlen);
-        j->route_len = rlen;
+        if (j->state != JOB_FINISHED) job_add_route(j, route, rlen);
         wire_msg_t a;
         wire_msg_init(&a, WIRE_ACCEPTED);
         strcpy(a.id, j->id);
@@ -149,7 +166,7 @@ static void on_submit(broker_t *b, const uint8_t *route, size_t rlen, wire_msg_t
         to_client(b, route, rlen, &a, NULL);
         if (j->state == JOB_FINISHED) b->stats.cache_hits++;
         else b->stats.attached++;
-        replay(b, j);
+        replay(b, j, route, rlen);
         return;
     }
     bool grace = now - b->started < b->cfg.startup_grace_ms;
@@ -182,8 +199,7 @@ static void on_submit(broker_t *b, const uint8_t *route, size_t rlen, wire_msg_t
     j->req_hash = jobs_hash_request(&j->req);
     wire_parts_take(p, 2, &j->image);
     j->has_image = true;
-    memcpy(j->route, route, rlen);
-    j->route_len = rlen;
+    job_add_route(j, route, rlen);
     j->t_accept = now;
     int64_t dl = j->req.deadline_ms ? j->req.deadline_ms : b->cfg.deadline_ms;
     if (dl > b->cfg.max_deadline_ms) dl = b->cfg.max_deadline_ms;
@@ -205,8 +221,7 @@ static void on_cancel(broker_t *b, const uint8_t *route, size_t rlen, const wire
         to_client(b, route, rlen, &j->final, NULL); /* already over: say how it ended */
         return;
     }
-    memcpy(j->route, route, rlen);
-    j->route_len = rlen;
+    job_add_route(j, route, rlen);
     b->stats.cancelled++;
     b->stats.failed--; /* job_fail counts it; a cancel is not a failure */
     job_fail(b, j, HIRED_EINVAL, "cancelled", now);
@@ -320,7 +335,7 @@ static void on_token(broker_t *b, worker_t *w, wire_msg_t *m, int64_t now) {
         job_fail(b, j, HIRED_ENOMEM, "broker out of memory", now);
         return;
     }
-    if (j->req.params.stream) to_client(b, j->route, j->route_len, m, NULL);
+    if (j->req.params.stream) to_job_clients(b, j, m);
 }
 
 static void on_done(broker_t *b, worker_t *w, wire_msg_t *m, int64_t now) {
@@ -344,7 +359,7 @@ static void on_done(broker_t *b, worker_t *w, wire_msg_t *m, int64_t now) {
         if (n) memcpy(m->text, j->text, n);
         m->text[n] = 0;
     }
-    to_client(b, j->route, j->route_len, m, NULL);
+    to_job_clients(b, j, m);
     stats_add_timings(&b->stats, m);
     b->stats.completed++;
     j->worker = NULL;

@@ -22,6 +22,7 @@
 #include "wire.h"
 
 #define BROKER_ROUTE_MAX 255
+#define BROKER_JOB_ROUTES 4
 
 // ---- configuration --------------------------------------------------------------------------
 
@@ -67,8 +68,10 @@ typedef struct job {
     zmq_msg_t tensor;           /* encoder output, until the job ends */
     bool has_image, has_tensor;
     wire_msg_t enc;             /* the RESULT header (result fields, encoder timings) */
-    uint8_t route[BROKER_ROUTE_MAX];
-    size_t route_len;           /* client to answer (the latest submitter) */
+    uint8_t route[BROKER_JOB_ROUTES][BROKER_ROUTE_MAX];
+    size_t route_len[BROKER_JOB_ROUTES]; /* clients to answer: every connection that submitted
+                                            this id (newest last; the oldest drops out) */
+    int nroutes;
     int64_t t_accept, deadline, t_queued, attempt_deadline, expires;
     double queue_ms;            /* time spent in queues so far */
     int attempts[2];            /* per stage */

@@ -77,6 +77,26 @@ int main(void) {
     CHECK_MSG(rc.final == HIRED_EVENT_ERROR && strstr(rc.message, "cancelled"), "final %d '%s'", rc.final, rc.message);
     CHECK(hired_cancel(c, rc.id) == HIRED_ENOTFOUND);
 
+    /* 5b. another client submits the id of a running job: both get the whole stream, once */
+    hired_client *c3 = hired_client_new(front, &co);
+    h_result a1, a2;
+    CHECK(h_submit(c, MODEL, "s1 s2 s3 s4 s5 s6 s7 s8 s9 s10 s11 s12 s13 s14 s15 s16 s17 s18 s19 s20", 0, &a1) == 0);
+    h_sleep_ms(60);
+    hired_job_init(&job);
+    job.id = a1.id;
+    job.model = MODEL;
+    job.prompt = a1.expect;
+    job.image = "any";
+    job.image_len = 3;
+    memset(&a2, 0, sizeof a2);
+    CHECK(hired_submit(c3, &job, a2.id) == 0);
+    CHECK_EQ_INT(h_collect(c, &a1, 1, 10000), 1);
+    CHECK_EQ_INT(h_collect(c3, &a2, 1, 10000), 1);
+    CHECK(a1.final == HIRED_EVENT_DONE && !strcmp(a1.text, a1.expect) && a1.gaps == 0);
+    CHECK(a2.final == HIRED_EVENT_DONE && !strcmp(a2.text, a1.expect) && a2.gaps == 0);
+    CHECK_EQ_INT(h_status_counter(c, "attached"), 1);
+    hired_client_destroy(&c3);
+
     /* 6. another client resubmits job 1's id: the cache replays it without running it again */
     long completed = h_status_counter(c, "completed");
     hired_client *c2 = hired_client_new(front, &co);
@@ -110,10 +130,10 @@ int main(void) {
         CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(root, "pools")) == 2);
         CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "queues"), "encode") != NULL);
         cJSON *ctr = cJSON_GetObjectItem(root, "counters");
-        CHECK(cJSON_GetObjectItem(ctr, "completed")->valuedouble == 3);
+        CHECK(cJSON_GetObjectItem(ctr, "completed")->valuedouble == 4);
         CHECK(cJSON_GetObjectItem(ctr, "cancelled")->valuedouble == 1);
         cJSON *vit = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "timings"), "vit");
-        CHECK(vit && cJSON_GetObjectItem(vit, "count")->valuedouble == 3 &&
+        CHECK(vit && cJSON_GetObjectItem(vit, "count")->valuedouble == 4 &&
               cJSON_GetObjectItem(vit, "p95_ms")->valuedouble == 2);
     }
     cJSON_Delete(root);
