@@ -1,6 +1,7 @@
 # tests for the wire protocol, the broker, libhired and the worker connection
 # (see tests/CMakeLists.txt for hired_add_test).
 hired_add_test(test_wire SOURCES unit/test_wire.c LIBS hired_wire TIMEOUT 60)
+hired_add_test(test_broker SOURCES unit/test_broker.c LIBS hired_broker_core TIMEOUT 60)
 
 # A fake encoder / decoder on common/worker_conn for broker-scale tests (not a test itself).
 add_executable(fake_worker integration/fake_worker.c)
