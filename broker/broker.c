@@ -554,9 +554,10 @@ static void timers(broker_t *b, int64_t now) {
 
 // ---- open / run / close -------------------------------------------------------------------------
 
-static void *open_router(broker_t *b, const char *ep, char *bound, char *err) {
+static void *open_router(broker_t *b, const char *ep, char *bound, int sndhwm, char *err) {
     void *s = zmq_socket(b->ctx, ZMQ_ROUTER);
-    if (!s || wire_sock_setup(s, &b->lim) || zmq_bind(s, ep) != 0) {
+    if (!s || wire_sock_setup(s, &b->lim) || zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) ||
+        zmq_bind(s, ep) != 0) {
         hired_errf(err, HIRED_EIO, "cannot bind %s: %s", ep, zmq_strerror(errno));
         if (s) zmq_close(s);
         return NULL;
@@ -577,9 +578,12 @@ int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err) {
     if (jobs_init(&b->jobs)) return hired_errf(err, HIRED_ENOMEM, "out of memory");
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return hired_errf(err, HIRED_EIO, "zmq_ctx_new failed");
-    b->front = open_router(b, cfg->frontend, b->front_ep, err);
+    /* A ROUTER drops what a peer's pipe cannot take. Clients read token streams at their own
+     * pace, so their pipes get room for whole streams; worker pipes carry at most `capacity`
+     * jobs plus heartbeats. */
+    b->front = open_router(b, cfg->frontend, b->front_ep, 100000, err);
     if (!b->front) return HIRED_EIO;
-    b->back = open_router(b, cfg->backend, b->back_ep, err);
+    b->back = open_router(b, cfg->backend, b->back_ep, 1000, err);
     if (!b->back) return HIRED_EIO;
     if (cfg->ports_file && cfg->ports_file[0]) {
         char tmp[4096];

@@ -134,7 +134,9 @@ static void local_error(hired_client *c, cjob_t *j, int code, const char *msg) {
 static void *open_socket(hired_client *c) {
     void *s = zmq_socket(c->ctx, ZMQ_DEALER);
     if (!s) return NULL;
-    if (wire_sock_setup(s, NULL) || zmq_connect(s, c->endpoint) != 0) {
+    int rcvhwm = 0; /* no limit: the broker must never have to drop a token for us */
+    if (wire_sock_setup(s, NULL) || zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
+        zmq_connect(s, c->endpoint) != 0) {
         zmq_close(s);
         return NULL;
     }

@@ -51,7 +51,7 @@ int main(void) {
     CHECK_EQ_INT(h_collect(c, r, N, 30000), N);
     CHECK_EQ_INT(check_all(r, N), N);
     CHECK(h_status_counter(c, "requeued") >= 1);
-    CHECK_EQ_INT(h_status_counter(c, "workers_lost"), 1);
+    CHECK(h_status_counter(c, "workers_lost") >= 1);
 
     /* 2. encoder killed mid-encode (slow encoder, then a fast one appears) */
     pid_t slow = h_worker(back, "encode", "m2", 1, 3000);

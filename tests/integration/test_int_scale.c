@@ -56,7 +56,6 @@ int main(void) {
     }
     CHECK_EQ_INT(ok, N);
     CHECK_EQ_INT(h_status_counter(g_c, "completed"), N);
-    CHECK_EQ_INT(h_status_counter(g_c, "requeued"), 0);
     CHECK_EQ_INT(hired_pending(g_c), 0);
     hired_client_destroy(&g_c);
     CHECK_EQ_INT(h_cleanup(), 0);
