@@ -1,0 +1,154 @@
+/* bench_vision — how close the CPU vision tower runs to the machine's GEMM speed.
+ *
+ * Builds a CLIP ViT-L/14-336 tower with random F16 weights (the real widths: 1024 wide, 16
+ * heads, MLP 4096, 24 layers, features from hidden_states[-2]), encodes one 5-partition image
+ * (a 2x2 LLaVA-NeXT grid plus base) with the CLS attention rows HiRED needs (layers 0 and 22),
+ * and compares the median wall time with (matmul FLOPs of that encode / sgemm rate measured
+ * here at the tower's own GEMM shapes). Prints figures; asserts nothing.
+ * usage: hired-bench-vision [--runs N] [--partitions P] */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attention.h"
+#include "err.h"
+#include "mem.h"
+#include "vision.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static float *random_buf(size_t n, unsigned seed) {
+    float *x = mem_alloc_aligned(n * sizeof(float));
+    srand(seed);
+    for (size_t i = 0; i < n; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    return x;
+}
+
+/* sgemm rate over the tower's GEMM shapes (m = P·577 rows): qkv/o (k=1024,n=1024), fc1
+ * (k=1024,n=4096), fc2 (k=4096,n=1024), weighted as in one block. */
+static double sgemm_rate(int m, int runs) {
+    const int shapes[3][3] = {{1024, 1024, 4}, {4096, 1024, 1}, {1024, 4096, 1}}; /* n, k, count per block */
+    float *x = random_buf((size_t)m * 4096, 1), *w = random_buf((size_t)4096 * 4096, 2), *y = random_buf((size_t)m * 4096, 3);
+    double best = 0;
+    for (int r = 0; r < runs + 1; r++) {
+        double flops = 0, t = now_s();
+        for (int s = 0; s < 3; s++)
+            for (int c = 0; c < shapes[s][2]; c++) {
+                int n = shapes[s][0], k = shapes[s][1];
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, 0.0f, y, n);
+                flops += 2.0 * m * n * k;
+            }
+        double rate = flops / (now_s() - t);
+        if (r > 0 && rate > best) best = rate; /* first round is warm-up */
+    }
+    mem_free_aligned(x);
+    mem_free_aligned(w);
+    mem_free_aligned(y);
+    return best;
+}
+
+static double attention_rate(int runs) {
+    const int T = 577, H = 16, hd = 64, D = H * hd;
+    float *q = random_buf((size_t)T * D, 4), *k = random_buf((size_t)T * D, 5), *v = random_buf((size_t)T * D, 6);
+    float *o = random_buf((size_t)T * D, 7), *probs = random_buf((size_t)H * T, 8);
+    k_attention_args a = {.t_q = T, .t_k = T, .n_head = H, .n_head_kv = H, .head_dim = hd, .q = q, .k = k, .v = v,
+                          .out = o, .scale = 0.125f, .probs_row = 0, .probs = probs};
+    double times[16];
+    runs = runs > 16 ? 16 : runs;
+    k_attention_cpu(&a);
+    for (int r = 0; r < runs; r++) {
+        double t = now_s();
+        for (int i = 0; i < 5; i++) k_attention_cpu(&a);
+        times[r] = (now_s() - t) / 5;
+    }
+    mem_free_aligned(q);
+    mem_free_aligned(k);
+    mem_free_aligned(v);
+    mem_free_aligned(o);
+    mem_free_aligned(probs);
+    return 4.0 * T * T * D / median(times, runs);
+}
+
+int main(int argc, char **argv) {
+    int runs = 3, parts = 5;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--partitions") && i + 1 < argc)
+            parts = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: hired-bench-vision [--runs N] [--partitions P]\n");
+            return 2;
+        }
+    }
+    if (runs < 1 || runs > 16 || parts < 1 || parts > 10) {
+        fprintf(stderr, "hired-bench-vision: --runs 1..16, --partitions 1..10\n");
+        return 2;
+    }
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("hired-bench-vision: CLIP ViT-L/14-336 widths, random F16 weights, %d partitions, %d runs (median)\n", parts,
+           runs);
+    printf("environment: OPENBLAS_CORETYPE=%s, OPENBLAS_L2_SIZE=%s%s\n", ct ? ct : "(unset)",
+           getenv("OPENBLAS_L2_SIZE") ? getenv("OPENBLAS_L2_SIZE") : "(unset)",
+           ct ? "  [forced kernel: unset both for the CPU's own sgemm kernel, as on a user's machine]" : "");
+    printf("openblas: %s, %d threads\n", openblas_get_config(), openblas_get_num_threads());
+
+    hf_vision_config_t vc = {.hidden = 1024, .intermediate = 4096, .layers = 24, .heads = 16, .image_size = 336,
+                             .patch_size = 14, .channels = 3, .eps = 1e-5f, .act = HF_ACT_QUICK_GELU};
+    char err[HIRED_ERR_LEN];
+    vision_t *v = vision_new_random(&vc, -2, TENSOR_DTYPE_F16, 42, err);
+    if (!v) {
+        fprintf(stderr, "hired-bench-vision: %s\n", err);
+        return 1;
+    }
+    float *pixels = random_buf((size_t)parts * 3 * 336 * 336, 9);
+    vision_opts_t opts = {.n_attn_layers = 2, .attn_layers = {0, 22}};
+
+    const int m = parts * 577;
+    double rate = sgemm_rate(m, runs);
+    double arate = attention_rate(runs);
+    double flops = vision_matmul_flops(v, parts, &opts);
+
+    double times[16];
+    vision_out_t out;
+    for (int r = 0; r <= runs; r++) {
+        double t = now_s();
+        if (vision_encode(v, pixels, parts, &opts, &out, err)) {
+            fprintf(stderr, "hired-bench-vision: %s\n", err);
+            return 1;
+        }
+        if (r > 0) times[r - 1] = now_s() - t; /* run 0 is warm-up */
+        vision_out_free(&out);
+        fprintf(stderr, "\rrun %d/%d", r, runs);
+    }
+    fprintf(stderr, "\r");
+    double t = median(times, runs);
+    double ideal = flops / rate;
+    printf("\n| figure | value |\n|---|---|\n");
+    printf("| sgemm rate at the tower's shapes (m=%d) | %.1f GFLOP/s |\n", m, rate / 1e9);
+    printf("| attention rate (577x577, 16 heads x 64, with CLS probs) | %.1f GFLOP/s |\n", arate / 1e9);
+    printf("| matmul FLOPs of one encode (incl. attention products) | %.1f GFLOP |\n", flops / 1e9);
+    printf("| ideal time = FLOPs / sgemm rate | %.3f s |\n", ideal);
+    printf("| measured encode time (median of %d) | %.3f s |\n", runs, t);
+    printf("| achieved | %.1f GFLOP/s |\n", flops / t / 1e9);
+    printf("| ratio measured / ideal (goal <= 1.30) | %.3f |\n", t / ideal);
+    mem_free_aligned(pixels);
+    vision_destroy(&v);
+    return 0;
+}
