@@ -124,6 +124,22 @@ pid_t h_broker(const char *front, const char *back, const char *const *opts, cha
     exit(2);
 }
 
+int h_broker_exit(const char *const *args, int timeout_ms) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", bin("broker/hired-broker"));
+    char *argv[32] = {path};
+    int n = 1;
+    for (int i = 0; args && args[i] && n < 31; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    return h_wait(spawn(argv), timeout_ms);
+}
+
+const char *h_path(const char *name) {
+    static char buf[512];
+    snprintf(buf, sizeof buf, "%s/%s", g_dir, name);
+    return buf;
+}
+
 pid_t h_worker(const char *back_ep, const char *service, const char *model, int capacity, int delay_ms) {
     char path[1024], cap[16], delay[16];
     snprintf(path, sizeof path, "%s", bin("tests/fake_worker"));

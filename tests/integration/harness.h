@@ -22,6 +22,11 @@ int h_cleanup(void);
  * "tcp://127.0.0.1:*" unless given (a restart passes the old ones). Waits for its ports file.
  * Returns the pid; front_ep / back_ep receive the bound endpoints (256 bytes each). */
 pid_t h_broker(const char *front, const char *back, const char *const *opts, char *front_ep, char *back_ep);
+/* Runs hired-broker with exactly these arguments and returns its exit status (it must exit
+ * by itself within timeout_ms: for configuration errors). */
+int h_broker_exit(const char *const *args, int timeout_ms);
+/* Path of a file in the scratch directory. */
+const char *h_path(const char *name);
 /* Starts fake_worker. */
 pid_t h_worker(const char *back_ep, const char *service, const char *model, int capacity, int delay_ms);
 void h_kill(pid_t pid, int sig);

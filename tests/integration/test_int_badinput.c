@@ -166,6 +166,19 @@ int main(void) {
     job.params.max_tokens = 5, job.params.strategy = "magic";
     CHECK(hired_submit(c, &job, NULL) == HIRED_EINVAL);
     hired_client_destroy(&c);
+
+    /* configuration: unknown keys and out-of-range values stop the broker with status 2 */
+    char cfgpath[512];
+    snprintf(cfgpath, sizeof cfgpath, "%s", h_path("bad.cfg"));
+    FILE *f = fopen(cfgpath, "w");
+    fprintf(f, "broker = { heartbeat_ms = 100; colour = \"red\"; };\n");
+    fclose(f);
+    const char *bad1[] = {"-c", cfgpath, NULL};
+    CHECK_EQ_INT(h_broker_exit(bad1, 5000), 2);
+    const char *bad2[] = {"--broker.liveness=1", NULL};
+    CHECK_EQ_INT(h_broker_exit(bad2, 5000), 2);
+    const char *help[] = {"--help", NULL};
+    CHECK_EQ_INT(h_broker_exit(help, 5000), 0);
     CHECK_EQ_INT(h_cleanup(), 0);
     return test_summary();
 }

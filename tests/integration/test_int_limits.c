@@ -13,7 +13,8 @@
 int main(void) {
     h_init(50);
     char front[256], back[256];
-    const char *opts[] = {"--broker.heartbeat_ms=200", "--broker.queue_max=2", NULL};
+    /* a long startup grace keeps the job for the half-served model queued (not "unknown") */
+    const char *opts[] = {"--broker.heartbeat_ms=200", "--broker.queue_max=2", "--broker.startup_grace_ms=60000", NULL};
     h_broker(NULL, NULL, opts, front, back);
     h_worker(back, "encode", MODEL, 1, 100);
     h_worker(back, "decode", MODEL, 1, 0);
