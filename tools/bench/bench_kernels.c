@@ -4,7 +4,8 @@
  * shapes (577 tokens, 16 heads of 64), the decode matvec (m = 1, F16 weights) in GB/s of weights
  * streamed, the elementwise/row ops in GB/s moved, and one whole CLIP encoder block timed against
  * its matmul FLOPs at the measured sgemm rate (the encoder's acceptance ratio, which must be
- * ≤ 1.3). Not a test: numbers only. Usage: hired-bench-kernels [seconds per measurement]. */
+ * ≤ 1.3). Not a test: numbers only.
+ * Usage: hired-bench-kernels [seconds per measurement] [gemm|matvec|attention|rows|clip]. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -283,13 +284,19 @@ int main(int argc, char **argv) {
     printf("OPENBLAS_CORETYPE: %s\n", ct ? ct : "(not set)");
     printf("OpenMP threads: %d; %s\n", omp_get_max_threads(), openblas_get_config());
     k_cpu_blas_init();
-    double rate = bench_gemm();
-    bench_matvec();
-    double arate = bench_attention();
-    bench_rows();
-    bench_clip_block(rate, 1, TENSOR_DTYPE_F32);
-    bench_clip_block(rate, 5, TENSOR_DTYPE_F16);
-    printf("summary: sgemm %.1f GFLOP/s, attention %.1f GFLOP/s (%.0f%% of sgemm)\n", rate * 1e-9, arate * 1e-9,
-           100.0 * arate / rate);
+    const char *only = argc > 2 ? argv[2] : NULL;
+    bool all = !only;
+    double rate = 0, arate = 0;
+    if (all || !strcmp(only, "gemm") || !strcmp(only, "clip")) rate = bench_gemm();
+    if (all || !strcmp(only, "matvec")) bench_matvec();
+    if (all || !strcmp(only, "attention")) arate = bench_attention();
+    if (all || !strcmp(only, "rows")) bench_rows();
+    if (all || !strcmp(only, "clip")) {
+        bench_clip_block(rate, 1, TENSOR_DTYPE_F32);
+        bench_clip_block(rate, 5, TENSOR_DTYPE_F16);
+    }
+    if (rate > 0 && arate > 0)
+        printf("summary: sgemm %.1f GFLOP/s, attention %.1f GFLOP/s (%.0f%% of sgemm)\n", rate * 1e-9, arate * 1e-9,
+               100.0 * arate / rate);
     return 0;
 }
