@@ -3,3 +3,5 @@
 hired_add_test(test_image SOURCES unit/test_image.c LIBS hired_image TIMEOUT 60)
 hired_add_test(test_resize SOURCES unit/test_resize.c LIBS hired_image TIMEOUT 60)
 hired_add_test(test_preprocess SOURCES unit/test_preprocess.c LIBS hired_image TIMEOUT 60)
+# decode + preprocessing against transformers' processors (fixtures from tools/reference/make_fixtures.py)
+hired_add_test(test_prep_fidelity SOURCES unit/test_prep_fidelity.c LIBS hired_image TIMEOUT 120)
