@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "err.h"
 #include "hfconfig.h"
 #include "image.h"
@@ -33,7 +34,12 @@ static void usage(FILE *f) {
             "  encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
             "      run the encoder path (decode, preprocess, CLIP vision tower) in this process and\n"
             "      print partitions, timings and the most-attended patches\n"
+            "  show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
+            "                 --split reference|paper --spatial S] [--out FILE.png]\n"
+            "      write a PNG of every partition with the kept visual tokens outlined\n"
             "\n"
+            "strategies: none, hired (default; budget 0.2, alpha 0.5, reference split), spatial,\n"
+            "prumerge, prumerge+.\n"
             "DIR is a Hugging Face llava-hf model directory (config.json, *.safetensors,\n"
             "preprocessor_config.json), e.g. llava-hf/llava-v1.6-vicuna-7b-hf as downloaded.\n");
 }
@@ -57,7 +63,7 @@ static void print_top_patches(const vision_out_t *out, int slot, int layer, int 
     (void)rows;
 }
 
-static int cmd_encode(int argc, char **argv) {
+int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *image = NULL;
     long max_pixels = 0;
     int top = 5;
@@ -83,7 +89,6 @@ static int cmd_encode(int argc, char **argv) {
     char err[HIRED_ERR_LEN];
     int rc = 1;
     hf_config_t cfg;
-    hf_preproc_t pp;
     st_model_t *st = NULL;
     vision_t *v = NULL;
     image_t img = {0};
@@ -91,7 +96,7 @@ static int cmd_encode(int argc, char **argv) {
     vision_out_t out = {0};
 
     double t0 = now_ms();
-    if (hf_config_load(model, &cfg, err) || hf_preproc_load(model, &pp, err) || !(st = st_model_open(model, err))) {
+    if (hf_config_load(model, &cfg, err) || !(st = st_model_open(model, err))) {
         fprintf(stderr, "hired encode: %s\n", err);
         goto done;
     }
@@ -109,13 +114,7 @@ static int cmd_encode(int argc, char **argv) {
     double t_decode = now_ms() - t0;
 
     t0 = now_ms();
-    if (cfg.kind == HF_MODEL_LLAVA_NEXT) {
-        const int(*pins)[2] = pp.n_pinpoints ? pp.pinpoints : cfg.pinpoints;
-        int npins = pp.n_pinpoints ? pp.n_pinpoints : cfg.n_pinpoints;
-        rc = prep_llava_next(&img, &pp, pins, npins, &prep, err);
-    } else {
-        rc = prep_llava15(&img, &pp, &prep, err);
-    }
+    rc = cli_preprocess(&cfg, model, &img, &prep, err);
     double t_prep = now_ms() - t0;
     if (rc) {
         fprintf(stderr, "hired encode: %s\n", err);
@@ -170,6 +169,7 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "show-selection")) return cmd_show_selection(argc - 2, argv + 2);
     fprintf(stderr, "hired: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

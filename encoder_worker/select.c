@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "mem.h"
+#include "preprocess.h"
 #include "topk.h"
 
 static const char *const strategy_names[] = {"none", "hired", "spatial", "prumerge", "prumerge+"};
@@ -75,20 +76,6 @@ void sel_split_reference(const float *base_alloc_attn, int P, int n_sub, double 
     }
 }
 
-/* Resized size of an (h, w) image fitted into (th, tw) keeping its aspect (llava-next.md §1.3). */
-static void fit_size(int h, int w, int th, int tw, int *nh, int *nw) {
-    double sw = (double)tw / w, sh = (double)th / h;
-    if (sw < sh) {
-        *nw = tw;
-        double v = ceil(h * sw);
-        *nh = v < th ? (int)v : th;
-    } else {
-        *nh = th;
-        double v = ceil(w * sh);
-        *nw = v < tw ? (int)v : tw;
-    }
-}
-
 /* Length of [a0, a1) ∩ [b0, b1). */
 static double overlap(double a0, double a1, double b0, double b1) {
     double lo = a0 > b0 ? a0 : b0, hi = a1 < b1 ? a1 : b1;
@@ -99,7 +86,7 @@ void sel_split_paper(const float *base_alloc_attn, int grid, int rows, int cols,
                      int image_size, int b_sub, int *b) {
     const int n_sub = rows * cols, P = grid * grid;
     int nh, nw;
-    fit_size(orig_h, orig_w, rows * image_size, cols * image_size, &nh, &nw);
+    prep_patch_output_size(orig_h, orig_w, rows * image_size, cols * image_size, &nh, &nw);
     const int pad_top = (rows * image_size - nh) / 2, pad_left = (cols * image_size - nw) / 2;
     double s[SEL_MAX_PARTS] = {0}, sum = 0;
     for (int i = 0; i < n_sub; i++) {

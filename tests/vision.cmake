@@ -1,3 +1,5 @@
 # vision tower fidelity and token selection
 hired_add_test(test_vision SOURCES fidelity/test_vision.c LIBS hired_encoder PkgConfig::STB)
 hired_add_test(test_select SOURCES unit/test_select.c LIBS hired_encoder)
+hired_add_test(test_show_selection SOURCES integration/test_show_selection.c LIBS PkgConfig::STB)
+add_dependencies(test_show_selection hired)

@@ -1,0 +1,27 @@
+/* cli.h — the `hired` command's subcommands and the helpers they share (argument parsing for
+ * the selection options, whole-file reads, model-appropriate preprocessing). */
+#ifndef HIRED_CLI_H
+#define HIRED_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hfconfig.h"
+#include "image.h"
+#include "preprocess.h"
+#include "select.h"
+
+int cmd_encode(int argc, char **argv);
+int cmd_show_selection(int argc, char **argv);
+
+/* If arg is one of --strategy, --budget, --alpha, --split, --spatial, parses val into *o and
+ * returns 2 (arguments consumed); returns 0 for any other arg; -1 (message printed) for a
+ * missing or invalid value. */
+int cli_parse_selection(sel_opts_t *o, const char *arg, const char *val);
+/* Reads a whole file. Caller owns *bytes (mem_free). 0 or HIRED_EIO with err naming the path. */
+int cli_read_file(const char *path, uint8_t **bytes, size_t *n, char *err);
+/* Preprocesses img as the model in model_dir expects (LLaVA-NeXT anyres or LLaVA-1.5).
+ * Caller owns out (prep_free). */
+int cli_preprocess(const hf_config_t *cfg, const char *model_dir, const image_t *img, prep_out_t *out, char *err);
+
+#endif
