@@ -316,6 +316,13 @@ static bool normalize(const tok_t *t, const char *s, size_t n, buf_t *out, buf_t
 }
 
 // ---- encoding -------------------------------------------------------------------------------------
+/* The pipeline, as tokenizers' TokenizerImpl::encode runs it for one sequence:
+ *   1. split the raw text on the added tokens with normalized=false (find_matches, set[0]);
+ *   2. normalise each remaining piece on its own (so text after "<image>" gets its own "▁");
+ *   3. split the normalised pieces on the added tokens with normalized=true (set[1]);
+ *   4. pre-tokenise (Metaspace: spaces -> "▁", maybe prepend "▁", maybe split into words);
+ *   5. BPE each word; 6. wrap in the post-processor ids.
+ * Empty pieces are dropped at every stage, as PreTokenizedString::split drops them. */
 
 typedef struct {
     int32_t id; /* -1: text */
@@ -595,6 +602,12 @@ int tok_encode(const tok_t *t, const char *text, bool add_bos, int32_t **ids, in
 }
 
 // ---- decoding -------------------------------------------------------------------------------------
+/* tokenizers' decode: ids -> token strings (added content first, unknown ids skipped, special
+ * strings skipped when asked), then each decoder step over the whole list. The steps tok_load
+ * accepts can all run one token at a time: per-token steps (Replace, Strip, Metaspace) rewrite
+ * the token; ByteFallback collects "<0xNN>" tokens and decides at the end of the run (valid UTF-8
+ * -> the text, else one U+FFFD per byte); Fuse concatenates; the final Strip removes leading
+ * characters of the concatenation. tok_decode is this state machine fed all ids, then flushed. */
 
 struct tok_stream {
     const tok_t *tok;
@@ -753,6 +766,11 @@ char *tok_decode(const tok_t *t, const int32_t *ids, int n, bool skip_special) {
 }
 
 // ---- loading ----------------------------------------------------------------------------------------
+/* Order matters: the vocab first (everything else looks pieces up), then merges and the model
+ * options, the normaliser (added tokens with normalized=true are matched in normalised form), the
+ * added tokens, and the rest. Each parser fills err naming the file and the field; anything
+ * tokenizers would do that is not implemented here is refused (HIRED_EUNSUPPORTED), never
+ * approximated. */
 
 /* Loader context: `path` names the file in messages. */
 typedef struct {
@@ -1040,6 +1058,8 @@ static int cmp_merge(const void *a, const void *b) {
     return x->rank < y->rank ? -1 : x->rank > y->rank;
 }
 
+/* model.vocab {piece: id}: ids must cover 0..n-1 exactly once and pieces must be distinct (cJSON
+ * keeps duplicate keys, so both are checked). Fills piece[], flags[] and the hash table. */
 static int parse_vocab(load_t *L, const cJSON *vocab) {
     tok_t *t = L->t;
     const cJSON *it;
@@ -1069,6 +1089,8 @@ static int parse_vocab(load_t *L, const cJSON *vocab) {
     return HIRED_OK;
 }
 
+/* model.merges in priority order: "a b" (split on its only space, as tokenizers does) or [a, b].
+ * a, b and a+b must all be vocab pieces (tokenizers' MergeTokenOutOfVocabulary). */
 static int parse_merges(load_t *L, const cJSON *merges) {
     tok_t *t = L->t;
     int n = cJSON_GetArraySize(merges), i = 0;
@@ -1110,6 +1132,8 @@ static int parse_merges(load_t *L, const cJSON *merges) {
     return HIRED_OK;
 }
 
+/* The BPE model and its options. unk_token must name a vocab piece (tokenizers would only fail when
+ * the first unknown character is met). */
 static int parse_model(load_t *L, const cJSON *model) {
     tok_t *t = L->t;
     int rc;
@@ -1160,6 +1184,10 @@ static int cmp_first_byte(const void *a, const void *b, void *ctx) {
     return (x > y) - (x < y);
 }
 
+/* added_tokens: flags, match patterns, the two first-byte-bucketed matching sets. tokenizers
+ * re-derives the ids (a content already in the vocab keeps its vocab id; new contents get the next
+ * id past the vocab, in file order) and only warns when the file disagrees; we refuse instead, so
+ * the ids the model was trained with are never silently changed. */
 static int parse_added(load_t *L, const cJSON *list) {
     tok_t *t = L->t;
     int n = cJSON_GetArraySize(list), i = 0;
@@ -1225,6 +1253,7 @@ static int parse_added(load_t *L, const cJSON *list) {
     return HIRED_OK;
 }
 
+/* Sizes the id space (vocab plus added ids), then runs the parsers in dependency order. */
 static int load(load_t *L, const cJSON *root) {
     tok_t *t = L->t;
     int rc;
