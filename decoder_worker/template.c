@@ -36,6 +36,8 @@ static const char *const k_names[] = {"vicuna", "llava-1.5", "vicuna-system", "v
 
 const char *const *tpl_names(void) { return k_names; }
 
+/* Exact-name lookup; the placeholder rule is a plain substring test for "<image>", the same string
+ * the tokenizer matches as an added token, so "has a placeholder" here means "encodes to id 32000". */
 int tpl_render(const char *name, const char *question, char **out, char *err) {
     *out = NULL;
     const tpl_t *tp = NULL;
@@ -59,6 +61,7 @@ int tpl_render(const char *name, const char *question, char **out, char *err) {
     return HIRED_OK;
 }
 
+/* One pass: the first position is kept, the count decides the error. */
 int tpl_image_pos(const int32_t *ids, int n, int32_t image_id, int *pos, char *err) {
     int count = 0;
     for (int i = 0; i < n; i++)

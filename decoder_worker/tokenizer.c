@@ -35,6 +35,7 @@ typedef struct {
     size_t n, cap; /* p[n] is always '\0' once anything was put */
 } buf_t;
 
+/* Appends n bytes (and keeps a NUL after them). false when out of memory; b is then unchanged. */
 static bool buf_put(buf_t *b, const void *s, size_t n) {
     if (n > SIZE_MAX / 2 - b->n) return false;
     size_t need = b->n + n + 1;
@@ -57,6 +58,7 @@ typedef struct {
     size_t n, cap;
 } ivec_t;
 
+/* Appends one id. false when out of memory; v is then unchanged. */
 static bool ivec_push(ivec_t *v, int32_t x) {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 64;
@@ -209,6 +211,8 @@ struct tok {
 
 static const char *S(const tok_t *t, span_t s) { return t->arena.p + s.off; }
 
+/* 32-bit FNV-1a: enough spread for vocab pieces, no seed needed (the vocab is not attacker-chosen
+ * per request; a hostile tokenizer.json can only slow its own load). */
 static uint32_t hash_bytes(const char *s, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
@@ -228,6 +232,7 @@ static uint32_t *vocab_slot(const tok_t *t, const char *s, size_t n) {
 /* Model-vocab id of the n bytes at s, or -1. */
 static int32_t vocab_find(const tok_t *t, const char *s, size_t n) { return (int32_t)*vocab_slot(t, s, n) - 1; }
 
+/* The merge of the pair (a, b), or NULL when the pair never merges. */
 static const merge_t *merge_find(const tok_t *t, int32_t a, int32_t b) {
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     int lo = 0, hi = t->n_merges - 1;
@@ -411,6 +416,7 @@ static bool find_matches(const tok_t *t, const added_set_t *set, const char *s, 
     return true;
 }
 
+/* Heap order of tokenizers' Merge: lower rank first, then the leftmost position. */
 static bool heap_less(const hent_t *a, const hent_t *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
 }
@@ -428,6 +434,7 @@ static bool heap_push(enc_t *e, hent_t h) {
     return true;
 }
 
+/* Removes and returns the smallest entry; the heap must not be empty. */
 static hent_t heap_pop(enc_t *e) {
     hent_t top = e->heap[0], last = e->heap[--e->heap_n];
     size_t i = 0, n = e->heap_n;
@@ -451,6 +458,7 @@ static bool queue_pair(const tok_t *t, enc_t *e, int32_t pos) {
     return !m || heap_push(e, (hent_t){m->rank, (uint32_t)pos, m->id});
 }
 
+/* Appends a symbol to the word being built (capacity reserved by the caller: one per byte). */
 static void sym_add(enc_t *e, size_t *ns, int32_t id, uint32_t len) {
     size_t i = (*ns)++;
     e->sym[i] = (sym_t){id, (int32_t)i - 1, -1, len};
@@ -619,6 +627,7 @@ struct tok_stream {
     buf_t t1, t2;   /* scratch for per-token steps */
 };
 
+/* Back to the start of a sequence (nothing pending, the leading Strip armed again). */
 static void stream_reset(tok_stream_t *st) {
     st->index = 0;
     st->pend.n = 0;
@@ -698,6 +707,7 @@ static bool stream_push(tok_stream_t *st, int32_t id) {
     return emit(st, s, n);
 }
 
+/* A stream needs no allocation until it produces text; tok_decode keeps one on its stack. */
 static void stream_init(tok_stream_t *st, const tok_t *t, bool skip_special) {
     memset(st, 0, sizeof *st);
     st->tok = t;
@@ -833,12 +843,15 @@ static int get_pattern(load_t *L, const cJSON *obj, const char *where, span_t *o
     return arena_add(L->t, s->valuestring, strlen(s->valuestring), out) ? HIRED_OK : oom(L);
 }
 
+/* obj["type"] as a string, "" when absent or not a string (messages then show an empty type). */
 static const char *type_of(const cJSON *obj) {
     const cJSON *ty = cJSON_GetObjectItemCaseSensitive(obj, "type");
     return cJSON_IsString(ty) && ty->valuestring ? ty->valuestring : "";
 }
 
-/* Metaspace fields shared by the pre-tokenizer and the decoder. */
+/* Metaspace fields shared by the pre-tokenizer and the decoder, with tokenizers' defaults and its
+ * legacy form: prepend_scheme defaults to "always", add_prefix_space=false means "never" (and
+ * contradicts any other explicit scheme), split defaults to true. */
 static int parse_metaspace(load_t *L, const cJSON *obj, const char *where, span_t *repl, int *scheme, bool *split) {
     int rc = get_char(L, obj, "replacement", where, repl);
     if (rc) return rc;
@@ -979,6 +992,7 @@ static int parse_post_processor(load_t *L, const cJSON *p) {
     return rc;
 }
 
+/* Appends a per-token decoder step. false when out of memory. */
 static bool add_dec(tok_t *t, dec_step_t d) {
     dec_step_t *p = mem_realloc(t->dec, (size_t)(t->n_dec + 1) * sizeof *p);
     if (!p) return false;
