@@ -1,0 +1,71 @@
+/* llm.h — the LLaMA / Mistral text model of a LLaVA checkpoint on the CPU backend
+ * (llava-next.md §6): token embedding, pre-norm blocks (RMSNorm in HF order, q/k/v projections,
+ * half-split RoPE with the config's theta, causal GQA attention over the KV cache, o_proj,
+ * residual; RMSNorm, SwiGLU MLP, residual), final RMSNorm, untied lm_head.
+ *
+ * Weights stay in their checkpoint dtype (F16/BF16/F32) as views into the mmapped checkpoint
+ * (a 7B model is never converted to float32); RMSNorm weights are converted to float32 at load.
+ * Activations and the KV cache are float32. Prefill runs in chunks of rows (bounded scratch);
+ * every row's result is the same as an unchunked pass up to summation order.
+ * Not here: the KV cache storage (kvcache.h), sampling (sampler.h), the prompt (generate.h). */
+#ifndef HIRED_LLM_H
+#define HIRED_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hfconfig.h"
+#include "kvcache.h"
+#include "st.h"
+#include "tensor.h"
+
+typedef struct llm llm_t;
+
+typedef enum {
+    LLM_LOGITS_NONE = 0, /* no logits (prefill of a prefix) */
+    LLM_LOGITS_LAST,     /* logits of the last row only: [vocab] */
+    LLM_LOGITS_ALL,      /* logits of every row: [t, vocab] */
+} llm_logits_t;
+
+/* Loads language_model.* of the model in st with the geometry of tc (checked against every
+ * tensor's shape). Borrows st: it must stay open while the model is used. Caller owns the
+ * result (llm_destroy). NULL with err (naming file and tensor) on a missing tensor, a wrong shape
+ * or an unsupported config (tied embeddings without lm_head are accepted by reading
+ * embed_tokens as the head). */
+llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, char *err);
+/* A model with tc's geometry and random weights in dtype wdt (benchmarks). Owns its weights. */
+llm_t *llm_new_random(const hf_text_config_t *tc, tensor_dtype_t wdt, uint64_t seed, char *err);
+/* Frees. Accepts NULL; sets *m = NULL. */
+void llm_destroy(llm_t **m);
+
+/* The geometry the model runs with. Borrowed, valid until llm_destroy. */
+const hf_text_config_t *llm_config(const llm_t *m);
+
+/* Rows of prefill processed at once (default 512; ≥ 1). */
+void llm_set_prefill_chunk(llm_t *m, int rows);
+
+/* A KV cache for cap positions of this model. Caller owns it (kv_cache_destroy). */
+kv_cache_t *llm_kv_new(const llm_t *m, int cap, char *err);
+
+/* out[n, hidden] = embed_tokens[ids]. HIRED_EINVAL (id outside the vocabulary) with err. */
+int llm_embed(const llm_t *m, const int32_t *ids, int n, float *out, char *err);
+
+/* Runs t rows of input embeddings x[t, hidden] at positions kv_len .. kv_len+t−1, appends
+ * their keys and values to kv, and writes logits per mode into logits ([vocab] or [t, vocab];
+ * may be NULL for LLM_LOGITS_NONE). x is borrowed and not modified. HIRED_ERANGE (the cache
+ * is too small: message with the numbers), HIRED_ENOMEM, HIRED_EINVAL, with err. On error the
+ * cache length is unchanged. */
+int llm_forward(const llm_t *m, kv_cache_t *kv, const float *x, int t, llm_logits_t mode, float *logits, char *err);
+/* The same with logits for the n_rows rows listed in rows (strictly ascending, each in [0, t))
+ * into logits [n_rows, vocab]; n_rows = 0 computes none. rows is borrowed. */
+int llm_forward_rows(const llm_t *m, kv_cache_t *kv, const float *x, int t, const int32_t *rows, int n_rows,
+                     float *logits, char *err);
+
+/* Matmul FLOPs (2·m·n·k summed, attention's two products with the causal half) of a forward
+ * of t rows after past cached positions, with n_logit_rows rows through lm_head. */
+double llm_matmul_flops(const llm_t *m, int t, int past, int n_logit_rows);
+/* Bytes of weights one decode step streams: every layer matrix, the lm_head, one embedding row
+ * and the norms (the KV cache not included). */
+size_t llm_weight_bytes_per_step(const llm_t *m);
+
+#endif

@@ -1,0 +1,108 @@
+/* pack.c — see pack.h. Pure arithmetic on positions; pack_gather is the only data movement. */
+#include "pack.h"
+
+#include <string.h>
+
+#include "err.h"
+
+int pack_newline_parse(const char *s, pack_newline_t *out) {
+    if (s && !strcmp(s, "hf")) *out = PACK_NEWLINE_HF;
+    else if (s && !strcmp(s, "none")) *out = PACK_NEWLINE_NONE;
+    else return HIRED_EINVAL;
+    return HIRED_OK;
+}
+
+const char *pack_newline_name(pack_newline_t nl) { return nl == PACK_NEWLINE_NONE ? "none" : "hf"; }
+
+void pack_unpad(const pack_geom_t *g, int *r0, int *r1, int *c0, int *c1) {
+    const long long ch = (long long)g->rows * g->grid, cw = (long long)g->cols * g->grid;
+    const long long H = g->orig_h, W = g->orig_w;
+    *r0 = 0, *r1 = (int)ch, *c0 = 0, *c1 = (int)cw;
+    if (H <= 0 || W <= 0) return;
+    if (W * ch > cw * H) { /* wider than the canvas: padding was added top and bottom */
+        long long nh = H * cw / W, p = (ch - nh) / 2;
+        *r0 = (int)p, *r1 = (int)(ch - p);
+    } else {
+        long long nw = W * ch / H, p = (cw - nw) / 2;
+        *c0 = (int)p, *c1 = (int)(cw - p);
+    }
+}
+
+int pack_full_count(const pack_geom_t *g, pack_mode_t mode, pack_newline_t nl) {
+    const int P = g->grid * g->grid;
+    if (mode == PACK_MODE_CONCAT) return g->n * P;
+    if (g->n <= 1) return P + (nl == PACK_NEWLINE_HF ? 1 : 0);
+    int r0, r1, c0, c1;
+    pack_unpad(g, &r0, &r1, &c0, &c1);
+    return P + (r1 - r0) * (c1 - c0 + (nl == PACK_NEWLINE_HF ? 1 : 0));
+}
+
+/* One newline per row change can never exceed one per kept token, plus the last one. */
+int pack_max_slots(const pack_geom_t *g, int k) {
+    (void)g;
+    return 2 * (k > 0 ? k : 0) + 1;
+}
+
+static int check_geom(const pack_geom_t *g, pack_mode_t mode, char *err) {
+    if (g->grid < 1 || g->n < 1 || g->n > SEL_MAX_PARTS)
+        return hired_errf(err, HIRED_EINVAL, "pack: bad geometry (%d partitions, grid %d)", g->n, g->grid);
+    if (mode == PACK_MODE_NEXT && g->n > 1 &&
+        (g->rows < 1 || g->cols < 1 || g->rows * g->cols != g->n - 1 || g->orig_h < 1 || g->orig_w < 1))
+        return hired_errf(err, HIRED_EINVAL, "pack: %d partitions do not match a %dx%d grid of a %dx%d image", g->n,
+                          g->rows, g->cols, g->orig_w, g->orig_h);
+    return HIRED_OK;
+}
+
+int pack_layout(const pack_geom_t *g, const sel_pos_t *pos, int k, pack_mode_t mode, pack_newline_t nl,
+                int32_t *slots, int *n_slots, char *err) {
+    *n_slots = 0;
+    int rc = check_geom(g, mode, err);
+    if (rc) return rc;
+    if (k < 0) return hired_errf(err, HIRED_EINVAL, "pack: negative token count");
+    int n = 0;
+    if (mode == PACK_MODE_CONCAT) {
+        for (int i = 0; i < k; i++) slots[n++] = i;
+        *n_slots = n;
+        return HIRED_OK;
+    }
+    for (int i = 0; i < k; i++) {
+        const sel_pos_t *p = &pos[i];
+        if (p->part < 0 || p->part >= g->n || p->row < 0 || p->row >= g->grid || p->col < 0 || p->col >= g->grid)
+            return hired_errf(err, HIRED_EINVAL,
+                              "pack: token %d at (partition %d, row %d, col %d) is outside %d partitions of %dx%d%s", i,
+                              p->part, p->row, p->col, g->n, g->grid, g->grid,
+                              p->row < 0 ? " (summary tokens need plain concatenation)" : "");
+    }
+    /* The base partition, whole, in selection order. */
+    for (int i = 0; i < k; i++)
+        if (pos[i].part == 0) slots[n++] = i;
+    if (g->n == 1) {
+        if (nl == PACK_NEWLINE_HF) slots[n++] = PACK_SLOT_NEWLINE;
+        *n_slots = n;
+        return HIRED_OK;
+    }
+    /* Sub-images: drop what unpadding removes; newline when the mosaic row changes and at the end. */
+    int r0, r1, c0, c1;
+    pack_unpad(g, &r0, &r1, &c0, &c1);
+    int prev_row = -1;
+    for (int i = 0; i < k; i++) {
+        const sel_pos_t *p = &pos[i];
+        if (p->part == 0) continue;
+        int gy = (p->part - 1) / g->cols * g->grid + p->row;
+        int gx = (p->part - 1) % g->cols * g->grid + p->col;
+        if (gy < r0 || gy >= r1 || gx < c0 || gx >= c1) continue;
+        if (nl == PACK_NEWLINE_HF && prev_row >= 0 && gy != prev_row) slots[n++] = PACK_SLOT_NEWLINE;
+        slots[n++] = i;
+        prev_row = gy;
+    }
+    if (nl == PACK_NEWLINE_HF && prev_row >= 0) slots[n++] = PACK_SLOT_NEWLINE;
+    *n_slots = n;
+    return HIRED_OK;
+}
+
+void pack_gather(const int32_t *slots, int n_slots, const float *feats, const float *newline, int d, float *out) {
+    for (int i = 0; i < n_slots; i++) {
+        const float *src = slots[i] == PACK_SLOT_NEWLINE ? newline : feats + (size_t)slots[i] * d;
+        memcpy(out + (size_t)i * d, src, (size_t)d * sizeof(float));
+    }
+}
