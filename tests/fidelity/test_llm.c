@@ -1,0 +1,416 @@
+/* test_llm — the decoder side against transformers (tests/fixtures/llm, written by
+ * tools/reference/make_llm_fixtures.py), through the public pipeline API (generate.h):
+ *   for both tiny models and every fixture image, each case (stock HF at budget 1.0 with
+ *   newline hf; HiRED r = 0.2 from the Python selection's kept list with newline hf and none):
+ *   the tokenized prompt, the merged length, ‖ours − ref‖/‖ref‖ ≤ 1e-4 at every stored prompt
+ *   position (a fixed subset of vocabulary columns), and the 32 greedy tokens (EOS masked).
+ * Also: the same tokens with 1 and 2 OpenMP threads (greedy and sampled), stop strings, the KV
+ * cache at r = 0.2 vs 1.0, and the error cases (no <image>, prompt longer than the context,
+ * unknown template, model directory without tokenizer.json). */
+#include <dirent.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "generate.h"
+#include "mem.h"
+#include "st.h"
+#include "test.h"
+
+#define LOGIT_TOL 1e-4
+#define N_NEW 32
+/* A greedy step whose reference top-1/top-2 gap is below this may legitimately flip. */
+#define MARGIN_TIE 1e-4
+
+static const char *MODELS[] = {"llava-next-tiny", "llava15-tiny"};
+
+static char *path_join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = malloc(n);
+    snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+
+static uint8_t *read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
+    *n = fread(b, 1, (size_t)len, f);
+    fclose(f);
+    return b;
+}
+
+/* A float32 tensor of the fixture file (ints are stored as exact floats). */
+static const float *get_f32(const st_file_t *f, const char *name, int64_t *n0, int64_t *n1) {
+    tensor_t t;
+    char err[HIRED_ERR_LEN];
+    if (st_file_get(f, name, &t, err) || t.dtype != TENSOR_DTYPE_F32) {
+        fprintf(stderr, "%s: %s\n", st_file_path(f), err);
+        return NULL;
+    }
+    if (n0) *n0 = t.shape[0];
+    if (n1) *n1 = t.ndim > 1 ? t.shape[1] : 1;
+    return t.data;
+}
+
+static int meta_int(const st_file_t *f, const char *key) {
+    const char *v = st_file_metadata(f, key);
+    return v ? atoi(v) : -1;
+}
+
+// ---- fidelity ----------------------------------------------------------------------------------
+
+/* One case of one fixture file. all: the image's visual with every token kept. */
+static void run_case(gen_model_t *m, const st_file_t *f, const char *label, const char *cname, const gen_visual_t *all,
+                     double *worst_rel, int *n_cases) {
+    char err[HIRED_ERR_LEN], key[128];
+    gen_params_t p;
+    gen_params_default(&p);
+    p.newline = strstr(cname, "_none") ? PACK_NEWLINE_NONE : PACK_NEWLINE_HF;
+    p.max_tokens = N_NEW;
+    p.min_tokens = N_NEW;
+
+    gen_visual_t sub = {0};
+    const gen_visual_t *vis = all;
+    snprintf(key, sizeof key, "%s.kept", cname);
+    int64_t nk, nc3;
+    tensor_t probe;
+    if (st_file_get(f, key, &probe, err) == 0) {
+        const float *kept = get_f32(f, key, &nk, &nc3);
+        sel_pos_t *pos = malloc(sizeof *pos * (size_t)(nk ? nk : 1));
+        for (int64_t i = 0; i < nk; i++)
+            pos[i] = (sel_pos_t){(int16_t)kept[3 * i], (int16_t)kept[3 * i + 1], (int16_t)kept[3 * i + 2]};
+        int rc = gen_visual_subset(all, pos, (int)nk, &sub, err);
+        free(pos);
+        CHECK_MSG(rc == 0, "%s %s: %s", label, cname, err);
+        if (rc) return;
+        vis = &sub;
+    }
+
+    const char *question = st_file_metadata(f, "question");
+    gen_prompt_t pr;
+    int rc = gen_prompt_build(m, vis, question, &p, &pr, NULL, err);
+    CHECK_MSG(rc == 0, "%s %s: %s", label, cname, err);
+    if (rc) {
+        gen_visual_free(&sub);
+        return;
+    }
+    /* template + tokenizer give the reference prompt ids */
+    int64_t n_ids;
+    const float *ref_ids = get_f32(f, "prompt_ids", &n_ids, NULL);
+    int same = pr.n_ids == (int)n_ids;
+    for (int i = 0; same && i < pr.n_ids; i++) same = pr.ids[i] == (int32_t)ref_ids[i];
+    CHECK_MSG(same, "%s %s: prompt ids differ from the reference tokenizer", label, cname);
+    snprintf(key, sizeof key, "%s.length", cname);
+    CHECK_MSG(pr.length == meta_int(f, key), "%s %s: merged length %d, reference %d", label, cname, pr.length,
+              meta_int(f, key));
+    snprintf(key, sizeof key, "%s.n_image", cname);
+    CHECK_MSG(pr.n_image == meta_int(f, key), "%s %s: %d image vectors, reference %d", label, cname, pr.n_image,
+              meta_int(f, key));
+
+    /* logits at the stored positions, and greedy tokens */
+    int64_t n_pos, n_cols, n_lr, n_lc;
+    snprintf(key, sizeof key, "%s.positions", cname);
+    const float *posf = get_f32(f, key, &n_pos, NULL);
+    const float *cols = get_f32(f, "cols", &n_cols, NULL);
+    snprintf(key, sizeof key, "%s.logits", cname);
+    const float *ref = get_f32(f, key, &n_lr, &n_lc);
+    snprintf(key, sizeof key, "%s.tokens", cname);
+    const float *ref_tok = get_f32(f, key, NULL, NULL);
+    snprintf(key, sizeof key, "%s.margins", cname);
+    const float *margins = get_f32(f, key, NULL, NULL);
+    if (!posf || !cols || !ref || !ref_tok || !margins || n_lr != n_pos || n_lc != n_cols) {
+        CHECK_MSG(0, "%s %s: malformed fixture", label, cname);
+        gen_prompt_free(&pr);
+        gen_visual_free(&sub);
+        return;
+    }
+    const int V = gen_model_config(m)->text.vocab;
+    int32_t *rows = malloc(sizeof *rows * (size_t)n_pos);
+    int rows_ok = 1;
+    for (int64_t i = 0; i < n_pos; i++) {
+        rows[i] = (int32_t)posf[i];
+        rows_ok &= rows[i] >= 0 && rows[i] < pr.length;
+    }
+    float *logits = malloc(sizeof *logits * (size_t)n_pos * V);
+    int32_t tokens[N_NEW];
+    gen_stats_t st;
+    rc = rows_ok ? gen_decode(m, &pr, &p, NULL, NULL, tokens, rows, (int)n_pos, logits, &st, err) : HIRED_EINVAL;
+    CHECK_MSG(rc == 0, "%s %s: %s", label, cname, rows_ok ? err : "stored positions outside the prompt");
+    if (!rc) {
+        int bad_rows = 0;
+        double worst = 0;
+        for (int64_t i = 0; i < n_pos; i++) {
+            double d2 = 0, r2 = 0;
+            for (int64_t c = 0; c < n_cols; c++) {
+                double a = logits[(size_t)i * V + (int)cols[c]], b = ref[i * n_cols + c];
+                d2 += (a - b) * (a - b);
+                r2 += b * b;
+            }
+            double rel = sqrt(d2 / (r2 > 0 ? r2 : 1));
+            if (rel > worst) worst = rel;
+            if (!(rel <= LOGIT_TOL)) {
+                if (bad_rows < 3)
+                    fprintf(stderr, "%s %s: position %d: relative logit error %.3g\n", label, cname, rows[i], rel);
+                bad_rows++;
+            }
+        }
+        CHECK_MSG(bad_rows == 0, "%s %s: %d of %d positions above %g (worst %.3g)", label, cname, bad_rows,
+                  (int)n_pos, LOGIT_TOL, worst);
+        if (worst > *worst_rel) *worst_rel = worst;
+        CHECK_EQ_INT(st.generated, N_NEW);
+        int upto = N_NEW;
+        for (int i = 0; i < N_NEW; i++)
+            if (margins[i] < MARGIN_TIE) {
+                printf("%s %s: greedy step %d is a near tie (gap %.3g): tokens compared up to it\n", label, cname, i,
+                       margins[i]);
+                upto = i + 1;
+                break;
+            }
+        int first_diff = -1;
+        for (int i = 0; i < upto && first_diff < 0; i++)
+            if (tokens[i] != (int32_t)ref_tok[i]) first_diff = i;
+        CHECK_MSG(first_diff < 0 || (first_diff == upto - 1 && upto < N_NEW), "%s %s: greedy token %d is %d, reference %d",
+                  label, cname, first_diff, first_diff >= 0 ? tokens[first_diff] : 0,
+                  first_diff >= 0 ? (int)ref_tok[first_diff] : 0);
+        (*n_cases)++;
+    }
+    free(rows);
+    free(logits);
+    gen_prompt_free(&pr);
+    gen_visual_free(&sub);
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+static void test_fidelity(const char *model) {
+    char err[HIRED_ERR_LEN];
+    char *mdir = path_join(test_fixture("models"), model);
+    gen_model_t *m = gen_model_load(mdir, err);
+    CHECK_MSG(m != NULL, "%s: %s", mdir, err);
+    free(mdir);
+    if (!m) return;
+    char *ldir = path_join(test_fixture("llm"), model);
+    DIR *d = opendir(ldir);
+    CHECK_MSG(d != NULL, "no reference directory %s", ldir);
+    char *names[64];
+    int n_files = 0;
+    for (struct dirent *e; d && (e = readdir(d)) && n_files < 64;) {
+        size_t l = strlen(e->d_name);
+        if (l > 12 && !strcmp(e->d_name + l - 12, ".safetensors")) names[n_files++] = strdup(e->d_name);
+    }
+    if (d) closedir(d);
+    qsort(names, (size_t)n_files, sizeof *names, cmp_str);
+    CHECK_MSG(n_files >= 10, "%s: only %d reference files", ldir, n_files);
+    double worst = 0;
+    int n_cases = 0;
+    for (int i = 0; i < n_files; i++) {
+        char *fp = path_join(ldir, names[i]);
+        st_file_t *f = st_file_open(fp, err);
+        CHECK_MSG(f != NULL, "%s", err);
+        const char *image = f ? st_file_metadata(f, "image") : NULL;
+        const char *cases = f ? st_file_metadata(f, "cases") : NULL;
+        CHECK(!f || (image && cases));
+        if (f && image && cases) {
+            char label[128];
+            snprintf(label, sizeof label, "%s/%s", model, image);
+            char *ip = path_join(test_fixture("images"), image);
+            size_t nb = 0;
+            uint8_t *bytes = read_file(ip, &nb);
+            CHECK_MSG(bytes != NULL, "cannot read %s", ip);
+            sel_opts_t none = {.strategy = SEL_NONE, .budget = 1.0};
+            gen_visual_t all;
+            int rc = bytes ? gen_encode(m, bytes, nb, &none, &all, NULL, err) : HIRED_EIO;
+            CHECK_MSG(rc == 0, "%s: %s", label, err);
+            if (!rc) {
+                char *list = strdup(cases), *save = NULL;
+                for (char *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save))
+                    run_case(m, f, label, c, &all, &worst, &n_cases);
+                free(list);
+                gen_visual_free(&all);
+            }
+            free(bytes);
+            free(ip);
+        }
+        st_file_close(&f);
+        free(fp);
+        free(names[i]);
+    }
+    printf("%s: %d cases over %d images, worst relative logit error %.3g\n", model, n_cases, n_files, worst);
+    free(ldir);
+    gen_model_destroy(&m);
+}
+
+// ---- behaviour ---------------------------------------------------------------------------------
+
+typedef struct {
+    char text[4096];
+    size_t len;
+    int calls;
+} sink_t;
+
+static int collect(void *user, const char *text, size_t len, int32_t token) {
+    sink_t *s = user;
+    (void)token;
+    if (s->len + len < sizeof s->text) {
+        memcpy(s->text + s->len, text, len);
+        s->len += len;
+        s->text[s->len] = 0;
+    }
+    s->calls++;
+    return 0;
+}
+
+static int run_text(gen_model_t *m, const uint8_t *bytes, size_t nb, const gen_params_t *p, sink_t *out,
+                    gen_stats_t *st) {
+    char err[HIRED_ERR_LEN];
+    memset(out, 0, sizeof *out);
+    int rc = gen_run(m, bytes, nb, "What is shown in this image?", p, collect, out, st, err);
+    CHECK_MSG(rc == 0, "%s", err);
+    return rc;
+}
+
+static void test_behaviour(void) {
+    char err[HIRED_ERR_LEN];
+    char *mdir = path_join(test_fixture("models"), "llava-next-tiny");
+    gen_model_t *m = gen_model_load(mdir, err);
+    CHECK_MSG(m != NULL, "%s", err);
+    char *ip = path_join(test_fixture("images"), "astronaut.png");
+    size_t nb = 0;
+    uint8_t *bytes = read_file(ip, &nb);
+    CHECK(bytes != NULL);
+    if (!m || !bytes) goto out;
+    CHECK(!strcmp(gen_model_default_template(m), "mistral"));
+
+    /* thread count does not change greedy or sampled tokens */
+    gen_params_t p;
+    gen_params_default(&p);
+    p.max_tokens = 12;
+    p.min_tokens = 12;
+    sink_t a, b;
+    gen_stats_t sa, sb;
+    for (int sampled = 0; sampled < 2; sampled++) {
+        p.sampling = (sampler_params_t){.temperature = sampled ? 0.9f : 0, .top_k = 40, .top_p = 0.9f, .seed = 5};
+        omp_set_num_threads(1);
+        run_text(m, bytes, nb, &p, &a, &sa);
+        omp_set_num_threads(2);
+        run_text(m, bytes, nb, &p, &b, &sb);
+        CHECK_MSG(a.len == b.len && !memcmp(a.text, b.text, a.len), "%s: 1 thread \"%s\", 2 threads \"%s\"",
+                  sampled ? "sampled" : "greedy", a.text, b.text);
+        CHECK_EQ_INT(sa.generated, 12);
+        CHECK(sa.finish == GEN_FINISH_LENGTH);
+    }
+    omp_set_num_threads(1);
+
+    /* a stop string cuts the text before it (and generation there) */
+    p.sampling = (sampler_params_t){0};
+    p.max_tokens = 24;
+    p.min_tokens = 24;
+    run_text(m, bytes, nb, &p, &a, &sa);
+    CHECK(a.len > 8);
+    if (a.len > 8) {
+        char stop[8];
+        size_t at = a.len / 2;
+        memcpy(stop, a.text + at, 3);
+        stop[3] = 0;
+        const char *stops[] = {"\x01never", stop, NULL};
+        p.stop = stops;
+        run_text(m, bytes, nb, &p, &b, &sb);
+        const char *first = strstr(a.text, stop);
+        size_t want = first ? (size_t)(first - a.text) : a.len;
+        CHECK_MSG(b.len == want && !memcmp(a.text, b.text, want), "stop \"%s\": got \"%s\" from \"%s\"", stop, b.text,
+                  a.text);
+        CHECK(sb.finish == GEN_FINISH_STOP);
+        CHECK(sb.generated < sa.generated);
+        p.stop = NULL;
+    }
+
+    /* KV cache: r = 0.2 needs at most a quarter of r = 1.0 */
+    p.max_tokens = 8;
+    p.min_tokens = 0;
+    p.sel.budget = 1.0;
+    run_text(m, bytes, nb, &p, &a, &sa);
+    p.sel.budget = 0.2;
+    run_text(m, bytes, nb, &p, &b, &sb);
+    CHECK_MSG(sb.kv_bytes * 4 <= sa.kv_bytes, "KV bytes %zu at r=0.2 vs %zu at r=1.0", sb.kv_bytes, sa.kv_bytes);
+    CHECK_EQ_INT(sa.visual_total, 5 * 576);
+    CHECK(sb.visual_kept <= 576 && sb.visual_kept > 0);
+    printf("KV cache: %zu bytes at r=1.0 (%d positions), %zu at r=0.2 (%d) = %.1f%%\n", sa.kv_bytes,
+           sa.prompt_tokens, sb.kv_bytes, sb.prompt_tokens, 100.0 * sb.kv_bytes / sa.kv_bytes);
+
+    /* errors with clear messages */
+    gen_visual_t vis;
+    gen_prompt_t pr;
+    sel_opts_t none = {.strategy = SEL_NONE, .budget = 1.0};
+    CHECK_EQ_INT(gen_encode(m, bytes, nb, &none, &vis, NULL, err), 0);
+    gen_params_default(&p);
+    p.template_name = "no-such-template";
+    CHECK_EQ_INT(gen_prompt_build(m, &vis, "Hi?", &p, &pr, NULL, err), HIRED_EINVAL);
+    CHECK_MSG(strstr(err, "unknown chat template") != NULL, "%s", err);
+    p.template_name = "raw";
+    CHECK_EQ_INT(gen_prompt_build(m, &vis, "Describe the picture.", &p, &pr, NULL, err), HIRED_EINVAL);
+    CHECK_MSG(strstr(err, "no <image>") != NULL, "%s", err);
+    p.template_name = NULL;
+    size_t qn = 5 * 2000 + 1;
+    char *q = malloc(qn);
+    for (size_t i = 0; i < 2000; i++) memcpy(q + 5 * i, "word ", 5);
+    q[qn - 1] = 0;
+    int rc = gen_prompt_build(m, &vis, q, &p, &pr, NULL, err);
+    CHECK_EQ_INT(rc, HIRED_ERANGE);
+    if (!rc) gen_prompt_free(&pr);
+    CHECK_MSG(strstr(err, "context is 4096") != NULL && strstr(err, "image") != NULL, "%s", err);
+    free(q);
+    gen_visual_free(&vis);
+
+out:
+    free(bytes);
+    free(ip);
+    gen_model_destroy(&m);
+
+    /* a model directory without tokenizer.json */
+    char tmpl[] = "/tmp/hired_test_llm_XXXXXX";
+    char *tmp = mkdtemp(tmpl);
+    CHECK(tmp != NULL);
+    DIR *d = tmp ? opendir(mdir) : NULL;
+    for (struct dirent *e; d && (e = readdir(d));) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "tokenizer.json")) continue;
+        char *src = path_join(mdir, e->d_name), *dst = path_join(tmp, e->d_name);
+        CHECK(symlink(src, dst) == 0);
+        free(src);
+        free(dst);
+    }
+    if (d) closedir(d);
+    if (tmp) {
+        gen_model_t *bad = gen_model_load(tmp, err);
+        CHECK(bad == NULL);
+        CHECK_MSG(strstr(err, "tokenizer.json") != NULL, "%s", err);
+        gen_model_destroy(&bad);
+        d = opendir(tmp);
+        for (struct dirent *e; d && (e = readdir(d));) {
+            if (e->d_name[0] == '.') continue;
+            char *pth = path_join(tmp, e->d_name);
+            unlink(pth);
+            free(pth);
+        }
+        if (d) closedir(d);
+        rmdir(tmp);
+    }
+    free(mdir);
+}
+
+int main(void) {
+    /* One thread for the bulk (the thread-count independence is checked in test_behaviour): a
+     * 2-core CI machine running other tests would otherwise spend most of the time spinning. */
+    omp_set_num_threads(1);
+    for (size_t i = 0; i < ARRAY_LEN(MODELS); i++) test_fidelity(MODELS[i]);
+    test_behaviour();
+    return test_summary();
+}

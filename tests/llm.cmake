@@ -1,0 +1,5 @@
+# projector / packing / text model / sampler / in-process generation (decoder_worker, hired_llm)
+hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm hired_image TIMEOUT 60)
+hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm TIMEOUT 60)
+hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm TIMEOUT 300)
+hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common TIMEOUT 300)
