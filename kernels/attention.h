@@ -31,9 +31,10 @@ int k_attention_check(const k_attention_args *a, char *err);
 /* Three passes per (query, head) in double: max, sum of exponentials, weighted sum of v. */
 void k_attention_ref(const k_attention_args *a);
 /* Fast path: per (head, block of queries) sgemm scores into scratch, softmax rows, sgemm with v;
- * work items spread over OpenMP threads with single-threaded BLAS. Decode (t_q = 1) groups the
- * q heads of one kv head into one GEMM. Never fails: without scratch memory it streams keys
- * with an online softmax. */
+ * work items spread over OpenMP threads with single-threaded BLAS (the CPU backend sets OpenBLAS
+ * to one thread for the whole process on first use). Decode (t_q = 1) groups the q heads of one
+ * kv head into one GEMM. Never fails: without scratch memory it streams keys with an online
+ * softmax. */
 void k_attention_cpu(const k_attention_args *a);
 
 // ---- plan --------------------------------------------------------------------------------------
@@ -41,12 +42,13 @@ void k_attention_cpu(const k_attention_args *a);
 typedef enum {
     K_ATTENTION_BLOCKED = 0, /* work item = (q head, block of block_q queries) */
     K_ATTENTION_DECODE,      /* t_q == 1: work item = kv head with its group of q heads */
-    K_ATTENTION_STREAM,      /* no scratch: online softmax per (query, head) */
+    K_ATTENTION_STREAM,      /* online softmax per (query, head), no scratch: taken by
+                              * k_attention_cpu when its scratch allocation fails, never planned */
 } k_attention_variant;
 
 typedef struct {
     k_attention_variant variant;
-    int n_threads;        /* OpenMP threads worth using */
+    int n_threads;         /* OpenMP threads worth using */
     int block_q;           /* BLOCKED: queries per work item (1 in DECODE) */
     int item_rows;         /* score rows per work item: block_q, or the q heads of one kv head */
     int n_items;           /* work items */

@@ -28,7 +28,9 @@ typedef struct {
 int k_matmul_check(const k_matmul_args *a, char *err);
 /* Plain loops with double accumulation. */
 void k_matmul_ref(const k_matmul_args *a);
-/* Fast path: OpenBLAS sgemm (single-threaded BLAS, split across OpenMP threads); F16/BF16
+/* Fast path: OpenBLAS sgemm (single-threaded BLAS, split across OpenMP threads; the CPU backend
+ * sets OpenBLAS to one thread for the whole process on first use, see kernels/cpu/cpu_util.h,
+ * and OMP_NUM_THREADS bounds the threads); F16/BF16
  * weights are converted in blocks of rows (up to 16 MiB of float32) into scratch, or for small m
  * streamed through a fused convert-and-dot kernel. Never fails: if scratch cannot be allocated
  * it falls back to the fused kernel. */

@@ -1,8 +1,11 @@
 /* attention.c (cpu) — fast multi-head attention. Each work item computes a block of scores
- * S = scale·Q·Kᵀ with one sgemm into per-thread scratch, applies the causal limit and softmax
- * row by row, then O = P·V with a second sgemm straight into out. Work items are spread over
- * OpenMP threads; BLAS stays single-threaded (cpu_util.h). The plan (kernels/attention.c)
- * chooses the blocking; the STREAM fallback needs no scratch at all. */
+ * S = scale·Q·Kᵀ with one sgemm into per-thread scratch, applies the causal limit and turns each
+ * row into exp(s − max) (zero past the visible keys), then O = E·V with a second sgemm straight
+ * into out, and finally divides each head_dim-wide output row by its row's Σexp (cheaper than
+ * normalising the t_k-wide score rows). Work items are spread over OpenMP threads; BLAS stays
+ * single-threaded (cpu_util.h). The plan (kernels/attention.c) chooses the blocking; the STREAM
+ * fallback (used only when scratch cannot be allocated) needs no memory at all.
+ * Not here: the reference (attention_ref.c), RoPE, the KV cache. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
