@@ -175,6 +175,7 @@ def check_geometry(proc, pv, rows, cols, orig_h, orig_w, s):
 def margin_summary(case, info_margins, extra_warn):
     ms = [(name, m) for name, m in info_margins if m is not None]
     case["min_margin"] = g9(min(m for _, m in ms)) if ms else None
+    case["margins"] = [[name, g9(m)] for name, m in ms]
     near = [[name, g9(m)] for name, m in ms if m < MARGIN_WARN] + extra_warn
     if near:
         case["near_ties"] = near
@@ -261,11 +262,13 @@ def other_cases(x):
         case = mask_case("spatial", mask, rows, cols, r, ALPHA, 0.0)
         assert case["per_part"] == [len(sr.spatial_indices(sr.P, r))] * n
         case["min_margin"] = None
+        case["margins"] = []
         out.append(case)
     mask = sr.none_mask(n)
     case = mask_case("none", mask, rows, cols, 1.0, ALPHA, 0.0)
     assert case["k"] == n * sr.P
     case["min_margin"] = None
+    case["margins"] = []
     out.append(case)
     for plus in (False, True):
         pos, merged, per_part, infos = sr.prumerge(x["pm_attn"].astype(np.float32), x["pm_keys"], x["feats"], plus,
@@ -311,13 +314,23 @@ def other_cases(x):
 
 def cross_check_reference(fixtures, model_name, stem, x):
     """If the fixture owner's reference tensors exist, compare our attention / features."""
+    notes = []
+    jpath = os.path.join(fixtures, "reference", model_name, stem + ".json")
+    if os.path.exists(jpath) and x["n"] > 1:
+        with open(jpath) as f:
+            ref = json.load(f)
+        assert (ref["n"], ref["rows"], ref["cols"], ref["orig_h"], ref["orig_w"]) == (
+            x["n"], x["rows"], x["cols"], x["orig_h"], x["orig_w"]), "geometry differs from reference/"
+        th, tw = x["rows"] * sr.IMAGE_SIZE, x["cols"] * sr.IMAGE_SIZE
+        nh, nw = sr.patch_output_size(x["orig_h"], x["orig_w"], th, tw)
+        assert list(ref["resized"]) == [nh, nw] and ref["pad"][0] == (th - nh) // 2 and ref["pad"][2] == (tw - nw) // 2
+        notes.append("geometry ok")
     path = os.path.join(fixtures, "reference", model_name, stem + ".safetensors")
     if not os.path.exists(path):
-        return "no reference tensors"
+        return ", ".join(notes + ["no reference tensors"])
     from safetensors.numpy import load_file
 
     t = load_file(path)
-    notes = []
     for key, ours in [("cls_attn_l0", x["alloc"]), ("cls_attn_l22", x["select"]), ("features", x["feats"])]:
         if key in t:
             theirs = t[key].astype(np.float64)
@@ -334,7 +347,7 @@ README = """# Token-selection fixtures
 
 Expected outputs of `encoder_worker/select.{h,c}` for every (tiny model, test image) pair, made by
 `tools/reference/make_selection_fixtures.py` with the independent numpy reference
-`tools/reference/select_ref.py` (written from docs/design hired.md and the select.h contract,
+`tools/reference/select_ref.py` (written from the design doc hired.md and the select.h contract,
 not from select.c). Regenerate with
 
     /work/venv/bin/python tools/reference/make_selection_fixtures.py
@@ -364,7 +377,8 @@ processor (`use_fast=False`), one vision-tower forward over all partitions of th
  "cases": [ {
    "strategy": "hired" | "spatial" | "none" | "prumerge" | "prumerge+",
    "split": "reference" | "paper"          (hired only; for llava15 irrelevant, "reference"),
-   "budget": r, "alpha": 0.5, "spatial": s  (none/prumerge: budget 1.0, ignored),
+   "budget": r, "alpha": 0.5, "spatial": s  (spatial alone: s = budget, "spatial" 0 as in
+        sel_opts_t; none/prumerge: budget 1.0, ignored),
    "k": total kept, "per_part": [n] kept per partition (prumerge: incl. the summary token),
    "budget_total", "budget_base", "budget_sub": hired NeXT: N, B_full, B_sub (hired.md 1.4);
         hired llava15: k, k, 0; others: budget_total = k, the other two null,
@@ -374,6 +388,9 @@ processor (`use_fast=False`), one vision-tower forward over all partitions of th
         case (hired: base top-B_full, the reference split's top-int(576(1-alpha)) of the base
         allocation attention, each sub-image's top-b_i; llava15 top-k; prumerge each partition's
         top-#outliers); null when no top-k has a boundary,
+   "margins": [[what, margin], ...] the same gap for each top-k boundary separately, named
+        "base_top<k>", "alloc_top<m>", "sub<i>_top<b_i>" (i = partition), "top<k>" (llava15),
+        "part<q>_top<k>" (prumerge), so a test can skip exactly the near-tied ones,
    "near_ties": [[what, margin], ...]  only when something is closer than 1e-5 (paper split:
         1e-2 tokens); the C test should skip exactly those comparisons, not the whole file,
    "split_margin" (paper split): the gap (in tokens) between the last fractional quota that
@@ -407,6 +424,15 @@ processor (`use_fast=False`), one vision-tower forward over all partitions of th
 * reference split chunks: n-1 chunks (one per sub-image) of 576/(n-1) raster tokens.
 * PruMerge IQR: the authors' numpy operations (np.percentile on float32, fence compared as
   float32); "fence_margin" says how far every case is from that detail mattering.
+* PruMerge: every kept token's 32 neighbours come from all 575 other tokens (kept or not),
+  ties -> lower patch index; merged = x_i + sum a_j x_j with the original (unmerged) features;
+  the summary token is sum over the complement, a zero vector when the complement is empty
+  (PruMerge+ with stride 1 can keep all 576). Near ties at the 32nd neighbour only move the
+  merged values, so they are not in "near_ties"; merge_tie_dsum/_dsumsq bound their effect.
+* "alloc_top<m>" margins are conservative: a swap across that boundary changes nothing unless
+  the two tokens lie in different raster chunks.
+* spatial with int(576 s) == 0 adds nothing (the authors' code would divide by zero); not in
+  these fixtures.
 """
 
 

@@ -1,6 +1,6 @@
 """Independent numpy reference for encoder_worker/select.{h,c}: visual-token selection.
 
-Written from docs/design hired.md (sections 1.4-1.7, 2, 3) and the contract comment in
+Written from the design doc hired.md (sections 1.4-1.7, 2, 3) and the contract comment in
 encoder_worker/select.h, deliberately without reading select.c, so that comparing the two
 catches bugs in either. make_selection_fixtures.py runs it on the tiny fixture models.
 
