@@ -69,8 +69,5 @@ int cli_preprocess(const hf_config_t *cfg, const char *model_dir, const image_t 
     hf_preproc_t pp;
     int rc = hf_preproc_load(model_dir, &pp, err);
     if (rc) return rc;
-    if (cfg->kind != HF_MODEL_LLAVA_NEXT) return prep_llava15(img, &pp, out, err);
-    const int(*pins)[2] = pp.n_pinpoints ? pp.pinpoints : cfg->pinpoints;
-    int npins = pp.n_pinpoints ? pp.n_pinpoints : cfg->n_pinpoints;
-    return prep_llava_next(img, &pp, pins, npins, out, err);
+    return prep_for_model(img, cfg, &pp, out, err);
 }

@@ -228,3 +228,10 @@ int prep_llava15(const image_t *img, const hf_preproc_t *pp, prep_out_t *out, ch
     tiles_to_pixels(pp, out);
     return HIRED_OK;
 }
+
+int prep_for_model(const image_t *img, const hf_config_t *cfg, const hf_preproc_t *pp, prep_out_t *out, char *err) {
+    if (cfg->kind != HF_MODEL_LLAVA_NEXT) return prep_llava15(img, pp, out, err);
+    const int(*pins)[2] = pp->n_pinpoints ? pp->pinpoints : cfg->pinpoints;
+    int npins = pp->n_pinpoints ? pp->n_pinpoints : cfg->n_pinpoints;
+    return prep_llava_next(img, pp, pins, npins, out, err);
+}

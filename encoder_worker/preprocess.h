@@ -45,6 +45,9 @@ int prep_llava_next(const image_t *img, const hf_preproc_t *pp, const int (*pinp
                     prep_out_t *out, char *err);
 /* LLaVA-1.5 (CLIPImageProcessor) preprocessing: one partition. Caller owns out (prep_free). */
 int prep_llava15(const image_t *img, const hf_preproc_t *pp, prep_out_t *out, char *err);
+/* The path the model in cfg uses: LLaVA-NeXT anyres with the processor's pinpoints (else the
+ * model config's), or LLaVA-1.5. Caller owns out (prep_free). */
+int prep_for_model(const image_t *img, const hf_config_t *cfg, const hf_preproc_t *pp, prep_out_t *out, char *err);
 /* Frees tiles and pixels and zeroes *out. Accepts an empty (zeroed) out. */
 void prep_free(prep_out_t *out);
 

@@ -248,9 +248,11 @@ static int run_masked(const sel_opts_t *o, const sel_input_t *in, sel_out_t *out
     int32_t *scratch = mem_alloc((size_t)P * sizeof *scratch);
     int rc = HIRED_ENOMEM;
     if (!mask || !scratch) goto done;
-    if (o->strategy == SEL_NONE) {
+    if (o->strategy == SEL_NONE || (o->strategy == SEL_HIRED && o->budget >= 1.0)) {
+        /* none, and hired at r >= 1, which the authors' code runs as no selection at all */
         memset(mask, 1, (size_t)n * P);
         out->budget_total = n * P;
+        if (o->strategy == SEL_HIRED) out->budget_base = P, out->budget_sub = (n - 1) * P;
     } else if (o->strategy == SEL_SPATIAL) {
         add_spatial(n, P, o->budget, mask, scratch);
     } else if (n == 1) { /* LLaVA-1.5: selection layer only */

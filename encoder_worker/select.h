@@ -9,6 +9,8 @@
  *              split over sub-images by the base image's allocation-layer attention (split
  *              variant below); each sub-image keeps its top-b_i by its own selection-layer CLS
  *              attention. LLaVA-1.5 (n == 1): top-min(576, int(576·r)) by selection-layer attention.
+ *              r >= 1 keeps every token (the authors' code skips selection there; by the formulas
+ *              the reference split would keep fewer).
  *   spatial    uniform raster stride (hired.md §1.7): k_s = int(576·s), gap = 576 / k_s,
  *              indices 0, gap, 2·gap, … < 575 in every partition. Alone (s = r), or added to
  *              hired with opts.spatial = s > 0.

@@ -3,3 +3,4 @@ hired_add_test(test_vision SOURCES fidelity/test_vision.c LIBS hired_encoder Pkg
 hired_add_test(test_select SOURCES unit/test_select.c LIBS hired_encoder)
 hired_add_test(test_show_selection SOURCES integration/test_show_selection.c LIBS PkgConfig::STB)
 add_dependencies(test_show_selection hired)
+hired_add_test(test_select_fidelity SOURCES fidelity/test_select_fidelity.c LIBS hired_encoder)
