@@ -41,8 +41,12 @@ static void gemm_block(const mm_ctx *c, int i0, int i1, int j0, int j1, const fl
         bias_prepass(c, i0, i1, j0, j1);
         beta = 1.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, j1 - j0, a->k, 1.0f, a->x + i0 * c->ldx, (int)c->ldx, w32,
-                a->k, beta, a->y + i0 * c->ldy + j0, (int)c->ldy);
+    if (i1 - i0 == 1) /* one row: sgemv streams w once; sgemm would first pack all of it */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, j1 - j0, a->k, 1.0f, w32, a->k, a->x + i0 * c->ldx, 1, beta,
+                    a->y + i0 * c->ldy + j0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, j1 - j0, a->k, 1.0f, a->x + i0 * c->ldx, (int)c->ldx,
+                    w32, a->k, beta, a->y + i0 * c->ldy + j0, (int)c->ldy);
 }
 
 /* Slice s of n_slices over [0, len), boundaries rounded to multiples of 16. */

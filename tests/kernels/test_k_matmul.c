@@ -117,6 +117,7 @@ static void test_against_ref(void) {
         {1, 1, 1, 0, 0, false, false, 0},     {3, 33, 64, 0, 0, true, false, 0},  {1, 1025, 1025, 0, 0, true, false, 0},
         {8, 300, 1025, 5, 3, false, true, 0}, {9, 100, 300, 0, 0, true, true, 0}, {33, 1025, 64, 7, 0, true, false, 0},
         {577, 64, 33, 0, 1, false, false, 0}, {64, 1025, 96, 0, 0, true, true, 0}, {2, 17, 3, 1, 1, true, true, 0},
+        {1, 3000, 77, 3, 0, true, true, 0},   {1, 3000, 77, 0, 0, false, true, 0}, /* decode: sgemv for F32 */
     };
     for (size_t d = 0; d < ARRAY_LEN(dts); d++)
         for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
