@@ -72,14 +72,22 @@ static void decode_item(const at_ctx *c, int hk, float *s, float *inv) {
     const float *q = a->q + (size_t)hk * g * d;
     const float *k = a->k + (size_t)hk * d;
     const float *v = a->v + (size_t)hk * d;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g, width, d, a->scale, q, d, k, (int)c->ldk, 0.0f, s, width);
+    /* with one q head per kv head (MHA) these are matrix-vector products; sgemv streams K and V
+     * once where sgemm would pack them first */
+    if (g == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, width, d, a->scale, k, (int)c->ldk, q, 1, 0.0f, s, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g, width, d, a->scale, q, d, k, (int)c->ldk, 0.0f, s, width);
     for (int r = 0; r < g; r++) {
         float *row = s + (size_t)r * width;
         inv[r] = 1.0f / k_cpu_exp_row(row, width, width);
         if (a->probs) copy_probs(a, hk * g + r, row, width, inv[r]);
     }
     float *o = a->out + (size_t)hk * g * d;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f, o, d);
+    if (g == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, width, d, 1.0f, v, (int)c->ldv, s, 1, 0.0f, o, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f, o, d);
     scale_rows(o, (size_t)d, d, inv, g);
 }
 

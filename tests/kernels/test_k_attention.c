@@ -89,6 +89,7 @@ static void test_against_ref(void) {
         {1, 300, 8, 2, 64, true, 299, 0, 0},      /* decode, GQA */
         {1, 300, 4, 4, 128, true, 299, -1, 1},    /* decode, MHA, padded */
         {1, 300, 4, 1, 32, true, 150, 0, 0},      /* decode at an earlier position */
+        {1, 577, 4, 4, 64, false, 0, 0, 0},       /* CLS query only (vision tower's last layer), MHA: sgemv */
         {5, 7, 3, 3, 5, true, 0, -1, 0},          /* causal with t_k > t_q, pos0 = 0 */
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) run_case(cases[i], false);
