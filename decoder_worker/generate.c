@@ -461,6 +461,24 @@ done:
     return rc;
 }
 
+/* The prompt errors a user can make, found before the vision tower runs: unknown template, no or
+ * several <image>, text alone longer than the context. */
+static int prompt_precheck(gen_model_t *m, const char *question, const gen_params_t *p, char *err) {
+    const char *tpl = p->template_name ? p->template_name : gen_model_default_template(m);
+    char *text = NULL;
+    int32_t *ids = NULL;
+    int n_ids = 0, pos;
+    int rc = tpl_render(tpl, question, &text, err);
+    if (!rc) rc = tok_encode(m->tok, text, true, &ids, &n_ids, err);
+    if (!rc) rc = tpl_image_pos(ids, n_ids, m->cfg.image_token_id, &pos, err);
+    if (!rc && n_ids - 1 > m->cfg.text.max_pos)
+        rc = hired_errf(err, HIRED_ERANGE, "prompt text alone is %d tokens, the model's context is %d", n_ids - 1,
+                        m->cfg.text.max_pos);
+    mem_free(text);
+    mem_free(ids);
+    return rc;
+}
+
 int gen_run(gen_model_t *m, const uint8_t *bytes, size_t n, const char *question, const gen_params_t *p,
             gen_emit_fn emit, void *user, gen_stats_t *st, char *err) {
     gen_stats_t dummy;
@@ -468,7 +486,10 @@ int gen_run(gen_model_t *m, const uint8_t *bytes, size_t n, const char *question
     memset(st, 0, sizeof *st);
     gen_visual_t vis;
     gen_prompt_t pr;
-    int rc = gen_encode(m, bytes, n, &p->sel, &vis, st, err);
+    int rc = prompt_precheck(m, question, p, err);
+    if (rc) return rc;
+    if (p->max_tokens < 1) return hired_errf(err, HIRED_EINVAL, "max_tokens %d must be at least 1", p->max_tokens);
+    rc = gen_encode(m, bytes, n, &p->sel, &vis, st, err);
     if (rc) return rc;
     rc = gen_prompt_build(m, &vis, question, p, &pr, st, err);
     gen_visual_free(&vis);

@@ -1,5 +1,19 @@
 # projector / packing / text model / sampler / in-process generation (decoder_worker, hired_llm)
 hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm hired_image TIMEOUT 60)
 hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm TIMEOUT 60)
-hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm TIMEOUT 300)
 hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common TIMEOUT 300)
+# test_llm without arguments: behaviour, errors, KV cache. With MODEL FIRST COUNT: fidelity
+# against tests/fixtures/llm on a shard of MODEL's images (the vision tower of every image runs,
+# slow under ASan, so the images are spread over several ctest entries).
+hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm TIMEOUT 300)
+foreach(shard "llava-next-tiny;0;3" "llava-next-tiny;3;3" "llava-next-tiny;6;2" "llava-next-tiny;8;2"
+              "llava15-tiny;0;10")
+  list(GET shard 0 model)
+  list(GET shard 1 first)
+  list(GET shard 2 count)
+  set(name test_llm_${model}_${first})
+  add_test(NAME ${name} COMMAND test_llm ${model} ${first} ${count})
+  set_tests_properties(${name} PROPERTIES
+    ENVIRONMENT "HIRED_FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures;HIRED_BUILD_DIR=${CMAKE_BINARY_DIR}"
+    SKIP_RETURN_CODE 77 TIMEOUT 300)
+endforeach()
