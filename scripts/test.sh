@@ -25,3 +25,16 @@ echo "== ctest with ASan+UBSan ($ba)"
 # in the run above.
 HIRED_TEST_QUICK=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$ba" --output-on-failure -j "$jobs" -LE no_sanitize
+
+echo "== fuzz: the wire-message decoder under libFuzzer for 60 s (clang, ASan+UBSan)"
+# Built by hand with clang: only the decoder and what it needs, not the whole project.
+bf=${HIRED_BUILD_FUZZ:-build-fuzz}
+mkdir -p "$bf"
+clang -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -Icommon tests/fuzz/fuzz_wire.c common/wire.c common/wire_io.c common/err.c common/mem.c common/log.c \
+  $(pkg-config --cflags --libs libzmq msgpack) -lpthread -lm -o "$bf/fuzz_wire"
+rm -rf "$bf/corpus" && cp -r tests/fuzz/corpus "$bf/corpus"
+"$bf/fuzz_wire" -max_total_time=60 -max_len=4096 -print_final_stats=1 "$bf/corpus" 2>"$bf/fuzz.log" || {
+  tail -50 "$bf/fuzz.log"; echo "fuzz_wire found a crash (see $bf/fuzz.log)"; exit 1; }
+grep -E "stat::number_of_executed_units|Done" "$bf/fuzz.log" | tail -2
+echo "fuzz: no crash in 60 s"
