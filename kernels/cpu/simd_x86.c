@@ -38,31 +38,44 @@ K_TARGET static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* One x row: two weight rows at a time, two accumulators each (four FMA chains in flight). */
+/* acc + (8 halves at w, as floats) · xv */
+K_TARGET static inline __m256 fma8(__m256 acc, const uint16_t *w, __m256 xv) {
+    return _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w)), xv, acc);
+}
+
+/* One x row: four weight rows at a time (four memory streams), two accumulators each. */
 K_TARGET static void dot_rows_1(const uint16_t *w, int k, int j0, int j1, const float *x, float *dot) {
     int k16 = k / 16 * 16;
     int j = j0;
-    for (; j + 2 <= j1; j += 2) {
-        const uint16_t *w0 = w + (size_t)j * k, *w1 = w0 + k;
+    for (; j + 4 <= j1; j += 4) {
+        const uint16_t *w0 = w + (size_t)j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
         for (int p = 0; p < k16; p += 16) {
             __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
-            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p))), x0, a0);
-            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p + 8))), x1, a1);
-            b0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + p))), x0, b0);
-            b1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w1 + p + 8))), x1, b1);
+            a0 = fma8(a0, w0 + p, x0);
+            a1 = fma8(a1, w0 + p + 8, x1);
+            b0 = fma8(b0, w1 + p, x0);
+            b1 = fma8(b1, w1 + p + 8, x1);
+            c0 = fma8(c0, w2 + p, x0);
+            c1 = fma8(c1, w2 + p + 8, x1);
+            d0 = fma8(d0, w3 + p, x0);
+            d1 = fma8(d1, w3 + p + 8, x1);
         }
         float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
-        for (int p = k16; p < k; p++) s0 += half_to_f32(w0[p]) * x[p], s1 += half_to_f32(w1[p]) * x[p];
-        dot[j - j0] = s0;
-        dot[j + 1 - j0] = s1;
+        float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
+        for (int p = k16; p < k; p++) {
+            s0 += half_to_f32(w0[p]) * x[p], s1 += half_to_f32(w1[p]) * x[p];
+            s2 += half_to_f32(w2[p]) * x[p], s3 += half_to_f32(w3[p]) * x[p];
+        }
+        dot[j - j0] = s0, dot[j + 1 - j0] = s1, dot[j + 2 - j0] = s2, dot[j + 3 - j0] = s3;
     }
     for (; j < j1; j++) {
         const uint16_t *w0 = w + (size_t)j * k;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (int p = 0; p < k16; p += 16) {
-            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p))), _mm256_loadu_ps(x + p), a0);
-            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w0 + p + 8))), _mm256_loadu_ps(x + p + 8), a1);
+            a0 = fma8(a0, w0 + p, _mm256_loadu_ps(x + p));
+            a1 = fma8(a1, w0 + p + 8, _mm256_loadu_ps(x + p + 8));
         }
         float s0 = hsum(_mm256_add_ps(a0, a1));
         for (int p = k16; p < k; p++) s0 += half_to_f32(w0[p]) * x[p];
