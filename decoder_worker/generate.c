@@ -110,13 +110,7 @@ int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t 
     double t1 = now_ms();
     st->ms_decode_image = t1 - t0;
     if (rc) goto done;
-    if (m->cfg.kind == HF_MODEL_LLAVA_NEXT) {
-        const int(*pins)[2] = m->pp.n_pinpoints ? (const int(*)[2])m->pp.pinpoints : (const int(*)[2])m->cfg.pinpoints;
-        int npins = m->pp.n_pinpoints ? m->pp.n_pinpoints : m->cfg.n_pinpoints;
-        rc = prep_llava_next(&img, &m->pp, pins, npins, &prep, err);
-    } else {
-        rc = prep_llava15(&img, &m->pp, &prep, err);
-    }
+    rc = prep_for_model(&img, &m->cfg, &m->pp, &prep, err);
     double t2 = now_ms();
     st->ms_preprocess = t2 - t1;
     if (rc) goto done;

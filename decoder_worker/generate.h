@@ -16,6 +16,8 @@
  * or the callback returning non-zero.
  * Errors name the numbers: no <image> in the prompt, a prompt longer than the context, an
  * unknown template, a model directory without tokenizer.json.
+ * Threads: a gen_model_t serves one job at a time (vision_encode takes the tower mutably); the
+ * kernels inside use OpenMP, and the tokens of a job do not depend on the thread count.
  * Not here: the broker and wire formats (the workers), the CLI (client/cmd_run.c). */
 #ifndef HIRED_GENERATE_H
 #define HIRED_GENERATE_H

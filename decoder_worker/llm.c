@@ -73,7 +73,7 @@ static llm_t *llm_alloc(const hf_text_config_t *tc, char *err) {
     m->cfg = *tc;
     m->q_dim = tc->heads * tc->head_dim;
     m->kv_dim = tc->kv_heads * tc->head_dim;
-    m->chunk = 512;
+    m->chunk = 1024;
     return m;
 }
 

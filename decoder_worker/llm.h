@@ -41,7 +41,8 @@ void llm_destroy(llm_t **m);
 /* The geometry the model runs with. Borrowed, valid until llm_destroy. */
 const hf_text_config_t *llm_config(const llm_t *m);
 
-/* Rows of prefill processed at once (default 512; ≥ 1). */
+/* Rows of prefill processed at once (default 1024; ≥ 1): larger chunks convert F16 weights
+ * fewer times, smaller ones need less scratch (chunk · (2·intermediate + 4·hidden) floats). */
 void llm_set_prefill_chunk(llm_t *m, int rows);
 
 /* A KV cache for cap positions of this model. Caller owns it (kv_cache_destroy). */
