@@ -24,9 +24,9 @@ int k_matmul_check(const k_matmul_args *a, char *err) {
  * keeps blocks of this size on the heap between calls instead of mapping them afresh). */
 #define CONVERT_SCRATCH_FLOATS (1 << 22)
 
-void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_f16c, k_matmul_launch *l) {
+void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_matmul_launch *l) {
     if (max_threads < 1) max_threads = 1;
-    l->f16c = have_f16c && a->w_dtype == TENSOR_DTYPE_F16;
+    l->simd = have_simd && a->w_dtype != TENSOR_DTYPE_F32;
     double flops = 2.0 * a->m * a->n * a->k;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     l->split_m = false;

@@ -50,7 +50,7 @@ typedef struct {
     int n_threads; /* OpenMP threads worth using (1 = serial) */
     bool split_m;  /* SGEMM/CONVERT: threads take slices of x's rows (else slices of w's rows) */
     int block_n;   /* CONVERT: rows of w converted per scratch block (multiple of 16 or n) */
-    bool f16c;     /* F16 weights: use the AVX2/F16C kernels (only when the CPU has them) */
+    bool simd;     /* F16/BF16 weights: use the AVX2+FMA+F16C kernels (only on CPUs with them) */
 } k_matmul_launch;
 
 /* Largest m that takes the fused path for F16/BF16 weights. */
@@ -58,10 +58,11 @@ typedef struct {
 
 /* Fills *l for a checked a, at most max_threads threads (≥ 1) and whether the CPU has
  * AVX2+FMA+F16C (k_matmul_cpu passes what it detects at run time). */
-void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_f16c, k_matmul_launch *l);
+void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_matmul_launch *l);
 /* k_matmul_cpu with a given launch instead of its own plan — any variant on any shape
  * (tests force each branch; the bench compares them). l->variant must suit a->w_dtype (SGEMM for
- * F32 weights, FUSED or CONVERT otherwise) and l->f16c must only be set on a CPU with F16C. */
+ * F32 weights, FUSED or CONVERT otherwise) and l->simd must only be set on a CPU with
+ * AVX2+FMA+F16C. */
 void k_matmul_cpu_planned(const k_matmul_args *a, const k_matmul_launch *l);
 
 #endif

@@ -124,15 +124,15 @@ K_CLONES static void fused_rows(const mm_ctx *c, int r0, int r1, int j0, int j1)
     }
 }
 
-/* The same with the AVX2/F16C dot kernel, 64 weight rows at a time through a stack buffer. */
-static void fused_rows_f16c(const mm_ctx *c, int r0, int r1, int j0, int j1) {
+/* The same with the AVX2/F16C dot kernels, 64 weight rows at a time through a stack buffer. */
+static void fused_rows_simd(const mm_ctx *c, int r0, int r1, int j0, int j1) {
     const k_matmul_args *a = c->a;
     enum { JB = 64 };
     float dot[K_MATMUL_FUSED_MAX_M * JB];
     int nr = r1 - r0;
     for (int jb = j0; jb < j1; jb += JB) {
         int je = jb + JB < j1 ? jb + JB : j1;
-        k_cpu_f16_dot_rows_f16c(a->w, a->k, jb, je, a->x + r0 * c->ldx, c->ldx, nr, dot, JB);
+        k_cpu_half_dot_rows_x86(a->w, a->w_dtype == TENSOR_DTYPE_BF16, a->k, jb, je, a->x + r0 * c->ldx, c->ldx, nr, dot, JB);
         for (int r = 0; r < nr; r++) {
             float *y = a->y + (r0 + r) * c->ldy;
             for (int j = jb; j < je; j++) {
@@ -152,8 +152,8 @@ static void run_fused(const mm_ctx *c, const k_matmul_launch *l) {
         int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
         for (int r0 = 0; r0 < a->m; r0 += K_MATMUL_FUSED_MAX_M) {
             int r1 = r0 + K_MATMUL_FUSED_MAX_M < a->m ? r0 + K_MATMUL_FUSED_MAX_M : a->m;
-            if (l->f16c)
-                fused_rows_f16c(c, r0, r1, j0, j1);
+            if (l->simd)
+                fused_rows_simd(c, r0, r1, j0, j1);
             else
                 fused_rows(c, r0, r1, j0, j1);
         }
@@ -177,7 +177,7 @@ static bool run_convert(const mm_ctx *c, const k_matmul_launch *l) {
             const uint16_t *src = (const uint16_t *)a->w + (size_t)r0 * a->k;
             float *dst = w32 + (size_t)(r0 - j0) * a->k;
             size_t cnt = (size_t)(r1 - r0) * a->k;
-            if (l->f16c)
+            if (l->simd && a->w_dtype == TENSOR_DTYPE_F16)
                 k_cpu_f16_to_f32_f16c(dst, src, cnt);
             else
                 k_cpu_to_f32_portable(dst, src, a->w_dtype, cnt);

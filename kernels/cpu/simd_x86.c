@@ -38,13 +38,24 @@ K_TARGET static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* acc + (8 halves at w, as floats) · xv */
-K_TARGET static inline __m256 fma8(__m256 acc, const uint16_t *w, __m256 xv) {
-    return _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w)), xv, acc);
+/* 8 weights at w as floats: IEEE halves through vcvtph2ps, bfloat16 by widening and shifting
+ * into the upper half of each float. */
+K_TARGET static inline __m256 load8(const uint16_t *w, bool bf16) {
+    __m128i h = _mm_loadu_si128((const __m128i *)w);
+    if (bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
+
+static inline float scalar_w(uint16_t h, bool bf16) { return bf16 ? bf16_to_f32(h) : half_to_f32(h); }
+
+/* acc + (8 weights at w, as floats) · xv */
+K_TARGET static inline __m256 fma8(__m256 acc, const uint16_t *w, __m256 xv, bool bf16) {
+    return _mm256_fmadd_ps(load8(w, bf16), xv, acc);
 }
 
 /* One x row: four weight rows at a time (four memory streams), two accumulators each. */
-K_TARGET static void dot_rows_1(const uint16_t *w, int k, int j0, int j1, const float *x, float *dot) {
+K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint16_t *w, int k, int j0, int j1,
+                                                                      const float *x, float *dot, bool bf16) {
     int k16 = k / 16 * 16;
     int j = j0;
     for (; j + 4 <= j1; j += 4) {
@@ -53,20 +64,20 @@ K_TARGET static void dot_rows_1(const uint16_t *w, int k, int j0, int j1, const 
         __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
         for (int p = 0; p < k16; p += 16) {
             __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
-            a0 = fma8(a0, w0 + p, x0);
-            a1 = fma8(a1, w0 + p + 8, x1);
-            b0 = fma8(b0, w1 + p, x0);
-            b1 = fma8(b1, w1 + p + 8, x1);
-            c0 = fma8(c0, w2 + p, x0);
-            c1 = fma8(c1, w2 + p + 8, x1);
-            d0 = fma8(d0, w3 + p, x0);
-            d1 = fma8(d1, w3 + p + 8, x1);
+            a0 = fma8(a0, w0 + p, x0, bf16);
+            a1 = fma8(a1, w0 + p + 8, x1, bf16);
+            b0 = fma8(b0, w1 + p, x0, bf16);
+            b1 = fma8(b1, w1 + p + 8, x1, bf16);
+            c0 = fma8(c0, w2 + p, x0, bf16);
+            c1 = fma8(c1, w2 + p + 8, x1, bf16);
+            d0 = fma8(d0, w3 + p, x0, bf16);
+            d1 = fma8(d1, w3 + p + 8, x1, bf16);
         }
         float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
         float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
         for (int p = k16; p < k; p++) {
-            s0 += half_to_f32(w0[p]) * x[p], s1 += half_to_f32(w1[p]) * x[p];
-            s2 += half_to_f32(w2[p]) * x[p], s3 += half_to_f32(w3[p]) * x[p];
+            s0 += scalar_w(w0[p], bf16) * x[p], s1 += scalar_w(w1[p], bf16) * x[p];
+            s2 += scalar_w(w2[p], bf16) * x[p], s3 += scalar_w(w3[p], bf16) * x[p];
         }
         dot[j - j0] = s0, dot[j + 1 - j0] = s1, dot[j + 2 - j0] = s2, dot[j + 3 - j0] = s3;
     }
@@ -74,41 +85,59 @@ K_TARGET static void dot_rows_1(const uint16_t *w, int k, int j0, int j1, const 
         const uint16_t *w0 = w + (size_t)j * k;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (int p = 0; p < k16; p += 16) {
-            a0 = fma8(a0, w0 + p, _mm256_loadu_ps(x + p));
-            a1 = fma8(a1, w0 + p + 8, _mm256_loadu_ps(x + p + 8));
+            a0 = fma8(a0, w0 + p, _mm256_loadu_ps(x + p), bf16);
+            a1 = fma8(a1, w0 + p + 8, _mm256_loadu_ps(x + p + 8), bf16);
         }
         float s0 = hsum(_mm256_add_ps(a0, a1));
-        for (int p = k16; p < k; p++) s0 += half_to_f32(w0[p]) * x[p];
+        for (int p = k16; p < k; p++) s0 += scalar_w(w0[p], bf16) * x[p];
         dot[j - j0] = s0;
     }
 }
 
 /* Up to 8 x rows: each converted weight vector feeds one FMA chain per x row. */
-K_TARGET static void dot_rows_n(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
-                                size_t ld_dot) {
+K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint16_t *w, int k, int j0, int j1,
+                                                                      const float *x, size_t ldx, int nr, float *dot,
+                                                                      size_t ld_dot, bool bf16) {
     int k8 = k / 8 * 8;
     for (int j = j0; j < j1; j++) {
         const uint16_t *wr = w + (size_t)j * k;
         __m256 acc[8];
         for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
         for (int p = 0; p < k8; p += 8) {
-            __m256 wv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(wr + p)));
+            __m256 wv = load8(wr + p, bf16);
             for (int r = 0; r < nr; r++) acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * ldx + p), acc[r]);
         }
         for (int r = 0; r < nr; r++) {
             float s = hsum(acc[r]);
-            for (int p = k8; p < k; p++) s += half_to_f32(wr[p]) * x[r * ldx + p];
+            for (int p = k8; p < k; p++) s += scalar_w(wr[p], bf16) * x[r * ldx + p];
             dot[r * ld_dot + (size_t)(j - j0)] = s;
         }
     }
 }
 
-void k_cpu_f16_dot_rows_f16c(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
+/* The two instantiations per dtype (the dtype flag is a constant inside each). */
+K_TARGET static void dot_f16(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
                              size_t ld_dot) {
     if (nr == 1)
-        dot_rows_1(w, k, j0, j1, x, dot);
+        dot_rows_1(w, k, j0, j1, x, dot, false);
     else
-        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot);
+        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot, false);
+}
+
+K_TARGET static void dot_bf16(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
+                              size_t ld_dot) {
+    if (nr == 1)
+        dot_rows_1(w, k, j0, j1, x, dot, true);
+    else
+        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot, true);
+}
+
+void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1, const float *x, size_t ldx, int nr,
+                             float *dot, size_t ld_dot) {
+    if (bf16)
+        dot_bf16(w, k, j0, j1, x, ldx, nr, dot, ld_dot);
+    else
+        dot_f16(w, k, j0, j1, x, ldx, nr, dot, ld_dot);
 }
 
 #else /* not x86-64 */
@@ -117,12 +146,15 @@ bool k_cpu_have_f16c(void) { return false; }
 void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] = half_to_f32(src[i]);
 }
-void k_cpu_f16_dot_rows_f16c(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
-                             size_t ld_dot) {
+void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1, const float *x, size_t ldx, int nr,
+                             float *dot, size_t ld_dot) {
     for (int j = j0; j < j1; j++)
         for (int r = 0; r < nr; r++) {
             float s = 0.0f;
-            for (int p = 0; p < k; p++) s += half_to_f32(w[(size_t)j * k + p]) * x[r * ldx + p];
+            for (int p = 0; p < k; p++) {
+                uint16_t h = w[(size_t)j * k + p];
+                s += (bf16 ? bf16_to_f32(h) : half_to_f32(h)) * x[r * ldx + p];
+            }
             dot[r * ld_dot + (size_t)(j - j0)] = s;
         }
 }

@@ -1,6 +1,6 @@
 /* simd_x86.h — hand-written AVX2+FMA+F16C kernels for the two places the compiler cannot
  * vectorise well on its own: IEEE half → float conversion (vcvtph2ps) and the memory-bound
- * decode matvec over F16 weights. Callers check k_cpu_have_f16c() first (run-time CPUID, never a
+ * decode matvec over F16/BF16 weights (several weight rows streamed at once). Callers check k_cpu_have_f16c() first (run-time CPUID, never a
  * build-host flag); on other machines the portable loops in cpu_util.c / matmul.c run instead.
  * Internal to kernels/cpu. */
 #ifndef HIRED_K_SIMD_X86_H
@@ -14,9 +14,9 @@
 bool k_cpu_have_f16c(void);
 /* dst[i] = (float)src[i] for n IEEE halves. Requires k_cpu_have_f16c(). */
 void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n);
-/* For rows j in [j0, j1) of w [*, k] (F16) and nr ≤ 8 rows of x (stride ldx):
- * dot[r·ld_dot + (j − j0)] = Σ_p x[r][p]·w[j][p]. Requires k_cpu_have_f16c(). */
-void k_cpu_f16_dot_rows_f16c(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
-                             size_t ld_dot);
+/* For rows j in [j0, j1) of w [*, k] (F16, or BF16 when bf16) and nr ≤ 8 rows of x (stride
+ * ldx): dot[r·ld_dot + (j − j0)] = Σ_p x[r][p]·w[j][p]. Requires k_cpu_have_f16c(). */
+void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1, const float *x, size_t ldx, int nr,
+                             float *dot, size_t ld_dot);
 
 #endif

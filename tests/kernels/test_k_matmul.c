@@ -65,8 +65,8 @@ static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *for
     char name[160];
     snprintf(name, sizeof name, "matmul m=%d n=%d k=%d ldx+%d ldy+%d bias=%d acc=%d %s%s%s", c.m, c.n, c.k, c.pad_x, c.pad_y,
              c.bias, c.acc, tensor_dtype_name(c.dt), fail_alloc ? " (no scratch)" : "",
-             force ? (force->variant == K_MATMUL_FUSED ? (force->f16c ? " forced FUSED/f16c" : " forced FUSED") :
-                      force->f16c ? " forced CONVERT/f16c" : " forced CONVERT") : "");
+             force ? (force->variant == K_MATMUL_FUSED ? (force->simd ? " forced FUSED/simd" : " forced FUSED") :
+                      force->simd ? " forced CONVERT/simd" : " forced CONVERT") : "");
     kverify_result r = kverify_nmse(y, yr, ny, 1e-10);
     CHECK_MSG(kverify_report(name, &r, y, yr), "%s", name);
     /* padding columns untouched */
@@ -79,8 +79,8 @@ static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *for
 
 static void run_case(mm_case c, bool fail_alloc) { run_case_with(c, fail_alloc, NULL); }
 
-/* Whether this CPU may run the F16C kernels (the same CPUID test the kernels make). */
-static bool cpu_has_f16c(void) {
+/* Whether this CPU may run the AVX2+FMA+F16C kernels (the same CPUID test the kernels make). */
+static bool cpu_has_simd(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
@@ -89,7 +89,7 @@ static bool cpu_has_f16c(void) {
 #endif
 }
 
-/* Every half-weight variant on ragged shapes, with and without the F16C kernels, whatever the
+/* Every half-weight variant on ragged shapes, with and without the x86 SIMD kernels, whatever the
  * plan would pick: FUSED for a large m (groups of 8 rows), CONVERT for m = 1, odd block sizes. */
 static void test_forced_variants(void) {
     const mm_case shapes[] = {{1, 67, 1025, 0, 0, true, false, 0},  {3, 130, 33, 2, 1, false, true, 0},
@@ -97,16 +97,16 @@ static void test_forced_variants(void) {
                               {1, 1, 7, 0, 0, false, false, 0},     {2, 5, 17, 1, 0, true, false, 0}};
     const k_matmul_variant variants[] = {K_MATMUL_FUSED, K_MATMUL_CONVERT};
     const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
-    bool have_f16c = cpu_has_f16c();
+    bool have_simd = cpu_has_simd();
     for (size_t s = 0; s < ARRAY_LEN(shapes); s++)
         for (size_t v = 0; v < ARRAY_LEN(variants); v++)
             for (size_t d = 0; d < ARRAY_LEN(dts); d++)
                 for (int f = 0; f < 2; f++) {
-                    if (f && (!have_f16c || dts[d] != TENSOR_DTYPE_F16)) continue;
+                    if (f && !have_simd) continue;
                     mm_case c = shapes[s];
                     c.dt = dts[d];
                     k_matmul_launch l = {.variant = variants[v], .n_threads = 1 + (int)(s % 2), .block_n = 16 + 16 * (int)(s % 3),
-                                         .split_m = s % 3 == 1, .f16c = f};
+                                         .split_m = s % 3 == 1, .simd = f};
                     run_case_with(c, false, &l);
                 }
 }
@@ -160,12 +160,15 @@ static void test_plan(void) {
     CHECK_EQ_INT(l.n_threads, 1); /* tiny: serial */
     a = (k_matmul_args){.m = 1, .n = 32064, .k = 4096, .w_dtype = TENSOR_DTYPE_F16};
     k_matmul_plan(&a, 2, false, &l);
-    CHECK(l.variant == K_MATMUL_FUSED && l.n_threads == 2 && !l.f16c);
+    CHECK(l.variant == K_MATMUL_FUSED && l.n_threads == 2 && !l.simd);
     k_matmul_plan(&a, 2, true, &l);
-    CHECK(l.variant == K_MATMUL_FUSED && l.f16c);
-    a.w_dtype = TENSOR_DTYPE_BF16; /* F16C only helps F16 */
+    CHECK(l.variant == K_MATMUL_FUSED && l.simd);
+    a.w_dtype = TENSOR_DTYPE_BF16;
     k_matmul_plan(&a, 2, true, &l);
-    CHECK(l.variant == K_MATMUL_FUSED && !l.f16c);
+    CHECK(l.variant == K_MATMUL_FUSED && l.simd);
+    a.w_dtype = TENSOR_DTYPE_F32; /* BLAS does its own */
+    k_matmul_plan(&a, 2, true, &l);
+    CHECK(l.variant == K_MATMUL_SGEMM && !l.simd);
     a.m = K_MATMUL_FUSED_MAX_M + 1;
     a.w_dtype = TENSOR_DTYPE_BF16;
     k_matmul_plan(&a, 2, false, &l);
@@ -173,10 +176,12 @@ static void test_plan(void) {
     CHECK((size_t)l.block_n * a.k <= (1u << 22)); /* scratch budget */
     a = (k_matmul_args){.m = 2885, .n = 4096, .k = 1024, .w_dtype = TENSOR_DTYPE_F16};
     k_matmul_plan(&a, 2, true, &l);
-    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 4096 && l.f16c && !l.split_m); /* whole CLIP fc1 at once */
+    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 4096 && l.simd && !l.split_m); /* whole CLIP fc1 at once */
     a = (k_matmul_args){.m = 512, .n = 14336, .k = 4096, .w_dtype = TENSOR_DTYPE_BF16};
     k_matmul_plan(&a, 2, true, &l);
-    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 1024 && !l.f16c && l.n_threads == 2);
+    CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 1024 && l.simd && l.n_threads == 2);
+    k_matmul_plan(&a, 2, false, &l);
+    CHECK(!l.simd);
     a = (k_matmul_args){.m = 40, .n = 3, .k = 1 << 20, .w_dtype = TENSOR_DTYPE_F16};
     k_matmul_plan(&a, 2, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 3 && l.split_m); /* rows longer than the budget */
