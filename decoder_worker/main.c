@@ -1,0 +1,532 @@
+/* main.c — hired-decoder: the "decode" worker. Loads one LLaVA model once (gen_model_load:
+ * tokenizer, projector, image_newline, text model; weights mmapped read-only and shared by every
+ * job), connects to the broker's backend (common/worker_conn.h) and serves decode jobs:
+ *
+ *   features [K, D] of the wire dtype + positions + meta (from hired-encoder, see
+ *   encoder_worker/main.c for the meta contract) -> float32 visual (gen_visual_t) ->
+ *   gen_prompt_build (chat template, tokenize, the single <image>, projector, packing with the
+ *   job's newline policy) -> gen_decode (prefill, seeded sampling) -> TOKEN seq 0, 1, ... ->
+ *   DONE with usage and timings.
+ *
+ * Per-stage timings in DONE: `transfer` (job arrival at this worker -> features ready in
+ * float32: local queueing plus the dtype conversion; network time before arrival is in the
+ * broker's `queue`/`total`), `project`, `prefill`, `decode`.
+ * TOKEN messages carry each piece of newly final text with the token that completed it (a token
+ * whose bytes do not yet form text sends nothing; a piece over WIRE_MAX_TOKEN_TEXT bytes is split).
+ * NUL bytes cannot travel in protocol strings: a NUL in the text becomes U+FFFD.
+ * Sampling is seeded per job (params.seed) and counter-based (sampler.h), so a retried decode
+ * emits the same tokens from seq 0 and the broker drops the repeats.
+ *
+ * Concurrency: decoder.capacity job threads, each running one job at a time with its own KV
+ * cache and scratch (gen_decode allocates them per job), all sharing the read-only weights;
+ * the broker never sends more than `capacity` jobs at once. The main thread watches signals and
+ * pings the systemd watchdog. A CANCEL (or a lost broker session) stops generation at the next
+ * token; the job still ends with one terminal send (ERROR "cancelled", dropped or returning
+ * credit).
+ * Bad input (a prompt without <image> or with several, a prompt longer than the context, meta
+ * or positions that do not fit the model) gets an ERROR naming it; the worker keeps serving.
+ * A backend fault (HIRED_ECUDA) ends the process with status 1 without answering (the broker
+ * re-queues; systemd restarts). SIGTERM: STOPPING=1, no new jobs, running ones get
+ * worker.drain_ms, then DISCONNECT hands the rest back; exit 0. Configuration errors exit 2.
+ * Not here: the model code (decoder_worker/generate.h and below), the protocol (worker_conn). */
+#include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cfg.h"
+#include "err.h"
+#include "generate.h"
+#include "half.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "proc.h"
+#include "template.h"
+#include "worker_conn.h"
+
+#define DEC_MAX_THREADS 64
+
+// ---- configuration ---------------------------------------------------------------------------
+
+typedef struct {
+    char *endpoint;
+    int64_t heartbeat_ms, liveness;
+    char *model_dir, *model_name, *device;
+    int64_t capacity, prefill_chunk;
+    char *template_name;
+    int64_t drain_ms, threads;
+    bool warmup;
+    char *curve_server_key, *curve_cert;
+    int log_level;
+} dec_cfg_t;
+
+#define O(f) offsetof(dec_cfg_t, f)
+static const cfg_entry_t k_cfg[] = {
+    {"broker.endpoint", CFG_STRING, O(endpoint), 1, 255, "tcp://127.0.0.1:5556", NULL,
+     "the broker's backend (worker) endpoint to connect to"},
+    {"broker.heartbeat_ms", CFG_INT, O(heartbeat_ms), 10, 60000, "1000", NULL,
+     "heartbeat interval; must equal the broker's broker.heartbeat_ms"},
+    {"broker.liveness", CFG_INT, O(liveness), 2, 100, "3", NULL,
+     "silent heartbeat intervals before the broker counts as lost (then reconnect)"},
+    {"model.dir", CFG_STRING, O(model_dir), 0, 4000, "", NULL,
+     "Hugging Face llava-hf model directory (required; also --model DIR)"},
+    {"model.name", CFG_STRING, O(model_name), 0, WIRE_MAX_MODEL, "", NULL,
+     "model name jobs ask for; empty = the directory's base name"},
+    {"model.device", CFG_STRING, O(device), 1, 16, "cpu", NULL,
+     "cpu, cuda:N or N (= cuda:N); CUDA is refused until the CUDA backend exists"},
+    {"decoder.capacity", CFG_INT, O(capacity), 1, DEC_MAX_THREADS, "2", NULL,
+     "jobs decoded at once (one thread and one KV cache each, sharing the weights)"},
+    {"decoder.template", CFG_STRING, O(template_name), 0, 64, "", NULL,
+     "chat template around the job's prompt: vicuna, llava-1.5, vicuna-system, vicuna-lmms-eval, mistral, "
+     "raw (prompt used as is); empty = the text model's default, as `hired run`"},
+    {"decoder.prefill_chunk", CFG_INT, O(prefill_chunk), 1, 65536, "512", NULL,
+     "prompt rows per prefill pass (bounds the activation scratch)"},
+    {"worker.drain_ms", CFG_INT, O(drain_ms), 0, 3600000, "10000", NULL,
+     "on SIGTERM, jobs in progress get this long to finish before they are handed back"},
+    {"worker.threads", CFG_INT, O(threads), 0, 1024, "0", NULL,
+     "OpenMP threads per job; 0 = OMP_NUM_THREADS or all cores"},
+    {"worker.warmup", CFG_BOOL, O(warmup), 0, 0, "true", NULL,
+     "run one token through the text model before announcing READY"},
+    {"curve.server_key", CFG_STRING, O(curve_server_key), 0, 4000, "", NULL,
+     "CURVE: the broker's public certificate file (zcert); empty = no CURVE"},
+    {"curve.cert", CFG_STRING, O(curve_cert), 0, 4000, "", NULL,
+     "CURVE: this worker's secret certificate file (zcert, must be authorised by the broker)"},
+    {"log.level", CFG_ENUM, O(log_level), 0, 0, "info", "debug|info|warn|error", "log threshold"},
+};
+#undef O
+#define N_CFG ((int)ARRAY_LEN(k_cfg))
+
+static const char *const k_aliases[][2] = {
+    {"model", "model.dir"}, {"device", "model.device"}, {"broker", "broker.endpoint"}, {"name", "model.name"}};
+
+// ---- worker state ----------------------------------------------------------------------------
+
+typedef struct {
+    dec_cfg_t cfg;
+    char name[WIRE_MAX_MODEL + 1];
+    gen_model_t *model;
+    const hf_config_t *hf; /* borrowed from model */
+    worker_conn_t *conn;
+    atomic_int busy;
+    atomic_bool draining;
+    atomic_ullong served, failed;
+} dec_t;
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* model.name, else the directory's last path component; checked against the protocol's charset. */
+static int model_name(const dec_cfg_t *c, char *out, char *err) {
+    const char *s = c->model_name && c->model_name[0] ? c->model_name : NULL;
+    char tmp[4096];
+    if (!s) {
+        snprintf(tmp, sizeof tmp, "%s", c->model_dir);
+        size_t l = strlen(tmp);
+        while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+        const char *slash = strrchr(tmp, '/');
+        s = slash ? slash + 1 : tmp;
+    }
+    size_t l = strlen(s);
+    bool ok = l >= 1 && l <= WIRE_MAX_MODEL;
+    for (size_t i = 0; ok && i < l; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+             strchr("._:/+-", s[i]);
+    if (!ok)
+        return hired_errf(err, HIRED_EINVAL,
+                          "model name '%.200s' must be 1-%d characters of [A-Za-z0-9._:/+-] (set model.name)", s,
+                          WIRE_MAX_MODEL);
+    memcpy(out, s, l + 1);
+    return HIRED_OK;
+}
+
+// ---- the encoder's result -> gen_visual_t ----------------------------------------------------
+
+/* Reads the meta JSON into vis (geometry, strategy) and checks it against the model. */
+static int parse_meta(const dec_t *d, const wire_msg_t *j, gen_visual_t *vis, char *err) {
+    if (!j->meta || !j->meta_len) return hired_errf(err, HIRED_EPROTO, "decode job without encoder meta");
+    cJSON *root = NULL;
+    int rc = json_parse("meta", (const char *)j->meta, j->meta_len, &root, err);
+    if (rc) return rc;
+    json_where_t w = {.file = "meta", .prefix = "", .err = err};
+    int64_t v = 0, n = 0, rows = 0, cols = 0, grid = 0, ow = 0, oh = 0, total = 0, bt = 0;
+    const char *strategy = NULL;
+    if (!cJSON_IsObject(root)) rc = hired_errf(err, HIRED_EFORMAT, "meta: not a JSON object");
+    if (!rc) rc = json_opt_int(&w, root, "v", 0, 1000, 0, &v);
+    if (!rc && v != 1) rc = hired_errf(err, HIRED_EPROTO, "meta version %lld not supported (this decoder reads 1)", (long long)v);
+    if (!rc) rc = json_opt_string(&w, root, "strategy", "", &strategy);
+    if (!rc) rc = json_opt_int(&w, root, "n", 1, SEL_MAX_PARTS, 0, &n);
+    if (!rc) rc = json_opt_int(&w, root, "rows", 1, SEL_MAX_PARTS, 1, &rows);
+    if (!rc) rc = json_opt_int(&w, root, "cols", 1, SEL_MAX_PARTS, 1, &cols);
+    if (!rc) rc = json_opt_int(&w, root, "grid", 1, 1024, 0, &grid);
+    if (!rc) rc = json_opt_int(&w, root, "orig_w", 1, 1000000, 0, &ow);
+    if (!rc) rc = json_opt_int(&w, root, "orig_h", 1, 1000000, 0, &oh);
+    if (!rc) rc = json_opt_int(&w, root, "total", 0, 1 << 24, 0, &total);
+    if (!rc) rc = json_opt_int(&w, root, "budget_total", -1, 1 << 24, 0, &bt);
+    sel_strategy_t st = SEL_NONE;
+    if (!rc && sel_strategy_parse(strategy, &st))
+        rc = hired_errf(err, HIRED_EINVAL, "meta: unknown strategy '%.40s'", strategy);
+    if (!rc && (!n || !grid || !ow || !oh)) rc = hired_errf(err, HIRED_EPROTO, "meta: n, grid, orig_w and orig_h are required");
+    cJSON_Delete(root);
+    if (rc) return rc;
+    const int g = d->hf->vision.image_size / d->hf->vision.patch_size;
+    if (grid != g)
+        return hired_errf(err, HIRED_EINVAL, "features come from a %lldx%lld patch grid, this model's is %dx%d",
+                          (long long)grid, (long long)grid, g, g);
+    bool next = d->hf->kind == HF_MODEL_LLAVA_NEXT;
+    if (next ? (n != 1 && n != 1 + rows * cols) : n != 1)
+        return hired_errf(err, HIRED_EINVAL, "%lld partitions (grid %lldx%lld) do not fit a %s model", (long long)n,
+                          (long long)rows, (long long)cols, next ? "llava-next" : "llava-1.5");
+    if (j->grid[0] && (j->grid[0] != rows || j->grid[1] != cols))
+        return hired_errf(err, HIRED_EINVAL, "grid %ux%u disagrees with meta's %lldx%lld", j->grid[0], j->grid[1],
+                          (long long)rows, (long long)cols);
+    if (j->image_size[0] && (j->image_size[0] != ow || j->image_size[1] != oh))
+        return hired_errf(err, HIRED_EINVAL, "image_size %ux%u disagrees with meta's %lldx%lld", j->image_size[0],
+                          j->image_size[1], (long long)ow, (long long)oh);
+    vis->strategy = st;
+    vis->n = (int)n;
+    vis->rows = (int)rows;
+    vis->cols = (int)cols;
+    vis->orig_w = (int)ow;
+    vis->orig_h = (int)oh;
+    vis->grid = g;
+    vis->total = total ? (int)total : (int)n * g * g;
+    vis->sel.budget_total = (int)bt;
+    return HIRED_OK;
+}
+
+/* Builds the float32 visual of a decode job: meta, positions and the tensor frame. */
+static int job_visual(const dec_t *d, const worker_job_t *job, gen_visual_t *vis, char *err) {
+    const wire_msg_t *j = &job->hdr;
+    memset(vis, 0, sizeof *vis);
+    int rc = parse_meta(d, j, vis, err);
+    if (rc) return rc;
+    const int K = (int)j->kept, D = (int)j->dim;
+    const size_t es = wire_dtype_size(j->dtype);
+    if (K < 1 || D < 1 || !j->positions || zmq_msg_size((zmq_msg_t *)&job->payload) != (size_t)K * D * es)
+        return hired_errf(err, HIRED_EPROTO, "tensor frame is %zu bytes, [%d, %d] %s needs %zu",
+                          zmq_msg_size((zmq_msg_t *)&job->payload), K, D, wire_dtype_name(j->dtype), (size_t)K * D * es);
+    sel_out_t *s = &vis->sel;
+    s->features = mem_alloc_aligned((size_t)K * D * sizeof(float)); /* [K, D] */
+    s->pos = mem_alloc((size_t)K * sizeof *s->pos);
+    if (!s->features || !s->pos) {
+        gen_visual_free(vis);
+        return hired_errf(err, HIRED_ENOMEM, "out of memory for %d x %d features", K, D);
+    }
+    s->k = K;
+    s->d = D;
+    s->n = vis->n;
+    const int g = vis->grid;
+    const bool pm = vis->strategy == SEL_PRUMERGE || vis->strategy == SEL_PRUMERGE_PLUS;
+    for (int i = 0; i < K; i++) {
+        int part = j->positions[3 * i], row = j->positions[3 * i + 1], col = j->positions[3 * i + 2];
+        if (row == 0xFFFF && col == 0xFFFF && pm) row = col = -1; /* PruMerge summary token */
+        if (part >= vis->n || row >= g || col >= g || (row < 0) != (col < 0)) {
+            gen_visual_free(vis);
+            return hired_errf(err, HIRED_EINVAL, "kept token %d at (%d, %d, %d) is outside %d partitions of %dx%d", i,
+                              part, row, col, vis->n, g, g);
+        }
+        s->pos[i] = (sel_pos_t){.part = (int16_t)part, .row = (int16_t)row, .col = (int16_t)col};
+        s->per_part[part]++;
+    }
+    const void *src = zmq_msg_data((zmq_msg_t *)&job->payload); /* [K, D] of j->dtype, 64-byte aligned */
+    size_t n = (size_t)K * D;
+    if (j->dtype == WIRE_DTYPE_F32) {
+        memcpy(s->features, src, n * sizeof(float));
+    } else {
+        const uint16_t *h = src;
+        for (size_t i = 0; i < n; i++) s->features[i] = j->dtype == WIRE_DTYPE_F16 ? half_to_f32(h[i]) : bf16_to_f32(h[i]);
+    }
+    return HIRED_OK;
+}
+
+// ---- one job ---------------------------------------------------------------------------------
+
+typedef struct {
+    dec_t *d;
+    const char *id;
+    uint32_t seq;
+    bool cancelled;
+    int send_rc;
+} stream_t;
+
+/* gen_emit_fn: one TOKEN per piece (split at the protocol's limit), NUL -> U+FFFD. */
+static int emit_token(void *user, const char *text, size_t len, int32_t token) {
+    stream_t *s = user;
+    if (worker_conn_cancelled(s->d->conn, s->id)) {
+        s->cancelled = true;
+        return 1;
+    }
+    char buf[WIRE_MAX_TOKEN_TEXT + 1];
+    size_t i = 0;
+    while (i < len) {
+        size_t n = 0;
+        for (; i < len && n + 3 <= WIRE_MAX_TOKEN_TEXT; i++) {
+            if (text[i]) {
+                buf[n++] = text[i];
+            } else {
+                memcpy(buf + n, "\xEF\xBF\xBD", 3);
+                n += 3;
+            }
+        }
+        buf[n] = 0;
+        char err[HIRED_ERR_LEN];
+        int rc = worker_conn_send_token(s->d->conn, s->id, s->seq++, token, buf, err);
+        if (rc) {
+            log_error("decode %s: cannot send TOKEN: %s", s->id, err);
+            s->send_rc = rc;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *finish_name(gen_finish_t f) {
+    switch (f) {
+    case GEN_FINISH_LENGTH: return "length";
+    case GEN_FINISH_CALLBACK: return "cancelled";
+    default: return "stop"; /* EOS or a stop string */
+    }
+}
+
+static void fatal_backend(const char *id, const char *msg) {
+    log_error("hired-decoder: backend failure in job %s: %s; exiting", id, msg);
+    _exit(1);
+}
+
+static void serve_job(dec_t *d, worker_job_t *job) {
+    char err[HIRED_ERR_LEN], serr[HIRED_ERR_LEN];
+    const wire_msg_t *j = &job->hdr;
+    const char *id = j->id;
+    gen_visual_t vis;
+    gen_prompt_t pr;
+    memset(&vis, 0, sizeof vis);
+    memset(&pr, 0, sizeof pr);
+    gen_stats_t st;
+    memset(&st, 0, sizeof st);
+    gen_params_t p;
+    gen_params_default(&p);
+    p.template_name = d->cfg.template_name[0] ? d->cfg.template_name : NULL;
+    p.max_tokens = j->params.max_tokens;
+    p.sampling = (sampler_params_t){.temperature = (float)j->params.temperature, .top_k = j->params.top_k,
+                                    .top_p = (float)j->params.top_p, .seed = j->params.seed};
+    stream_t s = {.d = d, .id = id};
+
+    double t0 = now_ms();
+    int rc = pack_newline_parse(j->params.newline, &p.newline)
+                 ? hired_errf(err, HIRED_EINVAL, "unknown newline policy '%.20s' (hf, none)", j->params.newline)
+                 : HIRED_OK;
+    if (!rc) rc = job_visual(d, job, &vis, err);
+    double ms_transfer = (double)(wire_now_ms() - job->received_ms); /* arrival -> float32 features */
+    if (!rc) rc = gen_prompt_build(d->model, &vis, j->prompt ? j->prompt : "", &p, &pr, &st, err);
+    gen_visual_free(&vis);
+    if (!rc && worker_conn_cancelled(d->conn, id)) s.cancelled = true;
+    if (!rc && !s.cancelled) rc = gen_decode(d->model, &pr, &p, emit_token, &s, NULL, NULL, 0, NULL, &st, err);
+    gen_prompt_free(&pr);
+    if (rc == HIRED_ECUDA) fatal_backend(id, err);
+    if (!rc && s.send_rc) rc = hired_errf(err, s.send_rc, "cannot stream tokens");
+    if (!rc && (s.cancelled || worker_conn_cancelled(d->conn, id))) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
+    if (!rc) {
+        wire_msg_t m;
+        wire_msg_init(&m, WIRE_DONE);
+        snprintf(m.id, sizeof m.id, "%s", id);
+        snprintf(m.finish, sizeof m.finish, "%s", finish_name(st.finish));
+        m.usage.prompt_tokens = (uint32_t)st.prompt_tokens;
+        m.usage.image_tokens = (uint32_t)st.image_tokens;
+        m.usage.completion_tokens = (uint32_t)st.generated;
+        m.timings[WIRE_STAGE_TRANSFER] = ms_transfer;
+        m.timings[WIRE_STAGE_PROJECT] = st.ms_project;
+        m.timings[WIRE_STAGE_PREFILL] = st.ms_prefill;
+        m.timings[WIRE_STAGE_DECODE] = st.ms_decode;
+        m.timings_mask = (1u << WIRE_STAGE_TRANSFER) | (1u << WIRE_STAGE_PROJECT) | (1u << WIRE_STAGE_PREFILL) |
+                         (1u << WIRE_STAGE_DECODE);
+        if (worker_conn_send_done(d->conn, &m, serr)) log_error("hired-decoder: job %s: cannot send DONE: %s", id, serr);
+        wire_msg_clear(&m);
+        log_info("decode %s: %d image + %d prompt tokens, %d generated (%s), %u pieces; ms: transfer %.1f, project "
+                 "%.1f, prefill %.1f, decode %.1f, total %.1f",
+                 id, st.image_tokens, st.prompt_tokens, st.generated, finish_name(st.finish), s.seq, ms_transfer,
+                 st.ms_project, st.ms_prefill, st.ms_decode, now_ms() - t0);
+        atomic_fetch_add(&d->served, 1);
+        return;
+    }
+    log_warn("decode %s refused: %s", id, err);
+    if (worker_conn_send_error(d->conn, id, rc, err, serr))
+        log_error("hired-decoder: job %s: cannot send ERROR: %s", id, serr);
+    atomic_fetch_add(&d->failed, 1);
+}
+
+static void *job_thread(void *arg) {
+    dec_t *d = arg;
+    if (d->cfg.threads > 0) omp_set_num_threads((int)d->cfg.threads);
+    while (!atomic_load(&d->draining)) {
+        worker_job_t *job = NULL;
+        int rc = worker_conn_next_job(d->conn, 200, &job);
+        if (rc == HIRED_EIO) break;
+        if (rc) continue;
+        atomic_fetch_add(&d->busy, 1);
+        serve_job(d, job);
+        worker_job_destroy(&job);
+        atomic_fetch_sub(&d->busy, 1);
+    }
+    return NULL;
+}
+
+/* One BOS token through the text model, so the first job does not pay the page faults. */
+static int warmup(dec_t *d, char *err) {
+    llm_t *llm = gen_model_llm(d->model);
+    const hf_text_config_t *tc = llm_config(llm);
+    kv_cache_t *kv = llm_kv_new(llm, 2, err);
+    float *x = mem_alloc_aligned((size_t)tc->hidden * sizeof(float));      /* [1, hidden] */
+    float *logits = mem_alloc_aligned((size_t)tc->vocab * sizeof(float)); /* [vocab] */
+    int rc = kv && x && logits ? HIRED_OK : hired_errf(err, HIRED_ENOMEM, "warm-up: out of memory");
+    int32_t bos = tc->bos_id >= 0 && tc->bos_id < tc->vocab ? tc->bos_id : 0;
+    if (!rc) rc = llm_embed(llm, &bos, 1, x, err);
+    if (!rc) rc = llm_forward(llm, kv, x, 1, LLM_LOGITS_LAST, logits, err);
+    kv_cache_destroy(&kv);
+    mem_free_aligned(x);
+    mem_free_aligned(logits);
+    return rc;
+}
+
+// ---- main ------------------------------------------------------------------------------------
+
+/* 0 ok, 1 help printed, 2 error (message printed). */
+static int configure(dec_cfg_t *cfg, int argc, char **argv, bool *check) {
+    char err[HIRED_ERR_LEN];
+    int ac = 0;
+    char **av = NULL;
+    int rc = proc_args_rewrite(argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), &ac, &av, check, err);
+    if (!rc) rc = cfg_args(k_cfg, N_CFG, cfg, ac, av, err);
+    proc_args_free(ac, &av);
+    if (rc == 1) {
+        printf("\nhired-decoder [-c FILE] [--model DIR] [--device cpu|cuda:N] [--check-config] [--KEY=VALUE | -o "
+               "KEY=VALUE]...\n");
+        return 1;
+    }
+    if (!rc && !cfg->model_dir[0]) rc = hired_errf(err, HIRED_EINVAL, "model.dir is required (--model DIR)");
+    int dev = -1;
+    if (!rc) rc = proc_parse_device(cfg->device, &dev, err);
+    if (!rc && dev >= 0)
+        rc = hired_errf(err, HIRED_EUNSUPPORTED,
+                        "model.device '%s': the CUDA backend is not available yet; this build runs on cpu only",
+                        cfg->device);
+    if (!rc && cfg->template_name[0]) {
+        char *out = NULL, terr[HIRED_ERR_LEN];
+        if (tpl_render(cfg->template_name, "x", &out, terr))
+            rc = hired_errf(err, HIRED_EINVAL, "decoder.template: %s", terr);
+        mem_free(out);
+    }
+    if (!rc && (cfg->curve_server_key[0] != 0) != (cfg->curve_cert[0] != 0))
+        rc = hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
+    if (!rc && cfg->curve_server_key[0])
+        rc = hired_errf(err, HIRED_EUNSUPPORTED,
+                        "curve.*: the worker connection cannot apply CURVE yet (worker_conn has no CURVE option)");
+    if (rc) {
+        fprintf(stderr, "hired-decoder: %s\n", err);
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    static dec_t d;
+    bool check = false;
+    int crc = configure(&d.cfg, argc, argv, &check);
+    if (crc) {
+        cfg_free(k_cfg, N_CFG, &d.cfg);
+        return crc == 1 ? 0 : 2;
+    }
+    char err[HIRED_ERR_LEN];
+    if (model_name(&d.cfg, d.name, err)) {
+        fprintf(stderr, "hired-decoder: %s\n", err);
+        cfg_free(k_cfg, N_CFG, &d.cfg);
+        return 2;
+    }
+    log_set_level((log_level_t)d.cfg.log_level);
+    cfg_log(k_cfg, N_CFG, &d.cfg);
+    if (check) {
+        printf("hired-decoder: configuration OK (model '%s')\n", d.name);
+        cfg_free(k_cfg, N_CFG, &d.cfg);
+        return 0;
+    }
+    if (proc_signals_install()) log_warn("hired-decoder: cannot install signal handlers");
+    proc_notify_status("loading %s", d.cfg.model_dir);
+
+    double t0 = now_ms();
+    d.model = gen_model_load(d.cfg.model_dir, err);
+    int rc = d.model ? HIRED_OK : HIRED_ENOTFOUND;
+    if (!rc) {
+        d.hf = gen_model_config(d.model);
+        llm_set_prefill_chunk(gen_model_llm(d.model), (int)d.cfg.prefill_chunk);
+        if (d.cfg.warmup) rc = warmup(&d, err);
+    }
+    if (rc) {
+        log_error("hired-decoder: %s", err);
+        gen_model_destroy(&d.model);
+        cfg_free(k_cfg, N_CFG, &d.cfg);
+        return 1;
+    }
+    log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) loaded in %.0f ms",
+             d.name, d.hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", d.hf->text.layers,
+             d.hf->text.hidden, d.hf->text.max_pos,
+             d.cfg.template_name[0] ? d.cfg.template_name : gen_model_default_template(d.model), now_ms() - t0);
+
+    worker_conn_opts_t o = {.endpoint = d.cfg.endpoint, .service = "decode", .model = d.name,
+                            .capacity = (int)d.cfg.capacity, .heartbeat_ms = (int)d.cfg.heartbeat_ms,
+                            .liveness = (int)d.cfg.liveness};
+    d.conn = worker_conn_new(&o, err);
+    if (!d.conn) {
+        log_error("hired-decoder: %s", err);
+        gen_model_destroy(&d.model);
+        cfg_free(k_cfg, N_CFG, &d.cfg);
+        return 1;
+    }
+    pthread_t th[DEC_MAX_THREADS];
+    int nth = 0;
+    for (; nth < (int)d.cfg.capacity; nth++)
+        if (pthread_create(&th[nth], NULL, job_thread, &d)) break;
+    if (nth == 0) {
+        log_error("hired-decoder: cannot start job threads");
+        worker_conn_destroy(&d.conn);
+        gen_model_destroy(&d.model);
+        cfg_free(k_cfg, N_CFG, &d.cfg);
+        return 1;
+    }
+    proc_notify_ready(NULL);
+    proc_notify_status("serving model %s on %s (capacity %d)", d.name, d.cfg.endpoint, nth);
+    log_info("hired-decoder: serving '%s' on %s with %d job threads", d.name, d.cfg.endpoint, nth);
+
+    proc_watchdog_t wd;
+    proc_watchdog_init(&wd);
+    while (!proc_stop_requested()) {
+        proc_watchdog_tick(&wd, wire_now_ms());
+        usleep((useconds_t)proc_watchdog_sleep_ms(&wd, 100) * 1000);
+    }
+
+    proc_notify_stopping("draining");
+    log_info("hired-decoder: stopping (signal %d), %d jobs in progress", proc_stop_signal(), atomic_load(&d.busy));
+    atomic_store(&d.draining, true);
+    for (int64_t t_end = wire_now_ms() + d.cfg.drain_ms; atomic_load(&d.busy) > 0 && wire_now_ms() < t_end;) {
+        proc_watchdog_tick(&wd, wire_now_ms());
+        usleep(10000);
+    }
+    if (atomic_load(&d.busy) > 0) log_warn("hired-decoder: handing %d unfinished jobs back", atomic_load(&d.busy));
+    worker_conn_stop(d.conn); /* DISCONNECT: the broker re-queues what we still hold */
+    for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
+    worker_conn_destroy(&d.conn);
+    log_info("hired-decoder: served %llu jobs, refused %llu", (unsigned long long)atomic_load(&d.served),
+             (unsigned long long)atomic_load(&d.failed));
+    gen_model_destroy(&d.model);
+    cfg_free(k_cfg, N_CFG, &d.cfg);
+    return 0;
+}

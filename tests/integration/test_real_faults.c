@@ -1,0 +1,147 @@
+/* test_real_faults.c — real worker deaths on the tiny LLaVA-NeXT model.
+ *   1. kill -9 of a hired-encoder while it holds a job (STATUS shows the job "encoding"): the
+ *      broker re-queues it, a new encoder takes it, and the job completes with the right text.
+ *   2. kill -9 of a hired-decoder in the middle of streaming two long answers (both have
+ *      tokens, neither is done): the broker re-queues them, a second decoder re-runs them with
+ *      the same seed, and each client stream has every token exactly once (no gap, no repeat)
+ *      and the same text as `hired run` (f16 features on the wire, rounded the same way here).
+ * SIGTERM at the end: the surviving workers and the broker exit 0. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "test.h"
+#include "test_real_util.h"
+#include "wire.h"
+
+#define MODEL "llava-next-tiny"
+
+/* The STATUS state of job id ("encoding", "decoding", ...) into out, or "" when not in flight. */
+static void job_state(hired_client *c, const char *id, char *out, size_t cap) {
+    out[0] = 0;
+    char *json;
+    if (hired_status(c, &json)) return;
+    cJSON *root = cJSON_Parse(json);
+    free(json);
+    cJSON *j;
+    cJSON_ArrayForEach(j, cJSON_GetObjectItem(root, "inflight")) {
+        cJSON *jid = cJSON_GetObjectItem(j, "id"), *st = cJSON_GetObjectItem(j, "state");
+        if (cJSON_IsString(jid) && cJSON_IsString(st) && !strcmp(jid->valuestring, id))
+            snprintf(out, cap, "%s", st->valuestring);
+    }
+    cJSON_Delete(root);
+}
+
+/* Feeds events until every job in rs has at least min_tokens tokens (or one is final). */
+static bool wait_tokens(hired_client *c, h_result *rs, int n, int min_tokens, int timeout_ms) {
+    for (int waited = 0; waited < timeout_ms; waited += 20) {
+        int ready = 0;
+        for (int i = 0; i < n; i++) {
+            if (rs[i].final) return false;
+            ready += rs[i].tokens >= min_tokens;
+        }
+        if (ready == n) return true;
+        h_collect(c, rs, n, 20); /* returns after ~20 ms: no job is final */
+    }
+    return false;
+}
+
+/* h_result keeps the first sizeof(text) - 1 bytes of a stream: compare that much. */
+static bool same_text(const char *got, size_t cap, const char *expect) {
+    size_t want = strlen(expect) < cap - 1 ? strlen(expect) : cap - 1;
+    return strlen(got) == want && !strncmp(got, expect, want);
+}
+
+static bool check_job(const h_result *r, const char *expect, const char *what) {
+    bool ok = r->final == HIRED_EVENT_DONE && r->accepted == 1 && r->gaps == 0 && r->dups == 0 &&
+              same_text(r->text, sizeof r->text, expect) && same_text(r->done_text, sizeof r->done_text, expect);
+    if (!ok)
+        fprintf(stderr, "%s: final %d accepted %d gaps %d dups %d msg '%s'\n  got  '%s'\n  want '%s'\n", what, r->final,
+                r->accepted, r->gaps, r->dups, r->message, r->text, expect);
+    return ok;
+}
+
+int main(void) {
+    setenv("OMP_NUM_THREADS", "1", 1);
+    h_init(58);
+    char front[256], back[256];
+    const char *bopts[] = {"--broker.heartbeat_ms=200", "--broker.liveness=3", NULL};
+    h_broker(NULL, NULL, bopts, front, back);
+    const char *dir = rt_model_dir(MODEL);
+    const char *wopts[] = {"--worker.drain_ms=2000", NULL};
+    pid_t e1 = rt_encoder(back, dir, wopts);
+    pid_t d1 = rt_decoder(back, dir, wopts);
+
+    char err[HIRED_ERR_LEN];
+    gen_model_t *m = gen_model_load(dir, err);
+    CHECK_MSG(m != NULL, "%s", err);
+    uint8_t *img = NULL, *img2 = NULL;
+    size_t n = 0, n2 = 0;
+    CHECK(rt_read(rt_image("tiny.png"), &img, &n) == 0);
+    CHECK(rt_read(rt_image("coffee_wide.jpg"), &img2, &n2) == 0);
+    hired_job j;
+    hired_job_init(&j);
+    hired_params p_enc = j.params, p_long = j.params, p_long2 = j.params;
+    p_enc.max_tokens = 8;
+    p_long.max_tokens = 300;
+    p_long2.max_tokens = 300;
+    p_long2.temperature = 0.9;
+    p_long2.seed = 4242;
+    static char x_enc[1024], x_long[4096], x_long2[4096];
+    int g1 = 0, g2 = 0;
+    if (m) {
+        CHECK(rt_expect(m, img, n, "What is this?", &p_enc, NULL, WIRE_DTYPE_F16, x_enc, sizeof x_enc, NULL) == 0);
+        CHECK(rt_expect(m, img2, n2, "Describe the picture in detail.", &p_long, NULL, WIRE_DTYPE_F16, x_long,
+                        sizeof x_long, &g1) == 0);
+        CHECK(rt_expect(m, img, n, "Write a long story.", &p_long2, NULL, WIRE_DTYPE_F16, x_long2, sizeof x_long2,
+                        &g2) == 0);
+    }
+    gen_model_destroy(&m);
+    /* the answers must be long enough to be caught mid-stream (no early EOS) */
+    CHECK_EQ_INT(g1, 300);
+    CHECK_EQ_INT(g2, 300);
+
+    hired_client_opts co = {.timeout_ms = 50000, .heartbeat_ms = 200};
+    hired_client *c = hired_client_new(front, &co);
+    CHECK(h_wait_workers(c, MODEL, 1, 1, 30000));
+
+    /* 1. encoder killed while it holds the job */
+    h_result r;
+    CHECK(rt_submit(c, MODEL, img, n, "What is this?", &p_enc, &r) == 0);
+    char state[32] = "";
+    for (int i = 0; i < 400 && strcmp(state, "encoding"); i++) {
+        job_state(c, r.id, state, sizeof state);
+        if (strcmp(state, "encoding")) h_sleep_ms(10);
+    }
+    CHECK_MSG(!strcmp(state, "encoding"), "job state '%s'", state);
+    h_kill(e1, SIGKILL);
+    CHECK_EQ_INT(h_wait(e1, 5000), 128 + SIGKILL);
+    rt_encoder(back, dir, wopts); /* the replacement */
+    CHECK_EQ_INT(h_collect(c, &r, 1, 30000), 1);
+    CHECK(check_job(&r, x_enc, "re-encoded job"));
+    CHECK(h_status_counter(c, "workers_lost") >= 1);
+
+    /* 2. decoder killed mid-stream: both long jobs are on d1 (capacity 2) and streaming */
+    h_result s[2];
+    CHECK(rt_submit(c, MODEL, img2, n2, "Describe the picture in detail.", &p_long, &s[0]) == 0);
+    CHECK(rt_submit(c, MODEL, img, n, "Write a long story.", &p_long2, &s[1]) == 0);
+    CHECK(wait_tokens(c, s, 2, 3, 30000));
+    CHECK(s[0].final == 0 && s[1].final == 0);
+    h_kill(d1, SIGKILL);
+    CHECK_EQ_INT(h_wait(d1, 5000), 128 + SIGKILL);
+    fprintf(stderr, "decoder killed after %d and %d tokens\n", s[0].tokens, s[1].tokens);
+    rt_decoder(back, dir, wopts);
+    CHECK_EQ_INT(h_collect(c, s, 2, 40000), 2);
+    CHECK(check_job(&s[0], x_long, "re-decoded job 0"));
+    CHECK(check_job(&s[1], x_long2, "re-decoded job 1"));
+    CHECK(h_status_counter(c, "requeued") >= 3);
+
+    hired_client_destroy(&c);
+    free(img);
+    free(img2);
+    CHECK_EQ_INT(rt_cleanup(), 0);
+    return test_summary();
+}

@@ -1,0 +1,222 @@
+/* test_real_util.c — see test_real_util.h. */
+#include "test_real_util.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "half.h"
+#include "wire.h"
+
+#define RT_MAX_PROCS 32
+
+static pid_t g_workers[RT_MAX_PROCS];
+static int g_nworkers;
+
+const char *rt_bin(const char *rel) {
+    static char buf[1024];
+    const char *root = getenv("HIRED_BUILD_DIR");
+    snprintf(buf, sizeof buf, "%s/%s", root ? root : ".", rel);
+    return buf;
+}
+
+static const char *log_level(void) { return getenv("HIRED_TEST_LOG") ? getenv("HIRED_TEST_LOG") : "warn"; }
+
+static pid_t spawn(char *const argv[], const char *out_path) {
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        exit(2);
+    }
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (out_path) {
+            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        execv(argv[0], argv);
+        perror(argv[0]);
+        _exit(127);
+    }
+    return pid;
+}
+
+static pid_t worker(const char *rel, const char *back_ep, const char *model_dir, const char *const *opts) {
+    char path[1024], ep[300], lvl[64];
+    snprintf(path, sizeof path, "%s", rt_bin(rel));
+    snprintf(ep, sizeof ep, "--broker.endpoint=%s", back_ep);
+    snprintf(lvl, sizeof lvl, "--log.level=%s", log_level());
+    char *argv[40] = {path, "--model", (char *)model_dir, ep, "--broker.heartbeat_ms=200", lvl};
+    int n = 6;
+    for (int i = 0; opts && opts[i] && n < 39; i++) argv[n++] = (char *)opts[i];
+    argv[n] = NULL;
+    pid_t pid = spawn(argv, NULL);
+    if (g_nworkers < RT_MAX_PROCS) g_workers[g_nworkers++] = pid;
+    return pid;
+}
+
+pid_t rt_encoder(const char *back_ep, const char *model_dir, const char *const *opts) {
+    return worker("encoder_worker/hired-encoder", back_ep, model_dir, opts);
+}
+
+pid_t rt_decoder(const char *back_ep, const char *model_dir, const char *const *opts) {
+    return worker("decoder_worker/hired-decoder", back_ep, model_dir, opts);
+}
+
+int rt_run(const char *rel_bin, const char *const *args, const char *out_path, int timeout_ms) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", rt_bin(rel_bin));
+    char *argv[40] = {path};
+    int n = 1;
+    for (int i = 0; args && args[i] && n < 39; i++) argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    return h_wait(spawn(argv, out_path), timeout_ms);
+}
+
+int rt_cleanup(void) {
+    int bad = 0;
+    for (int i = 0; i < g_nworkers; i++)
+        if (g_workers[i] > 0 && kill(g_workers[i], 0) == 0) kill(g_workers[i], SIGTERM);
+    for (int i = 0; i < g_nworkers; i++) {
+        if (g_workers[i] <= 0) continue;
+        int st;
+        pid_t r = waitpid(g_workers[i], &st, WNOHANG);
+        if (r == 0) {
+            st = h_wait(g_workers[i], 15000);
+        } else if (r == g_workers[i]) {
+            st = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        } else {
+            continue; /* already reaped by the test (h_wait after a kill) */
+        }
+        if (st != 0) {
+            fprintf(stderr, "rt: worker %d ended with status %d\n", (int)g_workers[i], st);
+            bad++;
+        }
+    }
+    g_nworkers = 0;
+    return bad + h_cleanup();
+}
+
+int rt_read(const char *path, uint8_t **bytes, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *bytes = malloc(len > 0 ? (size_t)len : 1);
+    size_t got = *bytes ? fread(*bytes, 1, (size_t)len, f) : 0;
+    fclose(f);
+    if (!*bytes || got != (size_t)len) {
+        free(*bytes);
+        return -1;
+    }
+    *n = got;
+    return 0;
+}
+
+const char *rt_model_dir(const char *name) {
+    static char buf[2048];
+    const char *root = getenv("HIRED_FIXTURES");
+    snprintf(buf, sizeof buf, "%s/models/%s", root ? root : "tests/fixtures", name);
+    return buf;
+}
+
+const char *rt_image(const char *name) {
+    static char buf[2048];
+    const char *root = getenv("HIRED_FIXTURES");
+    snprintf(buf, sizeof buf, "%s/images/%s", root ? root : "tests/fixtures", name);
+    return buf;
+}
+
+// ---- expected answers ------------------------------------------------------------------------
+
+typedef struct {
+    char *out;
+    size_t cap, len;
+} text_acc_t;
+
+static int acc_emit(void *user, const char *text, size_t len, int32_t token) {
+    (void)token;
+    text_acc_t *a = user;
+    for (size_t i = 0; i < len; i++) {
+        const char *s = text[i] ? &text[i] : "\xEF\xBF\xBD";
+        size_t n = text[i] ? 1 : 3;
+        if (a->len + n + 1 > a->cap) return 1;
+        memcpy(a->out + a->len, s, n);
+        a->len += n;
+    }
+    a->out[a->len] = 0;
+    return 0;
+}
+
+int rt_expect(gen_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *hp,
+              const char *template_name, int wire_dtype, char *out, size_t cap, int *generated) {
+    char err[HIRED_ERR_LEN];
+    gen_params_t p;
+    gen_params_default(&p);
+    if (sel_strategy_parse(hp->strategy ? hp->strategy : "hired", &p.sel.strategy) ||
+        pack_newline_parse(hp->newline ? hp->newline : "hf", &p.newline)) {
+        fprintf(stderr, "rt_expect: bad strategy or newline\n");
+        return -1;
+    }
+    p.sel.budget = hp->budget;
+    p.sel.alpha = hp->alpha;
+    p.max_tokens = hp->max_tokens;
+    p.template_name = template_name;
+    p.sampling = (sampler_params_t){.temperature = (float)hp->temperature, .top_k = hp->top_k,
+                                    .top_p = (float)hp->top_p, .seed = hp->seed};
+    gen_visual_t vis;
+    gen_prompt_t pr;
+    int rc = gen_encode(m, img, n, &p.sel, &vis, NULL, err);
+    if (rc) {
+        fprintf(stderr, "rt_expect: %s\n", err);
+        return -1;
+    }
+    if (wire_dtype == WIRE_DTYPE_F16)
+        for (size_t i = 0; i < (size_t)vis.sel.k * vis.sel.d; i++)
+            vis.sel.features[i] = half_to_f32(f32_to_half(vis.sel.features[i]));
+    rc = gen_prompt_build(m, &vis, prompt, &p, &pr, NULL, err);
+    gen_visual_free(&vis);
+    if (rc) {
+        fprintf(stderr, "rt_expect: %s\n", err);
+        return -1;
+    }
+    text_acc_t acc = {.out = out, .cap = cap};
+    out[0] = 0;
+    gen_stats_t st;
+    memset(&st, 0, sizeof st);
+    rc = gen_decode(m, &pr, &p, acc_emit, &acc, NULL, NULL, 0, NULL, &st, err);
+    if (generated) *generated = st.generated;
+    gen_prompt_free(&pr);
+    if (rc) {
+        fprintf(stderr, "rt_expect: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+int rt_submit(hired_client *c, const char *model, const uint8_t *img, size_t n, const char *prompt,
+              const hired_params *p, h_result *r) {
+    memset(r, 0, sizeof *r);
+    hired_job job;
+    hired_job_init(&job);
+    job.model = model;
+    job.prompt = prompt;
+    job.image = img;
+    job.image_len = n;
+    job.params = *p;
+    return hired_submit(c, &job, r->id);
+}

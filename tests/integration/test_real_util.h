@@ -1,0 +1,50 @@
+/* test_real_util.h — helpers for the integration tests with the REAL workers (test_real_*.c):
+ * start hired-encoder / hired-decoder processes on the tiny fixture models next to the harness's
+ * broker, stop them with SIGTERM (they must exit 0: sanitizer leaks count), submit jobs with
+ * real image bytes, and compute the answer a job must produce in-process with the same library
+ * calls `hired run` makes (decoder_worker/generate.h), including the wire dtype's rounding.
+ * Not here: the broker and client side of the harness (harness.h). */
+#ifndef HIRED_TEST_REAL_UTIL_H
+#define HIRED_TEST_REAL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "generate.h"
+#include "harness.h"
+
+/* Starts a worker binary (build-dir relative path, e.g. "encoder_worker/hired-encoder") with
+ * --model DIR, --broker.endpoint=back_ep, --broker.heartbeat_ms=200, the test log level and
+ * the extra "--key=value" options (NULL-terminated; may be NULL). Returns the pid. */
+pid_t rt_encoder(const char *back_ep, const char *model_dir, const char *const *opts);
+pid_t rt_decoder(const char *back_ep, const char *model_dir, const char *const *opts);
+/* Runs a binary with these arguments, stdout+stderr to the file `out_path` (may be NULL: kept
+ * on stderr), and returns its exit status (killed after timeout_ms). */
+int rt_run(const char *rel_bin, const char *const *args, const char *out_path, int timeout_ms);
+/* Full path of a build-dir binary (static buffer). */
+const char *rt_bin(const char *rel);
+/* SIGTERMs every worker started here and waits for it; then h_cleanup. Returns the number of
+ * processes that did not exit 0. */
+int rt_cleanup(void);
+
+/* Reads a whole file into a malloc'd buffer (free()). 0 or -1. */
+int rt_read(const char *path, uint8_t **bytes, size_t *n);
+/* Path of a fixture model directory ("llava-next-tiny") or image ("tiny.png"). Static buffers,
+ * one for each. */
+const char *rt_model_dir(const char *name);
+const char *rt_image(const char *name);
+
+/* What the job (bytes, prompt, params) must answer, computed in-process: gen_encode, the
+ * features rounded through the wire dtype (WIRE_DTYPE_F16 / F32), gen_prompt_build with the
+ * model's default template, gen_decode with the job's seed; text pieces concatenated as the
+ * decoder streams them (NUL -> U+FFFD). template_name NULL = the model's default. *generated
+ * (may be NULL) receives the number of tokens sampled. 0 or -1 (message on stderr). */
+int rt_expect(gen_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *p,
+              const char *template_name, int wire_dtype, char *out, size_t cap, int *generated);
+
+/* Submits a real job; fills r (id; expect stays empty). */
+int rt_submit(hired_client *c, const char *model, const uint8_t *img, size_t n, const char *prompt,
+              const hired_params *p, h_result *r);
+
+#endif

@@ -1,0 +1,12 @@
+# Integration tests with the REAL workers (hired-encoder, hired-decoder) on the tiny fixture
+# models, next to the real hired-broker: scale, faults, bad input, configuration examples,
+# systemd units, CURVE, and the `hired submit` / `hired status` commands.
+# (see tests/CMakeLists.txt for hired_add_test; harness: tests/integration/harness.h)
+add_library(hired_rt_util STATIC integration/test_real_util.c)
+target_include_directories(hired_rt_util PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+target_link_libraries(hired_rt_util PUBLIC hired_it_harness hired_llm hired_wire)
+
+foreach(t scale faults)
+  hired_add_test(test_real_${t} SOURCES integration/test_real_${t}.c LIBS hired_rt_util TIMEOUT 120)
+  add_dependencies(test_real_${t} hired-broker hired-encoder hired-decoder)
+endforeach()
