@@ -236,7 +236,8 @@ int gen_prompt_build(gen_model_t *m, const gen_visual_t *vis, const char *questi
     if (!rc) rc = tpl_image_pos(out->ids, out->n_ids, m->cfg.image_token_id, &out->image_pos, err);
     if (rc) goto done;
 
-    /* where each kept token goes */
+    /* where each kept token goes: LLaVA-1.5 and PruMerge (summary tokens have no grid position)
+     * concatenate; LLaVA-NeXT unpads and places newlines per the policy */
     const bool concat = m->cfg.kind == HF_MODEL_LLAVA || vis->strategy == SEL_PRUMERGE ||
                         vis->strategy == SEL_PRUMERGE_PLUS;
     pack_geom_t geom = {.n = vis->n, .rows = vis->rows, .cols = vis->cols, .orig_h = vis->orig_h,
@@ -368,11 +369,11 @@ int gen_decode(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p, ge
     if (p->max_tokens < 1) return hired_errf(err, HIRED_EINVAL, "max_tokens %d must be at least 1", p->max_tokens);
     if (L < 1 || L > tc->max_pos)
         return hired_errf(err, HIRED_ERANGE, "prompt is %d tokens, the model's context is %d", L, tc->max_pos);
-    const int cap = gen_kv_positions(m, L, p->max_tokens);
+    const int cap = gen_kv_positions(m, L, p->max_tokens); /* KV positions actually needed */
     if (tc->sliding_window > 0 && cap > tc->sliding_window)
         return hired_errf(err, HIRED_EUNSUPPORTED, "%d positions exceed the sliding window of %d (not implemented)",
                           cap, tc->sliding_window);
-    const int max_new = p->max_tokens < cap - L + 1 ? p->max_tokens : cap - L + 1;
+    const int max_new = p->max_tokens < cap - L + 1 ? p->max_tokens : cap - L + 1; /* context-capped */
     const int32_t eos = tc->eos_id >= 0 ? tc->eos_id : tok_eos(m->tok);
 
     int rc = HIRED_OK;
@@ -408,10 +409,13 @@ int gen_decode(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p, ge
     float *cur = lbuf; /* [V]: the logits the next token is drawn from */
     memmove(cur, lbuf + (size_t)(nr - 1) * V, (size_t)V * sizeof(float));
 
+    /* decode loop: step s draws from cur (the logits after position L−1+s) with the job's seed and
+     * step number, streams the token's text, then runs that token at position L+s. The last
+     * token drawn is never run (its keys would not be read), hence the L + max_tokens − 1 cache. */
     st->finish = GEN_FINISH_LENGTH;
     st->generated = 0;
     for (int step = 0; step < max_new; step++) {
-        if (step < p->min_tokens && eos >= 0 && eos < V) cur[eos] = -INFINITY;
+        if (step < p->min_tokens && eos >= 0 && eos < V) cur[eos] = -INFINITY; /* HF min_new_tokens */
         int32_t t = sampler_sample(smp, &p->sampling, cur, (uint64_t)step);
         if (tokens) tokens[step] = t;
         st->generated++;
@@ -432,6 +436,7 @@ int gen_decode(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p, ge
         if (!rc) rc = llm_forward(m->llm, kv, emb, 1, LLM_LOGITS_LAST, cur, err);
         if (rc) goto done;
     }
+    /* bytes the stream decoder held back (an unfinished UTF-8 run) and any held stop-string prefix */
     if (!txt.stopped && !txt.cancelled) {
         size_t n = 0;
         const char *rest = tok_stream_finish(ts, &n);
