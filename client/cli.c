@@ -1,8 +1,9 @@
-/* cli.c — the `hired` command. Subcommands so far:
+/* cli.c — the `hired` command: dispatch, usage and `encode`. Subcommands:
  *   hired encode --model DIR --image FILE [--max-pixels N] [--top K]
  *       the encoder worker's path in one process: decode, preprocess (LLaVA-NeXT anyres or
  *       LLaVA-1.5), CLIP vision tower up to the feature layer; prints the partition layout,
  *       per-stage timings and the patches the CLS token attends to most.
+ *   hired show-selection (cmd_show.c), run (cmd_run.c), submit and status (cmd_submit.c).
  * Exit status: 0 on success, 1 on a runtime error (message on stderr), 2 on a usage error. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,15 @@ static void usage(FILE *f) {
             "  show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
             "                 --split reference|paper --spatial S] [--out FILE.png]\n"
             "      write a PNG of every partition with the kept visual tokens outlined\n"
+            "  run --model DIR --image FILE [selection and sampling options] \"question\"\n"
+            "      the whole pipeline in this process (no broker); streams the answer, then a\n"
+            "      summary line (visual tokens kept/total, ms per stage, tokens/s, KV-cache bytes)\n"
+            "  submit [--broker EP] --model NAME --image FILE [options] \"question\"\n"
+            "      send a job to a running hired-broker and stream the answer\n"
+            "  status [--broker EP] [--json]\n"
+            "      the broker's worker pools, queues, jobs in flight, counters and stage timings\n"
             "\n"
+            "Each command prints its own options with --help.\n"
             "strategies: none, hired (default; budget 0.2, alpha 0.5, reference split), spatial,\n"
             "prumerge, prumerge+.\n"
             "DIR is a Hugging Face llava-hf model directory (config.json, *.safetensors,\n"
@@ -170,6 +179,9 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "encode")) return cmd_encode(argc - 2, argv + 2);
     if (!strcmp(argv[1], "show-selection")) return cmd_show_selection(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "submit")) return cmd_submit(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "status")) return cmd_status(argc - 2, argv + 2);
     fprintf(stderr, "hired: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

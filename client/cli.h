@@ -11,8 +11,11 @@
 #include "preprocess.h"
 #include "select.h"
 
-int cmd_encode(int argc, char **argv);
-int cmd_show_selection(int argc, char **argv);
+int cmd_encode(int argc, char **argv);         /* cli.c */
+int cmd_show_selection(int argc, char **argv); /* cmd_show.c */
+int cmd_run(int argc, char **argv);            /* cmd_run.c */
+int cmd_submit(int argc, char **argv);         /* cmd_submit.c */
+int cmd_status(int argc, char **argv);         /* cmd_submit.c */
 
 /* If arg is one of --strategy, --budget, --alpha, --split, --spatial, parses val into *o and
  * returns 2 (arguments consumed); returns 0 for any other arg; -1 (message printed) for a

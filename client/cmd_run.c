@@ -14,7 +14,6 @@
 #include "generate.h"
 #include "mem.h"
 
-int cmd_run(int argc, char **argv);
 
 #define RUN_MAX_STOP 16
 

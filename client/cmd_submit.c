@@ -13,10 +13,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli.h"
 #include "hired_client.h"
-
-int cmd_submit(int argc, char **argv);
-int cmd_status(int argc, char **argv);
 
 #define SUBMIT_MAX_IMAGE (32u * 1024 * 1024)
 

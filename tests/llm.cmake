@@ -2,6 +2,7 @@
 hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm hired_image TIMEOUT 60)
 hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm TIMEOUT 60)
 hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common TIMEOUT 300)
+add_dependencies(test_run_cli hired)
 # test_llm without arguments: behaviour, errors, KV cache. With MODEL FIRST COUNT: fidelity
 # against tests/fixtures/llm on a shard of MODEL's images (the vision tower of every image runs,
 # slow under ASan, so the images are spread over several ctest entries).
