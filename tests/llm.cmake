@@ -7,8 +7,8 @@ add_dependencies(test_run_cli hired)
 # against tests/fixtures/llm on a shard of MODEL's images (the vision tower of every image runs,
 # slow under ASan, so the images are spread over several ctest entries).
 hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm TIMEOUT 300)
-foreach(shard "llava-next-tiny;0;3" "llava-next-tiny;3;3" "llava-next-tiny;6;2" "llava-next-tiny;8;2"
-              "llava15-tiny;0;10")
+foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" "llava-next-tiny;6;2"
+              "llava-next-tiny;8;2" "llava15-tiny;0;5" "llava15-tiny;5;5")
   list(GET shard 0 model)
   list(GET shard 1 first)
   list(GET shard 2 count)
