@@ -1,16 +1,53 @@
 #!/usr/bin/env bash
-# The main job as far as it exists: installs what it needs, builds hired, and runs the encoder
-# path (decode -> LLaVA-NeXT anyres preprocessing -> CLIP vision tower -> CLS attention) with
-# the bundled tiny model on a bundled sample photo. Safe to re-run.
-# Override with: HIRED_MODEL=/path/to/llava-hf-dir HIRED_IMAGE=photo.jpg scripts/run-main.sh
+# The main job: installs what it needs, builds hired, starts a broker, one encoder worker and
+# one decoder worker on 127.0.0.1 with the bundled tiny model, submits the bundled sample photo
+# with a question through `hired submit`, streams the answer, then stops the services.
+# Safe to re-run. Point it at a real checkpoint with
+#   HIRED_MODEL=/path/to/llava-v1.6-vicuna-7b-hf HIRED_IMAGE=photo.jpg scripts/run-main.sh "question"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 b=${HIRED_BUILD:-build}
 cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$b" -j "$(nproc)" --target hired >/dev/null
+cmake --build "$b" -j "$(nproc)" --target hired hired-broker hired-encoder hired-decoder >/dev/null
 model=${HIRED_MODEL:-tests/fixtures/models/llava-next-tiny}
 image=${HIRED_IMAGE:-tests/fixtures/images/large.jpg}
-echo "hired encode --model $model --image $image"
-echo "(the bundled model is tiny and random: the attention pattern is real computation, not meaning)"
-"$b/client/hired" encode --model "$model" --image "$image"
+question=${1:-What is in the picture?}
+name=$(basename "$model")
+
+run=$(mktemp -d)
+pids=()
+stop() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$run"
+}
+trap stop EXIT
+
+# The broker binds ephemeral loopback ports and writes them to a file.
+"$b/broker/hired-broker" --broker.frontend=tcp://127.0.0.1:0 --broker.backend=tcp://127.0.0.1:0 \
+  --broker.ports_file="$run/ports" --log.level=warn 2>"$run/broker.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$run/ports" ] && break; sleep 0.1; done
+frontend=$(sed -n "s/^frontend=//p" "$run/ports"); backend=$(sed -n "s/^backend=//p" "$run/ports")
+[ -n "$frontend" ] && [ -n "$backend" ] || { cat "$run/broker.log"; echo "broker did not start" >&2; exit 1; }
+
+"$b/encoder_worker/hired-encoder" --model "$model" --broker.endpoint="$backend" --log.level=warn 2>"$run/encoder.log" &
+pids+=($!)
+"$b/decoder_worker/hired-decoder" --model "$model" --broker.endpoint="$backend" --log.level=warn 2>"$run/decoder.log" &
+pids+=($!)
+
+echo "broker $frontend (workers on $backend); model $name; image $image"
+if [ "$model" = tests/fixtures/models/llava-next-tiny ]; then
+  echo "note: the bundled model is tiny and random (real LLaVA-NeXT geometry, random weights), so"
+  echo "      the answer below is nonsense by design; set HIRED_MODEL to a llava-hf checkpoint"
+  echo "      directory (e.g. llava-v1.6-vicuna-7b-hf as downloaded) for a real answer."
+fi
+echo "question: $question"
+echo "answer:"
+# submit waits for the workers to register (the broker queues the job meanwhile)
+"$b/client/hired" submit --broker "$frontend" --model "$name" --image "$image" --max-tokens 32 "$question" || {
+  echo "--- broker log"; cat "$run/broker.log"; echo "--- encoder log"; cat "$run/encoder.log"
+  echo "--- decoder log"; cat "$run/decoder.log"; exit 1; }
+echo
+"$b/client/hired" status --broker "$frontend" | head -20
