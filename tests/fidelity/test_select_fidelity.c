@@ -186,7 +186,7 @@ static int check_model(const char *model_name) {
                               .features = vo.features, .alloc_attn = vo.cls_attn,
                               .select_attn = vo.cls_attn + (size_t)prep.n * P, .pm_attn = vo.pm_attn,
                               .pm_keys = vo.pm_keys};
-            char tag[256];
+            char tag[1024];
             snprintf(tag, sizeof tag, "%s/%s", model_name, e->d_name);
             const cJSON *cs;
             cJSON_ArrayForEach(cs, cJSON_GetObjectItemCaseSensitive(ref, "cases")) check_case(cs, &in, tag);
