@@ -87,8 +87,8 @@ static const cfg_entry_t k_cfg[] = {
     {"decoder.template", CFG_STRING, O(template_name), 0, 64, "", NULL,
      "chat template around the job's prompt: vicuna, llava-1.5, vicuna-system, vicuna-lmms-eval, mistral, "
      "raw (prompt used as is); empty = the text model's default, as `hired run`"},
-    {"decoder.prefill_chunk", CFG_INT, O(prefill_chunk), 1, 65536, "512", NULL,
-     "prompt rows per prefill pass (bounds the activation scratch)"},
+    {"decoder.prefill_chunk", CFG_INT, O(prefill_chunk), 0, 65536, "0", NULL,
+     "prompt rows per prefill pass (bounds the activation scratch); 0 = the library's default"},
     {"worker.drain_ms", CFG_INT, O(drain_ms), 0, 3600000, "10000", NULL,
      "on SIGTERM, jobs in progress get this long to finish before they are handed back"},
     {"worker.threads", CFG_INT, O(threads), 0, 1024, "0", NULL,
@@ -467,7 +467,7 @@ int main(int argc, char **argv) {
     int rc = d.model ? HIRED_OK : HIRED_ENOTFOUND;
     if (!rc) {
         d.hf = gen_model_config(d.model);
-        llm_set_prefill_chunk(gen_model_llm(d.model), (int)d.cfg.prefill_chunk);
+        if (d.cfg.prefill_chunk > 0) llm_set_prefill_chunk(gen_model_llm(d.model), (int)d.cfg.prefill_chunk);
         if (d.cfg.warmup) rc = warmup(&d, err);
     }
     if (rc) {

@@ -19,7 +19,9 @@
  *   before selection. Positions travel as uint16; the PruMerge summary token's row = col = -1
  *   is sent as 0xFFFF.
  * Per-stage timings in RESULT: `preprocess` (image decode + preprocessing; the protocol has no
- * separate decode stage), `vit`, `select`.
+ * separate decode stage), `vit`, `select` (all 0 for a cache hit).
+ * Result cache (encoder.cache_entries, off by default): a repeated (image bytes, selection)
+ * request is answered from the last RESULTs kept in memory (LRU), without decoding or the tower.
  *
  * Bad input (corrupt or truncated image, too many pixels, unsupported format, an unknown
  * strategy or out-of-range budget/alpha, a budget that keeps no token) gets an ERROR reply
@@ -72,6 +74,7 @@ typedef struct {
     int wire_dtype; /* index into "f16|bf16|f32" = wire_dtype_t */
     int split;      /* index into "reference|paper" = sel_split_t */
     double spatial;
+    int64_t cache_entries;
     int64_t drain_ms, threads;
     bool warmup;
     char *curve_server_key, *curve_cert;
@@ -102,6 +105,8 @@ static const cfg_entry_t k_cfg[] = {
      "HiRED sub-image budget split (jobs cannot choose it: the protocol has no such param)"},
     {"encoder.spatial", CFG_DOUBLE, O(spatial), 0, 1, "0", NULL,
      "strided tokens added to hired selections, as a rate of each partition (0 = off)"},
+    {"encoder.cache_entries", CFG_INT, O(cache_entries), 0, 4096, "0", NULL,
+     "results kept for repeated (image, selection) requests, least recently used out; 0 = off"},
     {"worker.drain_ms", CFG_INT, O(drain_ms), 0, 3600000, "10000", NULL,
      "on SIGTERM, jobs in progress get this long to finish before they are handed back"},
     {"worker.threads", CFG_INT, O(threads), 0, 1024, "0", NULL,
@@ -132,6 +137,10 @@ typedef struct {
     int alloc_layer, select_layer; /* HiRED: CLS attention at layer 0 and at the feature block */
     int pm_layer;                  /* PruMerge: the last layer, or -1 when the checkpoint lacks it */
     worker_conn_t *conn;
+    struct enc_cache *cache;       /* [cfg.cache_entries], under cache_mu */
+    pthread_mutex_t cache_mu;
+    uint64_t cache_tick;
+    atomic_ullong cache_hits;
     atomic_int busy;               /* jobs being computed right now */
     atomic_bool draining;          /* SIGTERM: take no new jobs */
     atomic_ullong served, failed;
@@ -234,14 +243,7 @@ static int encode(const enc_t *e, const uint8_t *bytes, size_t n, const sel_opts
     double t0 = now_ms();
     int rc = image_decode(bytes, n, (size_t)e->cfg.max_pixels, &img, sub);
     if (rc) return hired_errf(err, rc, "image: %s", sub);
-    if (e->hf.kind == HF_MODEL_LLAVA_NEXT) {
-        const int(*pins)[2] =
-            e->pp.n_pinpoints ? (const int(*)[2])e->pp.pinpoints : (const int(*)[2])e->hf.pinpoints;
-        int npins = e->pp.n_pinpoints ? e->pp.n_pinpoints : e->hf.n_pinpoints;
-        rc = prep_llava_next(&img, &e->pp, pins, npins, &w->prep, sub);
-    } else {
-        rc = prep_llava15(&img, &e->pp, &w->prep, sub);
-    }
+    rc = prep_for_model(&img, &e->hf, &e->pp, &w->prep, sub); /* as gen_encode */
     image_free(&img);
     double t1 = now_ms();
     w->ms_prep = t1 - t0;
@@ -368,22 +370,141 @@ static void fatal_backend(const char *id, const char *msg) {
     _exit(1);
 }
 
+// ---- result cache ----------------------------------------------------------------------------
+
+/* Many questions about one image are common: with encoder.cache_entries > 0 a finished RESULT
+ * (header without id and timings, tensor frame shared by reference) is kept under a key of the
+ * image bytes and the selection options, and a repeated request is answered without decoding or
+ * running the tower. The image is identified by its length and two independent 64-bit hashes
+ * (FNV-1a and a multiply-xorshift mix), not by its bytes. */
+typedef struct enc_cache {
+    bool used;
+    uint64_t h1, h2, tick;
+    size_t len;
+    sel_opts_t opts;
+    wire_msg_t r;  /* RESULT fields; id and timings unset */
+    zmq_msg_t t;   /* tensor [kept, dim] */
+} enc_cache_t;
+
+static void image_hash(const uint8_t *b, size_t n, uint64_t *h1, uint64_t *h2) {
+    uint64_t a = 0xcbf29ce484222325ull, c = 0x9e3779b97f4a7c15ull ^ n;
+    for (size_t i = 0; i < n; i++) {
+        a = (a ^ b[i]) * 0x100000001b3ull;
+        c = (c ^ b[i]) * 0xff51afd7ed558ccdull;
+        c ^= c >> 29;
+    }
+    *h1 = a;
+    *h2 = c;
+}
+
+static bool same_opts(const sel_opts_t *a, const sel_opts_t *b) {
+    return a->strategy == b->strategy && a->budget == b->budget && a->alpha == b->alpha && a->split == b->split &&
+           a->spatial == b->spatial;
+}
+
+/* On a hit fills r (a copy with this job's id) and t (a shared copy of the tensor): true. */
+static bool cache_get(enc_t *e, uint64_t h1, uint64_t h2, size_t len, const sel_opts_t *o, const char *id,
+                      wire_msg_t *r, zmq_msg_t *t) {
+    bool hit = false;
+    pthread_mutex_lock(&e->cache_mu);
+    for (int i = 0; i < e->cfg.cache_entries && !hit; i++) {
+        enc_cache_t *c = &e->cache[i];
+        if (!c->used || c->h1 != h1 || c->h2 != h2 || c->len != len || !same_opts(&c->opts, o)) continue;
+        wire_msg_init(r, WIRE_RESULT);
+        if (wire_msg_copy(r, &c->r) == 0 && zmq_msg_copy(t, &c->t) == 0) {
+            snprintf(r->id, sizeof r->id, "%s", id);
+            c->tick = ++e->cache_tick;
+            hit = true;
+        } else {
+            wire_msg_clear(r);
+        }
+    }
+    pthread_mutex_unlock(&e->cache_mu);
+    return hit;
+}
+
+/* Keeps a copy of r (without id and timings) and a shared reference to t, evicting the least
+ * recently used entry. Failures only mean no caching. */
+static void cache_put(enc_t *e, uint64_t h1, uint64_t h2, size_t len, const sel_opts_t *o, const wire_msg_t *r,
+                      zmq_msg_t *t) {
+    pthread_mutex_lock(&e->cache_mu);
+    enc_cache_t *v = NULL;
+    for (int i = 0; i < e->cfg.cache_entries; i++) {
+        enc_cache_t *c = &e->cache[i];
+        if (!c->used) {
+            v = c;
+            break;
+        }
+        if (!v || c->tick < v->tick) v = c;
+    }
+    if (v->used) {
+        wire_msg_clear(&v->r);
+        zmq_msg_close(&v->t);
+        v->used = false;
+    }
+    wire_msg_init(&v->r, WIRE_RESULT);
+    zmq_msg_init(&v->t);
+    if (wire_msg_copy(&v->r, r) == 0 && zmq_msg_copy(&v->t, t) == 0) {
+        v->r.id[0] = 0;
+        v->r.timings_mask = 0;
+        v->h1 = h1, v->h2 = h2, v->len = len, v->opts = *o;
+        v->tick = ++e->cache_tick;
+        v->used = true;
+    } else {
+        wire_msg_clear(&v->r);
+        zmq_msg_close(&v->t);
+    }
+    pthread_mutex_unlock(&e->cache_mu);
+}
+
+static void cache_free(enc_t *e) {
+    for (int i = 0; e->cache && i < e->cfg.cache_entries; i++)
+        if (e->cache[i].used) {
+            wire_msg_clear(&e->cache[i].r);
+            zmq_msg_close(&e->cache[i].t);
+        }
+    mem_free(e->cache);
+    e->cache = NULL;
+}
+
 static void serve_job(enc_t *e, worker_job_t *job) {
     char err[HIRED_ERR_LEN], serr[HIRED_ERR_LEN];
     const char *id = job->hdr.id;
     enc_work_t w;
     memset(&w, 0, sizeof w);
     double t0 = now_ms();
+    const uint8_t *bytes = zmq_msg_data(&job->payload);
+    const size_t nb = zmq_msg_size(&job->payload);
+    uint64_t h1 = 0, h2 = 0;
     int rc = job_opts(e, &job->hdr.params, &w.opts, err);
     if (!rc && worker_conn_cancelled(e->conn, id)) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
-    if (!rc)
-        rc = encode(e, zmq_msg_data(&job->payload), zmq_msg_size(&job->payload), &w.opts, &w, err);
+    if (!rc && e->cache) {
+        image_hash(bytes, nb, &h1, &h2);
+        wire_msg_t r;
+        zmq_msg_t t;
+        zmq_msg_init(&t);
+        if (cache_get(e, h1, h2, nb, &w.opts, id, &r, &t)) {
+            memset(r.timings, 0, sizeof r.timings); /* nothing was computed */
+            r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
+            rc = worker_conn_send_result(e->conn, &r, &t, serr);
+            if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
+            else log_info("encode %s: cache hit, %u tokens", id, r.kept);
+            zmq_msg_close(&t);
+            wire_msg_clear(&r);
+            atomic_fetch_add(&e->cache_hits, 1);
+            atomic_fetch_add(&e->served, 1);
+            return;
+        }
+        zmq_msg_close(&t);
+    }
+    if (!rc) rc = encode(e, bytes, nb, &w.opts, &w, err);
     if (rc == HIRED_ECUDA) fatal_backend(id, err);
     if (!rc) {
         wire_msg_t r;
         zmq_msg_t t;
         zmq_msg_init(&t);
         rc = make_result(e, id, &w, &r, &t, err);
+        if (!rc && e->cache) cache_put(e, h1, h2, nb, &w.opts, &r, &t);
         if (!rc) {
             rc = worker_conn_send_result(e->conn, &r, &t, serr);
             if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
@@ -435,14 +556,7 @@ static int warmup(enc_t *e, char *err) {
     enc_work_t w;
     memset(&w, 0, sizeof w);
     w.opts = (sel_opts_t){.strategy = SEL_HIRED, .budget = 0.2, .alpha = 0.5};
-    if (e->hf.kind == HF_MODEL_LLAVA_NEXT) {
-        const int(*pins)[2] =
-            e->pp.n_pinpoints ? (const int(*)[2])e->pp.pinpoints : (const int(*)[2])e->hf.pinpoints;
-        rc = prep_llava_next(&img, &e->pp, pins, e->pp.n_pinpoints ? e->pp.n_pinpoints : e->hf.n_pinpoints, &w.prep,
-                             err);
-    } else {
-        rc = prep_llava15(&img, &e->pp, &w.prep, err);
-    }
+    rc = prep_for_model(&img, &e->hf, &e->pp, &w.prep, err);
     image_free(&img);
     vision_opts_t vo = {.n_attn_layers = 2, .attn_layers = {e->alloc_layer, e->select_layer}};
     if (!rc) rc = vision_encode(e->vision, w.prep.pixels, w.prep.n, &vo, &w.vout, err);
@@ -521,12 +635,20 @@ int main(int argc, char **argv) {
              e.hf.kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", e.hf.vision.layers, e.hf.vision.hidden,
              now_ms() - t0);
 
+    pthread_mutex_init(&e.cache_mu, NULL);
+    if (e.cfg.cache_entries > 0 && !(e.cache = mem_calloc((size_t)e.cfg.cache_entries, sizeof *e.cache))) {
+        log_error("hired-encoder: out of memory for %lld cache entries", (long long)e.cfg.cache_entries);
+        model_free(&e);
+        cfg_free(k_cfg, N_CFG, &e.cfg);
+        return 1;
+    }
     worker_conn_opts_t o = {.endpoint = e.cfg.endpoint, .service = "encode", .model = e.name,
                             .capacity = (int)e.cfg.capacity, .heartbeat_ms = (int)e.cfg.heartbeat_ms,
                             .liveness = (int)e.cfg.liveness};
     e.conn = worker_conn_new(&o, err);
     if (!e.conn) {
         log_error("hired-encoder: %s", err);
+        cache_free(&e);
         model_free(&e);
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return 1;
@@ -538,6 +660,7 @@ int main(int argc, char **argv) {
     if (nth == 0) {
         log_error("hired-encoder: cannot start job threads");
         worker_conn_destroy(&e.conn);
+        cache_free(&e);
         model_free(&e);
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return 1;
@@ -565,8 +688,10 @@ int main(int argc, char **argv) {
     worker_conn_stop(e.conn);
     for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
     worker_conn_destroy(&e.conn);
-    log_info("hired-encoder: served %llu jobs, refused %llu", (unsigned long long)atomic_load(&e.served),
+    log_info("hired-encoder: served %llu jobs (%llu from the cache), refused %llu",
+             (unsigned long long)atomic_load(&e.served), (unsigned long long)atomic_load(&e.cache_hits),
              (unsigned long long)atomic_load(&e.failed));
+    cache_free(&e);
     model_free(&e);
     cfg_free(k_cfg, N_CFG, &e.cfg);
     return 0;

@@ -6,7 +6,7 @@ add_library(hired_rt_util STATIC integration/test_real_util.c)
 target_include_directories(hired_rt_util PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration)
 target_link_libraries(hired_rt_util PUBLIC hired_it_harness hired_llm hired_wire)
 
-foreach(t scale faults)
+foreach(t scale faults badinput)
   hired_add_test(test_real_${t} SOURCES integration/test_real_${t}.c LIBS hired_rt_util TIMEOUT 120)
   add_dependencies(test_real_${t} hired-broker hired-encoder hired-decoder)
 endforeach()

@@ -162,50 +162,68 @@ static int acc_emit(void *user, const char *text, size_t len, int32_t token) {
     return 0;
 }
 
-int rt_expect(gen_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *hp,
-              const char *template_name, int wire_dtype, char *out, size_t cap, int *generated) {
-    char err[HIRED_ERR_LEN];
-    gen_params_t p;
-    gen_params_default(&p);
-    if (sel_strategy_parse(hp->strategy ? hp->strategy : "hired", &p.sel.strategy) ||
-        pack_newline_parse(hp->newline ? hp->newline : "hf", &p.newline)) {
-        fprintf(stderr, "rt_expect: bad strategy or newline\n");
+static int job_params(const hired_params *hp, const char *template_name, gen_params_t *p) {
+    gen_params_default(p);
+    if (sel_strategy_parse(hp->strategy ? hp->strategy : "hired", &p->sel.strategy) ||
+        pack_newline_parse(hp->newline ? hp->newline : "hf", &p->newline)) {
+        fprintf(stderr, "rt: bad strategy or newline\n");
         return -1;
     }
-    p.sel.budget = hp->budget;
-    p.sel.alpha = hp->alpha;
-    p.max_tokens = hp->max_tokens;
-    p.template_name = template_name;
-    p.sampling = (sampler_params_t){.temperature = (float)hp->temperature, .top_k = hp->top_k,
-                                    .top_p = (float)hp->top_p, .seed = hp->seed};
-    gen_visual_t vis;
-    gen_prompt_t pr;
-    int rc = gen_encode(m, img, n, &p.sel, &vis, NULL, err);
-    if (rc) {
-        fprintf(stderr, "rt_expect: %s\n", err);
+    p->sel.budget = hp->budget;
+    p->sel.alpha = hp->alpha;
+    p->max_tokens = hp->max_tokens;
+    p->template_name = template_name;
+    p->sampling = (sampler_params_t){.temperature = (float)hp->temperature, .top_k = hp->top_k,
+                                     .top_p = (float)hp->top_p, .seed = hp->seed};
+    return 0;
+}
+
+int rt_encode(gen_model_t *m, const uint8_t *img, size_t n, const hired_params *hp, int wire_dtype,
+              gen_visual_t *vis) {
+    char err[HIRED_ERR_LEN];
+    gen_params_t p;
+    if (job_params(hp, NULL, &p)) return -1;
+    if (gen_encode(m, img, n, &p.sel, vis, NULL, err)) {
+        fprintf(stderr, "rt_encode: %s\n", err);
         return -1;
     }
     if (wire_dtype == WIRE_DTYPE_F16)
-        for (size_t i = 0; i < (size_t)vis.sel.k * vis.sel.d; i++)
-            vis.sel.features[i] = half_to_f32(f32_to_half(vis.sel.features[i]));
-    rc = gen_prompt_build(m, &vis, prompt, &p, &pr, NULL, err);
-    gen_visual_free(&vis);
-    if (rc) {
-        fprintf(stderr, "rt_expect: %s\n", err);
+        for (size_t i = 0; i < (size_t)vis->sel.k * vis->sel.d; i++)
+            vis->sel.features[i] = half_to_f32(f32_to_half(vis->sel.features[i]));
+    return 0;
+}
+
+int rt_answer(gen_model_t *m, const gen_visual_t *vis, const char *prompt, const hired_params *hp,
+              const char *template_name, char *out, size_t cap, int *generated) {
+    char err[HIRED_ERR_LEN];
+    gen_params_t p;
+    gen_prompt_t pr;
+    if (job_params(hp, template_name, &p)) return -1;
+    if (gen_prompt_build(m, vis, prompt, &p, &pr, NULL, err)) {
+        fprintf(stderr, "rt_answer: %s\n", err);
         return -1;
     }
     text_acc_t acc = {.out = out, .cap = cap};
     out[0] = 0;
     gen_stats_t st;
     memset(&st, 0, sizeof st);
-    rc = gen_decode(m, &pr, &p, acc_emit, &acc, NULL, NULL, 0, NULL, &st, err);
-    if (generated) *generated = st.generated;
+    int rc = gen_decode(m, &pr, &p, acc_emit, &acc, NULL, NULL, 0, NULL, &st, err);
     gen_prompt_free(&pr);
     if (rc) {
-        fprintf(stderr, "rt_expect: %s\n", err);
+        fprintf(stderr, "rt_answer: %s\n", err);
         return -1;
     }
+    if (generated) *generated = st.generated;
     return 0;
+}
+
+int rt_expect(gen_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *hp,
+              const char *template_name, int wire_dtype, char *out, size_t cap, int *generated) {
+    gen_visual_t vis;
+    if (rt_encode(m, img, n, hp, wire_dtype, &vis)) return -1;
+    int rc = rt_answer(m, &vis, prompt, hp, template_name, out, cap, generated);
+    gen_visual_free(&vis);
+    return rc;
 }
 
 int rt_submit(hired_client *c, const char *model, const uint8_t *img, size_t n, const char *prompt,

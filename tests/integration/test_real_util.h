@@ -43,6 +43,13 @@ const char *rt_image(const char *name);
 int rt_expect(gen_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *p,
               const char *template_name, int wire_dtype, char *out, size_t cap, int *generated);
 
+/* The two halves of rt_expect: the visual a job's encoder produces (features rounded through
+ * wire_dtype; caller frees with gen_visual_free), and the answer to prompt about it. */
+int rt_encode(gen_model_t *m, const uint8_t *img, size_t n, const hired_params *p, int wire_dtype,
+              gen_visual_t *vis);
+int rt_answer(gen_model_t *m, const gen_visual_t *vis, const char *prompt, const hired_params *p,
+              const char *template_name, char *out, size_t cap, int *generated);
+
 /* Submits a real job; fills r (id; expect stays empty). */
 int rt_submit(hired_client *c, const char *model, const uint8_t *img, size_t n, const char *prompt,
               const hired_params *p, h_result *r);
