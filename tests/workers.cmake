@@ -20,3 +20,10 @@ target_compile_definitions(test_real_config PRIVATE HIRED_SOURCE_DIR="${PROJECT_
 hired_add_test(test_real_systemd SOURCES integration/test_real_systemd.c LIBS hired_rt_util TIMEOUT 60)
 add_dependencies(test_real_systemd hired-broker hired-encoder hired-decoder)
 target_compile_definitions(test_real_systemd PRIVATE HIRED_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+
+# CURVE over real TCP sockets (common/curve.c): authorised keys served, others not.
+hired_add_test(test_real_curve SOURCES integration/test_real_curve.c LIBS hired_rt_util hired_svc TIMEOUT 60)
+
+# `hired submit` / `hired status` (client/cmd_submit.c) through the real `hired` binary.
+hired_add_test(test_real_submit SOURCES integration/test_real_submit.c LIBS hired_rt_util TIMEOUT 60)
+add_dependencies(test_real_submit hired-broker hired-encoder hired-decoder hired)
