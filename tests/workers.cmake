@@ -27,3 +27,7 @@ hired_add_test(test_real_curve SOURCES integration/test_real_curve.c LIBS hired_
 # `hired submit` / `hired status` (client/cmd_submit.c) through the real `hired` binary.
 hired_add_test(test_real_submit SOURCES integration/test_real_submit.c LIBS hired_rt_util TIMEOUT 60)
 add_dependencies(test_real_submit hired-broker hired-encoder hired-decoder hired)
+
+# sd_notify (READY, WATCHDOG, STOPPING) and SIGTERM with a job in flight (drain, hand back).
+hired_add_test(test_real_notify SOURCES integration/test_real_notify.c LIBS hired_rt_util TIMEOUT 60)
+add_dependencies(test_real_notify hired-broker hired-encoder hired-decoder)
