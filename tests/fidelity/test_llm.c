@@ -452,18 +452,19 @@ static void test_kv(void) {
     gen_model_destroy(&m);
 }
 
-/* test_llm                     behaviour, errors and the KV check
+/* test_llm                     behaviour and errors
+ * test_llm kv                  the KV-cache check
  * test_llm MODEL [FIRST COUNT]  fidelity on MODEL's reference files [FIRST, FIRST+COUNT) in name
  *                              order (ctest runs shards: the vision tower is slow under ASan) */
 int main(int argc, char **argv) {
     /* One thread for the bulk (the thread-count independence is checked in test_behaviour): a
      * 2-core CI machine running other tests would otherwise spend most of the time spinning. */
     omp_set_num_threads(1);
-    if (argc > 1) {
-        test_fidelity(argv[1], argc > 2 ? atoi(argv[2]) : 0, argc > 3 ? atoi(argv[3]) : 1 << 30);
-    } else {
-        test_behaviour();
+    if (argc > 1 && !strcmp(argv[1], "kv"))
         test_kv();
-    }
+    else if (argc > 1)
+        test_fidelity(argv[1], argc > 2 ? atoi(argv[2]) : 0, argc > 3 ? atoi(argv[3]) : 1 << 30);
+    else
+        test_behaviour();
     return test_summary();
 }
