@@ -49,7 +49,7 @@ static void check_case(const cJSON *c, const sel_input_t *in, const char *tag) {
     CHECK(sel_strategy_parse(jstr(c, "strategy"), &o.strategy) == 0);
     if (jstr(c, "split")) CHECK(sel_split_parse(jstr(c, "split"), &o.split) == 0);
     if (o.strategy == SEL_SPATIAL) o.spatial = 0;
-    char err[HIRED_ERR_LEN], name[512];
+    char err[HIRED_ERR_LEN], name[2048];
     snprintf(name, sizeof name, "%s %s%s%s r=%g s=%g", tag, jstr(c, "strategy"), jstr(c, "split") ? "/" : "",
              jstr(c, "split") ? jstr(c, "split") : "", o.budget, o.spatial);
     sel_out_t out;
