@@ -16,6 +16,7 @@
 #include "broker.h"
 #include "log.h"
 #include "mem.h"
+#include "proc.h"
 
 static const char *const k_service[] = {"encode", "decode"};
 
@@ -599,10 +600,13 @@ int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err) {
     return HIRED_OK;
 }
 
-int broker_run(broker_t *b, volatile sig_atomic_t *stop) {
-    const int64_t tick = 20; /* timer granularity, ms */
-    while (!*stop) {
+int broker_run(broker_t *b) {
+    const int64_t tick = 20; /* timer granularity, ms; far below any watchdog interval */
+    proc_watchdog_t wd;
+    proc_watchdog_init(&wd);
+    while (!proc_stop_requested()) {
         int64_t now = wire_now_ms();
+        proc_watchdog_tick(&wd, now); /* this loop's liveness is what systemd watches */
         if (now >= b->next_timers) {
             timers(b, now);
             b->next_timers = now + tick;

@@ -5,7 +5,7 @@
  *   jobs.c     job table (hash by id), the two queues, token log, result cache
  *   workers.c  worker registry, credit (assignments), known models
  *   stats.c    counters, per-stage timing summaries, the STATUS JSON
- *   main.c     configuration (common/cfg), signals, run
+ *   main.c     configuration (common/cfg), signals, readiness (common/proc), run
  *
  * Invariants: a job is in at most one queue; a job in state ENCODING/DECODING has exactly one
  * worker whose assignment list holds it; a worker never holds more than `capacity` assignments
@@ -15,7 +15,6 @@
 #ifndef HIRED_BROKER_H
 #define HIRED_BROKER_H
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -195,8 +194,9 @@ char *stats_status_json(const broker_t *b, int64_t now);
 
 /* Binds both sockets (writes cfg.ports_file). 0 or HIRED_EIO with err. */
 int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err);
-/* Serves until *stop becomes non-zero. */
-int broker_run(broker_t *b, volatile sig_atomic_t *stop);
+/* Serves until proc_stop_requested() (SIGTERM / SIGINT through proc_signals_install), sending
+ * WATCHDOG=1 from the poll loop when systemd's watchdog is on (proc.h). 0 or HIRED_EIO. */
+int broker_run(broker_t *b);
 void broker_close(broker_t *b);
 
 #endif

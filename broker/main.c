@@ -1,8 +1,9 @@
 /* main.c — hired-broker: configuration (one cfg table; `-c FILE`, `-o key=value`,
- * `--key=value`), signals (SIGINT/SIGTERM stop the loop), run. Every key is listed by
- * `hired-broker --help`; the effective configuration is logged at start.
+ * `--key=value`), signals (SIGINT/SIGTERM stop the loop, common/proc), systemd readiness
+ * (READY=1 once both sockets are bound, STOPPING=1 when the loop ends; the watchdog is pinged
+ * from the loop itself, broker_run), run. Every key is listed by `hired-broker --help`; the
+ * effective configuration is logged at start.
  * Not here: the broker itself (broker.c). */
-#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,13 +11,7 @@
 #include "broker.h"
 #include "cfg.h"
 #include "log.h"
-
-static volatile sig_atomic_t g_stop;
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_stop = 1;
-}
+#include "proc.h"
 
 typedef struct {
     broker_cfg_t b;
@@ -72,20 +67,18 @@ int main(int argc, char **argv) {
     log_set_level((log_level_t)cfg.log_level);
     cfg_log(k_cfg, n, &cfg);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    if (proc_signals_install()) log_warn("hired-broker: cannot install signal handlers");
 
     broker_t b;
     rc = broker_open(&b, &cfg.b, err);
     if (rc) {
         log_error("hired-broker: %s", err);
     } else {
-        rc = broker_run(&b, &g_stop);
-        log_info("hired-broker: stopping");
+        proc_notify_ready(NULL);
+        proc_notify_status("clients on %s, workers on %s", b.front_ep, b.back_ep);
+        rc = broker_run(&b);
+        proc_notify_stopping(NULL);
+        log_info("hired-broker: stopping (signal %d)", proc_stop_signal());
     }
     broker_close(&b);
     cfg_free(k_cfg, n, &cfg);

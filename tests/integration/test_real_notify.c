@@ -1,7 +1,8 @@
-/* test_real_notify.c — the workers as systemd sees them, and SIGTERM with work in flight.
+/* test_real_notify.c — the daemons as systemd sees them, and SIGTERM with work in flight.
  *   sd_notify: with NOTIFY_SOCKET and WATCHDOG_USEC set (as systemd does for Type=notify,
- *   WatchdogSec=), hired-decoder sends READY=1 once (after loading), WATCHDOG=1 at least every
- *   half interval, and STOPPING=1 on SIGTERM, then exits 0.
+ *   WatchdogSec=), hired-broker (once bound) and hired-decoder (after loading) each send
+ *   READY=1 once, WATCHDOG=1 at least every half interval, and STOPPING=1 on SIGTERM, then
+ *   exit 0.
  *   drain: SIGTERM to a decoder streaming a long answer with a generous worker.drain_ms — the job
  *   finishes on that decoder (nothing re-queued) before it exits 0.
  *   hand back: SIGTERM with worker.drain_ms=0 — the decoder DISCONNECTs at once, the broker
@@ -31,33 +32,21 @@ static bool wait_tokens(hired_client *c, h_result *r, int min, int timeout_ms) {
     return false;
 }
 
-static bool same_text(const char *got, size_t cap, const char *expect) {
-    size_t want = strlen(expect) < cap - 1 ? strlen(expect) : cap - 1;
-    return strlen(got) == want && !strncmp(got, expect, want);
-}
-
-int main(void) {
-    setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(58);
-    char front[256], back[256];
-    const char *bopts[] = {"--broker.heartbeat_ms=200", NULL};
-    h_broker(NULL, NULL, bopts, front, back);
-    static char dir[2048];
-    snprintf(dir, sizeof dir, "%s", rt_model_dir(MODEL));
-
-    /* ---- sd_notify and the watchdog -------------------------------------------------------- */
+/* A datagram socket at path where a child started next reports (NOTIFY_SOCKET is set to it). */
+static int notify_socket(const char *path) {
     int ns = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", h_path("notify.sock"));
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
     CHECK(bind(ns, (struct sockaddr *)&sa, sizeof sa) == 0);
     struct timeval tv = {0, 100000};
     setsockopt(ns, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setenv("NOTIFY_SOCKET", sa.sun_path, 1);
-    setenv("WATCHDOG_USEC", "400000", 1);
-    const char *qopts[] = {"--worker.drain_ms=1000", NULL};
-    pid_t dq = rt_decoder(back, dir, qopts);
-    unsetenv("NOTIFY_SOCKET");
-    unsetenv("WATCHDOG_USEC");
+    return ns;
+}
+
+/* Reads what pid sends to ns: READY=1 once, no WATCHDOG=1 before it, then at least three
+ * WATCHDOG=1; then SIGTERM, after which STOPPING=1 must come exactly once. */
+static void check_notify(int ns, pid_t pid, const char *who) {
     int ready = 0, dogs = 0, stopping = 0, dogs_before_ready = 0;
     bool termed = false;
     for (int i = 0; i < 300 && !stopping; i++) { /* up to ~30 s */
@@ -73,14 +62,48 @@ int main(void) {
             if (strstr(buf, "STOPPING=1")) stopping++;
         }
         if (ready && dogs >= 3 && !termed) {
-            kill(dq, SIGTERM);
+            kill(pid, SIGTERM);
             termed = true;
         }
     }
-    CHECK_EQ_INT(ready, 1);
-    CHECK(dogs >= 3);
-    CHECK_EQ_INT(dogs_before_ready, 0);
-    CHECK_EQ_INT(stopping, 1);
+    CHECK_MSG(ready == 1, "%s: READY=1 %d times", who, ready);
+    CHECK_MSG(dogs >= 3, "%s: %d WATCHDOG=1", who, dogs);
+    CHECK_MSG(dogs_before_ready == 0, "%s: WATCHDOG=1 before READY=1", who);
+    CHECK_MSG(stopping == 1, "%s: STOPPING=1 %d times", who, stopping);
+}
+
+static bool same_text(const char *got, size_t cap, const char *expect) {
+    size_t want = strlen(expect) < cap - 1 ? strlen(expect) : cap - 1;
+    return strlen(got) == want && !strncmp(got, expect, want);
+}
+
+int main(void) {
+    setenv("OMP_NUM_THREADS", "1", 1);
+    h_init(58);
+    char front[256], back[256];
+    const char *bopts[] = {"--broker.heartbeat_ms=200", NULL};
+    h_broker(NULL, NULL, bopts, front, back);
+    static char dir[2048];
+    snprintf(dir, sizeof dir, "%s", rt_model_dir(MODEL));
+
+    /* ---- sd_notify and the watchdog: the broker, then a decoder ---------------------------- */
+    int ns = notify_socket(h_path("notify.sock"));
+    setenv("WATCHDOG_USEC", "400000", 1);
+    char bf[256], bb[256];
+    pid_t bq = h_broker(NULL, NULL, bopts, bf, bb);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    check_notify(ns, bq, "hired-broker");
+    CHECK_EQ_INT(h_wait(bq, 10000), 0);
+    close(ns);
+
+    ns = notify_socket(h_path("notify2.sock"));
+    setenv("WATCHDOG_USEC", "400000", 1);
+    const char *qopts[] = {"--worker.drain_ms=1000", NULL};
+    pid_t dq = rt_decoder(back, dir, qopts);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+    check_notify(ns, dq, "hired-decoder");
     CHECK_EQ_INT(h_wait(dq, 10000), 0);
     close(ns);
 
