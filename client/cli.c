@@ -45,6 +45,8 @@ static void usage(FILE *f) {
             "      send a job to a running hired-broker and stream the answer\n"
             "  status [--broker EP] [--json]\n"
             "      the broker's worker pools, queues, jobs in flight, counters and stage timings\n"
+            "  bench (--model DIR | --broker EP --model-name NAME) [--strategies L --budgets L --runs N]\n"
+            "      the efficiency report: tok/s, TTFT, kept tokens, bytes on the wire, peak RSS per budget\n"
             "\n"
             "Each command prints its own options with --help.\n"
             "strategies: none, hired (default; budget 0.2, alpha 0.5, reference split), spatial,\n"
@@ -182,6 +184,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "run")) return cmd_run(argc - 2, argv + 2);
     if (!strcmp(argv[1], "submit")) return cmd_submit(argc - 2, argv + 2);
     if (!strcmp(argv[1], "status")) return cmd_status(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "hired: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;
