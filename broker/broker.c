@@ -557,9 +557,11 @@ static void timers(broker_t *b, int64_t now) {
 
 static void *open_router(broker_t *b, const char *ep, char *bound, int sndhwm, char *err) {
     void *s = zmq_socket(b->ctx, ZMQ_ROUTER);
+    char cerr[HIRED_ERR_LEN] = "";
     if (!s || wire_sock_setup(s, &b->lim) || zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) ||
-        zmq_bind(s, ep) != 0) {
-        hired_errf(err, HIRED_EIO, "cannot bind %s: %s", ep, zmq_strerror(errno));
+        curve_apply_server(s, &b->curve, cerr) || zmq_bind(s, ep) != 0) {
+        if (cerr[0]) hired_errf(err, HIRED_EIO, "cannot bind %s: %s", ep, cerr);
+        else hired_errf(err, HIRED_EIO, "cannot bind %s: %s", ep, zmq_strerror(errno));
         if (s) zmq_close(s);
         return NULL;
     }
@@ -579,6 +581,11 @@ int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err) {
     if (jobs_init(&b->jobs)) return hired_errf(err, HIRED_ENOMEM, "out of memory");
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return hired_errf(err, HIRED_EIO, "zmq_ctx_new failed");
+    /* CURVE: the ZAP handler must answer in this context before any server socket binds */
+    b->curve = (curve_cfg_t){.server_cert = cfg->curve_server_cert, .authorized_keys = cfg->curve_authorized_keys};
+    int rc = curve_check(&b->curve, err);
+    if (rc) return rc;
+    if (curve_server_enabled(&b->curve) && !(b->zap = curve_auth_start(b->ctx, &b->curve, err))) return HIRED_EIO;
     /* A ROUTER drops what a peer's pipe cannot take. Clients read token streams at their own
      * pace, so their pipes get room for whole streams; worker pipes carry at most `capacity`
      * jobs plus heartbeats. */
@@ -595,8 +602,8 @@ int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err) {
         fclose(f);
         if (rename(tmp, cfg->ports_file) != 0) return hired_errf(err, HIRED_EIO, "cannot write %s", cfg->ports_file);
     }
-    log_info("broker: clients on %s, workers on %s, epoch %llu", b->front_ep, b->back_ep,
-             (unsigned long long)b->epoch);
+    log_info("broker: clients on %s, workers on %s, epoch %llu%s", b->front_ep, b->back_ep,
+             (unsigned long long)b->epoch, b->zap ? ", CURVE on" : "");
     return HIRED_OK;
 }
 
@@ -645,6 +652,7 @@ int broker_run(broker_t *b) {
 void broker_close(broker_t *b) {
     if (b->front) zmq_close(b->front);
     if (b->back) zmq_close(b->back);
+    curve_auth_stop(&b->zap); /* its socket lives in ctx: before the context ends */
     if (b->ctx) zmq_ctx_term(b->ctx);
     b->front = b->back = b->ctx = NULL;
     jobs_free(&b->jobs);

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "curve.h"
 #include "wire.h"
 
 #define BROKER_ROUTE_MAX 255
@@ -41,6 +42,8 @@ typedef struct broker_cfg {
     int64_t startup_grace_ms;   /* unknown models are queued, not refused, this long after start; -1 = auto */
     int64_t max_image_bytes;    /* SUBMIT image limit */
     int64_t max_prompt_bytes;   /* prompt limit */
+    char *curve_server_cert;    /* this broker's secret zcert file; "" = no CURVE */
+    char *curve_authorized_keys;/* directory of authorised public zcert files (clients, workers) */
 } broker_cfg_t;
 
 // ---- jobs -----------------------------------------------------------------------------------
@@ -180,6 +183,8 @@ typedef struct broker {
     broker_cfg_t cfg;
     wire_limits_t lim;
     void *ctx, *front, *back;
+    curve_cfg_t curve;          /* server half, borrowed from cfg (all empty: no CURVE) */
+    curve_auth_t *zap;          /* ZAP handler of ctx when CURVE is on */
     char front_ep[256], back_ep[256];
     uint64_t epoch;
     int64_t started, next_heartbeat, next_timers;
@@ -192,11 +197,15 @@ typedef struct broker {
 /* STATUS JSON (malloc'd, caller frees), or NULL on ENOMEM. */
 char *stats_status_json(const broker_t *b, int64_t now);
 
-/* Binds both sockets (writes cfg.ports_file). 0 or HIRED_EIO with err. */
+/* Binds both sockets (writes cfg.ports_file). With cfg->curve_server_cert set, both are CURVE
+ * servers and only peers whose public keys are in cfg->curve_authorized_keys are served
+ * (common/curve.h). cfg's strings are borrowed until broker_close. 0 or HIRED_E* with err;
+ * call broker_close either way. */
 int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err);
 /* Serves until proc_stop_requested() (SIGTERM / SIGINT through proc_signals_install), sending
  * WATCHDOG=1 from the poll loop when systemd's watchdog is on (proc.h). 0 or HIRED_EIO. */
 int broker_run(broker_t *b);
+/* Closes the sockets, stops the ZAP handler, ends the context, frees the tables. */
 void broker_close(broker_t *b);
 
 #endif

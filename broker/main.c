@@ -44,6 +44,10 @@ static const cfg_entry_t k_cfg[] = {
      "largest SUBMIT image"},
     {"broker.max_prompt_bytes", CFG_INT, O(max_prompt_bytes), 1, WIRE_MAX_PROMPT, "65536", NULL,
      "longest prompt"},
+    {"curve.server_cert", CFG_STRING, O(curve_server_cert), 0, 4000, "", NULL,
+     "CURVE: this broker's secret certificate file (zcert NAME_secret); empty = no CURVE"},
+    {"curve.authorized_keys", CFG_STRING, O(curve_authorized_keys), 0, 4000, "", NULL,
+     "CURVE: directory of authorised public certificates (clients and workers); re-read on change"},
     {"log.level", CFG_ENUM, offsetof(main_cfg_t, log_level), 0, 0, "info", "debug|info|warn|error",
      "log threshold"},
 };

@@ -40,6 +40,8 @@ static void submit_usage(FILE *f) {
             "  --deadline-ms N     job deadline (0 = broker default)\n"
             "  --id ID             job id (default: random); resubmitting an id attaches to it\n"
             "  --no-stream         print the answer only when it is complete\n"
+            "  --curve-server-key FILE  the broker's public CURVE certificate (zcert), with --curve-cert\n"
+            "  --curve-cert FILE   this client's secret CURVE certificate (zcert NAME_secret)\n"
             "The answer goes to stdout, a summary line (usage, timings) to stderr.\n");
 }
 
@@ -105,6 +107,7 @@ static void print_timings(const hired_event *ev) {
 
 int cmd_submit(int argc, char **argv) {
     const char *broker = default_broker(), *model = getenv("HIRED_MODEL"), *image = NULL, *question = NULL;
+    hired_client_opts co = {0};
     hired_job job;
     hired_job_init(&job);
     for (int i = 0; i < argc; i++) {
@@ -137,6 +140,8 @@ int cmd_submit(int argc, char **argv) {
         else if (!strcmp(a, "--id")) job.id = v;
         else if (!strcmp(a, "--strategy")) job.params.strategy = v;
         else if (!strcmp(a, "--newline")) job.params.newline = v;
+        else if (!strcmp(a, "--curve-server-key")) co.curve_server_key = v;
+        else if (!strcmp(a, "--curve-cert")) co.curve_client_cert = v;
         else if (!strcmp(a, "--budget")) {
             if (num_arg(a, v, 1e-9, 1, &job.params.budget)) return 2;
         } else if (!strcmp(a, "--alpha")) {
@@ -182,9 +187,10 @@ int cmd_submit(int argc, char **argv) {
     job.image = bytes;
     job.image_len = nb;
 
-    hired_client *c = hired_client_new(broker, NULL);
+    hired_client *c = hired_client_new(broker, &co);
     if (!c) {
-        fprintf(stderr, "hired submit: cannot create a client for '%s'\n", broker);
+        fprintf(stderr, "hired submit: cannot create a client for '%s'%s\n", broker,
+                co.curve_server_key || co.curve_client_cert ? " (check the CURVE files)" : "");
         free(bytes);
         return 1;
     }
@@ -288,19 +294,29 @@ static void status_pretty(const cJSON *root, FILE *out) {
 int cmd_status(int argc, char **argv) {
     const char *broker = default_broker();
     bool json = false;
+    const char *curve_server_key = NULL, *curve_cert = NULL;
     int timeout_ms = 5000;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: hired status [--broker EP] [--json] [--timeout-ms N]\n"
+            printf("usage: hired status [--broker EP] [--json] [--timeout-ms N] [--curve-server-key FILE "
+                   "--curve-cert FILE]\n"
                    "  --broker EP       broker frontend ($HIRED_BROKER, else tcp://127.0.0.1:5555)\n"
                    "  --json            print the broker's STATUS JSON as it is\n"
-                   "  --timeout-ms N    wait this long for the answer (100..10000, default 5000)\n");
+                   "  --timeout-ms N    wait this long for the answer (100..10000, default 5000)\n"
+                   "  --curve-server-key FILE  the broker's public CURVE certificate (zcert)\n"
+                   "  --curve-cert FILE this client's secret CURVE certificate (zcert NAME_secret)\n");
             return 0;
         } else if (!strcmp(a, "--json")) {
             json = true;
         } else if (!strcmp(a, "--broker") && v) {
             broker = v;
+            i++;
+        } else if (!strcmp(a, "--curve-server-key") && v) {
+            curve_server_key = v;
+            i++;
+        } else if (!strcmp(a, "--curve-cert") && v) {
+            curve_cert = v;
             i++;
         } else if (!strcmp(a, "--timeout-ms") && v) {
             char *end;
@@ -316,10 +332,12 @@ int cmd_status(int argc, char **argv) {
             return 2;
         }
     }
-    hired_client_opts o = {.timeout_ms = timeout_ms};
+    hired_client_opts o = {.timeout_ms = timeout_ms, .curve_server_key = curve_server_key,
+                           .curve_client_cert = curve_cert};
     hired_client *c = hired_client_new(broker, &o);
     if (!c) {
-        fprintf(stderr, "hired status: cannot create a client for '%s'\n", broker);
+        fprintf(stderr, "hired status: cannot create a client for '%s'%s\n", broker,
+                curve_server_key || curve_cert ? " (check the CURVE files)" : "");
         return 1;
     }
     char *text = NULL;

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "curve.h"
 #include "log.h"
 #include "mem.h"
 #include "wire.h"
@@ -51,6 +52,7 @@ typedef struct cancel_item {
 struct hired_client {
     char endpoint[256];
     int timeout_ms, heartbeat_ms, liveness;
+    char *curve_server_key, *curve_cert; /* NULL = plain TCP */
     void *ctx;
     pthread_t thread;
     bool thread_started;
@@ -135,8 +137,11 @@ static void *open_socket(hired_client *c) {
     void *s = zmq_socket(c->ctx, ZMQ_DEALER);
     if (!s) return NULL;
     int rcvhwm = 0; /* no limit: the broker must never have to drop a token for us */
+    curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
+    char err[HIRED_ERR_LEN] = "";
     if (wire_sock_setup(s, NULL) || zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
-        zmq_connect(s, c->endpoint) != 0) {
+        curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
+        if (err[0]) log_error("hired_client: %s", err);
         zmq_close(s);
         return NULL;
     }
@@ -361,6 +366,13 @@ void hired_job_init(hired_job *job) {
 
 hired_client *hired_client_new(const char *endpoint, const hired_client_opts *opts) {
     if (!endpoint || strlen(endpoint) >= 256) return NULL;
+    curve_cfg_t cv = {.server_key = opts ? opts->curve_server_key : NULL,
+                      .client_cert = opts ? opts->curve_client_cert : NULL};
+    char err[HIRED_ERR_LEN];
+    if (curve_check(&cv, err)) {
+        log_error("hired_client: %s", err);
+        return NULL;
+    }
     hired_client *c = mem_calloc(1, sizeof *c);
     if (!c) return NULL;
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
@@ -371,7 +383,9 @@ hired_client *hired_client_new(const char *endpoint, const hired_client_opts *op
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->status_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new()) ||
+    bool curve_ok = !curve_client_enabled(&cv) || ((c->curve_server_key = mem_strdup(cv.server_key)) &&
+                                                   (c->curve_cert = mem_strdup(cv.client_cert)));
+    if (!curve_ok || pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new()) ||
         pthread_create(&c->thread, NULL, io_main, c) != 0) {
         hired_client_destroy(&c);
         return NULL;
@@ -399,6 +413,8 @@ void hired_client_destroy(hired_client **pc) {
         mem_free(ci);
     }
     free(c->status_json);
+    mem_free(c->curve_server_key);
+    mem_free(c->curve_cert);
     if (c->ctx) zmq_ctx_term(c->ctx);
     if (c->wake[0] >= 0) close(c->wake[0]);
     if (c->wake[1] >= 0) close(c->wake[1]);

@@ -50,6 +50,12 @@ typedef struct hired_client_opts {
     int timeout_ms;    /* hired_status's wait, and the default job deadline; 0 = 600000 */
     int heartbeat_ms;  /* probe the broker this often; 0 = 1000 */
     int liveness;      /* silent heartbeats before reconnecting; 0 = 3 */
+    /* CURVE (for a broker configured with curve.server_cert): both NULL/"" = plain TCP, else
+     * both set. File names, copied; the files are read by hired_client_new (NULL when one is
+     * missing or malformed) and again on every reconnect. A broker that does not authorise
+     * this client's key never answers: its jobs end only by their deadlines. */
+    const char *curve_server_key;  /* the broker's public certificate (czmq zcert "NAME") */
+    const char *curve_client_cert; /* this client's secret certificate (zcert "NAME_secret") */
 } hired_client_opts;
 
 typedef struct hired_params {
@@ -107,7 +113,8 @@ typedef struct hired_event {
 void hired_job_init(hired_job *job);
 
 /* Connects to the broker frontend (asynchronously: it may come up later). opts may be NULL.
- * Caller owns the client (hired_client_destroy). NULL on bad arguments or resource failure. */
+ * Caller owns the client (hired_client_destroy). NULL on bad arguments (including CURVE files
+ * that are missing, malformed or set alone) or resource failure. */
 hired_client *hired_client_new(const char *endpoint, const hired_client_opts *opts);
 /* Stops the background thread and frees everything, including undelivered events.
  * NULL-safe; sets *pc = NULL. Jobs still running at the broker are not cancelled. */

@@ -4,7 +4,9 @@
  * silent for liveness x heartbeat) or a DISCONNECT from the broker starts the next one, and
  * everything tagged with an older session (held jobs, queued sends, jobs not yet taken) is
  * cancelled or dropped, because the broker that knew them is gone or has re-queued them.
- * Not here: job computation, signal installation (the caller's main). */
+ * CURVE (when configured) is applied to every socket before it connects, so a reconnect
+ * authenticates again with the same key pair.
+ * Not here: job computation, signal installation (the caller's main), the keys (curve.c). */
 #include "worker_conn.h"
 
 #include <errno.h>
@@ -42,6 +44,7 @@ struct worker_conn {
     char endpoint[256], service[WIRE_MAX_SERVICE + 1], model[WIRE_MAX_MODEL + 1];
     int capacity, heartbeat_ms, liveness;
     wire_limits_t lim;
+    char *curve_server_key, *curve_cert; /* NULL = plain TCP */
     void *ctx;
     pthread_t thread;
     bool thread_started;
@@ -163,8 +166,10 @@ static int enqueue(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *payload, ui
 static void *open_socket(worker_conn_t *c) {
     void *s = zmq_socket(c->ctx, ZMQ_DEALER);
     if (!s) return NULL;
-    if (wire_sock_setup(s, &c->lim) || zmq_connect(s, c->endpoint) != 0) {
-        log_error("worker_conn: cannot connect to %s: %s", c->endpoint, zmq_strerror(errno));
+    curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
+    char err[HIRED_ERR_LEN] = "";
+    if (wire_sock_setup(s, &c->lim) || curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
+        log_error("worker_conn: cannot connect to %s: %s", c->endpoint, err[0] ? err : zmq_strerror(errno));
         zmq_close(s);
         return NULL;
     }
@@ -393,8 +398,23 @@ worker_conn_t *worker_conn_new(const worker_conn_opts_t *o, char *err) {
                    WIRE_MAX_CAPACITY, WIRE_MAX_MODEL);
         return NULL;
     }
+    if (o->curve && (o->curve->server_key || o->curve->client_cert)) {
+        curve_cfg_t cv = {.server_key = o->curve->server_key, .client_cert = o->curve->client_cert};
+        char cerr[HIRED_ERR_LEN];
+        if (curve_check(&cv, cerr)) {
+            hired_errf(err, HIRED_EINVAL, "worker_conn: %s", cerr);
+            return NULL;
+        }
+    }
     worker_conn_t *c = mem_calloc(1, sizeof *c);
     if (!c) {
+        hired_errf(err, HIRED_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (curve_client_enabled(o->curve) &&
+        (!(c->curve_server_key = mem_strdup(o->curve->server_key)) || !(c->curve_cert = mem_strdup(o->curve->client_cert)))) {
+        mem_free(c->curve_server_key);
+        mem_free(c);
         hired_errf(err, HIRED_ENOMEM, "out of memory");
         return NULL;
     }
@@ -447,6 +467,8 @@ void worker_conn_destroy(worker_conn_t **pc) {
         mem_free(it);
     }
     mem_free(c->held);
+    mem_free(c->curve_server_key);
+    mem_free(c->curve_cert);
     if (c->ctx) zmq_ctx_term(c->ctx);
     if (c->wake[0] >= 0) close(c->wake[0]);
     if (c->wake[1] >= 0) close(c->wake[1]);

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "curve.h"
 #include "wire.h"
 
 typedef struct worker_conn worker_conn_t;
@@ -37,6 +38,8 @@ typedef struct worker_conn_opts {
     int heartbeat_ms;             /* 0 = 1000; use the broker's value */
     int liveness;                 /* 0 = 3: silent intervals before the broker counts as lost */
     const wire_limits_t *limits;  /* NULL = protocol defaults */
+    const curve_cfg_t *curve;     /* NULL or client half unset = plain TCP; else the broker's
+                                     public key and this worker's certificate (curve.h) */
 } worker_conn_opts_t;
 
 /* One job from the broker. Caller owns it (worker_job_destroy). */
@@ -50,7 +53,8 @@ typedef struct worker_job {
 } worker_job_t;
 
 /* Connects (asynchronously: the broker may come up later) and starts the I/O thread.
- * Copies opts. NULL with err on bad options or resource failure. */
+ * Copies opts (and the CURVE file names; the key files are checked here and read again on every
+ * (re)connect). NULL with err on bad options, unreadable CURVE files or resource failure. */
 worker_conn_t *worker_conn_new(const worker_conn_opts_t *opts, char *err);
 /* Stops (DISCONNECT if not yet stopped), joins the I/O thread, frees everything including jobs
  * not yet taken. NULL-safe; sets *pc = NULL. */

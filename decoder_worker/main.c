@@ -42,6 +42,7 @@
 #include <cjson/cJSON.h>
 
 #include "cfg.h"
+#include "curve.h"
 #include "err.h"
 #include "generate.h"
 #include "half.h"
@@ -428,9 +429,11 @@ static int configure(dec_cfg_t *cfg, int argc, char **argv, bool *check) {
     }
     if (!rc && (cfg->curve_server_key[0] != 0) != (cfg->curve_cert[0] != 0))
         rc = hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
-    if (!rc && cfg->curve_server_key[0])
-        rc = hired_errf(err, HIRED_EUNSUPPORTED,
-                        "curve.*: the worker connection cannot apply CURVE yet (worker_conn has no CURVE option)");
+    if (!rc) {
+        curve_cfg_t cv = {.server_key = cfg->curve_server_key, .client_cert = cfg->curve_cert};
+        char cerr[HIRED_ERR_LEN];
+        if ((rc = curve_check(&cv, cerr))) hired_errf(err, rc, "curve.*: %s", cerr);
+    }
     if (rc) {
         fprintf(stderr, "hired-decoder: %s\n", err);
         return 2;
@@ -481,9 +484,10 @@ int main(int argc, char **argv) {
              d.hf->text.hidden, d.hf->text.max_pos,
              d.cfg.template_name[0] ? d.cfg.template_name : gen_model_default_template(d.model), now_ms() - t0);
 
+    curve_cfg_t cv = {.server_key = d.cfg.curve_server_key, .client_cert = d.cfg.curve_cert};
     worker_conn_opts_t o = {.endpoint = d.cfg.endpoint, .service = "decode", .model = d.name,
                             .capacity = (int)d.cfg.capacity, .heartbeat_ms = (int)d.cfg.heartbeat_ms,
-                            .liveness = (int)d.cfg.liveness};
+                            .liveness = (int)d.cfg.liveness, .curve = &cv};
     d.conn = worker_conn_new(&o, err);
     if (!d.conn) {
         log_error("hired-decoder: %s", err);

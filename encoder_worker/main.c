@@ -48,6 +48,7 @@
 #include <cjson/cJSON.h>
 
 #include "cfg.h"
+#include "curve.h"
 #include "err.h"
 #include "half.h"
 #include "hfconfig.h"
@@ -588,9 +589,11 @@ static int configure(enc_cfg_t *cfg, int argc, char **argv, bool *check) {
                         cfg->device);
     if (!rc && (cfg->curve_server_key[0] != 0) != (cfg->curve_cert[0] != 0))
         rc = hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
-    if (!rc && cfg->curve_server_key[0])
-        rc = hired_errf(err, HIRED_EUNSUPPORTED,
-                        "curve.*: the worker connection cannot apply CURVE yet (worker_conn has no CURVE option)");
+    if (!rc) {
+        curve_cfg_t cv = {.server_key = cfg->curve_server_key, .client_cert = cfg->curve_cert};
+        char cerr[HIRED_ERR_LEN];
+        if ((rc = curve_check(&cv, cerr))) hired_errf(err, rc, "curve.*: %s", cerr);
+    }
     if (rc) {
         fprintf(stderr, "hired-encoder: %s\n", err);
         return 2;
@@ -642,9 +645,10 @@ int main(int argc, char **argv) {
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return 1;
     }
+    curve_cfg_t cv = {.server_key = e.cfg.curve_server_key, .client_cert = e.cfg.curve_cert};
     worker_conn_opts_t o = {.endpoint = e.cfg.endpoint, .service = "encode", .model = e.name,
                             .capacity = (int)e.cfg.capacity, .heartbeat_ms = (int)e.cfg.heartbeat_ms,
-                            .liveness = (int)e.cfg.liveness};
+                            .liveness = (int)e.cfg.liveness, .curve = &cv};
     e.conn = worker_conn_new(&o, err);
     if (!e.conn) {
         log_error("hired-encoder: %s", err);

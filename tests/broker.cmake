@@ -5,7 +5,7 @@ hired_add_test(test_broker SOURCES unit/test_broker.c LIBS hired_broker_core TIM
 
 # A fake encoder / decoder on common/worker_conn for broker-scale tests (not a test itself).
 add_executable(fake_worker integration/fake_worker.c)
-target_link_libraries(fake_worker PRIVATE hired_wire)
+target_link_libraries(fake_worker PRIVATE hired_svc)
 
 # Integration tests: real hired-broker and fake_worker processes on 127.0.0.1.
 add_library(hired_it_harness STATIC integration/harness.c)

@@ -23,6 +23,10 @@ target_compile_definitions(test_real_systemd PRIVATE HIRED_SOURCE_DIR="${PROJECT
 
 # CURVE over real TCP sockets (common/curve.c): authorised keys served, others not.
 hired_add_test(test_real_curve SOURCES integration/test_real_curve.c LIBS hired_rt_util hired_svc TIMEOUT 60)
+# CURVE end to end: the real broker with curve.*, real workers, libhired clients with and
+# without authorised keys, and `hired status --curve-*`.
+hired_add_test(test_real_curve_e2e SOURCES integration/test_real_curve_e2e.c LIBS hired_rt_util hired_svc TIMEOUT 60)
+add_dependencies(test_real_curve_e2e hired-broker hired-encoder hired-decoder hired)
 
 # `hired submit` / `hired status` (client/cmd_submit.c) through the real `hired` binary.
 hired_add_test(test_real_submit SOURCES integration/test_real_submit.c LIBS hired_rt_util TIMEOUT 60)

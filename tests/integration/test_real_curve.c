@@ -8,8 +8,8 @@
  *   no CURVE / wrong server key      -> no service
  *   key file added to the directory  -> the next connection with that key is served (re-read)
  *   configuration errors             -> curve_check names the file
- * Skipped (77) when libzmq lacks CURVE. The hired-broker process itself is not wired to
- * curve.c yet (its cfg table and socket setup belong to broker/); see curve.h for the hooks. */
+ * Skipped (77) when libzmq lacks CURVE. The same through the real hired-broker, workers and
+ * libhired: test_real_curve_e2e.c. */
 #include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
