@@ -6,7 +6,8 @@
  *      the new encoder answers them from its result cache and the second starts streaming while
  *      the first still runs): the broker re-queues them, a second decoder re-runs them with the same seeds, and
  *      each client stream has every token exactly once (no gap, no repeat) and the same text as
- *      `hired run` (f16 features on the wire, rounded the same way here).
+ *      `hired run` (f16 features on the wire, rounded the same way here). The sampled job's
+ *      seed is picked in-process with this build (see SEEDS), not fixed in advance.
  * SIGTERM at the end: the surviving workers and the broker exit 0. */
 #include <signal.h>
 #include <stdio.h>
@@ -84,6 +85,8 @@ int main(void) {
     size_t n = 0;
     CHECK(rt_read(rt_image("tiny.png"), &img, &n) == 0);
 #define LONG 600
+#define SEEDS 48         /* sampling seeds tried at most */
+#define SEARCH_MS 15000  /* ... or until this long has passed with an answer of LONG/2+ tokens */
     hired_job j;
     hired_job_init(&j);
     hired_params p_enc = j.params, p_long = j.params, p_long2 = j.params;
@@ -100,16 +103,33 @@ int main(void) {
         CHECK(rt_encode(m, img, n, &p_enc, WIRE_DTYPE_F16, &vis) == 0);
         CHECK(rt_answer(m, &vis, "What is this?", &p_enc, NULL, x_enc, sizeof x_enc, NULL) == 0);
         CHECK(rt_answer(m, &vis, "Describe the picture in detail.", &p_long, NULL, x_long, sizeof x_long, &g1) == 0);
-        /* a seed whose sample runs to max_tokens (no early EOS), found deterministically */
-        for (int t = 0; t < 16 && g2 != LONG; t++, p_long2.seed++)
+        /* A sampling seed whose answer is long, chosen here with the same binary the workers
+         * run: the first seed that runs to max_tokens, else the longest of SEEDS. Which seeds
+         * stop early differs between builds (-O2 vs -O0 + sanitizers round differently where two
+         * probabilities nearly tie), so no particular seed is assumed to run long. */
+        const uint64_t seed0 = p_long2.seed;
+        uint64_t best_seed = seed0;
+        int best = -1;
+        const int64_t t_search = wire_now_ms();
+        for (int t = 0; t < SEEDS && best != LONG && (best < LONG / 2 || wire_now_ms() - t_search < SEARCH_MS); t++) {
+            p_long2.seed = seed0 + (uint64_t)t;
             CHECK(rt_answer(m, &vis, "Write a long story.", &p_long2, NULL, x_long2, sizeof x_long2, &g2) == 0);
-        p_long2.seed--;
+            if (g2 > best) best = g2, best_seed = p_long2.seed;
+        }
+        if (p_long2.seed != best_seed) { /* the expected text of the chosen seed */
+            p_long2.seed = best_seed;
+            CHECK(rt_answer(m, &vis, "Write a long story.", &p_long2, NULL, x_long2, sizeof x_long2, &g2) == 0);
+        }
+        fprintf(stderr, "sampled job: seed %llu, %d tokens (%lld ms of search)\n", (unsigned long long)p_long2.seed,
+                g2, (long long)(wire_now_ms() - t_search));
         gen_visual_free(&vis);
     }
     gen_model_destroy(&m);
-    /* the answers must be long enough to be caught mid-stream (no early EOS) */
+    /* the answers must be long enough to be caught mid-stream: the greedy one runs to
+     * max_tokens; the sampled one is the longest found (the mid-stream CHECK below is the real
+     * requirement, this one only names the cause when it fails) */
     CHECK_EQ_INT(g1, LONG);
-    CHECK_EQ_INT(g2, LONG);
+    CHECK_MSG(g2 >= LONG / 3, "no seed of %d gave a sampled answer of %d+ tokens (longest %d)", SEEDS, LONG / 3, g2);
 
     hired_client_opts co = {.timeout_ms = 50000, .heartbeat_ms = 200};
     hired_client *c = hired_client_new(front, &co);
