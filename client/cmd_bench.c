@@ -104,6 +104,7 @@ typedef struct {
     size_t img_len;
     row_t rows_[BENCH_MAX_ROWS];
     int n_rows;
+    char load_start[64], load_end[64]; /* /proc/loadavg: the machine may be shared */
 } bench_t;
 
 static double now_ms(void) {
@@ -617,6 +618,15 @@ static void cpu_model(char *out, size_t cap) {
     fclose(f);
 }
 
+static void loadavg(char *out, size_t cap) {
+    snprintf(out, cap, "n/a");
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f) return;
+    double a, b, c;
+    if (fscanf(f, "%lf %lf %lf", &a, &b, &c) == 3) snprintf(out, cap, "%.2f %.2f %.2f", a, b, c);
+    fclose(f);
+}
+
 static int write_json(const bench_t *b) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddNumberToObject(root, "version", 1);
@@ -652,6 +662,8 @@ static int write_json(const bench_t *b) {
     char ts[64];
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
     cJSON_AddStringToObject(env, "date", ts);
+    cJSON_AddStringToObject(env, "loadavg_start", b->load_start);
+    cJSON_AddStringToObject(env, "loadavg_end", b->load_end);
 
     cJSON *src = cJSON_AddObjectToObject(root, "sources");
     cJSON_AddStringToObject(src, "kept", b->own ? "encoder log (exact K per job)" : "n/a (not in the protocol)");
@@ -946,7 +958,10 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "hired bench: cannot create a client for '%s'\n", b.own ? b.front : b.broker);
         goto out;
     }
-    if (wait_workers(&b, 600000) || run_rows(&b)) goto out;
+    if (wait_workers(&b, 600000)) goto out;
+    loadavg(b.load_start, sizeof b.load_start);
+    if (run_rows(&b)) goto out;
+    loadavg(b.load_end, sizeof b.load_end);
     rc = 0;
 out:
     hired_client_destroy(&b.c);
@@ -954,7 +969,8 @@ out:
     if (b.n_rows && !rc) {
         print_table(&b);
         if (write_json(&b)) rc = 1;
-        else printf("\nraw samples, summary and environment: %s\n", b.json_path);
+        else printf("\nload average before/after: %s / %s (%ld cores). Raw samples, summary and environment: %s\n",
+                    b.load_start, b.load_end, sysconf(_SC_NPROCESSORS_ONLN), b.json_path);
     }
     if (b.own && !rc) remove_tmp(&b);
     else if (b.own) fprintf(stderr, "hired bench: logs kept in %s\n", b.tmp);
