@@ -28,7 +28,9 @@
  * A backend fault (HIRED_ECUDA) ends the process with status 1 without answering (the broker
  * re-queues; systemd restarts). SIGTERM: STOPPING=1, no new jobs, running ones get
  * worker.drain_ms, then DISCONNECT hands the rest back; exit 0. Configuration errors exit 2.
- * Not here: the model code (decoder_worker/generate.h and below), the protocol (worker_conn). */
+ * Not here: the model code (decoder_worker/generate.h and below), the protocol (worker_conn),
+ * what every worker does the same way (keys, command line, job threads, READY, watchdog,
+ * drain: common/svc.h). */
 #include <omp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -42,7 +44,6 @@
 #include <cjson/cJSON.h>
 
 #include "cfg.h"
-#include "curve.h"
 #include "err.h"
 #include "generate.h"
 #include "half.h"
@@ -50,63 +51,32 @@
 #include "log.h"
 #include "mem.h"
 #include "proc.h"
+#include "svc.h"
 #include "template.h"
 #include "worker_conn.h"
 
-#define DEC_MAX_THREADS 64
 
 // ---- configuration ---------------------------------------------------------------------------
 
 typedef struct {
-    char *endpoint;
-    int64_t heartbeat_ms, liveness;
-    char *model_dir, *model_name, *device;
+    svc_cfg_t w; /* the keys every worker has (svc.h) */
     int64_t capacity, prefill_chunk;
     char *template_name;
-    int64_t drain_ms, threads;
-    bool warmup;
-    char *curve_server_key, *curve_cert;
-    int log_level;
 } dec_cfg_t;
 
 #define O(f) offsetof(dec_cfg_t, f)
-static const cfg_entry_t k_cfg[] = {
-    {"broker.endpoint", CFG_STRING, O(endpoint), 1, 255, "tcp://127.0.0.1:5556", NULL,
-     "the broker's backend (worker) endpoint to connect to"},
-    {"broker.heartbeat_ms", CFG_INT, O(heartbeat_ms), 10, 60000, "1000", NULL,
-     "heartbeat interval; must equal the broker's broker.heartbeat_ms"},
-    {"broker.liveness", CFG_INT, O(liveness), 2, 100, "3", NULL,
-     "silent heartbeat intervals before the broker counts as lost (then reconnect)"},
-    {"model.dir", CFG_STRING, O(model_dir), 0, 4000, "", NULL,
-     "Hugging Face llava-hf model directory (required; also --model DIR)"},
-    {"model.name", CFG_STRING, O(model_name), 0, WIRE_MAX_MODEL, "", NULL,
-     "model name jobs ask for; empty = the directory's base name"},
-    {"model.device", CFG_STRING, O(device), 1, 16, "cpu", NULL,
-     "cpu, cuda:N or N (= cuda:N); CUDA is refused until the CUDA backend exists"},
-    {"decoder.capacity", CFG_INT, O(capacity), 1, DEC_MAX_THREADS, "2", NULL,
+static const cfg_entry_t k_own_cfg[] = {
+    {"decoder.capacity", CFG_INT, O(capacity), 1, SVC_MAX_THREADS, "2", NULL,
      "jobs decoded at once (one thread and one KV cache each, sharing the weights)"},
     {"decoder.template", CFG_STRING, O(template_name), 0, 64, "", NULL,
      "chat template around the job's prompt: vicuna, llava-1.5, vicuna-system, vicuna-lmms-eval, mistral, "
      "raw (prompt used as is); empty = the text model's default, as `hired run`"},
     {"decoder.prefill_chunk", CFG_INT, O(prefill_chunk), 0, 65536, "0", NULL,
      "prompt rows per prefill pass (bounds the activation scratch); 0 = the library's default"},
-    {"worker.drain_ms", CFG_INT, O(drain_ms), 0, 3600000, "10000", NULL,
-     "on SIGTERM, jobs in progress get this long to finish before they are handed back"},
-    {"worker.threads", CFG_INT, O(threads), 0, 1024, "0", NULL,
-     "OpenMP threads per job; 0 = OMP_NUM_THREADS or all cores"},
-    {"worker.warmup", CFG_BOOL, O(warmup), 0, 0, "true", NULL,
-     "run one token through the text model before announcing READY"},
-    {"curve.server_key", CFG_STRING, O(curve_server_key), 0, 4000, "", NULL,
-     "CURVE: the broker's public certificate file (zcert); empty = no CURVE"},
-    {"curve.cert", CFG_STRING, O(curve_cert), 0, 4000, "", NULL,
-     "CURVE: this worker's secret certificate file (zcert, must be authorised by the broker)"},
-    {"log.level", CFG_ENUM, O(log_level), 0, 0, "info", "debug|info|warn|error", "log threshold"},
 };
 #undef O
-#define N_CFG ((int)ARRAY_LEN(k_cfg))
-
-static const char *const k_aliases[][2] = {
-    {"model", "model.dir"}, {"device", "model.device"}, {"broker", "broker.endpoint"}, {"name", "model.name"}};
+#define N_OWN ((int)ARRAY_LEN(k_own_cfg))
+#define N_CFG (SVC_CFG_N + N_OWN)
 
 // ---- worker state ----------------------------------------------------------------------------
 
@@ -115,9 +85,7 @@ typedef struct {
     char name[WIRE_MAX_MODEL + 1];
     gen_model_t *model;
     const hf_config_t *hf; /* borrowed from model */
-    worker_conn_t *conn;
-    atomic_int busy;
-    atomic_bool draining;
+    svc_t svc; /* broker connection, job threads, drain (svc.h) */
     atomic_ullong served, failed;
 } dec_t;
 
@@ -125,30 +93,6 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* model.name, else the directory's last path component; checked against the protocol's charset. */
-static int model_name(const dec_cfg_t *c, char *out, char *err) {
-    const char *s = c->model_name && c->model_name[0] ? c->model_name : NULL;
-    char tmp[4096];
-    if (!s) {
-        snprintf(tmp, sizeof tmp, "%s", c->model_dir);
-        size_t l = strlen(tmp);
-        while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
-        const char *slash = strrchr(tmp, '/');
-        s = slash ? slash + 1 : tmp;
-    }
-    size_t l = strlen(s);
-    bool ok = l >= 1 && l <= WIRE_MAX_MODEL;
-    for (size_t i = 0; ok && i < l; i++)
-        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-             strchr("._:/+-", s[i]);
-    if (!ok)
-        return hired_errf(err, HIRED_EINVAL,
-                          "model name '%.200s' must be 1-%d characters of [A-Za-z0-9._:/+-] (set model.name)", s,
-                          WIRE_MAX_MODEL);
-    memcpy(out, s, l + 1);
-    return HIRED_OK;
 }
 
 // ---- the encoder's result -> gen_visual_t ----------------------------------------------------
@@ -264,7 +208,7 @@ typedef struct {
 /* gen_emit_fn: one TOKEN per piece (split at the protocol's limit), NUL -> U+FFFD. */
 static int emit_token(void *user, const char *text, size_t len, int32_t token) {
     stream_t *s = user;
-    if (worker_conn_cancelled(s->d->conn, s->id)) {
+    if (worker_conn_cancelled(s->d->svc.conn, s->id)) {
         s->cancelled = true;
         return 1;
     }
@@ -282,7 +226,7 @@ static int emit_token(void *user, const char *text, size_t len, int32_t token) {
         }
         buf[n] = 0;
         char err[HIRED_ERR_LEN];
-        int rc = worker_conn_send_token(s->d->conn, s->id, s->seq++, token, buf, err);
+        int rc = worker_conn_send_token(s->d->svc.conn, s->id, s->seq++, token, buf, err);
         if (rc) {
             log_error("decode %s: cannot send TOKEN: %s", s->id, err);
             s->send_rc = rc;
@@ -331,12 +275,12 @@ static void serve_job(dec_t *d, worker_job_t *job) {
     double ms_transfer = (double)(wire_now_ms() - job->received_ms); /* arrival -> float32 features */
     if (!rc) rc = gen_prompt_build(d->model, &vis, j->prompt ? j->prompt : "", &p, &pr, &st, err);
     gen_visual_free(&vis);
-    if (!rc && worker_conn_cancelled(d->conn, id)) s.cancelled = true;
+    if (!rc && worker_conn_cancelled(d->svc.conn, id)) s.cancelled = true;
     if (!rc && !s.cancelled) rc = gen_decode(d->model, &pr, &p, emit_token, &s, NULL, NULL, 0, NULL, &st, err);
     gen_prompt_free(&pr);
     if (rc == HIRED_ECUDA) fatal_backend(id, err);
     if (!rc && s.send_rc) rc = hired_errf(err, s.send_rc, "cannot stream tokens");
-    if (!rc && (s.cancelled || worker_conn_cancelled(d->conn, id))) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
+    if (!rc && (s.cancelled || worker_conn_cancelled(d->svc.conn, id))) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
     if (!rc) {
         wire_msg_t m;
         wire_msg_init(&m, WIRE_DONE);
@@ -351,7 +295,7 @@ static void serve_job(dec_t *d, worker_job_t *job) {
         m.timings[WIRE_STAGE_DECODE] = st.ms_decode;
         m.timings_mask = (1u << WIRE_STAGE_TRANSFER) | (1u << WIRE_STAGE_PROJECT) | (1u << WIRE_STAGE_PREFILL) |
                          (1u << WIRE_STAGE_DECODE);
-        if (worker_conn_send_done(d->conn, &m, serr)) log_error("hired-decoder: job %s: cannot send DONE: %s", id, serr);
+        if (worker_conn_send_done(d->svc.conn, &m, serr)) log_error("hired-decoder: job %s: cannot send DONE: %s", id, serr);
         wire_msg_clear(&m);
         log_info("decode %s: %d image + %d prompt tokens, %d generated (%s), %u pieces; ms: transfer %.1f, project "
                  "%.1f, prefill %.1f, decode %.1f, total %.1f",
@@ -361,25 +305,9 @@ static void serve_job(dec_t *d, worker_job_t *job) {
         return;
     }
     log_warn("decode %s refused: %s", id, err);
-    if (worker_conn_send_error(d->conn, id, rc, err, serr))
+    if (worker_conn_send_error(d->svc.conn, id, rc, err, serr))
         log_error("hired-decoder: job %s: cannot send ERROR: %s", id, serr);
     atomic_fetch_add(&d->failed, 1);
-}
-
-static void *job_thread(void *arg) {
-    dec_t *d = arg;
-    if (d->cfg.threads > 0) omp_set_num_threads((int)d->cfg.threads);
-    while (!atomic_load(&d->draining)) {
-        worker_job_t *job = NULL;
-        int rc = worker_conn_next_job(d->conn, 200, &job);
-        if (rc == HIRED_EIO) break;
-        if (rc) continue;
-        atomic_fetch_add(&d->busy, 1);
-        serve_job(d, job);
-        worker_job_destroy(&job);
-        atomic_fetch_sub(&d->busy, 1);
-    }
-    return NULL;
 }
 
 /* One BOS token through the text model, so the first job does not pay the page faults. */
@@ -401,61 +329,38 @@ static int warmup(dec_t *d, char *err) {
 
 // ---- main ------------------------------------------------------------------------------------
 
-/* 0 ok, 1 help printed, 2 error (message printed). */
-static int configure(dec_cfg_t *cfg, int argc, char **argv, bool *check) {
-    char err[HIRED_ERR_LEN];
-    int ac = 0;
-    char **av = NULL;
-    int rc = proc_args_rewrite(argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), &ac, &av, check, err);
-    if (!rc) rc = cfg_args(k_cfg, N_CFG, cfg, ac, av, err);
-    proc_args_free(ac, &av);
-    if (rc == 1) {
-        printf("\nhired-decoder [-c FILE] [--model DIR] [--device cpu|cuda:N] [--check-config] [--KEY=VALUE | -o "
-               "KEY=VALUE]...\n");
-        return 1;
-    }
-    if (!rc && !cfg->model_dir[0]) rc = hired_errf(err, HIRED_EINVAL, "model.dir is required (--model DIR)");
-    int dev = -1;
-    if (!rc) rc = proc_parse_device(cfg->device, &dev, err);
-    if (!rc && dev >= 0)
-        rc = hired_errf(err, HIRED_EUNSUPPORTED,
-                        "model.device '%s': the CUDA backend is not available yet; this build runs on cpu only",
-                        cfg->device);
-    if (!rc && cfg->template_name[0]) {
-        char *out = NULL, terr[HIRED_ERR_LEN];
-        if (tpl_render(cfg->template_name, "x", &out, terr))
-            rc = hired_errf(err, HIRED_EINVAL, "decoder.template: %s", terr);
-        mem_free(out);
-    }
-    if (!rc && (cfg->curve_server_key[0] != 0) != (cfg->curve_cert[0] != 0))
-        rc = hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
-    if (!rc) {
-        curve_cfg_t cv = {.server_key = cfg->curve_server_key, .client_cert = cfg->curve_cert};
-        char cerr[HIRED_ERR_LEN];
-        if ((rc = curve_check(&cv, cerr))) hired_errf(err, rc, "curve.*: %s", cerr);
-    }
-    if (rc) {
-        fprintf(stderr, "hired-decoder: %s\n", err);
-        return 2;
-    }
-    return 0;
+/* svc_configure's extra check: decoder.template names a known template. */
+static int check_template(void *values, char *err) {
+    const dec_cfg_t *cfg = values;
+    if (!cfg->template_name[0]) return HIRED_OK;
+    char *out = NULL, terr[HIRED_ERR_LEN];
+    int rc = tpl_render(cfg->template_name, "x", &out, terr) ? hired_errf(err, HIRED_EINVAL, "decoder.template: %s", terr)
+                                                             : HIRED_OK;
+    mem_free(out);
+    return rc;
 }
+
+/* svc_app_t.serve */
+static void serve(void *app, worker_job_t *job) { serve_job(app, job); }
 
 int main(int argc, char **argv) {
     static dec_t d;
+    cfg_entry_t k_cfg[N_CFG]; /* the common keys (svc.h), then this worker's */
+    svc_cfg_entries(offsetof(dec_cfg_t, w), "run one token through the text model before announcing READY", k_cfg);
+    memcpy(k_cfg + SVC_CFG_N, k_own_cfg, sizeof k_own_cfg);
     bool check = false;
-    int crc = configure(&d.cfg, argc, argv, &check);
+    int crc = svc_configure("hired-decoder", k_cfg, N_CFG, &d.cfg, &d.cfg.w, argc, argv, &check, check_template);
     if (crc) {
         cfg_free(k_cfg, N_CFG, &d.cfg);
         return crc == 1 ? 0 : 2;
     }
     char err[HIRED_ERR_LEN];
-    if (model_name(&d.cfg, d.name, err)) {
+    if (svc_model_name(&d.cfg.w, d.name, err)) {
         fprintf(stderr, "hired-decoder: %s\n", err);
         cfg_free(k_cfg, N_CFG, &d.cfg);
         return 2;
     }
-    log_set_level((log_level_t)d.cfg.log_level);
+    log_set_level((log_level_t)d.cfg.w.log_level);
     cfg_log(k_cfg, N_CFG, &d.cfg);
     if (check) {
         printf("hired-decoder: configuration OK (model '%s')\n", d.name);
@@ -463,15 +368,15 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (proc_signals_install()) log_warn("hired-decoder: cannot install signal handlers");
-    proc_notify_status("loading %s", d.cfg.model_dir);
+    proc_notify_status("loading %s", d.cfg.w.model_dir);
 
     double t0 = now_ms();
-    d.model = gen_model_load(d.cfg.model_dir, err);
+    d.model = gen_model_load(d.cfg.w.model_dir, err);
     int rc = d.model ? HIRED_OK : HIRED_ENOTFOUND;
     if (!rc) {
         d.hf = gen_model_config(d.model);
         if (d.cfg.prefill_chunk > 0) llm_set_prefill_chunk(gen_model_llm(d.model), (int)d.cfg.prefill_chunk);
-        if (d.cfg.warmup) rc = warmup(&d, err);
+        if (d.cfg.w.warmup) rc = warmup(&d, err);
     }
     if (rc) {
         log_error("hired-decoder: %s", err);
@@ -484,50 +389,15 @@ int main(int argc, char **argv) {
              d.hf->text.hidden, d.hf->text.max_pos,
              d.cfg.template_name[0] ? d.cfg.template_name : gen_model_default_template(d.model), now_ms() - t0);
 
-    curve_cfg_t cv = {.server_key = d.cfg.curve_server_key, .client_cert = d.cfg.curve_cert};
-    worker_conn_opts_t o = {.endpoint = d.cfg.endpoint, .service = "decode", .model = d.name,
-                            .capacity = (int)d.cfg.capacity, .heartbeat_ms = (int)d.cfg.heartbeat_ms,
-                            .liveness = (int)d.cfg.liveness, .curve = &cv};
-    d.conn = worker_conn_new(&o, err);
-    if (!d.conn) {
+    svc_app_t app = {.prog = "hired-decoder", .service = "decode", .model = d.name, .capacity = (int)d.cfg.capacity,
+                     .serve = serve, .app = &d};
+    if (svc_start(&d.svc, &d.cfg.w, &app, omp_set_num_threads, err)) {
         log_error("hired-decoder: %s", err);
         gen_model_destroy(&d.model);
         cfg_free(k_cfg, N_CFG, &d.cfg);
         return 1;
     }
-    pthread_t th[DEC_MAX_THREADS];
-    int nth = 0;
-    for (; nth < (int)d.cfg.capacity; nth++)
-        if (pthread_create(&th[nth], NULL, job_thread, &d)) break;
-    if (nth == 0) {
-        log_error("hired-decoder: cannot start job threads");
-        worker_conn_destroy(&d.conn);
-        gen_model_destroy(&d.model);
-        cfg_free(k_cfg, N_CFG, &d.cfg);
-        return 1;
-    }
-    proc_notify_ready(NULL);
-    proc_notify_status("serving model %s on %s (capacity %d)", d.name, d.cfg.endpoint, nth);
-    log_info("hired-decoder: serving '%s' on %s with %d job threads", d.name, d.cfg.endpoint, nth);
-
-    proc_watchdog_t wd;
-    proc_watchdog_init(&wd);
-    while (!proc_stop_requested()) {
-        proc_watchdog_tick(&wd, wire_now_ms());
-        usleep((useconds_t)proc_watchdog_sleep_ms(&wd, 100) * 1000);
-    }
-
-    proc_notify_stopping("draining");
-    log_info("hired-decoder: stopping (signal %d), %d jobs in progress", proc_stop_signal(), atomic_load(&d.busy));
-    atomic_store(&d.draining, true);
-    for (int64_t t_end = wire_now_ms() + d.cfg.drain_ms; atomic_load(&d.busy) > 0 && wire_now_ms() < t_end;) {
-        proc_watchdog_tick(&wd, wire_now_ms());
-        usleep(10000);
-    }
-    if (atomic_load(&d.busy) > 0) log_warn("hired-decoder: handing %d unfinished jobs back", atomic_load(&d.busy));
-    worker_conn_stop(d.conn); /* DISCONNECT: the broker re-queues what we still hold */
-    for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
-    worker_conn_destroy(&d.conn);
+    svc_run(&d.svc); /* READY=1 ... SIGTERM, drain, hand back */
     log_info("hired-decoder: served %llu jobs, refused %llu", (unsigned long long)atomic_load(&d.served),
              (unsigned long long)atomic_load(&d.failed));
     gen_model_destroy(&d.model);

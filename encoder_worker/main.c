@@ -30,7 +30,9 @@
  * attempt) and systemd restarts the worker. Configuration errors exit 2.
  *
  * Threads: encoder.capacity job threads share the read-only model (vision_encode does not
- * modify the tower); the main thread watches signals and pings the systemd watchdog.
+ * modify the tower); the main thread watches signals and pings the systemd watchdog. The keys,
+ * command line, connection, job threads and READY/drain life cycle every worker shares are in
+ * common/svc.h; this file has the encoder's own keys and the job itself.
  * SIGTERM: STOPPING=1, no new jobs, jobs in progress get up to worker.drain_ms to finish, then
  * DISCONNECT hands whatever is left back to the broker; exit 0.
  * Not here: the pipeline stages themselves (image/preprocess/vision/select), the protocol
@@ -48,7 +50,6 @@
 #include <cjson/cJSON.h>
 
 #include "cfg.h"
-#include "curve.h"
 #include "err.h"
 #include "half.h"
 #include "hfconfig.h"
@@ -60,43 +61,25 @@
 #include "proc.h"
 #include "select.h"
 #include "st.h"
+#include "svc.h"
 #include "vision.h"
 #include "worker_conn.h"
 
-#define ENC_MAX_THREADS 64
 
 // ---- configuration ---------------------------------------------------------------------------
 
 typedef struct {
-    char *endpoint;
-    int64_t heartbeat_ms, liveness;
-    char *model_dir, *model_name, *device;
+    svc_cfg_t w;    /* the keys every worker has (svc.h) */
     int64_t capacity, max_pixels;
     int wire_dtype; /* index into "f16|bf16|f32" = wire_dtype_t */
     int split;      /* index into "reference|paper" = sel_split_t */
     double spatial;
     int64_t cache_entries;
-    int64_t drain_ms, threads;
-    bool warmup;
-    char *curve_server_key, *curve_cert;
-    int log_level;
 } enc_cfg_t;
 
 #define O(f) offsetof(enc_cfg_t, f)
-static const cfg_entry_t k_cfg[] = {
-    {"broker.endpoint", CFG_STRING, O(endpoint), 1, 255, "tcp://127.0.0.1:5556", NULL,
-     "the broker's backend (worker) endpoint to connect to"},
-    {"broker.heartbeat_ms", CFG_INT, O(heartbeat_ms), 10, 60000, "1000", NULL,
-     "heartbeat interval; must equal the broker's broker.heartbeat_ms"},
-    {"broker.liveness", CFG_INT, O(liveness), 2, 100, "3", NULL,
-     "silent heartbeat intervals before the broker counts as lost (then reconnect)"},
-    {"model.dir", CFG_STRING, O(model_dir), 0, 4000, "", NULL,
-     "Hugging Face llava-hf model directory (required; also --model DIR)"},
-    {"model.name", CFG_STRING, O(model_name), 0, WIRE_MAX_MODEL, "", NULL,
-     "model name jobs ask for; empty = the directory's base name"},
-    {"model.device", CFG_STRING, O(device), 1, 16, "cpu", NULL,
-     "cpu, cuda:N or N (= cuda:N); CUDA is refused until the CUDA backend exists"},
-    {"encoder.capacity", CFG_INT, O(capacity), 1, ENC_MAX_THREADS, "1", NULL,
+static const cfg_entry_t k_own_cfg[] = {
+    {"encoder.capacity", CFG_INT, O(capacity), 1, SVC_MAX_THREADS, "1", NULL,
      "jobs encoded at once (one thread each, sharing the weights)"},
     {"encoder.max_pixels", CFG_INT, O(max_pixels), 1, 1000000000, "50000000", NULL,
      "largest image (width x height) accepted; checked from the header before decoding"},
@@ -108,23 +91,10 @@ static const cfg_entry_t k_cfg[] = {
      "strided tokens added to hired selections, as a rate of each partition (0 = off)"},
     {"encoder.cache_entries", CFG_INT, O(cache_entries), 0, 4096, "0", NULL,
      "results kept for repeated (image, selection) requests, least recently used out; 0 = off"},
-    {"worker.drain_ms", CFG_INT, O(drain_ms), 0, 3600000, "10000", NULL,
-     "on SIGTERM, jobs in progress get this long to finish before they are handed back"},
-    {"worker.threads", CFG_INT, O(threads), 0, 1024, "0", NULL,
-     "OpenMP threads per job; 0 = OMP_NUM_THREADS or all cores"},
-    {"worker.warmup", CFG_BOOL, O(warmup), 0, 0, "true", NULL,
-     "run one synthetic image through the tower before announcing READY"},
-    {"curve.server_key", CFG_STRING, O(curve_server_key), 0, 4000, "", NULL,
-     "CURVE: the broker's public certificate file (zcert); empty = no CURVE"},
-    {"curve.cert", CFG_STRING, O(curve_cert), 0, 4000, "", NULL,
-     "CURVE: this worker's secret certificate file (zcert, must be authorised by the broker)"},
-    {"log.level", CFG_ENUM, O(log_level), 0, 0, "info", "debug|info|warn|error", "log threshold"},
 };
 #undef O
-#define N_CFG ((int)ARRAY_LEN(k_cfg))
-
-static const char *const k_aliases[][2] = {
-    {"model", "model.dir"}, {"device", "model.device"}, {"broker", "broker.endpoint"}, {"name", "model.name"}};
+#define N_OWN ((int)ARRAY_LEN(k_own_cfg))
+#define N_CFG (SVC_CFG_N + N_OWN)
 
 // ---- the loaded model and the worker state ---------------------------------------------------
 
@@ -137,13 +107,11 @@ typedef struct {
     vision_t *vision;
     int alloc_layer, select_layer; /* HiRED: CLS attention at layer 0 and at the feature block */
     int pm_layer;                  /* PruMerge: the last layer, or -1 when the checkpoint lacks it */
-    worker_conn_t *conn;
+    svc_t svc;                     /* broker connection, job threads, drain (svc.h) */
     struct enc_cache *cache;       /* [cfg.cache_entries], under cache_mu */
     pthread_mutex_t cache_mu;
     uint64_t cache_tick;
     atomic_ullong cache_hits;
-    atomic_int busy;               /* jobs being computed right now */
-    atomic_bool draining;          /* SIGTERM: take no new jobs */
     atomic_ullong served, failed;
 } enc_t;
 
@@ -153,34 +121,10 @@ static double now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-/* The model name: model.name, else the directory's last path component. */
-static int model_name(const enc_cfg_t *c, char *out, char *err) {
-    const char *s = c->model_name && c->model_name[0] ? c->model_name : NULL;
-    char tmp[4096];
-    if (!s) {
-        snprintf(tmp, sizeof tmp, "%s", c->model_dir);
-        size_t l = strlen(tmp);
-        while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
-        const char *slash = strrchr(tmp, '/');
-        s = slash ? slash + 1 : tmp;
-    }
-    size_t l = strlen(s);
-    bool ok = l >= 1 && l <= WIRE_MAX_MODEL;
-    for (size_t i = 0; ok && i < l; i++)
-        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-             strchr("._:/+-", s[i]);
-    if (!ok)
-        return hired_errf(err, HIRED_EINVAL,
-                          "model name '%.200s' must be 1-%d characters of [A-Za-z0-9._:/+-] (set model.name)", s,
-                          WIRE_MAX_MODEL);
-    memcpy(out, s, l + 1);
-    return HIRED_OK;
-}
-
 static int model_load(enc_t *e, char *err) {
-    int rc = hf_config_load(e->cfg.model_dir, &e->hf, err);
-    if (!rc) rc = hf_preproc_load(e->cfg.model_dir, &e->pp, err);
-    if (!rc) rc = st_model_open_rc(e->cfg.model_dir, &e->st, err);
+    int rc = hf_config_load(e->cfg.w.model_dir, &e->hf, err);
+    if (!rc) rc = hf_preproc_load(e->cfg.w.model_dir, &e->pp, err);
+    if (!rc) rc = st_model_open_rc(e->cfg.w.model_dir, &e->st, err);
     if (rc) return rc;
     /* every layer, so PruMerge's last-layer attention is available; else up to the feature layer */
     e->pm_layer = e->hf.vision.layers - 1;
@@ -478,7 +422,7 @@ static void serve_job(enc_t *e, worker_job_t *job) {
     const size_t nb = zmq_msg_size(&job->payload);
     uint64_t h1 = 0, h2 = 0;
     int rc = job_opts(e, &job->hdr.params, &w.opts, err);
-    if (!rc && worker_conn_cancelled(e->conn, id)) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
+    if (!rc && worker_conn_cancelled(e->svc.conn, id)) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
     if (!rc && e->cache) {
         image_hash(bytes, nb, &h1, &h2);
         wire_msg_t r;
@@ -487,7 +431,7 @@ static void serve_job(enc_t *e, worker_job_t *job) {
         if (cache_get(e, h1, h2, nb, &w.opts, id, &r, &t)) {
             memset(r.timings, 0, sizeof r.timings); /* nothing was computed */
             r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
-            rc = worker_conn_send_result(e->conn, &r, &t, serr);
+            rc = worker_conn_send_result(e->svc.conn, &r, &t, serr);
             if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
             else log_info("encode %s: cache hit, %u tokens", id, r.kept);
             zmq_msg_close(&t);
@@ -507,7 +451,7 @@ static void serve_job(enc_t *e, worker_job_t *job) {
         rc = make_result(e, id, &w, &r, &t, err);
         if (!rc && e->cache) cache_put(e, h1, h2, nb, &w.opts, &r, &t);
         if (!rc) {
-            rc = worker_conn_send_result(e->conn, &r, &t, serr);
+            rc = worker_conn_send_result(e->svc.conn, &r, &t, serr);
             if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
             else
                 log_info("encode %s: %s r=%g kept %d/%d tokens; ms: preprocess %.1f, vit %.1f, select %.1f, total %.1f",
@@ -522,29 +466,13 @@ static void serve_job(enc_t *e, worker_job_t *job) {
     if (rc) {
         /* every job ends with exactly one terminal send, RESULT or ERROR */
         log_warn("encode %s refused: %s", id, err);
-        if (worker_conn_send_error(e->conn, id, rc, err, serr))
+        if (worker_conn_send_error(e->svc.conn, id, rc, err, serr))
             log_error("hired-encoder: job %s: cannot send ERROR: %s", id, serr);
         atomic_fetch_add(&e->failed, 1);
     } else {
         atomic_fetch_add(&e->served, 1);
     }
     work_free(&w);
-}
-
-static void *job_thread(void *arg) {
-    enc_t *e = arg;
-    if (e->cfg.threads > 0) omp_set_num_threads((int)e->cfg.threads);
-    while (!atomic_load(&e->draining)) {
-        worker_job_t *job = NULL;
-        int rc = worker_conn_next_job(e->conn, 200, &job);
-        if (rc == HIRED_EIO) break;
-        if (rc) continue;
-        atomic_fetch_add(&e->busy, 1);
-        serve_job(e, job);
-        worker_job_destroy(&job);
-        atomic_fetch_sub(&e->busy, 1);
-    }
-    return NULL;
 }
 
 /* One synthetic mid-grey image through preprocessing and the tower, so the first real job does
@@ -567,55 +495,27 @@ static int warmup(enc_t *e, char *err) {
 
 // ---- main ------------------------------------------------------------------------------------
 
-/* Configuration: 0 ok, 1 help printed, 2 error (message printed). */
-static int configure(enc_cfg_t *cfg, int argc, char **argv, bool *check) {
-    char err[HIRED_ERR_LEN];
-    int ac = 0;
-    char **av = NULL;
-    int rc = proc_args_rewrite(argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), &ac, &av, check, err);
-    if (!rc) rc = cfg_args(k_cfg, N_CFG, cfg, ac, av, err);
-    proc_args_free(ac, &av);
-    if (rc == 1) {
-        printf("\nhired-encoder [-c FILE] [--model DIR] [--device cpu|cuda:N] [--check-config] [--KEY=VALUE | -o "
-               "KEY=VALUE]...\n");
-        return 1;
-    }
-    if (!rc && !cfg->model_dir[0]) rc = hired_errf(err, HIRED_EINVAL, "model.dir is required (--model DIR)");
-    int dev = -1;
-    if (!rc) rc = proc_parse_device(cfg->device, &dev, err);
-    if (!rc && dev >= 0)
-        rc = hired_errf(err, HIRED_EUNSUPPORTED,
-                        "model.device '%s': the CUDA backend is not available yet; this build runs on cpu only",
-                        cfg->device);
-    if (!rc && (cfg->curve_server_key[0] != 0) != (cfg->curve_cert[0] != 0))
-        rc = hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
-    if (!rc) {
-        curve_cfg_t cv = {.server_key = cfg->curve_server_key, .client_cert = cfg->curve_cert};
-        char cerr[HIRED_ERR_LEN];
-        if ((rc = curve_check(&cv, cerr))) hired_errf(err, rc, "curve.*: %s", cerr);
-    }
-    if (rc) {
-        fprintf(stderr, "hired-encoder: %s\n", err);
-        return 2;
-    }
-    return 0;
-}
+/* svc_app_t.serve */
+static void serve(void *app, worker_job_t *job) { serve_job(app, job); }
 
 int main(int argc, char **argv) {
     static enc_t e; /* large; zero-initialised */
+    cfg_entry_t k_cfg[N_CFG]; /* the common keys (svc.h), then this worker's */
+    svc_cfg_entries(offsetof(enc_cfg_t, w), "run one synthetic image through the tower before announcing READY", k_cfg);
+    memcpy(k_cfg + SVC_CFG_N, k_own_cfg, sizeof k_own_cfg);
     bool check = false;
-    int crc = configure(&e.cfg, argc, argv, &check);
+    int crc = svc_configure("hired-encoder", k_cfg, N_CFG, &e.cfg, &e.cfg.w, argc, argv, &check, NULL);
     if (crc) {
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return crc == 1 ? 0 : 2;
     }
     char err[HIRED_ERR_LEN];
-    if (model_name(&e.cfg, e.name, err)) {
+    if (svc_model_name(&e.cfg.w, e.name, err)) {
         fprintf(stderr, "hired-encoder: %s\n", err);
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return 2;
     }
-    log_set_level((log_level_t)e.cfg.log_level);
+    log_set_level((log_level_t)e.cfg.w.log_level);
     cfg_log(k_cfg, N_CFG, &e.cfg);
     if (check) {
         printf("hired-encoder: configuration OK (model '%s')\n", e.name);
@@ -623,11 +523,11 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (proc_signals_install()) log_warn("hired-encoder: cannot install signal handlers");
-    proc_notify_status("loading %s", e.cfg.model_dir);
+    proc_notify_status("loading %s", e.cfg.w.model_dir);
 
     double t0 = now_ms();
     int rc = model_load(&e, err);
-    if (!rc && e.cfg.warmup) rc = warmup(&e, err);
+    if (!rc && e.cfg.w.warmup) rc = warmup(&e, err);
     if (rc) {
         log_error("hired-encoder: %s", err);
         model_free(&e);
@@ -645,53 +545,16 @@ int main(int argc, char **argv) {
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return 1;
     }
-    curve_cfg_t cv = {.server_key = e.cfg.curve_server_key, .client_cert = e.cfg.curve_cert};
-    worker_conn_opts_t o = {.endpoint = e.cfg.endpoint, .service = "encode", .model = e.name,
-                            .capacity = (int)e.cfg.capacity, .heartbeat_ms = (int)e.cfg.heartbeat_ms,
-                            .liveness = (int)e.cfg.liveness, .curve = &cv};
-    e.conn = worker_conn_new(&o, err);
-    if (!e.conn) {
+    svc_app_t app = {.prog = "hired-encoder", .service = "encode", .model = e.name, .capacity = (int)e.cfg.capacity,
+                     .serve = serve, .app = &e};
+    if (svc_start(&e.svc, &e.cfg.w, &app, omp_set_num_threads, err)) {
         log_error("hired-encoder: %s", err);
         cache_free(&e);
         model_free(&e);
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return 1;
     }
-    pthread_t th[ENC_MAX_THREADS];
-    int nth = 0;
-    for (; nth < (int)e.cfg.capacity; nth++)
-        if (pthread_create(&th[nth], NULL, job_thread, &e)) break;
-    if (nth == 0) {
-        log_error("hired-encoder: cannot start job threads");
-        worker_conn_destroy(&e.conn);
-        cache_free(&e);
-        model_free(&e);
-        cfg_free(k_cfg, N_CFG, &e.cfg);
-        return 1;
-    }
-    proc_notify_ready(NULL);
-    proc_notify_status("serving model %s on %s (capacity %d)", e.name, e.cfg.endpoint, nth);
-    log_info("hired-encoder: serving '%s' on %s with %d job threads", e.name, e.cfg.endpoint, nth);
-
-    proc_watchdog_t wd;
-    proc_watchdog_init(&wd);
-    while (!proc_stop_requested()) {
-        proc_watchdog_tick(&wd, wire_now_ms());
-        usleep((useconds_t)proc_watchdog_sleep_ms(&wd, 100) * 1000);
-    }
-
-    /* SIGTERM: no new jobs; let running ones finish (bounded), then hand back the rest */
-    proc_notify_stopping("draining");
-    log_info("hired-encoder: stopping (signal %d), %d jobs in progress", proc_stop_signal(), atomic_load(&e.busy));
-    atomic_store(&e.draining, true);
-    for (int64_t t_end = wire_now_ms() + e.cfg.drain_ms; atomic_load(&e.busy) > 0 && wire_now_ms() < t_end;) {
-        proc_watchdog_tick(&wd, wire_now_ms());
-        usleep(10000);
-    }
-    if (atomic_load(&e.busy) > 0) log_warn("hired-encoder: handing %d unfinished jobs back", atomic_load(&e.busy));
-    worker_conn_stop(e.conn);
-    for (int i = 0; i < nth; i++) pthread_join(th[i], NULL);
-    worker_conn_destroy(&e.conn);
+    svc_run(&e.svc); /* READY=1 ... SIGTERM, drain, hand back */
     log_info("hired-encoder: served %llu jobs (%llu from the cache), refused %llu",
              (unsigned long long)atomic_load(&e.served), (unsigned long long)atomic_load(&e.cache_hits),
              (unsigned long long)atomic_load(&e.failed));

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +73,7 @@ int h_cleanup(void) {
     return bad;
 }
 
-static pid_t spawn(char *const argv[]) {
+pid_t h_spawn(char *const argv[], const char *out_path, unsigned flags) {
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
@@ -80,14 +81,25 @@ static pid_t spawn(char *const argv[]) {
     }
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        setenv("HIRED_LOG_LEVEL", getenv("HIRED_TEST_LOG") ? getenv("HIRED_TEST_LOG") : "warn", 1);
+        if (flags & H_SPAWN_LOG_ENV)
+            setenv("HIRED_LOG_LEVEL", getenv("HIRED_TEST_LOG") ? getenv("HIRED_TEST_LOG") : "warn", 1);
+        if (out_path) {
+            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
         execv(argv[0], argv);
         perror(argv[0]);
         _exit(127);
     }
-    if (g_nprocs < MAX_PROCS) g_procs[g_nprocs++] = pid;
+    if ((flags & H_SPAWN_TRACK) && g_nprocs < MAX_PROCS) g_procs[g_nprocs++] = pid;
     return pid;
 }
+
+static pid_t spawn(char *const argv[]) { return h_spawn(argv, NULL, H_SPAWN_TRACK | H_SPAWN_LOG_ENV); }
 
 static const char *bin(const char *rel) {
     static char buf[1024];

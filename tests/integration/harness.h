@@ -25,6 +25,12 @@ pid_t h_broker(const char *front, const char *back, const char *const *opts, cha
 /* Runs hired-broker with exactly these arguments and returns its exit status (it must exit
  * by itself within timeout_ms: for configuration errors). */
 int h_broker_exit(const char *const *args, int timeout_ms);
+/* Starts argv[0] with argv (dies with the test: PR_SET_PDEATHSIG); stdout and stderr go to
+ * out_path when given. Flags: H_SPAWN_TRACK (h_cleanup stops it), H_SPAWN_LOG_ENV
+ * (HIRED_LOG_LEVEL = $HIRED_TEST_LOG, else warn). Returns the pid (exits 2 if fork fails). */
+#define H_SPAWN_TRACK 1u
+#define H_SPAWN_LOG_ENV 2u
+pid_t h_spawn(char *const argv[], const char *out_path, unsigned flags);
 /* Path of a file in the scratch directory. */
 const char *h_path(const char *name);
 /* Starts fake_worker. */

@@ -16,19 +16,6 @@
 #define HIRED_SOURCE_DIR "."
 #endif
 
-static char *slurp(const char *path) {
-    uint8_t *b = NULL;
-    size_t n = 0;
-    if (rt_read(path, &b, &n)) return NULL;
-    char *s = realloc(b, n + 1);
-    if (!s) {
-        free(b);
-        return NULL;
-    }
-    s[n] = 0;
-    return s;
-}
-
 static const char *example(const char *svc) {
     static char buf[2048];
     snprintf(buf, sizeof buf, "%s/config/hired-%s.cfg.example", HIRED_SOURCE_DIR, svc);
@@ -39,14 +26,14 @@ static const char *example(const char *svc) {
 static int run(const char *bin, const char *const *args, char **out) {
     const char *path = h_path("out.txt");
     int st = rt_run(bin, args, path, 20000);
-    *out = slurp(path);
+    *out = rt_slurp(path);
     if (!*out) *out = calloc(1, 1);
     return st;
 }
 
 /* Every key listed by `bin --help` ("  group.leaf   ...") appears in the example as "leaf =". */
 static int undocumented_keys(const char *bin, const char *file) {
-    char *help = NULL, *ex = slurp(file);
+    char *help = NULL, *ex = rt_slurp(file);
     const char *args[] = {"--help", NULL};
     CHECK_EQ_INT(run(bin, args, &help), 0);
     int missing = 0, keys = 0;
@@ -75,7 +62,7 @@ static int undocumented_keys(const char *bin, const char *file) {
 static const char *replaced(const char *svc, const char *from, const char *to) {
     static char path[512];
     snprintf(path, sizeof path, "%s", h_path("replaced.cfg"));
-    char *ex = slurp(example(svc));
+    char *ex = rt_slurp(example(svc));
     char *at = ex ? strstr(ex, from) : NULL;
     FILE *f = fopen(path, "w");
     if (at && f) {
@@ -92,7 +79,7 @@ static const char *replaced(const char *svc, const char *from, const char *to) {
 static const char *patched(const char *svc, const char *group, const char *extra) {
     static char path[512];
     snprintf(path, sizeof path, "%s", h_path("patched.cfg"));
-    char *ex = slurp(example(svc));
+    char *ex = rt_slurp(example(svc));
     char open[64];
     snprintf(open, sizeof open, "\n%s = {\n", group);
     char *at = ex ? strstr(ex, open) : NULL;

@@ -17,17 +17,10 @@
 #define MODEL "llava15-tiny"
 #define DRIVER "client/hired"
 
+/* The file as a string; "" when it cannot be read. */
 static char *slurp(const char *path) {
-    uint8_t *b = NULL;
-    size_t n = 0;
-    if (rt_read(path, &b, &n)) return calloc(1, 1);
-    char *s = realloc(b, n + 1);
-    if (!s) {
-        free(b);
-        return calloc(1, 1);
-    }
-    s[n] = 0;
-    return s;
+    char *s = rt_slurp(path);
+    return s ? s : calloc(1, 1);
 }
 
 /* Runs `hired` with stdout and stderr to separate files (through sh). */

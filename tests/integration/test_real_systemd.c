@@ -20,19 +20,6 @@
 static const char *const k_units[] = {"hired.target", "hired-broker.service", "hired-encoder@.service",
                                       "hired-decoder@.service"};
 
-static char *slurp(const char *path) {
-    uint8_t *b = NULL;
-    size_t n = 0;
-    if (rt_read(path, &b, &n)) return NULL;
-    char *s = realloc(b, n + 1);
-    if (!s) {
-        free(b);
-        return NULL;
-    }
-    s[n] = 0;
-    return s;
-}
-
 static int sh(const char *cmd) {
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -44,7 +31,7 @@ static void install(const char *dir, bool build, bool typo) {
         char src[2048], dst[1024];
         snprintf(src, sizeof src, "%s/systemd/%s", HIRED_SOURCE_DIR, k_units[i]);
         snprintf(dst, sizeof dst, "%s/%s", dir, k_units[i]);
-        char *text = slurp(src);
+        char *text = rt_slurp(src);
         CHECK_MSG(text != NULL, "cannot read %s", src);
         FILE *f = fopen(dst, "w");
         for (char *p = text; f && p && *p;) {
@@ -82,7 +69,7 @@ static int verify(const char *dir, char **out) {
     int rc = sh(cmd);
     char path[1100];
     snprintf(path, sizeof path, "%s/verify.out", dir);
-    *out = slurp(path);
+    *out = rt_slurp(path);
     if (!*out) *out = calloc(1, 1);
     return rc;
 }
@@ -124,7 +111,7 @@ int main(void) {
     for (size_t i = 1; i < ARRAY_LEN(k_units); i++) {
         char path[2048];
         snprintf(path, sizeof path, "%s/systemd/%s", HIRED_SOURCE_DIR, k_units[i]);
-        char *text = slurp(path);
+        char *text = rt_slurp(path);
         for (size_t k = 0; text && k < ARRAY_LEN(svc_need); k++)
             CHECK_MSG(strstr(text, svc_need[k]) != NULL, "%s lacks %s", k_units[i], svc_need[k]);
         if (text && strchr(k_units[i], '@')) {

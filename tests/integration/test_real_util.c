@@ -1,12 +1,10 @@
 /* test_real_util.c — see test_real_util.h. */
 #include "test_real_util.h"
 
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,28 +26,8 @@ const char *rt_bin(const char *rel) {
 
 static const char *log_level(void) { return getenv("HIRED_TEST_LOG") ? getenv("HIRED_TEST_LOG") : "warn"; }
 
-static pid_t spawn(char *const argv[], const char *out_path) {
-    pid_t pid = fork();
-    if (pid < 0) {
-        perror("fork");
-        exit(2);
-    }
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (out_path) {
-            int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            if (fd >= 0) {
-                dup2(fd, 1);
-                dup2(fd, 2);
-                close(fd);
-            }
-        }
-        execv(argv[0], argv);
-        perror(argv[0]);
-        _exit(127);
-    }
-    return pid;
-}
+/* Untracked by the harness: rt_cleanup stops workers itself (15 s, not 5 s, to drain). */
+static pid_t spawn(char *const argv[], const char *out_path) { return h_spawn(argv, out_path, 0); }
 
 static pid_t worker(const char *rel, const char *back_ep, const char *model_dir, const char *const *opts) {
     char path[1024], ep[300], lvl[64];
@@ -125,6 +103,19 @@ int rt_read(const char *path, uint8_t **bytes, size_t *n) {
     }
     *n = got;
     return 0;
+}
+
+char *rt_slurp(const char *path) {
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (rt_read(path, &b, &n)) return NULL;
+    char *s = realloc(b, n + 1);
+    if (!s) {
+        free(b);
+        return NULL;
+    }
+    s[n] = 0;
+    return s;
 }
 
 const char *rt_model_dir(const char *name) {

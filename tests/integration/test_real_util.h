@@ -30,6 +30,8 @@ int rt_cleanup(void);
 
 /* Reads a whole file into a malloc'd buffer (free()). 0 or -1. */
 int rt_read(const char *path, uint8_t **bytes, size_t *n);
+/* A whole text file as a NUL-terminated malloc'd string (free()), or NULL. */
+char *rt_slurp(const char *path);
 /* Path of a fixture model directory ("llava-next-tiny") or image ("tiny.png"). Static buffers,
  * one for each. */
 const char *rt_model_dir(const char *name);

@@ -1,0 +1,173 @@
+/* svc.c — see svc.h. The job threads poll worker_conn_next_job with a short timeout so they
+ * notice `draining`; the main thread sleeps between watchdog ticks (proc_watchdog_sleep_ms). */
+#include "svc.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "curve.h"
+#include "err.h"
+#include "log.h"
+#include "proc.h"
+
+// ---- configuration ---------------------------------------------------------------------------
+
+void svc_cfg_entries(size_t base, const char *warmup_help, cfg_entry_t out[SVC_CFG_N]) {
+#define O(f) (base + offsetof(svc_cfg_t, f))
+    const cfg_entry_t e[SVC_CFG_N] = {
+        {"broker.endpoint", CFG_STRING, O(endpoint), 1, 255, "tcp://127.0.0.1:5556", NULL,
+         "the broker's backend (worker) endpoint to connect to"},
+        {"broker.heartbeat_ms", CFG_INT, O(heartbeat_ms), 10, 60000, "1000", NULL,
+         "heartbeat interval; must equal the broker's broker.heartbeat_ms"},
+        {"broker.liveness", CFG_INT, O(liveness), 2, 100, "3", NULL,
+         "silent heartbeat intervals before the broker counts as lost (then reconnect)"},
+        {"model.dir", CFG_STRING, O(model_dir), 0, 4000, "", NULL,
+         "Hugging Face llava-hf model directory (required; also --model DIR)"},
+        {"model.name", CFG_STRING, O(model_name), 0, WIRE_MAX_MODEL, "", NULL,
+         "model name jobs ask for; empty = the directory's base name"},
+        {"model.device", CFG_STRING, O(device), 1, 16, "cpu", NULL,
+         "cpu, cuda:N or N (= cuda:N); CUDA is refused until the CUDA backend exists"},
+        {"worker.drain_ms", CFG_INT, O(drain_ms), 0, 3600000, "10000", NULL,
+         "on SIGTERM, jobs in progress get this long to finish before they are handed back"},
+        {"worker.threads", CFG_INT, O(threads), 0, 1024, "0", NULL,
+         "OpenMP threads per job; 0 = OMP_NUM_THREADS or all cores"},
+        {"worker.warmup", CFG_BOOL, O(warmup), 0, 0, "true", NULL, warmup_help},
+        {"curve.server_key", CFG_STRING, O(curve_server_key), 0, 4000, "", NULL,
+         "CURVE: the broker's public certificate file (zcert); empty = no CURVE"},
+        {"curve.cert", CFG_STRING, O(curve_cert), 0, 4000, "", NULL,
+         "CURVE: this worker's secret certificate file (zcert, must be authorised by the broker)"},
+        {"log.level", CFG_ENUM, O(log_level), 0, 0, "info", "debug|info|warn|error", "log threshold"},
+    };
+#undef O
+    memcpy(out, e, sizeof e);
+}
+
+static const char *const k_aliases[][2] = {
+    {"model", "model.dir"}, {"device", "model.device"}, {"broker", "broker.endpoint"}, {"name", "model.name"}};
+
+int svc_configure(const char *prog, const cfg_entry_t *t, int n, void *values, const svc_cfg_t *c, int argc,
+                  char **argv, bool *check, int (*extra)(void *values, char *err)) {
+    char err[HIRED_ERR_LEN];
+    int ac = 0;
+    char **av = NULL;
+    int rc = proc_args_rewrite(argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), &ac, &av, check, err);
+    if (!rc) rc = cfg_args(t, n, values, ac, av, err);
+    proc_args_free(ac, &av);
+    if (rc == 1) {
+        printf("\n%s [-c FILE] [--model DIR] [--device cpu|cuda:N] [--check-config] [--KEY=VALUE | -o "
+               "KEY=VALUE]...\n",
+               prog);
+        return 1;
+    }
+    if (!rc && !c->model_dir[0]) rc = hired_errf(err, HIRED_EINVAL, "model.dir is required (--model DIR)");
+    int dev = -1;
+    if (!rc) rc = proc_parse_device(c->device, &dev, err);
+    if (!rc && dev >= 0)
+        rc = hired_errf(err, HIRED_EUNSUPPORTED,
+                        "model.device '%s': the CUDA backend is not available yet; this build runs on cpu only",
+                        c->device);
+    if (!rc && extra) rc = extra(values, err);
+    if (!rc && (c->curve_server_key[0] != 0) != (c->curve_cert[0] != 0))
+        rc = hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
+    if (!rc) {
+        curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
+        char cerr[HIRED_ERR_LEN];
+        if ((rc = curve_check(&cv, cerr))) hired_errf(err, rc, "curve.*: %s", cerr);
+    }
+    if (rc) {
+        fprintf(stderr, "%s: %s\n", prog, err);
+        return 2;
+    }
+    return 0;
+}
+
+int svc_model_name(const svc_cfg_t *c, char out[WIRE_MAX_MODEL + 1], char *err) {
+    const char *s = c->model_name && c->model_name[0] ? c->model_name : NULL;
+    char tmp[4096];
+    if (!s) {
+        snprintf(tmp, sizeof tmp, "%s", c->model_dir);
+        size_t l = strlen(tmp);
+        while (l > 1 && tmp[l - 1] == '/') tmp[--l] = 0;
+        const char *slash = strrchr(tmp, '/');
+        s = slash ? slash + 1 : tmp;
+    }
+    size_t l = strlen(s);
+    bool ok = l >= 1 && l <= WIRE_MAX_MODEL;
+    for (size_t i = 0; ok && i < l; i++)
+        ok = (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+             strchr("._:/+-", s[i]);
+    if (!ok)
+        return hired_errf(err, HIRED_EINVAL,
+                          "model name '%.200s' must be 1-%d characters of [A-Za-z0-9._:/+-] (set model.name)", s,
+                          WIRE_MAX_MODEL);
+    memcpy(out, s, l + 1);
+    return HIRED_OK;
+}
+
+// ---- serving ---------------------------------------------------------------------------------
+
+static void *job_thread(void *arg) {
+    svc_t *s = arg;
+    if (s->cfg->threads > 0 && s->omp_threads) s->omp_threads((int)s->cfg->threads); /* per thread */
+    while (!atomic_load(&s->draining)) {
+        worker_job_t *job = NULL;
+        int rc = worker_conn_next_job(s->conn, 200, &job);
+        if (rc == HIRED_EIO) break;
+        if (rc) continue;
+        atomic_fetch_add(&s->busy, 1);
+        s->a->serve(s->a->app, job);
+        worker_job_destroy(&job);
+        atomic_fetch_sub(&s->busy, 1);
+    }
+    return NULL;
+}
+
+int svc_start(svc_t *s, const svc_cfg_t *cfg, const svc_app_t *a, void (*omp_threads)(int n), char *err) {
+    memset(s, 0, sizeof *s);
+    s->cfg = cfg;
+    s->a = a;
+    s->omp_threads = omp_threads;
+    if (a->capacity < 1 || a->capacity > SVC_MAX_THREADS)
+        return hired_errf(err, HIRED_EINVAL, "capacity %d outside [1, %d]", a->capacity, SVC_MAX_THREADS);
+    curve_cfg_t cv = {.server_key = cfg->curve_server_key, .client_cert = cfg->curve_cert};
+    worker_conn_opts_t o = {.endpoint = cfg->endpoint, .service = a->service, .model = a->model,
+                            .capacity = a->capacity, .heartbeat_ms = (int)cfg->heartbeat_ms,
+                            .liveness = (int)cfg->liveness, .curve = &cv};
+    s->conn = worker_conn_new(&o, err);
+    if (!s->conn) return HIRED_EIO;
+    for (; s->nth < a->capacity; s->nth++)
+        if (pthread_create(&s->th[s->nth], NULL, job_thread, s)) break;
+    if (s->nth == 0) {
+        worker_conn_destroy(&s->conn);
+        return hired_errf(err, HIRED_EIO, "cannot start job threads");
+    }
+    return HIRED_OK;
+}
+
+void svc_run(svc_t *s) {
+    const char *prog = s->a->prog;
+    proc_notify_ready(NULL);
+    proc_notify_status("serving model %s on %s (capacity %d)", s->a->model, s->cfg->endpoint, s->nth);
+    log_info("%s: serving '%s' on %s with %d job threads", prog, s->a->model, s->cfg->endpoint, s->nth);
+
+    proc_watchdog_t wd;
+    proc_watchdog_init(&wd);
+    while (!proc_stop_requested()) {
+        proc_watchdog_tick(&wd, wire_now_ms());
+        usleep((useconds_t)proc_watchdog_sleep_ms(&wd, 100) * 1000);
+    }
+
+    /* SIGTERM: no new jobs; let running ones finish (bounded), then hand back the rest */
+    proc_notify_stopping("draining");
+    log_info("%s: stopping (signal %d), %d jobs in progress", prog, proc_stop_signal(), atomic_load(&s->busy));
+    atomic_store(&s->draining, true);
+    for (int64_t t_end = wire_now_ms() + s->cfg->drain_ms; atomic_load(&s->busy) > 0 && wire_now_ms() < t_end;) {
+        proc_watchdog_tick(&wd, wire_now_ms());
+        usleep(10000);
+    }
+    if (atomic_load(&s->busy) > 0) log_warn("%s: handing %d unfinished jobs back", prog, atomic_load(&s->busy));
+    worker_conn_stop(s->conn); /* DISCONNECT: the broker re-queues what we still hold */
+    for (int i = 0; i < s->nth; i++) pthread_join(s->th[i], NULL);
+    worker_conn_destroy(&s->conn);
+}
