@@ -236,8 +236,8 @@ int wire_send(void *sock, const void *route, size_t route_len, const wire_msg_t 
               char *err);
 
 /* Socket options every hired socket gets: ZMQ_MAXMSGSIZE = lim->max_frame (bigger frames drop
- * the connection), linger, and TCP keepalive. CURVE options will be applied here when
- * configured. 0 or HIRED_EIO. */
+ * the connection), linger, and TCP keepalive. CURVE, when configured, is applied by the
+ * callers right after this (common/curve.h). 0 or HIRED_EIO. */
 int wire_sock_setup(void *sock, const wire_limits_t *lim);
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC) for deadlines and heartbeats. */
