@@ -655,7 +655,9 @@ int st_model_get(const st_model_t *m, const char *name, tensor_t *view, char *er
     return st_file_get(s->file, s->name, view, err);
 }
 
-float *st_model_load_f32(const st_model_t *m, const char *name, int ndim, const int64_t *shape, char *err) {
+/* The slot and entry of `name` when it has exactly this shape; NULL with err filled otherwise. */
+static const st_entry_t *model_find_shaped(const st_model_t *m, const char *name, int ndim, const int64_t *shape,
+                                           const st_slot_t **slot, char *err) {
     const st_slot_t *s = model_find(m, name);
     if (!s) {
         model_not_found(m, name, err);
@@ -671,5 +673,19 @@ float *st_model_load_f32(const st_model_t *m, const char *name, int ndim, const 
                    shape_str(ndim < 0 ? 0 : ndim > ST_MAX_DIMS ? ST_MAX_DIMS : ndim, shape, want, sizeof want));
         return NULL;
     }
-    return entry_load_f32(s->file, e, err);
+    *slot = s;
+    return e;
+}
+
+float *st_model_load_f32(const st_model_t *m, const char *name, int ndim, const int64_t *shape, char *err) {
+    const st_slot_t *s;
+    const st_entry_t *e = model_find_shaped(m, name, ndim, shape, &s, err);
+    return e ? entry_load_f32(s->file, e, err) : NULL;
+}
+
+int st_model_get_shaped(const st_model_t *m, const char *name, int ndim, const int64_t *shape, tensor_t *view,
+                        char *err) {
+    const st_slot_t *s;
+    if (!model_find_shaped(m, name, ndim, shape, &s, err)) return model_find(m, name) ? HIRED_ESHAPE : HIRED_ENOTFOUND;
+    return st_file_get(s->file, s->name, view, err);
 }

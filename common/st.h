@@ -69,6 +69,11 @@ int st_model_get(const st_model_t *m, const char *name, tensor_t *view, char *er
  * ("DIR/shard: tensor 'X' not found"; the directory when the index lacks X), wrong shape
  * ("...: tensor 'X' has shape [a, b], expected [c, d]"), unsupported dtype, out of memory. */
 float *st_model_load_f32(const st_model_t *m, const char *name, int ndim, const int64_t *shape, char *err);
+/* As st_model_get, after checking that `name` has exactly this shape (HIRED_ESHAPE with the
+ * message above; HIRED_ENOTFOUND when missing). Borrowed view, valid until st_model_close:
+ * how model code takes its weight matrices in their checkpoint dtype. */
+int st_model_get_shaped(const st_model_t *m, const char *name, int ndim, const int64_t *shape, tensor_t *view,
+                        char *err);
 /* The shard file path that holds `name`, or NULL. Borrowed, valid until st_model_close. */
 const char *st_model_file_of(const st_model_t *m, const char *name);
 

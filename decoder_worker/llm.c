@@ -92,16 +92,11 @@ void llm_destroy(llm_t **pm) {
     *pm = NULL;
 }
 
-/* Borrows a [rows, cols] matrix from the checkpoint, shape and alignment checked. */
+/* Borrows a [rows, cols] matrix in its checkpoint dtype (shape checked by the reader). */
 static int load_mat(const st_model_t *st, const char *name, int rows, int cols, llm_mat_t *mt, char *err) {
     tensor_t t;
-    int rc = st_model_get(st, name, &t, err);
+    int rc = st_model_get_shaped(st, name, 2, (const int64_t[]){rows, cols}, &t, err);
     if (rc) return rc;
-    if (t.ndim != 2 || t.shape[0] != rows || t.shape[1] != cols) {
-        char buf[96];
-        return hired_errf(err, HIRED_ESHAPE, "%s: tensor '%s' has shape %s, expected [%d, %d]",
-                          st_model_file_of(st, name), name, tensor_shape_str(&t, buf, sizeof buf), rows, cols);
-    }
     *mt = (llm_mat_t){.w = t.data, .dtype = t.dtype, .rows = rows, .cols = cols};
     return HIRED_OK;
 }

@@ -58,25 +58,12 @@ static float *load_vec(const st_model_t *st, const char *name, int64_t n, char *
     return st_model_load_f32(st, name, 1, shape, err);
 }
 
-/* Borrows a 2-D weight (shape checked) as a view into the checkpoint. 4-D conv weights are read
- * as [out, in·kh·kw], which is their row-major layout. */
+/* Borrows a [rows, cols] weight in its checkpoint dtype (shape checked by the reader). */
 static int load_mat(const st_model_t *st, const char *name, int rows, int cols, vis_mat_t *m, char *err) {
     tensor_t t;
-    int rc = st_model_get(st, name, &t, err);
+    int rc = st_model_get_shaped(st, name, 2, (const int64_t[]){rows, cols}, &t, err);
     if (rc) return rc;
-    int64_t n = tensor_nelem(&t);
-    if (t.ndim < 2 || t.shape[0] != rows || n != (int64_t)rows * cols) {
-        char buf[96];
-        return hired_errf(err, HIRED_ESHAPE, "%s: tensor '%s' has shape %s, expected [%d, %d]",
-                          st_model_file_of(st, name), name, tensor_shape_str(&t, buf, sizeof buf), rows, cols);
-    }
-    if (((uintptr_t)t.data) % tensor_dtype_size(t.dtype))
-        return hired_errf(err, HIRED_EFORMAT, "%s: tensor '%s' is not aligned to its element size",
-                          st_model_file_of(st, name), name);
-    m->w = t.data;
-    m->dtype = t.dtype;
-    m->rows = rows;
-    m->cols = cols;
+    *m = (vis_mat_t){.w = t.data, .dtype = t.dtype, .rows = rows, .cols = cols};
     return HIRED_OK;
 }
 
@@ -152,7 +139,11 @@ vision_t *vision_load(const st_model_t *st, const hf_config_t *cfg, int max_attn
     if (!v) return NULL;
     const int D = vc->hidden, I = vc->intermediate, p = vc->patch_size;
     char name[256];
-    int rc = load_mat(st, VIS_PREFIX "embeddings.patch_embedding.weight", D, 3 * p * p, &v->patch_w, err);
+    /* the conv weight [D, 3, p, p] is, row-major, the matrix [D, 3·p·p] */
+    tensor_t pw;
+    int rc = st_model_get_shaped(st, VIS_PREFIX "embeddings.patch_embedding.weight", 4, (const int64_t[]){D, 3, p, p},
+                                 &pw, err);
+    if (!rc) v->patch_w = (vis_mat_t){.w = pw.data, .dtype = pw.dtype, .rows = D, .cols = 3 * p * p};
     if (!rc && !(v->class_emb = load_vec(st, VIS_PREFIX "embeddings.class_embedding", D, err))) rc = HIRED_ENOTFOUND;
     if (!rc) {
         int64_t shape[2] = {v->n_tokens, D};

@@ -273,6 +273,14 @@ static void test_single_dir(void) {
     CHECK(has(err, "expected [2]"));
     CHECK(st_model_load_f32(m, "image_newline", 1, wrong, err) == NULL);
     CHECK(has(err, "single/model.safetensors: tensor 'image_newline' not found"));
+    /* the same checks for borrowed views of weights in their own dtype */
+    tensor_t view;
+    CHECK_EQ_INT(st_model_get_shaped(m, "language_model.lm_head.weight", 2, shape, &view, err), HIRED_OK);
+    CHECK(view.dtype == TENSOR_DTYPE_BF16 && view.ndim == 2 && view.shape[0] == 3 && view.shape[1] == 2);
+    CHECK_EQ_INT(st_model_get_shaped(m, "language_model.lm_head.weight", 2, wrong, &view, err), HIRED_ESHAPE);
+    CHECK(has(err, "'language_model.lm_head.weight'") && has(err, "has shape [3, 2], expected [2, 3]"));
+    CHECK_EQ_INT(st_model_get_shaped(m, "image_newline", 1, wrong, &view, err), HIRED_ENOTFOUND);
+    CHECK(has(err, "tensor 'image_newline' not found"));
     tensor_t v;
     CHECK_EQ_INT(st_model_get(m, "image_newline", &v, err), HIRED_ENOTFOUND);
     CHECK_EQ_INT(st_model_get(m, "language_model.model.norm.weight", &v, err), HIRED_OK);
