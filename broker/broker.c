@@ -312,6 +312,7 @@ static void on_result(broker_t *b, worker_t *w, wire_msg_t *m, wire_parts_t *p, 
     wire_msg_clear(&j->enc);
     j->enc = *m;
     memset(m, 0, sizeof *m);
+    j->enc_bytes = zmq_msg_size(&p->part[1]) + zmq_msg_size(&p->part[2]); /* header + tensor */
     wire_parts_take(p, 2, &j->tensor);
     j->has_tensor = true;
     zmq_msg_close(&j->image); /* encoded: the image is no longer needed */
@@ -353,6 +354,10 @@ static void on_done(broker_t *b, worker_t *w, wire_msg_t *m, int64_t now) {
     m->timings[WIRE_STAGE_QUEUE] = j->queue_ms;
     m->timings[WIRE_STAGE_TOTAL] = (double)(now - j->t_accept);
     m->timings_mask |= (1u << WIRE_STAGE_QUEUE) | (1u << WIRE_STAGE_TOTAL);
+    /* What the encoder put on the wire, as this broker received it (the decoder only sees the
+     * JOB the broker re-encoded); K from that RESULT. visual_total comes from the decoder. */
+    m->usage.visual_kept = j->enc.kept;
+    m->usage.result_bytes = j->enc_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)j->enc_bytes;
     size_t n = j->text_len < WIRE_MAX_TEXT ? j->text_len : WIRE_MAX_TEXT;
     mem_free(m->text);
     m->text = mem_alloc(n + 1);

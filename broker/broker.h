@@ -70,6 +70,7 @@ typedef struct job {
     zmq_msg_t tensor;           /* encoder output, until the job ends */
     bool has_image, has_tensor;
     wire_msg_t enc;             /* the RESULT header (result fields, encoder timings) */
+    size_t enc_bytes;           /* that RESULT's header + tensor frame sizes as received */
     uint8_t route[BROKER_JOB_ROUTES][BROKER_ROUTE_MAX];
     size_t route_len[BROKER_JOB_ROUTES]; /* clients to answer: every connection that submitted
                                             this id (newest last; the oldest drops out) */

@@ -15,15 +15,13 @@
  *              prefill, decode)
  * Median, p10 and p90 (linear interpolation) of each figure; every raw sample goes to JSON.
  *
- * Where the figures come from (recorded in the JSON under "sources"): the protocol tells a
- * client the packed image length (usage.image_tokens, with newlines) but not K, D or the RESULT
- * size. When the bench starts the workers itself (--model DIR without --broker) it runs the
- * encoder at log level info and reads K from the encoder's per-job log line; the tensor frame
- * is K x D x 2 (f16, which the bench sets) and the header is computed by encoding an equivalent
- * RESULT header with the wire library (exact up to the few digits of the opaque meta's
- * per-partition counts). Against a running broker K is not known: "kept" falls back to the
- * packed image length and wire bytes to that x D x 2 with D from --model DIR's config.json
- * (else n/a); peak RSS is n/a.
+ * Where the figures come from (recorded in the JSON under "sources"): the DONE usage
+ * (docs/protocol.md, version 2) carries visual_kept (K of the encoder's RESULT), visual_total
+ * (tokens before selection) and result_bytes (the RESULT's header + tensor frame sizes as the
+ * broker received them), so kept and wire bytes are measured the same way in both modes, also
+ * against a remote broker. In self-contained mode (the bench sets the f16 wire dtype) wire bytes
+ * are also split into tensor (K x D x 2) and header (the rest). Peak RSS is n/a against a
+ * running broker.
  *
  * Self-contained mode starts hired-broker (ephemeral loopback ports via a ports file), one
  * hired-encoder and one hired-decoder, found next to this binary (installed: the same bin/;
@@ -71,7 +69,8 @@ typedef struct {
     int completion, prompt_tokens, image_tokens;
     int kept, total;     /* -1: unknown */
     double wire_bytes;   /* tensor + header; -1 unknown */
-    double wire_tensor, wire_header;
+    double wire_tensor, wire_header; /* split of wire_bytes (self-contained mode only); -1 unknown */
+    uint32_t result_bytes;           /* DONE usage.result_bytes; 0 not reported */
     double timings[HIRED_STAGE_COUNT];
     char id[HIRED_JOB_ID_LEN];
 } sample_t;
@@ -374,79 +373,6 @@ static int wait_workers(bench_t *b, int timeout_ms) {
     return -1;
 }
 
-// ---- wire bytes ------------------------------------------------------------------------------
-
-/* "kept K/T" from the encoder's log line for job id (waits up to 5 s for it to appear). */
-static int kept_from_log(const bench_t *b, const char *id, int *kept, int *total) {
-    char path[600], line[2048], key[HIRED_JOB_ID_LEN + 16];
-    snprintf(path, sizeof path, "%s/encoder.log", b->tmp);
-    snprintf(key, sizeof key, "encode %s:", id);
-    for (double t0 = now_ms(); now_ms() - t0 < 5000; usleep(20000)) {
-        FILE *f = fopen(path, "r");
-        if (!f) return -1;
-        while (fgets(line, sizeof line, f)) {
-            const char *k = strstr(line, key), *kp = k ? strstr(k, " kept ") : NULL;
-            if (kp && sscanf(kp, " kept %d/%d", kept, total) == 2) {
-                fclose(f);
-                return 0;
-            }
-        }
-        fclose(f);
-    }
-    return -1;
-}
-
-/* Size of the RESULT header the encoder sends for K kept tokens of job id (encoder_worker/main.c
- * make_result + put_meta, rebuilt with what the bench knows; meta's per-partition counts and
- * budget split are estimated, a few bytes at most). -1 on failure. */
-static double result_header_bytes(const bench_t *b, const char *id, const char *strategy, double budget, int k) {
-    wire_msg_t r;
-    wire_msg_init(&r, WIRE_RESULT);
-    snprintf(r.id, sizeof r.id, "%s", id);
-    r.kept = (uint32_t)k;
-    r.dim = (uint32_t)b->dim;
-    r.dtype = WIRE_DTYPE_F16;
-    r.grid[0] = (uint32_t)b->rows;
-    r.grid[1] = (uint32_t)b->cols;
-    r.image_size[0] = (uint32_t)b->img_w;
-    r.image_size[1] = (uint32_t)b->img_h;
-    for (int s = WIRE_STAGE_PREPROCESS; s <= WIRE_STAGE_SELECT; s++) r.timings[s] = 12.345678;
-    r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
-    uint16_t *pos = calloc((size_t)k * 3, sizeof *pos);
-    double out = -1;
-    cJSON *o = cJSON_CreateObject();
-    if (pos && o && !wire_msg_set_positions(&r, pos, (uint32_t)k)) {
-        int total = b->parts * b->grid * b->grid, per[16];
-        int N = (int)(total * budget), bf = N / 2 < 576 ? N / 2 : 576;
-        for (int i = 0; i < b->parts && i < 16; i++) per[i] = k / b->parts;
-        cJSON_AddNumberToObject(o, "v", 1);
-        cJSON_AddStringToObject(o, "strategy", strategy);
-        cJSON_AddNumberToObject(o, "n", b->parts);
-        cJSON_AddNumberToObject(o, "rows", b->rows);
-        cJSON_AddNumberToObject(o, "cols", b->cols);
-        cJSON_AddNumberToObject(o, "grid", b->grid);
-        cJSON_AddNumberToObject(o, "orig_w", b->img_w);
-        cJSON_AddNumberToObject(o, "orig_h", b->img_h);
-        cJSON_AddNumberToObject(o, "total", total);
-        cJSON_AddStringToObject(o, "split", "reference");
-        cJSON_AddNumberToObject(o, "budget", budget);
-        cJSON_AddNumberToObject(o, "alpha", 0.5);
-        cJSON_AddNumberToObject(o, "budget_total", N);
-        cJSON_AddNumberToObject(o, "budget_base", bf);
-        cJSON_AddNumberToObject(o, "budget_sub", N - bf);
-        cJSON_AddItemToObject(o, "per_part", cJSON_CreateIntArray(per, b->parts < 16 ? b->parts : 16));
-        char *s = cJSON_PrintUnformatted(o), *buf = NULL, err[HIRED_ERR_LEN];
-        size_t len = 0;
-        if (s && !wire_msg_set_meta(&r, s, strlen(s)) && !wire_encode_buf(&r, &buf, &len, err)) out = (double)len;
-        free(buf);
-        cJSON_free(s);
-    }
-    cJSON_Delete(o);
-    free(pos);
-    wire_msg_clear(&r);
-    return out;
-}
-
 // ---- one job ---------------------------------------------------------------------------------
 
 static int run_job(bench_t *b, const char *strategy, double budget, sample_t *s) {
@@ -485,6 +411,10 @@ static int run_job(bench_t *b, const char *strategy, double budget, sample_t *s)
             s->completion = (int)ev.completion_tokens;
             s->prompt_tokens = (int)ev.prompt_tokens;
             s->image_tokens = (int)ev.image_tokens;
+            if (ev.visual_kept) s->kept = (int)ev.visual_kept;
+            if (ev.visual_total) s->total = (int)ev.visual_total;
+            s->result_bytes = ev.result_bytes;
+            if (ev.result_bytes) s->wire_bytes = (double)ev.result_bytes;
             memcpy(s->timings, ev.timings_ms, sizeof s->timings);
             if (s->ttft_ms < 0) s->ttft_ms = s->e2e_ms; /* no TOKEN (an EOS first): the answer came with DONE */
             s->tok_s = s->e2e_ms > 0 ? s->completion / (s->e2e_ms / 1e3) : 0;
@@ -500,16 +430,10 @@ static int run_job(bench_t *b, const char *strategy, double budget, sample_t *s)
             break;
         }
     }
-    /* K and the bytes on the wire (see the file comment for the sources) */
-    if (b->own && !kept_from_log(b, s->id, &s->kept, &s->total)) {
-        if (b->dim > 0) {
-            s->wire_tensor = (double)s->kept * b->dim * 2;
-            s->wire_header = result_header_bytes(b, s->id, strategy, budget, s->kept);
-            if (s->wire_header >= 0) s->wire_bytes = s->wire_tensor + s->wire_header;
-        }
-    } else if (!b->own && b->dim > 0) {
-        s->wire_tensor = (double)s->image_tokens * b->dim * 2; /* packed length: an upper bound on K */
-        s->wire_bytes = s->wire_tensor;
+    /* K, T and the bytes on the wire come with DONE (see the file comment for the sources) */
+    if (s->result_bytes > 0 && s->kept > 0 && b->own && b->dim > 0) {
+        s->wire_tensor = (double)s->kept * b->dim * 2; /* f16: the bench started the encoder with it */
+        s->wire_header = s->wire_bytes - s->wire_tensor;
     }
     return 0;
 }
@@ -581,14 +505,9 @@ static void print_table(const bench_t *b) {
         }
         printf("\n");
     }
-    if (b->own)
-        printf("\nkept: the encoder's log (K per job); wire/img: RESULT tensor frame K x %d x 2 B (f16) + header "
-               "(computed with the wire library; not reported by the protocol); peak RSS: VmHWM per row.\n",
-               b->dim);
-    else
-        printf("\nkept: not exposed by the protocol (packed image length from DONE shown); wire/img: packed x D x 2 B "
-               "estimate (an upper bound)%s; peak RSS: n/a against a running broker.\n",
-               b->dim ? "" : ", n/a without --model DIR");
+    printf("\nkept: DONE usage.visual_kept / visual_total (K of the encoder's RESULT); wire/img: DONE "
+           "usage.result_bytes (RESULT header + tensor frames as the broker received them); peak RSS: %s.\n",
+           b->own ? "VmHWM per row" : "n/a against a running broker");
 }
 
 static cJSON *stat_obj(const row_t *r, size_t off) {
@@ -666,9 +585,13 @@ static int write_json(const bench_t *b) {
     cJSON_AddStringToObject(env, "loadavg_end", b->load_end);
 
     cJSON *src = cJSON_AddObjectToObject(root, "sources");
-    cJSON_AddStringToObject(src, "kept", b->own ? "encoder log (exact K per job)" : "n/a (not in the protocol)");
-    cJSON_AddStringToObject(src, "wire_bytes", b->own ? "computed: K x D x 2 (f16 tensor frame) + RESULT header encoded with the wire library"
-                                                     : (b->dim ? "estimate: packed image tokens x D x 2" : "n/a"));
+    cJSON_AddStringToObject(src, "kept", "DONE usage.visual_kept (K of the encoder RESULT, relayed by the broker)");
+    cJSON_AddStringToObject(src, "total", "DONE usage.visual_total (tokens before selection, from the decoder)");
+    cJSON_AddStringToObject(src, "wire_bytes", "DONE usage.result_bytes: encoder RESULT header + tensor frame sizes as "
+                                               "the broker received them (measured, not computed)");
+    if (b->own && b->dim)
+        cJSON_AddStringToObject(src, "wire_tensor_bytes", "computed: kept x D x 2 (f16, which the bench set); "
+                                                          "wire_header_bytes = wire_bytes - that");
     cJSON_AddStringToObject(src, "peak_rss", b->own ? "VmHWM from /proc/PID/status, reset per row via clear_refs" : "n/a");
     cJSON_AddStringToObject(src, "tok_s", "completion tokens / (submit -> DONE) at the client");
     cJSON_AddStringToObject(src, "ttft_ms", "submit -> first TOKEN event at the client");

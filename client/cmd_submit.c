@@ -219,6 +219,9 @@ int cmd_submit(int argc, char **argv) {
             fprintf(stderr, "hired submit: job %s done (%s): %u prompt + %u image tokens in, %u out; ms:", id,
                     ev.finish, ev.prompt_tokens, ev.image_tokens, ev.completion_tokens);
             print_timings(&ev);
+            if (ev.visual_kept || ev.result_bytes)
+                fprintf(stderr, "; visual %u/%u kept, encoder RESULT %u bytes", ev.visual_kept, ev.visual_total,
+                        ev.result_bytes);
             fputc('\n', stderr);
             status = 0;
             end = true;

@@ -225,6 +225,9 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
         ev.prompt_tokens = m.usage.prompt_tokens;
         ev.image_tokens = m.usage.image_tokens;
         ev.completion_tokens = m.usage.completion_tokens;
+        ev.visual_kept = m.usage.visual_kept;
+        ev.visual_total = m.usage.visual_total;
+        ev.result_bytes = m.usage.result_bytes;
         for (int s = 0; s < HIRED_STAGE_COUNT; s++)
             ev.timings_ms[s] = (m.timings_mask & (1u << s)) ? m.timings[s] : -1;
         push_event(c, &ev);

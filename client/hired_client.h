@@ -107,6 +107,10 @@ typedef struct hired_event {
     uint32_t prompt_tokens, image_tokens, completion_tokens; /* DONE */
     double timings_ms[HIRED_STAGE_COUNT]; /* DONE; -1 where the stage was not reported */
     uint32_t retry_ms;   /* BUSY: suggested wait */
+    /* DONE (0 when not reported): visual tokens the encoder kept (K of its RESULT) and had
+     * before selection, and the bytes of the encoder's RESULT (header + tensor frames) as the
+     * broker received them. */
+    uint32_t visual_kept, visual_total, result_bytes;
 } hired_event;
 
 /* Sets every field to its default (params as documented above). */

@@ -244,7 +244,8 @@ static bool field_set(const wire_msg_t *m, uint32_t bit) {
     case WIRE_F_RETRY: return m->retry_ms != 0;
     case WIRE_F_FINISH: return m->finish[0] != 0;
     case WIRE_F_USAGE:
-        return m->usage.prompt_tokens || m->usage.image_tokens || m->usage.completion_tokens;
+        return m->usage.prompt_tokens || m->usage.image_tokens || m->usage.completion_tokens ||
+               m->usage.visual_kept || m->usage.visual_total || m->usage.result_bytes;
     case WIRE_F_TIMINGS: return m->timings_mask != 0;
     case WIRE_F_KEPT: case WIRE_F_DIM: case WIRE_F_DTYPE: case WIRE_F_POSITIONS: return m->kept != 0;
     case WIRE_F_GRID: return m->grid[0] || m->grid[1];
@@ -380,10 +381,13 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
     case WIRE_F_RETRY: msgpack_pack_uint32(pk, m->retry_ms); break;
     case WIRE_F_FINISH: pack_str(pk, m->finish); break;
     case WIRE_F_USAGE:
-        msgpack_pack_map(pk, 3);
+        msgpack_pack_map(pk, 6);
         pack_str(pk, "prompt_tokens"); msgpack_pack_uint32(pk, m->usage.prompt_tokens);
         pack_str(pk, "image_tokens"); msgpack_pack_uint32(pk, m->usage.image_tokens);
         pack_str(pk, "completion_tokens"); msgpack_pack_uint32(pk, m->usage.completion_tokens);
+        pack_str(pk, "visual_kept"); msgpack_pack_uint32(pk, m->usage.visual_kept);
+        pack_str(pk, "visual_total"); msgpack_pack_uint32(pk, m->usage.visual_total);
+        pack_str(pk, "result_bytes"); msgpack_pack_uint32(pk, m->usage.result_bytes);
         break;
     case WIRE_F_TIMINGS: {
         int n = 0;
@@ -709,9 +713,11 @@ static int params_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v,
 
 static int usage_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
     wire_usage_t *u = dst;
-    static const char *const keys[] = {"prompt_tokens", "image_tokens", "completion_tokens"};
-    uint32_t *vals[] = {&u->prompt_tokens, &u->image_tokens, &u->completion_tokens};
-    for (int i = 0; i < 3; i++)
+    static const char *const keys[] = {"prompt_tokens", "image_tokens", "completion_tokens",
+                                       "visual_kept", "visual_total", "result_bytes"};
+    uint32_t *vals[] = {&u->prompt_tokens, &u->image_tokens, &u->completion_tokens,
+                        &u->visual_kept, &u->visual_total, &u->result_bytes};
+    for (int i = 0; i < 6; i++)
         if (key_is(k, keys[i])) {
             int rc = dup_check(c, "usage", i, seen);
             return rc ? rc : get_u32(c, v, keys[i], UINT32_MAX, vals[i]);

@@ -22,7 +22,7 @@
 
 // ---- version and limits ---------------------------------------------------------------------
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2 /* 2: DONE usage gained visual_kept, visual_total, result_bytes */
 
 #define WIRE_MAX_HEADER (256u * 1024)         /* bytes of the msgpack header frame */
 #define WIRE_MAX_FRAME (64u * 1024 * 1024)    /* any frame; also ZMQ_MAXMSGSIZE on every socket */
@@ -106,8 +106,13 @@ typedef struct wire_params {
     bool stream;                          /* default true: TOKEN messages are relayed */
 } wire_params_t;
 
+/* DONE usage. Every key optional (encoded when non-zero). */
 typedef struct wire_usage {
     uint32_t prompt_tokens, image_tokens, completion_tokens;
+    uint32_t visual_kept;  /* K of the encoder RESULT (tokens the selection kept) */
+    uint32_t visual_total; /* visual tokens before selection */
+    uint32_t result_bytes; /* encoder RESULT header + tensor frame bytes as the broker received
+                              them (set by the broker when it relays DONE) */
 } wire_usage_t;
 
 /* Bit per header key; wire_msg_t.present says which ones a decoded header carried. */

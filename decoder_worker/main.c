@@ -272,6 +272,7 @@ static void serve_job(dec_t *d, worker_job_t *job) {
                  ? hired_errf(err, HIRED_EINVAL, "unknown newline policy '%.20s' (hf, none)", j->params.newline)
                  : HIRED_OK;
     if (!rc) rc = job_visual(d, job, &vis, err);
+    const int vis_total = vis.total; /* from the encoder's meta: tokens before selection */
     double ms_transfer = (double)(wire_now_ms() - job->received_ms); /* arrival -> float32 features */
     if (!rc) rc = gen_prompt_build(d->model, &vis, j->prompt ? j->prompt : "", &p, &pr, &st, err);
     gen_visual_free(&vis);
@@ -289,6 +290,8 @@ static void serve_job(dec_t *d, worker_job_t *job) {
         m.usage.prompt_tokens = (uint32_t)st.prompt_tokens;
         m.usage.image_tokens = (uint32_t)st.image_tokens;
         m.usage.completion_tokens = (uint32_t)st.generated;
+        m.usage.visual_kept = j->kept;                                 /* the broker sets it too */
+        m.usage.visual_total = vis_total > 0 ? (uint32_t)vis_total : 0; /* result_bytes: the broker */
         m.timings[WIRE_STAGE_TRANSFER] = ms_transfer;
         m.timings[WIRE_STAGE_PROJECT] = st.ms_project;
         m.timings[WIRE_STAGE_PREFILL] = st.ms_prefill;

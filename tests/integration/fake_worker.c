@@ -104,6 +104,7 @@ static void run_decode(worker_job_t *job) {
     strcpy(d.id, j->id);
     strcpy(d.finish, *p ? "length" : "stop");
     d.usage.prompt_tokens = 1, d.usage.image_tokens = j->kept, d.usage.completion_tokens = seq;
+    d.usage.visual_kept = j->kept, d.usage.visual_total = 2 * j->kept; /* result_bytes: the broker's */
     d.timings[WIRE_STAGE_PREFILL] = 1.5;
     d.timings[WIRE_STAGE_DECODE] = (double)seq * g_delay_ms;
     d.timings_mask = (1u << WIRE_STAGE_PREFILL) | (1u << WIRE_STAGE_DECODE);

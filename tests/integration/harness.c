@@ -265,6 +265,7 @@ int h_collect(hired_client *c, h_result *rs, int n, int timeout_ms) {
             snprintf(r->done_text, sizeof r->done_text, "%s", ev.text ? ev.text : "");
             snprintf(r->finish, sizeof r->finish, "%s", ev.finish);
             memcpy(r->timings, ev.timings_ms, sizeof r->timings);
+            r->visual_kept = ev.visual_kept, r->visual_total = ev.visual_total, r->result_bytes = ev.result_bytes;
             r->final = ev.type;
             break;
         default:

@@ -55,6 +55,7 @@ typedef struct h_result {
     char message[1025];
     char finish[17];
     double timings[HIRED_STAGE_COUNT];
+    uint32_t visual_kept, visual_total, result_bytes; /* DONE usage */
 } h_result;
 
 /* Submits a job with the fake image "img-<id>" and the prompt; fills r (id, expect). */

@@ -4,7 +4,7 @@
  * services (they must exit 0: sanitizer leaks count, and the bench then exits 1), and writes
  * its JSON, which must hold:
  *   - every figure of every row present and positive (tok/s, TTFT, e2e with p10/p90, kept,
- *     wire bytes, peak RSS of broker, encoder and decoder; stage medians present, >= 0, and
+ *     wire bytes (from DONE usage.visual_kept / result_bytes, per "sources"), peak RSS of broker, encoder and decoder; stage medians present, >= 0, and
  *     vit / prefill / decode > 0), each raw sample, and the environment;
  *   - the acceptance criterion: bytes on the wire per image at r = 0.2 <= 21% of r = 1.0;
  *   - kept tokens as HiRED's arithmetic says for the bundled large.jpg (2400x1600, a 2x2 grid,
@@ -124,6 +124,12 @@ int main(void) {
         CHECK_EQ_INT(num(env, "max_tokens"), 4);
         CHECK_EQ_INT(num(env, "partitions"), 5);
 
+        /* kept and wire bytes are measured from the DONE usage, not from logs or arithmetic */
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(root, "sources");
+        const cJSON *sk = cJSON_GetObjectItemCaseSensitive(src, "kept"), *sw = cJSON_GetObjectItemCaseSensitive(src, "wire_bytes");
+        CHECK(cJSON_IsString(sk) && strstr(sk->valuestring, "usage.visual_kept"));
+        CHECK(cJSON_IsString(sw) && strstr(sw->valuestring, "usage.result_bytes"));
+
         const cJSON *summary = cJSON_GetObjectItemCaseSensitive(root, "summary"), *row;
         CHECK_EQ_INT(cJSON_GetArraySize(summary), 4);
         cJSON_ArrayForEach(row, summary) {
@@ -167,6 +173,9 @@ int main(void) {
         cJSON_ArrayForEach(s, samples) {
             CHECK(num(s, "ttft_ms") > 0 && num(s, "e2e_ms") >= num(s, "ttft_ms") && num(s, "tok_s") > 0);
             CHECK(num(s, "completion_tokens") >= 1 && num(s, "kept") > 0 && num(s, "wire_bytes") > 0);
+            /* result_bytes = header + K x D x 2 (f16): the header is what is left, and small */
+            double hb = num(s, "wire_header_bytes"), tb = num(s, "wire_tensor_bytes");
+            CHECK_MSG(hb > 0 && tb > 0 && hb < 64 * 1024 && hb + tb == num(s, "wire_bytes"), "header %g tensor %g", hb, tb);
             CHECK(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(s, "timings_ms")));
         }
         cJSON_Delete(root);

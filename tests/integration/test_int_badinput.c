@@ -93,19 +93,19 @@ int main(void) {
     EXPECT(s, WIRE_ERROR, "msgpack", "");
     raw_send(s, "\xdd\xff\xff\xff\xff", 5, 1, 10); /* allocation bomb */
     EXPECT(s, WIRE_ERROR, "elements", "");
-    hdr(&r, 2, "SUBMIT", "v2job", MODEL, NULL, 0);
+    hdr(&r, 3, "SUBMIT", "v3job", MODEL, NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
-    EXPECT(s, WIRE_ERROR, "protocol version 2 not supported (this peer speaks version 1)", "v2job");
+    EXPECT(s, WIRE_ERROR, "protocol version 3 not supported (this peer speaks version 2)", "v3job");
     msgpack_sbuffer_destroy(&r.sb);
-    hdr(&r, 1, "SUBMIT", "nomodel", NULL, NULL, 0);
+    hdr(&r, WIRE_VERSION, "SUBMIT", "nomodel", NULL, NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
     EXPECT(s, WIRE_ERROR, "missing field 'model'", "nomodel");
     msgpack_sbuffer_destroy(&r.sb);
-    hdr(&r, 1, "SUBMIT", "extra", MODEL, "colour", 0);
+    hdr(&r, WIRE_VERSION, "SUBMIT", "extra", MODEL, "colour", 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
     EXPECT(s, WIRE_ERROR, "unknown field 'colour'", "extra");
     msgpack_sbuffer_destroy(&r.sb);
-    hdr(&r, 1, "SUBMIT", "bigimg", MODEL, NULL, 0);
+    hdr(&r, WIRE_VERSION, "SUBMIT", "bigimg", MODEL, NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 2000);
     EXPECT(s, WIRE_ERROR, "image is 2000 bytes, limit 1000", "bigimg");
     raw_send(s, r.sb.data, r.sb.size, 0, 0);
@@ -113,15 +113,15 @@ int main(void) {
     raw_send(s, r.sb.data, r.sb.size, 3, 10);
     EXPECT(s, WIRE_ERROR, "more than", NULL);
     msgpack_sbuffer_destroy(&r.sb);
-    hdr(&r, 1, "SUBMIT", "bighdr", MODEL, NULL, 300000);
+    hdr(&r, WIRE_VERSION, "SUBMIT", "bighdr", MODEL, NULL, 300000);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
     EXPECT(s, WIRE_ERROR, "limit 262144", NULL);
     msgpack_sbuffer_destroy(&r.sb);
-    hdr(&r, 1, "SUBMIT", "longprompt", MODEL, NULL, 70000);
+    hdr(&r, WIRE_VERSION, "SUBMIT", "longprompt", MODEL, NULL, 70000);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
     EXPECT(s, WIRE_ERROR, "prompt is 70001 bytes, limit 65536", "longprompt");
     msgpack_sbuffer_destroy(&r.sb);
-    hdr(&r, 1, "SUBMIT", "nomodel2", "no-such-model", NULL, 0);
+    hdr(&r, WIRE_VERSION, "SUBMIT", "nomodel2", "no-such-model", NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
     EXPECT(s, WIRE_ERROR, "unknown model 'no-such-model'", "nomodel2");
     msgpack_sbuffer_destroy(&r.sb);
@@ -143,7 +143,7 @@ int main(void) {
     CHECK(wire_send(w, NULL, 0, &m, NULL, err) == 0);
     m.text = NULL;
     EXPECT(w, WIRE_DISCONNECT, NULL, NULL);
-    hdr(&r, 1, "READY", NULL, MODEL, NULL, 0); /* has a prompt key a READY must not have */
+    hdr(&r, WIRE_VERSION, "READY", NULL, MODEL, NULL, 0); /* has a prompt key a READY must not have */
     raw_send(w, r.sb.data, r.sb.size, 0, 0);
     EXPECT(w, WIRE_ERROR, "READY: unknown field 'prompt'", NULL);
     msgpack_sbuffer_destroy(&r.sb);

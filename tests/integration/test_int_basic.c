@@ -1,6 +1,6 @@
 /* test_int_basic.c — one broker, one fake encoder, one fake decoder, real sockets on 127.0.0.1:
- * a streamed job end to end (ACCEPTED, TOKENs in order, DONE with the full text and per-stage
- * timings), a non-streamed job, max_tokens cut-off, a worker ERROR, cancel, the result cache
+ * a streamed job end to end (ACCEPTED, TOKENs in order, DONE with the full text, per-stage
+ * timings and usage visual_kept / visual_total / result_bytes), a non-streamed job, max_tokens cut-off, a worker ERROR, cancel, the result cache
  * answering a resubmitted id from another client, STATUS pools / counters / timing summaries,
  * and a graceful SIGTERM of a worker. */
 #include <signal.h>
@@ -39,6 +39,11 @@ int main(void) {
     CHECK(r[0].timings[HIRED_STAGE_VIT] == 2 && r[0].timings[HIRED_STAGE_PREFILL] == 1.5);
     CHECK(r[0].timings[HIRED_STAGE_QUEUE] >= 0 && r[0].timings[HIRED_STAGE_TOTAL] > 0);
     CHECK(r[0].timings[HIRED_STAGE_PROJECT] == -1);
+    /* usage through the broker: K of the fake RESULT (4), the decoder's total (2 K), and the
+     * RESULT's header + tensor frames (4 x 8 f32 = 128 B of tensor) as the broker received them */
+    CHECK_EQ_INT(r[0].visual_kept, 4);
+    CHECK_EQ_INT(r[0].visual_total, 8);
+    CHECK_MSG(r[0].result_bytes > 128 && r[0].result_bytes < 128 + 1024, "result_bytes %u", r[0].result_bytes);
 
     /* 2. not streamed: only DONE with the text; 3. max_tokens cut; 4. worker error */
     hired_job job;

@@ -96,10 +96,13 @@ static void test_roundtrip(void) {
     wire_msg_init(&m, WIRE_DONE);
     strcpy(m.id, "x");
     m.usage.prompt_tokens = 10, m.usage.completion_tokens = 5;
+    m.usage.visual_kept = 576, m.usage.visual_total = 2880, m.usage.result_bytes = 4000000000u;
     strcpy(m.finish, "length");
     wire_msg_set_text(&m, "hello world");
     if (roundtrip(&m, &d) == 0) {
         CHECK(d.usage.prompt_tokens == 10 && d.usage.completion_tokens == 5 && d.usage.image_tokens == 0);
+        CHECK(d.usage.visual_kept == 576 && d.usage.visual_total == 2880 && d.usage.result_bytes == 4000000000u);
+        CHECK(d.present & WIRE_F_USAGE);
         CHECK(strcmp(d.finish, "length") == 0 && strcmp(d.text, "hello world") == 0);
         CHECK(!(d.present & WIRE_F_TIMINGS));
     }
@@ -181,7 +184,7 @@ static void expect(raw_t *r, int code, const char *want, int line) {
 
 static void raw_submit_head(raw_t *r, size_t extra) {
     raw_begin(r, 5 + extra);
-    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, 1);
+    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
     raw_kv(r, "type", "SUBMIT");
     raw_kv(r, "id", "j1");
     raw_kv(r, "model", "m");
@@ -191,18 +194,22 @@ static void raw_submit_head(raw_t *r, size_t extra) {
 static void test_rejections(void) {
     raw_t r;
     raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 2);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1); /* version 1 had no usage.visual_* keys */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 1)");
+    EXPECT(&r, HIRED_EPROTO, "version 1 not supported (this peer speaks version 2)");
+    raw_begin(&r, 2);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 3);
+    raw_kv(&r, "type", "SUBMIT");
+    EXPECT(&r, HIRED_EPROTO, "version 3 not supported (this peer speaks version 2)");
     raw_begin(&r, 1);
     raw_kv(&r, "type", "SUBMIT");
     EXPECT(&r, HIRED_EPROTO, "missing field 'v'");
     raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "FROB");
     EXPECT(&r, HIRED_EPROTO, "unknown message type 'FROB'");
     raw_begin(&r, 4);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "j1");
     raw_kv(&r, "prompt", "x");
@@ -229,14 +236,14 @@ static void test_rejections(void) {
     raw_kv(&r, "id", "again");
     EXPECT(&r, HIRED_EPROTO, "duplicate field 'id'");
     raw_begin(&r, 5);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "bad id!");
     raw_kv(&r, "model", "m");
     raw_kv(&r, "prompt", "x");
     EXPECT(&r, HIRED_EPROTO, "field 'id' must be");
     raw_begin(&r, 5);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "j");
     raw_kv(&r, "model", "m");
@@ -247,7 +254,7 @@ static void test_rejections(void) {
     memset(big, 'a', WIRE_MAX_PROMPT + 1);
     big[WIRE_MAX_PROMPT + 1] = 0;
     raw_begin(&r, 5);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "j");
     raw_kv(&r, "model", "m");
@@ -288,7 +295,7 @@ static void test_rejections(void) {
     msgpack_sbuffer_destroy(&r.sb);
     /* RESULT with positions of the wrong length. */
     raw_begin(&r, 7);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "RESULT");
     raw_kv(&r, "id", "j");
     raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 2);

@@ -44,6 +44,7 @@ static void make_seeds(void) {
         x->timings[WIRE_STAGE_VIT] = 1.5;
         x->timings_mask = 1u << WIRE_STAGE_VIT;
         x->usage.completion_tokens = 3;
+        x->usage.visual_kept = 2, x->usage.visual_total = 8, x->usage.result_bytes = 300;
         strcpy(x->finish, "stop");
         char err[HIRED_ERR_LEN];
         CHECK_MSG(wire_encode_buf(x, &g_seed[i], &g_len[i], err) == 0, "%s: %s", wire_type_name(types[i]), err);
