@@ -222,13 +222,19 @@ static int parse_text(const char *file, const cJSON *root, hf_text_config_t *t, 
     return HIRED_OK;
 }
 
+/* Reads dir/name into *root (caller owns: cJSON_Delete) and its path into file. */
+static int read_dir_json(const char *dir, const char *name, char *file, size_t len, cJSON **root, char *err) {
+    if (snprintf(file, len, "%s/%s", dir, name) >= (int)len)
+        return hired_errf(err, HIRED_EINVAL, "%s: path too long", dir);
+    *root = NULL;
+    return json_read_file(file, HF_MAX_JSON, root, err);
+}
+
 int hf_config_load(const char *dir, hf_config_t *out, char *err) {
     char file[4096];
-    if (snprintf(file, sizeof file, "%s/config.json", dir) >= (int)sizeof file)
-        return hired_errf(err, HIRED_EINVAL, "%s: path too long", dir);
+    cJSON *root;
     memset(out, 0, sizeof *out);
-    cJSON *root = NULL;
-    int rc = json_read_file(file, HF_MAX_JSON, &root, err);
+    int rc = read_dir_json(dir, "config.json", file, sizeof file, &root, err);
     if (rc) return rc;
     json_where_t w = {file, "", err};
     const char *mt, *strategy, *act;
@@ -389,11 +395,9 @@ static int parse_crop(const json_where_t *w, const cJSON *root, int *ch, int *cw
 
 int hf_preproc_load(const char *dir, hf_preproc_t *out, char *err) {
     char file[4096];
-    if (snprintf(file, sizeof file, "%s/preprocessor_config.json", dir) >= (int)sizeof file)
-        return hired_errf(err, HIRED_EINVAL, "%s: path too long", dir);
+    cJSON *root;
     memset(out, 0, sizeof *out);
-    cJSON *root = NULL;
-    int rc = json_read_file(file, HF_MAX_JSON, &root, err);
+    int rc = read_dir_json(dir, "preprocessor_config.json", file, sizeof file, &root, err);
     if (rc) return rc;
     json_where_t w = {file, "", err};
     const char *type;
