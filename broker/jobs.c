@@ -1,7 +1,11 @@
-/* jobs.c — the broker's job table: a hash by job id, the list of all jobs (for timers), the
- * encode (0) and decode (1) FIFO queues, each job's token log (replayed to a client that
- * attaches, and used to drop the duplicate tokens of a retried decode), and the finished state
- * kept as a result cache. Not here: what happens to a job (broker.c). */
+/* jobs.c — the broker's job table: two hash indexes (by client owner + client id, so two
+ * clients can never reach each other's jobs even with equal ids; and by the internal id the
+ * broker gives workers), the list of all jobs (for timers), the encode (0) and decode (1) FIFO
+ * queues, each job's token log (delivered and re-delivered to its client, and used to drop the
+ * duplicate tokens of a retried decode), its client's job list, and byte accounting (images,
+ * encoder results and streams held, per job, summed per client and for the broker).
+ * Not here: what happens to a job (broker.c, frontend.c, backend.c). */
+#include <stdio.h>
 #include <string.h>
 
 #include "broker.h"
@@ -15,8 +19,15 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     return h;
 }
 
-static size_t bucket(const job_table_t *t, const char *id) {
-    return (size_t)(fnv(0xcbf29ce484222325ull, id, strlen(id)) % t->nbuckets);
+static const char *owner_of(const job_t *j) { return j->client ? j->client->owner : ""; }
+
+static size_t bucket(const job_table_t *t, const char *owner, const char *id) {
+    uint64_t h = fnv(0xcbf29ce484222325ull, owner, strlen(owner) + 1);
+    return (size_t)(fnv(h, id, strlen(id)) % t->nbuckets);
+}
+
+static size_t wbucket(const job_table_t *t, const char *wid) {
+    return (size_t)(fnv(0xcbf29ce484222325ull, wid, strlen(wid)) % t->nbuckets);
 }
 
 const char *jobs_state_name(job_state_t s) {
@@ -24,7 +35,7 @@ const char *jobs_state_name(job_state_t s) {
     return (unsigned)s < ARRAY_LEN(n) ? n[s] : "?";
 }
 
-uint64_t jobs_hash_request(const wire_msg_t *r) {
+uint64_t jobs_hash_request(const wire_msg_t *r, const void *image, size_t image_len) {
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv(h, r->model, strlen(r->model) + 1);
     if (r->prompt) h = fnv(h, r->prompt, strlen(r->prompt) + 1);
@@ -38,49 +49,105 @@ uint64_t jobs_hash_request(const wire_msg_t *r) {
     h = fnv(h, p->strategy, strlen(p->strategy) + 1);
     h = fnv(h, &p->alpha, sizeof p->alpha);
     h = fnv(h, p->newline, strlen(p->newline) + 1);
+    h = fnv(h, &p->stream, sizeof p->stream);
+    h = fnv(h, &image_len, sizeof image_len);
+    if (image) h = fnv(h, image, image_len);
     return h;
 }
 
-int jobs_init(job_table_t *t) {
+int jobs_init(job_table_t *t, uint64_t epoch) {
     memset(t, 0, sizeof *t);
     t->nbuckets = JOBS_BUCKETS;
     t->buckets = mem_calloc(t->nbuckets, sizeof *t->buckets);
-    return t->buckets ? HIRED_OK : HIRED_ENOMEM;
+    t->wbuckets = mem_calloc(t->nbuckets, sizeof *t->wbuckets);
+    t->next_wid = (epoch & 0xffffff) << 32; /* ids from different broker runs differ */
+    if (!t->buckets || !t->wbuckets) {
+        mem_free(t->buckets);
+        mem_free(t->wbuckets);
+        t->buckets = t->wbuckets = NULL;
+        return HIRED_ENOMEM;
+    }
+    return HIRED_OK;
 }
 
-job_t *jobs_find(job_table_t *t, const char *id) {
-    for (job_t *j = t->buckets[bucket(t, id)]; j; j = j->hnext)
-        if (strcmp(j->id, id) == 0) return j;
+job_t *jobs_find(job_table_t *t, const char *owner, const char *id) {
+    for (job_t *j = t->buckets[bucket(t, owner, id)]; j; j = j->hnext)
+        if (strcmp(j->id, id) == 0 && strcmp(owner_of(j), owner) == 0) return j;
     return NULL;
 }
 
-job_t *jobs_add(job_table_t *t, const char *id) {
+job_t *jobs_find_wid(job_table_t *t, const char *wid) {
+    for (job_t *j = t->wbuckets[wbucket(t, wid)]; j; j = j->whnext)
+        if (strcmp(j->wid, wid) == 0) return j;
+    return NULL;
+}
+
+job_t *jobs_add(job_table_t *t, client_t *c, const char *id) {
     job_t *j = mem_calloc(1, sizeof *j);
     if (!j) return NULL;
     strcpy(j->id, id);
+    snprintf(j->wid, sizeof j->wid, "j%llx", (unsigned long long)++t->next_wid);
     j->queue = -1;
+    j->client = c;
     zmq_msg_init(&j->image);
     zmq_msg_init(&j->tensor);
-    size_t b = bucket(t, id);
+    size_t b = bucket(t, owner_of(j), id);
     j->hnext = t->buckets[b];
     t->buckets[b] = j;
+    size_t wb = wbucket(t, j->wid);
+    j->whnext = t->wbuckets[wb];
+    t->wbuckets[wb] = j;
     j->next = t->all;
     if (t->all) t->all->prev = j;
     t->all = j;
+    if (c) {
+        j->cnext = c->jobs;
+        if (c->jobs) c->jobs->cprev = j;
+        c->jobs = j;
+        c->njobs++;
+    }
     t->count++;
     t->active++;
     return j;
 }
 
+static void client_unlink(job_t *j) {
+    client_t *c = j->client;
+    if (!c) return;
+    if (j->cprev) j->cprev->cnext = j->cnext;
+    else c->jobs = j->cnext;
+    if (j->cnext) j->cnext->cprev = j->cprev;
+    j->cprev = j->cnext = NULL;
+    c->njobs--;
+    c->bytes -= j->bytes;
+}
+
+void jobs_move(job_t *j, client_t *c) {
+    if (j->client == c) return;
+    client_unlink(j);
+    j->client = c;
+    j->cnext = c->jobs;
+    if (c->jobs) c->jobs->cprev = j;
+    c->jobs = j;
+    c->njobs++;
+    c->bytes += j->bytes;
+}
+
 void jobs_remove(job_table_t *t, job_t *j) {
-    job_t **pp = &t->buckets[bucket(t, j->id)];
+    job_t **pp = &t->buckets[bucket(t, owner_of(j), j->id)];
     while (*pp && *pp != j) pp = &(*pp)->hnext;
     if (*pp) *pp = j->hnext;
+    pp = &t->wbuckets[wbucket(t, j->wid)];
+    while (*pp && *pp != j) pp = &(*pp)->whnext;
+    if (*pp) *pp = j->whnext;
     if (j->prev) j->prev->next = j->next;
     else t->all = j->next;
     if (j->next) j->next->prev = j->prev;
     if (j->state != JOB_FINISHED) t->active--;
     t->count--;
+    if (j->has_image) t->bytes_images -= zmq_msg_size(&j->image);
+    t->bytes_total -= j->bytes;
+    client_unlink(j);
     zmq_msg_close(&j->image);
     zmq_msg_close(&j->tensor);
     wire_msg_clear(&j->req);
@@ -98,7 +165,8 @@ void jobs_free(job_table_t *t) {
         jobs_remove(t, j);
     }
     mem_free(t->buckets);
-    t->buckets = NULL;
+    mem_free(t->wbuckets);
+    t->buckets = t->wbuckets = NULL;
 }
 
 void jobs_enqueue(job_table_t *t, job_t *j, int q, bool front, int64_t now) {
@@ -155,8 +223,22 @@ int jobs_log_token(job_t *j, int32_t token, const char *text) {
     return HIRED_OK;
 }
 
-void jobs_finish(job_table_t *t, job_t *j, wire_msg_t *final, int64_t expires, int64_t now) {
+size_t jobs_stream_bytes(const job_t *j) { return (size_t)j->captok * sizeof(tok_t) + j->text_cap; }
+
+void jobs_account(job_table_t *t, job_t *j) {
+    size_t b = sizeof *j + jobs_stream_bytes(j) + (j->req.prompt ? strlen(j->req.prompt) : 0);
+    if (j->has_image) b += zmq_msg_size(&j->image);
+    if (j->has_tensor) b += zmq_msg_size(&j->tensor) + (size_t)j->enc.kept * 6 + j->enc.meta_len;
+    if (j->final.text) b += strlen(j->final.text);
+    if (j->final.message) b += strlen(j->final.message);
+    t->bytes_total += b - j->bytes; /* unsigned wrap-around cancels out */
+    if (j->client) j->client->bytes += b - j->bytes;
+    j->bytes = b;
+}
+
+void jobs_finish(job_table_t *t, job_t *j, wire_msg_t *final, int64_t now) {
     jobs_dequeue(t, j, now);
+    if (j->has_image) t->bytes_images -= zmq_msg_size(&j->image);
     zmq_msg_close(&j->image);
     zmq_msg_init(&j->image);
     zmq_msg_close(&j->tensor);
@@ -171,5 +253,7 @@ void jobs_finish(job_table_t *t, job_t *j, wire_msg_t *final, int64_t expires, i
     if (j->state != JOB_FINISHED) t->active--;
     j->state = JOB_FINISHED;
     j->worker = NULL;
-    j->expires = expires;
+    j->finished_at = now;
+    j->final_sent = false;
+    jobs_account(t, j);
 }

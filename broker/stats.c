@@ -1,6 +1,7 @@
 /* stats.c — broker counters, per-stage timing summaries (count and mean over all jobs, p50 and
- * p95 over the last STATS_RING jobs) and the STATUS_REPLY JSON (schema: docs/protocol.md §6).
- * Not here: when counters move (broker.c). */
+ * p95 over the last STATS_RING jobs) and the STATUS_REPLY JSON (schema: docs/protocol.md §6):
+ * counts for everybody, job ids only for their owner (and every job for an operator key).
+ * Not here: when counters move (broker.c, frontend.c, backend.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,7 @@ static void hex_route(const uint8_t *r, size_t n, char *out) {
     out[2 * n] = 0;
 }
 
-char *stats_status_json(const broker_t *b, int64_t now) {
+char *stats_status_json(const broker_t *b, const client_t *c, int64_t now) {
     static const char *const services[] = {"encode", "decode"};
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
@@ -58,16 +59,19 @@ char *stats_status_json(const broker_t *b, int64_t now) {
 
     /* pools: one entry per (service, model) with its workers */
     cJSON *pools = cJSON_AddArrayToObject(root, "pools");
-    for (int i = 0; i < b->reg.nmodels; i++) {
-        const model_seen_t *ms = &b->reg.models[i];
+    for (int i = 0; i < 2 * b->reg.nmodels; i++) {
+        const model_seen_t *ms = &b->reg.models[i / 2];
+        int service = i % 2;
+        if (!ms->seen[service]) continue;
         cJSON *pool = cJSON_CreateObject();
         cJSON_AddItemToArray(pools, pool);
-        cJSON_AddStringToObject(pool, "service", services[ms->service]);
+        cJSON_AddStringToObject(pool, "service", services[service]);
         cJSON_AddStringToObject(pool, "model", ms->model);
+        cJSON_AddStringToObject(pool, "fingerprint", ms->fingerprint);
         cJSON *ws = cJSON_AddArrayToObject(pool, "workers");
         int cap = 0, used = 0;
         for (const worker_t *w = b->reg.head; w; w = w->next) {
-            if (w->service != ms->service || strcmp(w->model, ms->model) != 0) continue;
+            if (w->service != service || strcmp(w->model, ms->model) != 0) continue;
             char hex[65];
             hex_route(w->route, w->route_len, hex);
             cJSON *wo = cJSON_CreateObject();
@@ -77,6 +81,9 @@ char *stats_status_json(const broker_t *b, int64_t now) {
             cJSON_AddNumberToObject(wo, "in_use", w->nasg);
             cJSON_AddNumberToObject(wo, "served", (double)w->served);
             cJSON_AddNumberToObject(wo, "last_heartbeat_ms", (double)(now - w->last_seen));
+            cJSON_AddNumberToObject(wo, "credit", w->credit);
+            cJSON_AddNumberToObject(wo, "failed", (double)w->failed);
+            cJSON_AddBoolToObject(wo, "quarantined", now < w->quarantined_until);
             cap += w->capacity;
             used += w->nasg;
         }
@@ -88,10 +95,11 @@ char *stats_status_json(const broker_t *b, int64_t now) {
     cJSON_AddNumberToObject(q, "encode", (double)b->jobs.qlen[0]);
     cJSON_AddNumberToObject(q, "decode", (double)b->jobs.qlen[1]);
 
+    /* Jobs by id: the asker's own, or every one for an operator key. */
     cJSON *inf = cJSON_AddArrayToObject(root, "inflight");
     int listed = 0;
-    for (const job_t *j = b->jobs.all; j && listed < 100; j = j->next) {
-        if (j->state == JOB_FINISHED) continue;
+    for (const job_t *j = b->jobs.all; c && j && listed < 100; j = j->next) {
+        if (j->state == JOB_FINISHED || !(c->admin || (j->client && !strcmp(j->client->owner, c->owner)))) continue;
         cJSON *jo = cJSON_CreateObject();
         cJSON_AddItemToArray(inf, jo);
         cJSON_AddStringToObject(jo, "id", j->id);
@@ -104,18 +112,32 @@ char *stats_status_json(const broker_t *b, int64_t now) {
         listed++;
     }
     cJSON_AddNumberToObject(root, "active_jobs", (double)b->jobs.active);
-    cJSON_AddNumberToObject(root, "cached_results", (double)(b->jobs.count - b->jobs.active));
+    cJSON_AddNumberToObject(root, "undelivered_results", (double)(b->jobs.count - b->jobs.active));
+    cJSON_AddNumberToObject(root, "clients", (double)b->clients.count);
+    cJSON *by = cJSON_AddObjectToObject(root, "bytes");
+    cJSON_AddNumberToObject(by, "held", (double)b->jobs.bytes_total);
+    cJSON_AddNumberToObject(by, "queued_images", (double)b->jobs.bytes_images);
 
     const stats_t *s = &b->stats;
-    cJSON *c = cJSON_AddObjectToObject(root, "counters");
+    cJSON *cn = cJSON_AddObjectToObject(root, "counters");
     const struct { const char *n; uint64_t v; } cs[] = {
         {"submitted", s->submitted}, {"accepted", s->accepted}, {"completed", s->completed},
         {"failed", s->failed}, {"busy", s->busy}, {"timeouts", s->timeouts},
         {"requeued", s->requeued}, {"cancelled", s->cancelled}, {"attached", s->attached},
-        {"cache_hits", s->cache_hits}, {"bad_messages", s->bad_messages},
-        {"workers_lost", s->workers_lost},
+        {"resumed", s->resumed}, {"delivered", s->delivered}, {"abandoned", s->abandoned},
+        {"bad_messages", s->bad_messages}, {"workers_lost", s->workers_lost},
+        {"workers_refused", s->workers_refused}, {"quarantined", s->quarantined}, {"migrated", s->migrated},
+        {"fenced", s->fenced}, {"send_retries", s->send_retries}, {"unreachable", s->unreachable},
     };
-    for (size_t i = 0; i < ARRAY_LEN(cs); i++) cJSON_AddNumberToObject(c, cs[i].n, (double)cs[i].v);
+    for (size_t i = 0; i < ARRAY_LEN(cs); i++) cJSON_AddNumberToObject(cn, cs[i].n, (double)cs[i].v);
+
+    if (b->zap) { /* CURVE handshakes: refused ones are peers without an authorised key */
+        unsigned long acc, ref;
+        curve_auth_counts(b->zap, &acc, &ref);
+        cJSON *cv = cJSON_AddObjectToObject(root, "curve");
+        cJSON_AddNumberToObject(cv, "accepted", (double)acc);
+        cJSON_AddNumberToObject(cv, "refused", (double)ref);
+    }
 
     cJSON *t = cJSON_AddObjectToObject(root, "timings");
     for (int st = 0; st < WIRE_STAGE_COUNT; st++) {

@@ -1,12 +1,19 @@
 /* hired_client.c — libhired (see hired_client.h). A background I/O thread owns the DEALER socket
  * to the broker frontend; API calls talk to it through a mutex, a condition variable and a
  * self-pipe. The thread keeps the table of unfinished jobs (each with its own copy of the
- * image) and is the only place where resubmission happens:
- *   - broker silent for liveness x heartbeat: new socket (fresh routing id), resubmit all;
- *   - broker epoch changed (HEARTBEAT / ACCEPTED from a restarted broker): resubmit the jobs
- *     accepted under the old epoch;
+ * image) and is the only place where recovery happens:
+ *   - a TOKEN whose seq is past the next one expected, or a DONE whose seq says tokens are
+ *     missing: RESUME the job from the first missing seq (at most once per heartbeat per job);
+ *   - an accepted job that has heard nothing for liveness x heartbeat: RESUME it (the broker
+ *     re-sends what it has; a lost final message comes back this way too);
+ *   - broker silent for liveness x heartbeat: new socket (fresh routing id), RESUME every
+ *     accepted job, SUBMIT again those not yet accepted;
+ *   - broker epoch changed (HEARTBEAT / ACCEPTED from a restarted broker), or the broker
+ *     answers a RESUME with "unknown job": SUBMIT again (same id, same session);
  *   - SUBMIT unanswered for liveness x heartbeat: send it again (idempotent by id);
  *   - BUSY for a job that was already accepted once (a restarted broker is full): retry later.
+ * Every final message (DONE, ERROR) is acknowledged with ACK, also when it arrives for a job
+ * already delivered (the broker re-sends a final until it is acknowledged).
  * Per job it delivers one ACCEPTED, TOKENs in seq order without repeats, one DONE/ERROR/BUSY.
  * Not here: the `hired` CLI (cli.c). */
 #include "hired_client.h"
@@ -33,9 +40,12 @@ typedef struct cjob {
     size_t image_len;
     uint32_t next_seq;      /* next TOKEN seq to deliver */
     bool accepted;          /* ACCEPTED delivered */
-    bool need_send;
+    bool need_send;         /* SUBMIT (again) */
+    bool need_resume;       /* RESUME from next_seq */
+    bool resume_pending;    /* a RESUME was sent and nothing has come back since */
+    bool cancel;            /* the caller asked to cancel: CANCEL until it ends */
     uint64_t epoch;         /* broker epoch that accepted it (0 = not yet) */
-    int64_t last_sent, resend_at, deadline;
+    int64_t submitted, last_sent, last_rx, last_resume, resend_at, deadline;
     struct cjob *next;
 } cjob_t;
 
@@ -44,14 +54,10 @@ typedef struct ev_item {
     struct ev_item *next;
 } ev_item_t;
 
-typedef struct cancel_item {
-    char id[HIRED_JOB_ID_LEN];
-    struct cancel_item *next;
-} cancel_item_t;
-
 struct hired_client {
     char endpoint[256];
-    int timeout_ms, heartbeat_ms, liveness;
+    char session[33];            /* 128-bit random secret, hex: this client's identity */
+    int timeout_ms, heartbeat_ms, liveness, connect_timeout_ms, max_events;
     char *curve_server_key, *curve_cert; /* NULL = plain TCP */
     void *ctx;
     pthread_t thread;
@@ -64,10 +70,12 @@ struct hired_client {
     cjob_t *jobs;
     int njobs;
     ev_item_t *ev_head, *ev_tail;
-    cancel_item_t *cancels;
+    int nevents;
     bool status_want, status_sent;
+    int status_rc;
     char *status_json;
     uint64_t epoch;              /* latest broker epoch seen */
+    bool heard;                  /* the broker has answered at least once */
 };
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -109,6 +117,7 @@ static void push_event(hired_client *c, hired_event *ev) {
     if (c->ev_tail) c->ev_tail->next = it;
     else c->ev_head = it;
     c->ev_tail = it;
+    c->nevents++;
     pthread_cond_broadcast(&c->cv);
 }
 
@@ -136,16 +145,25 @@ static void local_error(hired_client *c, cjob_t *j, int code, const char *msg) {
 static void *open_socket(hired_client *c) {
     void *s = zmq_socket(c->ctx, ZMQ_DEALER);
     if (!s) return NULL;
-    int rcvhwm = 0; /* no limit: the broker must never have to drop a token for us */
     curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
     char err[HIRED_ERR_LEN] = "";
-    if (wire_sock_setup(s, NULL) || zmq_setsockopt(s, ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm) ||
-        curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
+    if (wire_sock_setup(s, NULL) || curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
         if (err[0]) log_error("hired_client: %s", err);
         zmq_close(s);
         return NULL;
     }
     return s;
+}
+
+/* Sends a client message of type t about job id (may be NULL) with seq; m's session is ours. */
+static void send_simple(hired_client *c, void *sock, wire_type_t t, const char *id, uint32_t seq) {
+    wire_msg_t m;
+    wire_msg_init(&m, t);
+    if (id) snprintf(m.id, sizeof m.id, "%s", id);
+    snprintf(m.session, sizeof m.session, "%s", c->session);
+    m.seq = seq;
+    char err[HIRED_ERR_LEN];
+    if (wire_send(sock, NULL, 0, &m, NULL, err)) log_debug("hired: %s not sent: %s", wire_type_name(t), err);
 }
 
 static void send_submit(hired_client *c, void *sock, cjob_t *j, int64_t now) {
@@ -157,17 +175,15 @@ static void send_submit(hired_client *c, void *sock, cjob_t *j, int64_t now) {
     zmq_msg_close(&img);
     if (rc == 0) {
         j->need_send = false;
+        j->resume_pending = false;
         j->last_sent = now;
     }
     (void)c;
 }
 
-static void send_simple(void *sock, wire_type_t t, const char *id) {
-    wire_msg_t m;
-    wire_msg_init(&m, t);
-    if (id) snprintf(m.id, sizeof m.id, "%s", id);
-    char err[HIRED_ERR_LEN];
-    wire_send(sock, NULL, 0, &m, NULL, err);
+/* Asks for job j again from its next seq (rate-limited to once per heartbeat). Holds mu. */
+static void want_resume(hired_client *c, cjob_t *j, int64_t now) {
+    if (now - j->last_resume >= c->heartbeat_ms) j->need_resume = true;
 }
 
 /* A (possibly new) broker epoch: jobs accepted under another one were lost. Holds mu. */
@@ -182,7 +198,7 @@ static void note_epoch(hired_client *c, uint64_t epoch) {
         }
 }
 
-static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
+static void on_message(hired_client *c, void *sock, wire_parts_t *p, int64_t now) {
     char err[HIRED_ERR_LEN];
     wire_msg_t m;
     if (p->n < 1) return;
@@ -192,7 +208,9 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
         return;
     }
     pthread_mutex_lock(&c->mu);
+    c->heard = true;
     cjob_t *j = m.id[0] ? find_job(c, m.id) : NULL;
+    if (j) j->last_rx = now, j->resume_pending = false;
     hired_event ev;
     memset(&ev, 0, sizeof ev);
     snprintf(ev.job_id, sizeof ev.job_id, "%s", m.id);
@@ -209,7 +227,11 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
         }
         break;
     case WIRE_TOKEN:
-        if (!j || m.seq != j->next_seq) break; /* a repeat after a retry (or a stray) */
+        if (!j || m.seq < j->next_seq) break; /* a repeat after a resume (or a stray) */
+        if (m.seq > j->next_seq) {            /* something before it went missing */
+            want_resume(c, j, now);
+            break;
+        }
         j->next_seq++;
         ev.type = HIRED_EVENT_TOKEN;
         ev.seq = m.seq;
@@ -218,7 +240,14 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
         push_event(c, &ev);
         break;
     case WIRE_DONE:
-        if (!j) break;
+        if (!j) { /* delivered before: our ACK went missing */
+            send_simple(c, sock, WIRE_ACK, m.id, 0);
+            break;
+        }
+        if (j->submit.params.stream && m.seq > j->next_seq) { /* tokens missing: not done yet */
+            want_resume(c, j, now);
+            break;
+        }
         ev.type = HIRED_EVENT_DONE;
         ev.text = dup_str(m.text ? m.text : "");
         snprintf(ev.finish, sizeof ev.finish, "%s", m.finish);
@@ -232,10 +261,22 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
             ev.timings_ms[s] = (m.timings_mask & (1u << s)) ? m.timings[s] : -1;
         push_event(c, &ev);
         remove_job(c, j);
+        send_simple(c, sock, WIRE_ACK, m.id, 0);
         break;
     case WIRE_ERROR:
-        if (!j) {
+        if (!m.id[0]) {
             log_warn("hired: broker error: %s", m.message ? m.message : "");
+            break;
+        }
+        if (!j) {
+            send_simple(c, sock, WIRE_ACK, m.id, 0);
+            break;
+        }
+        if (m.code == HIRED_ESTALE && !j->cancel) {
+            /* the broker does not know a job it accepted (it restarted, or dropped it while
+             * we were away): submit it again */
+            j->epoch = 0;
+            j->need_send = true;
             break;
         }
         ev.type = HIRED_EVENT_ERROR;
@@ -243,6 +284,7 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
         snprintf(ev.message, sizeof ev.message, "%s", m.message ? m.message : "");
         push_event(c, &ev);
         remove_job(c, j);
+        send_simple(c, sock, WIRE_ACK, m.id, 0);
         break;
     case WIRE_BUSY:
         if (!j) break;
@@ -252,7 +294,7 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
         }
         ev.type = HIRED_EVENT_BUSY;
         ev.retry_ms = m.retry_ms;
-        snprintf(ev.message, sizeof ev.message, "%s queue full", m.service);
+        snprintf(ev.message, sizeof ev.message, "%s", m.message ? m.message : "queue full");
         push_event(c, &ev);
         remove_job(c, j);
         break;
@@ -276,6 +318,41 @@ static void on_message(hired_client *c, wire_parts_t *p, int64_t now) {
     wire_msg_clear(&m);
 }
 
+/* One round of the job table: local deadlines, the connect timeout, (re)submissions, resumes,
+ * cancels. Holds mu. */
+static void jobs_round(hired_client *c, void *sock, int64_t now) {
+    const int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
+    cjob_t *jn;
+    for (cjob_t *j = c->jobs; j; j = jn) {
+        jn = j->next;
+        if (now > j->deadline) {
+            local_error(c, j, HIRED_ETIMEOUT, "deadline passed without an answer from the broker");
+            continue;
+        }
+        if (!c->heard && c->connect_timeout_ms > 0 && now - j->submitted > c->connect_timeout_ms) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "no answer from the broker at %s within %d ms (is it running there?)", c->endpoint,
+                     c->connect_timeout_ms);
+            local_error(c, j, HIRED_ETIMEOUT, msg);
+            continue;
+        }
+        if (!j->epoch && !j->need_send && now - j->last_sent > silent) j->need_send = true;
+        if (j->resend_at && now >= j->resend_at) j->resend_at = 0, j->need_send = true;
+        if (j->need_send && !j->resend_at) {
+            send_submit(c, sock, j, now);
+            continue;
+        }
+        if (j->epoch && now - j->last_rx > silent && now - j->last_resume > silent) j->need_resume = true;
+        if (j->epoch && j->need_resume) {
+            send_simple(c, sock, WIRE_RESUME, j->submit.id, j->next_seq);
+            if (j->cancel) send_simple(c, sock, WIRE_CANCEL, j->submit.id, 0);
+            j->need_resume = false;
+            j->resume_pending = true;
+            j->last_resume = now;
+        }
+    }
+}
+
 static void *io_main(void *arg) {
     hired_client *c = arg;
     void *sock = open_socket(c);
@@ -285,13 +362,18 @@ static void *io_main(void *arg) {
         now = wire_now_ms();
         pthread_mutex_lock(&c->mu);
         bool waiting = c->njobs > 0 || c->status_want;
+        bool paused = c->nevents >= c->max_events; /* the caller is behind: let the broker keep it */
+        if (paused) last_recv = now;           /* not reading is our choice, not the broker's silence */
         if (waiting && now - last_recv > silent) {
             log_info("hired: broker silent for %lld ms; reconnecting", (long long)(now - last_recv));
             zmq_close(sock);
             sock = open_socket(c);
             last_recv = now;
             c->status_sent = false;
-            for (cjob_t *j = c->jobs; j; j = j->next) j->need_send = true, j->epoch = 0;
+            for (cjob_t *j = c->jobs; j; j = j->next) {
+                if (j->epoch) j->need_resume = true, j->last_resume = 0;
+                else j->need_send = true;
+            }
             if (!sock) {
                 pthread_mutex_unlock(&c->mu);
                 break;
@@ -299,53 +381,40 @@ static void *io_main(void *arg) {
         }
         if (!waiting) last_recv = now; /* nothing to lose while idle */
         if (now >= next_hb) {
-            if (waiting) send_simple(sock, WIRE_HEARTBEAT, NULL);
+            if (waiting) send_simple(c, sock, WIRE_HEARTBEAT, NULL, 0);
             next_hb = now + c->heartbeat_ms;
         }
-        cjob_t *jn;
-        for (cjob_t *j = c->jobs; j; j = jn) {
-            jn = j->next;
-            if (now > j->deadline) {
-                local_error(c, j, HIRED_ETIMEOUT, "deadline passed without an answer from the broker");
-                continue;
-            }
-            if (!j->epoch && !j->need_send && now - j->last_sent > silent) j->need_send = true;
-            if (j->resend_at && now >= j->resend_at) j->resend_at = 0, j->need_send = true;
-            if (j->need_send && !j->resend_at) send_submit(c, sock, j, now);
-        }
-        while (c->cancels) {
-            cancel_item_t *ci = c->cancels;
-            c->cancels = ci->next;
-            send_simple(sock, WIRE_CANCEL, ci->id);
-            mem_free(ci);
-        }
+        jobs_round(c, sock, now);
         if (c->status_want && !c->status_sent) {
-            send_simple(sock, WIRE_STATUS, NULL);
+            send_simple(c, sock, WIRE_STATUS, NULL, 0);
             c->status_sent = true;
         }
         pthread_mutex_unlock(&c->mu);
 
-        zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, c->wake[0], ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[2] = {{NULL, c->wake[0], ZMQ_POLLIN, 0}, {sock, 0, ZMQ_POLLIN, 0}};
         long timeout = (long)(next_hb - wire_now_ms());
         if (timeout > 50) timeout = 50; /* local deadlines and resends */
         if (timeout < 0) timeout = 0;
-        if (zmq_poll(items, 2, timeout) < 0 && errno != EINTR) break;
-        if (items[1].revents & ZMQ_POLLIN) {
+        if (zmq_poll(items, paused ? 1 : 2, timeout) < 0 && errno != EINTR) break;
+        if (items[0].revents & ZMQ_POLLIN) {
             char buf[64];
             while (read(c->wake[0], buf, sizeof buf) > 0) {
             }
         }
-        if (items[0].revents & ZMQ_POLLIN) {
+        if (!paused && (items[1].revents & ZMQ_POLLIN)) {
             for (int i = 0; i < 256; i++) {
                 wire_parts_t p;
                 if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
                 last_recv = wire_now_ms();
-                on_message(c, &p, last_recv);
+                on_message(c, sock, &p, last_recv);
                 wire_parts_close(&p);
             }
         }
     }
-    if (sock) zmq_close(sock);
+    if (sock) {
+        send_simple(c, sock, WIRE_BYE, NULL, 0); /* the broker cancels what is left; linger lets it out */
+        zmq_close(sock);
+    }
     return NULL;
 }
 
@@ -367,34 +436,76 @@ void hired_job_init(hired_job *job) {
     job->params.stream = true;
 }
 
-hired_client *hired_client_new(const char *endpoint, const hired_client_opts *opts) {
-    if (!endpoint || strlen(endpoint) >= 256) return NULL;
+static void random_hex(char *out, int bytes) {
+    uint8_t r[32];
+    if (getrandom(r, (size_t)bytes, 0) != (ssize_t)bytes) {
+        uint64_t t = (uint64_t)wire_now_ms() ^ (uint64_t)(uintptr_t)out ^ ((uint64_t)getpid() << 32);
+        for (int i = 0; i < bytes; i++) r[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)rand();
+    }
+    for (int i = 0; i < bytes; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
+}
+
+/* Checks that endpoint is one ZeroMQ accepts (a throwaway socket in ctx connects to it). */
+static int check_endpoint(void *ctx, const char *endpoint, char *err) {
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    if (!s) return hired_errf(err, HIRED_EIO, "cannot create a ZeroMQ socket");
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    int rc = zmq_connect(s, endpoint);
+    int e = zmq_errno();
+    zmq_close(s);
+    if (rc == 0) return HIRED_OK;
+    return hired_errf(err, HIRED_EINVAL, "broker endpoint '%s' is not usable (%s); expected e.g. tcp://HOST:5555",
+                      endpoint, zmq_strerror(e));
+}
+
+hired_client *hired_client_open(const char *endpoint, const hired_client_opts *opts, char *err_out) {
+    char err[HIRED_ERR_LEN] = "";
+    hired_client *c = NULL;
     curve_cfg_t cv = {.server_key = opts ? opts->curve_server_key : NULL,
                       .client_cert = opts ? opts->curve_client_cert : NULL};
-    char err[HIRED_ERR_LEN];
-    if (curve_check(&cv, err)) {
-        log_error("hired_client: %s", err);
-        return NULL;
+    if (!endpoint || !endpoint[0] || strlen(endpoint) >= 256) {
+        hired_errf(err, HIRED_EINVAL, "broker endpoint missing or longer than 255 characters");
+        goto fail;
     }
-    hired_client *c = mem_calloc(1, sizeof *c);
-    if (!c) return NULL;
+    if (curve_check(&cv, err)) goto fail;
+    if (!(c = mem_calloc(1, sizeof *c))) {
+        hired_errf(err, HIRED_ENOMEM, "out of memory");
+        goto fail;
+    }
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    random_hex(c->session, 16);
     c->timeout_ms = opts && opts->timeout_ms > 0 ? opts->timeout_ms : 600000;
     c->heartbeat_ms = opts && opts->heartbeat_ms > 0 ? opts->heartbeat_ms : 1000;
     c->liveness = opts && opts->liveness > 0 ? opts->liveness : 3;
+    c->connect_timeout_ms = !opts || opts->connect_timeout_ms == 0 ? 10000 : opts->connect_timeout_ms;
+    c->max_events = opts && opts->max_events > 0 ? opts->max_events : 65536;
     c->wake[0] = c->wake[1] = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->status_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     bool curve_ok = !curve_client_enabled(&cv) || ((c->curve_server_key = mem_strdup(cv.server_key)) &&
                                                    (c->curve_cert = mem_strdup(cv.client_cert)));
-    if (!curve_ok || pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new()) ||
-        pthread_create(&c->thread, NULL, io_main, c) != 0) {
-        hired_client_destroy(&c);
-        return NULL;
+    if (!curve_ok || pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new())) {
+        hired_errf(err, HIRED_ENOMEM, "out of resources creating the client");
+        goto fail;
+    }
+    if (check_endpoint(c->ctx, endpoint, err)) goto fail;
+    if (pthread_create(&c->thread, NULL, io_main, c) != 0) {
+        hired_errf(err, HIRED_EIO, "cannot start the client's I/O thread");
+        goto fail;
     }
     c->thread_started = true;
     return c;
+fail:
+    hired_client_destroy(&c);
+    if (err_out) snprintf(err_out, HIRED_ERR_LEN, "%s", err);
+    else log_error("hired_client: %s", err);
+    return NULL;
+}
+
+hired_client *hired_client_new(const char *endpoint, const hired_client_opts *opts) {
+    return hired_client_open(endpoint, opts, NULL);
 }
 
 void hired_client_destroy(hired_client **pc) {
@@ -410,11 +521,6 @@ void hired_client_destroy(hired_client **pc) {
         free(it->ev.text);
         mem_free(it);
     }
-    while (c->cancels) {
-        cancel_item_t *ci = c->cancels;
-        c->cancels = ci->next;
-        mem_free(ci);
-    }
     free(c->status_json);
     mem_free(c->curve_server_key);
     mem_free(c->curve_cert);
@@ -428,26 +534,18 @@ void hired_client_destroy(hired_client **pc) {
     *pc = NULL;
 }
 
-static void random_id(char out[HIRED_JOB_ID_LEN]) {
-    uint8_t r[16];
-    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
-        uint64_t t = (uint64_t)wire_now_ms() ^ (uint64_t)(uintptr_t)out;
-        for (int i = 0; i < 16; i++) r[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)rand();
-    }
-    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
-}
-
 int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN]) {
     if (!c || !job || !job->model || !job->prompt || !job->image) return HIRED_EINVAL;
     cjob_t *j = mem_calloc(1, sizeof *j);
     if (!j) return HIRED_ENOMEM;
     wire_msg_t *m = &j->submit;
     wire_msg_init(m, WIRE_SUBMIT);
+    snprintf(m->session, sizeof m->session, "%s", c->session);
     if (job->id) {
         if (strlen(job->id) > WIRE_MAX_ID) goto inval;
         strcpy(m->id, job->id);
     } else {
-        random_id(m->id);
+        random_hex(m->id, 16);
     }
     if (strlen(job->model) > WIRE_MAX_MODEL) goto inval;
     strcpy(m->model, job->model);
@@ -483,6 +581,7 @@ int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JO
     j->image_len = job->image_len;
     j->need_send = true;
     int64_t now = wire_now_ms();
+    j->submitted = j->last_rx = now;
     j->deadline = now + dl + (int64_t)c->heartbeat_ms * c->liveness * 2;
     pthread_mutex_lock(&c->mu);
     if (find_job(c, m->id)) {
@@ -525,6 +624,7 @@ int hired_next_event(hired_client *c, int timeout_ms, hired_event *ev) {
     if (it) {
         c->ev_head = it->next;
         if (!c->ev_head) c->ev_tail = NULL;
+        if (c->nevents-- == c->max_events) wake(c); /* reading can resume */
     }
     pthread_mutex_unlock(&c->mu);
     if (!it) return HIRED_ETIMEOUT;
@@ -541,18 +641,16 @@ void hired_event_clear(hired_event *ev) {
 
 int hired_cancel(hired_client *c, const char *job_id) {
     if (!c || !job_id || strlen(job_id) > WIRE_MAX_ID) return HIRED_EINVAL;
-    cancel_item_t *ci = mem_calloc(1, sizeof *ci);
-    if (!ci) return HIRED_ENOMEM;
-    strcpy(ci->id, job_id);
     pthread_mutex_lock(&c->mu);
-    if (!find_job(c, job_id)) {
-        pthread_mutex_unlock(&c->mu);
-        mem_free(ci);
-        return HIRED_ENOTFOUND;
+    cjob_t *j = find_job(c, job_id);
+    if (j) {
+        j->cancel = true;
+        j->need_resume = true; /* the next round sends RESUME + CANCEL; repeated until it ends */
+        j->last_resume = 0;
+        if (!j->epoch) j->need_send = true; /* not accepted yet: the SUBMIT must arrive first */
     }
-    ci->next = c->cancels;
-    c->cancels = ci;
     pthread_mutex_unlock(&c->mu);
+    if (!j) return HIRED_ENOTFOUND;
     wake(c);
     return HIRED_OK;
 }
@@ -561,6 +659,9 @@ int hired_status(hired_client *c, char **json_out) {
     *json_out = NULL;
     if (!c) return HIRED_EINVAL;
     int timeout = c->timeout_ms < 10000 ? c->timeout_ms : 10000;
+    pthread_mutex_lock(&c->mu);
+    if (!c->heard && c->connect_timeout_ms > 0 && c->connect_timeout_ms < timeout) timeout = c->connect_timeout_ms;
+    pthread_mutex_unlock(&c->mu);
     struct timespec until;
     deadline_ts(&until, timeout);
     pthread_mutex_lock(&c->status_mu);

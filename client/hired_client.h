@@ -4,7 +4,7 @@
  *     hired_client *c = hired_client_new("tcp://broker:5555", NULL);
  *     hired_job job;
  *     hired_job_init(&job);
- *     job.model = "llava-v1.6-vicuna-7b"; job.prompt = "USER: <image>\nWhat is this? ASSISTANT:";
+ *     job.model = "llava-v1.6-vicuna-7b"; job.prompt = "What is this?"; // the decoder adds the chat template
  *     job.image = bytes; job.image_len = n;          // JPEG/PNG file bytes, not decoded
  *     char id[HIRED_JOB_ID_LEN];
  *     hired_submit(c, &job, id);
@@ -17,13 +17,26 @@
  *     }
  *     hired_client_destroy(&c);
  *
- * Reliability: the library keeps every unfinished job (including its image) until it ends.
- * When the broker is lost (silent for liveness x heartbeat) or restarts (its epoch changes) it
- * reconnects and resubmits those jobs with the same ids, which the broker treats idempotently;
- * tokens already delivered are dropped by sequence number, so each job's events are: one
- * ACCEPTED, TOKENs with seq 0, 1, 2, ... without gaps or repeats, then exactly one DONE or
- * ERROR — or a single BUSY (not admitted; nothing was queued; submit again later). A job whose
- * deadline passes while no broker answers ends with a local ERROR HIRED_ETIMEOUT.
+ * Reliability (docs/protocol.md §5): the client has a random session secret; its jobs belong
+ * to that session (or to its CURVE key), so no other client can read, attach to or cancel them.
+ * The broker keeps each job's stream until this library acknowledges its end, and the library
+ * keeps every unfinished job (including its image) until then. Whatever goes missing on the way
+ * — a reconnect (ZeroMQ gives the connection a new routing id), a TCP reset, a stalled or slow
+ * link, a lost message — shows as a gap in the TOKEN seq numbers, a DONE whose seq says tokens
+ * are missing, or a job that has been quiet for liveness x heartbeat, and the library asks the
+ * broker to RESUME the job from the first seq it lacks. When the broker itself is lost (silent
+ * for liveness x heartbeat) it reconnects and resumes every job; when the broker restarted (its
+ * epoch changed) or no longer knows a job, it resubmits it with the same id. Tokens already
+ * delivered are dropped by sequence number, so each job's events are: one ACCEPTED, TOKENs with
+ * seq 0, 1, 2, ... without gaps or repeats, then exactly one DONE or ERROR — or a single BUSY
+ * (not admitted; nothing was queued; submit again later). A job whose deadline passes while no
+ * broker answers ends with a local ERROR HIRED_ETIMEOUT, and so does every pending job when the
+ * broker never answered at all within opts.connect_timeout_ms.
+ * The client heartbeats while it has jobs; a broker that hears nothing from it for its
+ * broker.client_grace_ms cancels its jobs, and hired_client_destroy says goodbye, which cancels
+ * them at once: a job lives as long as the client that submitted it.
+ * Flow control: when the caller leaves more than opts.max_events undelivered events queued,
+ * the library stops reading from the broker until it catches up (the broker keeps the rest).
  *
  * Threads: a client may be shared by any number of threads; every function is thread-safe.
  * Events of all jobs come out of one queue in arrival order. A background thread does the
@@ -50,6 +63,10 @@ typedef struct hired_client_opts {
     int timeout_ms;    /* hired_status's wait, and the default job deadline; 0 = 600000 */
     int heartbeat_ms;  /* probe the broker this often; 0 = 1000 */
     int liveness;      /* silent heartbeats before reconnecting; 0 = 3 */
+    int connect_timeout_ms; /* pending jobs (and hired_status) fail with HIRED_ETIMEOUT when the
+                               broker has not answered once this long after they were submitted;
+                               0 = 10000, -1 = wait for the job deadlines */
+    int max_events;    /* undelivered events before the library stops reading; 0 = 65536 */
     /* CURVE (for a broker configured with curve.server_cert): both NULL/"" = plain TCP, else
      * both set. File names, copied; the files are read by hired_client_new (NULL when one is
      * missing or malformed) and again on every reconnect. A broker that does not authorise
@@ -102,7 +119,7 @@ typedef struct hired_event {
     int32_t token;       /* TOKEN: vocabulary id */
     char *text;          /* TOKEN: the token's text; DONE: the full text. Owned by the event. */
     int code;            /* ERROR: negative HIRED_E* */
-    char message[1025];  /* ERROR: what went wrong; BUSY: which queue was full */
+    char message[1025];  /* ERROR: what went wrong; BUSY: which queue or limit was full */
     char finish[17];     /* DONE: stop|length|cancelled */
     uint32_t prompt_tokens, image_tokens, completion_tokens; /* DONE */
     double timings_ms[HIRED_STAGE_COUNT]; /* DONE; -1 where the stage was not reported */
@@ -117,11 +134,15 @@ typedef struct hired_event {
 void hired_job_init(hired_job *job);
 
 /* Connects to the broker frontend (asynchronously: it may come up later). opts may be NULL.
- * Caller owns the client (hired_client_destroy). NULL on bad arguments (including CURVE files
- * that are missing, malformed or set alone) or resource failure. */
+ * endpoint is a ZeroMQ endpoint such as "tcp://host:5555". Caller owns the client
+ * (hired_client_destroy). NULL on bad arguments (a malformed endpoint, CURVE files that are
+ * missing, malformed or set alone) or resource failure, with the reason in err (may be NULL;
+ * HIRED_ERR_LEN bytes). hired_client_new is the same without err (the reason is logged). */
+hired_client *hired_client_open(const char *endpoint, const hired_client_opts *opts, char *err);
 hired_client *hired_client_new(const char *endpoint, const hired_client_opts *opts);
-/* Stops the background thread and frees everything, including undelivered events.
- * NULL-safe; sets *pc = NULL. Jobs still running at the broker are not cancelled. */
+/* Says goodbye to the broker (which cancels this client's unfinished jobs), stops the
+ * background thread and frees everything, including undelivered events. NULL-safe; sets
+ * *pc = NULL. */
 void hired_client_destroy(hired_client **pc);
 
 /* Submits a job. The library copies everything it needs (job and its buffers are borrowed for
@@ -139,8 +160,10 @@ void hired_event_clear(hired_event *ev);
  * first). 0, HIRED_ENOTFOUND (not a job of this client that is still running). */
 int hired_cancel(hired_client *c, const char *job_id);
 
-/* The broker's STATUS as JSON text (docs/protocol.md §6), waiting up to opts.timeout_ms
- * (at most 10 s). Caller frees *json_out with free(). 0, HIRED_ETIMEOUT, HIRED_ENOMEM. */
+/* The broker's STATUS as JSON text (docs/protocol.md §6: counts for everybody, job ids only for
+ * this client's own jobs), waiting up to opts.timeout_ms (at most 10 s, and at most the connect
+ * timeout while the broker has never answered). Caller frees *json_out with free().
+ * 0, HIRED_ETIMEOUT, HIRED_ENOMEM. */
 int hired_status(hired_client *c, char **json_out);
 
 /* Jobs submitted and not yet ended. */

@@ -5,9 +5,14 @@
  * Keys are czmq certificates (zcert files: "NAME" holds the public key, "NAME_secret" both;
  * make them with zcert_new + zcert_save, or czmq's zmakecert). Roles:
  *   server (hired-broker, on its frontend and backend ROUTER sockets): its own secret
- *           certificate, and a directory of authorised public certificates — clients and
- *           workers alike. A peer whose public key is not in that directory completes no
- *           handshake: it gets no service (not even an ERROR: the connection never opens).
+ *           certificate and three directories of authorised public certificates: clients (the
+ *           frontend), workers (the backend) and, optionally, operators (the frontend, with the
+ *           right to see every job in STATUS). Each socket has its own ZAP domain, so a client
+ *           key is refused on the worker port and a worker key on the client port. A peer whose
+ *           public key is not authorised for the socket completes no handshake: it gets no
+ *           service (not even an ERROR: the connection never opens). An accepted peer's
+ *           messages carry the ZAP user id "ROLE:KEY" (ROLE client, admin or worker; KEY the
+ *           public key in Z85), read with zmq_msg_gets(msg, "User-Id").
  *   client (libhired, hired-encoder, hired-decoder; DEALER sockets): the broker's public
  *           certificate and its own secret certificate.
  * Authentication is a ZAP handler (RFC 27) that must live in the same ZeroMQ context as the
@@ -27,7 +32,9 @@
 /* File names; NULL or "" = not set. Borrowed by every function below for the call only. */
 typedef struct curve_cfg {
     const char *server_cert;     /* server: this broker's secret certificate file */
-    const char *authorized_keys; /* server: directory of authorised public certificate files */
+    const char *authorized_keys; /* server: directory of authorised client public certificates */
+    const char *worker_keys;     /* server: directory of authorised worker public certificates */
+    const char *admin_keys;      /* server: directory of operator certificates (optional) */
     const char *server_key;      /* client: the broker's public certificate file */
     const char *client_cert;     /* client: this peer's secret certificate file */
 } curve_cfg_t;
@@ -37,15 +44,17 @@ bool curve_server_enabled(const curve_cfg_t *cfg);
 bool curve_client_enabled(const curve_cfg_t *cfg);
 
 /* Checks that the files of each configured half exist and load (for --check-config and start):
- * server_cert with its secret key, authorized_keys a readable directory, server_key, client_cert
- * with its secret key; both files of a half set together. 0 or HIRED_EINVAL / HIRED_ENOTFOUND /
- * HIRED_EFORMAT with err naming the file. */
+ * server_cert with its secret key, authorized_keys and worker_keys readable directories (both
+ * required with server_cert; admin_keys too when set), server_key, client_cert with its secret
+ * key; both files of a half set together. 0 or HIRED_EINVAL / HIRED_ENOTFOUND / HIRED_EFORMAT
+ * with err naming the file. */
 int curve_check(const curve_cfg_t *cfg, char *err);
 
 /* The ZAP handler of one ZeroMQ context: a thread answering the handshakes of every CURVE
- * server socket in zmq_ctx, accepting the public keys found in cfg->authorized_keys. Start it
- * before binding server sockets; stop it before zmq_ctx_term. Caller owns the result. NULL with
- * err when CURVE is not configured for the server (err = "") or on failure (err set). */
+ * server socket in zmq_ctx, accepting on a CURVE_CLIENTS socket the keys of authorized_keys and
+ * admin_keys, on a CURVE_WORKERS socket those of worker_keys. Start it before binding server
+ * sockets; stop it before zmq_ctx_term. Caller owns the result. NULL with err when CURVE is not
+ * configured for the server (err = "") or on failure (err set). */
 typedef struct curve_auth curve_auth_t;
 curve_auth_t *curve_auth_start(void *zmq_ctx, const curve_cfg_t *cfg, char *err);
 /* Stops and joins the thread, closes its socket. NULL-safe; sets *pa = NULL. */
@@ -53,9 +62,12 @@ void curve_auth_stop(curve_auth_t **pa);
 /* Handshakes accepted and refused so far (tests, logs). */
 void curve_auth_counts(curve_auth_t *a, unsigned long *accepted, unsigned long *refused);
 
-/* Makes sock (before zmq_bind) a CURVE server with this broker's secret key, in the ZAP domain
- * "hired". No-op returning 0 when the server half is not configured. 0 or HIRED_E* with err. */
-int curve_apply_server(void *sock, const curve_cfg_t *cfg, char *err);
+/* Which peers a server socket serves (its ZAP domain). */
+typedef enum { CURVE_CLIENTS = 0, CURVE_WORKERS } curve_role_t;
+
+/* Makes sock (before zmq_bind) a CURVE server with this broker's secret key for the peers of
+ * `role`. No-op returning 0 when the server half is not configured. 0 or HIRED_E* with err. */
+int curve_apply_server(void *sock, const curve_cfg_t *cfg, curve_role_t role, char *err);
 /* Makes sock (before zmq_connect) a CURVE client of the broker's public key with this peer's
  * key pair. No-op returning 0 when the client half is not configured. 0 or HIRED_E* with err. */
 int curve_apply_client(void *sock, const curve_cfg_t *cfg, char *err);

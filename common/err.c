@@ -19,6 +19,7 @@ const char *hired_strerror(int code) {
     case HIRED_EBUSY: return "busy";
     case HIRED_ETIMEOUT: return "timed out";
     case HIRED_EPROTO: return "protocol error";
+    case HIRED_ESTALE: return "unknown job";
     default: return "unknown error";
     }
 }

@@ -23,6 +23,7 @@ enum {
     HIRED_EBUSY = -10,       /* queue full */
     HIRED_ETIMEOUT = -11,    /* deadline passed */
     HIRED_EPROTO = -12,      /* wire protocol violation */
+    HIRED_ESTALE = -13,      /* the broker does not know (or no longer knows) that job */
 };
 
 /* Short static name of a code ("invalid argument", ...). Never NULL. */

@@ -8,6 +8,7 @@
 
 #include "curve.h"
 #include "err.h"
+#include "fingerprint.h"
 #include "log.h"
 #include "proc.h"
 
@@ -113,6 +114,10 @@ static void *job_thread(void *arg) {
     while (!atomic_load(&s->draining)) {
         worker_job_t *job = NULL;
         int rc = worker_conn_next_job(s->conn, 200, &job);
+        if (rc == HIRED_EUNSUPPORTED) {
+            atomic_store(&s->refused, true);
+            break;
+        }
         if (rc == HIRED_EIO) break;
         if (rc) continue;
         atomic_fetch_add(&s->busy, 1);
@@ -130,10 +135,12 @@ int svc_start(svc_t *s, const svc_cfg_t *cfg, const svc_app_t *a, void (*omp_thr
     s->omp_threads = omp_threads;
     if (a->capacity < 1 || a->capacity > SVC_MAX_THREADS)
         return hired_errf(err, HIRED_EINVAL, "capacity %d outside [1, %d]", a->capacity, SVC_MAX_THREADS);
+    int rc = hf_fingerprint(cfg->model_dir, s->fingerprint, err);
+    if (rc) return rc;
     curve_cfg_t cv = {.server_key = cfg->curve_server_key, .client_cert = cfg->curve_cert};
     worker_conn_opts_t o = {.endpoint = cfg->endpoint, .service = a->service, .model = a->model,
                             .capacity = a->capacity, .heartbeat_ms = (int)cfg->heartbeat_ms,
-                            .liveness = (int)cfg->liveness, .curve = &cv};
+                            .liveness = (int)cfg->liveness, .curve = &cv, .fingerprint = s->fingerprint};
     s->conn = worker_conn_new(&o, err);
     if (!s->conn) return HIRED_EIO;
     for (; s->nth < a->capacity; s->nth++)
@@ -145,15 +152,16 @@ int svc_start(svc_t *s, const svc_cfg_t *cfg, const svc_app_t *a, void (*omp_thr
     return HIRED_OK;
 }
 
-void svc_run(svc_t *s) {
+int svc_run(svc_t *s) {
     const char *prog = s->a->prog;
     proc_notify_ready(NULL);
     proc_notify_status("serving model %s on %s (capacity %d)", s->a->model, s->cfg->endpoint, s->nth);
-    log_info("%s: serving '%s' on %s with %d job threads", prog, s->a->model, s->cfg->endpoint, s->nth);
+    log_info("%s: serving '%s' (checkpoint %s) on %s with %d job threads", prog, s->a->model, s->fingerprint,
+             s->cfg->endpoint, s->nth);
 
     proc_watchdog_t wd;
     proc_watchdog_init(&wd);
-    while (!proc_stop_requested()) {
+    while (!proc_stop_requested() && !atomic_load(&s->refused)) {
         proc_watchdog_tick(&wd, wire_now_ms());
         usleep((useconds_t)proc_watchdog_sleep_ms(&wd, 100) * 1000);
     }
@@ -169,5 +177,12 @@ void svc_run(svc_t *s) {
     if (atomic_load(&s->busy) > 0) log_warn("%s: handing %d unfinished jobs back", prog, atomic_load(&s->busy));
     worker_conn_stop(s->conn); /* DISCONNECT: the broker re-queues what we still hold */
     for (int i = 0; i < s->nth; i++) pthread_join(s->th[i], NULL);
+    char why[HIRED_ERR_LEN];
+    worker_conn_refusal(s->conn, why);
     worker_conn_destroy(&s->conn);
+    if (why[0]) {
+        log_error("%s: the broker refused this worker: %s", prog, why);
+        return HIRED_EUNSUPPORTED;
+    }
+    return HIRED_OK;
 }

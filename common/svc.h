@@ -78,19 +78,24 @@ typedef struct svc {
     worker_conn_t *conn;   /* owned; valid from svc_start until svc_run returns */
     atomic_int busy;       /* jobs being served right now */
     atomic_bool draining;  /* stop taking jobs */
+    atomic_bool refused;   /* the broker refused READY */
+    char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* of the checkpoint, announced in READY */
     void (*omp_threads)(int n); /* omp_set_num_threads (per thread), or NULL */
     pthread_t th[SVC_MAX_THREADS];
     int nth;
 } svc_t;
 
-/* Connects to the broker (worker_conn with cfg's heartbeat, liveness and CURVE files) and
- * starts a->capacity job threads; each first calls omp_threads(worker.threads) when that is
- * > 0 (omp_set_num_threads: OpenMP's thread count is per calling thread; may be NULL).
+/* Computes the checkpoint fingerprint of cfg->model_dir (fingerprint.h), connects to the broker
+ * (worker_conn with cfg's heartbeat, liveness, CURVE files and that fingerprint) and starts
+ * a->capacity job threads; each first calls omp_threads(worker.threads) when that is > 0
+ * (omp_set_num_threads: OpenMP's thread count is per calling thread; may be NULL).
  * 0, or HIRED_E* with err (nothing left running). */
 int svc_start(svc_t *s, const svc_cfg_t *cfg, const svc_app_t *a, void (*omp_threads)(int n), char *err);
 
 /* READY=1 and serve until a stop signal, then drain and hand back (see the file comment);
- * returns when every job thread has ended and the connection is closed. */
-void svc_run(svc_t *s);
+ * returns when every job thread has ended and the connection is closed: 0, or
+ * HIRED_EUNSUPPORTED when the broker refused this worker (its checkpoint differs from the one
+ * serving the model name; logged), which the daemon reports as a configuration error. */
+int svc_run(svc_t *s);
 
 #endif

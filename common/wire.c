@@ -22,7 +22,7 @@
 
 static const char *const k_type_names[WIRE_TYPE_COUNT] = {
     "?", "SUBMIT", "ACCEPTED", "TOKEN", "DONE", "ERROR", "BUSY", "CANCEL", "STATUS",
-    "STATUS_REPLY", "HEARTBEAT", "READY", "JOB", "RESULT", "DISCONNECT",
+    "STATUS_REPLY", "HEARTBEAT", "READY", "JOB", "RESULT", "DISCONNECT", "RESUME", "ACK", "BYE",
 };
 static const char *const k_stage_names[WIRE_STAGE_COUNT] = {
     "queue", "preprocess", "vit", "select", "transfer", "project", "prefill", "decode", "total",
@@ -43,6 +43,24 @@ const char *wire_dtype_name(wire_dtype_t d) {
 }
 size_t wire_dtype_size(wire_dtype_t d) { return d == WIRE_DTYPE_F32 ? 4 : 2; }
 
+size_t wire_count_nonfinite(const void *data, size_t n, wire_dtype_t dt) {
+    const uint8_t *p = data;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (dt == WIRE_DTYPE_F32) {
+            float f;
+            memcpy(&f, p + 4 * i, 4);
+            bad += !isfinite(f);
+        } else { /* all exponent bits set: Inf or NaN */
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            uint16_t e = dt == WIRE_DTYPE_F16 ? 0x7c00 : 0x7f80;
+            bad += (h & e) == e;
+        }
+    }
+    return bad;
+}
+
 wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
     wire_limits_t r = {WIRE_MAX_HEADER, WIRE_MAX_FRAME, WIRE_MAX_IMAGE, WIRE_MAX_PROMPT};
     if (lim) {
@@ -60,34 +78,44 @@ wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
 static const char *const k_field_names[] = {
     "id", "model", "service", "prompt", "params", "deadline_ms", "attempt", "capacity", "epoch",
     "attached", "seq", "token", "text", "code", "message", "retry_ms", "finish", "usage",
-    "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "meta",
+    "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "meta", "session",
+    "fingerprint",
 };
 #define N_FIELDS ((int)ARRAY_LEN(k_field_names))
 
 #define F_RESULT (WIRE_F_KEPT | WIRE_F_DIM | WIRE_F_DTYPE | WIRE_F_POSITIONS)
 #define F_RESULT_OPT (WIRE_F_GRID | WIRE_F_IMAGE_SIZE | WIRE_F_META)
 
-/* Per type: keys that must be present, keys that may be, payload frames. */
+/* Per type: keys that must be present, keys that may be, payload frames. A client's `session`
+ * is optional in CANCEL, HEARTBEAT and STATUS because the broker sends CANCEL and HEARTBEAT to
+ * workers too and a STATUS without one is anonymous; the broker requires it where it acts on a
+ * job. Worker messages carry `attempt` (and DONE its `seq`) as optional keys for the same reason:
+ * the broker relays TOKEN, DONE and ERROR to clients without them, and requires them from
+ * workers. */
 static const struct {
     uint32_t req, opt;
     int payloads;
 } k_rules[WIRE_TYPE_COUNT] = {
-    [WIRE_SUBMIT] = {WIRE_F_ID | WIRE_F_MODEL | WIRE_F_PROMPT, WIRE_F_PARAMS | WIRE_F_DEADLINE, 1},
+    [WIRE_SUBMIT] = {WIRE_F_ID | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_SESSION, WIRE_F_PARAMS | WIRE_F_DEADLINE, 1},
     [WIRE_ACCEPTED] = {WIRE_F_ID, WIRE_F_EPOCH | WIRE_F_ATTACHED, 0},
-    [WIRE_TOKEN] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_TOKEN | WIRE_F_TEXT, 0, 0},
-    [WIRE_DONE] = {WIRE_F_ID, WIRE_F_USAGE | WIRE_F_TIMINGS | WIRE_F_FINISH | WIRE_F_TEXT, 0},
-    [WIRE_ERROR] = {WIRE_F_CODE | WIRE_F_MESSAGE, WIRE_F_ID, 0},
-    [WIRE_BUSY] = {WIRE_F_ID | WIRE_F_SERVICE, WIRE_F_RETRY, 0},
-    [WIRE_CANCEL] = {WIRE_F_ID, 0, 0},
-    [WIRE_STATUS] = {0, 0, 0},
+    [WIRE_TOKEN] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_TOKEN | WIRE_F_TEXT, WIRE_F_ATTEMPT, 0},
+    [WIRE_DONE] = {WIRE_F_ID,
+                   WIRE_F_USAGE | WIRE_F_TIMINGS | WIRE_F_FINISH | WIRE_F_TEXT | WIRE_F_SEQ | WIRE_F_ATTEMPT, 0},
+    [WIRE_ERROR] = {WIRE_F_CODE | WIRE_F_MESSAGE, WIRE_F_ID | WIRE_F_ATTEMPT, 0},
+    [WIRE_BUSY] = {WIRE_F_ID | WIRE_F_SERVICE, WIRE_F_RETRY | WIRE_F_MESSAGE, 0},
+    [WIRE_CANCEL] = {WIRE_F_ID, WIRE_F_SESSION, 0},
+    [WIRE_STATUS] = {0, WIRE_F_SESSION, 0},
     [WIRE_STATUS_REPLY] = {0, 0, 1},
-    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH, 0},
-    [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY, 0, 0},
+    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION, 0},
+    [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY | WIRE_F_FINGERPRINT, 0, 0},
     [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_PARAMS |
                       WIRE_F_ATTEMPT,
-                  WIRE_F_DEADLINE | F_RESULT | F_RESULT_OPT, 1},
-    [WIRE_RESULT] = {WIRE_F_ID | F_RESULT, F_RESULT_OPT | WIRE_F_TIMINGS, 1},
+                  WIRE_F_DEADLINE | F_RESULT | F_RESULT_OPT | WIRE_F_FINGERPRINT, 1},
+    [WIRE_RESULT] = {WIRE_F_ID | F_RESULT | WIRE_F_ATTEMPT | WIRE_F_FINGERPRINT, F_RESULT_OPT | WIRE_F_TIMINGS, 1},
     [WIRE_DISCONNECT] = {0, 0, 0},
+    [WIRE_RESUME] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_SESSION, 0, 0},
+    [WIRE_ACK] = {WIRE_F_ID | WIRE_F_SESSION, 0, 0},
+    [WIRE_BYE] = {WIRE_F_SESSION, 0, 0},
 };
 
 static int field_index(uint32_t bit) {
@@ -200,6 +228,12 @@ static bool charset_ok(const char *s, const char *extra) {
     return true;
 }
 
+static bool hex_ok(const char *s) {
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'))) return false;
+    return true;
+}
+
 static bool finite_in(double x, double lo, double hi) { return isfinite(x) && x >= lo && x <= hi; }
 
 static int check_params(const wire_params_t *p, const char *tn, char *err) {
@@ -251,7 +285,10 @@ static bool field_set(const wire_msg_t *m, uint32_t bit) {
     case WIRE_F_GRID: return m->grid[0] || m->grid[1];
     case WIRE_F_IMAGE_SIZE: return m->image_size[0] || m->image_size[1];
     case WIRE_F_META: return m->meta != NULL;
-    default: return true; /* seq, token, code: numbers where 0 is meaningful */
+    case WIRE_F_SESSION: return m->session[0] != 0;
+    case WIRE_F_FINGERPRINT: return m->fingerprint[0] != 0;
+    case WIRE_F_SEQ: return m->type != WIRE_DONE || m->seq != 0; /* DONE: optional, 0 = no tokens */
+    default: return true; /* token, code: numbers where 0 is meaningful */
     }
 }
 
@@ -276,6 +313,15 @@ int wire_validate(const wire_msg_t *m, const wire_limits_t *lim_in, char *err) {
         return hired_errf(err, HIRED_EPROTO,
                           "%s: field 'model' must be 1-%d characters of [A-Za-z0-9._:/+-]", tn,
                           WIRE_MAX_MODEL);
+    if ((has & WIRE_F_SESSION) && field_set(m, WIRE_F_SESSION) &&
+        (strlen(m->session) < WIRE_MIN_SESSION || strlen(m->session) > WIRE_MAX_SESSION ||
+         !hex_ok(m->session)))
+        return hired_errf(err, HIRED_EPROTO, "%s: field 'session' must be %d-%d characters of [0-9a-f]", tn,
+                          WIRE_MIN_SESSION, WIRE_MAX_SESSION);
+    if ((has & WIRE_F_FINGERPRINT) && field_set(m, WIRE_F_FINGERPRINT) &&
+        (strlen(m->fingerprint) > WIRE_MAX_FINGERPRINT || !hex_ok(m->fingerprint)))
+        return hired_errf(err, HIRED_EPROTO, "%s: field 'fingerprint' must be 1-%d characters of [0-9a-f]", tn,
+                          WIRE_MAX_FINGERPRINT);
     if ((has & WIRE_F_SERVICE) && field_set(m, WIRE_F_SERVICE) && strcmp(m->service, "encode") &&
         strcmp(m->service, "decode"))
         return hired_errf(err, HIRED_EPROTO, "%s: field 'service' must be 'encode' or 'decode'", tn);
@@ -421,6 +467,8 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
         break;
     }
     case WIRE_F_META: msgpack_pack_bin_with_body(pk, m->meta, m->meta_len); break;
+    case WIRE_F_SESSION: pack_str(pk, m->session); break;
+    case WIRE_F_FINGERPRINT: pack_str(pk, m->fingerprint); break;
     default: msgpack_pack_nil(pk); break;
     }
 }
@@ -458,6 +506,12 @@ int wire_encode_buf(const wire_msg_t *m, char **buf, size_t *len, char *err) {
         msgpack_sbuffer_destroy(&sb);
         return hired_errf(err, HIRED_ERANGE, "%s: header is %zu bytes, limit %u", wire_type_name(m->type),
                           sz, WIRE_MAX_HEADER);
+    }
+    /* msgpack's sbuffer grows in steps of at least 8 KiB: give back what the header does not use,
+     * so a queued 80-byte TOKEN costs its size, not 8 KiB. */
+    if (sb.alloc > sb.size + 64) {
+        char *shrunk = realloc(sb.data, sb.size ? sb.size : 1);
+        if (shrunk) sb.data = shrunk;
     }
     *buf = sb.data;
     *len = sb.size;
@@ -766,7 +820,7 @@ static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_obje
         return get_owned(c, v, f, lim->max_prompt, &m->prompt);
     case WIRE_F_PARAMS: return get_submap(c, v, f, params_kv, &m->params);
     case WIRE_F_DEADLINE: return get_u32(c, v, f, 86400000u, &m->deadline_ms);
-    case WIRE_F_ATTEMPT: return get_u32(c, v, f, 1000, &m->attempt);
+    case WIRE_F_ATTEMPT: return get_u32(c, v, f, UINT32_MAX, &m->attempt);
     case WIRE_F_CAPACITY: return get_u32(c, v, f, UINT32_MAX, &m->capacity);
     case WIRE_F_EPOCH: rc = get_u64(c, v, f, UINT64_MAX, &u); if (!rc) m->epoch = u; return rc;
     case WIRE_F_ATTACHED: return get_bool(c, v, f, &m->attached);
@@ -805,6 +859,8 @@ static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_obje
         if (!m->meta) m->meta = mem_alloc(1); /* present but empty */
         return m->meta ? HIRED_OK : hired_errf(c->err, HIRED_ENOMEM, "out of memory");
     }
+    case WIRE_F_SESSION: return get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
+    case WIRE_F_FINGERPRINT: return get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
     default: return hired_errf(c->err, HIRED_EPROTO, "%s: internal: unhandled field", c->tn);
     }
 }
@@ -920,6 +976,9 @@ int wire_decode(const void *buf, size_t len, const wire_limits_t *lim_in, wire_m
     else
         rc = decode_root(&up.data, &lim, m, err);
     msgpack_unpacked_destroy(&up);
+    /* A refused header may hold an id that is itself the problem (a non-ASCII character, too
+     * long): keep only an id that an ERROR reply can carry, so the sender still gets one. */
+    if (rc && m->id[0] && !charset_ok(m->id, "._:-")) m->id[0] = 0;
     return rc;
 }
 

@@ -22,7 +22,9 @@
 
 // ---- version and limits ---------------------------------------------------------------------
 
-#define WIRE_VERSION 2 /* 2: DONE usage gained visual_kept, visual_total, result_bytes */
+#define WIRE_VERSION 3 /* 2: DONE usage gained visual_kept, visual_total, result_bytes;
+                          3: client sessions (RESUME, ACK, BYE, `session`), attempt fencing on
+                             worker messages, DONE `seq`, checkpoint `fingerprint` */
 
 #define WIRE_MAX_HEADER (256u * 1024)         /* bytes of the msgpack header frame */
 #define WIRE_MAX_FRAME (64u * 1024 * 1024)    /* any frame; also ZMQ_MAXMSGSIZE on every socket */
@@ -45,6 +47,9 @@
 #define WIRE_MAX_META 16384                   /* opaque encoder->decoder bytes */
 #define WIRE_MAX_CAPACITY 1024                /* READY capacity */
 #define WIRE_MAX_DEPTH 8                      /* msgpack nesting */
+#define WIRE_MIN_SESSION 16                   /* client session: 16-64 chars of [0-9a-f] */
+#define WIRE_MAX_SESSION 64
+#define WIRE_MAX_FINGERPRINT 64               /* checkpoint fingerprint: 1-64 chars of [0-9a-f] */
 
 /* Limits a peer enforces; any field 0 means the WIRE_MAX_* default. A broker may configure
  * tighter limits than the defaults, never looser ones. */
@@ -73,6 +78,9 @@ typedef enum {
     WIRE_JOB,          /* broker -> worker; payload = image (encode) or tensor (decode) */
     WIRE_RESULT,       /* encoder -> broker; payload = tensor [kept, dim] */
     WIRE_DISCONNECT,   /* worker -> broker (leaving), broker -> worker (unknown, re-announce) */
+    WIRE_RESUME,       /* client -> broker: send job `id` again from TOKEN `seq` */
+    WIRE_ACK,          /* client -> broker: the final message of job `id` arrived; forget it */
+    WIRE_BYE,          /* client -> broker: this session ends; its unfinished jobs are cancelled */
     WIRE_TYPE_COUNT
 } wire_type_t;
 
@@ -124,7 +132,8 @@ enum {
     WIRE_F_MESSAGE = 1u << 14, WIRE_F_RETRY = 1u << 15, WIRE_F_FINISH = 1u << 16,
     WIRE_F_USAGE = 1u << 17, WIRE_F_TIMINGS = 1u << 18, WIRE_F_KEPT = 1u << 19, WIRE_F_DIM = 1u << 20,
     WIRE_F_DTYPE = 1u << 21, WIRE_F_GRID = 1u << 22, WIRE_F_IMAGE_SIZE = 1u << 23,
-    WIRE_F_POSITIONS = 1u << 24, WIRE_F_META = 1u << 25,
+    WIRE_F_POSITIONS = 1u << 24, WIRE_F_META = 1u << 25, WIRE_F_SESSION = 1u << 26,
+    WIRE_F_FINGERPRINT = 1u << 27,
 };
 
 /* One header, any type. Only the fields of `type` are meaningful (docs/protocol.md lists them).
@@ -142,11 +151,14 @@ typedef struct wire_msg {
     wire_params_t params;
     uint32_t deadline_ms; /* SUBMIT: job deadline from acceptance (0 = broker default);
                              JOB: milliseconds left */
-    uint32_t attempt;     /* JOB: 1 for the first try of this stage */
+    uint32_t attempt;     /* JOB: the dispatch number of this job (1 = first; grows with every
+                             dispatch of either stage); RESULT, TOKEN, DONE, ERROR from a worker:
+                             the attempt of the JOB they answer (the broker's fence) */
     uint32_t capacity;    /* READY: jobs the worker runs at once, [1, WIRE_MAX_CAPACITY] */
     uint64_t epoch;       /* ACCEPTED, HEARTBEAT from the broker: changes on every broker start */
     bool attached;        /* ACCEPTED: the id was already running; this connection now gets it */
-    uint32_t seq;         /* TOKEN: 0, 1, 2, ... within the job */
+    uint32_t seq;         /* TOKEN: 0, 1, 2, ... within the job; DONE: TOKENs sent before it;
+                             RESUME: the first TOKEN seq the client still needs */
     int32_t token;        /* TOKEN: vocabulary id */
     char *text;           /* TOKEN: this token's text; DONE: the full text. Owned. */
     int32_t code;         /* ERROR: negative HIRED_E* code */
@@ -165,6 +177,8 @@ typedef struct wire_msg {
     uint16_t *positions;         /* [kept][3] (partition, row, col) per kept token. Owned. */
     uint8_t *meta;               /* opaque encoder -> decoder bytes [meta_len]. Owned. */
     size_t meta_len;
+    char session[WIRE_MAX_SESSION + 1];         /* client messages: the client's session secret */
+    char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* READY, RESULT, decode JOB: checkpoint hash */
 } wire_msg_t;
 
 // ---- header encode / decode -----------------------------------------------------------------
@@ -212,6 +226,9 @@ const char *wire_type_name(wire_type_t t);
 const char *wire_stage_name(wire_stage_t s);
 const char *wire_dtype_name(wire_dtype_t d);
 size_t wire_dtype_size(wire_dtype_t d);
+/* Non-finite elements (NaN, +-Inf) among n elements of dtype dt at data (any alignment): what
+ * the encoder checks before it sends a RESULT and the decoder before it uses one. */
+size_t wire_count_nonfinite(const void *data, size_t n, wire_dtype_t dt);
 /* Reads a limits struct with defaults filled in for zero fields. lim may be NULL. */
 wire_limits_t wire_limits_resolve(const wire_limits_t *lim);
 
@@ -236,7 +253,9 @@ void wire_parts_take(wire_parts_t *p, int i, zmq_msg_t *out);
 /* Sends [route][header][payload] without blocking. route (ROUTER peers: the routing id bytes)
  * may be NULL for DEALER sockets. payload may be NULL; otherwise it is moved (sent or closed:
  * either way *payload is left an empty message the caller may close again).
- * 0, HIRED_EPROTO/ERANGE (invalid m; err), HIRED_EBUSY (high-water mark), HIRED_EIO. */
+ * 0, HIRED_EPROTO/ERANGE (invalid m; err), HIRED_EBUSY (high-water mark: nothing was sent),
+ * HIRED_ENOTFOUND (a ROUTER with ZMQ_ROUTER_MANDATORY has no peer of that routing id: nothing was
+ * sent), HIRED_EIO. */
 int wire_send(void *sock, const void *route, size_t route_len, const wire_msg_t *m, zmq_msg_t *payload,
               char *err);
 

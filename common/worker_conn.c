@@ -6,6 +6,9 @@
  * cancelled or dropped, because the broker that knew them is gone or has re-queued them.
  * CURVE (when configured) is applied to every socket before it connects, so a reconnect
  * authenticates again with the same key pair.
+ * Held jobs are (id, attempt) pairs: every send carries the attempt of the JOB it answers, and a
+ * JOB whose id is still being served under an older attempt waits in the queue (next_job skips
+ * it) until that attempt's terminal send, so no two threads ever serve one job id.
  * Not here: job computation, signal installation (the caller's main), the keys (curve.c). */
 #include "worker_conn.h"
 
@@ -36,12 +39,17 @@ typedef struct in_item {
 
 typedef struct held {
     char id[WIRE_MAX_ID + 1];
+    uint32_t attempt;
     uint64_t session;
+    uint32_t ntok;           /* TOKENs queued so far (the DONE's seq) */
     bool cancelled;
+    bool taken;              /* handed out by next_job, not yet ended */
 } held_t;
 
 struct worker_conn {
     char endpoint[256], service[WIRE_MAX_SERVICE + 1], model[WIRE_MAX_MODEL + 1];
+    char fingerprint[WIRE_MAX_FINGERPRINT + 1];
+    char refusal[HIRED_ERR_LEN];     /* the broker's ERROR to READY, under mu ("" = none) */
     int capacity, heartbeat_ms, liveness;
     wire_limits_t lim;
     char *curve_server_key, *curve_cert; /* NULL = plain TCP */
@@ -68,17 +76,30 @@ static void wake(worker_conn_t *c) {
     (void)r;
 }
 
-static int held_find(worker_conn_t *c, const char *id) {
+static int held_find(worker_conn_t *c, const char *id, uint32_t attempt) {
     for (int i = 0; i < c->nheld; i++)
-        if (strcmp(c->held[i].id, id) == 0) return i;
+        if (c->held[i].attempt == attempt && strcmp(c->held[i].id, id) == 0) return i;
     return -1;
 }
 
-static void held_remove(worker_conn_t *c, int i) { c->held[i] = c->held[--c->nheld]; }
+/* Whether another attempt of id is being served right now (taken, not yet ended). */
+static bool held_busy_other(worker_conn_t *c, const char *id, uint32_t attempt) {
+    for (int i = 0; i < c->nheld; i++)
+        if (c->held[i].taken && c->held[i].attempt != attempt && strcmp(c->held[i].id, id) == 0) return true;
+    return false;
+}
 
-static int held_add(worker_conn_t *c, const char *id, uint64_t session) {
-    int i = held_find(c, id);
-    if (i >= 0) { /* the broker re-sent it (new attempt): take the new one */
+static void held_remove(worker_conn_t *c, int i) {
+    c->held[i] = c->held[--c->nheld];
+    pthread_cond_broadcast(&c->cv); /* a deferred attempt of the same id may be free now */
+}
+
+static int held_add(worker_conn_t *c, const char *id, uint32_t attempt, uint64_t session) {
+    /* Older attempts of this id: the broker has given up on them. */
+    for (int i = 0; i < c->nheld; i++)
+        if (strcmp(c->held[i].id, id) == 0) c->held[i].cancelled = true;
+    int i = held_find(c, id, attempt);
+    if (i >= 0) { /* the same attempt again (cannot happen with a correct broker): refresh it */
         c->held[i].session = session;
         c->held[i].cancelled = false;
         return HIRED_OK;
@@ -91,10 +112,41 @@ static int held_add(worker_conn_t *c, const char *id, uint64_t session) {
         c->capheld = cap;
     }
     held_t *h = &c->held[c->nheld++];
+    memset(h, 0, sizeof *h);
     snprintf(h->id, sizeof h->id, "%s", id);
+    h->attempt = attempt;
     h->session = session;
-    h->cancelled = false;
     return HIRED_OK;
+}
+
+/* Drops queued (not yet taken) jobs for which filter(item) is true. Caller holds mu. */
+static void in_drop(worker_conn_t *c, bool (*filter)(worker_conn_t *c, const in_item_t *it, const void *arg),
+                    const void *arg) {
+    in_item_t **pp = &c->in_head;
+    c->in_tail = NULL;
+    while (*pp) {
+        in_item_t *it = *pp;
+        if (filter(c, it, arg)) {
+            *pp = it->next;
+            int h = held_find(c, it->job->hdr.id, it->job->hdr.attempt);
+            if (h >= 0) held_remove(c, h);
+            worker_job_destroy(&it->job);
+            mem_free(it);
+        } else {
+            c->in_tail = it;
+            pp = &it->next;
+        }
+    }
+}
+
+static bool same_id(worker_conn_t *c, const in_item_t *it, const void *id) {
+    (void)c;
+    return strcmp(it->job->hdr.id, id) == 0;
+}
+
+static bool any_item(worker_conn_t *c, const in_item_t *it, const void *arg) {
+    (void)c, (void)it, (void)arg;
+    return true;
 }
 
 void worker_job_destroy(worker_job_t **pj) {
@@ -182,20 +234,13 @@ static void new_session(worker_conn_t *c, void *sock) {
     c->session++;
     c->stats.sessions++;
     for (int i = 0; i < c->nheld; i++) c->held[i].cancelled = true;
-    while (c->in_head) { /* never taken: the old broker session owned them */
-        in_item_t *it = c->in_head;
-        c->in_head = it->next;
-        int h = held_find(c, it->job->hdr.id);
-        if (h >= 0) held_remove(c, h);
-        worker_job_destroy(&it->job);
-        mem_free(it);
-    }
-    c->in_tail = NULL;
+    in_drop(c, any_item, NULL); /* never taken: the old broker session owned them */
     pthread_mutex_unlock(&c->mu);
     wire_msg_t m;
     wire_msg_init(&m, WIRE_READY);
     snprintf(m.service, sizeof m.service, "%s", c->service);
     snprintf(m.model, sizeof m.model, "%s", c->model);
+    snprintf(m.fingerprint, sizeof m.fingerprint, "%s", c->fingerprint);
     m.capacity = (uint32_t)c->capacity;
     char err[HIRED_ERR_LEN];
     if (wire_send(sock, NULL, 0, &m, NULL, err)) log_warn("worker_conn: READY not sent: %s", err);
@@ -280,7 +325,8 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
         c->stats.jobs++;
         it->job = job;
         it->session = c->session;
-        if (held_add(c, job->hdr.id, c->session)) {
+        in_drop(c, same_id, job->hdr.id); /* an older attempt never taken: superseded */
+        if (held_add(c, job->hdr.id, job->hdr.attempt, c->session)) {
             pthread_mutex_unlock(&c->mu);
             worker_job_destroy(&job);
             mem_free(it);
@@ -293,16 +339,24 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
         pthread_mutex_unlock(&c->mu);
         break;
     }
-    case WIRE_CANCEL:
+    case WIRE_CANCEL: /* every attempt of the id: the broker cancels the one it knows */
         pthread_mutex_lock(&c->mu);
         c->stats.cancelled++;
-        int h = held_find(c, m.id);
-        if (h >= 0) c->held[h].cancelled = true;
+        for (int i = 0; i < c->nheld; i++)
+            if (strcmp(c->held[i].id, m.id) == 0) c->held[i].cancelled = true;
+        in_drop(c, same_id, m.id);
         pthread_mutex_unlock(&c->mu);
         break;
     case WIRE_DISCONNECT: reset = true; break;
     case WIRE_ERROR:
         log_warn("worker_conn: broker says: %s", m.message ? m.message : "");
+        if (m.code == HIRED_EUNSUPPORTED && !m.id[0]) { /* READY refused: a configuration error */
+            pthread_mutex_lock(&c->mu);
+            snprintf(c->refusal, sizeof c->refusal, "%s", m.message ? m.message : "READY refused");
+            pthread_cond_broadcast(&c->cv);
+            pthread_mutex_unlock(&c->mu);
+            atomic_store(&c->stop, 1);
+        }
         break;
     default: break; /* HEARTBEAT: liveness only */
     }
@@ -392,6 +446,11 @@ worker_conn_t *worker_conn_new(const worker_conn_opts_t *o, char *err) {
         hired_errf(err, HIRED_EINVAL, "worker_conn: service must be 'encode' or 'decode' (got '%s')", o->service);
         return NULL;
     }
+    if (!o->fingerprint || !o->fingerprint[0] || strlen(o->fingerprint) > WIRE_MAX_FINGERPRINT) {
+        hired_errf(err, HIRED_EINVAL, "worker_conn: the checkpoint fingerprint is required (1-%d hex digits)",
+                   WIRE_MAX_FINGERPRINT);
+        return NULL;
+    }
     if (o->capacity < 1 || o->capacity > WIRE_MAX_CAPACITY || strlen(o->model) > WIRE_MAX_MODEL ||
         strlen(o->endpoint) >= 256 || !o->model[0]) {
         hired_errf(err, HIRED_EINVAL, "worker_conn: capacity must be in [1, %d] and model 1-%d characters",
@@ -421,6 +480,7 @@ worker_conn_t *worker_conn_new(const worker_conn_opts_t *o, char *err) {
     snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
     snprintf(c->service, sizeof c->service, "%s", o->service);
     snprintf(c->model, sizeof c->model, "%s", o->model);
+    snprintf(c->fingerprint, sizeof c->fingerprint, "%s", o->fingerprint ? o->fingerprint : "");
     c->capacity = o->capacity;
     c->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
     c->liveness = o->liveness > 0 ? o->liveness : 3;
@@ -489,19 +549,32 @@ int worker_conn_next_job(worker_conn_t *c, int timeout_ms, worker_job_t **job) {
     }
     pthread_mutex_lock(&c->mu);
     for (;;) {
+        if (c->refusal[0]) {
+            pthread_mutex_unlock(&c->mu);
+            return HIRED_EUNSUPPORTED;
+        }
         if (atomic_load(&c->stop)) {
             pthread_mutex_unlock(&c->mu);
             return HIRED_EIO;
         }
-        if (c->in_head) {
-            in_item_t *it = c->in_head;
-            c->in_head = it->next;
-            if (!c->in_head) c->in_tail = NULL;
+        /* The first queued job whose id no other thread is serving under an older attempt. */
+        in_item_t **pp = &c->in_head, *prev = NULL;
+        while (*pp && held_busy_other(c, (*pp)->job->hdr.id, (*pp)->job->hdr.attempt)) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp) {
+            in_item_t *it = *pp;
+            *pp = it->next;
+            if (c->in_tail == it) c->in_tail = prev;
             *job = it->job;
             mem_free(it);
+            int h = held_find(c, (*job)->hdr.id, (*job)->hdr.attempt);
+            if (h >= 0) c->held[h].taken = true;
             pthread_mutex_unlock(&c->mu);
             return HIRED_OK;
         }
+        if (c->in_head) c->stats.deferred++;
         if (timeout_ms == 0) break;
         if (timeout_ms < 0) pthread_cond_wait(&c->cv, &c->mu);
         else if (pthread_cond_timedwait(&c->cv, &c->mu, &until) == ETIMEDOUT) break;
@@ -510,36 +583,51 @@ int worker_conn_next_job(worker_conn_t *c, int timeout_ms, worker_job_t **job) {
     return HIRED_ETIMEOUT;
 }
 
-bool worker_conn_cancelled(worker_conn_t *c, const char *id) {
+void worker_conn_refusal(worker_conn_t *c, char *out) {
+    pthread_mutex_lock(&c->mu);
+    snprintf(out, HIRED_ERR_LEN, "%s", c->refusal);
+    pthread_mutex_unlock(&c->mu);
+}
+
+bool worker_conn_cancelled(worker_conn_t *c, const worker_job_t *job) {
     if (atomic_load(&c->stop)) return true;
     pthread_mutex_lock(&c->mu);
-    int h = held_find(c, id);
+    int h = held_find(c, job->hdr.id, job->hdr.attempt);
     bool r = h < 0 || c->held[h].cancelled || c->held[h].session != c->session;
     pthread_mutex_unlock(&c->mu);
     return r;
 }
 
-/* The session a send for job id belongs to, or 0 to drop it. terminal: forget the job. */
-static uint64_t send_session(worker_conn_t *c, const char *id, bool terminal, bool drop_if_cancelled) {
+/* The session a send for job belongs to, or 0 to drop it; *ntok (may be NULL) receives the
+ * TOKENs queued so far (after counting this one when `token`). terminal: forget the job. */
+static uint64_t send_session(worker_conn_t *c, const worker_job_t *job, bool terminal, bool drop_if_cancelled,
+                             bool token, uint32_t *ntok) {
     if (atomic_load(&c->stop)) return 0;
     pthread_mutex_lock(&c->mu);
     uint64_t s = 0;
-    int h = held_find(c, id);
+    int h = held_find(c, job->hdr.id, job->hdr.attempt);
     if (h >= 0 && c->held[h].session == c->session && !(drop_if_cancelled && c->held[h].cancelled))
         s = c->session;
+    if (h >= 0 && s && token) c->held[h].ntok++;
+    if (h >= 0 && ntok) *ntok = c->held[h].ntok;
     if (h >= 0 && terminal) held_remove(c, h);
     if (!s) c->stats.dropped++;
     pthread_mutex_unlock(&c->mu);
     return s;
 }
 
-int worker_conn_send_token(worker_conn_t *c, const char *id, uint32_t seq, int32_t token, const char *text,
+int worker_conn_send_token(worker_conn_t *c, const worker_job_t *job, uint32_t seq, int32_t token, const char *text,
                            char *err) {
-    uint64_t s = send_session(c, id, false, true);
+    uint32_t n = 0;
+    uint64_t s = send_session(c, job, false, true, true, &n);
     if (!s) return HIRED_OK;
+    if (seq + 1 != n)
+        return hired_errf(err, HIRED_EPROTO, "job %s: TOKEN seq %u out of order (expected %u)", job->hdr.id, seq,
+                          n - 1);
     wire_msg_t m;
     wire_msg_init(&m, WIRE_TOKEN);
-    snprintf(m.id, sizeof m.id, "%s", id);
+    snprintf(m.id, sizeof m.id, "%s", job->hdr.id);
+    m.attempt = job->hdr.attempt;
     m.seq = seq;
     m.token = token;
     m.text = (char *)text; /* borrowed for the encode */
@@ -548,36 +636,43 @@ int worker_conn_send_token(worker_conn_t *c, const char *id, uint32_t seq, int32
     return rc;
 }
 
-int worker_conn_send_done(worker_conn_t *c, const wire_msg_t *m, char *err) {
-    if (m->type != WIRE_DONE) return hired_errf(err, HIRED_EINVAL, "worker_conn_send_done: not a DONE");
-    uint64_t s = send_session(c, m->id, true, false);
-    return s ? enqueue(c, m, NULL, s, err) : HIRED_OK;
+/* Enqueues a copy of the borrowed terminal message m with the job's id and attempt (and for
+ * DONE the TOKEN count) filled in. Takes ownership of *payload when given. */
+static int send_terminal(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *payload,
+                         char *err) {
+    uint32_t n = 0;
+    uint64_t s = send_session(c, job, true, false, false, &n);
+    if (!s) {
+        if (payload) zmq_msg_close(payload), zmq_msg_init(payload);
+        return HIRED_OK;
+    }
+    wire_msg_t t = *m; /* shallow: the pointers stay borrowed from m */
+    snprintf(t.id, sizeof t.id, "%s", job->hdr.id);
+    t.attempt = job->hdr.attempt;
+    if (t.type == WIRE_DONE) t.seq = n;
+    return enqueue(c, &t, payload, s, err);
 }
 
-int worker_conn_send_result(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *tensor, char *err) {
+int worker_conn_send_done(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, char *err) {
+    if (m->type != WIRE_DONE) return hired_errf(err, HIRED_EINVAL, "worker_conn_send_done: not a DONE");
+    return send_terminal(c, job, m, NULL, err);
+}
+
+int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *tensor,
+                            char *err) {
     if (m->type != WIRE_RESULT) {
         zmq_msg_close(tensor), zmq_msg_init(tensor);
         return hired_errf(err, HIRED_EINVAL, "worker_conn_send_result: not a RESULT");
     }
-    uint64_t s = send_session(c, m->id, true, false);
-    if (!s) {
-        zmq_msg_close(tensor), zmq_msg_init(tensor);
-        return HIRED_OK;
-    }
-    return enqueue(c, m, tensor, s, err);
+    return send_terminal(c, job, m, tensor, err);
 }
 
-int worker_conn_send_error(worker_conn_t *c, const char *id, int code, const char *message, char *err) {
-    uint64_t s = send_session(c, id, true, false);
-    if (!s) return HIRED_OK;
+int worker_conn_send_error(worker_conn_t *c, const worker_job_t *job, int code, const char *message, char *err) {
     wire_msg_t m;
     wire_msg_init(&m, WIRE_ERROR);
-    snprintf(m.id, sizeof m.id, "%s", id);
     m.code = code;
-    m.message = (char *)message;
-    int rc = enqueue(c, &m, NULL, s, err);
-    m.message = NULL;
-    return rc;
+    m.message = (char *)message; /* borrowed for the encode */
+    return send_terminal(c, job, &m, NULL, err);
 }
 
 void worker_conn_get_stats(worker_conn_t *c, worker_conn_stats_t *out) {

@@ -14,6 +14,9 @@
  * even when worker_conn_cancelled() says the broker no longer wants it (the send is then
  * dropped or just returns credit). Jobs of a previous broker session (after a reconnect) count
  * as cancelled; whatever is sent for them is dropped.
+ * Fencing: a job is held as (id, attempt). Every message about it carries that attempt, so the
+ * broker can refuse the answers of an attempt it has given up on; a newer attempt of an id this
+ * worker still serves is held back until the older one has ended (one thread per job id).
  *
  * Stopping: worker_conn_stop() (async-signal-safe, for SIGTERM handlers) sends DISCONNECT —
  * the broker re-queues this worker's jobs elsewhere at once — after which next_job returns
@@ -40,6 +43,9 @@ typedef struct worker_conn_opts {
     const wire_limits_t *limits;  /* NULL = protocol defaults */
     const curve_cfg_t *curve;     /* NULL or client half unset = plain TCP; else the broker's
                                      public key and this worker's certificate (curve.h) */
+    const char *fingerprint;      /* the checkpoint's fingerprint (hf_fingerprint), announced in
+                                     READY: the broker refuses a worker whose checkpoint differs
+                                     from the one already serving this model name */
 } worker_conn_opts_t;
 
 /* One job from the broker. Caller owns it (worker_job_destroy). */
@@ -64,23 +70,35 @@ void worker_conn_stop(worker_conn_t *c);
 bool worker_conn_stopping(worker_conn_t *c);
 
 /* Waits up to timeout_ms (-1 = forever) for a job. 0 and *job set (caller owns it);
- * HIRED_ETIMEOUT (none yet); HIRED_EIO once stopping. */
+ * HIRED_ETIMEOUT (none yet); HIRED_EIO once stopping; HIRED_EUNSUPPORTED when the broker refused
+ * this worker's READY (worker_conn_refusal says why; the connection has stopped).
+ * A job is never handed out while an earlier attempt of the same id is still being served on
+ * another thread: the new attempt waits until the old one has made its terminal send (the old
+ * one reads as cancelled, so that is at its next check). */
 int worker_conn_next_job(worker_conn_t *c, int timeout_ms, worker_job_t **job);
 void worker_job_destroy(worker_job_t **pj);
 
-/* True when the broker cancelled the job, the session it came from is over, the connection is
- * stopping, or the job is not held (already finished). Decode loops poll this per token. */
-bool worker_conn_cancelled(worker_conn_t *c, const char *id);
+/* The broker's reason for refusing READY (e.g. another checkpoint already serves this model
+ * name), or "" when it did not. Copied into out[HIRED_ERR_LEN]. */
+void worker_conn_refusal(worker_conn_t *c, char *out);
 
-/* Sends one TOKEN (seq 0, 1, ... per job; text <= WIRE_MAX_TOKEN_TEXT bytes). 0,
- * HIRED_EPROTO/ERANGE (invalid; err), HIRED_ENOMEM. Dropped silently for cancelled jobs. */
-int worker_conn_send_token(worker_conn_t *c, const char *id, uint32_t seq, int32_t token, const char *text,
+/* True when the broker cancelled this attempt of the job, the session it came from is over, the
+ * connection is stopping, or the job is not held (already finished). Decode loops poll this per
+ * token. */
+bool worker_conn_cancelled(worker_conn_t *c, const worker_job_t *job);
+
+/* Sends one TOKEN of job (seq 0, 1, ... in order; text <= WIRE_MAX_TOKEN_TEXT bytes), tagged
+ * with the job's attempt. 0, HIRED_EPROTO/ERANGE (invalid, or seq out of order; err),
+ * HIRED_ENOMEM. Dropped silently for cancelled jobs. */
+int worker_conn_send_token(worker_conn_t *c, const worker_job_t *job, uint32_t seq, int32_t token, const char *text,
                            char *err);
-/* Terminal sends. `m` is borrowed (copied into the queue) and must have the right type
- * (WIRE_DONE / WIRE_RESULT) and id. send_result takes ownership of *tensor (left empty). */
-int worker_conn_send_done(worker_conn_t *c, const wire_msg_t *m, char *err);
-int worker_conn_send_result(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *tensor, char *err);
-int worker_conn_send_error(worker_conn_t *c, const char *id, int code, const char *message, char *err);
+/* Terminal sends for job: `m` is borrowed (copied into the queue) and must have the right type
+ * (WIRE_DONE / WIRE_RESULT); its id, attempt (and for DONE its seq: the number of TOKENs sent)
+ * are filled in here. send_result takes ownership of *tensor (left empty). */
+int worker_conn_send_done(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, char *err);
+int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *tensor,
+                            char *err);
+int worker_conn_send_error(worker_conn_t *c, const worker_job_t *job, int code, const char *message, char *err);
 
 /* Counters for tests and logs. */
 typedef struct worker_conn_stats {
@@ -88,6 +106,7 @@ typedef struct worker_conn_stats {
     uint64_t jobs;       /* JOBs received */
     uint64_t cancelled;  /* CANCELs received */
     uint64_t dropped;    /* sends dropped (stale session / cancelled) */
+    uint64_t deferred;   /* JOBs held back while an earlier attempt of the same id was running */
 } worker_conn_stats_t;
 void worker_conn_get_stats(worker_conn_t *c, worker_conn_stats_t *out);
 

@@ -154,6 +154,11 @@ static int parse_meta(const dec_t *d, const wire_msg_t *j, gen_visual_t *vis, ch
 static int job_visual(const dec_t *d, const worker_job_t *job, gen_visual_t *vis, char *err) {
     const wire_msg_t *j = &job->hdr;
     memset(vis, 0, sizeof *vis);
+    if (strcmp(j->fingerprint, d->svc.fingerprint) != 0)
+        return hired_errf(err, HIRED_EINVAL,
+                          "job %s: the features come from checkpoint %s, this decoder serves %s (same model name, "
+                          "different checkpoints)",
+                          j->id, j->fingerprint[0] ? j->fingerprint : "(none)", d->svc.fingerprint);
     int rc = parse_meta(d, j, vis, err);
     if (rc) return rc;
     const int K = (int)j->kept, D = (int)j->dim;
@@ -185,7 +190,11 @@ static int job_visual(const dec_t *d, const worker_job_t *job, gen_visual_t *vis
         s->per_part[part]++;
     }
     const void *src = zmq_msg_data((zmq_msg_t *)&job->payload); /* [K, D] of j->dtype, 64-byte aligned */
-    size_t n = (size_t)K * D;
+    size_t n = (size_t)K * D, bad = wire_count_nonfinite(src, n, j->dtype);
+    if (bad) {
+        gen_visual_free(vis);
+        return hired_errf(err, HIRED_ERANGE, "job %s: %zu of %zu encoder feature values are not finite", j->id, bad, n);
+    }
     if (j->dtype == WIRE_DTYPE_F32) {
         memcpy(s->features, src, n * sizeof(float));
     } else {
@@ -199,7 +208,7 @@ static int job_visual(const dec_t *d, const worker_job_t *job, gen_visual_t *vis
 
 typedef struct {
     dec_t *d;
-    const char *id;
+    const worker_job_t *job;
     uint32_t seq;
     bool cancelled;
     int send_rc;
@@ -208,7 +217,7 @@ typedef struct {
 /* gen_emit_fn: one TOKEN per piece (split at the protocol's limit), NUL -> U+FFFD. */
 static int emit_token(void *user, const char *text, size_t len, int32_t token) {
     stream_t *s = user;
-    if (worker_conn_cancelled(s->d->svc.conn, s->id)) {
+    if (worker_conn_cancelled(s->d->svc.conn, s->job)) {
         s->cancelled = true;
         return 1;
     }
@@ -226,9 +235,9 @@ static int emit_token(void *user, const char *text, size_t len, int32_t token) {
         }
         buf[n] = 0;
         char err[HIRED_ERR_LEN];
-        int rc = worker_conn_send_token(s->d->svc.conn, s->id, s->seq++, token, buf, err);
+        int rc = worker_conn_send_token(s->d->svc.conn, s->job, s->seq++, token, buf, err);
         if (rc) {
-            log_error("decode %s: cannot send TOKEN: %s", s->id, err);
+            log_error("decode %s: cannot send TOKEN: %s", s->job->hdr.id, err);
             s->send_rc = rc;
             return 1;
         }
@@ -265,7 +274,7 @@ static void serve_job(dec_t *d, worker_job_t *job) {
     p.max_tokens = j->params.max_tokens;
     p.sampling = (sampler_params_t){.temperature = (float)j->params.temperature, .top_k = j->params.top_k,
                                     .top_p = (float)j->params.top_p, .seed = j->params.seed};
-    stream_t s = {.d = d, .id = id};
+    stream_t s = {.d = d, .job = job};
 
     double t0 = now_ms();
     int rc = pack_newline_parse(j->params.newline, &p.newline)
@@ -276,12 +285,12 @@ static void serve_job(dec_t *d, worker_job_t *job) {
     double ms_transfer = (double)(wire_now_ms() - job->received_ms); /* arrival -> float32 features */
     if (!rc) rc = gen_prompt_build(d->model, &vis, j->prompt ? j->prompt : "", &p, &pr, &st, err);
     gen_visual_free(&vis);
-    if (!rc && worker_conn_cancelled(d->svc.conn, id)) s.cancelled = true;
+    if (!rc && worker_conn_cancelled(d->svc.conn, job)) s.cancelled = true;
     if (!rc && !s.cancelled) rc = gen_decode(d->model, &pr, &p, emit_token, &s, NULL, NULL, 0, NULL, &st, err);
     gen_prompt_free(&pr);
     if (rc == HIRED_ECUDA) fatal_backend(id, err);
     if (!rc && s.send_rc) rc = hired_errf(err, s.send_rc, "cannot stream tokens");
-    if (!rc && (s.cancelled || worker_conn_cancelled(d->svc.conn, id))) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
+    if (!rc && (s.cancelled || worker_conn_cancelled(d->svc.conn, job))) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
     if (!rc) {
         wire_msg_t m;
         wire_msg_init(&m, WIRE_DONE);
@@ -298,7 +307,7 @@ static void serve_job(dec_t *d, worker_job_t *job) {
         m.timings[WIRE_STAGE_DECODE] = st.ms_decode;
         m.timings_mask = (1u << WIRE_STAGE_TRANSFER) | (1u << WIRE_STAGE_PROJECT) | (1u << WIRE_STAGE_PREFILL) |
                          (1u << WIRE_STAGE_DECODE);
-        if (worker_conn_send_done(d->svc.conn, &m, serr)) log_error("hired-decoder: job %s: cannot send DONE: %s", id, serr);
+        if (worker_conn_send_done(d->svc.conn, job, &m, serr)) log_error("hired-decoder: job %s: cannot send DONE: %s", id, serr);
         wire_msg_clear(&m);
         log_info("decode %s: %d image + %d prompt tokens, %d generated (%s), %u pieces; ms: transfer %.1f, project "
                  "%.1f, prefill %.1f, decode %.1f, total %.1f",
@@ -308,7 +317,7 @@ static void serve_job(dec_t *d, worker_job_t *job) {
         return;
     }
     log_warn("decode %s refused: %s", id, err);
-    if (worker_conn_send_error(d->svc.conn, id, rc, err, serr))
+    if (worker_conn_send_error(d->svc.conn, job, rc, err, serr))
         log_error("hired-decoder: job %s: cannot send ERROR: %s", id, serr);
     atomic_fetch_add(&d->failed, 1);
 }
@@ -400,10 +409,10 @@ int main(int argc, char **argv) {
         cfg_free(k_cfg, N_CFG, &d.cfg);
         return 1;
     }
-    svc_run(&d.svc); /* READY=1 ... SIGTERM, drain, hand back */
+    rc = svc_run(&d.svc); /* READY=1 ... SIGTERM, drain, hand back */
     log_info("hired-decoder: served %llu jobs, refused %llu", (unsigned long long)atomic_load(&d.served),
              (unsigned long long)atomic_load(&d.failed));
     gen_model_destroy(&d.model);
     cfg_free(k_cfg, N_CFG, &d.cfg);
-    return 0;
+    return rc ? 2 : 0; /* refused by the broker: a configuration error */
 }

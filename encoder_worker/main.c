@@ -263,12 +263,15 @@ static int put_meta(const enc_t *e, const enc_work_t *w, wire_msg_t *r, char *er
     return rc;
 }
 
-/* RESULT header and tensor frame from a finished selection. */
+/* RESULT header and tensor frame from a finished selection. Features that are not finite in the
+ * wire dtype (a NaN from the tower, or beyond the f16 range) are refused here with an error
+ * naming the job: a decoder would otherwise turn them into an empty or wrong answer. */
 static int make_result(const enc_t *e, const char *id, const enc_work_t *w, wire_msg_t *r, zmq_msg_t *t,
                        char *err) {
     const sel_out_t *s = &w->sel;
     wire_msg_init(r, WIRE_RESULT);
     snprintf(r->id, sizeof r->id, "%s", id);
+    snprintf(r->fingerprint, sizeof r->fingerprint, "%s", e->svc.fingerprint);
     r->kept = (uint32_t)s->k;
     r->dim = (uint32_t)s->d;
     r->dtype = (wire_dtype_t)e->cfg.wire_dtype;
@@ -305,6 +308,10 @@ static int make_result(const enc_t *e, const char *id, const enc_work_t *w, wire
             memcpy(h + i, &v, sizeof v);
         }
     }
+    size_t bad = wire_count_nonfinite(dst, n, r->dtype);
+    if (bad)
+        return hired_errf(err, HIRED_ERANGE, "job %s: %zu of %zu selected feature values are not finite in %s", id,
+                          bad, n, wire_dtype_name(r->dtype));
     return HIRED_OK;
 }
 
@@ -422,7 +429,7 @@ static void serve_job(enc_t *e, worker_job_t *job) {
     const size_t nb = zmq_msg_size(&job->payload);
     uint64_t h1 = 0, h2 = 0;
     int rc = job_opts(e, &job->hdr.params, &w.opts, err);
-    if (!rc && worker_conn_cancelled(e->svc.conn, id)) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
+    if (!rc && worker_conn_cancelled(e->svc.conn, job)) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
     if (!rc && e->cache) {
         image_hash(bytes, nb, &h1, &h2);
         wire_msg_t r;
@@ -431,7 +438,7 @@ static void serve_job(enc_t *e, worker_job_t *job) {
         if (cache_get(e, h1, h2, nb, &w.opts, id, &r, &t)) {
             memset(r.timings, 0, sizeof r.timings); /* nothing was computed */
             r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
-            rc = worker_conn_send_result(e->svc.conn, &r, &t, serr);
+            rc = worker_conn_send_result(e->svc.conn, job, &r, &t, serr);
             if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
             else log_info("encode %s: cache hit, %u tokens", id, r.kept);
             zmq_msg_close(&t);
@@ -451,7 +458,7 @@ static void serve_job(enc_t *e, worker_job_t *job) {
         rc = make_result(e, id, &w, &r, &t, err);
         if (!rc && e->cache) cache_put(e, h1, h2, nb, &w.opts, &r, &t);
         if (!rc) {
-            rc = worker_conn_send_result(e->svc.conn, &r, &t, serr);
+            rc = worker_conn_send_result(e->svc.conn, job, &r, &t, serr);
             if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
             else
                 log_info("encode %s: %s r=%g kept %d/%d tokens; ms: preprocess %.1f, vit %.1f, select %.1f, total %.1f",
@@ -466,7 +473,7 @@ static void serve_job(enc_t *e, worker_job_t *job) {
     if (rc) {
         /* every job ends with exactly one terminal send, RESULT or ERROR */
         log_warn("encode %s refused: %s", id, err);
-        if (worker_conn_send_error(e->svc.conn, id, rc, err, serr))
+        if (worker_conn_send_error(e->svc.conn, job, rc, err, serr))
             log_error("hired-encoder: job %s: cannot send ERROR: %s", id, serr);
         atomic_fetch_add(&e->failed, 1);
     } else {
@@ -554,12 +561,12 @@ int main(int argc, char **argv) {
         cfg_free(k_cfg, N_CFG, &e.cfg);
         return 1;
     }
-    svc_run(&e.svc); /* READY=1 ... SIGTERM, drain, hand back */
+    rc = svc_run(&e.svc); /* READY=1 ... SIGTERM, drain, hand back */
     log_info("hired-encoder: served %llu jobs (%llu from the cache), refused %llu",
              (unsigned long long)atomic_load(&e.served), (unsigned long long)atomic_load(&e.cache_hits),
              (unsigned long long)atomic_load(&e.failed));
     cache_free(&e);
     model_free(&e);
     cfg_free(k_cfg, N_CFG, &e.cfg);
-    return 0;
+    return rc ? 2 : 0; /* refused by the broker: a configuration error */
 }

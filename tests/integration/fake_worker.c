@@ -7,9 +7,13 @@
  *           trailing spaces) per TOKEN, seq 0, 1, ..., sleeping --delay-ms before each, and
  *           ends with DONE (finish "length" when max_tokens cut it short). A prompt starting with
  *           "FAIL" gets ERROR instead.
- * Capacity N runs N job threads on one worker_conn. SIGTERM/SIGINT: worker_conn_stop, exit 0.
+ * Capacity N announces N and runs min(N, --threads T, 64) job threads on one worker_conn
+ * (default T = N), so a worker can announce more than it serves.
+ * --hold: never answers a job (holds it until the broker gives up on it; a fault test's
+ * misbehaving worker). --fingerprint F: the checkpoint fingerprint it announces (default
+ * "f00d"). SIGTERM/SIGINT: worker_conn_stop, exit 0.
  * Usage: fake_worker --endpoint E --service encode|decode --model M [--capacity N]
- *                    [--delay-ms D] [--heartbeat-ms H] */
+ *                    [--threads T] [--delay-ms D] [--heartbeat-ms H] [--fingerprint F] [--hold 1] */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,7 +26,8 @@
 
 static worker_conn_t *g_conn;
 static int g_delay_ms;
-static bool g_decode;
+static bool g_decode, g_hold;
+static const char *g_fingerprint;
 
 static void on_signal(int sig) {
     (void)sig;
@@ -62,7 +67,8 @@ static void run_encode(worker_job_t *job) {
     zmq_msg_init_size(&t, 4 * 8 * sizeof(float));
     float *f = zmq_msg_data(&t); /* [4, 8] */
     for (int i = 0; i < 32; i++) f[i] = feature(h, i);
-    if (worker_conn_send_result(g_conn, &r, &t, err)) log_error("fake encoder: %s", err);
+    snprintf(r.fingerprint, sizeof r.fingerprint, "%s", g_fingerprint);
+    if (worker_conn_send_result(g_conn, job, &r, &t, err)) log_error("fake encoder: %s", err);
     zmq_msg_close(&t);
     wire_msg_clear(&r);
 }
@@ -78,15 +84,15 @@ static void run_decode(worker_job_t *job) {
         for (int i = 0; i < 32; i++) ok = ok && f[i] == feature(h, i);
     }
     if (!ok || strncmp(j->prompt, "FAIL", 4) == 0) {
-        worker_conn_send_error(g_conn, j->id, HIRED_EINVAL, ok ? "fake failure requested" : "tensor mismatch", err);
+        worker_conn_send_error(g_conn, job, HIRED_EINVAL, ok ? "fake failure requested" : "tensor mismatch", err);
         return;
     }
     const char *p = j->prompt;
     uint32_t seq = 0;
     while (*p && (int)seq < j->params.max_tokens) {
         sleep_ms(g_delay_ms);
-        if (worker_conn_cancelled(g_conn, j->id)) {
-            worker_conn_send_error(g_conn, j->id, HIRED_EINVAL, "cancelled", err);
+        if (worker_conn_cancelled(g_conn, job)) {
+            worker_conn_send_error(g_conn, job, HIRED_EINVAL, "cancelled", err);
             return;
         }
         size_t n = strcspn(p, " ");
@@ -96,7 +102,7 @@ static void run_decode(worker_job_t *job) {
         memcpy(tok, p, n);
         tok[n] = 0;
         p += n;
-        if (worker_conn_send_token(g_conn, j->id, seq, (int32_t)seq, tok, err)) log_error("fake decoder: %s", err);
+        if (worker_conn_send_token(g_conn, job, seq, (int32_t)seq, tok, err)) log_error("fake decoder: %s", err);
         seq++;
     }
     wire_msg_t d;
@@ -108,7 +114,7 @@ static void run_decode(worker_job_t *job) {
     d.timings[WIRE_STAGE_PREFILL] = 1.5;
     d.timings[WIRE_STAGE_DECODE] = (double)seq * g_delay_ms;
     d.timings_mask = (1u << WIRE_STAGE_PREFILL) | (1u << WIRE_STAGE_DECODE);
-    if (worker_conn_send_done(g_conn, &d, err)) log_error("fake decoder: %s", err);
+    if (worker_conn_send_done(g_conn, job, &d, err)) log_error("fake decoder: %s", err);
     wire_msg_clear(&d);
 }
 
@@ -119,6 +125,11 @@ static void *job_thread(void *arg) {
         int rc = worker_conn_next_job(g_conn, 200, &job);
         if (rc == HIRED_EIO) return NULL;
         if (rc) continue;
+        if (g_hold) { /* misbehave: sit on it until the broker takes it back */
+            while (!worker_conn_cancelled(g_conn, job)) sleep_ms(50);
+            worker_job_destroy(&job);
+            continue;
+        }
         if (g_decode) run_decode(job);
         else run_encode(job);
         worker_job_destroy(&job);
@@ -126,7 +137,8 @@ static void *job_thread(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    worker_conn_opts_t o = {.capacity = 1};
+    worker_conn_opts_t o = {.capacity = 1, .fingerprint = "f00d"};
+    int threads = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *k = argv[i], *v = argv[i + 1];
         if (!strcmp(k, "--endpoint")) o.endpoint = v;
@@ -135,12 +147,16 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--capacity")) o.capacity = atoi(v);
         else if (!strcmp(k, "--delay-ms")) g_delay_ms = atoi(v);
         else if (!strcmp(k, "--heartbeat-ms")) o.heartbeat_ms = atoi(v);
+        else if (!strcmp(k, "--threads")) threads = atoi(v);
+        else if (!strcmp(k, "--fingerprint")) o.fingerprint = v;
+        else if (!strcmp(k, "--hold")) g_hold = atoi(v) != 0;
         else {
             fprintf(stderr, "fake_worker: unknown option %s\n", k);
             return 2;
         }
     }
     g_decode = o.service && strcmp(o.service, "decode") == 0;
+    g_fingerprint = o.fingerprint;
     char err[HIRED_ERR_LEN];
     g_conn = worker_conn_new(&o, err);
     if (!g_conn) {
@@ -153,7 +169,8 @@ int main(int argc, char **argv) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     pthread_t th[64];
-    int n = o.capacity < 64 ? o.capacity : 64;
+    int n = threads > 0 && threads < o.capacity ? threads : o.capacity;
+    if (n > 64) n = 64;
     for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, job_thread, NULL);
     for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
     worker_conn_destroy(&g_conn);

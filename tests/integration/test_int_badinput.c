@@ -49,6 +49,7 @@ static void expect(void *s, wire_type_t type, const char *want, const char *id, 
     wire_parts_close(&p);
 }
 #define EXPECT(s, t, want, id) expect(s, t, want, id, __LINE__)
+#define SESSION "5e5510115e5510115e5510115e551011"
 
 typedef struct {
     msgpack_sbuffer sb;
@@ -59,8 +60,11 @@ static void hdr(raw_t *r, unsigned v, const char *type, const char *id, const ch
                 size_t big) {
     msgpack_sbuffer_init(&r->sb);
     msgpack_packer_init(&r->pk, &r->sb, msgpack_sbuffer_write);
-    size_t n = 2 + (id != NULL) + (model != NULL) + 1 + (extra_key != NULL);
+    bool submit = !strcmp(type, "SUBMIT");
+    size_t n = 2 + (id != NULL) + (model != NULL) + 1 + (extra_key != NULL) + submit;
     msgpack_pack_map(&r->pk, n);
+    if (submit) /* a client session */
+        msgpack_pack_str_with_body(&r->pk, "session", 7), msgpack_pack_str_with_body(&r->pk, SESSION, strlen(SESSION));
     msgpack_pack_str_with_body(&r->pk, "v", 1);
     msgpack_pack_uint32(&r->pk, v);
     msgpack_pack_str_with_body(&r->pk, "type", 4);
@@ -93,9 +97,14 @@ int main(void) {
     EXPECT(s, WIRE_ERROR, "msgpack", "");
     raw_send(s, "\xdd\xff\xff\xff\xff", 5, 1, 10); /* allocation bomb */
     EXPECT(s, WIRE_ERROR, "elements", "");
-    hdr(&r, 3, "SUBMIT", "v3job", MODEL, NULL, 0);
+    hdr(&r, 2, "SUBMIT", "v2job", MODEL, NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
-    EXPECT(s, WIRE_ERROR, "protocol version 3 not supported (this peer speaks version 2)", "v3job");
+    EXPECT(s, WIRE_ERROR, "protocol version 2 not supported (this peer speaks version 3)", "v2job");
+    msgpack_sbuffer_destroy(&r.sb);
+    /* an id the protocol cannot carry still gets an ERROR (without the id) */
+    hdr(&r, WIRE_VERSION, "SUBMIT", "caf\xc3\xa9", MODEL, NULL, 0);
+    raw_send(s, r.sb.data, r.sb.size, 1, 10);
+    EXPECT(s, WIRE_ERROR, "field 'id' must be", "");
     msgpack_sbuffer_destroy(&r.sb);
     hdr(&r, WIRE_VERSION, "SUBMIT", "nomodel", NULL, NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
@@ -128,12 +137,18 @@ int main(void) {
     /* a worker-only type from a client */
     wire_msg_t m;
     wire_msg_init(&m, WIRE_READY);
-    strcpy(m.service, "encode"), strcpy(m.model, MODEL), m.capacity = 1;
+    strcpy(m.service, "encode"), strcpy(m.model, MODEL), strcpy(m.fingerprint, "ab"), m.capacity = 1;
     char err[HIRED_ERR_LEN];
     CHECK(wire_send(s, NULL, 0, &m, NULL, err) == 0);
     EXPECT(s, WIRE_ERROR, "READY is not a client message", NULL);
 
-    /* backend: garbage, a stranger's TOKEN, a bad READY */
+    /* a client message without a session */
+    wire_msg_init(&m, WIRE_CANCEL);
+    strcpy(m.id, "nosession");
+    CHECK(wire_send(s, NULL, 0, &m, NULL, err) == 0);
+    EXPECT(s, WIRE_ERROR, "CANCEL: missing field 'session'", "nosession");
+
+    /* backend: garbage, a stranger's TOKEN, a bad READY, a worker message without its attempt */
     void *w = raw_socket(back);
     raw_send(w, "\x81\xa1v", 3, 0, 0);
     EXPECT(w, WIRE_ERROR, "msgpack", NULL);
@@ -147,6 +162,15 @@ int main(void) {
     raw_send(w, r.sb.data, r.sb.size, 0, 0);
     EXPECT(w, WIRE_ERROR, "READY: unknown field 'prompt'", NULL);
     msgpack_sbuffer_destroy(&r.sb);
+    wire_msg_init(&m, WIRE_READY);
+    strcpy(m.service, "decode"), strcpy(m.model, "raw-model"), strcpy(m.fingerprint, "ab"), m.capacity = 1;
+    CHECK(wire_send(w, NULL, 0, &m, NULL, err) == 0);
+    wire_msg_init(&m, WIRE_TOKEN);
+    strcpy(m.id, "x");
+    m.text = "t";
+    CHECK(wire_send(w, NULL, 0, &m, NULL, err) == 0);
+    m.text = NULL;
+    EXPECT(w, WIRE_ERROR, "TOKEN from a worker must carry 'attempt'", "x");
     zmq_close(w);
     zmq_close(s);
     zmq_ctx_term(g_ctx);
@@ -156,7 +180,7 @@ int main(void) {
     CHECK(h_submit(c, MODEL, "still alive after all that", 0, &ok) == 0);
     CHECK_EQ_INT(h_collect(c, &ok, 1, 10000), 1);
     CHECK(ok.final == HIRED_EVENT_DONE && !strcmp(ok.text, ok.expect));
-    CHECK(h_status_counter(c, "bad_messages") >= 12);
+    CHECK(h_status_counter(c, "bad_messages") >= 15);
     /* libhired refuses out-of-limit jobs before sending */
     hired_job job;
     hired_job_init(&job);

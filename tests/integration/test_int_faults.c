@@ -37,17 +37,19 @@ int main(void) {
     hired_client *c = hired_client_new(front, &co);
     CHECK(h_wait_workers(c, MODEL, 1, 1, 10000));
 
-    /* 1. decoder killed mid-stream: all N jobs sit on d1; a second decoder takes them over. */
+    /* 1. decoder killed mid-stream: d1 holds the first jobs (a new worker may hold two), they
+     * are streaming; after the kill a second decoder takes every job over. */
     h_result r[N];
     for (int k = 0; k < N; k++) {
         char prompt[128];
         snprintf(prompt, sizeof prompt, "w%d alpha beta gamma delta epsilon zeta eta theta iota kappa", k);
         CHECK(h_submit(c, MODEL, prompt, 0, &r[k]) == 0);
     }
-    h_sleep_ms(250); /* a few tokens each */
-    h_worker(back, "decode", MODEL, N, 5);
+    for (int waited = 0; waited < 10000 && r[0].tokens < 2; waited += 20) h_collect(c, r, N, 20);
+    CHECK_MSG(r[0].tokens >= 2 && r[0].final == 0, "job 0 mid-stream before the kill: %d tokens", r[0].tokens);
     h_kill(d1, SIGKILL);
-    h_wait(d1, 2000);
+    CHECK_EQ_INT(h_wait(d1, 2000), 128 + SIGKILL);
+    h_worker(back, "decode", MODEL, N, 5);
     CHECK_EQ_INT(h_collect(c, r, N, 30000), N);
     CHECK_EQ_INT(check_all(r, N), N);
     CHECK(h_status_counter(c, "requeued") >= 1);

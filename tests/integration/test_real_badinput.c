@@ -71,9 +71,10 @@ static void raw_submit_strategy(const char *front, const char *model, const char
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 6);
+    msgpack_pack_map(&pk, 7);
     pack_str(&pk, "v"), msgpack_pack_uint32(&pk, WIRE_VERSION);
     pack_str(&pk, "type"), pack_str(&pk, "SUBMIT");
+    pack_str(&pk, "session"), pack_str(&pk, "0badc0de0badc0de0badc0de0badc0de");
     pack_str(&pk, "id"), pack_str(&pk, "bad-strategy-1");
     pack_str(&pk, "model"), pack_str(&pk, model);
     pack_str(&pk, "prompt"), pack_str(&pk, "What is this?");

@@ -1,16 +1,19 @@
 /* test_real_curve_e2e.c — CURVE through the real processes (docs/protocol.md §1): hired-broker
- * with curve.server_cert + curve.authorized_keys, a real hired-encoder and hired-decoder on the
+ * with curve.server_cert + curve.authorized_keys + curve.worker_keys, a real hired-encoder and hired-decoder on the
  * tiny LLaVA-1.5 model with authorised worker certificates, and libhired clients:
  *   authorised client key            -> ACCEPTED, DONE with the text `hired run` gives
  *   client key not authorised        -> no service: no ACCEPTED, no TOKEN, no DONE; the job
  *                                       ends only by its local deadline (ERROR HIRED_ETIMEOUT)
  *   client without CURVE             -> the same
- *   worker key not authorised        -> never joins the pool
+ *   worker key not authorised,
+ *   a client's key on the worker port -> never joins the pool (clients and workers are
+ *                                       authorised from separate directories)
  *   afterwards                       -> the authorised client is still served (and `hired
  *                                       status` with --curve-server-key/--curve-cert answers,
  *                                       without them it gets no answer)
  * The broker saw none of the refused SUBMITs (its "submitted" counter counts the authorised
  * ones only). Skipped (77) when libzmq lacks CURVE. Certificates are made here with czmq. */
+#include <cjson/cJSON.h>
 #include <czmq.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,14 +67,15 @@ int main(void) {
     }
     setenv("OMP_NUM_THREADS", "1", 1);
     h_init(58);
-    static char keys[600], auth[700], cmd[2000];
+    static char keys[600], auth[700], wauth[700], cmd[2000];
     snprintf(keys, sizeof keys, "%s", h_path("keys"));
     snprintf(auth, sizeof auth, "%s/authorized", keys);
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", auth);
+    snprintf(wauth, sizeof wauth, "%s/workers", keys);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' '%s'", auth, wauth);
     CHECK(system(cmd) == 0);
     make_cert(keys, "broker", NULL);
     make_cert(keys, "client", auth);
-    make_cert(keys, "worker", auth);
+    make_cert(keys, "worker", wauth);
     make_cert(keys, "intruder", NULL);
     static char broker_pub[800], client_sec[800], intruder_sec[800];
     snprintf(broker_pub, sizeof broker_pub, "%s/broker", keys);
@@ -79,14 +83,16 @@ int main(void) {
     snprintf(intruder_sec, sizeof intruder_sec, "%s/intruder_secret", keys);
 
     /* the broker with CURVE on, the workers with authorised certificates */
-    static char o_cert[900], o_auth[900], o_skey[900], o_wcert[900], o_icert[900];
+    static char o_cert[900], o_auth[900], o_wauth[900], o_skey[900], o_wcert[900], o_icert[900], o_ccert[900];
     snprintf(o_cert, sizeof o_cert, "--curve.server_cert=%s/broker_secret", keys);
     snprintf(o_auth, sizeof o_auth, "--curve.authorized_keys=%s", auth);
+    snprintf(o_wauth, sizeof o_wauth, "--curve.worker_keys=%s", wauth);
+    snprintf(o_ccert, sizeof o_ccert, "--curve.cert=%s", client_sec);
     snprintf(o_skey, sizeof o_skey, "--curve.server_key=%s", broker_pub);
     snprintf(o_wcert, sizeof o_wcert, "--curve.cert=%s/worker_secret", keys);
     snprintf(o_icert, sizeof o_icert, "--curve.cert=%s", intruder_sec);
     char front[256], back[256];
-    const char *bopts[] = {"--broker.heartbeat_ms=200", o_cert, o_auth, NULL};
+    const char *bopts[] = {"--broker.heartbeat_ms=200", o_cert, o_auth, o_wauth, NULL};
     h_broker(NULL, NULL, bopts, front, back);
     static char dir[2048];
     snprintf(dir, sizeof dir, "%s", rt_model_dir(MODEL));
@@ -95,6 +101,8 @@ int main(void) {
     rt_decoder(back, dir, wopts);
     const char *iopts[] = {"--worker.drain_ms=0", "--worker.warmup=false", o_skey, o_icert, NULL};
     rt_encoder(back, dir, iopts); /* an encoder whose key is not authorised */
+    const char *copts[] = {"--worker.drain_ms=0", "--worker.warmup=false", o_skey, o_ccert, NULL};
+    rt_decoder(back, dir, copts); /* a decoder with a client's key: refused on the worker port */
 
     /* the answer, in-process */
     uint8_t *img = NULL;
@@ -141,6 +149,15 @@ int main(void) {
     CHECK_MSG(r.final == HIRED_EVENT_DONE && !strcmp(r.done_text, expect), "second authorised job: final %d '%s'",
               r.final, r.message);
     CHECK_EQ_INT(h_status_counter(c, "submitted"), 2);
+    /* the refusals happened: the intruder encoder and the client-keyed decoder kept trying */
+    char *js = NULL;
+    CHECK(hired_status(c, &js) == 0);
+    cJSON *root = js ? cJSON_Parse(js) : NULL;
+    cJSON *refused = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "curve"), "refused");
+    CHECK_MSG(cJSON_IsNumber(refused) && refused->valuedouble >= 4, "curve.refused %g",
+              cJSON_IsNumber(refused) ? refused->valuedouble : -1);
+    cJSON_Delete(root);
+    free(js);
     hired_client_destroy(&c);
 
     /* `hired status` with and without the CURVE options */

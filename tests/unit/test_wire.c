@@ -1,6 +1,9 @@
 /* test_wire.c — wire header encode/decode: a round trip per message type, every rejection rule
  * with the field named in the message, the msgpack allocation-bomb guard, payload frame rules,
- * and an allocation-failure sweep through the mem.c hook. */
+ * headers sized to their content, the non-finite feature count, and an allocation-failure
+ * sweep through the mem.c hook. */
+#include <malloc.h>
+#include <math.h>
 #include <msgpack.h>
 #include <string.h>
 
@@ -10,8 +13,11 @@
 
 static char g_err[HIRED_ERR_LEN];
 
-/* Encodes m, decodes it back into out; returns the decode code. */
+#define SESSION "0123456789abcdef0123456789abcdef"
+
+/* Encodes m, decodes it back into out (initialised either way); returns the decode code. */
 static int roundtrip(const wire_msg_t *m, wire_msg_t *out) {
+    wire_msg_init(out, WIRE_NONE);
     char *buf;
     size_t len;
     int rc = wire_encode_buf(m, &buf, &len, g_err);
@@ -26,6 +32,7 @@ static int roundtrip(const wire_msg_t *m, wire_msg_t *out) {
 static void test_roundtrip(void) {
     wire_msg_t m, d;
     wire_msg_init(&m, WIRE_SUBMIT);
+    strcpy(m.session, SESSION);
     strcpy(m.id, "job-1.a:b");
     strcpy(m.model, "llava-hf/llava-v1.6-vicuna-7b-hf");
     wire_msg_set_prompt(&m, "USER: <image>\nWhat is this? ASSISTANT:");
@@ -39,7 +46,7 @@ static void test_roundtrip(void) {
     m.deadline_ms = 1234;
     if (roundtrip(&m, &d) == 0) {
         CHECK(d.type == WIRE_SUBMIT && strcmp(d.id, m.id) == 0 && strcmp(d.model, m.model) == 0);
-        CHECK(strcmp(d.prompt, m.prompt) == 0);
+        CHECK(strcmp(d.prompt, m.prompt) == 0 && strcmp(d.session, SESSION) == 0);
         CHECK_EQ_INT(d.params.max_tokens, 77);
         CHECK_NEAR(d.params.temperature, 0.7, 0);
         CHECK_EQ_INT(d.params.top_k, 40);
@@ -53,6 +60,8 @@ static void test_roundtrip(void) {
 
     wire_msg_init(&m, WIRE_RESULT);
     strcpy(m.id, "r1");
+    m.attempt = 3;
+    strcpy(m.fingerprint, "0123abcd");
     m.kept = 3;
     m.dim = 1024;
     m.dtype = WIRE_DTYPE_BF16;
@@ -70,6 +79,7 @@ static void test_roundtrip(void) {
         CHECK(memcmp(d.positions, pos, sizeof pos) == 0);
         CHECK(d.meta_len == 4 && memcmp(d.meta, "\x01\x02\x00\x03", 4) == 0);
         CHECK(d.timings_mask == m.timings_mask && d.timings[WIRE_STAGE_VIT] == 12.5);
+        CHECK(d.attempt == 3 && strcmp(d.fingerprint, "0123abcd") == 0);
         size_t sz = 3 * 1024 * 2;
         CHECK(wire_check_payloads(&d, 1, &sz, NULL, g_err) == 0);
         sz--;
@@ -87,7 +97,10 @@ static void test_roundtrip(void) {
     CHECK(wire_validate(&j, NULL, g_err) != 0); /* decode job without result */
     CHECK(wire_msg_copy_result(&j, &m) == 0);
     wire_msg_t dj;
-    if (roundtrip(&j, &dj) == 0) CHECK(dj.kept == 3 && dj.attempt == 2 && memcmp(dj.positions, pos, sizeof pos) == 0);
+    strcpy(j.fingerprint, "0123abcd");
+    if (roundtrip(&j, &dj) == 0)
+        CHECK(dj.kept == 3 && dj.attempt == 2 && memcmp(dj.positions, pos, sizeof pos) == 0 &&
+              !strcmp(dj.fingerprint, "0123abcd"));
     wire_msg_clear(&dj);
     wire_msg_clear(&j);
     wire_msg_clear(&d);
@@ -99,7 +112,9 @@ static void test_roundtrip(void) {
     m.usage.visual_kept = 576, m.usage.visual_total = 2880, m.usage.result_bytes = 4000000000u;
     strcpy(m.finish, "length");
     wire_msg_set_text(&m, "hello world");
+    m.seq = 5, m.attempt = 2;
     if (roundtrip(&m, &d) == 0) {
+        CHECK(d.seq == 5 && d.attempt == 2 && (d.present & WIRE_F_SEQ));
         CHECK(d.usage.prompt_tokens == 10 && d.usage.completion_tokens == 5 && d.usage.image_tokens == 0);
         CHECK(d.usage.visual_kept == 576 && d.usage.visual_total == 2880 && d.usage.result_bytes == 4000000000u);
         CHECK(d.present & WIRE_F_USAGE);
@@ -136,7 +151,11 @@ static void test_roundtrip(void) {
     strcpy(m.service, "encode");
     strcpy(m.model, "m");
     m.capacity = 4;
-    if (roundtrip(&m, &d) == 0) CHECK(d.capacity == 4 && strcmp(d.service, "encode") == 0);
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "missing field 'fingerprint'"));
+    strcpy(m.fingerprint, "XYZ");
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "'fingerprint' must be"));
+    strcpy(m.fingerprint, "00ff");
+    if (roundtrip(&m, &d) == 0) CHECK(d.capacity == 4 && strcmp(d.service, "encode") == 0 && !strcmp(d.fingerprint, "00ff"));
     wire_msg_clear(&d);
     m.capacity = 0;
     CHECK(wire_validate(&m, NULL, g_err) != 0 && strstr(g_err, "capacity"));
@@ -148,12 +167,73 @@ static void test_roundtrip(void) {
     m.retry_ms = 500;
     if (roundtrip(&m, &d) == 0) CHECK(d.retry_ms == 500);
     wire_msg_clear(&d);
+    wire_msg_set_message(&m, "encode queue full");
+    if (roundtrip(&m, &d) == 0) CHECK(d.retry_ms == 500 && !strcmp(d.message, "encode queue full"));
+    wire_msg_clear(&d);
+    wire_msg_clear(&m);
     wire_msg_init(&m, WIRE_ACCEPTED);
     strcpy(m.id, "a");
     m.attached = true;
     m.epoch = 5;
     if (roundtrip(&m, &d) == 0) CHECK(d.attached && d.epoch == 5);
     wire_msg_clear(&d);
+    /* the session messages: RESUME from a seq, ACK of a final, BYE */
+    wire_msg_init(&m, WIRE_RESUME);
+    strcpy(m.id, "r");
+    m.seq = 0;
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "missing field 'session'"));
+    strcpy(m.session, "0123");
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "'session' must be 16-64"));
+    strcpy(m.session, "0123456789ABCDEF0123");
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "'session' must be"));
+    strcpy(m.session, SESSION);
+    if (roundtrip(&m, &d) == 0) CHECK(d.type == WIRE_RESUME && d.seq == 0 && !strcmp(d.session, SESSION) && !strcmp(d.id, "r"));
+    wire_msg_clear(&d);
+    m.type = WIRE_ACK;
+    if (roundtrip(&m, &d) == 0) CHECK(d.type == WIRE_ACK && !strcmp(d.id, "r"));
+    wire_msg_clear(&d);
+    wire_msg_init(&m, WIRE_BYE);
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO);
+    strcpy(m.session, SESSION);
+    if (roundtrip(&m, &d) == 0) CHECK(d.type == WIRE_BYE && !strcmp(d.session, SESSION));
+    wire_msg_clear(&d);
+    /* a worker's TOKEN carries its attempt; the one relayed to a client does not need to */
+    wire_msg_init(&m, WIRE_TOKEN);
+    strcpy(m.id, "t");
+    m.attempt = 4;
+    wire_msg_set_text(&m, "x");
+    if (roundtrip(&m, &d) == 0) CHECK(d.attempt == 4 && (d.present & WIRE_F_ATTEMPT));
+    wire_msg_clear(&d);
+    m.attempt = 0;
+    if (roundtrip(&m, &d) == 0) CHECK(!(d.present & WIRE_F_ATTEMPT));
+    wire_msg_clear(&d);
+    wire_msg_clear(&m);
+}
+
+/* A header owns a buffer of its own size, not msgpack's 8 KiB growth step. */
+static void test_sized(void) {
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_TOKEN);
+    strcpy(m.id, "0123456789abcdef0123456789abcdef");
+    wire_msg_set_text(&m, " word");
+    char *buf;
+    size_t len;
+    CHECK(wire_encode_buf(&m, &buf, &len, g_err) == 0);
+    CHECK_MSG(len < 100 && malloc_usable_size(buf) < 256, "%zu bytes in a %zu-byte block", len, malloc_usable_size(buf));
+    free(buf);
+    wire_msg_clear(&m);
+}
+
+static void test_nonfinite(void) {
+    float f[5] = {1.0f, -2.0f, NAN, INFINITY, 0.0f};
+    CHECK_EQ_INT(wire_count_nonfinite(f, 5, WIRE_DTYPE_F32), 2);
+    uint16_t h[5] = {0x3c00, 0x7c00, 0xfc00, 0x7e00, 0x7bff}; /* 1, +inf, -inf, nan, 65504 */
+    CHECK_EQ_INT(wire_count_nonfinite(h, 5, WIRE_DTYPE_F16), 3);
+    uint16_t b[4] = {0x3f80, 0x7f80, 0x7fc0, 0x7f7f}; /* 1, inf, nan, max */
+    CHECK_EQ_INT(wire_count_nonfinite(b, 4, WIRE_DTYPE_BF16), 2);
+    uint8_t odd[1 + 2 * sizeof(float)];
+    memcpy(odd + 1, f + 1, 2 * sizeof(float)); /* unaligned */
+    CHECK_EQ_INT(wire_count_nonfinite(odd + 1, 2, WIRE_DTYPE_F32), 1);
 }
 
 // ---- hand-made headers --------------------------------------------------------------------------
@@ -183,24 +263,25 @@ static void expect(raw_t *r, int code, const char *want, int line) {
 #define EXPECT(r, code, want) expect(r, code, want, __LINE__)
 
 static void raw_submit_head(raw_t *r, size_t extra) {
-    raw_begin(r, 5 + extra);
+    raw_begin(r, 6 + extra);
     raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
     raw_kv(r, "type", "SUBMIT");
     raw_kv(r, "id", "j1");
     raw_kv(r, "model", "m");
     raw_kv(r, "prompt", "hi");
+    raw_kv(r, "session", SESSION);
 }
 
 static void test_rejections(void) {
     raw_t r;
     raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 1); /* version 1 had no usage.visual_* keys */
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 2); /* version 2 had no sessions */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 1 not supported (this peer speaks version 2)");
+    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 3)");
     raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 3);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 4);
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 3 not supported (this peer speaks version 2)");
+    EXPECT(&r, HIRED_EPROTO, "version 4 not supported (this peer speaks version 3)");
     raw_begin(&r, 1);
     raw_kv(&r, "type", "SUBMIT");
     EXPECT(&r, HIRED_EPROTO, "missing field 'v'");
@@ -208,11 +289,12 @@ static void test_rejections(void) {
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "FROB");
     EXPECT(&r, HIRED_EPROTO, "unknown message type 'FROB'");
-    raw_begin(&r, 4);
+    raw_begin(&r, 5);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "j1");
     raw_kv(&r, "prompt", "x");
+    raw_kv(&r, "session", SESSION);
     EXPECT(&r, HIRED_EPROTO, "SUBMIT: missing field 'model'");
     raw_submit_head(&r, 1);
     raw_kv(&r, "colour", "red");
@@ -235,29 +317,47 @@ static void test_rejections(void) {
     raw_submit_head(&r, 1);
     raw_kv(&r, "id", "again");
     EXPECT(&r, HIRED_EPROTO, "duplicate field 'id'");
-    raw_begin(&r, 5);
+    raw_begin(&r, 6);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "bad id!");
     raw_kv(&r, "model", "m");
     raw_kv(&r, "prompt", "x");
+    raw_kv(&r, "session", SESSION);
     EXPECT(&r, HIRED_EPROTO, "field 'id' must be");
-    raw_begin(&r, 5);
+    /* An id that is itself the problem is not kept, so an ERROR reply can still be sent. */
+    raw_begin(&r, 6);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "caf\xc3\xa9");
+    raw_kv(&r, "model", "m");
+    raw_kv(&r, "prompt", "x");
+    raw_kv(&r, "session", SESSION);
+    {
+        wire_msg_t m;
+        CHECK(wire_decode(r.sb.data, r.sb.size, NULL, &m, g_err) == HIRED_EPROTO && strstr(g_err, "field 'id' must be"));
+        CHECK(m.type == WIRE_SUBMIT && m.id[0] == 0);
+        wire_msg_clear(&m);
+        msgpack_sbuffer_destroy(&r.sb);
+    }
+    raw_begin(&r, 6);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "j");
     raw_kv(&r, "model", "m");
+    raw_kv(&r, "session", SESSION);
     raw_str(&r, "prompt"), msgpack_pack_str_with_body(&r.pk, "a\0b", 3);
     EXPECT(&r, HIRED_EPROTO, "NUL");
     /* Oversized prompt: named with its size. */
     char *big = malloc(WIRE_MAX_PROMPT + 2);
     memset(big, 'a', WIRE_MAX_PROMPT + 1);
     big[WIRE_MAX_PROMPT + 1] = 0;
-    raw_begin(&r, 5);
+    raw_begin(&r, 6);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "SUBMIT");
     raw_kv(&r, "id", "j");
     raw_kv(&r, "model", "m");
+    raw_kv(&r, "session", SESSION);
     raw_kv(&r, "prompt", big);
     EXPECT(&r, HIRED_ERANGE, "prompt is 65537 bytes, limit 65536");
     free(big);
@@ -294,10 +394,12 @@ static void test_rejections(void) {
     wire_msg_clear(&m);
     msgpack_sbuffer_destroy(&r.sb);
     /* RESULT with positions of the wrong length. */
-    raw_begin(&r, 7);
+    raw_begin(&r, 9);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
     raw_kv(&r, "type", "RESULT");
     raw_kv(&r, "id", "j");
+    raw_str(&r, "attempt"), msgpack_pack_uint32(&r.pk, 1);
+    raw_kv(&r, "fingerprint", "ab");
     raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 2);
     raw_str(&r, "dim"), msgpack_pack_uint32(&r.pk, 4);
     raw_kv(&r, "dtype", "f16");
@@ -325,6 +427,8 @@ static void test_oom(void) {
     wire_msg_t m;
     wire_msg_init(&m, WIRE_RESULT);
     strcpy(m.id, "o");
+    m.attempt = 1;
+    strcpy(m.fingerprint, "ab");
     m.kept = 2, m.dim = 2;
     uint16_t pos[6] = {1, 2, 3, 4, 5, 6};
     wire_msg_set_positions(&m, pos, 2);
@@ -349,6 +453,8 @@ static void test_oom(void) {
 
 int main(void) {
     test_roundtrip();
+    test_sized();
+    test_nonfinite();
     test_rejections();
     test_payloads();
     test_oom();

@@ -13,14 +13,15 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define NSEEDS 12
+#define NSEEDS 15
 static char *g_seed[NSEEDS];
 static size_t g_len[NSEEDS];
 
 static void make_seeds(void) {
     wire_msg_t m[NSEEDS];
     wire_type_t types[NSEEDS] = {WIRE_SUBMIT, WIRE_ACCEPTED, WIRE_TOKEN, WIRE_DONE, WIRE_ERROR, WIRE_BUSY,
-                                 WIRE_CANCEL, WIRE_HEARTBEAT, WIRE_READY, WIRE_JOB, WIRE_RESULT, WIRE_STATUS};
+                                 WIRE_CANCEL, WIRE_HEARTBEAT, WIRE_READY, WIRE_JOB, WIRE_RESULT, WIRE_STATUS,
+                                 WIRE_RESUME, WIRE_ACK, WIRE_BYE};
     uint16_t pos[6] = {0, 1, 2, 3, 4, 5};
     for (int i = 0; i < NSEEDS; i++) {
         wire_msg_t *x = &m[i];
@@ -46,6 +47,8 @@ static void make_seeds(void) {
         x->usage.completion_tokens = 3;
         x->usage.visual_kept = 2, x->usage.visual_total = 8, x->usage.result_bytes = 300;
         strcpy(x->finish, "stop");
+        strcpy(x->session, "00112233445566778899aabbccddeeff");
+        strcpy(x->fingerprint, "0123456789abcdef0123456789abcdef");
         char err[HIRED_ERR_LEN];
         CHECK_MSG(wire_encode_buf(x, &g_seed[i], &g_len[i], err) == 0, "%s: %s", wire_type_name(types[i]), err);
         wire_msg_clear(x);
