@@ -4,9 +4,14 @@
  *
  * Both talk to the broker's frontend through libhired only (hired_client.h). submit prints
  * the answer alone on stdout and one summary line (tokens, finish, stage timings) on stderr.
- * Exit status: 0 done, 1 the job failed (ERROR, BUSY, no broker before the deadline), 2 usage.
+ * A malformed endpoint is refused at once; a broker that never answers ends the job after
+ * --connect-timeout-ms. SIGINT / SIGTERM end submit early: the client says goodbye and the
+ * broker cancels the job (a client killed outright has it cancelled after the broker's
+ * client_grace_ms).
+ * Exit status: 0 done, 1 the job failed (ERROR, BUSY, no broker, interrupted), 2 usage.
  * Not here: `hired run` (in-process, cmd_run.c), the CLI dispatcher (cli.c). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +22,10 @@
 #include "hired_client.h"
 
 #define SUBMIT_MAX_IMAGE (32u * 1024 * 1024)
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_interrupt(int sig) { g_interrupted = sig; }
 
 static const char *default_broker(void) {
     const char *e = getenv("HIRED_BROKER");
@@ -38,7 +47,8 @@ static void submit_usage(FILE *f) {
             "  --top-k K           0 = off                                       (0)\n"
             "  --seed N            sampling seed                                 (0)\n"
             "  --deadline-ms N     job deadline (0 = broker default)\n"
-            "  --id ID             job id (default: random); resubmitting an id attaches to it\n"
+            "  --connect-timeout-ms N  give up when the broker has not answered this long (10000)\n"
+            "  --id ID             job id (default: random; ids are per client)\n"
             "  --no-stream         print the answer only when it is complete\n"
             "  --curve-server-key FILE  the broker's public CURVE certificate (zcert), with --curve-cert\n"
             "  --curve-cert FILE   this client's secret CURVE certificate (zcert NAME_secret)\n"
@@ -159,6 +169,9 @@ int cmd_submit(int argc, char **argv) {
         } else if (!strcmp(a, "--deadline-ms")) {
             if (num_arg(a, v, 0, 86400000, &d) || d != (int)d) return 2;
             job.deadline_ms = (int)d;
+        } else if (!strcmp(a, "--connect-timeout-ms")) {
+            if (num_arg(a, v, 1, 86400000, &d) || d != (int)d) return 2;
+            co.connect_timeout_ms = (int)d;
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -187,10 +200,10 @@ int cmd_submit(int argc, char **argv) {
     job.image = bytes;
     job.image_len = nb;
 
-    hired_client *c = hired_client_new(broker, &co);
+    char err[HIRED_ERR_LEN];
+    hired_client *c = hired_client_open(broker, &co, err);
     if (!c) {
-        fprintf(stderr, "hired submit: cannot create a client for '%s'%s\n", broker,
-                co.curve_server_key || co.curve_client_cert ? " (check the CURVE files)" : "");
+        fprintf(stderr, "hired submit: %s\n", err);
         free(bytes);
         return 1;
     }
@@ -202,10 +215,19 @@ int cmd_submit(int argc, char **argv) {
         hired_client_destroy(&c);
         return 2;
     }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     int status = 1;
     for (bool end = false; !end;) {
         hired_event ev;
-        if (hired_next_event(c, 1000, &ev)) continue; /* the library ends the job at its deadline */
+        if (g_interrupted) {
+            fprintf(stderr, "\nhired submit: interrupted; job %s is cancelled\n", id);
+            break;
+        }
+        if (hired_next_event(c, 200, &ev)) continue; /* the library ends the job at its deadline */
         switch (ev.type) {
         case HIRED_EVENT_ACCEPTED: break;
         case HIRED_EVENT_TOKEN:
@@ -335,12 +357,12 @@ int cmd_status(int argc, char **argv) {
             return 2;
         }
     }
-    hired_client_opts o = {.timeout_ms = timeout_ms, .curve_server_key = curve_server_key,
-                           .curve_client_cert = curve_cert};
-    hired_client *c = hired_client_new(broker, &o);
+    hired_client_opts o = {.timeout_ms = timeout_ms, .connect_timeout_ms = timeout_ms,
+                           .curve_server_key = curve_server_key, .curve_client_cert = curve_cert};
+    char err[HIRED_ERR_LEN];
+    hired_client *c = hired_client_open(broker, &o, err);
     if (!c) {
-        fprintf(stderr, "hired status: cannot create a client for '%s'%s\n", broker,
-                curve_server_key || curve_cert ? " (check the CURVE files)" : "");
+        fprintf(stderr, "hired status: %s\n", err);
         return 1;
     }
     char *text = NULL;

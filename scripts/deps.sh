@@ -4,7 +4,8 @@
 # sources are compiled too (HIRED_CUDA=AUTO), otherwise the CPU backend is built alone.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenblas-dev libjpeg62-turbo-dev libstb-dev libcjson-dev
-      libconfig-dev libzmq3-dev libczmq-dev libmsgpack-dev libsystemd-dev clang libclang-rt-14-dev)
+      libconfig-dev libzmq3-dev libczmq-dev libmsgpack-dev libsystemd-dev libevent-dev iproute2 clang
+      libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
