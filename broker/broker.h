@@ -115,7 +115,10 @@ typedef struct job {
     size_t text_len, text_cap;
     wire_msg_t final;           /* DONE or ERROR for the client (FINISHED) */
     uint32_t sent;              /* TOKENs handed to the client's connection (next seq to send) */
+    uint32_t sent_gen;          /* the client's route_gen when they were handed over */
+    uint32_t gen_seq;           /* the first seq handed to the connection of sent_gen */
     bool final_sent;            /* the final message too */
+    uint32_t final_gen;         /* ... on the connection of this route_gen */
     int64_t final_sent_at;
     size_t bytes;               /* what the job counts in its client's and the broker's totals */
 } job_t;
@@ -169,6 +172,8 @@ struct client {
     bool admin;                 /* an operator key (curve.admin_keys): STATUS lists every job */
     uint8_t route[BROKER_ROUTE_MAX];
     size_t route_len;           /* the connection it last spoke from */
+    uint32_t route_gen;         /* changes with the route: what was handed to an older connection
+                                   may be lost, what the current one holds is on its way */
     bool reachable;             /* false once a send found no such connection, until it speaks */
     bool blocked;               /* a send found the connection full: retried by the timers */
     int64_t last_seen;

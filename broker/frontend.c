@@ -11,8 +11,11 @@
  *   handed; a send that finds the connection full (ZMQ_ROUTER_MANDATORY + high-water mark)
  *   stops there and is retried by the timers, and one that finds no connection waits until the
  *   session speaks again. A RESUME (after a reconnect, a gap in the seq numbers or a long
- *   silence) rewinds the stream to the seq the client asks for. An unacknowledged final is
- *   re-sent every heartbeat x liveness. A session silent for client_grace_ms is gone: its
+ *   silence) rewinds the stream to the seq the client asks for, unless everything from that seq
+ *   on was handed to the connection the client speaks from now: ZeroMQ loses nothing on one
+ *   connection, so only what went to an older connection (a reconnect gives a new routing id)
+ *   is sent again. An unacknowledged final that went to an older connection is re-sent every
+ *   heartbeat x liveness. A session silent for client_grace_ms is gone: its
  *   unfinished jobs are cancelled (the workers' credit comes back) and its streams dropped.
  *   Admission. BUSY when a queue, the queued image bytes, the bytes the broker holds, or the
  *   client's own bytes or job count would pass their limit; nothing is queued then.
@@ -54,6 +57,10 @@ void front_pump(broker_t *b, job_t *j, int64_t now) {
     client_t *c = j->client;
     if (!c) return;
     if (!j->req.params.stream) j->sent = j->ntok;
+    if (j->sent_gen != c->route_gen) { /* a new connection: what it gets starts here */
+        j->sent_gen = c->route_gen;
+        j->gen_seq = j->sent;
+    }
     while (j->sent < j->ntok) {
         wire_msg_t t;
         wire_msg_init(&t, WIRE_TOKEN);
@@ -73,6 +80,7 @@ void front_pump(broker_t *b, job_t *j, int64_t now) {
         if (j->final.type == WIRE_DONE) j->final.seq = j->ntok;
         if (!to_client(b, c, &j->final, NULL)) return;
         j->final_sent = true;
+        j->final_gen = c->route_gen;
         j->final_sent_at = now;
     }
 }
@@ -134,6 +142,7 @@ static client_t *session_of(broker_t *b, wire_parts_t *p, const wire_msg_t *m, i
     if (c->route_len != rlen || memcmp(c->route, route, rlen) != 0) {
         memcpy(c->route, route, rlen);
         c->route_len = rlen;
+        c->route_gen++;
         c->blocked = false;
     }
     c->reachable = true;
@@ -146,8 +155,18 @@ static bool session_live(const broker_t *b, const client_t *c, int64_t now) {
     return c->reachable && now - c->last_seen <= b->cfg.heartbeat_ms * b->cfg.liveness * 2;
 }
 
+/* Makes j's stream (from seq on) and final message go out again, unless they were handed to the
+ * connection c speaks from now, where they are still on their way. */
+static void rewind_to(job_t *j, uint32_t seq) {
+    client_t *c = j->client;
+    bool same = j->sent_gen == c->route_gen;
+    if (!same || seq < j->gen_seq) j->sent = seq < j->sent ? seq : j->sent;
+    if (j->final_gen != c->route_gen) j->final_sent = false;
+}
+
 /* Gives j to session c of the same owner: always when j's session is c or no longer live; an
- * ERROR to c (false) while another live session of the owner is receiving it. */
+ * ERROR to c (false) while another live session of the owner is receiving it. A job that
+ * changes session is sent again from the start. */
 static bool claim(broker_t *b, job_t *j, client_t *c, int64_t now) {
     if (j->client == c) return true;
     if (j->client && session_live(b, j->client, now)) {
@@ -157,6 +176,9 @@ static bool claim(broker_t *b, job_t *j, client_t *c, int64_t now) {
         return false;
     }
     jobs_move(j, c);
+    j->sent = 0;
+    j->sent_gen = c->route_gen - 1; /* nothing of it was handed to c */
+    j->final_sent = false;
     return true;
 }
 
@@ -239,8 +261,7 @@ static void on_submit(broker_t *b, client_t *c, wire_msg_t *m, wire_parts_t *p, 
         a.attached = true;
         if (!to_client(b, c, &a, NULL)) return;
         b->stats.attached++;
-        j->sent = 0;
-        j->final_sent = false;
+        rewind_to(j, 0);
         front_pump(b, j, now);
         return;
     }
@@ -301,8 +322,7 @@ static void on_resume(broker_t *b, client_t *c, const wire_msg_t *m, int64_t now
     job_t *j = owned_job(b, c, m->id);
     if (!j || !claim(b, j, c, now)) return;
     b->stats.resumed++;
-    j->sent = m->seq < j->ntok ? m->seq : j->ntok;
-    j->final_sent = false;
+    rewind_to(j, m->seq < j->ntok ? m->seq : j->ntok);
     front_pump(b, j, now);
 }
 
@@ -317,7 +337,7 @@ static void on_cancel(broker_t *b, client_t *c, const wire_msg_t *m, int64_t now
     job_t *j = owned_job(b, c, m->id);
     if (!j || !claim(b, j, c, now)) return;
     if (j->state == JOB_FINISHED) { /* already over: say again how it ended */
-        j->final_sent = false;
+        rewind_to(j, j->ntok);
         front_pump(b, j, now);
         return;
     }
@@ -399,7 +419,8 @@ void front_timers(broker_t *b, int64_t now) {
                     jobs_remove(&b->jobs, j);
                     continue;
                 }
-                if (j->final_sent && now - j->final_sent_at > resend) j->final_sent = false;
+                if (j->final_sent && j->final_gen != c->route_gen && now - j->final_sent_at > resend)
+                    j->final_sent = false; /* it went to a connection the client no longer uses */
             }
             if (j->sent < j->ntok || (j->state == JOB_FINISHED && !j->final_sent)) front_pump(b, j, now);
         }

@@ -5,9 +5,14 @@
  *   - a TOKEN whose seq is past the next one expected, or a DONE whose seq says tokens are
  *     missing: RESUME the job from the first missing seq (at most once per heartbeat per job);
  *   - an accepted job that has heard nothing for liveness x heartbeat: RESUME it (the broker
- *     re-sends what it has; a lost final message comes back this way too);
- *   - broker silent for liveness x heartbeat: new socket (fresh routing id), RESUME every
- *     accepted job, SUBMIT again those not yet accepted;
+ *     re-sends what went to a connection we no longer use; a lost final message comes back
+ *     this way too), then again after twice as long, and so on up to QUIET_MAX_MS;
+ *   - broker silent for liveness x heartbeat: a second connection is tried (a probe socket:
+ *     a fresh routing id) while the first stays open, because a link that is stalled in one
+ *     direction still carries our heartbeats to the broker and keeps the session alive. The
+ *     first of the two to hear from the broker is kept; when that is the probe, every accepted
+ *     job is RESUMEd on it and those not yet accepted are submitted again. A probe that hears
+ *     nothing is replaced after twice as long, and so on;
  *   - broker epoch changed (HEARTBEAT / ACCEPTED from a restarted broker), or the broker
  *     answers a RESUME with "unknown job": SUBMIT again (same id, same session);
  *   - SUBMIT unanswered for liveness x heartbeat: send it again (idempotent by id);
@@ -34,6 +39,8 @@
 #include "mem.h"
 #include "wire.h"
 
+#define QUIET_MAX_MS 10000 /* longest wait between two tries of the same thing */
+
 typedef struct cjob {
     wire_msg_t submit;      /* the SUBMIT header (owns the prompt) */
     void *image;            /* [image_len], for resubmission */
@@ -45,6 +52,7 @@ typedef struct cjob {
     bool resume_pending;    /* a RESUME was sent and nothing has come back since */
     bool cancel;            /* the caller asked to cancel: CANCEL until it ends */
     uint64_t epoch;         /* broker epoch that accepted it (0 = not yet) */
+    int quiet;              /* tries since it last heard anything: the next wait doubles */
     int64_t submitted, last_sent, last_rx, last_resume, resend_at, deadline;
     struct cjob *next;
 } cjob_t;
@@ -210,7 +218,7 @@ static void on_message(hired_client *c, void *sock, wire_parts_t *p, int64_t now
     pthread_mutex_lock(&c->mu);
     c->heard = true;
     cjob_t *j = m.id[0] ? find_job(c, m.id) : NULL;
-    if (j) j->last_rx = now, j->resume_pending = false;
+    if (j) j->last_rx = now, j->resume_pending = false, j->quiet = 0;
     hired_event ev;
     memset(&ev, 0, sizeof ev);
     snprintf(ev.job_id, sizeof ev.job_id, "%s", m.id);
@@ -318,6 +326,13 @@ static void on_message(hired_client *c, void *sock, wire_parts_t *p, int64_t now
     wire_msg_clear(&m);
 }
 
+/* silent << tries, at most QUIET_MAX_MS (and never less than silent). */
+static int64_t backoff(int64_t silent, int tries) {
+    int64_t w = silent;
+    for (int i = 0; i < tries && w < QUIET_MAX_MS; i++) w *= 2;
+    return w < QUIET_MAX_MS || silent > QUIET_MAX_MS ? w : QUIET_MAX_MS;
+}
+
 /* One round of the job table: local deadlines, the connect timeout, (re)submissions, resumes,
  * cancels. Holds mu. */
 static void jobs_round(hired_client *c, void *sock, int64_t now) {
@@ -336,13 +351,14 @@ static void jobs_round(hired_client *c, void *sock, int64_t now) {
             local_error(c, j, HIRED_ETIMEOUT, msg);
             continue;
         }
-        if (!j->epoch && !j->need_send && now - j->last_sent > silent) j->need_send = true;
+        int64_t wait = backoff(silent, j->quiet);
+        if (!j->epoch && !j->need_send && now - j->last_sent > wait) j->need_send = true, j->quiet++;
         if (j->resend_at && now >= j->resend_at) j->resend_at = 0, j->need_send = true;
         if (j->need_send && !j->resend_at) {
             send_submit(c, sock, j, now);
             continue;
         }
-        if (j->epoch && now - j->last_rx > silent && now - j->last_resume > silent) j->need_resume = true;
+        if (j->epoch && now - j->last_rx > wait && now - j->last_resume > wait) j->need_resume = true, j->quiet++;
         if (j->epoch && j->need_resume) {
             send_simple(c, sock, WIRE_RESUME, j->submit.id, j->next_seq);
             if (j->cancel) send_simple(c, sock, WIRE_CANCEL, j->submit.id, 0);
@@ -353,35 +369,43 @@ static void jobs_round(hired_client *c, void *sock, int64_t now) {
     }
 }
 
+/* After a message on the probe socket: it becomes the connection; what the old one carried
+ * may be lost, so every accepted job is resumed and the rest submitted again. Holds mu. */
+static void adopt_probe(hired_client *c) {
+    c->status_sent = false;
+    for (cjob_t *j = c->jobs; j; j = j->next) {
+        j->quiet = 0;
+        if (j->epoch) j->need_resume = true, j->last_resume = 0;
+        else j->need_send = true;
+    }
+}
+
 static void *io_main(void *arg) {
     hired_client *c = arg;
-    void *sock = open_socket(c);
-    int64_t now = wire_now_ms(), last_recv = now, next_hb = now;
+    void *sock = open_socket(c), *probe = NULL;
+    int64_t now = wire_now_ms(), last_recv = now, next_hb = now, probe_at = 0;
+    int probes = 0; /* probes in a row that heard nothing */
     int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
     while (!atomic_load(&c->stop) && sock) {
         now = wire_now_ms();
         pthread_mutex_lock(&c->mu);
         bool waiting = c->njobs > 0 || c->status_want;
         bool paused = c->nevents >= c->max_events; /* the caller is behind: let the broker keep it */
-        if (paused) last_recv = now;           /* not reading is our choice, not the broker's silence */
-        if (waiting && now - last_recv > silent) {
-            log_info("hired: broker silent for %lld ms; reconnecting", (long long)(now - last_recv));
-            zmq_close(sock);
-            sock = open_socket(c);
-            last_recv = now;
-            c->status_sent = false;
-            for (cjob_t *j = c->jobs; j; j = j->next) {
-                if (j->epoch) j->need_resume = true, j->last_resume = 0;
-                else j->need_send = true;
-            }
-            if (!sock) {
-                pthread_mutex_unlock(&c->mu);
-                break;
-            }
+        if (paused || !waiting) {
+            last_recv = now; /* not reading is our choice; nothing to lose while idle */
+            if (probe) zmq_close(probe), probe = NULL;
+            probes = 0;
         }
-        if (!waiting) last_recv = now; /* nothing to lose while idle */
+        if (waiting && now - last_recv > silent && (!probe || now - probe_at > backoff(silent, probes))) {
+            log_info("hired: broker silent for %lld ms; trying a new connection", (long long)(now - last_recv));
+            if (probe) zmq_close(probe);
+            probe = open_socket(c);
+            probe_at = now;
+            probes++;
+        }
         if (now >= next_hb) {
             if (waiting) send_simple(c, sock, WIRE_HEARTBEAT, NULL, 0);
+            if (probe) send_simple(c, probe, WIRE_HEARTBEAT, NULL, 0);
             next_hb = now + c->heartbeat_ms;
         }
         jobs_round(c, sock, now);
@@ -391,17 +415,29 @@ static void *io_main(void *arg) {
         }
         pthread_mutex_unlock(&c->mu);
 
-        zmq_pollitem_t items[2] = {{NULL, c->wake[0], ZMQ_POLLIN, 0}, {sock, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {{NULL, c->wake[0], ZMQ_POLLIN, 0}, {sock, 0, ZMQ_POLLIN, 0}, {probe, 0, ZMQ_POLLIN, 0}};
         long timeout = (long)(next_hb - wire_now_ms());
         if (timeout > 50) timeout = 50; /* local deadlines and resends */
         if (timeout < 0) timeout = 0;
-        if (zmq_poll(items, paused ? 1 : 2, timeout) < 0 && errno != EINTR) break;
+        if (zmq_poll(items, paused ? 1 : probe ? 3 : 2, timeout) < 0 && errno != EINTR) break;
         if (items[0].revents & ZMQ_POLLIN) {
             char buf[64];
             while (read(c->wake[0], buf, sizeof buf) > 0) {
             }
         }
-        if (!paused && (items[1].revents & ZMQ_POLLIN)) {
+        if (paused) continue;
+        if (probe && (items[2].revents & ZMQ_POLLIN)) { /* the new connection works: keep it */
+            log_info("hired: the new connection to the broker answers; resuming every job on it");
+            zmq_close(sock);
+            sock = probe;
+            probe = NULL;
+            probes = 0;
+            pthread_mutex_lock(&c->mu);
+            adopt_probe(c);
+            pthread_mutex_unlock(&c->mu);
+            items[1].revents = ZMQ_POLLIN;
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
             for (int i = 0; i < 256; i++) {
                 wire_parts_t p;
                 if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
@@ -409,8 +445,14 @@ static void *io_main(void *arg) {
                 on_message(c, sock, &p, last_recv);
                 wire_parts_close(&p);
             }
+            if (probe && now - last_recv <= silent) { /* the old connection was only slow */
+                zmq_close(probe);
+                probe = NULL;
+                probes = 0;
+            }
         }
     }
+    if (probe) zmq_close(probe);
     if (sock) {
         send_simple(c, sock, WIRE_BYE, NULL, 0); /* the broker cancels what is left; linger lets it out */
         zmq_close(sock);

@@ -35,3 +35,12 @@ add_dependencies(test_real_submit hired-broker hired-encoder hired-decoder hired
 # sd_notify (READY, WATCHDOG, STOPPING) and SIGTERM with a job in flight (drain, hand back).
 hired_add_test(test_real_notify SOURCES integration/test_real_notify.c LIBS hired_rt_util TIMEOUT 60)
 add_dependencies(test_real_notify hired-broker hired-encoder hired-decoder)
+
+# The fault-injecting TCP proxy (a libevent loop on a thread of the test) and the delivery,
+# fencing, isolation, memory and worker-trust tests built on it (docs/protocol.md §5).
+pkg_check_modules(LIBEVENT REQUIRED IMPORTED_TARGET libevent)
+add_library(hired_faultproxy STATIC integration/faultproxy.c)
+target_include_directories(hired_faultproxy PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration)
+target_link_libraries(hired_faultproxy PUBLIC PkgConfig::LIBEVENT Threads::Threads)
+hired_add_test(test_delivery SOURCES integration/test_delivery.c LIBS hired_rt_util hired_faultproxy TIMEOUT 400)
+add_dependencies(test_delivery hired-broker hired-encoder hired-decoder)
