@@ -119,9 +119,17 @@ static int held_add(worker_conn_t *c, const char *id, uint32_t attempt, uint64_t
     return HIRED_OK;
 }
 
-/* Drops queued (not yet taken) jobs for which filter(item) is true. Caller holds mu. */
+/* Drops queued (not yet taken) jobs for which filter(item) is true. Those of the current
+ * session still owe the broker an answer (it returns their credit): their (id, attempt) go to
+ * owed[*nowed] (room for `cap`; beyond it the broker's zombie timeout returns the credit).
+ * Caller holds mu. */
+typedef struct {
+    char id[WIRE_MAX_ID + 1];
+    uint32_t attempt;
+} owed_t;
+
 static void in_drop(worker_conn_t *c, bool (*filter)(worker_conn_t *c, const in_item_t *it, const void *arg),
-                    const void *arg) {
+                    const void *arg, owed_t *owed, int cap, int *nowed) {
     in_item_t **pp = &c->in_head;
     c->in_tail = NULL;
     while (*pp) {
@@ -130,6 +138,10 @@ static void in_drop(worker_conn_t *c, bool (*filter)(worker_conn_t *c, const in_
             *pp = it->next;
             int h = held_find(c, it->job->hdr.id, it->job->hdr.attempt);
             if (h >= 0) held_remove(c, h);
+            if (owed && it->session == c->session && *nowed < cap) {
+                snprintf(owed[*nowed].id, sizeof owed[0].id, "%s", it->job->hdr.id);
+                owed[(*nowed)++].attempt = it->job->hdr.attempt;
+            }
             worker_job_destroy(&it->job);
             mem_free(it);
         } else {
@@ -234,7 +246,7 @@ static void new_session(worker_conn_t *c, void *sock) {
     c->session++;
     c->stats.sessions++;
     for (int i = 0; i < c->nheld; i++) c->held[i].cancelled = true;
-    in_drop(c, any_item, NULL); /* never taken: the old broker session owned them */
+    in_drop(c, any_item, NULL, NULL, 0, NULL); /* never taken: the old broker session owned them */
     pthread_mutex_unlock(&c->mu);
     wire_msg_t m;
     wire_msg_init(&m, WIRE_READY);
@@ -288,6 +300,8 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
     char err[HIRED_ERR_LEN];
     wire_msg_t m;
     bool reset = false;
+    owed_t owed[16]; /* queued attempts dropped here: each still gets its terminal ERROR */
+    int nowed = 0;
     if (p->n < 1) return false;
     int rc = wire_decode(zmq_msg_data(&p->part[0]), zmq_msg_size(&p->part[0]), &c->lim, &m, err);
     if (rc == 0) {
@@ -325,7 +339,7 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
         c->stats.jobs++;
         it->job = job;
         it->session = c->session;
-        in_drop(c, same_id, job->hdr.id); /* an older attempt never taken: superseded */
+        in_drop(c, same_id, job->hdr.id, owed, (int)ARRAY_LEN(owed), &nowed); /* an older attempt never taken */
         if (held_add(c, job->hdr.id, job->hdr.attempt, c->session)) {
             pthread_mutex_unlock(&c->mu);
             worker_job_destroy(&job);
@@ -344,7 +358,7 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
         c->stats.cancelled++;
         for (int i = 0; i < c->nheld; i++)
             if (strcmp(c->held[i].id, m.id) == 0) c->held[i].cancelled = true;
-        in_drop(c, same_id, m.id);
+        in_drop(c, same_id, m.id, owed, (int)ARRAY_LEN(owed), &nowed);
         pthread_mutex_unlock(&c->mu);
         break;
     case WIRE_DISCONNECT: reset = true; break;
@@ -361,6 +375,21 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
     default: break; /* HEARTBEAT: liveness only */
     }
     wire_msg_clear(&m);
+    if (nowed) {
+        pthread_mutex_lock(&c->mu);
+        uint64_t session = c->session;
+        pthread_mutex_unlock(&c->mu);
+        for (int i = 0; i < nowed; i++) {
+            wire_msg_t e;
+            wire_msg_init(&e, WIRE_ERROR);
+            memcpy(e.id, owed[i].id, sizeof e.id); /* both WIRE_MAX_ID + 1 */
+            e.attempt = owed[i].attempt;
+            e.code = HIRED_EINVAL;
+            e.message = (char *)"cancelled before it started"; /* borrowed for the encode */
+            if (enqueue(c, &e, NULL, session, err)) log_warn("worker_conn: %s", err);
+            e.message = NULL;
+        }
+    }
     return reset;
 }
 

@@ -44,3 +44,5 @@ target_include_directories(hired_faultproxy PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/i
 target_link_libraries(hired_faultproxy PUBLIC PkgConfig::LIBEVENT Threads::Threads)
 hired_add_test(test_delivery SOURCES integration/test_delivery.c LIBS hired_rt_util hired_faultproxy TIMEOUT 400)
 add_dependencies(test_delivery hired-broker hired-encoder hired-decoder)
+hired_add_test(test_fence SOURCES integration/test_fence.c LIBS hired_rt_util hired_faultproxy TIMEOUT 300)
+add_dependencies(test_fence hired-broker hired-encoder hired-decoder)
