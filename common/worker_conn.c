@@ -397,14 +397,18 @@ static void *io_main(void *arg) {
     worker_conn_t *c = arg;
     void *sock = open_socket(c);
     int64_t now = wire_now_ms(), last_recv = now, next_hb = now + c->heartbeat_ms;
+    const int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
+    int64_t wait = silent; /* doubles while the broker stays away, up to 5 s or silent */
     if (sock) new_session(c, sock);
     while (!atomic_load(&c->stop)) {
         now = wire_now_ms();
-        if (!sock || now - last_recv > (int64_t)c->heartbeat_ms * c->liveness) {
+        if (!sock || now - last_recv > wait) {
             /* Broker lost (or never reached): a fresh socket gets a fresh routing id. */
             if (sock) {
-                log_warn("worker_conn: broker silent for %lld ms; reconnecting", (long long)(now - last_recv));
+                if (wait == silent) log_warn("worker_conn: broker silent for %lld ms; reconnecting", (long long)(now - last_recv));
+                else log_debug("worker_conn: broker still silent; reconnecting");
                 zmq_close(sock);
+                wait = wait * 2 < 5000 ? wait * 2 : (silent > 5000 ? silent : 5000);
             }
             sock = open_socket(c);
             last_recv = now;
@@ -438,6 +442,7 @@ static void *io_main(void *arg) {
                 wire_parts_t p;
                 if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
                 last_recv = wire_now_ms();
+                wait = silent;
                 reset = on_message(c, &p);
                 wire_parts_close(&p);
             }

@@ -46,3 +46,5 @@ hired_add_test(test_delivery SOURCES integration/test_delivery.c LIBS hired_rt_u
 add_dependencies(test_delivery hired-broker hired-encoder hired-decoder)
 hired_add_test(test_fence SOURCES integration/test_fence.c LIBS hired_rt_util hired_faultproxy TIMEOUT 300)
 add_dependencies(test_fence hired-broker hired-encoder hired-decoder)
+hired_add_test(test_isolation SOURCES integration/test_isolation.c LIBS hired_rt_util hired_svc TIMEOUT 180)
+add_dependencies(test_isolation hired-broker fake_worker)

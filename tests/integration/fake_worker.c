@@ -9,6 +9,8 @@
  *           "FAIL" gets ERROR instead.
  * Capacity N announces N and runs min(N, --threads T, 64) job threads on one worker_conn
  * (default T = N), so a worker can announce more than it serves.
+ * --curve-server-key F --curve-cert F: CURVE as the real workers do it. A worker whose READY
+ * the broker refuses exits 2.
  * --hold: never answers a job (holds it until the broker gives up on it; a fault test's
  * misbehaving worker). --fingerprint F: the checkpoint fingerprint it announces (default
  * "f00d"). SIGTERM/SIGINT: worker_conn_stop, exit 0.
@@ -27,7 +29,9 @@
 static worker_conn_t *g_conn;
 static int g_delay_ms;
 static bool g_decode, g_hold;
+static volatile bool g_refused;
 static const char *g_fingerprint;
+static curve_cfg_t g_curve;
 
 static void on_signal(int sig) {
     (void)sig;
@@ -124,6 +128,10 @@ static void *job_thread(void *arg) {
         worker_job_t *job;
         int rc = worker_conn_next_job(g_conn, 200, &job);
         if (rc == HIRED_EIO) return NULL;
+        if (rc == HIRED_EUNSUPPORTED) { /* READY refused */
+            g_refused = true;
+            return NULL;
+        }
         if (rc) continue;
         if (g_hold) { /* misbehave: sit on it until the broker takes it back */
             while (!worker_conn_cancelled(g_conn, job)) sleep_ms(50);
@@ -150,6 +158,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--threads")) threads = atoi(v);
         else if (!strcmp(k, "--fingerprint")) o.fingerprint = v;
         else if (!strcmp(k, "--hold")) g_hold = atoi(v) != 0;
+        else if (!strcmp(k, "--curve-server-key")) g_curve.server_key = v;
+        else if (!strcmp(k, "--curve-cert")) g_curve.client_cert = v;
         else {
             fprintf(stderr, "fake_worker: unknown option %s\n", k);
             return 2;
@@ -157,6 +167,7 @@ int main(int argc, char **argv) {
     }
     g_decode = o.service && strcmp(o.service, "decode") == 0;
     g_fingerprint = o.fingerprint;
+    o.curve = &g_curve;
     char err[HIRED_ERR_LEN];
     g_conn = worker_conn_new(&o, err);
     if (!g_conn) {
@@ -173,6 +184,9 @@ int main(int argc, char **argv) {
     if (n > 64) n = 64;
     for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, job_thread, NULL);
     for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+    char why[HIRED_ERR_LEN];
+    worker_conn_refusal(g_conn, why);
     worker_conn_destroy(&g_conn);
-    return 0;
+    if (g_refused) fprintf(stderr, "fake_worker: refused: %s\n", why);
+    return g_refused ? 2 : 0;
 }
