@@ -156,9 +156,9 @@ static int job_visual(const dec_t *d, const worker_job_t *job, gen_visual_t *vis
     memset(vis, 0, sizeof *vis);
     if (strcmp(j->fingerprint, d->svc.fingerprint) != 0)
         return hired_errf(err, HIRED_EINVAL,
-                          "job %s: the features come from checkpoint %s, this decoder serves %s (same model name, "
+                          "the features come from checkpoint %s, this decoder serves %s (same model name, "
                           "different checkpoints)",
-                          j->id, j->fingerprint[0] ? j->fingerprint : "(none)", d->svc.fingerprint);
+                          j->fingerprint[0] ? j->fingerprint : "(none)", d->svc.fingerprint);
     int rc = parse_meta(d, j, vis, err);
     if (rc) return rc;
     const int K = (int)j->kept, D = (int)j->dim;
@@ -193,7 +193,7 @@ static int job_visual(const dec_t *d, const worker_job_t *job, gen_visual_t *vis
     size_t n = (size_t)K * D, bad = wire_count_nonfinite(src, n, j->dtype);
     if (bad) {
         gen_visual_free(vis);
-        return hired_errf(err, HIRED_ERANGE, "job %s: %zu of %zu encoder feature values are not finite", j->id, bad, n);
+        return hired_errf(err, HIRED_ERANGE, "%zu of %zu encoder feature values are not finite (NaN or Inf)", bad, n);
     }
     if (j->dtype == WIRE_DTYPE_F32) {
         memcpy(s->features, src, n * sizeof(float));

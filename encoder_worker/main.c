@@ -310,8 +310,8 @@ static int make_result(const enc_t *e, const char *id, const enc_work_t *w, wire
     }
     size_t bad = wire_count_nonfinite(dst, n, r->dtype);
     if (bad)
-        return hired_errf(err, HIRED_ERANGE, "job %s: %zu of %zu selected feature values are not finite in %s", id,
-                          bad, n, wire_dtype_name(r->dtype));
+        return hired_errf(err, HIRED_ERANGE, "%zu of %zu selected feature values are not finite in %s (NaN or Inf "
+                          "from the vision tower)", bad, n, wire_dtype_name(r->dtype));
     return HIRED_OK;
 }
 

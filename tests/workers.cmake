@@ -48,3 +48,5 @@ hired_add_test(test_fence SOURCES integration/test_fence.c LIBS hired_rt_util hi
 add_dependencies(test_fence hired-broker hired-encoder hired-decoder)
 hired_add_test(test_isolation SOURCES integration/test_isolation.c LIBS hired_rt_util hired_svc TIMEOUT 180)
 add_dependencies(test_isolation hired-broker fake_worker)
+hired_add_test(test_worker_trust SOURCES integration/test_worker_trust.c LIBS hired_rt_util TIMEOUT 300)
+add_dependencies(test_worker_trust hired-broker hired-encoder hired-decoder fake_worker)
