@@ -155,7 +155,9 @@ static void *open_socket(hired_client *c) {
     if (!s) return NULL;
     curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
     char err[HIRED_ERR_LEN] = "";
-    if (wire_sock_setup(s, NULL) || curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
+    int sndhwm = 0; /* never refuse our own RESUME / ACK / CANCEL: what we send is ours to bound */
+    if (wire_sock_setup(s, NULL) || zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) ||
+        curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
         if (err[0]) log_error("hired_client: %s", err);
         zmq_close(s);
         return NULL;

@@ -50,3 +50,5 @@ hired_add_test(test_isolation SOURCES integration/test_isolation.c LIBS hired_rt
 add_dependencies(test_isolation hired-broker fake_worker)
 hired_add_test(test_worker_trust SOURCES integration/test_worker_trust.c LIBS hired_rt_util TIMEOUT 300)
 add_dependencies(test_worker_trust hired-broker hired-encoder hired-decoder fake_worker)
+hired_add_test(test_broker_memory SOURCES integration/test_broker_memory.c LIBS hired_it_harness hired_faultproxy TIMEOUT 300)
+add_dependencies(test_broker_memory hired-broker fake_worker)

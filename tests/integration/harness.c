@@ -213,6 +213,7 @@ long h_status_counter(hired_client *c, const char *name) {
     cJSON *root = cJSON_Parse(json);
     free(json);
     cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(root, "counters"), name);
+    if (!v) v = cJSON_GetObjectItem(root, name); /* active_jobs, undelivered_results, clients */
     long r = cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
     cJSON_Delete(root);
     return r;

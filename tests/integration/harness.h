@@ -41,7 +41,7 @@ int h_wait(pid_t pid, int timeout_ms);
 
 /* Polls STATUS until the pools of model hold n_enc encoders and n_dec decoders. */
 bool h_wait_workers(hired_client *c, const char *model, int n_enc, int n_dec, int timeout_ms);
-/* A counter from STATUS ("completed", ...), or -1. */
+/* A counter from STATUS ("completed", ...; or a top-level number: "active_jobs", ...), or -1. */
 long h_status_counter(hired_client *c, const char *name);
 
 typedef struct h_result {
