@@ -52,3 +52,6 @@ hired_add_test(test_worker_trust SOURCES integration/test_worker_trust.c LIBS hi
 add_dependencies(test_worker_trust hired-broker hired-encoder hired-decoder fake_worker)
 hired_add_test(test_broker_memory SOURCES integration/test_broker_memory.c LIBS hired_it_harness hired_faultproxy TIMEOUT 300)
 add_dependencies(test_broker_memory hired-broker fake_worker)
+# Three hosts in network namespaces with CURVE, links cut mid-work (root + iproute2; else 77).
+hired_add_test(test_netns SOURCES integration/test_netns.c LIBS hired_rt_util hired_svc TIMEOUT 300)
+add_dependencies(test_netns hired-broker hired-encoder hired-decoder)

@@ -91,7 +91,7 @@ pid_t h_spawn(char *const argv[], const char *out_path, unsigned flags) {
                 close(fd);
             }
         }
-        execv(argv[0], argv);
+        execvp(argv[0], argv); /* a path, or a command found on PATH (ip) */
         perror(argv[0]);
         _exit(127);
     }
