@@ -64,7 +64,8 @@ int wire_send(void *sock, const void *route, size_t route_len, const wire_msg_t 
     int more_after_hdr = payload ? ZMQ_SNDMORE : 0;
     if (route) {
         if (zmq_send(sock, route, route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
-            rc = errno == EAGAIN ? HIRED_EBUSY : HIRED_EIO;
+            /* with ZMQ_ROUTER_MANDATORY: a full pipe, or no peer of that routing id */
+            rc = errno == EAGAIN ? HIRED_EBUSY : errno == EHOSTUNREACH ? HIRED_ENOTFOUND : HIRED_EIO;
             goto fail;
         }
         /* After the first frame the rest of the message is committed; these cannot block. */

@@ -29,7 +29,7 @@ hired_add_test(test_real_curve_e2e SOURCES integration/test_real_curve_e2e.c LIB
 add_dependencies(test_real_curve_e2e hired-broker hired-encoder hired-decoder hired)
 
 # `hired submit` / `hired status` (client/cmd_submit.c) through the real `hired` binary.
-hired_add_test(test_real_submit SOURCES integration/test_real_submit.c LIBS hired_rt_util TIMEOUT 60)
+hired_add_test(test_real_submit SOURCES integration/test_real_submit.c LIBS hired_rt_util hired_faultproxy TIMEOUT 120)
 add_dependencies(test_real_submit hired-broker hired-encoder hired-decoder hired)
 
 # sd_notify (READY, WATCHDOG, STOPPING) and SIGTERM with a job in flight (drain, hand back).

@@ -3,13 +3,19 @@
  * submit streams exactly the answer `hired run` gives (stdout holds the answer and a newline,
  * the summary goes to stderr, exit 0); a corrupt image ends with the encoder's ERROR on stderr
  * and exit 1; a usage error exits 2; status prints the pools and counters, and --json the
- * broker's STATUS JSON. */
+ * broker's STATUS JSON. A malformed endpoint is refused at once and an unreachable one after
+ * --connect-timeout-ms (exit 1, the reason on stderr). A `hired submit` killed (-9) while its
+ * answer streams has its job cancelled at the broker after broker.client_grace_ms; one
+ * interrupted (SIGINT) says goodbye, and its job is cancelled at once. (The decoder's link is
+ * throttled by a proxy so that a long answer is still streaming when the client goes.) */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "faultproxy.h"
 #include "test.h"
 #include "test_real_util.h"
 #include "wire.h"
@@ -28,7 +34,7 @@ static int drive(const char *args, char **out, char **errs) {
     char o[600], e[600], cmd[4096];
     snprintf(o, sizeof o, "%s", h_path("stdout.txt"));
     snprintf(e, sizeof e, "%s", h_path("stderr.txt"));
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2> '%s'", rt_bin(DRIVER), args, o, e);
+    snprintf(cmd, sizeof cmd, "timeout 60 '%s' %s > '%s' 2> '%s'", rt_bin(DRIVER), args, o, e);
     int st = system(cmd);
     *out = slurp(o);
     *errs = slurp(e);
@@ -37,16 +43,20 @@ static int drive(const char *args, char **out, char **errs) {
 
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(55);
+    h_init(110);
     char front[256], back[256];
-    const char *bopts[] = {"--broker.heartbeat_ms=200", NULL};
+    /* liveness 20 s: the throttled decoder link delays the decoder's heartbeats too */
+    const char *bopts[] = {"--broker.heartbeat_ms=200", "--broker.liveness=100", "--broker.client_grace_ms=3000", NULL};
     h_broker(NULL, NULL, bopts, front, back);
+    char dep[64];
+    fp_t *px = fp_start(back, dep);
+    CHECK(px != NULL);
     static char dir[2048], image[2048];
     snprintf(dir, sizeof dir, "%s", rt_model_dir(MODEL));
     snprintf(image, sizeof image, "%s", rt_image("coffee_wide.jpg"));
     const char *wopts[] = {"--worker.drain_ms=2000", NULL};
     rt_encoder(back, dir, wopts);
-    rt_decoder(back, dir, wopts);
+    rt_decoder(dep, dir, wopts);
 
     const char *q = "What is in the picture?";
     hired_job j;
@@ -138,6 +148,60 @@ int main(void) {
     free(out);
     free(errs);
 
+    /* endpoints: malformed (at once), unreachable (after the connect timeout) */
+    snprintf(args, sizeof args, "submit --broker localhost:5555 --model %s --image '%s' 'q'", MODEL, image);
+    CHECK_EQ_INT(drive(args, &out, &errs), 1);
+    CHECK_MSG(strstr(errs, "'localhost:5555' is not usable") && strstr(errs, "tcp://"), "stderr: %s", errs);
+    free(out);
+    free(errs);
+    snprintf(args, sizeof args, "submit --broker tcp://127.0.0.1:1 --connect-timeout-ms 500 --model %s --image '%s' 'q'",
+             MODEL, image);
+    CHECK_EQ_INT(drive(args, &out, &errs), 1);
+    CHECK_MSG(strstr(errs, "no answer from the broker at tcp://127.0.0.1:1 within 500 ms"), "stderr: %s", errs);
+    free(out);
+    free(errs);
+
+    /* a client that goes away while its answer streams: killed (-9), then interrupted */
+    fp_rate(px, FP_UP, 5000);
+    c = hired_client_new(front, &co);
+    for (int k = 0; k < 2; k++) {
+        int sig = k ? SIGINT : SIGKILL;
+        char o[600];
+        snprintf(o, sizeof o, "%s", h_path(k ? "int.out" : "kill.out"));
+        char *argv[] = {(char *)rt_bin(DRIVER), "submit", "--broker", front, "--model", MODEL, "--image", image,
+                        "--max-tokens", "2000", "Describe the picture in detail.", NULL};
+        long abandoned = h_status_counter(c, "abandoned");
+        pid_t pid = h_spawn(argv, o, 0);
+        bool streaming = false;
+        for (int w = 0; w < 30000 && !streaming; w += 50) {
+            h_sleep_ms(50);
+            char *txt = rt_slurp(o);
+            streaming = txt && strlen(txt) > 20; /* some of the answer is out */
+            free(txt);
+        }
+        CHECK_MSG(streaming, "hired submit never started streaming (signal %d)", sig);
+        CHECK_EQ_INT(h_status_counter(c, "active_jobs"), 1);
+        kill(pid, sig);
+        int st = h_wait(pid, 10000);
+        CHECK_EQ_INT(st, k ? 1 : 128 + SIGKILL);
+        long now = abandoned;
+        int waited = 0;
+        for (; waited < 15000 && now <= abandoned; waited += 100) {
+            h_sleep_ms(100);
+            now = h_status_counter(c, "abandoned");
+        }
+        fprintf(stderr, "hired submit %s: its job cancelled at the broker after ~%d ms\n", k ? "interrupted" : "killed",
+                waited);
+        CHECK_EQ_INT(now, abandoned + 1);
+        CHECK_EQ_INT(h_status_counter(c, "active_jobs"), 0);
+        if (k) {
+            char *txt = rt_slurp(o);
+            CHECK_MSG(txt && strstr(txt, "interrupted"), "output: %s", txt ? txt : "");
+            free(txt);
+        }
+    }
+    hired_client_destroy(&c);
+    fp_stop(&px);
     CHECK_EQ_INT(rt_cleanup(), 0);
     return test_summary();
 }
