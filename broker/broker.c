@@ -102,7 +102,7 @@ static int send_job(broker_t *b, worker_t *w, job_t *j, int st, int64_t now) {
     zmq_msg_close(&payload);
     m.prompt = NULL, m.positions = NULL, m.meta = NULL; /* borrowed */
     wire_msg_clear(&m);
-    if (rc) log_warn("broker: could not send job %s: %s", j->wid, err);
+    if (rc && rc != HIRED_ENOTFOUND) log_warn("broker: could not send job %s: %s", j->wid, err);
     return rc;
 }
 
@@ -115,7 +115,14 @@ static void dispatch(broker_t *b, int64_t now) {
             worker_t *w = workers_pick(&b->reg, st, j->req.model, j, now);
             if (!w) continue;
             j->fence++;
-            if (send_job(b, w, j, st, now)) continue;
+            int rc = send_job(b, w, j, st, now);
+            if (rc == HIRED_ENOTFOUND) { /* its connection is gone (it reconnects as a new one) */
+                b->stats.workers_lost++;
+                back_worker_lost(b, w, "gone (its connection closed)", true, now);
+                next = b->jobs.qhead[st]; /* the lost worker's jobs went to the front: start over */
+                continue;
+            }
+            if (rc) continue;
             jobs_dequeue(&b->jobs, j, now);
             workers_assign(w, j, j->fence);
             j->worker = w;
@@ -146,8 +153,18 @@ static void timers(broker_t *b, int64_t now) {
     /* Heartbeats to workers, and workers that stopped talking. */
     if (now >= b->next_heartbeat) {
         b->next_heartbeat = now + b->cfg.heartbeat_ms;
-        for (worker_t *w = b->reg.head; w; w = w->next)
-            broker_send_simple(b->back, w->route, w->route_len, WIRE_HEARTBEAT, NULL, b->epoch);
+        worker_t *wn;
+        for (worker_t *w = b->reg.head; w; w = wn) {
+            wn = w->next;
+            wire_msg_t hb;
+            wire_msg_init(&hb, WIRE_HEARTBEAT);
+            hb.epoch = b->epoch;
+            char err[HIRED_ERR_LEN];
+            if (wire_send(b->back, w->route, w->route_len, &hb, NULL, err) == HIRED_ENOTFOUND) {
+                b->stats.workers_lost++;
+                back_worker_lost(b, w, "gone (its connection closed)", true, now);
+            }
+        }
     }
     int64_t dead_after = b->cfg.heartbeat_ms * b->cfg.liveness;
     worker_t *wn;

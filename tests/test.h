@@ -30,8 +30,17 @@ static int test_failures, test_checks;
         }                                                                  \
     } while (0)
 
-#define CHECK_EQ_INT(a, b) CHECK_MSG((long long)(a) == (long long)(b), "%lld != %lld", (long long)(a), (long long)(b))
-#define CHECK_NEAR(a, b, tol) CHECK_MSG(fabs((double)(a) - (double)(b)) <= (tol), "%.9g vs %.9g (tol %g)", (double)(a), (double)(b), (double)(tol))
+/* Each argument is evaluated once (a CHECK of a call must not call it again to print it). */
+#define CHECK_EQ_INT(a, b)                                                          \
+    do {                                                                            \
+        long long check_a_ = (long long)(a), check_b_ = (long long)(b);             \
+        CHECK_MSG(check_a_ == check_b_, "%lld != %lld", check_a_, check_b_);        \
+    } while (0)
+#define CHECK_NEAR(a, b, tol)                                                                           \
+    do {                                                                                                \
+        double check_a_ = (double)(a), check_b_ = (double)(b), check_t_ = (double)(tol);                \
+        CHECK_MSG(fabs(check_a_ - check_b_) <= check_t_, "%.9g vs %.9g (tol %g)", check_a_, check_b_, check_t_); \
+    } while (0)
 
 /* Path of a fixture file: $HIRED_FIXTURES/rel, in a static buffer (one at a time). */
 static inline const char *test_fixture(const char *rel) {

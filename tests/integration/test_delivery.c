@@ -8,13 +8,14 @@
  *   crawl   10 jobs over a link throttled to 10 kB/s (the broker's sends back up)
  *   resets  50 streaming jobs (256 tokens each), submitted over a few seconds, on connections
  *           reset (TCP RST) every 2 s
- *   workers their connections reset every 3 s and throttled to 400 kB/s towards the broker, so
- *           the streams last long enough to be cut
+ *   workers their connections reset every 3 s (the first 4 times) and throttled to 400 kB/s
+ *           towards the broker, so the streams last long enough to be cut
  * Every job must end at its client with exactly the text `hired run` computes in-process for
  * the same image, question and seed (greedy and sampled), one ACCEPTED, no gap, no repeat; the
  * broker's counters must agree (completed = delivered = jobs, nothing failed, nothing left
  * undelivered); and each fault must have happened (the proxies' counters say so). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,13 +62,26 @@ typedef struct {
     fp_t *px;
     char ep[64];
     int timeout_ms, finals;
+    atomic_bool done;
     pthread_t th;
 } lane_t;
 
 static void *collect(void *arg) {
     lane_t *l = arg;
     l->finals = h_collect(l->c, l->r, l->n, l->timeout_ms);
+    atomic_store(&l->done, true);
     return NULL;
+}
+
+/* Waits for lane l; meanwhile stops the worker-link resets after `max_resets`. */
+static void join_lane(lane_t *l, fp_t *pw, uint64_t max_resets) {
+    while (!atomic_load(&l->done)) {
+        h_sleep_ms(50);
+        fp_stats_t st;
+        fp_get_stats(pw, &st);
+        if (st.resets >= max_resets) fp_reset_every(pw, 0);
+    }
+    pthread_join(l->th, NULL);
 }
 
 static void submit(lane_t *l, int i) {
@@ -112,9 +126,9 @@ int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
     const char *stall_env = getenv("HIRED_TEST_STALL_MS");
     const int stall_ms = stall_env ? atoi(stall_env) : 60000;
-    h_init(stall_ms / 1000 + 200);
+    h_init(stall_ms / 1000 + 400);
     char front[256], back[256];
-    const char *bopts[] = {"--broker.heartbeat_ms=200", "--broker.liveness=3", "--broker.max_attempts=20", NULL};
+    const char *bopts[] = {"--broker.heartbeat_ms=200", "--broker.liveness=3", "--broker.max_attempts=50", NULL};
     h_broker(NULL, NULL, bopts, front, back);
 
     /* the workers reach the broker through a proxy that cuts and throttles their links */
@@ -161,13 +175,13 @@ int main(void) {
         {.name = "crawl", .n = 10, .r = r_crawl, .kind = k_crawl},
         {.name = "resets", .n = 50, .r = r_reset, .kind = k_reset},
     };
-    hired_client_opts co = {.timeout_ms = stall_ms + 120000, .heartbeat_ms = 200};
+    hired_client_opts co = {.timeout_ms = stall_ms + 300000, .heartbeat_ms = 200};
     for (int l = 0; l < 4; l++) {
         lanes[l].px = fp_start(front, lanes[l].ep);
         CHECK(lanes[l].px != NULL);
         lanes[l].c = hired_client_new(lanes[l].ep, &co);
         CHECK(lanes[l].c != NULL);
-        lanes[l].timeout_ms = stall_ms + 110000;
+        lanes[l].timeout_ms = stall_ms + 280000;
     }
     CHECK(h_wait_workers(lanes[0].c, MODEL, 1, 2, 60000));
     fp_rate(pw, FP_UP, 400000);
@@ -190,16 +204,16 @@ int main(void) {
         if (i % 10 == 9) h_collect(lanes[3].c, lanes[3].r, i + 1, 1000);
     }
     pthread_create(&lanes[3].th, NULL, collect, &lanes[3]);
-    pthread_join(lanes[3].th, NULL);
+    join_lane(&lanes[3], pw, 4);
     fp_stats_t st;
     fp_get_stats(lanes[3].px, &st);
     fprintf(stderr, "resets lane: %d/%d final, %llu client connections reset\n", lanes[3].finals, lanes[3].n,
             (unsigned long long)st.resets);
     CHECK_MSG(st.resets >= 2, "the resetting proxy reset only %llu connections", (unsigned long long)st.resets);
-    for (int l = 1; l < 3; l++) pthread_join(lanes[l].th, NULL);
+    for (int l = 1; l < 3; l++) join_lane(&lanes[l], pw, 4);
     while (wire_now_ms() - t_stall < stall_ms) h_sleep_ms(100);
     fp_stall(lanes[0].px, FP_DOWN, false);
-    pthread_join(lanes[0].th, NULL);
+    join_lane(&lanes[0], pw, 4);
 
     int total = 0, good = 0;
     for (int l = 0; l < 4; l++) {

@@ -5,7 +5,8 @@
  *   dead     the worker is stopped longer than heartbeat x liveness: the broker declares it
  *            dead and re-queues; on SIGCONT it comes back as a new registration (its old
  *            session's messages are dropped) and runs the job again;
- *   timeout  the only decoder is stopped when the job reaches it and stays stopped longer than
+ *   timeout  (the one-partition model) the only decoder is stopped when the job reaches it and
+ *            stays stopped longer than
  *            the attempt timeout but shorter than liveness: the broker gives up the attempt and,
  *            the worker being the only one, sends it the job again under a new attempt, so the
  *            stopped process holds two attempts of one job. On SIGCONT it must serve only the
@@ -28,7 +29,6 @@
 #include "test_real_util.h"
 #include "wire.h"
 
-#define MODEL "llava-next-tiny"
 #define N_ASK 3
 
 static const char *const k_prompts[N_ASK] = {"Describe the picture in detail.", "Write a long story.",
@@ -37,6 +37,25 @@ static char g_expect[N_ASK][16384];
 static hired_params g_par[N_ASK];
 static uint8_t *g_img;
 static size_t g_img_n;
+static const char *g_model; /* the phase's model */
+
+/* The answers of model to image, in-process (the phase's model and image from here on). */
+static void expect_for(const char *model, const char *image) {
+    g_model = model;
+    free(g_img);
+    g_img = NULL;
+    CHECK(rt_read(rt_image(image), &g_img, &g_img_n) == 0);
+    char err[HIRED_ERR_LEN];
+    gen_model_t *m = gen_model_load(rt_model_dir(model), err);
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m) return;
+    gen_visual_t vis;
+    CHECK(rt_encode(m, g_img, g_img_n, &g_par[0], WIRE_DTYPE_F16, &vis) == 0);
+    for (int a = 0; a < N_ASK; a++)
+        CHECK(rt_answer(m, &vis, k_prompts[a], &g_par[a], NULL, g_expect[a], sizeof g_expect[a], NULL) == 0);
+    gen_visual_free(&vis);
+    gen_model_destroy(&m);
+}
 
 /* The STATUS state of our job id ("encoding", ...) into out, or "" when not in flight. */
 static void job_state(hired_client *c, const char *id, char *out, size_t cap) {
@@ -82,7 +101,7 @@ static bool counter_moves(hired_client *c, const char *name, long from, int ms) 
  * text was exact, 0 when the round did not catch the job mid-way, -1 when the text was wrong. */
 static int decoder_round(hired_client *c, pid_t dec, int a, int stop_ms, const char *evidence, const char *what) {
     h_result r;
-    CHECK(rt_submit(c, MODEL, g_img, g_img_n, k_prompts[a], &g_par[a], &r) == 0);
+    CHECK(rt_submit(c, g_model, g_img, g_img_n, k_prompts[a], &g_par[a], &r) == 0);
     for (int w = 0; w < 30000 && r.tokens < 3 && !r.final; w += 20) h_collect(c, &r, 1, 20);
     bool mid = r.tokens >= 3 && !r.final;
     int at = r.tokens;
@@ -93,7 +112,7 @@ static int decoder_round(hired_client *c, pid_t dec, int a, int stop_ms, const c
         h_sleep_ms(stop_ms / 4);
         kill(dec, SIGCONT);
     }
-    CHECK_EQ_INT(h_collect(c, &r, 1, 60000), 1);
+    CHECK_EQ_INT(h_collect(c, &r, 1, 120000), 1);
     bool ok = exact(&r, a, what);
     fprintf(stderr, "%s: stopped after %d of %d tokens, broker %s %s; text %s\n", what, at, r.tokens, evidence,
             moved ? "moved" : "did not move", ok ? "exact" : "WRONG");
@@ -104,7 +123,7 @@ static int decoder_round(hired_client *c, pid_t dec, int a, int stop_ms, const c
  * is still "encoding" while the encoder is stopped and the evidence counter moves. */
 static int encoder_round(hired_client *c, pid_t enc, int a, int stop_ms, const char *evidence, const char *what) {
     h_result r;
-    CHECK(rt_submit(c, MODEL, g_img, g_img_n, k_prompts[a], &g_par[a], &r) == 0);
+    CHECK(rt_submit(c, g_model, g_img, g_img_n, k_prompts[a], &g_par[a], &r) == 0);
     char state[32] = "";
     for (int w = 0; w < 20000 && strcmp(state, "encoding"); w += 5) {
         job_state(c, r.id, state, sizeof state);
@@ -123,7 +142,7 @@ static int encoder_round(hired_client *c, pid_t enc, int a, int stop_ms, const c
         kill(enc, SIGCONT);
     }
     kill(enc, SIGCONT);
-    CHECK_EQ_INT(h_collect(c, &r, 1, 60000), 1);
+    CHECK_EQ_INT(h_collect(c, &r, 1, 120000), 1);
     bool ok = exact(&r, a, what);
     fprintf(stderr, "%s: stopped while encoding: %s, broker %s %s; text %s\n", what, mid ? "yes" : "no", evidence,
             moved ? "moved" : "did not move", ok ? "exact" : "WRONG");
@@ -136,10 +155,10 @@ static int stopped_round(hired_client *c, pid_t dec, int a, const char *what) {
     long before = h_status_counter(c, "requeued");
     kill(dec, SIGSTOP);
     h_result r;
-    CHECK(rt_submit(c, MODEL, g_img, g_img_n, k_prompts[a], &g_par[a], &r) == 0);
-    bool moved = counter_moves(c, "requeued", before, 30000);
+    CHECK(rt_submit(c, g_model, g_img, g_img_n, k_prompts[a], &g_par[a], &r) == 0);
+    bool moved = counter_moves(c, "requeued", before, 60000);
     kill(dec, SIGCONT);
-    CHECK_EQ_INT(h_collect(c, &r, 1, 60000), 1);
+    CHECK_EQ_INT(h_collect(c, &r, 1, 120000), 1);
     bool ok = exact(&r, a, what);
     fprintf(stderr, "%s: attempt given up while stopped: %s; text %s\n", what, moved ? "yes" : "no",
             ok ? "exact" : "WRONG");
@@ -156,13 +175,14 @@ static void phase(const char *name, const char *const *bopts, int hb, int stop_m
     CHECK(px != NULL);
     if (rate) fp_rate(px, FP_UP, rate);
     snprintf(hbopt, sizeof hbopt, "--broker.heartbeat_ms=%d", hb);
-    const char *dir = rt_model_dir(MODEL);
+    static char dir[2048];
+    snprintf(dir, sizeof dir, "%s", rt_model_dir(g_model));
     const char *wopts[] = {"--worker.drain_ms=0", "--worker.warmup=false", hbopt, NULL};
     pid_t enc = rt_encoder(back, dir, wopts);
     pid_t dec = rt_decoder(dep, dir, wopts);
     hired_client_opts co = {.timeout_ms = 120000, .heartbeat_ms = 200};
     hired_client *c = hired_client_new(front, &co);
-    CHECK(h_wait_workers(c, MODEL, 1, 1, 60000));
+    CHECK(h_wait_workers(c, g_model, 1, 1, 60000));
     char what[64];
     int got = 0;
     for (int t = 0; t < tries && got < want; t++) {
@@ -195,12 +215,7 @@ static void phase(const char *name, const char *const *bopts, int hb, int stop_m
 
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(280);
-    const char *dir = rt_model_dir(MODEL);
-    char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(dir, err);
-    CHECK_MSG(m != NULL, "%s", err);
-    CHECK(rt_read(rt_image("large.jpg"), &g_img, &g_img_n) == 0);
+    h_init(600);
     for (int a = 0; a < N_ASK; a++) {
         hired_job j;
         hired_job_init(&j);
@@ -208,22 +223,18 @@ int main(void) {
         g_par[a].max_tokens = a == 2 ? 8 : 400;
         if (a == 1) g_par[a].temperature = 0.9, g_par[a].top_k = 40, g_par[a].seed = 4242;
     }
-    if (m) {
-        gen_visual_t vis;
-        CHECK(rt_encode(m, g_img, g_img_n, &g_par[0], WIRE_DTYPE_F16, &vis) == 0);
-        for (int a = 0; a < N_ASK; a++)
-            CHECK(rt_answer(m, &vis, k_prompts[a], &g_par[a], NULL, g_expect[a], sizeof g_expect[a], NULL) == 0);
-        gen_visual_free(&vis);
-    }
-    gen_model_destroy(&m);
 
-    /* dead: silent 0.5 s = dead; stopped 1.5 s; the decoder's TOKENs at 100 kB/s */
+    /* dead: silent 0.5 s = dead; stopped 1.5 s; the decoder's TOKENs at 100 kB/s. The
+     * anyres model on a 5-partition image, so the encoder can be caught mid-encode. */
+    expect_for("llava-next-tiny", "large.jpg");
     const char *dead[] = {"--broker.heartbeat_ms=100", "--broker.liveness=5", "--broker.max_attempts=20", NULL};
     phase("dead", dead, 100, 1500, 100000, false, 2, 6);
-    /* timeout: no progress for 1.5 s loses the attempt, silence for 20 s would be death */
-    const char *timeout[] = {"--broker.heartbeat_ms=200", "--broker.liveness=100", "--broker.attempt_timeout_ms=1500",
+    /* timeout: no progress for 8 s loses the attempt (well above an encode of the one-partition
+     * model, even in a sanitizer build), silence for 40 s would be death */
+    expect_for("llava15-tiny", "tiny.png");
+    const char *timeout[] = {"--broker.heartbeat_ms=400", "--broker.liveness=100", "--broker.attempt_timeout_ms=8000",
                              "--broker.max_attempts=20", "--broker.quarantine_after=0", NULL};
-    phase("timeout", timeout, 200, 0, 0, true, 2, 4);
+    phase("timeout", timeout, 400, 0, 0, true, 2, 4);
 
     free(g_img);
     CHECK_EQ_INT(rt_cleanup(), 0);
