@@ -10,14 +10,16 @@ b=${HIRED_BUILD:-build}
 ba=${HIRED_BUILD_ASAN:-build-asan}
 
 echo "== build ($b)"
-cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# Warnings are errors here (HIRED_WERROR; CI runs this script): a warning fails CI, never a
+# user's build, whose default leaves HIRED_WERROR off.
+cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHIRED_WERROR=ON >/dev/null
 cmake --build "$b" -j "$jobs"
 echo "== ctest ($b)"
 ctest --test-dir "$b" --output-on-failure -j "$jobs"
 
 echo "== build with ASan+UBSan ($ba)"
 # CUDA objects are not instrumented; the sanitizer run covers the CPU code.
-cmake -S . -B "$ba" -DCMAKE_BUILD_TYPE=Debug -DHIRED_SANITIZE=ON -DHIRED_CUDA=OFF >/dev/null
+cmake -S . -B "$ba" -DCMAKE_BUILD_TYPE=Debug -DHIRED_SANITIZE=ON -DHIRED_CUDA=OFF -DHIRED_WERROR=ON >/dev/null
 cmake --build "$ba" -j "$jobs"
 echo "== ctest with ASan+UBSan ($ba)"
 # The fidelity tests check three representative images per model here (HIRED_TEST_QUICK):
