@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "err.h"
 #include "test.h"
 #include "test_real_util.h"
 
