@@ -35,3 +35,8 @@ add_dependencies(test_real_submit hired-broker hired-encoder hired-decoder hired
 # sd_notify (READY, WATCHDOG, STOPPING) and SIGTERM with a job in flight (drain, hand back).
 hired_add_test(test_real_notify SOURCES integration/test_real_notify.c LIBS hired_rt_util TIMEOUT 60)
 add_dependencies(test_real_notify hired-broker hired-encoder hired-decoder)
+
+# `hired keygen`: certificate files that czmq and common/curve.c load, and a CURVE connection
+# made with them (authorised key served, others not).
+hired_add_test(test_keygen SOURCES integration/test_keygen.c LIBS hired_rt_util hired_svc TIMEOUT 60)
+add_dependencies(test_keygen hired)
