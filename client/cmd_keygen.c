@@ -9,8 +9,8 @@
  *                   --curve-cert)
  *
  * Keys come from libzmq's CURVE key generator through czmq's zcert API (zcert_new, zcert_save),
- * so the files are exactly what czmq's zmakecert would write, with metadata name = NAME and
- * generator = "hired keygen". D (default ".") is created (mode 0750) when missing; existing
+ * so the files are czmq's own certificate format (what czmq's zmakecert tool writes, for those who
+ * have it), with metadata name = NAME and generator = "hired keygen". D (default ".") is created (mode 0750) when missing; existing
  * files are never overwritten without --force. Prints both paths and the public key (Z85).
  * Exit status: 0 written, 1 the files could not be written (or exist), 2 usage.
  * Not here: loading and using certificates (common/curve.c). */
