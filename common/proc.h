@@ -2,8 +2,9 @@
  * the systemd watchdog.
  *
  *   signals   SIGTERM and SIGINT set one flag (the only mutable global of a hired process, as
- *             style.md allows); the daemon's main loop polls proc_stop_requested() and does the
- *             actual stopping itself, so nothing but the flag happens in signal context.
+ *             docs/architecture.md §9 allows); the daemon's main loop polls
+ *             proc_stop_requested() and does the actual stopping itself, so nothing but the
+ *             flag happens in signal context.
  *             SIGPIPE is ignored.
  *   sd_notify READY=1 / STOPPING=1 / STATUS=... through libsystemd when the process runs under
  *             systemd (NOTIFY_SOCKET set); without it every notify call is a no-op, so the same

@@ -8,7 +8,7 @@
  *     vit / prefill / decode > 0), each raw sample, and the environment;
  *   - the acceptance criterion: bytes on the wire per image at r = 0.2 <= 21% of r = 1.0;
  *   - kept tokens as HiRED's arithmetic says for the bundled large.jpg (2400x1600, a 2x2 grid,
- *     P = 5, 2880 candidates; design/hired.md §1.4/§1.6): N = floor(2880 r), the base keeps
+ *     P = 5, 2880 candidates; docs/selection.md §1.4/§1.6): N = floor(2880 r), the base keeps
  *     min(floor(N/2), 576), the 4 sub-images share the rest with floor losses (< 1 each), so
  *     r = 0.2 keeps 572..576 and r = 0.1 keeps 284..288; r = 1.0 keeps all 2880.
  * The bench's stdout must show the markdown table with the relative figures.
