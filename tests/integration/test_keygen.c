@@ -78,7 +78,7 @@ int main(void) {
         fprintf(stderr, "libzmq without CURVE: skipped\n");
         return 77;
     }
-    h_init(50);
+    h_init(RT_WATCHDOG_S);
     char keys[600], auth[700], other[700];
     snprintf(keys, sizeof keys, "%s", h_path("keys")); /* does not exist yet: keygen creates it */
     snprintf(auth, sizeof auth, "%s/authorized", keys);

@@ -175,7 +175,7 @@ static void worker_examples(const char *svc, const char *bin, const char *group,
 }
 
 int main(void) {
-    h_init(55);
+    h_init(RT_WATCHDOG_S);
     snprintf(g_model, sizeof g_model, "%s", rt_model_dir("llava-next-tiny"));
     worker_examples("encoder", "encoder_worker/hired-encoder", "encoder", "encoder.capacity");
     worker_examples("decoder", "decoder_worker/hired-decoder", "decoder", "decoder.capacity");

@@ -68,7 +68,7 @@ static uint64_t heartbeat_epoch(const char *front) {
 
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(55);
+    h_init(RT_WATCHDOG_S);
     char front[256], back[256];
     const char *bopts[] = {"--broker.heartbeat_ms=200", NULL};
     h_broker(NULL, NULL, bopts, front, back);

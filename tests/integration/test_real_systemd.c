@@ -96,7 +96,7 @@ int main(void) {
         fprintf(stderr, "systemd-analyze is not installed (Debian package systemd): skipped\n");
         return 77;
     }
-    h_init(50);
+    h_init(RT_WATCHDOG_S);
     char dir[600], cmd[700];
     snprintf(dir, sizeof dir, "%s", h_path("units"));
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
