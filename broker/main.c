@@ -3,6 +3,13 @@
  * (READY=1 once both sockets are bound, STOPPING=1 when the loop ends; the watchdog is pinged
  * from the loop itself, broker_run), run. Every key is listed by `hired-broker --help`; the
  * effective configuration is logged at start.
+ *
+ * Exit status: 0 after a clean stop (or --help, or a valid --check-config); 2 for a
+ * configuration error — an unknown key, a value out of range, an endpoint that is not
+ * "transport://address", CURVE files missing or malformed — which systemd must not restart
+ * (RestartPreventExitStatus=2); 1 when a valid configuration cannot run (an endpoint cannot be
+ * bound, e.g. the port is taken), which a restart may cure.
+ * --check-config: those configuration checks only, then exit 0 or 2, binding nothing.
  * Not here: the broker itself (broker.c). */
 #include <stddef.h>
 #include <stdio.h>
@@ -10,6 +17,7 @@
 
 #include "broker.h"
 #include "cfg.h"
+#include "curve.h"
 #include "log.h"
 #include "proc.h"
 
@@ -79,20 +87,52 @@ static const cfg_entry_t k_cfg[] = {
 };
 #undef O
 
+/* The checks --check-config makes (and every start, before binding): endpoints that look like
+ * ZeroMQ endpoints, CURVE files that load. 0 or HIRED_E* with err. */
+static int check_config(const main_cfg_t *c, char *err) {
+    const char *eps[2][2] = {{"broker.frontend", c->b.frontend}, {"broker.backend", c->b.backend}};
+    for (int i = 0; i < 2; i++) {
+        const char *sep = strstr(eps[i][1], "://");
+        if (!sep || sep == eps[i][1] || !sep[3])
+            return hired_errf(err, HIRED_EINVAL, "%s '%s' is not a ZeroMQ endpoint (transport://address, e.g. tcp://*:5555)",
+                              eps[i][0], eps[i][1]);
+    }
+    curve_cfg_t cv = {.server_cert = c->b.curve_server_cert, .authorized_keys = c->b.curve_authorized_keys};
+    char cerr[HIRED_ERR_LEN];
+    int rc = curve_check(&cv, cerr);
+    if (rc) return hired_errf(err, rc, "curve.*: %s", cerr);
+    return HIRED_OK;
+}
+
 int main(int argc, char **argv) {
     main_cfg_t cfg;
     memset(&cfg, 0, sizeof cfg);
     char err[HIRED_ERR_LEN];
     int n = (int)ARRAY_LEN(k_cfg);
-    int rc = cfg_args(k_cfg, n, &cfg, argc, argv, err);
+    bool check = false;
+    int ac = 0;
+    char **av = NULL;
+    int rc = proc_args_rewrite(argc, argv, NULL, 0, &ac, &av, &check, err); /* takes out --check-config */
+    if (!rc) rc = cfg_args(k_cfg, n, &cfg, ac, av, err);
+    proc_args_free(ac, &av);
     if (rc == 1) {
+        printf("\nhired-broker [-c FILE] [--check-config] [--KEY=VALUE | -o KEY=VALUE]...\n");
         cfg_free(k_cfg, n, &cfg);
         return 0;
     }
+    if (!rc) rc = check_config(&cfg, err);
     if (rc) {
         fprintf(stderr, "hired-broker: %s\n", err);
         cfg_free(k_cfg, n, &cfg);
-        return 2;
+        return PROC_EXIT_CONFIG;
+    }
+    if (check) {
+        log_set_level((log_level_t)cfg.log_level);
+        cfg_log(k_cfg, n, &cfg);
+        printf("hired-broker: configuration OK (clients on %s, workers on %s%s)\n", cfg.b.frontend, cfg.b.backend,
+               cfg.b.curve_server_cert[0] ? ", CURVE on" : "");
+        cfg_free(k_cfg, n, &cfg);
+        return 0;
     }
     log_set_level((log_level_t)cfg.log_level);
     cfg_log(k_cfg, n, &cfg);
@@ -112,5 +152,5 @@ int main(int argc, char **argv) {
     }
     broker_close(&b);
     cfg_free(k_cfg, n, &cfg);
-    return rc ? 1 : 0;
+    return rc ? PROC_EXIT_FAILURE : 0;
 }

@@ -54,7 +54,11 @@ char *stats_status_json(const broker_t *b, const client_t *c, int64_t now) {
     cJSON *root = cJSON_CreateObject();
     if (!root) return NULL;
     cJSON_AddNumberToObject(root, "v", WIRE_VERSION);
-    cJSON_AddNumberToObject(root, "epoch", (double)b->epoch);
+    /* The epoch is a random 64-bit number: a JSON number would reach readers as a double
+     * (cJSON, JavaScript) and lose its low bits, so it travels as a decimal string. */
+    char epoch[24];
+    snprintf(epoch, sizeof epoch, "%llu", (unsigned long long)b->epoch);
+    cJSON_AddStringToObject(root, "epoch", epoch);
     cJSON_AddNumberToObject(root, "uptime_ms", (double)(now - b->started));
 
     /* pools: one entry per (service, model) with its workers */

@@ -3,7 +3,9 @@
  *       the encoder worker's path in one process: decode, preprocess (LLaVA-NeXT anyres or
  *       LLaVA-1.5), CLIP vision tower up to the feature layer; prints the partition layout,
  *       per-stage timings and the patches the CLS token attends to most.
- *   hired show-selection (cmd_show.c), run (cmd_run.c), submit and status (cmd_submit.c).
+ *   hired show-selection (cmd_show.c), run (cmd_run.c), submit and status (cmd_submit.c),
+ *   bench (cmd_bench.c), keygen (cmd_keygen.c).
+ * Every subcommand answers -h / --help with its options on stdout and exit 0.
  * Exit status: 0 on success, 1 on a runtime error (message on stderr), 2 on a usage error. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +49,8 @@ static void usage(FILE *f) {
             "      the broker's worker pools, queues, jobs in flight, counters and stage timings\n"
             "  bench (--model DIR | --broker EP --model-name NAME) [--strategies L --budgets L --runs N]\n"
             "      the efficiency report: tok/s, TTFT, kept tokens, bytes on the wire, peak RSS per budget\n"
+            "  keygen NAME [--dir D] [--force]\n"
+            "      write a CURVE key pair D/NAME and D/NAME_secret (czmq certificate files)\n"
             "\n"
             "Each command prints its own options with --help.\n"
             "strategies: none, hired (default; budget 0.2, alpha 0.5, reference split), spatial,\n"
@@ -74,12 +78,28 @@ static void print_top_patches(const vision_out_t *out, int slot, int layer, int 
     (void)rows;
 }
 
+static void encode_usage(FILE *f) {
+    fprintf(f,
+            "usage: hired encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
+            "  the encoder worker's path in this process: decode the image, preprocess it as the\n"
+            "  model does (LLaVA-NeXT anyres or LLaVA-1.5), run the CLIP vision tower; prints the\n"
+            "  partition layout, per-stage timings and the K patches the CLS token attends to most\n"
+            "  at layer 0 and at the feature layer\n"
+            "  --model DIR       Hugging Face llava-hf model directory\n"
+            "  --image FILE      JPEG or PNG\n"
+            "  --max-pixels N    refuse larger images (width x height); 0 = no limit (default)\n"
+            "  --top K           patches listed per partition, 1..64 (default 5)\n");
+}
+
 int cmd_encode(int argc, char **argv) {
     const char *model = NULL, *image = NULL;
     long max_pixels = 0;
     int top = 5;
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            encode_usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
         else if (!strcmp(argv[i], "--image") && i + 1 < argc)
             image = argv[++i];
@@ -89,7 +109,7 @@ int cmd_encode(int argc, char **argv) {
             top = atoi(argv[++i]);
         else {
             fprintf(stderr, "hired encode: unknown or incomplete option '%s'\n", argv[i]);
-            usage(stderr);
+            encode_usage(stderr);
             return 2;
         }
     }
@@ -185,6 +205,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "submit")) return cmd_submit(argc - 2, argv + 2);
     if (!strcmp(argv[1], "status")) return cmd_status(argc - 2, argv + 2);
     if (!strcmp(argv[1], "bench")) return cmd_bench(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "keygen")) return cmd_keygen(argc - 2, argv + 2);
     fprintf(stderr, "hired: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

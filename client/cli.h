@@ -17,6 +17,7 @@ int cmd_run(int argc, char **argv);            /* cmd_run.c */
 int cmd_submit(int argc, char **argv);         /* cmd_submit.c */
 int cmd_status(int argc, char **argv);         /* cmd_submit.c */
 int cmd_bench(int argc, char **argv);          /* cmd_bench.c */
+int cmd_keygen(int argc, char **argv);         /* cmd_keygen.c */
 
 /* If arg is one of --strategy, --budget, --alpha, --split, --spatial, parses val into *o and
  * returns 2 (arguments consumed); returns 0 for any other arg; -1 (message printed) for a

@@ -1,4 +1,4 @@
-/* cmd_bench.c — `hired bench`: the efficiency report of the HiRED paper (design/hired.md §4.1)
+/* cmd_bench.c — `hired bench`: the efficiency report of the HiRED paper (docs/selection.md §4.1)
  * measured the way a serving system's user sees it.
  *
  * What is measured, for every strategy x budget, after --warmup unmeasured jobs, over --runs

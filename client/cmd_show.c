@@ -81,12 +81,33 @@ static void draw_partition(canvas_t *c, int ox, int oy, const uint8_t *tile, int
     }
 }
 
+static void show_usage(FILE *f) {
+    fprintf(f,
+            "usage: hired show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
+            "                            --split reference|paper --spatial S] [--out FILE.png]\n"
+            "  runs the encoder path and the token selection in this process and writes a PNG: every\n"
+            "  partition as the vision tower saw it, dropped patches dimmed, kept ones outlined in red,\n"
+            "  with the counts per partition\n"
+            "  --model DIR       Hugging Face llava-hf model directory\n"
+            "  --image FILE      JPEG or PNG\n"
+            "  --strategy S      none | hired | spatial | prumerge | prumerge+        (hired)\n"
+            "  --budget R        share of visual tokens kept, in (0, 1]              (0.2)\n"
+            "  --alpha A         HiRED's base-image share of the budget, in [0, 1]  (0.5)\n"
+            "  --split V         reference (the authors' code) | paper              (reference)\n"
+            "  --spatial S       strided tokens added to hired, share of a partition (0)\n"
+            "  --out FILE.png    where to write the picture                         (selection.png)\n");
+}
+
 int cmd_show_selection(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *out_path = "selection.png";
     gen_params_t gp;
     gen_params_default(&gp);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            show_usage(stdout);
+            return 0;
+        }
         int used = cli_parse_selection(&gp.sel, a, v);
         if (used < 0) return 2;
         if (used) {
@@ -99,6 +120,7 @@ int cmd_show_selection(int argc, char **argv) {
             out_path = v, i++;
         } else {
             fprintf(stderr, "hired show-selection: unknown or incomplete option '%s'\n", a);
+            show_usage(stderr);
             return 2;
         }
     }

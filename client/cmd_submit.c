@@ -32,11 +32,29 @@ static const char *default_broker(void) {
     return e && *e ? e : "tcp://127.0.0.1:5555";
 }
 
+/* The model name when --model is not given: $HIRED_MODEL_NAME, else the last component of the
+ * model directory $HIRED_MODEL — the name hired-encoder / hired-decoder serve a directory under
+ * when their model.name is empty (common/svc.c). $HIRED_MODEL is a directory everywhere (as for
+ * scripts/run-main.sh). NULL when neither is set. */
+static const char *default_model(void) {
+    const char *e = getenv("HIRED_MODEL_NAME");
+    if (e && *e) return e;
+    e = getenv("HIRED_MODEL");
+    if (!e || !*e) return NULL;
+    static char name[4096];
+    snprintf(name, sizeof name, "%s", e);
+    size_t l = strlen(name);
+    while (l > 1 && name[l - 1] == '/') name[--l] = 0;
+    const char *slash = strrchr(name, '/');
+    return slash ? slash + 1 : name;
+}
+
 static void submit_usage(FILE *f) {
     fprintf(f,
             "usage: hired submit [--broker EP] --model NAME --image FILE [options] \"question\"\n"
             "  --broker EP         broker frontend ($HIRED_BROKER, else tcp://127.0.0.1:5555)\n"
-            "  --model NAME        model name the workers serve ($HIRED_MODEL)\n"
+            "  --model NAME        model name the workers serve ($HIRED_MODEL_NAME, else the last\n"
+            "                      component of the model directory $HIRED_MODEL)\n"
             "  --strategy S        none | hired | spatial | prumerge | prumerge+   (hired)\n"
             "  --budget R          visual token budget rate in (0, 1]            (0.2)\n"
             "  --alpha A           HiRED base-image share in [0, 1]               (0.5)\n"
@@ -116,7 +134,7 @@ static void print_timings(const hired_event *ev) {
 }
 
 int cmd_submit(int argc, char **argv) {
-    const char *broker = default_broker(), *model = getenv("HIRED_MODEL"), *image = NULL, *question = NULL;
+    const char *broker = default_broker(), *model = default_model(), *image = NULL, *question = NULL;
     hired_client_opts co = {0};
     hired_job job;
     hired_job_init(&job);
@@ -276,7 +294,7 @@ static const char *jstr(const cJSON *o, const char *k) {
 }
 
 static void status_pretty(const cJSON *root, FILE *out) {
-    fprintf(out, "broker: epoch %.0f, up %.1f s\n", jnum(root, "epoch"), jnum(root, "uptime_ms") / 1e3);
+    fprintf(out, "broker: epoch %s, up %.1f s\n", jstr(root, "epoch"), jnum(root, "uptime_ms") / 1e3);
     const cJSON *pools = cJSON_GetObjectItemCaseSensitive(root, "pools"), *pool;
     fprintf(out, "pools:\n");
     if (!cJSON_GetArraySize(pools)) fprintf(out, "  (no workers)\n");

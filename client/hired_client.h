@@ -1,10 +1,14 @@
 /* hired_client.h — libhired: submit image + prompt jobs to a hired broker and receive their
- * streamed answers. Link with `pkg-config --cflags --libs hired`.
+ * streamed answers. Installed as <hired/hired_client.h>; build with
+ * `cc app.c $(pkg-config --cflags --libs hired)`.
  *
  *     hired_client *c = hired_client_new("tcp://broker:5555", NULL);
  *     hired_job job;
  *     hired_job_init(&job);
- *     job.model = "llava-v1.6-vicuna-7b"; job.prompt = "What is this?"; // the decoder adds the chat template
+ *     job.model = "llava-v1.6-vicuna-7b-hf";        // the name the workers serve
+ *     job.prompt = "What is in this picture?";       // a plain question: the decoder adds the
+ *                                                     // chat template and <image> (unless its
+ *                                                     // decoder.template is "raw")
  *     job.image = bytes; job.image_len = n;          // JPEG/PNG file bytes, not decoded
  *     char id[HIRED_JOB_ID_LEN];
  *     hired_submit(c, &job, id);
@@ -40,8 +44,8 @@
  *
  * Threads: a client may be shared by any number of threads; every function is thread-safe.
  * Events of all jobs come out of one queue in arrival order. A background thread does the
- * network work. Errors: functions return 0 or a negative HIRED_E* code (err.h, installed next
- * to this header); hired_strerror(code) names it. */
+ * network work. Errors: functions return 0 or a negative HIRED_E* code (hired_err.h, installed
+ * next to this header); hired_strerror(code) names it. */
 #ifndef HIRED_CLIENT_H
 #define HIRED_CLIENT_H
 
@@ -49,7 +53,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "hired_err.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -3,7 +3,7 @@
  * format changes).
  *
  * Keys are czmq certificates (zcert files: "NAME" holds the public key, "NAME_secret" both;
- * make them with zcert_new + zcert_save, or czmq's zmakecert). Roles:
+ * make them with `hired keygen NAME`, client/cmd_keygen.c: zcert_new + zcert_save). Roles:
  *   server (hired-broker, on its frontend and backend ROUTER sockets): its own secret
  *           certificate and three directories of authorised public certificates: clients (the
  *           frontend), workers (the backend) and, optionally, operators (the frontend, with the

@@ -1,37 +1,11 @@
-/* err.h — hired's error codes and the message buffer every parser of outside bytes fills.
- *
- * Functions return int: 0 is HIRED_OK, negatives are HIRED_E*. Functions that can fail on
- * outside input also take `char err[HIRED_ERR_LEN]` and write one human-readable sentence
- * there (naming the file, tensor, key or field at fault). Constructors return NULL and fill
- * err the same way. Nothing here allocates. */
+/* err.h — errors inside the project: the public codes and helpers of hired_err.h (installed
+ * with libhired) plus what only the project's own sources use (ARRAY_LEN). Every .c file of the
+ * project includes this one; installed headers include hired_err.h instead, so nothing below
+ * reaches a user's program (nor shadows the C library's <err.h>: this file is never installed). */
 #ifndef HIRED_ERR_H
 #define HIRED_ERR_H
 
-#define HIRED_ERR_LEN 512
-
-enum {
-    HIRED_OK = 0,
-    HIRED_EINVAL = -1,       /* bad argument or value */
-    HIRED_ENOMEM = -2,       /* allocation failed */
-    HIRED_EIO = -3,          /* open/read/mmap failed */
-    HIRED_EFORMAT = -4,      /* malformed file or message */
-    HIRED_ENOTFOUND = -5,    /* missing file, tensor or key */
-    HIRED_ERANGE = -6,       /* value or size outside the allowed range */
-    HIRED_EUNSUPPORTED = -7, /* well-formed but not something we handle */
-    HIRED_ESHAPE = -8,       /* tensor shape differs from what the model needs */
-    HIRED_ECUDA = -9,        /* CUDA runtime / cuBLAS failure */
-    HIRED_EBUSY = -10,       /* queue full */
-    HIRED_ETIMEOUT = -11,    /* deadline passed */
-    HIRED_EPROTO = -12,      /* wire protocol violation */
-    HIRED_ESTALE = -13,      /* the broker does not know (or no longer knows) that job */
-};
-
-/* Short static name of a code ("invalid argument", ...). Never NULL. */
-const char *hired_strerror(int code);
-
-/* Writes a printf-style message into err (if err is non-NULL) and returns code, so parsers can
- * write `return hired_errf(err, HIRED_EFORMAT, "%s: header too long", path);`. */
-int hired_errf(char *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+#include "hired_err.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 

@@ -1,5 +1,5 @@
 /* hfconfig.c — config.json and preprocessor_config.json of a Hugging Face LLaVA directory
- * (see hfconfig.h, llava-next.md §1 and §7.4).
+ * (see hfconfig.h, docs/numerics.md §1 and §7.4).
  *
  * Owns: the class defaults of transformers for every absent key, and the validation of every
  * present one. The defaults mirror the Python constructors:

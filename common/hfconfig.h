@@ -1,5 +1,5 @@
 /* hfconfig.h — what hired reads from a Hugging Face LLaVA model directory's config.json and
- * preprocessor_config.json (llava-next.md §1, §7.4), with the class defaults of transformers
+ * preprocessor_config.json (docs/numerics.md §1, §7.4), with the class defaults of transformers
  * applied to every absent key (the default traps: LlamaConfig/MistralConfig rms_norm_eps 1e-6,
  * Mistral rope_theta 1e4 and sliding_window 4096 when absent, null = no window).
  * Parsing goes through cJSON; every wrong type or out-of-range value is an error naming the

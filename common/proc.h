@@ -2,8 +2,9 @@
  * the systemd watchdog.
  *
  *   signals   SIGTERM and SIGINT set one flag (the only mutable global of a hired process, as
- *             style.md allows); the daemon's main loop polls proc_stop_requested() and does the
- *             actual stopping itself, so nothing but the flag happens in signal context.
+ *             docs/architecture.md §9 allows); the daemon's main loop polls
+ *             proc_stop_requested() and does the actual stopping itself, so nothing but the
+ *             flag happens in signal context.
  *             SIGPIPE is ignored.
  *   sd_notify READY=1 / STOPPING=1 / STATUS=... through libsystemd when the process runs under
  *             systemd (NOTIFY_SOCKET set); without it every notify call is a no-op, so the same
@@ -50,6 +51,17 @@ void proc_watchdog_tick(proc_watchdog_t *wd, int64_t now_ms);
 /* How long a loop may sleep between ticks without missing one: interval / 4 (at least 10 ms),
  * or `idle_ms` when the watchdog is off or idle_ms is shorter. */
 int proc_watchdog_sleep_ms(const proc_watchdog_t *wd, int idle_ms);
+
+// ---- exit statuses ---------------------------------------------------------------------------
+
+/* How every daemon (hired-broker, hired-encoder, hired-decoder) ends, as the systemd units know
+ * it: PROC_EXIT_CONFIG is a configuration error — an unknown key or bad value, a device this
+ * build cannot use, CURVE files that do not load, a model directory that is missing or does not
+ * load — which a restart cannot cure (the units say RestartPreventExitStatus=2);
+ * PROC_EXIT_FAILURE is a failure at run time (a backend fault, an endpoint that cannot be bound,
+ * resources), which a restart may cure (Restart=on-failure). 0 is a clean stop. */
+#define PROC_EXIT_FAILURE 1
+#define PROC_EXIT_CONFIG 2
 
 // ---- daemon command line ---------------------------------------------------------------------
 

@@ -100,7 +100,7 @@ struct st_model {
 
 // ---- names -----------------------------------------------------------------------------------
 
-/* transformers >= 4.52 prefixes -> the pre-4.52 llava-hf names (llava-next.md §7.3). */
+/* transformers >= 4.52 prefixes -> the pre-4.52 llava-hf names (docs/numerics.md §7.3). */
 static const struct {
     const char *from, *to;
     bool exact;

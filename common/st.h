@@ -2,7 +2,7 @@
  * model directory (sharded through model.safetensors.index.json, or a single model.safetensors).
  *
  * Tensor names are canonicalised to the pre-transformers-4.52 llava-hf layout on load
- * (llava-next.md §7.3): "model.language_model.X" -> "language_model.model.X",
+ * (docs/numerics.md §7.3): "model.language_model.X" -> "language_model.model.X",
  * "model.vision_tower.X" -> "vision_tower.X", "model.multi_modal_projector.X" ->
  * "multi_modal_projector.X", "model.image_newline" -> "image_newline",
  * top-level "lm_head.X" -> "language_model.lm_head.X". Callers always ask for the old names.

@@ -2,13 +2,16 @@
  * notice `draining`; the main thread sleeps between watchdog ticks (proc_watchdog_sleep_ms). */
 #include "svc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "curve.h"
 #include "err.h"
 #include "fingerprint.h"
+#include "hfconfig.h"
 #include "log.h"
 #include "proc.h"
 
@@ -81,6 +84,18 @@ int svc_configure(const char *prog, const cfg_entry_t *t, int n, void *values, c
         return 2;
     }
     return 0;
+}
+
+int svc_check_model(const svc_cfg_t *c, char *err) {
+    struct stat st;
+    if (stat(c->model_dir, &st) != 0)
+        return hired_errf(err, HIRED_ENOTFOUND, "model.dir '%s': %s", c->model_dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) return hired_errf(err, HIRED_ENOTFOUND, "model.dir '%s' is not a directory", c->model_dir);
+    hf_config_t hf;
+    char sub[HIRED_ERR_LEN];
+    int rc = hf_config_load(c->model_dir, &hf, sub);
+    if (rc) return hired_errf(err, rc, "model.dir '%s' does not hold a model this build runs: %s", c->model_dir, sub);
+    return HIRED_OK;
 }
 
 int svc_model_name(const svc_cfg_t *c, char out[WIRE_MAX_MODEL + 1], char *err) {

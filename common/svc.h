@@ -54,6 +54,11 @@ void svc_cfg_entries(size_t base, const char *warmup_help, cfg_entry_t out[SVC_C
 int svc_configure(const char *prog, const cfg_entry_t *t, int n, void *values, const svc_cfg_t *c, int argc,
                   char **argv, bool *check, int (*extra)(void *values, char *err));
 
+/* What --check-config checks of the model without loading weights: model.dir is a directory
+ * whose config.json describes a LLaVA / LLaVA-NeXT model this build runs (hf_config_load).
+ * 0 or HIRED_E* with err naming the directory. */
+int svc_check_model(const svc_cfg_t *c, char *err);
+
 /* The model name: model.name, else the last component of model.dir, checked against the
  * protocol's charset [A-Za-z0-9._:/+-], 1-WIRE_MAX_MODEL characters. 0 or HIRED_EINVAL. */
 int svc_model_name(const svc_cfg_t *c, char out[WIRE_MAX_MODEL + 1], char *err);

@@ -748,7 +748,7 @@ static int params_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v,
         if (rc) return rc;
         char name[32];
         snprintf(name, sizeof name, "params.%s", keys[i]);
-        uint64_t u;
+        uint64_t u = 0; /* get_u64 sets it on success; gcc -O3 cannot see that */
         switch (i) {
         case 0: return get_i32(c, v, name, &p->max_tokens);
         case 1: return get_double(c, v, name, &p->temperature);
@@ -807,7 +807,7 @@ static int get_bin(ctx_t *c, const msgpack_object *o, const char *f, size_t cap,
 static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, size_t *pos_bytes,
                        const char **pos_ptr, const wire_limits_t *lim) {
     const char *f = k_field_names[field_index(bit)];
-    uint64_t u;
+    uint64_t u = 0; /* get_u64 sets it on success */
     int rc;
     switch (bit) {
     case WIRE_F_ID: return get_fixed(c, v, f, m->id, WIRE_MAX_ID);

@@ -1,5 +1,5 @@
 /* llm.h — the LLaMA / Mistral text model of a LLaVA checkpoint on the CPU backend
- * (llava-next.md §6): token embedding, pre-norm blocks (RMSNorm in HF order, q/k/v projections,
+ * (docs/numerics.md §6): token embedding, pre-norm blocks (RMSNorm in HF order, q/k/v projections,
  * half-split RoPE with the config's theta, causal GQA attention over the KV cache, o_proj,
  * residual; RMSNorm, SwiGLU MLP, residual), final RMSNorm, untied lm_head.
  *

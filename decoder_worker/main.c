@@ -27,7 +27,9 @@
  * or positions that do not fit the model) gets an ERROR naming it; the worker keeps serving.
  * A backend fault (HIRED_ECUDA) ends the process with status 1 without answering (the broker
  * re-queues; systemd restarts). SIGTERM: STOPPING=1, no new jobs, running ones get
- * worker.drain_ms, then DISCONNECT hands the rest back; exit 0. Configuration errors exit 2.
+ * worker.drain_ms, then DISCONNECT hands the rest back; exit 0. Configuration errors exit 2
+ * (PROC_EXIT_CONFIG, not restarted by the unit), and so does a model that is missing or does not
+ * load; a failed warm-up exits 1.
  * Not here: the model code (decoder_worker/generate.h and below), the protocol (worker_conn),
  * what every worker does the same way (keys, command line, job threads, READY, watchdog,
  * drain: common/svc.h). */
@@ -375,9 +377,11 @@ int main(int argc, char **argv) {
     log_set_level((log_level_t)d.cfg.w.log_level);
     cfg_log(k_cfg, N_CFG, &d.cfg);
     if (check) {
-        printf("hired-decoder: configuration OK (model '%s')\n", d.name);
+        int mrc = svc_check_model(&d.cfg.w, err);
+        if (mrc) fprintf(stderr, "hired-decoder: %s\n", err);
+        else printf("hired-decoder: configuration OK (model '%s')\n", d.name);
         cfg_free(k_cfg, N_CFG, &d.cfg);
-        return 0;
+        return mrc ? PROC_EXIT_CONFIG : 0;
     }
     if (proc_signals_install()) log_warn("hired-decoder: cannot install signal handlers");
     proc_notify_status("loading %s", d.cfg.w.model_dir);
@@ -385,16 +389,17 @@ int main(int argc, char **argv) {
     double t0 = now_ms();
     d.model = gen_model_load(d.cfg.w.model_dir, err);
     int rc = d.model ? HIRED_OK : HIRED_ENOTFOUND;
+    bool model_bad = rc != HIRED_OK; /* a configuration error: systemd must not restart */
     if (!rc) {
         d.hf = gen_model_config(d.model);
         if (d.cfg.prefill_chunk > 0) llm_set_prefill_chunk(gen_model_llm(d.model), (int)d.cfg.prefill_chunk);
         if (d.cfg.w.warmup) rc = warmup(&d, err);
     }
     if (rc) {
-        log_error("hired-decoder: %s", err);
+        log_error("hired-decoder: %s%s", model_bad ? "cannot load the model: " : "", err);
         gen_model_destroy(&d.model);
         cfg_free(k_cfg, N_CFG, &d.cfg);
-        return 1;
+        return model_bad ? PROC_EXIT_CONFIG : PROC_EXIT_FAILURE;
     }
     log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) loaded in %.0f ms",
              d.name, d.hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", d.hf->text.layers,
@@ -414,5 +419,5 @@ int main(int argc, char **argv) {
              (unsigned long long)atomic_load(&d.failed));
     gen_model_destroy(&d.model);
     cfg_free(k_cfg, N_CFG, &d.cfg);
-    return rc ? 2 : 0; /* refused by the broker: a configuration error */
+    return rc ? PROC_EXIT_CONFIG : 0; /* refused by the broker (another checkpoint under this name) */
 }

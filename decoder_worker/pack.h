@@ -1,4 +1,4 @@
-/* pack.h — where each kept visual token goes in the language model's input (llava-next.md §4).
+/* pack.h — where each kept visual token goes in the language model's input (docs/numerics.md §4).
  *
  * LLaVA-NeXT (PACK_MODE_NEXT): the base partition's kept tokens first, in selection order; then
  * the sub-images' kept tokens in selection order (mosaic raster order: row by row across the

@@ -1,4 +1,4 @@
-/* projector.h — LLaVA's multimodal projector (llava-next.md §3) and the learned image_newline.
+/* projector.h — LLaVA's multimodal projector (docs/numerics.md §3) and the learned image_newline.
  *
  * y = linear_2(gelu_erf(linear_1(x))) per token, biases per config.multimodal_projector_bias,
  * applied to the K features the encoder kept (never to dropped ones). linear_1 is

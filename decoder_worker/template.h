@@ -1,5 +1,5 @@
 /* template.h — chat templates that wrap a user question into the prompt text a LLaVA model was
- * trained on (llava-next.md §5.2), and the check that an encoded prompt has exactly one <image>.
+ * trained on (docs/numerics.md §5.2), and the check that an encoded prompt has exactly one <image>.
  *
  * Every template puts "<image>\n" before the question, unless the question already contains
  * "<image>": then it is used as given (no second placeholder). "raw" returns the question

@@ -1,6 +1,6 @@
 /* tokenizer.h — a Hugging Face `tokenizer.json` BPE tokenizer (LlamaTokenizerFast / SentencePiece-
  * style: byte fallback, "▁" for spaces), encoding and decoding exactly as the `tokenizers` library
- * does for the configurations listed below (llava-next.md §8).
+ * does for the configurations listed below (docs/numerics.md §8).
  *
  * What tok_load accepts (anything else is refused with HIRED_EUNSUPPORTED naming the field):
  *   model          BPE: vocab, merges ("a b" strings or [a, b] pairs; index = rank), unk_token,

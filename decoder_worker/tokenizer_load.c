@@ -66,6 +66,7 @@ static bool arena_add(tok_t *t, const char *s, size_t n, span_t *out) {
 
 /* A string member (required); *out borrowed from the JSON. */
 static int get_str(load_t *L, const cJSON *obj, const char *key, const char *where, const char **out) {
+    *out = NULL; /* set on every path, so callers' locals are never read uninitialised */
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
     if (!cJSON_IsString(it) || !it->valuestring)
         return hired_errf(L->err, HIRED_EFORMAT, "%s: %s.%s must be a string", L->path, where, key);

@@ -1,5 +1,5 @@
 /* image.h — decoding image bytes to 8-bit RGB exactly as PIL's Image.open(...).convert("RGB")
- * would (llava-next.md §1.1, §1.9): JPEG through libjpeg-turbo (ISLOW IDCT, fancy upsampling,
+ * would (docs/numerics.md §1.1, §1.9): JPEG through libjpeg-turbo (ISLOW IDCT, fancy upsampling,
  * JCS_RGB), PNG/GIF/BMP through stb_image; alpha dropped (no compositing), grayscale
  * replicated, palette expanded, no EXIF rotation. The format is chosen by signature; WebP,
  * TIFF, PSD, PNM, HDR, HEIF/AVIF, JPEG 2000, ICO, QOI and CMYK/YCCK JPEGs are refused, TGA is

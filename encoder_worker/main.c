@@ -27,7 +27,8 @@
  * strategy or out-of-range budget/alpha, a budget that keeps no token) gets an ERROR reply
  * naming the problem and the worker keeps serving. A backend fault (HIRED_ECUDA) ends the
  * process with status 1 without answering, so the broker re-queues the job (counting an
- * attempt) and systemd restarts the worker. Configuration errors exit 2.
+ * attempt) and systemd restarts the worker. Configuration errors exit 2 (PROC_EXIT_CONFIG, not
+ * restarted by the unit), and so does a model directory that is missing or does not load.
  *
  * Threads: encoder.capacity job threads share the read-only model (vision_encode does not
  * modify the tower); the main thread watches signals and pings the systemd watchdog. The keys,
@@ -525,21 +526,24 @@ int main(int argc, char **argv) {
     log_set_level((log_level_t)e.cfg.w.log_level);
     cfg_log(k_cfg, N_CFG, &e.cfg);
     if (check) {
-        printf("hired-encoder: configuration OK (model '%s')\n", e.name);
+        int mrc = svc_check_model(&e.cfg.w, err);
+        if (mrc) fprintf(stderr, "hired-encoder: %s\n", err);
+        else printf("hired-encoder: configuration OK (model '%s')\n", e.name);
         cfg_free(k_cfg, N_CFG, &e.cfg);
-        return 0;
+        return mrc ? PROC_EXIT_CONFIG : 0;
     }
     if (proc_signals_install()) log_warn("hired-encoder: cannot install signal handlers");
     proc_notify_status("loading %s", e.cfg.w.model_dir);
 
     double t0 = now_ms();
     int rc = model_load(&e, err);
+    bool model_bad = rc != HIRED_OK; /* a configuration error: systemd must not restart */
     if (!rc && e.cfg.w.warmup) rc = warmup(&e, err);
     if (rc) {
-        log_error("hired-encoder: %s", err);
+        log_error("hired-encoder: %s%s", model_bad ? "cannot load the model: " : "", err);
         model_free(&e);
         cfg_free(k_cfg, N_CFG, &e.cfg);
-        return 1;
+        return model_bad ? PROC_EXIT_CONFIG : PROC_EXIT_FAILURE;
     }
     log_info("hired-encoder: model '%s' (%s, vision %d layers, width %d) loaded in %.0f ms", e.name,
              e.hf.kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", e.hf.vision.layers, e.hf.vision.hidden,
@@ -568,5 +572,5 @@ int main(int argc, char **argv) {
     cache_free(&e);
     model_free(&e);
     cfg_free(k_cfg, N_CFG, &e.cfg);
-    return rc ? 2 : 0; /* refused by the broker: a configuration error */
+    return rc ? PROC_EXIT_CONFIG : 0; /* refused by the broker (another checkpoint under this name) */
 }

@@ -1,6 +1,6 @@
 /* preprocess.c — LLaVA-NeXT anyres and LLaVA-1.5 preprocessing (see preprocess.h).
  *
- * Numerics follow transformers' slow processors operation by operation (llava-next.md §1.2-1.8):
+ * Numerics follow transformers' slow processors operation by operation (docs/numerics.md §1.2-1.8):
  * Python's int / int true division and int * float products are IEEE doubles here, int() is a
  * C truncating cast, math.ceil is ceil(). The uint8 -> float step is a per-channel table of the
  * 256 possible results of (float)((double)u8 * rescale_factor), then (x - mean_f32) / std_f32

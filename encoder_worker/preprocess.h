@@ -1,5 +1,5 @@
 /* preprocess.h — LLaVA-NeXT anyres and LLaVA-1.5 preprocessing, bit-exact with transformers'
- * slow (PIL) image processors (llava-next.md §1, transformers >= 4.52 padding):
+ * slow (PIL) image processors (docs/numerics.md §1, transformers >= 4.52 padding):
  *   NeXT: grid choice (select_best_resolution) -> aspect-preserving PIL bicubic resize ->
  *         black padding (extra pixel bottom/right) -> 336x336 tiles row-major, after a base
  *         image (the original squashed to 336x336) -> rescale + normalise -> CHW float32.

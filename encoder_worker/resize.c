@@ -1,4 +1,4 @@
-/* resize.c — Pillow's BICUBIC resize of 8-bit RGB, bit for bit (llava-next.md §1.7).
+/* resize.c — Pillow's BICUBIC resize of 8-bit RGB, bit for bit (docs/numerics.md §1.7).
  *
  * Per axis the filter is a table of int32 coefficients with 22 fractional bits, one row of
  * `ksize` taps per output index, starting at source index `first`:

@@ -1,4 +1,4 @@
-/* resize.h — Pillow's Image.resize(size, BICUBIC) on 8-bit RGB, bit-exact (llava-next.md §1.7):
+/* resize.h — Pillow's Image.resize(size, BICUBIC) on 8-bit RGB, bit-exact (docs/numerics.md §1.7):
  * separable, horizontal pass first into a uint8 intermediate, antialiased (kernel widened by the
  * scale on downscale), Keys cubic a=-0.5, 22-bit fixed-point coefficients. Equal size = copy. */
 #ifndef HIRED_RESIZE_H

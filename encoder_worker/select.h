@@ -1,5 +1,5 @@
 /* select.h — visual token selection at the encoder: which of the n·576 patch features of one
- * image survive, before anything is shipped (hired.md; architecture.md §6).
+ * image survive, before anything is shipped (docs/selection.md; docs/architecture.md §6).
  *
  * Strategies:
  *   none       every token (the budget is ignored).
@@ -11,16 +11,16 @@
  *              attention. LLaVA-1.5 (n == 1): top-min(576, int(576·r)) by selection-layer attention.
  *              r >= 1 keeps every token (the authors' code skips selection there; by the formulas
  *              the reference split would keep fewer).
- *   spatial    uniform raster stride (hired.md §1.7): k_s = int(576·s), gap = 576 / k_s,
+ *   spatial    uniform raster stride (docs/selection.md §1.7): k_s = int(576·s), gap = 576 / k_s,
  *              indices 0, gap, 2·gap, … < 575 in every partition. Alone (s = r), or added to
  *              hired with opts.spatial = s > 0.
- *   prumerge, prumerge+   PruMerge (hired.md §3), per partition: IQR outliers of the
+ *   prumerge, prumerge+   PruMerge (docs/selection.md §3), per partition: IQR outliers of the
  *              single-head full-width CLS attention at the last layer, each kept token merged
  *              with its 32 most key-similar others (attention-weighted sum), one extra summary
  *              token; `+` adds the strided spatial supplement. Adaptive: the budget is ignored.
  *
  * HiRED budget split variants:
- *   reference  exactly the authors' code (hired.md §1.6): indicator of the top-int(576·(1−α))
+ *   reference  exactly the authors' code (docs/selection.md §1.6): indicator of the top-int(576·(1−α))
  *              base tokens by allocation-layer attention, counted over n consecutive raster
  *              chunks of the base grid; b_i = min(576, int(float32(count_i/Σcount)·B_sub));
  *              remainders dropped (Σ b_i ≤ B_sub).
@@ -30,7 +30,7 @@
  *              B_sub by largest remainder (ties: lower index), capped at 576 with the excess
  *              moved to sub-images with room, so Σ b_i = B_sub exactly.
  *
- * Defined behaviour where the authors' code fails (hired.md §1.6, §3):
+ * Defined behaviour where the authors' code fails (docs/selection.md §1.6, §3):
  *   reference split with Σcount = 0 (α = 1): B_sub split evenly, int(B_sub / (n−1)) each;
  *   PruMerge with no outlier: the single most-attended token is kept (ratio = 1/576);
  *   (PruMerge+'s stride int(int(1/ratio)/3) is >= 1 whenever there is an outlier: at most a
@@ -106,16 +106,16 @@ void sel_out_free(sel_out_t *out);
 
 // ---- the arithmetic, exposed for tests ---------------------------------------------------------
 
-/* HiRED budgets for n partitions of P tokens (hired.md §1.4): N, B_full, B_sub. */
+/* HiRED budgets for n partitions of P tokens (docs/selection.md §1.4): N, B_full, B_sub. */
 void sel_hired_budgets(int n, int P, double r, double alpha, int *total, int *base, int *sub);
-/* Reference split (hired.md §1.6): b[0..n_sub-1] from the base's allocation-layer attention. */
+/* Reference split (docs/selection.md §1.6): b[0..n_sub-1] from the base's allocation-layer attention. */
 void sel_split_reference(const float *base_alloc_attn, int P, int n_sub, double alpha, int b_sub, int *b);
 /* Paper split: b[0..rows·cols-1] by attention mass over the matching base-grid regions. */
 void sel_split_paper(const float *base_alloc_attn, int grid, int rows, int cols, int orig_h, int orig_w,
                      int image_size, int b_sub, int *b);
 /* PruMerge's IQR outlier ratio: #{a_j > Q3 + 1.5·IQR} / n, percentiles by linear interpolation. */
 double sel_iqr_outlier_ratio(const float *a, int n);
-/* Spatial indices (hired.md §1.7) for budget s over P tokens into idx; returns the count. */
+/* Spatial indices (docs/selection.md §1.7) for budget s over P tokens into idx; returns the count. */
 int sel_spatial_indices(int P, double s, int32_t *idx);
 
 #endif

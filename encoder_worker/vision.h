@@ -1,6 +1,6 @@
 /* vision.h — the CLIP vision tower of a LLaVA model, up to the feature layer, on the CPU backend.
  *
- * Computes, for n preprocessed partitions at once (llava-next.md §2): patch embedding (no bias),
+ * Computes, for n preprocessed partitions at once (docs/numerics.md §2): patch embedding (no bias),
  * class token, position embedding, pre_layrnorm, pre-LN encoder blocks; returns the output of
  * the feature layer (hidden_states[vision_feature_layer], CLS row dropped) and, at any encoder
  * layers the caller asks for, the CLS query's attention probabilities. Layers past the feature
@@ -39,7 +39,7 @@ typedef struct {
     float *cls_attn;   /* [n_attn_layers, n, n_patches]: CLS->patch probabilities summed over heads */
     float *cls_attn_heads; /* [n_attn_layers, n, n_heads, n_patches + 1]: per-head CLS row, all keys */
     float *pm_attn;    /* [n, n_patches] (want_pm): softmax(q_cls·Kᵀ/√d) over all n_patches+1 keys as one
-                        * full-width head, patch columns (PruMerge's attention, hired.md §3) */
+                        * full-width head, patch columns (PruMerge's attention, docs/selection.md §3) */
     float *pm_keys;    /* [n, n_patches, d] (want_pm): k_proj output of that layer, CLS row dropped */
 } vision_out_t;
 

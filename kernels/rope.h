@@ -1,4 +1,4 @@
-/* rope.h — HF half-split rotary position embedding (llava-next.md §6.2), in place on q or k.
+/* rope.h — HF half-split rotary position embedding (docs/numerics.md §6.2), in place on q or k.
  *
  * For each row i (position pos0 + i), each head, and each i2 < head_dim/2:
  *   inv_freq = 1 / powf((float)theta, (float)(2·i2) / (float)head_dim)   (float32, as torch)

@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The main job: installs what it needs, builds hired, starts a broker, one encoder worker and
-# one decoder worker on 127.0.0.1 with the bundled tiny model, submits the bundled sample photo
-# with a question through `hired submit`, streams the answer, then stops the services.
-# Safe to re-run. Point it at a real checkpoint with
+# The main job: installs what it needs, builds hired (the services, the `hired` command and
+# libhired), starts a broker, one encoder worker and one decoder worker on 127.0.0.1 with the
+# bundled tiny model, submits the bundled sample photo with a question through `hired submit`,
+# streams the answer, then stops the services.
+# Safe to re-run. $HIRED_MODEL is a model directory (the workers serve it under its last path
+# component, which is what `hired submit` asks for). Point it at a real checkpoint with
 #   HIRED_MODEL=/path/to/llava-v1.6-vicuna-7b-hf HIRED_IMAGE=photo.jpg scripts/run-main.sh "question"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 b=${HIRED_BUILD:-build}
 cmake -S . -B "$b" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$b" -j "$(nproc)" --target hired hired-broker hired-encoder hired-decoder >/dev/null
+# the services, the `hired` command and libhired (build/client/libhired.so; pkg-config with
+# PKG_CONFIG_PATH=build/pkgconfig finds it through hired-uninstalled.pc)
+cmake --build "$b" -j "$(nproc)" --target hired hired-broker hired-encoder hired-decoder hired_client >/dev/null
 model=${HIRED_MODEL:-tests/fixtures/models/llava-next-tiny}
 image=${HIRED_IMAGE:-tests/fixtures/images/large.jpg}
 question=${1:-What is in the picture?}

@@ -1,17 +1,15 @@
 # projector / packing / text model / sampler / in-process generation (decoder_worker, hired_llm)
-hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm hired_image TIMEOUT 60)
-hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm TIMEOUT 60)
-hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common TIMEOUT 300)
+hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm hired_image LABELS unit)
+hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm LABELS unit)
+hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common LABELS integration)
 add_dependencies(test_run_cli hired)
 # test_llm without arguments: behaviour and errors; "kv": the KV-cache check (LLaVA-NeXT, r = 0.2
 # vs 1.0). With MODEL FIRST COUNT: fidelity against tests/fixtures/llm on a shard of MODEL's
 # images (the vision tower of every image runs, slow under ASan, so the images are spread over
 # several ctest entries).
-hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm TIMEOUT 300)
+hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm LABELS unit)
 add_test(NAME test_llm_kv COMMAND test_llm kv)
-set_tests_properties(test_llm_kv PROPERTIES
-  ENVIRONMENT "HIRED_FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures;HIRED_BUILD_DIR=${CMAKE_BINARY_DIR}"
-  TIMEOUT 300)
+hired_test_properties(test_llm_kv LABELS fidelity)
 foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" "llava-next-tiny;6;2"
               "llava-next-tiny;8;2" "llava15-tiny;0;5" "llava15-tiny;5;5")
   list(GET shard 0 model)
@@ -19,7 +17,5 @@ foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" 
   list(GET shard 2 count)
   set(name test_llm_${model}_${first})
   add_test(NAME ${name} COMMAND test_llm ${model} ${first} ${count})
-  set_tests_properties(${name} PROPERTIES
-    ENVIRONMENT "HIRED_FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures;HIRED_BUILD_DIR=${CMAKE_BINARY_DIR}"
-    SKIP_RETURN_CODE 77 TIMEOUT 300)
+  hired_test_properties(${name} LABELS fidelity)
 endforeach()

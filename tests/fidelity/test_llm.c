@@ -50,6 +50,8 @@ static uint8_t *read_file(const char *path, size_t *n) {
 static const float *get_f32(const st_file_t *f, const char *name, int64_t *n0, int64_t *n1) {
     tensor_t t;
     char err[HIRED_ERR_LEN];
+    if (n0) *n0 = 0; /* also when the tensor is missing: callers compare the counts */
+    if (n1) *n1 = 0;
     if (st_file_get(f, name, &t, err) || t.dtype != TENSOR_DTYPE_F32) {
         fprintf(stderr, "%s: %s\n", st_file_path(f), err);
         return NULL;

@@ -8,10 +8,14 @@
  *     vit / prefill / decode > 0), each raw sample, and the environment;
  *   - the acceptance criterion: bytes on the wire per image at r = 0.2 <= 21% of r = 1.0;
  *   - kept tokens as HiRED's arithmetic says for the bundled large.jpg (2400x1600, a 2x2 grid,
- *     P = 5, 2880 candidates; design/hired.md §1.4/§1.6): N = floor(2880 r), the base keeps
+ *     P = 5, 2880 candidates; docs/selection.md §1.4/§1.6): N = floor(2880 r), the base keeps
  *     min(floor(N/2), 576), the 4 sub-images share the rest with floor losses (< 1 each), so
  *     r = 0.2 keeps 572..576 and r = 0.1 keeps 284..288; r = 1.0 keeps all 2880.
- * The bench's stdout must show the markdown table with the relative figures. */
+ * The bench's stdout must show the markdown table with the relative figures.
+ * Nothing here depends on how fast the machine is: the figures must be present and sane
+ * (positive, ordered percentiles, end-to-end >= TTFT), never above or below a speed. The only
+ * clock is a hang watchdog (HANG_S, far beyond any run, below the ctest timeout of the `slow`
+ * label so the bench's process group is still killed here rather than orphaned by ctest). */
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -43,9 +47,11 @@ static char *slurp(const char *path) {
     return s;
 }
 
-/* Runs argv with stdout to out_path (stderr inherited); the exit status, or -1 after a
- * timeout (the process group is killed). */
-static int run(char *const argv[], const char *out_path, int timeout_s) {
+#define HANG_S 540 /* a hung bench, not a slow one: a normal run takes ~20 s, ~90 s under ASan */
+
+/* Runs argv with stdout to out_path (stderr inherited); the exit status, or -1 when it hangs
+ * past hang_s (the process group is killed). */
+static int run(char *const argv[], const char *out_path, int hang_s) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, out_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -65,8 +71,8 @@ static int run(char *const argv[], const char *out_path, int timeout_s) {
         int st;
         pid_t w = waitpid(pid, &st, WNOHANG);
         if (w == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        if (time(NULL) - t0 > timeout_s) {
-            fprintf(stderr, "hired bench did not finish in %d s; killing it\n", timeout_s);
+        if (time(NULL) - t0 > hang_s) {
+            fprintf(stderr, "hired bench hangs (still running after %d s); killing it\n", hang_s);
             kill(-pid, SIGKILL);
             waitpid(pid, &st, 0);
             return -1;
@@ -105,7 +111,7 @@ int main(void) {
 
     char *argv[] = {hired, "bench", "--model", model, "--runs", "2", "--warmup", "1", "--max-tokens", "4", "--json",
                     json, NULL};
-    int st = run(argv, out, 140); /* ~20 s normal, ~90 s under ASan on 2 busy cores */
+    int st = run(argv, out, HANG_S);
     CHECK_EQ_INT(st, 0);
 
     char *table = slurp(out), *text = slurp(json);

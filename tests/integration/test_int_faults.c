@@ -2,10 +2,17 @@
  * are re-queued to the other decoder, complete with the right text, and the client sees every
  * token exactly once (seeded decode repeats the same tokens; the broker and the client drop the
  * repeats). kill -9 of an encoder mid-encode: re-queued, the job completes. A stopped (SIGSTOP)
- * decoder goes silent: the broker declares it dead after the heartbeat liveness and re-queues. */
+ * decoder goes silent: the broker declares it dead after the heartbeat liveness and re-queues.
+ * No sleep stands in for synchronisation: each fault is injected once the client or the broker
+ * shows the state it needs (tokens arriving, the job "encoding" in STATUS), and each scenario
+ * fails unless its fault was seen (jobs still streaming when the decoder died, the broker's
+ * requeued / workers_lost counters moving). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "harness.h"
 #include "test.h"
@@ -24,6 +31,45 @@ static int check_all(h_result *r, int n) {
         ok += good;
     }
     return ok;
+}
+
+/* Feeds events into r[n] until every job has a TOKEN or has ended; false after timeout_ms. */
+static bool wait_streaming(hired_client *c, h_result *r, int n, int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        int ready = 0;
+        for (int k = 0; k < n; k++) ready += r[k].tokens >= 1 || r[k].final;
+        if (ready == n) return true;
+        h_collect(c, r, n, 20);
+    }
+    return false;
+}
+
+/* The state of job id in the broker's STATUS ("queued-encode", "encoding", ...), "" if absent. */
+static const char *job_state(hired_client *c, const char *id) {
+    static char state[32];
+    state[0] = 0;
+    char *json = NULL;
+    if (hired_status(c, &json)) return state;
+    cJSON *root = cJSON_Parse(json);
+    free(json);
+    const cJSON *j;
+    cJSON_ArrayForEach(j, cJSON_GetObjectItemCaseSensitive(root, "inflight")) {
+        const cJSON *jid = cJSON_GetObjectItemCaseSensitive(j, "id"), *st = cJSON_GetObjectItemCaseSensitive(j, "state");
+        if (cJSON_IsString(jid) && !strcmp(jid->valuestring, id) && cJSON_IsString(st))
+            snprintf(state, sizeof state, "%s", st->valuestring);
+    }
+    cJSON_Delete(root);
+    return state;
+}
+
+/* Polls STATUS until job id is in state want; false after timeout_ms. */
+static bool wait_state(hired_client *c, const char *id, const char *want, int timeout_ms) {
+    for (int waited = 0; waited <= timeout_ms; waited += 20) {
+        if (!strcmp(job_state(c, id), want)) return true;
+        h_sleep_ms(20); /* poll interval */
+    }
+    fprintf(stderr, "job %s: state '%s', waited for '%s'\n", id, job_state(c, id), want);
+    return false;
 }
 
 int main(void) {
@@ -45,14 +91,17 @@ int main(void) {
         snprintf(prompt, sizeof prompt, "w%d alpha beta gamma delta epsilon zeta eta theta iota kappa", k);
         CHECK(h_submit(c, MODEL, prompt, 0, &r[k]) == 0);
     }
-    for (int waited = 0; waited < 10000 && r[0].tokens < 2; waited += 20) h_collect(c, r, N, 20);
-    CHECK_MSG(r[0].tokens >= 2 && r[0].final == 0, "job 0 mid-stream before the kill: %d tokens", r[0].tokens);
+    CHECK_MSG(wait_streaming(c, r, N, 20000), "the jobs never started streaming");
+    int streaming = 0; /* jobs d1 was in the middle of when it died */
+    for (int k = 0; k < N; k++) streaming += r[k].tokens >= 1 && !r[k].final;
     h_kill(d1, SIGKILL);
     CHECK_EQ_INT(h_wait(d1, 2000), 128 + SIGKILL);
-    h_worker(back, "decode", MODEL, N, 5);
+    h_worker(back, "decode", MODEL, N, 5); /* after the kill: nothing can move off d1 before */
+    CHECK_MSG(streaming >= 1, "no job was streaming when the decoder was killed");
     CHECK_EQ_INT(h_collect(c, r, N, 30000), N);
     CHECK_EQ_INT(check_all(r, N), N);
-    CHECK(h_status_counter(c, "requeued") >= 1);
+    CHECK_MSG(h_status_counter(c, "requeued") >= streaming, "requeued %ld, %d jobs were streaming",
+              h_status_counter(c, "requeued"), streaming);
     CHECK(h_status_counter(c, "workers_lost") >= 1);
 
     /* 2. encoder killed mid-encode (slow encoder, then a fast one appears) */
@@ -60,26 +109,34 @@ int main(void) {
     h_worker(back, "decode", "m2", 1, 0);
     CHECK(h_wait_workers(c, "m2", 1, 1, 10000));
     h_result e;
+    long requeued = h_status_counter(c, "requeued"), lost = h_status_counter(c, "workers_lost");
     CHECK(h_submit(c, "m2", "re encoded fine", 0, &e) == 0);
-    h_sleep_ms(200);
+    CHECK(wait_state(c, e.id, "encoding", 10000)); /* on the slow encoder, the only one */
     h_worker(back, "encode", "m2", 1, 0);
     CHECK(h_wait_workers(c, "m2", 2, 1, 10000));
     h_kill(slow, SIGKILL);
     h_wait(slow, 2000);
     CHECK_EQ_INT(h_collect(c, &e, 1, 20000), 1);
     CHECK_EQ_INT(check_all(&e, 1), 1);
+    CHECK_MSG(h_status_counter(c, "requeued") >= requeued + 1 && h_status_counter(c, "workers_lost") >= lost + 1,
+              "requeued %ld -> %ld, workers_lost %ld -> %ld", requeued, h_status_counter(c, "requeued"), lost,
+              h_status_counter(c, "workers_lost"));
 
     /* 3. a silent (stopped) decoder loses its job to a live one */
     pid_t stopped = h_worker(back, "decode", "m3", 1, 30);
     h_worker(back, "encode", "m3", 1, 0);
     CHECK(h_wait_workers(c, "m3", 1, 1, 10000));
     h_result s;
+    requeued = h_status_counter(c, "requeued"), lost = h_status_counter(c, "workers_lost");
     CHECK(h_submit(c, "m3", "one two three four five six seven eight nine ten", 0, &s) == 0);
-    h_sleep_ms(120);
+    CHECK_MSG(wait_streaming(c, &s, 1, 10000) && !s.final, "the job never streamed from the first decoder");
     h_kill(stopped, SIGSTOP);
     h_worker(back, "decode", "m3", 1, 0);
     CHECK_EQ_INT(h_collect(c, &s, 1, 20000), 1);
     CHECK_EQ_INT(check_all(&s, 1), 1);
+    CHECK_MSG(h_status_counter(c, "requeued") >= requeued + 1 && h_status_counter(c, "workers_lost") >= lost + 1,
+              "requeued %ld -> %ld, workers_lost %ld -> %ld", requeued, h_status_counter(c, "requeued"), lost,
+              h_status_counter(c, "workers_lost"));
     h_kill(stopped, SIGKILL);
     h_wait(stopped, 2000);
 

@@ -116,7 +116,7 @@ static bool refused(const h_result *r, const char *needle, const char *what) {
 
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(58);
+    h_init(RT_WATCHDOG_S);
     char front[256], back[256];
     const char *bopts[] = {"--broker.heartbeat_ms=200", NULL};
     h_broker(NULL, NULL, bopts, front, back);

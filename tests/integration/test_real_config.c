@@ -1,10 +1,13 @@
 /* test_real_config.c — the example configuration files cannot rot: each one is loaded by the
- * real binary (hired-encoder / hired-decoder --check-config; hired-broker started with it on
- * ephemeral ports, then SIGTERM, exit 0), and every key the binary knows (--help) is documented
- * in its example. Errors are refused by name with exit status 2: an unknown key and an
- * out-of-range value in a file (FILE:LINE), an out-of-range flag, an unknown chat template, a
- * CUDA device in this CPU-only build. Flags override the file, and the effective configuration
- * is logged. */
+ * real binary (hired-broker / hired-encoder / hired-decoder --check-config, the workers with the
+ * bundled tiny model as --model; hired-broker also started with it on ephemeral ports, then
+ * SIGTERM, exit 0), and every key the binary knows (--help) is documented in its example.
+ * Errors are refused by name with exit status 2 (a configuration error, which the systemd units
+ * do not restart): an unknown key and an out-of-range value in a file (FILE:LINE), an
+ * out-of-range flag, an unknown chat template, a CUDA device in this CPU-only build, a model
+ * directory that is missing or does not load — by --check-config and at a real start alike —,
+ * a broker endpoint that is not one, a CURVE certificate that does not exist. Flags override
+ * the file, and the effective configuration is logged. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,8 @@
 #ifndef HIRED_SOURCE_DIR
 #define HIRED_SOURCE_DIR "."
 #endif
+
+static char g_model[2048]; /* the bundled tiny LLaVA-NeXT model directory */
 
 static const char *example(const char *svc) {
     static char buf[2048];
@@ -99,18 +104,42 @@ static void worker_examples(const char *svc, const char *bin, const char *group,
     char *out = NULL;
     const char *ex = example(svc);
 
-    /* the example as shipped */
-    const char *ok[] = {"-c", ex, "--check-config", NULL};
+    /* the example as shipped, with a model that exists */
+    const char *ok[] = {"-c", ex, "--model", g_model, "--check-config", NULL};
     CHECK_EQ_INT(run(bin, ok, &out), 0);
     CHECK_MSG(strstr(out, "configuration OK") != NULL, "%s", out);
     free(out);
     CHECK_EQ_INT(undocumented_keys(bin, ex), 0);
 
+    /* the example's model.dir does not exist here: a configuration error, named */
+    const char *nodir[] = {"-c", ex, "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, nodir, &out), 2);
+    CHECK_MSG(strstr(out, "/var/lib/hired/models/llava-v1.6-vicuna-7b-hf") != NULL, "%s", out);
+    free(out);
+    /* ... and so it is at a real start (exit 2, not 1: systemd must not restart it) */
+    const char *start_nodir[] = {"-c", ex, "--worker.warmup=false", NULL};
+    CHECK_EQ_INT(run(bin, start_nodir, &out), 2);
+    CHECK_MSG(strstr(out, "cannot load the model") != NULL, "%s", out);
+    free(out);
+    /* a directory whose config.json is not a model's: refused by --check-config and at start */
+    char broken[700], cfgjson[800], cmd[2000];
+    snprintf(broken, sizeof broken, "%s", h_path("broken-model"));
+    snprintf(cfgjson, sizeof cfgjson, "%s/config.json", broken);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && printf '{\"model_type\": \"bert\"}' > '%s'", broken, cfgjson);
+    CHECK(system(cmd) == 0);
+    const char *bad_model[] = {"-c", ex, "--model", broken, "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, bad_model, &out), 2);
+    CHECK_MSG(strstr(out, "broken-model") != NULL, "%s", out);
+    free(out);
+    const char *start_bad[] = {"-c", ex, "--model", broken, "--worker.warmup=false", NULL};
+    CHECK_EQ_INT(run(bin, start_bad, &out), 2);
+    free(out);
+
     /* a flag overrides the file; the effective configuration is logged */
     char flag[96], logged[96];
     snprintf(flag, sizeof flag, "--%s=3", cap_key);
     snprintf(logged, sizeof logged, "config: %s = 3", cap_key);
-    const char *ov[] = {"-c", ex, flag, "--log.level=info", "--check-config", NULL};
+    const char *ov[] = {"-c", ex, "--model", g_model, flag, "--log.level=info", "--check-config", NULL};
     CHECK_EQ_INT(run(bin, ov, &out), 0);
     CHECK_MSG(strstr(out, logged) != NULL, "no '%s' in:\n%s", logged, out);
     free(out);
@@ -146,7 +175,8 @@ static void worker_examples(const char *svc, const char *bin, const char *group,
 }
 
 int main(void) {
-    h_init(55);
+    h_init(RT_WATCHDOG_S);
+    snprintf(g_model, sizeof g_model, "%s", rt_model_dir("llava-next-tiny"));
     worker_examples("encoder", "encoder_worker/hired-encoder", "encoder", "encoder.capacity");
     worker_examples("decoder", "decoder_worker/hired-decoder", "decoder", "decoder.capacity");
 
@@ -172,6 +202,31 @@ int main(void) {
     const char *p = replaced("broker", "queue_max = ", "queue_max = 0; #");
     const char *bad[] = {"-c", p, NULL};
     CHECK_EQ_INT(h_broker_exit(bad, 10000), 2);
+
+    /* the broker takes --check-config too: 0 for its example, 2 for errors, binding nothing
+     * (the example's ports 5555/5556 are not opened, so this runs beside anything) */
+    const char *bok[] = {"-c", example("broker"), "--check-config", NULL};
+    CHECK_EQ_INT(run("broker/hired-broker", bok, &out), 0);
+    CHECK_MSG(strstr(out, "configuration OK") && strstr(out, "tcp://*:5555"), "%s", out);
+    free(out);
+    const char *bbad[] = {"-c", p, "--check-config", NULL};
+    CHECK_EQ_INT(run("broker/hired-broker", bbad, &out), 2);
+    CHECK_MSG(strstr(out, "queue_max") != NULL, "%s", out);
+    free(out);
+    const char *bep[] = {"-c", example("broker"), "--broker.frontend=localhost:5555", "--check-config", NULL};
+    CHECK_EQ_INT(run("broker/hired-broker", bep, &out), 2);
+    CHECK_MSG(strstr(out, "localhost:5555") && strstr(out, "endpoint"), "%s", out);
+    free(out);
+    /* a CURVE certificate that does not exist: named by --check-config, and exit 2 at start */
+    const char *bcv[] = {"-c", example("broker"), "--curve.server_cert=/nonexistent/broker_secret",
+                         "--curve.authorized_keys=/nonexistent/authorized", "--check-config", NULL};
+    CHECK_EQ_INT(run("broker/hired-broker", bcv, &out), 2);
+    CHECK_MSG(strstr(out, "/nonexistent/broker_secret") != NULL, "%s", out);
+    free(out);
+    const char *bcv_start[] = {"--broker.frontend=tcp://127.0.0.1:*", "--broker.backend=tcp://127.0.0.1:*",
+                               "--curve.server_cert=/nonexistent/broker_secret",
+                               "--curve.authorized_keys=/nonexistent/authorized", NULL};
+    CHECK_EQ_INT(h_broker_exit(bcv_start, 10000), 2);
 
     CHECK_EQ_INT(rt_cleanup(), 0);
     return test_summary();

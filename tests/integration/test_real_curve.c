@@ -99,7 +99,7 @@ int main(void) {
         fprintf(stderr, "libzmq without CURVE: skipped\n");
         return 77;
     }
-    h_init(50);
+    h_init(RT_WATCHDOG_S);
     char keys[600], auth[700], wauth[700], cmd[2600];
     snprintf(keys, sizeof keys, "%s", h_path("keys"));
     snprintf(auth, sizeof auth, "%s/authorized", keys);

@@ -66,7 +66,7 @@ int main(void) {
         return 77;
     }
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(58);
+    h_init(RT_WATCHDOG_S);
     static char keys[600], auth[700], wauth[700], cmd[2000];
     snprintf(keys, sizeof keys, "%s", h_path("keys"));
     snprintf(auth, sizeof auth, "%s/authorized", keys);

@@ -69,7 +69,7 @@ static bool check_job(const h_result *r, const char *expect, const char *what) {
 
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(58);
+    h_init(RT_WATCHDOG_S);
     char front[256], back[256];
     const char *bopts[] = {"--broker.heartbeat_ms=200", "--broker.liveness=3", NULL};
     h_broker(NULL, NULL, bopts, front, back);

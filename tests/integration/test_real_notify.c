@@ -79,7 +79,7 @@ static bool same_text(const char *got, size_t cap, const char *expect) {
 
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(58);
+    h_init(RT_WATCHDOG_S);
     char front[256], back[256];
     const char *bopts[] = {"--broker.heartbeat_ms=200", NULL};
     h_broker(NULL, NULL, bopts, front, back);

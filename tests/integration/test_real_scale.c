@@ -59,7 +59,7 @@ int main(void) {
     /* one OpenMP thread per process: the tiny model's ops are far too small to split, and two
      * encoders, two decoders and this process share two cores */
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(58);
+    h_init(RT_WATCHDOG_S);
     char front[256], back[256];
     const char *bopts[] = {"--broker.heartbeat_ms=200", "--broker.liveness=10", NULL};
     h_broker(NULL, NULL, bopts, front, back);

@@ -3,17 +3,21 @@
  * submit streams exactly the answer `hired run` gives (stdout holds the answer and a newline,
  * the summary goes to stderr, exit 0); a corrupt image ends with the encoder's ERROR on stderr
  * and exit 1; a usage error exits 2; status prints the pools and counters, and --json the
- * broker's STATUS JSON. A malformed endpoint is refused at once and an unreachable one after
- * --connect-timeout-ms (exit 1, the reason on stderr). A `hired submit` killed (-9) while its
- * answer streams has its job cancelled at the broker after broker.client_grace_ms; one
- * interrupted (SIGINT) says goodbye, and its job is cancelled at once. (The decoder's link is
- * throttled by a proxy so that a long answer is still streaming when the client goes.) */
+ * broker's STATUS JSON, whose 64-bit epoch is a decimal string equal, digit for digit, to the
+ * epoch the broker's HEARTBEAT carries (a JSON number would have lost its low bits). A
+ * malformed endpoint is refused at once and an unreachable one after --connect-timeout-ms
+ * (exit 1, the reason on stderr). A `hired submit` killed (-9) while its answer streams has
+ * its job cancelled at the broker after broker.client_grace_ms; one interrupted (SIGINT) says
+ * goodbye, and its job is cancelled at once. (The decoder's link is throttled by a proxy so that
+ * a long answer is still streaming when the client goes.) */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
+
+#include <zmq.h>
 
 #include "faultproxy.h"
 #include "test.h"
@@ -41,9 +45,37 @@ static int drive(const char *args, char **out, char **errs) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* The broker's epoch as the protocol carries it: a client HEARTBEAT on the frontend is answered
+ * with a HEARTBEAT holding the epoch (docs/protocol.md). 0 when no answer came in 10 s. */
+static uint64_t heartbeat_epoch(const char *front) {
+    void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    uint64_t epoch = 0;
+    char err[HIRED_ERR_LEN];
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    if (zmq_connect(s, front) == 0 && wire_send(s, NULL, 0, &m, NULL, err) == 0) {
+        zmq_pollitem_t pi = {s, 0, ZMQ_POLLIN, 0};
+        wire_parts_t parts = {0};
+        if (zmq_poll(&pi, 1, 10000) == 1 && wire_recv(s, &parts, 0) == 0 && parts.n >= 1) {
+            wire_msg_t r;
+            if (wire_decode(zmq_msg_data(&parts.part[0]), zmq_msg_size(&parts.part[0]), NULL, &r, err) == 0 &&
+                r.type == WIRE_HEARTBEAT)
+                epoch = r.epoch;
+            wire_msg_clear(&r);
+        }
+        wire_parts_close(&parts);
+    }
+    wire_msg_clear(&m);
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return epoch;
+}
+
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
-    h_init(110);
+    h_init(RT_WATCHDOG_S);
     char front[256], back[256];
     /* liveness 20 s: the throttled decoder link delays the decoder's heartbeats too */
     const char *bopts[] = {"--broker.heartbeat_ms=200", "--broker.liveness=100", "--broker.client_grace_ms=3000", NULL};
@@ -140,9 +172,29 @@ int main(void) {
     CHECK_EQ_INT(drive(args, &out, &errs), 0);
     cJSON *root = cJSON_Parse(out);
     CHECK_MSG(root && cJSON_GetObjectItem(root, "counters") && cJSON_GetObjectItem(root, "pools"), "json: %s", out);
+    /* the epoch, exactly: a decimal string equal to what HEARTBEAT carries */
+    const cJSON *ep = cJSON_GetObjectItemCaseSensitive(root, "epoch");
+    uint64_t hb = heartbeat_epoch(front);
+    char hb_text[24];
+    snprintf(hb_text, sizeof hb_text, "%llu", (unsigned long long)hb);
+    CHECK_MSG(hb != 0, "no HEARTBEAT answer from %s", front);
+    CHECK_MSG(cJSON_IsString(ep) && !strcmp(ep->valuestring, hb_text), "status epoch %s, HEARTBEAT epoch %s",
+              cJSON_IsString(ep) ? ep->valuestring : "(not a string)", hb_text);
     cJSON_Delete(root);
     free(out);
     free(errs);
+    /* $HIRED_MODEL is a model directory (as for scripts/run-main.sh): without --model, submit
+     * asks for the name the workers serve that directory under, its last component */
+    char withslash[2100];
+    snprintf(withslash, sizeof withslash, "%s/", dir);
+    setenv("HIRED_MODEL", withslash, 1);
+    snprintf(args, sizeof args, "submit --broker %s --image '%s' --max-tokens 2 'q'", front, image);
+    CHECK_EQ_INT(drive(args, &out, &errs), 0);
+    CHECK_MSG(strstr(errs, " done (") != NULL, "stderr: %s", errs);
+    free(out);
+    free(errs);
+    unsetenv("HIRED_MODEL");
+
     /* no broker there: status gives up with exit 1 */
     CHECK_EQ_INT(drive("status --timeout-ms 300 --broker tcp://127.0.0.1:1", &out, &errs), 1);
     free(out);

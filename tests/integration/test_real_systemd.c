@@ -1,15 +1,21 @@
-/* test_real_systemd.c — the systemd units in systemd/ pass `systemd-analyze verify` with no
- * warning at all, with ExecStart pointing at this build's binaries (temp copies; verify requires
- * the executables to exist), for the target, the broker and an instance of each template
- * (hired-encoder@cpu, hired-decoder@0). The checker is shown to fail: the units as shipped name
- * /usr/bin binaries that are not installed here (exit status non-zero), and a misspelt key
- * produces a warning. Every unit carries the directives the design requires (Type=notify,
- * WatchdogSec, Restart=on-failure, the hardening set). Exit 77 (skipped) without systemd-analyze. */
+/* test_real_systemd.c — the unit templates in systemd/ (*.in) pass `systemd-analyze verify`
+ * with no warning at all once their placeholders are filled: @HIRED_BINDIR@/hired-X with this
+ * build's binaries (temp copies; verify requires the executables to exist) and @HIRED_CONFDIR@
+ * with /etc/hired; for every target (hired, hired-broker, hired-encoders, hired-decoders), the
+ * broker and an instance of each template (hired-encoder@cpu, hired-decoder@0). The checker is
+ * shown to fail: units naming binaries that are not there (exit status non-zero), and a
+ * misspelt key (a warning). Every service carries the directives the design requires
+ * (Type=notify, WatchdogSec, Restart=on-failure, RestartPreventExitStatus=2, the hardening
+ * set), belongs to its role target and is installed into it, and only hired-broker.target pulls
+ * in the broker (hired.target pulls in no service, so a worker-only host never starts one).
+ * The installed copies (paths of the installation) are checked by tests/install/test_install.sh.
+ * Exit 77 (skipped) without systemd-analyze. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 
+#include "err.h"
 #include "test.h"
 #include "test_real_util.h"
 
@@ -17,19 +23,23 @@
 #define HIRED_SOURCE_DIR "."
 #endif
 
-static const char *const k_units[] = {"hired.target", "hired-broker.service", "hired-encoder@.service",
+static const char *const k_units[] = {"hired.target",          "hired-broker.target",    "hired-encoders.target",
+                                      "hired-decoders.target", "hired-broker.service",   "hired-encoder@.service",
                                       "hired-decoder@.service"};
+#define N_TARGETS 4 /* the first entries of k_units */
 
 static int sh(const char *cmd) {
     int st = system(cmd);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* Copies the units into dir, replacing "/usr/bin/hired-X" by the build's binary when build. */
+/* Fills the templates systemd/NAME.in into dir/NAME: @HIRED_BINDIR@/hired-X becomes this
+ * build's binary when build (else /nonexistent/bin/hired-X), @HIRED_CONFDIR@ becomes
+ * /etc/hired; with typo, "Type=notify" becomes "Typ=notify". */
 static void install(const char *dir, bool build, bool typo) {
     for (size_t i = 0; i < ARRAY_LEN(k_units); i++) {
         char src[2048], dst[1024];
-        snprintf(src, sizeof src, "%s/systemd/%s", HIRED_SOURCE_DIR, k_units[i]);
+        snprintf(src, sizeof src, "%s/systemd/%s.in", HIRED_SOURCE_DIR, k_units[i]);
         snprintf(dst, sizeof dst, "%s/%s", dir, k_units[i]);
         char *text = rt_slurp(src);
         CHECK_MSG(text != NULL, "cannot read %s", src);
@@ -37,16 +47,22 @@ static void install(const char *dir, bool build, bool typo) {
         for (char *p = text; f && p && *p;) {
             static const struct {
                 const char *from, *to;
-            } subst[] = {{"/usr/bin/hired-broker", "broker/hired-broker"},
-                         {"/usr/bin/hired-encoder", "encoder_worker/hired-encoder"},
-                         {"/usr/bin/hired-decoder", "decoder_worker/hired-decoder"}};
+            } subst[] = {{"@HIRED_BINDIR@/hired-broker", "broker/hired-broker"},
+                         {"@HIRED_BINDIR@/hired-encoder", "encoder_worker/hired-encoder"},
+                         {"@HIRED_BINDIR@/hired-decoder", "decoder_worker/hired-decoder"}};
             bool done = false;
-            for (size_t k = 0; build && k < ARRAY_LEN(subst) && !done; k++)
+            for (size_t k = 0; k < ARRAY_LEN(subst) && !done; k++)
                 if (!strncmp(p, subst[k].from, strlen(subst[k].from))) {
-                    fputs(rt_bin(subst[k].to), f);
+                    if (build) fputs(rt_bin(subst[k].to), f);
+                    else fprintf(f, "/nonexistent/bin/%s", strrchr(subst[k].to, '/') + 1);
                     p += strlen(subst[k].from);
                     done = true;
                 }
+            if (!done && !strncmp(p, "@HIRED_CONFDIR@", 15)) {
+                fputs("/etc/hired", f);
+                p += 15;
+                done = true;
+            }
             if (!done && typo && !strncmp(p, "\nType=notify", 12)) {
                 fputs("\nTyp=notify", f);
                 p += 12;
@@ -63,8 +79,9 @@ static void install(const char *dir, bool build, bool typo) {
 static int verify(const char *dir, char **out) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
-             "cd '%s' && systemd-analyze verify --man=no hired.target hired-broker.service "
-             "hired-encoder@cpu.service hired-decoder@0.service > verify.out 2>&1",
+             "cd '%s' && systemd-analyze verify --man=no hired.target hired-broker.target hired-encoders.target "
+             "hired-decoders.target hired-broker.service hired-encoder@cpu.service hired-decoder@0.service "
+             "> verify.out 2>&1",
              dir);
     int rc = sh(cmd);
     char path[1100];
@@ -79,7 +96,7 @@ int main(void) {
         fprintf(stderr, "systemd-analyze is not installed (Debian package systemd): skipped\n");
         return 77;
     }
-    h_init(50);
+    h_init(RT_WATCHDOG_S);
     char dir[600], cmd[700];
     snprintf(dir, sizeof dir, "%s", h_path("units"));
     snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
@@ -95,30 +112,58 @@ int main(void) {
     /* the checker can fail: binaries not installed, then a misspelt key */
     install(dir, false, false);
     rc = verify(dir, &out);
-    CHECK_MSG(rc != 0 && strstr(out, "/usr/bin/hired-"), "status %d\n%s", rc, out);
+    CHECK_MSG(rc != 0 && strstr(out, "/nonexistent/bin/hired-"), "status %d\n%s", rc, out);
     free(out);
     install(dir, true, true);
     rc = verify(dir, &out);
     CHECK_MSG(strstr(out, "Typ") != NULL, "a misspelt key went unnoticed: status %d\n%s", rc, out);
     free(out);
 
-    /* the directives the design asks for */
-    static const char *const svc_need[] = {"Type=notify", "WatchdogSec=", "Restart=on-failure", "NoNewPrivileges=yes",
+    /* the directives the design asks for, and each service in its role target */
+    static const char *const svc_need[] = {"Type=notify", "WatchdogSec=", "Restart=on-failure",
+                                           "RestartPreventExitStatus=2\n", "NoNewPrivileges=yes",
                                            "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
                                            "CapabilityBoundingSet=\n", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX",
                                            "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes",
-                                           "User=hired", "PartOf=hired.target", "WantedBy=hired.target"};
-    for (size_t i = 1; i < ARRAY_LEN(k_units); i++) {
-        char path[2048];
-        snprintf(path, sizeof path, "%s/systemd/%s", HIRED_SOURCE_DIR, k_units[i]);
+                                           "User=hired", "ExecStart=@HIRED_BINDIR@/hired-",
+                                           "-c @HIRED_CONFDIR@/hired-", "ReadOnlyPaths=@HIRED_CONFDIR@"};
+    static const char *const role[] = {"hired-broker.target", "hired-encoders.target", "hired-decoders.target"};
+    for (size_t i = N_TARGETS; i < ARRAY_LEN(k_units); i++) {
+        char path[2048], want[128];
+        snprintf(path, sizeof path, "%s/systemd/%s.in", HIRED_SOURCE_DIR, k_units[i]);
         char *text = rt_slurp(path);
         for (size_t k = 0; text && k < ARRAY_LEN(svc_need); k++)
             CHECK_MSG(strstr(text, svc_need[k]) != NULL, "%s lacks %s", k_units[i], svc_need[k]);
+        const char *r = role[i - N_TARGETS];
+        snprintf(want, sizeof want, "PartOf=%s\n", r);
+        CHECK_MSG(text && strstr(text, want), "%s lacks %s", k_units[i], want);
+        snprintf(want, sizeof want, "WantedBy=%s\n", r);
+        CHECK_MSG(text && strstr(text, want), "%s lacks %s", k_units[i], want);
+        CHECK_MSG(text && !strstr(text, "/usr/bin/") && !strstr(text, "WantedBy=hired.target"),
+                  "%s names a fixed path or installs into hired.target directly", k_units[i]);
         if (text && strchr(k_units[i], '@')) {
             CHECK_MSG(strstr(text, "--model.device=%i") != NULL, "%s does not pass %%i as the device", k_units[i]);
-            CHECK_MSG(strstr(text, "ReadOnlyPaths=/etc/hired /var/lib/hired/models") != NULL, "%s", k_units[i]);
+            CHECK_MSG(strstr(text, "ReadOnlyPaths=@HIRED_CONFDIR@ /var/lib/hired/models") != NULL, "%s", k_units[i]);
             CHECK_MSG(strstr(text, "DeviceAllow=char-nvidia-frontend rw") != NULL, "%s", k_units[i]);
         }
+        free(text);
+    }
+    /* the targets: only the broker's pulls in a service; every role target belongs to hired.target */
+    for (size_t i = 0; i < N_TARGETS; i++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/systemd/%s.in", HIRED_SOURCE_DIR, k_units[i]);
+        char *text = rt_slurp(path);
+        CHECK_MSG(text != NULL, "cannot read %s", path);
+        if (!text) continue;
+        bool broker = !strcmp(k_units[i], "hired-broker.target");
+        CHECK_MSG(broker == (strstr(text, "Wants=hired-broker.service") != NULL), "%s: Wants=hired-broker.service %s",
+                  k_units[i], broker ? "missing" : "present");
+        CHECK_MSG(!strstr(text, "Wants=hired-encoder") && !strstr(text, "Wants=hired-decoder"), "%s pulls in workers",
+                  k_units[i]);
+        if (i == 0) CHECK(strstr(text, "WantedBy=multi-user.target") != NULL);
+        else CHECK_MSG(strstr(text, "PartOf=hired.target\n") && strstr(text, "WantedBy=hired.target\n") &&
+                           strstr(text, "Also=hired.target\n"),
+                       "%s is not part of hired.target", k_units[i]);
         free(text);
     }
     CHECK_EQ_INT(rt_cleanup(), 0);

@@ -14,6 +14,12 @@
 #include "generate.h"
 #include "harness.h"
 
+/* The harness watchdog (h_init) of every test_real_* test: it only catches a hang, so it sits
+ * far above any run (a few seconds normally, about ten times that under ASan on a loaded
+ * machine) and just below the `integration` label's ctest timeout (180 s; tests/CMakeLists.txt),
+ * so the harness, not ctest, ends a hung test and stops its processes. */
+#define RT_WATCHDOG_S 170
+
 /* Starts a worker binary (build-dir relative path, e.g. "encoder_worker/hired-encoder") with
  * --model DIR, --broker.endpoint=back_ep, --broker.heartbeat_ms=200, the test log level and
  * the extra "--key=value" options (NULL-terminated; may be NULL). Returns the pid. */

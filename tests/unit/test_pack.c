@@ -1,5 +1,5 @@
 /* test_pack — packing of kept visual tokens (decoder_worker/pack.h): the unpad arithmetic and
- * token counts of llava-next.md §4.4, the newline policies, pruned rows and columns, PruMerge /
+ * token counts of docs/numerics.md §4.4, the newline policies, pruned rows and columns, PruMerge /
  * LLaVA-1.5 concatenation, and refusal of positions outside the geometry. */
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +90,7 @@ static void test_table(void) {
     table_case(200, 150, 1, 2, 24, 32, 1368);
 }
 
-/* Exact integer arithmetic where float32 truncation would differ (llava-next.md §4.2):
+/* Exact integer arithmetic where float32 truncation would differ (docs/numerics.md §4.2):
  * H·cw/W an exact integer. 1000×375 on 2×2: 375·48/1000 = 18 exactly. */
 static void test_unpad_exact(void) {
     pack_geom_t g = {.n = 5, .rows = 2, .cols = 2, .orig_h = 375, .orig_w = 1000, .grid = GRID};

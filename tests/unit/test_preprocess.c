@@ -1,6 +1,6 @@
 /* test_preprocess.c — LLaVA-NeXT / LLaVA-1.5 preprocessing geometry and numerics.
  *
- * Pins (llava-next.md §1.2-1.8, llava-hf parameters filled by hand):
+ * Pins (docs/numerics.md §1.2-1.8, llava-hf parameters filled by hand):
  *  - grid choice: squares <= 336 -> (336, 672) (strict tie-break keeps the first listed);
  *    600x600 and 683x683 -> 2x2; 1000x400 (WxH) -> 1x3; 400x1000 -> 3x1; 640x480 -> 2x2; and
  *    1133x567 / 1141x570 -> (336, 672), where IEEE-double truncation (671.9999999999999,
@@ -84,7 +84,7 @@ static void test_grid_choice(void) {
 }
 
 static void test_resize_targets(void) {
-    /* llava-next.md §4.4: image WxH, pinpoint (h, w), resized (h, w) */
+    /* docs/numerics.md §4.4: image WxH, pinpoint (h, w), resized (h, w) */
     const struct {
         int w, h, th, tw, nh, nw;
     } cases[] = {
@@ -231,7 +231,7 @@ static void check_15(int w, int h, int nw, int nh, int x0, int y0) {
 }
 
 static void test_llava15(void) {
-    check_15(640, 480, 448, 336, 56, 0); /* llava-next.md §1.8 */
+    check_15(640, 480, 448, 336, 56, 0); /* docs/numerics.md §1.8 */
     check_15(480, 640, 336, 448, 0, 56);
     check_15(500, 333, 504, 336, 84, 0); /* int(336*500/333) = int(504.50...) */
     check_15(336, 336, 336, 336, 0, 0);  /* equal size: copy, no crop */

@@ -1,5 +1,5 @@
 /* test_select — token selection arithmetic and strategies on hand-made inputs: the budget
- * examples of hired.md §1.4, the raster-chunk quirk of §1.6 against the paper's spatial split,
+ * examples of docs/selection.md §1.4, the raster-chunk quirk of §1.6 against the paper's spatial split,
  * the float32 truncation, PruMerge's IQR rule and its degenerate cases, output order. */
 #include "test.h"
 
@@ -56,7 +56,7 @@ static void test_raster_chunk_quirk(void) {
 }
 
 static void test_float32_truncation(void) {
-    /* hired.md §1.6: at r=0.2, α=0.5 (B_sub = 288 = m) b_i = count_i exactly for every count */
+    /* docs/selection.md §1.6: at r=0.2, α=0.5 (B_sub = 288 = m) b_i = count_i exactly for every count */
     int bad = 0;
     for (int c = 0; c <= 288; c++)
         if ((int)((float)c / 288.0f * 288.0f) != c) bad++;

@@ -8,7 +8,7 @@
  *   - variants: the fixture patched to other normaliser / Metaspace / decoder / unk / added-token
  *     settings, written to a temp dir and loaded like any model;
  *   - streaming decode concatenates to the final decode, for every case and both skip modes;
- *   - llava-next.md §8.2 structure on the Mistral vocab; load errors; allocation-failure sweeps. */
+ *   - docs/numerics.md §8.2 structure on the Mistral vocab; load errors; allocation-failure sweeps. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -267,12 +267,12 @@ static void expect_ids(const tok_t *tok, const char *text, const int32_t *want, 
     char err[HIRED_ERR_LEN];
     CHECK(tok_encode(tok, text, true, &ids, &n, err) == 0);
     bool same = n == n_want && !memcmp(ids, want, sizeof *ids * (size_t)n);
-    CHECK_MSG(same, "encode(\"%s\") differs from llava-next.md §8.2", text);
+    CHECK_MSG(same, "encode(\"%s\") differs from docs/numerics.md §8.2", text);
     if (!same) print_ids("got", ids, n);
     mem_free(ids);
 }
 
-/* llava-next.md §8.2 on the Mistral vocab: "<image>" gets "▁" segments around it. */
+/* docs/numerics.md §8.2 on the Mistral vocab: "<image>" gets "▁" segments around it. */
 static void test_structure(const tok_t *tok) {
     static const int32_t mistral[] = {1,    733, 16289, 28793, 28705, 32000, 28705, 13,    3195, 349,
                                       4894, 297, 456,   3469,  28804, 733,   28748, 16289, 28793};

@@ -36,7 +36,7 @@ static double median(double *v, int n) {
 static float *random_buf(size_t n, unsigned seed) {
     float *x = mem_alloc_aligned(n * sizeof(float));
     srand(seed);
-    for (size_t i = 0; i < n; i++) x[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < n; i++) x[i] = (float)((double)rand() / RAND_MAX - 0.5);
     return x;
 }
 

@@ -1,6 +1,6 @@
 """Independent re-statement of the LLaVA image preprocessing geometry.
 
-Written from docs/design llava-next.md sections 1.2-1.5 and 1.8 (not from
+Written from docs/numerics.md §1.2-1.5 and §1.8 (not from
 transformers' code). make_fixtures.py uses it to *cross-check* what the
 transformers image processors produce, so a disagreement between the design
 document and the library fails the generator loudly instead of silently
@@ -19,7 +19,7 @@ TILE = 336
 
 
 def select_grid(h, w, pinpoints=PINPOINTS):
-    """Best pinpoint (ph, pw) for an image of h x w pixels (llava-next.md 1.2)."""
+    """Best pinpoint (ph, pw) for an image of h x w pixels (docs/numerics.md §1.2)."""
     best = None
     best_eff = 0
     best_waste = math.inf
@@ -35,7 +35,7 @@ def select_grid(h, w, pinpoints=PINPOINTS):
 
 
 def fit_size(h, w, th, tw):
-    """Aspect-preserving size inside the (th, tw) box (llava-next.md 1.3)."""
+    """Aspect-preserving size inside the (th, tw) box (docs/numerics.md §1.3)."""
     sw = tw / w
     sh = th / h
     if sw < sh:
@@ -79,7 +79,7 @@ def next_tiles(rgb):
 
 
 def clip_geometry(h, w):
-    """Shortest-edge-336 resize then centre crop (llava-next.md 1.8)."""
+    """Shortest-edge-336 resize then centre crop (docs/numerics.md §1.8)."""
     if h <= w:
         nh, nw = TILE, int(TILE * w / h)
     else:
@@ -102,7 +102,7 @@ def clip_tile(rgb):
 
 def next_token_count(h, w):
     """Packed LLaVA-NeXT image tokens (base + unpadded grid + one newline per row),
-    transformers >= 4.47 exact-integer unpad rule (llava-next.md 4.1/4.2)."""
+    transformers >= 4.47 exact-integer unpad rule (docs/numerics.md §4.1/4.2)."""
     g = next_geometry(h, w)
     ch, cw = g["rows"] * 24, g["cols"] * 24
     if w * ch > cw * h:

@@ -235,7 +235,7 @@ def hired_cases(x):
                         assert sum(case["per_part"][1:]) <= bs
                         counts = info["counts"]
                         if n == 5 and abs(r - 0.2) < 1e-12:
-                            assert info["b"] == counts, (info["b"], counts)  # hired.md 1.6 example
+                            assert info["b"] == counts, (info["b"], counts)  # docs/selection.md §1.6 example
                     else:
                         assert sum(case["per_part"][1:]) == bs
                     assert case["k"] <= tot
@@ -347,7 +347,7 @@ README = """# Token-selection fixtures
 
 Expected outputs of `encoder_worker/select.{h,c}` for every (tiny model, test image) pair, made by
 `tools/reference/make_selection_fixtures.py` with the independent numpy reference
-`tools/reference/select_ref.py` (written from the design doc hired.md and the select.h contract,
+`tools/reference/select_ref.py` (written from docs/selection.md and the select.h contract,
 not from select.c). Regenerate with
 
     /work/venv/bin/python tools/reference/make_selection_fixtures.py
@@ -380,7 +380,7 @@ processor (`use_fast=False`), one vision-tower forward over all partitions of th
    "budget": r, "alpha": 0.5, "spatial": s  (spatial alone: s = budget, "spatial" 0 as in
         sel_opts_t; none/prumerge: budget 1.0, ignored),
    "k": total kept, "per_part": [n] kept per partition (prumerge: incl. the summary token),
-   "budget_total", "budget_base", "budget_sub": hired NeXT: N, B_full, B_sub (hired.md 1.4);
+   "budget_total", "budget_base", "budget_sub": hired NeXT: N, B_full, B_sub (docs/selection.md §1.4);
         hired llava15: k, k, 0; others: budget_total = k, the other two null,
    "sub_budgets": [n-1] b_i (hired NeXT, except the reference r >= 1 bypass, where it is 576 each),
    "kept": [[part, row, col], ...] in select.h's output order (prumerge summary token: row = col = -1),

@@ -1,6 +1,6 @@
 """Independent numpy reference for encoder_worker/select.{h,c}: visual-token selection.
 
-Written from the design doc hired.md (sections 1.4-1.7, 2, 3) and the contract comment in
+Written from docs/selection.md (§1.4-1.7, §2, §3) and the contract comment in
 encoder_worker/select.h, deliberately without reading select.c, so that comparing the two
 catches bugs in either. make_selection_fixtures.py runs it on the tiny fixture models.
 
@@ -55,7 +55,7 @@ def _min_margin(ms):
 
 
 # ---------------------------------------------------------------------------------------------
-# HiRED budgets (hired.md 1.4)
+# HiRED budgets (docs/selection.md §1.4)
 
 
 def budgets(n, p, r, alpha):
@@ -67,12 +67,12 @@ def budgets(n, p, r, alpha):
 
 
 def single_budget(p, r):
-    """LLaVA-1.5 (n == 1, hired.md 2): k = min(p, int(p*r))."""
+    """LLaVA-1.5 (n == 1, docs/selection.md §2): k = min(p, int(p*r))."""
     return min(p, int(p * r))
 
 
 # ---------------------------------------------------------------------------------------------
-# Sub-image budget split, reference variant (hired.md 1.6, the authors' code)
+# Sub-image budget split, reference variant (docs/selection.md §1.6, the authors' code)
 
 
 def split_reference(base_alloc, p, n_sub, alpha, b_sub, info=None):
@@ -110,7 +110,7 @@ def split_reference(base_alloc, p, n_sub, alpha, b_sub, info=None):
 
 
 def patch_output_size(h, w, th, tw):
-    """Aspect-preserving resize of an h x w image into the (th, tw) box (llava-next.md 1.3):
+    """Aspect-preserving resize of an h x w image into the (th, tw) box (docs/numerics.md §1.3):
     the short side gets ceil of a double product, capped at the box."""
     sw = tw / w
     sh = th / h
@@ -213,7 +213,7 @@ def split_paper(base_alloc, grid, rows, cols, orig_h, orig_w, b_sub, image_size=
 
 
 # ---------------------------------------------------------------------------------------------
-# Spatial (hired.md 1.7)
+# Spatial (docs/selection.md §1.7)
 
 
 def spatial_indices(p, s):
@@ -242,7 +242,7 @@ def hired_next(alloc_attn, select_attn, rows, cols, orig_h, orig_w, r, alpha, sp
     allocation (0) and selection (22) layers, partition 0 = base. Returns mask [n, P].
 
     split = "reference": the authors' code, including its r >= 1 path, which skips selection
-    altogether and keeps every token (hired.md 1.10; modeling_llava_next forward). split =
+    altogether and keeps every token (docs/selection.md §1.10; modeling_llava_next forward). split =
     "paper": select.h's paper variant, arithmetic only (with alpha = 0.5 and r = 1 it keeps
     everything anyway). info (a dict) receives budgets, b_i and the top-k margins."""
     alloc_attn = np.asarray(alloc_attn)
@@ -279,7 +279,7 @@ def hired_next(alloc_attn, select_attn, rows, cols, orig_h, orig_w, r, alpha, sp
 
 
 def hired_single(select_attn, r, spatial_s=0.0, info=None):
-    """HiRED on LLaVA-1.5 (n == 1, hired.md 2): top-min(P, int(P*r)) of the selection-layer
+    """HiRED on LLaVA-1.5 (n == 1, docs/selection.md §2): top-min(P, int(P*r)) of the selection-layer
     attention [1, P] (or [P]). No split; alpha ignored. Returns mask [1, P]."""
     a = np.asarray(select_attn).reshape(-1)
     p = a.shape[0]
@@ -313,7 +313,7 @@ def kept_positions(mask, rows, cols, grid=GRID):
 
 
 # ---------------------------------------------------------------------------------------------
-# PruMerge / PruMerge+ (hired.md 3)
+# PruMerge / PruMerge+ (docs/selection.md §3)
 
 
 def iqr_outliers(a):
@@ -434,7 +434,7 @@ def _softmaxish(rng, n, p, peak=3.0):
 def _selftest():
     rng = np.random.default_rng(7)
 
-    # budgets: the values listed in hired.md 1.4
+    # budgets: the values listed in docs/selection.md §1.4
     for n, r, want in [(5, 0.2, (576, 288, 288)), (5, 0.1, (288, 144, 144)), (5, 0.4, (1152, 576, 576)),
                        (4, 0.2, (460, 230, 230)), (3, 0.2, (345, 172, 173)), (3, 0.4, (691, 345, 346))]:
         assert budgets(n, P, r, 0.5) == want, (n, r, budgets(n, P, r, 0.5), want)
@@ -444,7 +444,7 @@ def _selftest():
     assert list(topk_indices(np.array([1, 3, 3, 2, 3], np.float32), 3)) == [1, 2, 4]
     assert topk_margin(np.array([3, 3, 1.0]), 1) == 0.0 and topk_margin(np.array([4, 2.0]), 1) == 0.5
 
-    # reference split: n=5, r=0.2 -> b_i = count_i (hired.md 1.6); r=0.1 -> floor(count/2)
+    # reference split: n=5, r=0.2 -> b_i = count_i (docs/selection.md §1.6); r=0.1 -> floor(count/2)
     for _ in range(20):
         a = _softmaxish(rng, 1, P)[0]
         info = {}
@@ -510,7 +510,7 @@ def _selftest():
     b = split_paper(a, GRID, 2, 2, 600, 600, 1000)
     assert b[0] == 576 and sum(b) == 1000 and b[1:] == [142, 141, 141], b
 
-    # spatial (hired.md 1.7)
+    # spatial (docs/selection.md §1.7)
     assert len(spatial_indices(P, 0.1)) == 58 and spatial_indices(P, 0.1)[-1] == 570
     assert len(spatial_indices(P, 0.2)) == 115
     assert len(spatial_indices(P, 0.4)) == 288 and spatial_indices(P, 0.4)[-1] == 574

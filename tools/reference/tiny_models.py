@@ -9,7 +9,7 @@ in float32, then rounded to float16 for saving. The q/k projections of the
 vision tower are deliberately large so the CLS attention rows are peaky and
 HiRED's token ranking is meaningful.
 
-Key layouts (llava-next.md 7.2 / 7.3): transformers 4.57's save_pretrained
+Key layouts (docs/numerics.md §7.2 / 7.3): transformers 4.57's save_pretrained
 writes the pre-4.52 layout ("language_model.model.*", ...). llava-next-tiny
 keeps it (sharded); llava15-tiny is rewritten to the >= 4.52 layout
 ("model.language_model.*", top-level "lm_head.weight", single file).
@@ -296,7 +296,7 @@ def write_side_files(model_dir, kind, tok):
 # ---------------------------------------------------------------------------------------------
 # key layouts
 
-NEW_LAYOUT = [  # pre-4.52 prefix -> >= 4.52 prefix (llava-next.md 7.3), anchored at the start
+NEW_LAYOUT = [  # pre-4.52 prefix -> >= 4.52 prefix (docs/numerics.md §7.3), anchored at the start
     ("language_model.model.", "model.language_model."),
     ("language_model.lm_head.", "lm_head."),
     ("vision_tower.", "model.vision_tower."),

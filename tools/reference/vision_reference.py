@@ -11,7 +11,7 @@ tests/fixtures/reference/<model-dir>/:
 
 pixel_values[p,c,y,x] == pixel_lut[c][tile_p[y][x][c]] holds bit for bit; the
 generator asserts it. Every processor output is also cross-checked against the
-independent geometry in anyres.py (design doc 1.2-1.5, 1.8).
+independent geometry in anyres.py (docs/numerics.md §1.2-1.5, §1.8).
 """
 
 import json

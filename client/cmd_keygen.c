@@ -1,0 +1,120 @@
+/* cmd_keygen.c — `hired keygen NAME [--dir D] [--force]`: a CURVE key pair as czmq certificate
+ * files, the format every hired CURVE option reads (common/curve.h):
+ *
+ *   D/NAME          the public certificate: give it to the peers (the broker's to clients and
+ *                   workers as curve.server_key / --curve-server-key; a client's or worker's
+ *                   into the broker's curve.authorized_keys directory)
+ *   D/NAME_secret   the secret certificate (public and secret key), mode 0600: it stays on the
+ *                   host that uses it (broker curve.server_cert, worker curve.cert, client
+ *                   --curve-cert)
+ *
+ * Keys come from libzmq's CURVE key generator through czmq's zcert API (zcert_new, zcert_save),
+ * so the files are czmq's own certificate format (what czmq's zmakecert tool writes, for those who
+ * have it), with metadata name = NAME and generator = "hired keygen". D (default ".") is created (mode 0750) when missing; existing
+ * files are never overwritten without --force. Prints both paths and the public key (Z85).
+ * Exit status: 0 written, 1 the files could not be written (or exist), 2 usage.
+ * Not here: loading and using certificates (common/curve.c). */
+#include <czmq.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void keygen_usage(FILE *f) {
+    fprintf(f,
+            "usage: hired keygen NAME [--dir D] [--force]\n"
+            "  writes the CURVE key pair D/NAME (public certificate) and D/NAME_secret (secret, mode\n"
+            "  0600) as czmq certificate files; NAME is 1-64 characters of [A-Za-z0-9._-]\n"
+            "  --dir D     where to write them (default: the current directory; created if missing)\n"
+            "  --force     overwrite existing files of that name\n"
+            "Use: the broker's NAME_secret as curve.server_cert and its NAME as every peer's\n"
+            "curve.server_key (--curve-server-key); each client's and worker's NAME_secret as its\n"
+            "curve.cert (--curve-cert), and a copy of its NAME in the broker's curve.authorized_keys\n"
+            "directory (docs/deploy.md).\n");
+}
+
+static bool name_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n < 1 || n > 64 || s[0] == '.' || s[0] == '-') return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              strchr("._-", s[i])))
+            return false;
+    return true;
+}
+
+int cmd_keygen(int argc, char **argv) {
+    const char *name = NULL, *dir = ".";
+    bool force = false;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            keygen_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--dir") && i + 1 < argc) {
+            dir = argv[++i];
+        } else if (!strcmp(a, "--force")) {
+            force = true;
+        } else if (a[0] != '-' && !name) {
+            name = a;
+        } else {
+            fprintf(stderr, "hired keygen: unknown or incomplete option '%s'\n", a);
+            keygen_usage(stderr);
+            return 2;
+        }
+    }
+    if (!name || !name_ok(name)) {
+        fprintf(stderr, "hired keygen: %s%s%s\n", name ? "invalid NAME '" : "NAME is required",
+                name ? name : "", name ? "' (1-64 characters of [A-Za-z0-9._-], not starting with . or -)" : "");
+        return 2;
+    }
+    if (!dir[0]) {
+        fprintf(stderr, "hired keygen: --dir needs a directory\n");
+        return 2;
+    }
+
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (errno != ENOENT || mkdir(dir, 0750) != 0) {
+            fprintf(stderr, "hired keygen: cannot create directory %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+    } else if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "hired keygen: %s is not a directory\n", dir);
+        return 1;
+    }
+    char pub[4096], sec[4200];
+    if (snprintf(pub, sizeof pub, "%s/%s", dir, name) >= (int)sizeof pub) {
+        fprintf(stderr, "hired keygen: path too long\n");
+        return 2;
+    }
+    snprintf(sec, sizeof sec, "%s_secret", pub);
+    if (!force && (access(pub, F_OK) == 0 || access(sec, F_OK) == 0)) {
+        fprintf(stderr, "hired keygen: %s or %s exists; not overwritten (--force replaces them)\n", pub, sec);
+        return 1;
+    }
+
+    zcert_t *cert = zcert_new();
+    if (!cert) {
+        fprintf(stderr, "hired keygen: cannot generate a key pair (libzmq without CURVE?)\n");
+        return 1;
+    }
+    zcert_set_meta(cert, "name", "%s", name);
+    zcert_set_meta(cert, "generator", "%s", "hired keygen");
+    /* czmq writes NAME_secret with a private umask; chmod makes 0600 explicit either way */
+    int rc = zcert_save(cert, pub);
+    if (rc == 0 && chmod(sec, 0600) != 0) rc = -1;
+    if (rc != 0) {
+        fprintf(stderr, "hired keygen: cannot write %s / %s: %s\n", pub, sec, strerror(errno));
+        zcert_destroy(&cert);
+        return 1;
+    }
+    printf("public certificate  %s\nsecret certificate  %s (keep it on this host only)\npublic key          %s\n",
+           pub, sec, zcert_public_txt(cert));
+    zcert_destroy(&cert);
+    return 0;
+}
