@@ -97,7 +97,8 @@ static int check_config(const main_cfg_t *c, char *err) {
             return hired_errf(err, HIRED_EINVAL, "%s '%s' is not a ZeroMQ endpoint (transport://address, e.g. tcp://*:5555)",
                               eps[i][0], eps[i][1]);
     }
-    curve_cfg_t cv = {.server_cert = c->b.curve_server_cert, .authorized_keys = c->b.curve_authorized_keys};
+    curve_cfg_t cv = {.server_cert = c->b.curve_server_cert, .authorized_keys = c->b.curve_authorized_keys,
+                      .worker_keys = c->b.curve_worker_keys, .admin_keys = c->b.curve_admin_keys};
     char cerr[HIRED_ERR_LEN];
     int rc = curve_check(&cv, cerr);
     if (rc) return hired_errf(err, rc, "curve.*: %s", cerr);

@@ -58,8 +58,30 @@ static void teardown(void) {
     }
 }
 
+/* Namespaces and root-side links left by an earlier run that was killed (no atexit ran):
+ * named after a pid that no longer exists. */
+static void remove_stale(void) {
+    FILE *p = popen("ip netns list 2>/dev/null; ip -o link 2>/dev/null | awk -F': ' '{print $2}'", "r");
+    char line[256];
+    while (p && fgets(line, sizeof line, p)) {
+        int pid = 0;
+        char role = 0, cmd[300];
+        if (sscanf(line, "hired%d%c", &pid, &role) == 2 && strchr("bed", role) && kill(pid, 0) != 0) {
+            snprintf(cmd, sizeof cmd, "ip netns del hired%d%c 2>/dev/null", pid, role);
+            if (system(cmd)) {
+            }
+        } else if (sscanf(line, "h%dc1", &pid) == 1 && kill(pid, 0) != 0) {
+            snprintf(cmd, sizeof cmd, "ip link del h%dc1 2>/dev/null", pid);
+            if (system(cmd)) {
+            }
+        }
+    }
+    if (p) pclose(p);
+}
+
 /* The namespaces and links: 10.231.L.1 on the broker's side of link L, .2 on the other. */
 static bool setup(void) {
+    remove_stale();
     int id = (int)getpid() % 100000;
     const char *role[3] = {"b", "e", "d"};
     for (int i = 0; i < 3; i++) snprintf(g_ns[i], sizeof g_ns[i], "hired%d%s", id, role[i]);
@@ -181,6 +203,17 @@ int main(void) {
                            "--broker.heartbeat_ms=200", "--broker.max_attempts=10", "--log.level=warn",
                            o_cert, o_auth, o_wkeys, NULL};
     ns_spawn(g_ns[0], bargs);
+    bool up = false;
+    for (int i = 0; i < 500 && !up; i++) { /* the broker writes its ports file once it has bound */
+        up = access(h_path("ports"), R_OK) == 0;
+        if (!up) h_sleep_ms(20);
+    }
+    if (!up) {
+        fprintf(stderr, "test_netns: the broker did not start in its namespace\n");
+        h_cleanup();
+        teardown();
+        return 1;
+    }
     /* the worker hosts */
     const char *eargs[] = {ebin, "--model", dir, "--broker.endpoint=tcp://10.231.1.1:5556", "--broker.heartbeat_ms=200",
                            "--worker.warmup=false", "--worker.drain_ms=0", "--log.level=warn", o_skey, o_wcert, NULL};
