@@ -12,6 +12,14 @@ add_test(NAME test_llm_kv COMMAND test_llm kv)
 set_tests_properties(test_llm_kv PROPERTIES
   ENVIRONMENT "HIRED_FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures;HIRED_BUILD_DIR=${CMAKE_BINARY_DIR}"
   TIMEOUT 300)
+# the Yi/ChatML and Llama-3 checkpoints: single-image, text-only, multi-turn and two-image
+# conversations through their own chat templates
+foreach(model llava-next-yi-tiny llava-next-llama3-tiny)
+  add_test(NAME test_llm_chat_${model} COMMAND test_llm chat ${model})
+  set_tests_properties(test_llm_chat_${model} PROPERTIES
+    ENVIRONMENT "HIRED_FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures;HIRED_BUILD_DIR=${CMAKE_BINARY_DIR}"
+    TIMEOUT 300)
+endforeach()
 foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" "llava-next-tiny;6;2"
               "llava-next-tiny;8;2" "llava15-tiny;0;5" "llava15-tiny;5;5")
   list(GET shard 0 model)
