@@ -45,6 +45,9 @@ static void run_usage(FILE *f) {
             "  --split S           reference | paper: HiRED sub-image split     (reference)\n"
             "  --spatial S         strided tokens added to hired, in [0, 1]       (0)\n"
             "  --newline P         hf | none: image_newline after mosaic rows     (hf)\n"
+            "  --compat C          hf | authors: preprocess and pack as current transformers, or\n"
+            "                      as the HiRED authors' 4.42 fork (to reproduce their numbers;\n"
+            "                      use with --newline none as they do)             (hf)\n"
             "  --template T        checkpoint | vicuna | llava-1.5 | vicuna-system | vicuna-lmms-eval |\n"
             "                      mistral | chatml | llama3 | raw   (default: the checkpoint's chat\n"
             "                      template, else the built-in for its text model)\n"
@@ -298,6 +301,12 @@ int cmd_run(int argc, char **argv) {
             turn_text[n_turns++] = v;
         } else if (!strcmp(a, "--messages")) messages = v;
         else if (!strcmp(a, "--template")) p.template_name = v;
+        else if (!strcmp(a, "--compat")) {
+            if (prep_compat_parse(v, &p.compat)) {
+                fprintf(stderr, "hired run: unknown compatibility mode '%s' (hf, authors)\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--newline")) {
             if (pack_newline_parse(v, &p.newline)) {
                 fprintf(stderr, "hired run: unknown newline policy '%s' (hf, none)\n", v);

@@ -146,6 +146,11 @@ static tpl_message_t question_message(const char *question, const gen_params_t *
 
 int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t *sel, gen_visual_t *out,
                gen_stats_t *st, char *err) {
+    return gen_encode_compat(m, bytes, n, sel, PREP_COMPAT_HF, out, st, err);
+}
+
+int gen_encode_compat(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t *sel, prep_compat_t compat,
+                      gen_visual_t *out, gen_stats_t *st, char *err) {
     memset(out, 0, sizeof *out);
     gen_stats_t dummy;
     if (!st) st = &dummy;
@@ -157,7 +162,7 @@ int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t 
     double t1 = now_ms();
     st->ms_decode_image = t1 - t0;
     if (rc) goto done;
-    rc = prep_for_model(&img, &m->cfg, &m->pp, &prep, err);
+    rc = prep_for_model_compat(&img, &m->cfg, &m->pp, compat, &prep, err);
     double t2 = now_ms();
     st->ms_preprocess = t2 - t1;
     if (rc) goto done;
@@ -193,6 +198,7 @@ int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t 
     st->ms_select = now_ms() - t3;
     if (rc) goto done;
     out->strategy = sel->strategy;
+    out->compat = compat;
     out->n = prep.n;
     out->rows = prep.rows;
     out->cols = prep.cols;
@@ -305,7 +311,7 @@ static int layout_visual(gen_model_t *m, const gen_visual_t *vis, const gen_para
     const bool concat = m->cfg.kind == HF_MODEL_LLAVA || vis->strategy == SEL_PRUMERGE ||
                         vis->strategy == SEL_PRUMERGE_PLUS;
     pack_geom_t geom = {.n = vis->n, .rows = vis->rows, .cols = vis->cols, .orig_h = vis->orig_h,
-                        .orig_w = vis->orig_w, .grid = vis->grid};
+                        .orig_w = vis->orig_w, .grid = vis->grid, .authors = vis->compat == PREP_COMPAT_AUTHORS};
     *slots = mem_alloc((size_t)pack_max_slots(&geom, vis->sel.k) * sizeof **slots);
     if (!*slots) return hired_errf(err, HIRED_ENOMEM, "out of memory");
     int rc = pack_layout(&geom, vis->sel.pos, vis->sel.k, concat ? PACK_MODE_CONCAT : PACK_MODE_NEXT, p->newline, *slots,
@@ -608,7 +614,7 @@ int gen_run_chat(gen_model_t *m, const gen_image_t *images, int n_images, const 
     memset(vis, 0, sizeof vis);
     for (int i = 0; i < n_images && !rc; i++) {
         gen_stats_t one = {0};
-        rc = gen_encode(m, images[i].bytes, images[i].n, &p->sel, &vis[i], &one, err);
+        rc = gen_encode_compat(m, images[i].bytes, images[i].n, &p->sel, p->compat, &vis[i], &one, err);
         if (rc && n_images > 1) {
             char why[HIRED_ERR_LEN];
             snprintf(why, sizeof why, "%s", err);
@@ -641,7 +647,7 @@ int gen_run(gen_model_t *m, const uint8_t *bytes, size_t n, const char *question
         if (rc) return rc;
         gen_visual_t vis;
         gen_prompt_t pr;
-        rc = gen_encode(m, bytes, n, &p->sel, &vis, st, err);
+        rc = gen_encode_compat(m, bytes, n, &p->sel, p->compat, &vis, st, err);
         if (rc) return rc;
         rc = gen_prompt_build_chat(m, &vis, 1, &msg, 1, p, &pr, st, err);
         gen_visual_free(&vis);

@@ -42,6 +42,7 @@
 #include "hfconfig.h"
 #include "llm.h"
 #include "pack.h"
+#include "preprocess.h"
 #include "projector.h"
 #include "sampler.h"
 #include "select.h"
@@ -53,6 +54,8 @@ typedef struct gen_model gen_model_t;
 typedef struct {
     sel_opts_t sel;               /* strategy, budget r, alpha, split, spatial */
     pack_newline_t newline;       /* hf | none */
+    prep_compat_t compat;         /* hf (default) | authors: the HiRED authors' 4.42 preprocessing
+                                     and packing (preprocess.h, pack.h), to reproduce their numbers */
     const char *template_name;    /* NULL or "checkpoint": the model's own (see above); else a built-in */
     int max_tokens;               /* new tokens, ≥ 1 */
     int min_tokens;               /* EOS is masked until this many were generated (HF min_new_tokens) */
@@ -78,6 +81,7 @@ typedef struct {
     int orig_h, orig_w;      /* decoded image size */
     int grid;                /* patches per partition side */
     int total;               /* n · grid²: tokens before selection */
+    prep_compat_t compat;    /* the preprocessing it went through; packing follows it */
 } gen_visual_t;
 
 /* The merged prompt. */
@@ -141,6 +145,9 @@ int gen_render_chat(gen_model_t *m, const tpl_message_t *msgs, int n_msgs, const
  * decode-image/preprocess/vision/select fields of st (may be NULL). 0 or HIRED_E* with err. */
 int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t *sel, gen_visual_t *out,
                gen_stats_t *st, char *err);
+/* The same with the compatibility mode (gen_encode is PREP_COMPAT_HF); out->compat records it. */
+int gen_encode_compat(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t *sel, prep_compat_t compat,
+                      gen_visual_t *out, gen_stats_t *st, char *err);
 /* A visual holding the tokens of `all` (every token kept, strategy none) at positions keep[0..k)
  * in that order (e.g. a kept list computed elsewhere). Caller owns *out (gen_visual_free).
  * HIRED_EINVAL when a position is not in all. */

@@ -31,3 +31,14 @@ foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" 
     ENVIRONMENT "HIRED_FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures;HIRED_BUILD_DIR=${CMAKE_BINARY_DIR}"
     SKIP_RETURN_CODE 77 TIMEOUT 300)
 endforeach()
+# --compat authors against the HiRED authors' fork (fixtures from make_authors_fixtures.py), in
+# two shards of five images
+add_executable(test_compat fidelity/test_compat.c)
+target_include_directories(test_compat PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_compat PRIVATE hired_llm)
+foreach(first 0 5)
+  add_test(NAME test_compat_${first} COMMAND test_compat ${first} 5)
+  set_tests_properties(test_compat_${first} PROPERTIES
+    ENVIRONMENT "HIRED_FIXTURES=${CMAKE_CURRENT_SOURCE_DIR}/fixtures;HIRED_BUILD_DIR=${CMAKE_BINARY_DIR}"
+    TIMEOUT 300)
+endforeach()
