@@ -1,5 +1,5 @@
-/* jinja_eval.c — see jinja.h. Owns: value construction, rendering (statements, expressions,
- * Python-like operators), and the filters, tests, methods and globals listed in jinja.h.
+/* jinja_eval.c — see jinja.h. Owns: rendering (statements, expressions, Python-like operators),
+ * and the filters, tests, methods and globals listed in jinja.h.
  *
  * Semantics follow jinja2 as transformers configures it: for-loops open a scope (a `set`
  * inside a loop body does not leak out, which is why templates use namespace()); `a.b` on a
@@ -7,7 +7,7 @@
  * while arithmetic or iteration on it is an error; str() of values is Python's (True, None,
  * ['a', 1]); strings index and slice by code point.
  * Every value made while rendering lives in a per-render arena freed at the end.
- * Not here: lexing and parsing (jinja_parse.c). */
+ * Not here: lexing and parsing (jinja_parse.c), values and their conversions (jinja_value.c). */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,84 +22,6 @@
 #define JJ_MAX_ITERS 1000000L
 
 enum { RC_BREAK = 1, RC_CONTINUE = 2 };
-
-// ---- values -----------------------------------------------------------------------------------
-
-static jv_t *mk(jarena_t *a, jv_kind_t k) {
-    jv_t *v = jj_alloc(a, sizeof *v);
-    if (v) v->k = k;
-    return v;
-}
-
-jv_t *jv_none(jarena_t *a) { return mk(a, JV_NONE); }
-jv_t *jv_bool(jarena_t *a, bool b) {
-    jv_t *v = mk(a, JV_BOOL);
-    if (v) v->b = b;
-    return v;
-}
-jv_t *jv_int(jarena_t *a, int64_t i) {
-    jv_t *v = mk(a, JV_INT);
-    if (v) v->i = i;
-    return v;
-}
-jv_t *jv_str(jarena_t *a, const char *s, size_t n) {
-    jv_t *v = mk(a, JV_STR);
-    if (v && !(v->s = jj_strdup(a, s ? s : "", s ? n : 0))) return NULL;
-    if (v) v->n = s ? n : 0;
-    return v;
-}
-jv_t *jv_list(jarena_t *a) { return mk(a, JV_LIST); }
-jv_t *jv_dict(jarena_t *a) { return mk(a, JV_DICT); }
-
-/* Room for one more entry (arena memory: the old array is simply abandoned). */
-static int grow(jarena_t *a, jv_t *c) {
-    if (c->n < c->cap) return HIRED_OK;
-    size_t cap = c->cap ? c->cap * 2 : 4;
-    jv_t **items = jj_alloc(a, cap * sizeof *items);
-    const char **keys = c->k == JV_DICT ? jj_alloc(a, cap * sizeof *keys) : NULL;
-    size_t *klen = c->k == JV_DICT ? jj_alloc(a, cap * sizeof *klen) : NULL;
-    if (!items || (c->k == JV_DICT && (!keys || !klen))) return HIRED_ENOMEM;
-    if (c->n) {
-        memcpy(items, c->items, c->n * sizeof *items);
-        if (keys) memcpy(keys, c->keys, c->n * sizeof *keys), memcpy(klen, c->klen, c->n * sizeof *klen);
-    }
-    c->items = items, c->keys = keys, c->klen = klen, c->cap = cap;
-    return HIRED_OK;
-}
-
-int jv_list_push(jarena_t *a, jv_t *list, jv_t *v) {
-    if (!list || !v) return !list || list->k != JV_LIST ? HIRED_EINVAL : HIRED_ENOMEM;
-    if (list->k != JV_LIST) return HIRED_EINVAL;
-    if (grow(a, list)) return HIRED_ENOMEM;
-    list->items[list->n++] = v;
-    return HIRED_OK;
-}
-
-static int dict_set_n(jarena_t *a, jv_t *d, const char *key, size_t kn, jv_t *v) {
-    if (!d || d->k != JV_DICT) return HIRED_EINVAL;
-    if (!v) return HIRED_ENOMEM;
-    for (size_t i = 0; i < d->n; i++)
-        if (d->klen[i] == kn && !memcmp(d->keys[i], key, kn)) {
-            d->items[i] = v;
-            return HIRED_OK;
-        }
-    if (grow(a, d)) return HIRED_ENOMEM;
-    const char *k = jj_strdup(a, key, kn);
-    if (!k) return HIRED_ENOMEM;
-    d->keys[d->n] = k, d->klen[d->n] = kn, d->items[d->n++] = v;
-    return HIRED_OK;
-}
-
-int jv_dict_set(jarena_t *a, jv_t *d, const char *key, jv_t *v) {
-    return key ? dict_set_n(a, d, key, strlen(key), v) : HIRED_EINVAL;
-}
-
-static jv_t *dict_get(const jv_t *d, const char *key, size_t kn) {
-    if (!d || d->k != JV_DICT) return NULL;
-    for (size_t i = 0; i < d->n; i++)
-        if (d->klen[i] == kn && !memcmp(d->keys[i], key, kn)) return d->items[i];
-    return NULL;
-}
 
 // ---- render state -----------------------------------------------------------------------------
 
@@ -157,7 +79,7 @@ static jv_t *lookup(rs_t *R, const char *name, size_t n) {
     for (frame_t *f = R->top; f; f = f->up)
         for (size_t i = f->n; i-- > 0;)
             if (f->v[i].n == n && !memcmp(f->v[i].name, name, n)) return f->v[i].v;
-    jv_t *v = dict_get(R->vars, name, n);
+    jv_t *v = jj_dict_get(R->vars, name, n);
     return v ? v : &R->undef;
 }
 
@@ -179,276 +101,14 @@ static int assign(rs_t *R, const char *name, size_t n, jv_t *v) {
     return HIRED_OK;
 }
 
-// ---- conversions ------------------------------------------------------------------------------
-
-static bool truthy(const jv_t *v) {
-    switch (v->k) {
-    case JV_BOOL: return v->b;
-    case JV_INT: return v->i != 0;
-    case JV_STR:
-    case JV_LIST:
-    case JV_DICT: return v->n > 0;
-    default: return false;
-    }
-}
-
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sb_t;
-
-static void sb_put(sb_t *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 64;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = mem_realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_cstr(sb_t *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void to_text(sb_t *b, const jv_t *v, bool repr, int depth);
-
-/* Python repr of a string: single quotes unless it holds ' and no ". */
-static void repr_str(sb_t *b, const char *s, size_t n) {
-    bool sq = memchr(s, '\'', n) && !memchr(s, '"', n);
-    char q = sq ? '"' : '\'';
-    sb_put(b, &q, 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[8];
-        if (c == '\\') sb_cstr(b, "\\\\");
-        else if (c == (unsigned char)q) sb_put(b, "\\", 1), sb_put(b, &q, 1);
-        else if (c == '\n') sb_cstr(b, "\\n");
-        else if (c == '\r') sb_cstr(b, "\\r");
-        else if (c == '\t') sb_cstr(b, "\\t");
-        else if (c < 0x20 || c == 0x7f) snprintf(esc, sizeof esc, "\\x%02x", c), sb_cstr(b, esc);
-        else sb_put(b, s + i, 1);
-    }
-    sb_put(b, &q, 1);
-}
-
-static void to_text(sb_t *b, const jv_t *v, bool repr, int depth) {
-    char num[32];
-    if (depth > JJ_MAX_DEPTH) {
-        sb_cstr(b, "...");
-        return;
-    }
-    switch (v->k) {
-    case JV_UNDEF: break;
-    case JV_NONE: sb_cstr(b, "None"); break;
-    case JV_BOOL: sb_cstr(b, v->b ? "True" : "False"); break;
-    case JV_INT:
-        snprintf(num, sizeof num, "%lld", (long long)v->i);
-        sb_cstr(b, num);
-        break;
-    case JV_STR:
-        if (repr) repr_str(b, v->s, v->n);
-        else sb_put(b, v->s, v->n);
-        break;
-    case JV_LIST:
-        sb_cstr(b, "[");
-        for (size_t i = 0; i < v->n; i++) {
-            if (i) sb_cstr(b, ", ");
-            to_text(b, v->items[i], true, depth + 1);
-        }
-        sb_cstr(b, "]");
-        break;
-    case JV_DICT:
-        if (v->ns) sb_cstr(b, "<Namespace ");
-        sb_cstr(b, "{");
-        for (size_t i = 0; i < v->n; i++) {
-            if (i) sb_cstr(b, ", ");
-            repr_str(b, v->keys[i], v->klen[i]);
-            sb_cstr(b, ": ");
-            to_text(b, v->items[i], true, depth + 1);
-        }
-        sb_cstr(b, v->ns ? "}>" : "}");
-        break;
-    }
-}
-
 /* str(v) as a new arena string value. */
 static jv_t *stringify(rs_t *R, const jv_t *v) {
     if (v->k == JV_STR) return (jv_t *)v;
-    sb_t b = {0};
-    to_text(&b, v, false, 0);
+    jj_sb_t b = {0};
+    jj_to_text(&b, v, false, 0);
     jv_t *s = b.oom ? NULL : jv_str(&R->ar, b.p ? b.p : "", b.n);
     mem_free(b.p);
     return s;
-}
-
-/* json.dumps(v, ensure_ascii=False) with the default separators. */
-static void to_json(sb_t *b, const jv_t *v, int depth) {
-    char num[32];
-    if (depth > JJ_MAX_DEPTH) return;
-    switch (v->k) {
-    case JV_UNDEF:
-    case JV_NONE: sb_cstr(b, "null"); break;
-    case JV_BOOL: sb_cstr(b, v->b ? "true" : "false"); break;
-    case JV_INT:
-        snprintf(num, sizeof num, "%lld", (long long)v->i);
-        sb_cstr(b, num);
-        break;
-    case JV_STR:
-        sb_cstr(b, "\"");
-        for (size_t i = 0; i < v->n; i++) {
-            unsigned char c = (unsigned char)v->s[i];
-            if (c == '"') sb_cstr(b, "\\\"");
-            else if (c == '\\') sb_cstr(b, "\\\\");
-            else if (c == '\n') sb_cstr(b, "\\n");
-            else if (c == '\r') sb_cstr(b, "\\r");
-            else if (c == '\t') sb_cstr(b, "\\t");
-            else if (c == '\b') sb_cstr(b, "\\b");
-            else if (c == '\f') sb_cstr(b, "\\f");
-            else if (c < 0x20) snprintf(num, sizeof num, "\\u%04x", c), sb_cstr(b, num);
-            else sb_put(b, v->s + i, 1);
-        }
-        sb_cstr(b, "\"");
-        break;
-    case JV_LIST:
-        sb_cstr(b, "[");
-        for (size_t i = 0; i < v->n; i++) {
-            if (i) sb_cstr(b, ", ");
-            to_json(b, v->items[i], depth + 1);
-        }
-        sb_cstr(b, "]");
-        break;
-    case JV_DICT:
-        sb_cstr(b, "{");
-        for (size_t i = 0; i < v->n; i++) {
-            jv_t key = {.k = JV_STR, .s = v->keys[i], .n = v->klen[i]};
-            if (i) sb_cstr(b, ", ");
-            to_json(b, &key, depth + 1);
-            sb_cstr(b, ": ");
-            to_json(b, v->items[i], depth + 1);
-        }
-        sb_cstr(b, "}");
-        break;
-    }
-}
-
-static bool values_equal(const jv_t *a, const jv_t *b, int depth) {
-    bool na = a->k == JV_INT || a->k == JV_BOOL, nb = b->k == JV_INT || b->k == JV_BOOL;
-    if (na && nb) return (a->k == JV_BOOL ? a->b : a->i) == (b->k == JV_BOOL ? b->b : b->i);
-    if (a->k != b->k || depth > JJ_MAX_DEPTH) return false;
-    switch (a->k) {
-    case JV_UNDEF:
-    case JV_NONE: return true;
-    case JV_STR: return a->n == b->n && !memcmp(a->s, b->s, a->n);
-    case JV_LIST:
-        if (a->n != b->n) return false;
-        for (size_t i = 0; i < a->n; i++)
-            if (!values_equal(a->items[i], b->items[i], depth + 1)) return false;
-        return true;
-    case JV_DICT:
-        if (a->n != b->n) return false;
-        for (size_t i = 0; i < a->n; i++) {
-            const jv_t *o = dict_get(b, a->keys[i], a->klen[i]);
-            if (!o || !values_equal(a->items[i], o, depth + 1)) return false;
-        }
-        return true;
-    default: return false;
-    }
-}
-
-// ---- code points ------------------------------------------------------------------------------
-
-/* Byte offsets of the code points of s (count in *n_cp; offsets[n_cp] = n). Caller frees. */
-static size_t *cp_offsets(const char *s, size_t n, size_t *n_cp) {
-    size_t *o = mem_alloc((n + 1) * sizeof *o), k = 0;
-    if (!o) return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (((unsigned char)s[i] & 0xC0) != 0x80) o[k++] = i;
-    o[k] = n;
-    *n_cp = k;
-    return o;
-}
-
-static bool is_ascii_space(unsigned char c) { return (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x20); }
-
-/* Python str.strip/lstrip/rstrip: whitespace (chars == NULL) or any code point of chars. */
-static bool strip_match(const char *s, size_t n, size_t i, size_t w, const jv_t *chars) {
-    if (!chars) {
-        if (w == 1) return is_ascii_space((unsigned char)s[i]);
-        uint32_t c = 0;
-        const unsigned char *u = (const unsigned char *)s + i;
-        if (w == 2) c = (uint32_t)(u[0] & 0x1F) << 6 | (u[1] & 0x3F);
-        else if (w == 3) c = (uint32_t)(u[0] & 0x0F) << 12 | (uint32_t)(u[1] & 0x3F) << 6 | (u[2] & 0x3F);
-        (void)n;
-        return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-               c == 0x202F || c == 0x205F || c == 0x3000;
-    }
-    for (size_t j = 0; j < chars->n;) {
-        size_t cw = 1;
-        while (j + cw < chars->n && ((unsigned char)chars->s[j + cw] & 0xC0) == 0x80) cw++;
-        if (cw == w && !memcmp(chars->s + j, s + i, w)) return true;
-        j += cw;
-    }
-    return false;
-}
-
-static jv_t *str_strip(rs_t *R, const jv_t *v, const jv_t *chars, bool left, bool right) {
-    size_t nc, *o = cp_offsets(v->s, v->n, &nc);
-    if (!o) return NULL;
-    size_t a = 0, b = nc;
-    while (left && a < b && strip_match(v->s, v->n, o[a], o[a + 1] - o[a], chars)) a++;
-    while (right && b > a && strip_match(v->s, v->n, o[b - 1], o[b] - o[b - 1], chars)) b--;
-    jv_t *r = jv_str(&R->ar, v->s + o[a], o[b] - o[a]);
-    mem_free(o);
-    return r;
-}
-
-/* mode: 'u' upper, 'l' lower, 'c' capitalize, 't' title — ASCII letters only (see jinja.h). */
-static jv_t *str_case(rs_t *R, const jv_t *v, char mode) {
-    jv_t *r = jv_str(&R->ar, v->s, v->n);
-    if (!r) return NULL;
-    char *s = (char *)r->s;
-    bool prev_letter = false;
-    for (size_t i = 0; i < r->n; i++) {
-        char c = s[i];
-        bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-        bool up = mode == 'u' || (mode == 'c' && i == 0) || (mode == 't' && !prev_letter);
-        if (letter) s[i] = up ? (char)(c & ~0x20) : (char)(c | 0x20);
-        prev_letter = letter || ((unsigned char)c >= 0x80 && mode == 't' && prev_letter);
-    }
-    return r;
-}
-
-static jv_t *str_replace(rs_t *R, const jv_t *s, const jv_t *a, const jv_t *b) {
-    sb_t o = {0};
-    if (!a->n) { /* Python inserts the replacement between every code point */
-        for (size_t i = 0; i <= s->n; i++) {
-            if (i == s->n || ((unsigned char)s->s[i] & 0xC0) != 0x80) sb_put(&o, b->s, b->n);
-            if (i < s->n) sb_put(&o, s->s + i, 1);
-        }
-    } else {
-        size_t i = 0, run = 0;
-        while (i + a->n <= s->n) {
-            if (!memcmp(s->s + i, a->s, a->n)) {
-                sb_put(&o, s->s + run, i - run);
-                sb_put(&o, b->s, b->n);
-                i += a->n;
-                run = i;
-            } else {
-                i++;
-            }
-        }
-        sb_put(&o, s->s + run, s->n - run);
-    }
-    jv_t *r = o.oom ? NULL : jv_str(&R->ar, o.p ? o.p : "", o.n);
-    mem_free(o.p);
-    return r;
 }
 
 /* Iteration view: lists as they are, dicts as their keys, strings as one-character strings. */
@@ -463,7 +123,7 @@ static int as_list(rs_t *R, const jnode_t *at, const jv_t *v, jv_t **out) {
         for (size_t i = 0; i < v->n; i++)
             if (jv_list_push(&R->ar, l, jv_str(&R->ar, v->keys[i], v->klen[i]))) return room(R);
     } else if (v->k == JV_STR) {
-        size_t nc, *o = cp_offsets(v->s, v->n, &nc);
+        size_t nc, *o = jj_cp_offsets(v->s, v->n, &nc);
         if (!o) return room(R);
         for (size_t i = 0; i < nc; i++)
             if (jv_list_push(&R->ar, l, jv_str(&R->ar, v->s + o[i], o[i + 1] - o[i]))) {
@@ -541,10 +201,10 @@ static int apply_test(rs_t *R, const jnode_t *at, const char *name, size_t nn, c
     } else if (name_is(name, nn, "equalto") || name_is(name, nn, "eq") || name_is(name, nn, "==") ||
                name_is(name, nn, "sameas")) {
         if (!x) return FAIL(R, at, "test needs an argument");
-        *res = values_equal(v, x, 0);
+        *res = jj_equal(v, x, 0);
     } else if (name_is(name, nn, "ne") || name_is(name, nn, "!=")) {
         if (!x) return FAIL(R, at, "test needs an argument");
-        *res = !values_equal(v, x, 0);
+        *res = !jj_equal(v, x, 0);
     } else if (name_is(name, nn, "in")) {
         if (!x) return FAIL(R, at, "test needs an argument");
         jv_t *l;
@@ -555,7 +215,7 @@ static int apply_test(rs_t *R, const jnode_t *at, const char *name, size_t nn, c
         int rc = as_list(R, at, x, &l);
         if (rc) return rc;
         *res = false;
-        for (size_t i = 0; i < l->n && !*res; i++) *res = values_equal(v, l->items[i], 0);
+        for (size_t i = 0; i < l->n && !*res; i++) *res = jj_equal(v, l->items[i], 0);
     } else {
         return FAILS(R, at, "unsupported test '%.*s'", name, nn);
     }
@@ -564,7 +224,7 @@ static int apply_test(rs_t *R, const jnode_t *at, const char *name, size_t nn, c
 
 static int get_attr(rs_t *R, const jv_t *obj, const char *name, size_t n, jv_t **out) {
     (void)R;
-    jv_t *v = obj->k == JV_DICT ? dict_get(obj, name, n) : NULL;
+    jv_t *v = obj->k == JV_DICT ? jj_dict_get(obj, name, n) : NULL;
     *out = v ? v : &R->undef;
     return HIRED_OK;
 }
@@ -576,7 +236,7 @@ static int get_index(rs_t *R, const jv_t *obj, int64_t idx, jv_t **out) {
         if (idx < 0) idx += (int64_t)obj->n;
         if (idx >= 0 && (size_t)idx < obj->n) *out = obj->items[idx];
     } else if (obj->k == JV_STR) {
-        size_t nc, *o = cp_offsets(obj->s, obj->n, &nc);
+        size_t nc, *o = jj_cp_offsets(obj->s, obj->n, &nc);
         if (!o) return room(R);
         if (idx < 0) idx += (int64_t)nc;
         if (idx >= 0 && (size_t)idx < nc && !(*out = jv_str(&R->ar, obj->s + o[idx], o[idx + 1] - o[idx]))) {
@@ -618,15 +278,15 @@ static int eval_slice(rs_t *R, const jnode_t *n, jv_t **out) {
     if (step == 0) return FAIL(R, n, "slice step cannot be zero");
     if (obj->k != JV_LIST && obj->k != JV_STR) return FAIL(R, n, "only lists and strings can be sliced");
     size_t nc = obj->n, *o = NULL;
-    if (obj->k == JV_STR && !(o = cp_offsets(obj->s, obj->n, &nc))) return room(R);
+    if (obj->k == JV_STR && !(o = jj_cp_offsets(obj->s, obj->n, &nc))) return room(R);
     int64_t start, stop;
     slice_bounds((int64_t)nc, p[0], p[1], step, &start, &stop);
     jv_t *res = obj->k == JV_LIST ? jv_list(&R->ar) : NULL;
-    sb_t sb = {0};
+    jj_sb_t sb = {0};
     rc = obj->k == JV_LIST && !res ? room(R) : HIRED_OK;
     for (int64_t i = start; !rc && (step > 0 ? i < stop : i > stop); i += step) {
         if (obj->k == JV_LIST) rc = jv_list_push(&R->ar, res, obj->items[i]) ? room(R) : HIRED_OK;
-        else sb_put(&sb, obj->s + o[i], o[i + 1] - o[i]);
+        else jj_sb_put(&sb, obj->s + o[i], o[i + 1] - o[i]);
     }
     if (!rc && obj->k == JV_STR) {
         res = sb.oom ? NULL : jv_str(&R->ar, sb.p ? sb.p : "", sb.n);
@@ -643,7 +303,7 @@ static int binop(rs_t *R, const jnode_t *n, jv_t **out) {
     int rc = eval(R, n->a, &a);
     if (rc) return rc;
     if (n->op == OP_AND || n->op == OP_OR) { /* short circuit, Python returns the deciding value */
-        if (truthy(a) == (n->op == OP_OR)) {
+        if (jj_truthy(a) == (n->op == OP_OR)) {
             *out = a;
             return HIRED_OK;
         }
@@ -660,7 +320,7 @@ static int binop(rs_t *R, const jnode_t *n, jv_t **out) {
         if (!s) return room(R);
         memcpy(s, sa->s, sa->n);
         memcpy(s + sa->n, sbv->s, sbv->n);
-        jv_t *r = mk(&R->ar, JV_STR);
+        jv_t *r = jj_mk(&R->ar, JV_STR);
         if (!r) return room(R);
         r->s = s, r->n = sa->n + sbv->n;
         *out = r;
@@ -668,7 +328,7 @@ static int binop(rs_t *R, const jnode_t *n, jv_t **out) {
     }
     case OP_ADD:
         if (a->k == JV_STR && b->k == JV_STR) {
-            jv_t *r = mk(&R->ar, JV_STR);
+            jv_t *r = jj_mk(&R->ar, JV_STR);
             char *s = r ? jj_alloc(&R->ar, a->n + b->n + 1) : NULL;
             if (!s) return room(R);
             memcpy(s, a->s, a->n);
@@ -697,8 +357,8 @@ static int binop(rs_t *R, const jnode_t *n, jv_t **out) {
             const jv_t *s = a->k == JV_STR ? a : b;
             int64_t k = a->k == JV_STR ? y : x;
             if (k > 0 && (uint64_t)k * s->n > JJ_MAX_OUTPUT) return FAIL(R, n, "string repetition too large");
-            sb_t o = {0};
-            for (int64_t i = 0; i < k; i++) sb_put(&o, s->s, s->n);
+            jj_sb_t o = {0};
+            for (int64_t i = 0; i < k; i++) jj_sb_put(&o, s->s, s->n);
             *out = o.oom ? NULL : jv_str(&R->ar, o.p ? o.p : "", o.n);
             mem_free(o.p);
             return *out ? HIRED_OK : room(R);
@@ -721,7 +381,7 @@ static int binop(rs_t *R, const jnode_t *n, jv_t **out) {
     case OP_DIV: return FAIL(R, n, "true division '/' gives a float; floats are not supported");
     case OP_EQ:
     case OP_NE:
-        *out = values_equal(a, b, 0) == (n->op == OP_EQ) ? &R->t : &R->f;
+        *out = jj_equal(a, b, 0) == (n->op == OP_EQ) ? &R->t : &R->f;
         return HIRED_OK;
     case OP_LT:
     case OP_LE:
@@ -742,7 +402,7 @@ static int binop(rs_t *R, const jnode_t *n, jv_t **out) {
     case OP_IN:
     case OP_NOTIN: {
         bool r;
-        if (b->k == JV_DICT) r = a->k == JV_STR && dict_get(b, a->s, a->n);
+        if (b->k == JV_DICT) r = a->k == JV_STR && jj_dict_get(b, a->s, a->n);
         else if ((rc = apply_test(R, n, "in", 2, a, b, &r))) return rc;
         *out = r == (n->op == OP_IN) ? &R->t : &R->f;
         return HIRED_OK;
@@ -768,7 +428,7 @@ static int apply_filter(rs_t *R, const jnode_t *n, jv_t *v, jv_t **out) {
     }
     if (name_is(f, fn, "default") || name_is(f, fn, "d")) {
         jv_t *bo = arg(&a, 1, "boolean");
-        bool use = v->k == JV_UNDEF || (bo && truthy(bo) && !truthy(v));
+        bool use = v->k == JV_UNDEF || (bo && jj_truthy(bo) && !jj_truthy(v));
         *out = use ? (x ? x : arg(&a, -1, "default_value") ? arg(&a, -1, "default_value") : jv_str(&R->ar, "", 0)) : v;
         return *out ? HIRED_OK : room(R);
     }
@@ -778,8 +438,8 @@ static int apply_filter(rs_t *R, const jnode_t *n, jv_t *v, jv_t **out) {
     }
     if (name_is(f, fn, "tojson")) {
         if (arg(&a, 0, "indent") && arg(&a, 0, "indent")->k != JV_NONE) return FAIL(R, n, "tojson(indent=...) is not supported");
-        sb_t b = {0};
-        to_json(&b, v, 0);
+        jj_sb_t b = {0};
+        jj_to_json(&b, v, 0);
         *out = b.oom ? NULL : jv_str(&R->ar, b.p ? b.p : "", b.n);
         mem_free(b.p);
         return *out ? HIRED_OK : room(R);
@@ -812,17 +472,17 @@ static int apply_filter(rs_t *R, const jnode_t *n, jv_t *v, jv_t **out) {
     if (v->k == JV_STR || v->k == JV_UNDEF) {
         jv_t empty = {.k = JV_STR, .s = "", .n = 0};
         const jv_t *s = v->k == JV_STR ? v : &empty;
-        if (name_is(f, fn, "trim")) *out = str_strip(R, s, x && x->k == JV_STR ? x : NULL, true, true);
-        else if (name_is(f, fn, "upper")) *out = str_case(R, s, 'u');
-        else if (name_is(f, fn, "lower")) *out = str_case(R, s, 'l');
+        if (name_is(f, fn, "trim")) *out = jj_str_strip(&R->ar, s, x && x->k == JV_STR ? x : NULL, true, true);
+        else if (name_is(f, fn, "upper")) *out = jj_str_case(&R->ar, s, 'u');
+        else if (name_is(f, fn, "lower")) *out = jj_str_case(&R->ar, s, 'l');
         else if (name_is(f, fn, "capitalize")) {
-            jv_t *l = str_case(R, s, 'l');
-            *out = l ? str_case(R, l, 'c') : NULL;
-        } else if (name_is(f, fn, "title")) *out = str_case(R, s, 't');
+            jv_t *l = jj_str_case(&R->ar, s, 'l');
+            *out = l ? jj_str_case(&R->ar, l, 'c') : NULL;
+        } else if (name_is(f, fn, "title")) *out = jj_str_case(&R->ar, s, 't');
         else if (name_is(f, fn, "replace")) {
             jv_t *y = arg(&a, 1, NULL);
             if (!x || !y || x->k != JV_STR || y->k != JV_STR) return FAIL(R, n, "replace needs two strings");
-            *out = str_replace(R, s, x, y);
+            *out = jj_str_replace(&R->ar, s, x, y);
         } else goto sequences;
         return *out ? HIRED_OK : room(R);
     }
@@ -849,10 +509,10 @@ sequences:;
     if (name_is(f, fn, "join")) {
         if ((rc = as_list(R, n, v, &l))) return rc;
         jv_t *sep = x ? x : arg(&a, 0, "d");
-        sb_t b = {0};
+        jj_sb_t b = {0};
         for (size_t i = 0; i < l->n; i++) {
-            if (i && sep) to_text(&b, sep, false, 0);
-            to_text(&b, l->items[i], false, 0);
+            if (i && sep) jj_to_text(&b, sep, false, 0);
+            jj_to_text(&b, l->items[i], false, 0);
         }
         *out = b.oom ? NULL : jv_str(&R->ar, b.p ? b.p : "", b.n);
         mem_free(b.p);
@@ -876,7 +536,7 @@ sequences:;
                 if (jv_list_push(&R->ar, r, val)) return room(R);
                 continue;
             }
-            bool keep = truthy(val);
+            bool keep = jj_truthy(val);
             if (test && (rc = apply_test(R, n, test->s, test->n, val, targ, &keep))) return rc;
             if (keep != reject && jv_list_push(&R->ar, r, item)) return room(R);
         }
@@ -895,13 +555,13 @@ static int call_method(rs_t *R, const jnode_t *n, jv_t *obj, const char *m, size
     if (obj->k == JV_STR) {
         if (name_is(m, mn, "strip") || name_is(m, mn, "lstrip") || name_is(m, mn, "rstrip")) {
             const jv_t *chars = x && x->k == JV_STR ? x : NULL;
-            *out = str_strip(R, obj, chars, m[0] != 'r', m[0] != 'l');
-        } else if (name_is(m, mn, "upper")) *out = str_case(R, obj, 'u');
-        else if (name_is(m, mn, "lower")) *out = str_case(R, obj, 'l');
-        else if (name_is(m, mn, "title")) *out = str_case(R, obj, 't');
+            *out = jj_str_strip(&R->ar, obj, chars, m[0] != 'r', m[0] != 'l');
+        } else if (name_is(m, mn, "upper")) *out = jj_str_case(&R->ar, obj, 'u');
+        else if (name_is(m, mn, "lower")) *out = jj_str_case(&R->ar, obj, 'l');
+        else if (name_is(m, mn, "title")) *out = jj_str_case(&R->ar, obj, 't');
         else if (name_is(m, mn, "capitalize")) {
-            jv_t *l = str_case(R, obj, 'l');
-            *out = l ? str_case(R, l, 'c') : NULL;
+            jv_t *l = jj_str_case(&R->ar, obj, 'l');
+            *out = l ? jj_str_case(&R->ar, l, 'c') : NULL;
         } else if (name_is(m, mn, "startswith") || name_is(m, mn, "endswith")) {
             if (!x || x->k != JV_STR) return FAIL(R, n, "startswith/endswith need a string");
             bool r = x->n <= obj->n &&
@@ -909,7 +569,7 @@ static int call_method(rs_t *R, const jnode_t *n, jv_t *obj, const char *m, size
             *out = r ? &R->t : &R->f;
         } else if (name_is(m, mn, "replace")) {
             if (!x || !y || x->k != JV_STR || y->k != JV_STR) return FAIL(R, n, "replace needs two strings");
-            *out = str_replace(R, obj, x, y);
+            *out = jj_str_replace(&R->ar, obj, x, y);
         } else if (name_is(m, mn, "split")) {
             jv_t *r = jv_list(&R->ar);
             if (!r) return room(R);
@@ -925,9 +585,9 @@ static int call_method(rs_t *R, const jnode_t *n, jv_t *obj, const char *m, size
             } else { /* whitespace runs */
                 size_t i = 0;
                 while (i < obj->n) {
-                    while (i < obj->n && is_ascii_space((unsigned char)obj->s[i])) i++;
+                    while (i < obj->n && jj_is_ascii_space((unsigned char)obj->s[i])) i++;
                     size_t s0 = i;
-                    while (i < obj->n && !is_ascii_space((unsigned char)obj->s[i])) i++;
+                    while (i < obj->n && !jj_is_ascii_space((unsigned char)obj->s[i])) i++;
                     if (i > s0 && jv_list_push(&R->ar, r, jv_str(&R->ar, obj->s + s0, i - s0))) return room(R);
                 }
             }
@@ -940,7 +600,7 @@ static int call_method(rs_t *R, const jnode_t *n, jv_t *obj, const char *m, size
     if (obj->k == JV_DICT) {
         if (name_is(m, mn, "get")) {
             if (!x || x->k != JV_STR) return FAIL(R, n, "get needs a string key");
-            jv_t *v = dict_get(obj, x->s, x->n);
+            jv_t *v = jj_dict_get(obj, x->s, x->n);
             *out = v ? v : y ? y : &R->none;
             return HIRED_OK;
         }
@@ -1002,7 +662,7 @@ static int call(rs_t *R, const jnode_t *n, jv_t **out) {
         if (!d) return room(R);
         d->ns = f->sn == 9;
         for (int i = 0; i < a.n_kw; i++)
-            if (dict_set_n(&R->ar, d, a.kw_name[i], a.kw_len[i], a.kw[i])) return room(R);
+            if (jj_dict_set_n(&R->ar, d, a.kw_name[i], a.kw_len[i], a.kw[i])) return room(R);
         *out = d;
         return HIRED_OK;
     }
@@ -1056,7 +716,7 @@ static int eval(rs_t *R, const jnode_t *n, jv_t **out) {
         jv_t *v;
         rc = eval(R, n->a, &v);
         if (rc) break;
-        if (n->op == OP_NOT) *out = truthy(v) ? &R->f : &R->t;
+        if (n->op == OP_NOT) *out = jj_truthy(v) ? &R->f : &R->t;
         else if (v->k == JV_INT || v->k == JV_BOOL) {
             int64_t x = v->k == JV_BOOL ? v->b : v->i;
             if (x == INT64_MIN) rc = FAIL(R, n, "integer overflow");
@@ -1069,7 +729,7 @@ static int eval(rs_t *R, const jnode_t *n, jv_t **out) {
         jv_t *c;
         rc = eval(R, n->a, &c);
         if (!rc) {
-            if (truthy(c)) rc = eval(R, n->b, out);
+            if (jj_truthy(c)) rc = eval(R, n->b, out);
             else if (n->c) rc = eval(R, n->c, out);
             else *out = &R->undef;
         }
@@ -1088,7 +748,7 @@ static int eval(rs_t *R, const jnode_t *n, jv_t **out) {
                 continue;
             }
             if (k->k != JV_STR) rc = FAIL(R, n, "dict keys must be strings");
-            else if (!(rc = eval(R, n->kids[i + 1], &v))) rc = dict_set_n(&R->ar, r, k->s, k->n, v) ? room(R) : HIRED_OK;
+            else if (!(rc = eval(R, n->kids[i + 1], &v))) rc = jj_dict_set_n(&R->ar, r, k->s, k->n, v) ? room(R) : HIRED_OK;
         }
         *out = r;
         break;
@@ -1177,7 +837,7 @@ static int exec_body(rs_t *R, const jnode_t *body) {
             for (; k + 1 < n->n_kids; k += 2) {
                 jv_t *c;
                 if ((rc = eval(R, n->kids[k], &c))) break;
-                if (truthy(c)) {
+                if (jj_truthy(c)) {
                     rc = exec_body(R, n->kids[k + 1]);
                     break;
                 }
@@ -1192,7 +852,7 @@ static int exec_body(rs_t *R, const jnode_t *body) {
             if (n->s2) {
                 jv_t *ns = lookup(R, n->s, n->sn);
                 if (ns->k != JV_DICT || !ns->ns) rc = FAIL(R, n, "attribute assignment needs a namespace()");
-                else rc = dict_set_n(&R->ar, ns, n->s2, n->s2n, v) ? room(R) : HIRED_OK;
+                else rc = jj_dict_set_n(&R->ar, ns, n->s2, n->s2n, v) ? room(R) : HIRED_OK;
             } else {
                 rc = assign(R, n->s, n->sn, v);
             }

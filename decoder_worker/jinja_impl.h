@@ -94,6 +94,37 @@ struct jnode {
     int n_kids;
 };
 
+// ---- value helpers (jinja_value.c) ----------------------------------------------------------------
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    bool oom;
+} jj_sb_t; /* growable text (mem.h); oom set once an append failed */
+
+/* A zeroed value of kind k. */
+jv_t *jj_mk(jarena_t *a, jv_kind_t k);
+void jj_sb_put(jj_sb_t *b, const char *s, size_t n);
+void jj_sb_cstr(jj_sb_t *b, const char *s);
+int jj_dict_set_n(jarena_t *a, jv_t *d, const char *key, size_t kn, jv_t *v);
+jv_t *jj_dict_get(const jv_t *d, const char *key, size_t kn);
+bool jj_truthy(const jv_t *v);
+/* str(v) (repr for items inside lists/dicts, or for v itself when repr) into b. */
+void jj_to_text(jj_sb_t *b, const jv_t *v, bool repr, int depth);
+/* json.dumps(v, ensure_ascii=False) with the default separators. */
+void jj_to_json(jj_sb_t *b, const jv_t *v, int depth);
+/* Python == (1 == True; lists and dicts element-wise). */
+bool jj_equal(const jv_t *a, const jv_t *b, int depth);
+/* Byte offsets of the code points of s (count in *n_cp; offsets[n_cp] = n). Caller frees (mem). */
+size_t *jj_cp_offsets(const char *s, size_t n, size_t *n_cp);
+bool jj_is_ascii_space(unsigned char c);
+/* Python str.strip/lstrip/rstrip (whitespace, or the code points of chars). */
+jv_t *jj_str_strip(jarena_t *a, const jv_t *v, const jv_t *chars, bool left, bool right);
+/* 'u' upper, 'l' lower, 'c' capitalize, 't' title: ASCII letters only. */
+jv_t *jj_str_case(jarena_t *a, const jv_t *v, char mode);
+/* Python str.replace(a, b). */
+jv_t *jj_str_replace(jarena_t *a, const jv_t *s, const jv_t *x, const jv_t *y);
+
 struct jinja {
     jarena_t arena;
     jnode_t *root;
