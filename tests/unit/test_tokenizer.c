@@ -557,6 +557,36 @@ static void test_alloc_failures(void) {
     tok_destroy(&tok);
     tok_destroy(&tok); /* NULL-safe */
 
+    /* byte-level (Llama-3 fixture): encode and decode with every allocation failing in turn */
+    tok = tok_load(test_fixture("models/llava-next-llama3-tiny"), err);
+    CHECK_MSG(tok, "%s", err);
+    if (tok) {
+        const char *bl = "Hello world, it's 2024!\r\n\n  \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 <image>x";
+        int32_t *want = NULL, *got = NULL;
+        int n_want = 0, n_got = 0;
+        CHECK(tok_encode(tok, bl, true, &want, &n_want, err) == 0);
+        rc = -1;
+        for (i = 0; i < 10000 && rc; i++) {
+            mem_fail_after(i, false);
+            rc = tok_encode(tok, bl, true, &got, &n_got, err);
+            mem_fail_after(-1, false);
+            if (rc) CHECK(rc == HIRED_ENOMEM && got == NULL);
+        }
+        CHECK(rc == 0 && n_got == n_want && !memcmp(got, want, sizeof *got * (size_t)n_got));
+        char *dw = tok_decode(tok, want, n_want, false), *dg = NULL;
+        for (i = 0; i < 10000 && !dg; i++) {
+            mem_fail_after(i, false);
+            dg = tok_decode(tok, want, n_want, false);
+            mem_fail_after(-1, false);
+        }
+        CHECK_MSG(dw && dg && !strcmp(dw, dg) && strstr(dw, "Hello world"), "%s", dg ? dg : "(null)");
+        mem_free(dw);
+        mem_free(dg);
+        mem_free(want);
+        mem_free(got);
+        tok_destroy(&tok);
+    }
+
     /* the real fixture: a sample of failure points (each is a full 3.5 MB parse) */
     mem_fail_after(-1, false);
     tok = tok_load(test_fixture(MODEL_DIR), err);
