@@ -3,14 +3,16 @@
  * which runs their image processor and their pack_HiRED_image_features):
  *   - pixel values: FNV-1a-64 of the uint8 tiles and of the float32 pixel_values equal the
  *     fork's (per-tile byte sums are compared too, to say which tile differs);
- *   - kept sets: HiRED r = 0.2 (alpha 0.5, reference split) and r = 1.0 on the tiny model, run
- *     through gen_encode_compat on the authors' pixels, keep exactly the reference's positions;
+ *   - kept sets: HiRED r = 0.2 (alpha 0.5, reference split) on the tiny model, run through
+ *     gen_encode_compat on the authors' pixels, keeps exactly the reference's positions (r = 1.0
+ *     keeps every position, as the reference says too);
  *   - packing: pack_layout in the authors' layout (newline none) gives the fork's packed order
  *     and count, token by token.
  * Also: at least one fixture image really differs between the two modes (odd padding), and the
  * hf mode is unchanged by the option. Arguments FIRST COUNT run a shard of the images (the
  * vision tower is slow under ASan); HIRED_TEST_QUICK limits the images as the other fidelity
  * tests do. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,17 +109,34 @@ static void check_image(gen_model_t *m, const hf_config_t *cfg, const hf_preproc
     prep_free(&hf);
     image_free(&img);
 
-    const cJSON *c;
-    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(rec, "cases")) {
+    /* the vision tower runs once per image (r = 0.2); at r = 1.0 the authors' code keeps every
+     * token, whose positions need no vision: all of them in selection (raster) order */
+    gen_visual_t v02 = {0};
+    sel_opts_t sel02 = {.strategy = SEL_HIRED, .budget = 0.2, .alpha = 0.5, .split = SEL_SPLIT_REFERENCE};
+    rc = gen_encode_compat(m, bytes, nb, &sel02, PREP_COMPAT_AUTHORS, &v02, NULL, err);
+    CHECK_MSG(rc == 0, "%s: %s", label, err);
+    CHECK(rc || v02.compat == PREP_COMPAT_AUTHORS);
+    const cJSON *c, *cases = rc ? NULL : cJSON_GetObjectItemCaseSensitive(rec, "cases");
+    cJSON_ArrayForEach(c, cases) {
         double r = cJSON_GetObjectItemCaseSensitive(c, "budget")->valuedouble;
         char cl[200];
         snprintf(cl, sizeof cl, "%s r=%.1f", label, r);
-        sel_opts_t sel = {.strategy = SEL_HIRED, .budget = r, .alpha = 0.5, .split = SEL_SPLIT_REFERENCE};
-        gen_visual_t vis;
-        rc = gen_encode_compat(m, bytes, nb, &sel, PREP_COMPAT_AUTHORS, &vis, NULL, err);
-        CHECK_MSG(rc == 0, "%s: %s", cl, err);
-        if (rc) continue;
-        CHECK(vis.compat == PREP_COMPAT_AUTHORS);
+        gen_visual_t vis = v02;
+        sel_pos_t *all = NULL;
+        if (r >= 1.0) { /* every position: the base raster, then the mosaic raster */
+            const int gr = v02.grid, P = gr * gr;
+            all = malloc(sizeof *all * (size_t)v02.n * P);
+            int k = 0;
+            for (int j = 0; j < P; j++) all[k++] = (sel_pos_t){0, (int16_t)(j / gr), (int16_t)(j % gr)};
+            for (int y = 0; y < v02.rows * gr; y++)
+                for (int x = 0; x < v02.cols * gr; x++)
+                    all[k++] = (sel_pos_t){(int16_t)(1 + y / gr * v02.cols + x / gr), (int16_t)(y % gr), (int16_t)(x % gr)};
+            vis.sel.pos = all;
+            vis.sel.k = k;
+        } else if (fabs(r - 0.2) > 1e-9) {
+            CHECK_MSG(0, "%s: unexpected budget", cl);
+            continue;
+        }
         same_positions(vis.sel.pos, NULL, vis.sel.k, cJSON_GetObjectItemCaseSensitive(c, "kept"), "kept sets", cl);
         pack_geom_t g = {.n = vis.n, .rows = vis.rows, .cols = vis.cols, .orig_h = vis.orig_h, .orig_w = vis.orig_w,
                          .grid = vis.grid, .authors = true};
@@ -127,8 +146,9 @@ static void check_image(gen_model_t *m, const hf_config_t *cfg, const hf_preproc
         same_positions(vis.sel.pos, slots, n_slots, cJSON_GetObjectItemCaseSensitive(c, "packed"), "packed order", cl);
         if (r >= 1.0) CHECK_EQ_INT(n_slots, pack_full_count(&g, PACK_MODE_NEXT, PACK_NEWLINE_NONE));
         free(slots);
-        gen_visual_free(&vis);
+        free(all);
     }
+    gen_visual_free(&v02);
     free(bytes);
 }
 

@@ -145,10 +145,11 @@ int main(void) {
     run(&a, (const char *const[]){"run", "--model", l3, "--system", "Be brief.", "--user", "Hi", "--assistant", "Hello.",
                                   "--max-tokens", "4", "What now?", NULL});
     CHECK_MSG(a.status == 0 && kept(&a, &total) == 0 && total == 0, "text only: exit %d %s", a.status, a.err);
-    run(&a, (const char *const[]){"run", "--model", l3, "--image", img15, "--image", img2, "--budget", "1.0",
+    /* (images through LLaVA-1.5: one partition each keeps the vision work small under ASan) */
+    run(&a, (const char *const[]){"run", "--model", v15, "--image", img15, "--image", img2, "--budget", "1.0",
                                   "--max-tokens", "4", "Compare the two.", NULL});
     k = kept(&a, &total);
-    CHECK_MSG(a.status == 0 && total == 3 * 576 + 3 * 576 && k == total, "two images: exit %d %s", a.status, a.err);
+    CHECK_MSG(a.status == 0 && total == 2 * 576 && k == total, "two images: exit %d %s", a.status, a.err);
     snprintf(msgs, sizeof msgs, "/tmp/hired_run_msgs_%d.json", (int)getpid());
     FILE *mf = fopen(msgs, "w");
     fprintf(mf, "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": "
@@ -157,10 +158,10 @@ int main(void) {
                 "\"user\", \"content\": [{\"type\": \"image\"}, {\"type\": \"text\", \"text\": \"And this?\"}]}]",
             img15);
     fclose(mf);
-    run(&a, (const char *const[]){"run", "--model", l3, "--messages", msgs, "--image", img2, "--budget", "1.0",
+    run(&a, (const char *const[]){"run", "--model", v15, "--messages", msgs, "--image", img2, "--budget", "1.0",
                                   "--max-tokens", "4", NULL});
     k = kept(&a, &total);
-    CHECK_MSG(a.status == 0 && total == 6 * 576, "--messages: exit %d %s", a.status, a.err);
+    CHECK_MSG(a.status == 0 && total == 2 * 576, "--messages: exit %d %s", a.status, a.err);
     run(&a, (const char *const[]){"run", "--model", l3, "--messages", msgs, NULL});
     CHECK_MSG(a.status == 1 && strstr(a.err, "only 0 --image files"), "%s", a.err);
     run(&a, (const char *const[]){"run", "--model", l3, "--messages", msgs, "--image", img2, "Q?", NULL});
