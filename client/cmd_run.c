@@ -1,8 +1,19 @@
-/* cmd_run.c — `hired run`: one question about one image, end to end in this process (no
- * broker): decode image, preprocess, vision tower, token selection, projector, packing,
- * prefill, decode (decoder_worker/generate.h). The answer streams to stdout as it is generated;
- * then one summary line goes to stderr (visual tokens kept/total, milliseconds per stage,
- * tokens/s, KV-cache bytes), so stdout holds the answer alone.
+/* cmd_run.c — `hired run`: one request end to end in this process (no broker): decode the images,
+ * preprocess, vision tower, token selection, projector, packing, prefill, decode
+ * (decoder_worker/generate.h). The answer streams to stdout as it is generated; then one summary
+ * line goes to stderr (visual tokens kept/total, milliseconds per stage, tokens/s, KV-cache
+ * bytes), so stdout holds the answer alone.
+ *
+ * The request is a conversation, given one of two ways:
+ *   flags        --system T / --user T / --assistant T (repeatable, kept in command-line order),
+ *                then the positional question as the last user turn; every --image FILE (in
+ *                order) goes to the last user turn, ahead of its text. No --image: text only.
+ *                The classic form `--image F "question"` is one user turn of [image, question]
+ *                (a question holding "<image>" itself is used as given).
+ *   --messages F a JSON file in the OpenAI chat shape: [{"role": "system"|"user"|"assistant",
+ *                "content": "text" | [parts]}], parts {"type": "text", "text": ...},
+ *                {"type": "image_url", "image_url": {"url": PATH | "file://PATH" |
+ *                "data:image/...;base64,..."}} or {"type": "image"} (takes the next --image FILE).
  * Exit status: 0 on success, 1 on a runtime error (message on stderr), 2 on a usage error. */
 #include <errno.h>
 #include <stdio.h>
@@ -12,30 +23,46 @@
 #include "cli.h"
 #include "err.h"
 #include "generate.h"
+#include "json.h"
 #include "mem.h"
 
-
 #define RUN_MAX_STOP 16
+#define RUN_MAX_TURNS 64
+#define RUN_MAX_PARTS 256
+#define RUN_MAX_MESSAGES_BYTES ((size_t)64 << 20)
 
 static void run_usage(FILE *f) {
     fprintf(f,
-            "usage: hired run --model DIR --image FILE [options] \"question\"\n"
+            "usage: hired run --model DIR [--image FILE]... [options] [\"question\"]\n"
+            "  --image FILE        an image for the last user turn (repeatable, up to %d; none: text only)\n"
+            "  --system T          a system message        } repeatable, in command-line order;\n"
+            "  --user T            a user turn             } the question, when given, is the\n"
+            "  --assistant T       an earlier answer       } last user turn\n"
+            "  --messages FILE     the conversation as JSON in the OpenAI messages shape (see below)\n"
             "  --strategy S        none | hired | spatial | prumerge | prumerge+   (hired)\n"
             "  --budget R          visual token budget rate in (0, 1]            (0.2)\n"
             "  --alpha A           HiRED base-image share in [0, 1]               (0.5)\n"
             "  --split S           reference | paper: HiRED sub-image split     (reference)\n"
             "  --spatial S         strided tokens added to hired, in [0, 1]       (0)\n"
             "  --newline P         hf | none: image_newline after mosaic rows     (hf)\n"
-            "  --template T        vicuna | llava-1.5 | vicuna-system | vicuna-lmms-eval |\n"
-            "                      mistral | raw   (default: from the text model type)\n"
+            "  --compat C          hf | authors: preprocess and pack as current transformers, or\n"
+            "                      as the HiRED authors' 4.42 fork (to reproduce their numbers;\n"
+            "                      use with --newline none as they do)             (hf)\n"
+            "  --template T        checkpoint | vicuna | llava-1.5 | vicuna-system | vicuna-lmms-eval |\n"
+            "                      mistral | chatml | llama3 | raw   (default: the checkpoint's chat\n"
+            "                      template, else the built-in for its text model)\n"
             "  --max-tokens N      new tokens                                    (256)\n"
             "  --temperature T     0 = greedy                                    (0)\n"
             "  --top-p P           nucleus mass, 1 = off                         (1)\n"
             "  --top-k K           0 = off                                       (0)\n"
             "  --seed N            per-job sampling seed                         (0)\n"
             "  --stop STR          stop string (repeatable, up to %d)\n"
-            "The answer goes to stdout, the summary line to stderr.\n",
-            RUN_MAX_STOP);
+            "The answer goes to stdout, the summary line to stderr.\n"
+            "--messages: [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"text\" | [part, ...]}] with\n"
+            "parts {\"type\": \"text\", \"text\": T}, {\"type\": \"image_url\", \"image_url\": {\"url\": PATH |\n"
+            "\"file://PATH\" | \"data:image/...;base64,...\"}} or {\"type\": \"image\"} (the next --image FILE).\n"
+            "Each image is preprocessed, selected (budget per image) and packed at its own <image>.\n",
+            GEN_MAX_IMAGES, RUN_MAX_STOP);
 }
 
 static int parse_long(const char *arg, const char *val, long lo, long hi, long *out) {
@@ -70,8 +97,173 @@ static int emit_stdout(void *user, const char *text, size_t len, int32_t token) 
     return 0;
 }
 
+// ---- the conversation --------------------------------------------------------------------------
+
+typedef struct {
+    tpl_message_t msg[RUN_MAX_TURNS];
+    tpl_part_t part[RUN_MAX_PARTS];
+    int n_msg, n_part;
+    gen_image_t img[GEN_MAX_IMAGES];
+    uint8_t *img_owned[GEN_MAX_IMAGES]; /* bytes read or decoded here (mem_free) */
+    int n_img;
+    char *texts[RUN_MAX_PARTS]; /* strings copied out of the messages file (mem_free) */
+    int n_texts;
+} conv_t;
+
+static void conv_free(conv_t *c) {
+    for (int i = 0; i < c->n_img; i++) mem_free(c->img_owned[i]);
+    for (int i = 0; i < c->n_texts; i++) mem_free(c->texts[i]);
+}
+
+/* Appends a message with no parts yet. */
+static int conv_turn(conv_t *c, const char *role, char *err) {
+    if (c->n_msg == RUN_MAX_TURNS) return hired_errf(err, HIRED_ERANGE, "more than %d messages", RUN_MAX_TURNS);
+    c->msg[c->n_msg++] = (tpl_message_t){role, c->part + c->n_part, 0};
+    return HIRED_OK;
+}
+
+static int conv_part(conv_t *c, tpl_part_kind_t kind, const char *text, char *err) {
+    if (c->n_part == RUN_MAX_PARTS) return hired_errf(err, HIRED_ERANGE, "more than %d message parts", RUN_MAX_PARTS);
+    c->part[c->n_part++] = (tpl_part_t){kind, text};
+    c->msg[c->n_msg - 1].n_parts++;
+    return HIRED_OK;
+}
+
+static int conv_image(conv_t *c, uint8_t *bytes, size_t n, char *err) {
+    if (c->n_img == GEN_MAX_IMAGES) {
+        mem_free(bytes);
+        return hired_errf(err, HIRED_ERANGE, "more than %d images", GEN_MAX_IMAGES);
+    }
+    c->img_owned[c->n_img] = bytes;
+    c->img[c->n_img++] = (gen_image_t){bytes, n};
+    return conv_part(c, TPL_PART_IMAGE, NULL, err);
+}
+
+/* Standard base64 (padding optional). Caller owns *out (mem_free). */
+static int base64_decode(const char *s, size_t n, uint8_t **out, size_t *len, char *err) {
+    uint8_t *o = mem_alloc(n / 4 * 3 + 3);
+    if (!o) return hired_errf(err, HIRED_ENOMEM, "out of memory");
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        int v = ch >= 'A' && ch <= 'Z' ? ch - 'A' : ch >= 'a' && ch <= 'z' ? ch - 'a' + 26 : ch >= '0' && ch <= '9' ? ch - '0' + 52
+                : ch == '+' ? 62 : ch == '/' ? 63 : -1;
+        if (ch == '=') break;
+        if (v < 0) {
+            mem_free(o);
+            return hired_errf(err, HIRED_EFORMAT, "data URL: invalid base64 at character %zu", i);
+        }
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) bits -= 8, o[k++] = (uint8_t)(acc >> bits);
+    }
+    *out = o;
+    *len = k;
+    return HIRED_OK;
+}
+
+/* An image_url part: a local path, file://path or a base64 data URL. */
+static int load_url(conv_t *c, const char *url, char *err) {
+    uint8_t *bytes = NULL;
+    size_t n = 0;
+    int rc;
+    if (!strncmp(url, "data:", 5)) {
+        const char *comma = strchr(url, ','), *b64 = strstr(url, ";base64,");
+        if (!comma || !b64 || b64 + 7 != comma)
+            return hired_errf(err, HIRED_EUNSUPPORTED, "image_url: only base64 data URLs are supported");
+        rc = base64_decode(comma + 1, strlen(comma + 1), &bytes, &n, err);
+    } else if (strstr(url, "://") && strncmp(url, "file://", 7)) {
+        return hired_errf(err, HIRED_EUNSUPPORTED, "image_url \"%.100s\": only local files, file:// and data: URLs", url);
+    } else {
+        rc = cli_read_file(strncmp(url, "file://", 7) ? url : url + 7, &bytes, &n, err);
+    }
+    return rc ? rc : conv_image(c, bytes, n, err);
+}
+
+/* A copy of s owned by the conversation. */
+static const char *keep_text(conv_t *c, const char *s, char *err) {
+    char *d = c->n_texts < RUN_MAX_PARTS ? mem_strdup(s) : NULL;
+    if (!d) {
+        hired_errf(err, HIRED_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return c->texts[c->n_texts++] = d;
+}
+
+/* --messages FILE: the OpenAI messages shape (see the top of the file). files: the --image
+ * files, taken in order by {"type": "image"} parts. */
+static int load_messages(conv_t *c, const char *path, const char *const *files, int n_files, char *err) {
+    cJSON *root = NULL;
+    int rc = json_read_file(path, RUN_MAX_MESSAGES_BYTES, &root, err);
+    if (rc) return rc;
+    int used = 0, i = 0;
+    const cJSON *m, *list = cJSON_IsArray(root) ? root : NULL;
+    if (!list) rc = hired_errf(err, HIRED_EFORMAT, "%s: must be a list of messages", path);
+    cJSON_ArrayForEach(m, list) {
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+        const char *r = cJSON_IsString(role) ? keep_text(c, role->valuestring, err) : NULL;
+        if (!cJSON_IsString(role)) rc = hired_errf(err, HIRED_EFORMAT, "%s: messages[%d].role must be a string", path, i);
+        if (!rc && !r) rc = HIRED_ENOMEM;
+        if (!rc) rc = conv_turn(c, r, err);
+        if (!rc && cJSON_IsString(content)) {
+            const char *t = keep_text(c, content->valuestring, err);
+            rc = t ? conv_part(c, TPL_PART_TEXT, t, err) : HIRED_ENOMEM;
+        } else if (!rc && cJSON_IsArray(content)) {
+            const cJSON *p;
+            int k = 0;
+            cJSON_ArrayForEach(p, content) {
+                const cJSON *ty = cJSON_GetObjectItemCaseSensitive(p, "type");
+                const char *type = cJSON_IsString(ty) ? ty->valuestring : "";
+                if (!strcmp(type, "text")) {
+                    const cJSON *tx = cJSON_GetObjectItemCaseSensitive(p, "text");
+                    const char *t = cJSON_IsString(tx) ? keep_text(c, tx->valuestring, err) : NULL;
+                    rc = !cJSON_IsString(tx) ? hired_errf(err, HIRED_EFORMAT, "%s: messages[%d].content[%d].text must be a "
+                                                          "string", path, i, k)
+                         : t ? conv_part(c, TPL_PART_TEXT, t, err)
+                             : HIRED_ENOMEM;
+                } else if (!strcmp(type, "image_url")) {
+                    const cJSON *u = cJSON_GetObjectItemCaseSensitive(p, "image_url");
+                    if (cJSON_IsObject(u)) u = cJSON_GetObjectItemCaseSensitive(u, "url");
+                    rc = cJSON_IsString(u) ? load_url(c, u->valuestring, err)
+                                           : hired_errf(err, HIRED_EFORMAT, "%s: messages[%d].content[%d].image_url needs "
+                                                        "a url", path, i, k);
+                } else if (!strcmp(type, "image")) {
+                    uint8_t *bytes;
+                    size_t n;
+                    if (used == n_files)
+                        rc = hired_errf(err, HIRED_EINVAL, "%s: messages[%d].content[%d] is an image part but only %d "
+                                        "--image file%s given", path, i, k, n_files, n_files == 1 ? " was" : "s were");
+                    else if (!(rc = cli_read_file(files[used++], &bytes, &n, err)))
+                        rc = conv_image(c, bytes, n, err);
+                } else {
+                    rc = hired_errf(err, HIRED_EFORMAT, "%s: messages[%d].content[%d].type \"%.40s\" is not text, "
+                                    "image_url or image", path, i, k, type);
+                }
+                if (rc) break;
+                k++;
+            }
+        } else if (!rc && content && !cJSON_IsNull(content)) {
+            rc = hired_errf(err, HIRED_EFORMAT, "%s: messages[%d].content must be a string or a list of parts", path, i);
+        }
+        if (rc) break;
+        i++;
+    }
+    if (!rc && used < n_files)
+        rc = hired_errf(err, HIRED_EINVAL, "%d --image file%s but the messages take %d", n_files, n_files == 1 ? "" : "s",
+                        used);
+    if (!rc && c->n_msg == 0) rc = hired_errf(err, HIRED_EINVAL, "%s: no messages", path);
+    cJSON_Delete(root);
+    return rc;
+}
+
 int cmd_run(int argc, char **argv) {
-    const char *model = NULL, *image = NULL, *question = NULL;
+    const char *model = NULL, *question = NULL, *messages = NULL;
+    const char *images[GEN_MAX_IMAGES];
+    const char *turn_role[RUN_MAX_TURNS], *turn_text[RUN_MAX_TURNS];
+    int n_images = 0, n_turns = 0;
     const char *stops[RUN_MAX_STOP + 1] = {0};
     int n_stop = 0;
     gen_params_t p;
@@ -94,8 +286,27 @@ int cmd_run(int argc, char **argv) {
             return 2;
         }
         if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--image")) image = v;
+        else if (!strcmp(a, "--image")) {
+            if (n_images == GEN_MAX_IMAGES) {
+                fprintf(stderr, "hired run: at most %d --image files\n", GEN_MAX_IMAGES);
+                return 2;
+            }
+            images[n_images++] = v;
+        } else if (!strcmp(a, "--system") || !strcmp(a, "--user") || !strcmp(a, "--assistant")) {
+            if (n_turns == RUN_MAX_TURNS - 1) {
+                fprintf(stderr, "hired run: at most %d turns\n", RUN_MAX_TURNS - 1);
+                return 2;
+            }
+            turn_role[n_turns] = a + 2;
+            turn_text[n_turns++] = v;
+        } else if (!strcmp(a, "--messages")) messages = v;
         else if (!strcmp(a, "--template")) p.template_name = v;
+        else if (!strcmp(a, "--compat")) {
+            if (prep_compat_parse(v, &p.compat)) {
+                fprintf(stderr, "hired run: unknown compatibility mode '%s' (hf, authors)\n", v);
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--newline")) {
             if (pack_newline_parse(v, &p.newline)) {
                 fprintf(stderr, "hired run: unknown newline policy '%s' (hf, none)\n", v);
@@ -139,29 +350,53 @@ int cmd_run(int argc, char **argv) {
         }
         i++;
     }
-    if (!model || !image || !question) {
-        fprintf(stderr, "hired run: --model, --image and a question are required\n");
+    if (!model || (!question && !n_turns && !messages)) {
+        fprintf(stderr, "hired run: --model and a question (or --user / --messages) are required\n");
         run_usage(stderr);
+        return 2;
+    }
+    if (messages && (question || n_turns)) {
+        fprintf(stderr, "hired run: --messages gives the whole conversation; drop the question and --system/--user/"
+                        "--assistant\n");
+        return 2;
+    }
+    if (question) turn_role[n_turns] = "user", turn_text[n_turns++] = question;
+    int last_user = -1;
+    for (int t = 0; t < n_turns; t++)
+        if (!strcmp(turn_role[t], "user")) last_user = t;
+    if (!messages && n_images && last_user < 0) {
+        fprintf(stderr, "hired run: --image needs a user turn to attach to (a question or --user)\n");
         return 2;
     }
     if (n_stop) p.stop = stops;
 
     char err[HIRED_ERR_LEN];
-    uint8_t *bytes = NULL;
-    size_t nb = 0;
-    if (cli_read_file(image, &bytes, &nb, err)) {
-        fprintf(stderr, "hired run: %s\n", err);
-        return 1;
+    conv_t *c = mem_calloc(1, sizeof *c);
+    int rc = c ? HIRED_OK : hired_errf(err, HIRED_ENOMEM, "out of memory");
+    if (!rc && messages) {
+        rc = load_messages(c, messages, images, n_images, err);
+    } else {
+        for (int t = 0; !rc && t < n_turns; t++) {
+            rc = conv_turn(c, turn_role[t], err);
+            for (int k = 0; !rc && t == last_user && k < n_images; k++) {
+                uint8_t *bytes;
+                size_t nb;
+                if (!(rc = cli_read_file(images[k], &bytes, &nb, err))) rc = conv_image(c, bytes, nb, err);
+            }
+            if (!rc) rc = conv_part(c, TPL_PART_TEXT, turn_text[t], err);
+        }
     }
-    gen_model_t *m = gen_model_load(model, err);
-    if (!m) {
-        fprintf(stderr, "hired run: %s\n", err);
-        mem_free(bytes);
-        return 1;
-    }
+    gen_model_t *m = NULL;
+    if (!rc && !(m = gen_model_load(model, err))) rc = HIRED_ENOTFOUND;
     gen_stats_t st;
-    int rc = gen_run(m, bytes, nb, question, &p, emit_stdout, NULL, &st, err);
-    mem_free(bytes);
+    if (!rc) {
+        /* the classic single-question form keeps its "<image> in the question" rule */
+        bool classic = !messages && n_turns == 1 && question && c->n_img == 1;
+        rc = classic ? gen_run(m, c->img[0].bytes, c->img[0].n, question, &p, emit_stdout, NULL, &st, err)
+                     : gen_run_chat(m, c->img, c->n_img, c->msg, c->n_msg, &p, emit_stdout, NULL, &st, err);
+    }
+    if (c) conv_free(c);
+    mem_free(c);
     if (rc) {
         fprintf(stderr, "hired run: %s\n", err);
         gen_model_destroy(&m);

@@ -148,6 +148,9 @@ static int parse_rope_parameters(const json_where_t *w0, const cJSON *tc, double
     return json_opt_double(&w, rp, "rope_theta", 1e-3, 1e15, *theta, theta);
 }
 
+static int parse_eos_ex(const json_where_t *w, const cJSON *obj, hf_text_config_t *t, bool keep_absent);
+static int parse_eos(const json_where_t *w, const cJSON *obj, hf_text_config_t *t) { return parse_eos_ex(w, obj, t, false); }
+
 static int parse_text(const char *file, const cJSON *root, hf_text_config_t *t, char *err) {
     const cJSON *tc = cJSON_GetObjectItemCaseSensitive(root, "text_config");
     if (tc && !cJSON_IsNull(tc) && !cJSON_IsObject(tc))
@@ -213,12 +216,38 @@ static int parse_text(const char *file, const cJSON *root, hf_text_config_t *t, 
         return hired_errf(err, HIRED_EUNSUPPORTED, "%s: text_config.%s true is not supported", file,
                           attn_bias ? "attention_bias" : "mlp_bias");
 
-    if (cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(tc, "eos_token_id")))
-        return hired_errf(err, HIRED_EUNSUPPORTED, "%s: text_config.eos_token_id as a list is not supported", file);
     if ((rc = opt_int(&w, tc, "bos_token_id", 0, INT_MAX, 1, -1, &t->bos_id)) ||
-        (rc = opt_int(&w, tc, "eos_token_id", 0, INT_MAX, 2, -1, &t->eos_id)) ||
-        (rc = opt_int(&w, tc, "pad_token_id", 0, INT_MAX, -1, -1, &t->pad_id)))
+        (rc = parse_eos(&w, tc, t)) || (rc = opt_int(&w, tc, "pad_token_id", 0, INT_MAX, -1, -1, &t->pad_id)))
         return rc;
+    return HIRED_OK;
+}
+
+/* eos_token_id: an id, a list of ids (any ends generation), or null (none). Absent: the class
+ * default 2 (only when obj is a text_config; generation_config.json passes keep_absent). */
+static int parse_eos_ex(const json_where_t *w, const cJSON *obj, hf_text_config_t *t, bool keep_absent) {
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(obj, "eos_token_id");
+    if (!e && keep_absent) return HIRED_OK;
+    if (cJSON_IsArray(e)) {
+        int n = cJSON_GetArraySize(e), i = 0;
+        if (n < 1 || n > HF_MAX_EOS)
+            return hired_errf(w->err, HIRED_ERANGE, "%s: %seos_token_id must list 1 to %d ids (has %d)", w->file,
+                              w->prefix, HF_MAX_EOS, n);
+        const cJSON *x;
+        cJSON_ArrayForEach(x, e) {
+            if (!json_is_int_in(x, 0, INT_MAX))
+                return hired_errf(w->err, HIRED_EFORMAT, "%s: %seos_token_id[%d] must be a token id", w->file, w->prefix,
+                                  i);
+            t->eos_ids[i++] = (int)x->valuedouble;
+        }
+        t->n_eos = n;
+    } else {
+        int id;
+        int rc = opt_int(w, obj, "eos_token_id", 0, INT_MAX, 2, -1, &id);
+        if (rc) return rc;
+        t->n_eos = id >= 0;
+        t->eos_ids[0] = id;
+    }
+    t->eos_id = t->n_eos ? t->eos_ids[0] : -1;
     return HIRED_OK;
 }
 
@@ -228,6 +257,21 @@ static int read_dir_json(const char *dir, const char *name, char *file, size_t l
         return hired_errf(err, HIRED_EINVAL, "%s: path too long", dir);
     *root = NULL;
     return json_read_file(file, HF_MAX_JSON, root, err);
+}
+
+/* generation_config.json, when present: its eos_token_id decides when generation stops (what
+ * transformers' generate uses). */
+static int read_generation_config(const char *dir, hf_text_config_t *t, char *err) {
+    char file[4096];
+    cJSON *root;
+    int rc = read_dir_json(dir, "generation_config.json", file, sizeof file, &root, err);
+    if (rc == HIRED_ENOTFOUND) return HIRED_OK;
+    if (rc) return rc;
+    json_where_t w = {file, "", err};
+    rc = cJSON_IsObject(root) ? parse_eos_ex(&w, root, t, true)
+                              : hired_errf(err, HIRED_EFORMAT, "%s: not a JSON object", file);
+    cJSON_Delete(root);
+    return rc;
 }
 
 int hf_config_load(const char *dir, hf_config_t *out, char *err) {
@@ -259,6 +303,24 @@ int hf_config_load(const char *dir, hf_config_t *out, char *err) {
     } else {
         rc = hired_errf(err, HIRED_EUNSUPPORTED, "%s: model_type '%.64s' is not supported (llava or llava_next)", file, mt);
         goto done;
+    }
+    /* quantised checkpoints are refused up front, before anything looks at a weight */
+    for (int k = 0; k < 2; k++) {
+        const cJSON *obj = k ? cJSON_GetObjectItemCaseSensitive(root, "text_config") : root;
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(obj, "quantization_config");
+        if (q && !cJSON_IsNull(q)) {
+            const cJSON *m = cJSON_GetObjectItemCaseSensitive(q, "quant_method");
+            const cJSON *b4 = cJSON_GetObjectItemCaseSensitive(q, "load_in_4bit");
+            const cJSON *b8 = cJSON_GetObjectItemCaseSensitive(q, "load_in_8bit");
+            const char *how = cJSON_IsString(m) ? m->valuestring
+                              : cJSON_IsTrue(b4) ? "bitsandbytes 4-bit"
+                              : cJSON_IsTrue(b8) ? "bitsandbytes 8-bit"
+                                                 : "unknown method";
+            rc = hired_errf(err, HIRED_EUNSUPPORTED,
+                            "%s: %squantization_config (%.40s): quantised checkpoints (AWQ, GPTQ, bitsandbytes, ...) "
+                            "are not supported; use the float16 / bfloat16 checkpoint", file, k ? "text_config." : "", how);
+            goto done;
+        }
     }
     if ((rc = parse_vision(file, root, &out->vision, err)) || (rc = parse_text(file, root, &out->text, err))) goto done;
 
@@ -312,7 +374,7 @@ int hf_config_load(const char *dir, hf_config_t *out, char *err) {
         (rc = parse_pinpoints(&w, root, "image_grid_pinpoints", out->vision.image_size, out->vision.image_size,
                               &out->n_pinpoints, out->pinpoints)))
         goto done;
-    rc = HIRED_OK;
+    rc = read_generation_config(dir, &out->text, err);
 done:
     cJSON_Delete(root);
     return rc;

@@ -6,8 +6,9 @@
  * file and key path ("DIR/config.json: text_config.num_attention_heads must be ...").
  * Codes: HIRED_ENOTFOUND (no file), HIRED_EIO, HIRED_EFORMAT (malformed JSON, wrong type),
  * HIRED_ERANGE (value out of range, inconsistent sizes), HIRED_EUNSUPPORTED (well-formed but
- * not something hired runs: other model types, tanh GELU, rope_scaling, biases in the LLM,
- * non-bicubic resampling...), HIRED_ENOMEM.
+ * not something hired runs: other model types and architectures, quantised checkpoints
+ * (quantization_config: AWQ, GPTQ, bitsandbytes, ...), tanh GELU, rope_scaling, biases in the
+ * LLM, non-bicubic resampling...), HIRED_ENOMEM. All of it is read before any weight.
  * Not here: tensors (st.h), tokenizer.json (decoder_worker). */
 #ifndef HIRED_HFCONFIG_H
 #define HIRED_HFCONFIG_H
@@ -15,6 +16,7 @@
 #include <stdbool.h>
 
 #define HF_MAX_PINPOINTS 32
+#define HF_MAX_EOS 8
 
 typedef enum { HF_MODEL_LLAVA = 0, HF_MODEL_LLAVA_NEXT } hf_model_kind_t;
 typedef enum { HF_ACT_QUICK_GELU = 0, HF_ACT_GELU_ERF, HF_ACT_SILU } hf_act_t;
@@ -38,7 +40,10 @@ typedef struct {
     float rms_eps;
     double rope_theta;
     int sliding_window; /* -1: none (Llama; Mistral with explicit null); Mistral absent: 4096 */
-    int bos_id, eos_id;   /* class defaults 1 and 2; -1 when null */
+    int bos_id, eos_id;   /* class defaults 1 and 2; -1 when null. eos_id = eos_ids[0] */
+    int eos_ids[HF_MAX_EOS]; /* every id that ends generation: generation_config.json's
+                                eos_token_id when that file has one, else text_config's */
+    int n_eos;
     int pad_id;           /* text_config.pad_token_id, else the top-level one, else -1 */
     bool tie_embeddings;  /* top-level or text_config tie_word_embeddings (either true) */
 } hf_text_config_t;
@@ -70,7 +75,8 @@ typedef struct {
     int pinpoints[HF_MAX_PINPOINTS][2]; /* (height, width), multiples of the crop size */
 } hf_preproc_t;
 
-/* Reads dir/config.json into *out (caller-provided; nothing to free). 0 or HIRED_E* with err
+/* Reads dir/config.json into *out (caller-provided; nothing to free), then the EOS ids of
+ * dir/generation_config.json when that file exists (an int or a list). 0 or HIRED_E* with err
  * naming file and key. */
 int hf_config_load(const char *dir, hf_config_t *out, char *err);
 /* Reads dir/preprocessor_config.json into *out (nothing to free): CLIPImageProcessor defaults

@@ -1,5 +1,6 @@
-/* generate.c — see generate.h. Model loading, the three stages, and the stop-string filter that
- * sits between the streaming detokeniser and the caller's callback. */
+/* generate.c — see generate.h. Model loading (with the checkpoint's chat template), the three
+ * stages for conversations of any number of images, and the stop-string filter that sits between
+ * the streaming detokeniser and the caller's callback. */
 #include "generate.h"
 
 #include <math.h>
@@ -20,6 +21,9 @@ struct gen_model {
     hf_preproc_t pp;
     st_model_t *st;
     tok_t *tok;
+    tpl_t *tpl;                /* the checkpoint's chat template, or NULL */
+    tpl_t *fallback;           /* the built-in used when there is none */
+    const char *fallback_name;
     vision_t *vision;
     projector_t *proj;
     llm_t *llm;
@@ -56,6 +60,14 @@ gen_model_t *gen_model_load(const char *dir, char *err) {
     int rc = hf_config_load(dir, &m->cfg, err);
     if (!rc) rc = hf_preproc_load(dir, &m->pp, err);
     if (!rc && !(m->tok = tok_load(dir, err))) rc = HIRED_ENOTFOUND;
+    if (!rc) rc = tpl_load(dir, &m->tpl, err);
+    if (!rc) {
+        m->fallback_name = tok_id(m->tok, "<|im_start|>") >= 0          ? "chatml"
+                           : tok_id(m->tok, "<|start_header_id|>") >= 0 ? "llama3"
+                           : m->cfg.text.kind == HF_TEXT_MISTRAL        ? "mistral"
+                                                                        : "vicuna";
+        if (!(m->fallback = tpl_builtin(m->fallback_name, err))) rc = HIRED_ENOMEM;
+    }
     if (!rc) rc = st_model_open_rc(dir, &m->st, err);
     if (!rc) {
         /* every layer, so PruMerge's last-layer attention is available; else up to the feature layer */
@@ -83,6 +95,8 @@ void gen_model_destroy(gen_model_t **pm) {
     projector_destroy(&m->proj);
     vision_destroy(&m->vision);
     tok_destroy(&m->tok);
+    tpl_destroy(&m->tpl);
+    tpl_destroy(&m->fallback);
     st_model_close(&m->st);
     mem_free(m);
     *pm = NULL;
@@ -91,14 +105,52 @@ void gen_model_destroy(gen_model_t **pm) {
 const hf_config_t *gen_model_config(const gen_model_t *m) { return &m->cfg; }
 const tok_t *gen_model_tokenizer(const gen_model_t *m) { return m->tok; }
 llm_t *gen_model_llm(gen_model_t *m) { return m->llm; }
-const char *gen_model_default_template(const gen_model_t *m) {
-    return m->cfg.text.kind == HF_TEXT_MISTRAL ? "mistral" : "vicuna";
+const char *gen_model_default_template(const gen_model_t *m) { return m->tpl ? "checkpoint" : m->fallback_name; }
+const tpl_t *gen_model_chat_template(const gen_model_t *m) { return m->tpl; }
+
+/* The template p asks for: *owned is set (and must be destroyed) for a built-in by name. */
+static const tpl_t *pick_template(gen_model_t *m, const gen_params_t *p, tpl_t **owned, char *err) {
+    *owned = NULL;
+    const char *name = p->template_name;
+    if (!name || !strcmp(name, "checkpoint")) {
+        if (m->tpl) return m->tpl;
+        if (name) {
+            hired_errf(err, HIRED_EINVAL, "template \"checkpoint\": the model directory has no chat template");
+            return NULL;
+        }
+        return m->fallback;
+    }
+    return *owned = tpl_builtin(name, err);
+}
+
+int gen_render_chat(gen_model_t *m, const tpl_message_t *msgs, int n_msgs, const gen_params_t *p, char **text,
+                    char *err) {
+    *text = NULL;
+    tpl_t *owned;
+    const tpl_t *t = pick_template(m, p, &owned, err);
+    if (!t) return strstr(err, "out of memory") ? HIRED_ENOMEM : HIRED_EINVAL;
+    int rc = tpl_render_chat(t, msgs, n_msgs, true, text, err);
+    tpl_destroy(&owned);
+    return rc;
+}
+
+/* The single-question conversation of gen_prompt_build / gen_run (storage in parts). */
+static tpl_message_t question_message(const char *question, const gen_params_t *p, tpl_part_t parts[2]) {
+    bool image = !(p->template_name && !strcmp(p->template_name, "raw")) && !strstr(question, TPL_IMAGE);
+    parts[0] = (tpl_part_t){TPL_PART_IMAGE, NULL};
+    parts[1] = (tpl_part_t){TPL_PART_TEXT, question};
+    return (tpl_message_t){"user", image ? parts : parts + 1, image ? 2 : 1};
 }
 
 // ---- stage 1: image → kept features ---------------------------------------------------------------
 
 int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t *sel, gen_visual_t *out,
                gen_stats_t *st, char *err) {
+    return gen_encode_compat(m, bytes, n, sel, PREP_COMPAT_HF, out, st, err);
+}
+
+int gen_encode_compat(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t *sel, prep_compat_t compat,
+                      gen_visual_t *out, gen_stats_t *st, char *err) {
     memset(out, 0, sizeof *out);
     gen_stats_t dummy;
     if (!st) st = &dummy;
@@ -110,7 +162,7 @@ int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t 
     double t1 = now_ms();
     st->ms_decode_image = t1 - t0;
     if (rc) goto done;
-    rc = prep_for_model(&img, &m->cfg, &m->pp, &prep, err);
+    rc = prep_for_model_compat(&img, &m->cfg, &m->pp, compat, &prep, err);
     double t2 = now_ms();
     st->ms_preprocess = t2 - t1;
     if (rc) goto done;
@@ -146,6 +198,7 @@ int gen_encode(gen_model_t *m, const uint8_t *bytes, size_t n, const sel_opts_t 
     st->ms_select = now_ms() - t3;
     if (rc) goto done;
     out->strategy = sel->strategy;
+    out->compat = compat;
     out->n = prep.n;
     out->rows = prep.rows;
     out->cols = prep.cols;
@@ -216,77 +269,132 @@ void gen_visual_free(gen_visual_t *v) {
 void gen_prompt_free(gen_prompt_t *pr) {
     if (!pr) return;
     mem_free(pr->ids);
+    mem_free(pr->image_at);
+    mem_free(pr->image_len);
     mem_free_aligned(pr->embeds);
     memset(pr, 0, sizeof *pr);
 }
 
-int gen_prompt_build(gen_model_t *m, const gen_visual_t *vis, const char *question, const gen_params_t *p,
-                     gen_prompt_t *out, gen_stats_t *st, char *err) {
-    memset(out, 0, sizeof *out);
-    const int D = m->cfg.text.hidden, k = vis->sel.k;
-    if (k > 0 && vis->sel.d != projector_d_in(m->proj))
-        return hired_errf(err, HIRED_EINVAL, "visual features are %d wide, the projector takes %d", vis->sel.d,
-                          projector_d_in(m->proj));
-    const char *tpl = p->template_name ? p->template_name : gen_model_default_template(m);
+/* Renders and tokenizes the conversation; checks the <image> tokens against n_vis and the text
+ * against the context. Fills out->ids, n_ids, image_at (positions), n_images. */
+static int tokenize_chat(gen_model_t *m, int n_vis, const tpl_message_t *msgs, int n_msgs, const gen_params_t *p,
+                         gen_prompt_t *out, char *err) {
     char *text = NULL;
-    int32_t *slots = NULL;
-    float *proj = NULL;
-    int rc = tpl_render(tpl, question, &text, err);
+    int rc = gen_render_chat(m, msgs, n_msgs, p, &text, err);
     if (!rc) rc = tok_encode(m->tok, text, true, &out->ids, &out->n_ids, err);
-    if (!rc) rc = tpl_image_pos(out->ids, out->n_ids, m->cfg.image_token_id, &out->image_pos, err);
-    if (rc) goto done;
+    mem_free(text);
+    if (rc) return rc;
+    int count = 0;
+    out->image_at = mem_alloc((size_t)(n_vis > 0 ? n_vis : 1) * sizeof *out->image_at);
+    if (!out->image_at) return hired_errf(err, HIRED_ENOMEM, "out of memory");
+    tpl_image_positions(out->ids, out->n_ids, m->cfg.image_token_id, out->image_at, n_vis, &count);
+    if (count != n_vis) {
+        if (count == 0)
+            return hired_errf(err, HIRED_EINVAL, "prompt has no " TPL_IMAGE " placeholder but the request carries %d image%s",
+                              n_vis, n_vis == 1 ? "" : "s");
+        return hired_errf(err, HIRED_EINVAL, "prompt has %d " TPL_IMAGE " placeholder%s but the request carries %d image%s",
+                          count, count == 1 ? "" : "s", n_vis, n_vis == 1 ? "" : "s");
+    }
+    out->n_images = n_vis;
+    out->image_pos = n_vis ? out->image_at[0] : -1;
+    if (out->n_ids - n_vis > m->cfg.text.max_pos)
+        return hired_errf(err, HIRED_ERANGE, "prompt text alone is %d tokens, the model's context is %d", out->n_ids - n_vis,
+                          m->cfg.text.max_pos);
+    return HIRED_OK;
+}
 
-    /* where each kept token goes: LLaVA-1.5 and PruMerge (summary tokens have no grid position)
-     * concatenate; LLaVA-NeXT unpads and places newlines per the policy */
+/* Where each kept token of one visual goes (slots, *n_slots of them). Caller frees *slots. */
+static int layout_visual(gen_model_t *m, const gen_visual_t *vis, const gen_params_t *p, int32_t **slots, int *n_slots,
+                         char *err) {
+    /* LLaVA-1.5 and PruMerge (summary tokens have no grid position) concatenate; LLaVA-NeXT
+     * unpads and places newlines per the policy */
     const bool concat = m->cfg.kind == HF_MODEL_LLAVA || vis->strategy == SEL_PRUMERGE ||
                         vis->strategy == SEL_PRUMERGE_PLUS;
     pack_geom_t geom = {.n = vis->n, .rows = vis->rows, .cols = vis->cols, .orig_h = vis->orig_h,
-                        .orig_w = vis->orig_w, .grid = vis->grid};
-    slots = mem_alloc((size_t)pack_max_slots(&geom, k) * sizeof *slots);
-    if (!slots) {
-        rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
-        goto done;
-    }
-    rc = pack_layout(&geom, vis->sel.pos, k, concat ? PACK_MODE_CONCAT : PACK_MODE_NEXT, p->newline, slots,
-                     &out->n_image, err);
-    if (rc) goto done;
-    for (int i = 0; i < out->n_image; i++)
-        if (slots[i] == PACK_SLOT_NEWLINE && !projector_newline(m->proj)) {
+                        .orig_w = vis->orig_w, .grid = vis->grid, .authors = vis->compat == PREP_COMPAT_AUTHORS};
+    *slots = mem_alloc((size_t)pack_max_slots(&geom, vis->sel.k) * sizeof **slots);
+    if (!*slots) return hired_errf(err, HIRED_ENOMEM, "out of memory");
+    int rc = pack_layout(&geom, vis->sel.pos, vis->sel.k, concat ? PACK_MODE_CONCAT : PACK_MODE_NEXT, p->newline, *slots,
+                         n_slots, err);
+    for (int i = 0; !rc && i < *n_slots; i++)
+        if ((*slots)[i] == PACK_SLOT_NEWLINE && !projector_newline(m->proj))
             rc = hired_errf(err, HIRED_EINVAL, "newline policy hf needs image_newline, which the model lacks");
-            goto done;
-        }
-    out->length = out->n_ids - 1 + out->n_image;
+    return rc;
+}
+
+int gen_prompt_build_chat(gen_model_t *m, const gen_visual_t *vis, int n_vis, const tpl_message_t *msgs, int n_msgs,
+                          const gen_params_t *p, gen_prompt_t *out, gen_stats_t *st, char *err) {
+    memset(out, 0, sizeof *out);
+    const int D = m->cfg.text.hidden;
+    if (n_vis < 0 || n_vis > GEN_MAX_IMAGES || (n_vis && !vis))
+        return hired_errf(err, HIRED_EINVAL, "%d images in one request (at most %d)", n_vis, GEN_MAX_IMAGES);
+    for (int v = 0; v < n_vis; v++)
+        if (vis[v].sel.k > 0 && vis[v].sel.d != projector_d_in(m->proj))
+            return hired_errf(err, HIRED_EINVAL, "visual features are %d wide, the projector takes %d", vis[v].sel.d,
+                              projector_d_in(m->proj));
+    int32_t *slots[GEN_MAX_IMAGES] = {0};
+    float *proj = NULL;
+    int rc = tokenize_chat(m, n_vis, msgs, n_msgs, p, out, err);
+    if (!rc && !(out->image_len = mem_calloc((size_t)(n_vis > 0 ? n_vis : 1), sizeof *out->image_len)))
+        rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
+    for (int v = 0; !rc && v < n_vis; v++) {
+        rc = layout_visual(m, &vis[v], p, &slots[v], &out->image_len[v], err);
+        if (!rc) out->n_image += out->image_len[v];
+    }
+    if (rc) goto done;
+    out->length = out->n_ids - n_vis + out->n_image;
     if (out->length > m->cfg.text.max_pos) {
         rc = hired_errf(err, HIRED_ERANGE, "prompt is %d tokens (%d text + %d image), the model's context is %d",
-                        out->length, out->n_ids - 1, out->n_image, m->cfg.text.max_pos);
+                        out->length, out->n_ids - n_vis, out->n_image, m->cfg.text.max_pos);
         goto done;
     }
 
-    /* project the kept features, then text | packed image | text */
+    /* text | packed image 0 | text | packed image 1 | ... | text */
     double t0 = now_ms();
-    proj = mem_alloc_aligned((size_t)(k > 0 ? k : 1) * D * sizeof(float));
     out->embeds = mem_alloc_aligned((size_t)out->length * D * sizeof(float));
-    if (!proj || !out->embeds) {
+    if (!out->embeds) {
         rc = hired_errf(err, HIRED_ENOMEM, "out of memory for a %d-token prompt", out->length);
         goto done;
     }
-    rc = projector_apply(m->proj, vis->sel.features, k, proj, err);
-    if (!rc) rc = llm_embed(m->llm, out->ids, out->image_pos, out->embeds, err);
-    if (rc) goto done;
-    pack_gather(slots, out->n_image, proj, projector_newline(m->proj), D, out->embeds + (size_t)out->image_pos * D);
-    rc = llm_embed(m->llm, out->ids + out->image_pos + 1, out->n_ids - out->image_pos - 1,
-                   out->embeds + (size_t)(out->image_pos + out->n_image) * D, err);
+    int id_at = 0; /* next text id */
+    float *dst = out->embeds;
+    for (int v = 0; v <= n_vis && !rc; v++) {
+        int end = v < n_vis ? out->image_at[v] : out->n_ids; /* text ids [id_at, end) */
+        if (end > id_at) rc = llm_embed(m->llm, out->ids + id_at, end - id_at, dst, err);
+        dst += (size_t)(end - id_at) * D;
+        if (rc || v == n_vis) break;
+        const int k = vis[v].sel.k;
+        proj = mem_alloc_aligned((size_t)(k > 0 ? k : 1) * D * sizeof(float));
+        if (!proj) {
+            rc = hired_errf(err, HIRED_ENOMEM, "out of memory projecting %d visual tokens", k);
+            break;
+        }
+        rc = projector_apply(m->proj, vis[v].sel.features, k, proj, err);
+        if (!rc) pack_gather(slots[v], out->image_len[v], proj, projector_newline(m->proj), D, dst);
+        dst += (size_t)out->image_len[v] * D;
+        mem_free_aligned(proj);
+        proj = NULL;
+        id_at = end + 1;
+    }
     if (st) {
         st->ms_project = now_ms() - t0;
         st->image_tokens = out->n_image;
         st->prompt_tokens = out->length;
     }
 done:
-    mem_free(text);
-    mem_free(slots);
+    for (int v = 0; v < n_vis; v++) mem_free(slots[v]);
     mem_free_aligned(proj);
     if (rc) gen_prompt_free(out);
     return rc;
+}
+
+int gen_prompt_build(gen_model_t *m, const gen_visual_t *vis, const char *question, const gen_params_t *p,
+                     gen_prompt_t *out, gen_stats_t *st, char *err) {
+    memset(out, 0, sizeof *out);
+    if (!question) return hired_errf(err, HIRED_EINVAL, "no question");
+    tpl_part_t parts[2];
+    tpl_message_t msg = question_message(question, p, parts);
+    return gen_prompt_build_chat(m, vis, 1, &msg, 1, p, out, st, err);
 }
 
 // ---- stage 3: prefill and decode -------------------------------------------------------------------
@@ -374,7 +482,10 @@ int gen_decode(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p, ge
         return hired_errf(err, HIRED_EUNSUPPORTED, "%d positions exceed the sliding window of %d (not implemented)",
                           cap, tc->sliding_window);
     const int max_new = p->max_tokens < cap - L + 1 ? p->max_tokens : cap - L + 1; /* context-capped */
-    const int32_t eos = tc->eos_id >= 0 ? tc->eos_id : tok_eos(m->tok);
+    int32_t eos[HF_MAX_EOS];
+    int n_eos = 0;
+    for (int i = 0; i < tc->n_eos; i++) eos[n_eos++] = tc->eos_ids[i];
+    if (!n_eos && tok_eos(m->tok) >= 0) eos[n_eos++] = tok_eos(m->tok);
 
     int rc = HIRED_OK;
     char kerr[HIRED_ERR_LEN];
@@ -415,11 +526,14 @@ int gen_decode(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p, ge
     st->finish = GEN_FINISH_LENGTH;
     st->generated = 0;
     for (int step = 0; step < max_new; step++) {
-        if (step < p->min_tokens && eos >= 0 && eos < V) cur[eos] = -INFINITY; /* HF min_new_tokens */
+        for (int e = 0; step < p->min_tokens && e < n_eos; e++) /* HF min_new_tokens */
+            if (eos[e] >= 0 && eos[e] < V) cur[eos[e]] = -INFINITY;
         int32_t t = sampler_sample(smp, &p->sampling, cur, (uint64_t)step);
         if (tokens) tokens[step] = t;
         st->generated++;
-        if (t == eos) {
+        bool is_eos = false;
+        for (int e = 0; e < n_eos; e++) is_eos = is_eos || t == eos[e];
+        if (is_eos) {
             st->finish = GEN_FINISH_EOS;
             break;
         }
@@ -460,40 +574,87 @@ done:
     return rc;
 }
 
-/* The prompt errors a user can make, found before the vision tower runs: unknown template, no or
- * several <image>, text alone longer than the context. */
-static int prompt_precheck(gen_model_t *m, const char *question, const gen_params_t *p, char *err) {
-    const char *tpl = p->template_name ? p->template_name : gen_model_default_template(m);
-    char *text = NULL;
-    int32_t *ids = NULL;
-    int n_ids = 0, pos;
-    int rc = tpl_render(tpl, question, &text, err);
-    if (!rc) rc = tok_encode(m->tok, text, true, &ids, &n_ids, err);
-    if (!rc) rc = tpl_image_pos(ids, n_ids, m->cfg.image_token_id, &pos, err);
-    if (!rc && n_ids - 1 > m->cfg.text.max_pos)
-        rc = hired_errf(err, HIRED_ERANGE, "prompt text alone is %d tokens, the model's context is %d", n_ids - 1,
-                        m->cfg.text.max_pos);
-    mem_free(text);
-    mem_free(ids);
+/* The prompt errors a user can make, found before the vision tower runs: unknown template, a
+ * template error, <image> placeholders not matching the images, text alone longer than the
+ * context. */
+static int prompt_precheck(gen_model_t *m, int n_images, const tpl_message_t *msgs, int n_msgs, const gen_params_t *p,
+                           char *err) {
+    gen_prompt_t pr = {0};
+    int rc = tokenize_chat(m, n_images, msgs, n_msgs, p, &pr, err);
+    gen_prompt_free(&pr);
+    return rc;
+}
+
+static void add_stats(gen_stats_t *sum, const gen_stats_t *one) {
+    sum->ms_decode_image += one->ms_decode_image;
+    sum->ms_preprocess += one->ms_preprocess;
+    sum->ms_vision += one->ms_vision;
+    sum->ms_select += one->ms_select;
+    sum->visual_total += one->visual_total;
+    sum->visual_kept += one->visual_kept;
+}
+
+int gen_run_chat(gen_model_t *m, const gen_image_t *images, int n_images, const tpl_message_t *msgs, int n_msgs,
+                 const gen_params_t *p, gen_emit_fn emit, void *user, gen_stats_t *st, char *err) {
+    gen_stats_t dummy;
+    if (!st) st = &dummy;
+    memset(st, 0, sizeof *st);
+    if (n_images < 0 || n_images > GEN_MAX_IMAGES || (n_images && !images))
+        return hired_errf(err, HIRED_EINVAL, "%d images in one request (at most %d)", n_images, GEN_MAX_IMAGES);
+    int parts = 0;
+    for (int i = 0; i < n_msgs && msgs; i++)
+        for (int k = 0; k < msgs[i].n_parts && msgs[i].parts; k++) parts += msgs[i].parts[k].kind == TPL_PART_IMAGE;
+    if (parts != n_images)
+        return hired_errf(err, HIRED_EINVAL, "the conversation has %d image part%s but the request carries %d image%s",
+                          parts, parts == 1 ? "" : "s", n_images, n_images == 1 ? "" : "s");
+    if (p->max_tokens < 1) return hired_errf(err, HIRED_EINVAL, "max_tokens %d must be at least 1", p->max_tokens);
+    int rc = prompt_precheck(m, n_images, msgs, n_msgs, p, err);
+    if (rc) return rc;
+    gen_visual_t vis[GEN_MAX_IMAGES];
+    memset(vis, 0, sizeof vis);
+    for (int i = 0; i < n_images && !rc; i++) {
+        gen_stats_t one = {0};
+        rc = gen_encode_compat(m, images[i].bytes, images[i].n, &p->sel, p->compat, &vis[i], &one, err);
+        if (rc && n_images > 1) {
+            char why[HIRED_ERR_LEN];
+            snprintf(why, sizeof why, "%s", err);
+            hired_errf(err, rc, "image %d: %s", i + 1, why);
+        }
+        add_stats(st, &one);
+    }
+    gen_prompt_t pr;
+    if (!rc) rc = gen_prompt_build_chat(m, vis, n_images, msgs, n_msgs, p, &pr, st, err);
+    for (int i = 0; i < n_images; i++) gen_visual_free(&vis[i]);
+    if (rc) return rc;
+    rc = gen_decode(m, &pr, p, emit, user, NULL, NULL, 0, NULL, st, err);
+    gen_prompt_free(&pr);
     return rc;
 }
 
 int gen_run(gen_model_t *m, const uint8_t *bytes, size_t n, const char *question, const gen_params_t *p,
             gen_emit_fn emit, void *user, gen_stats_t *st, char *err) {
-    gen_stats_t dummy;
-    if (!st) st = &dummy;
-    memset(st, 0, sizeof *st);
-    gen_visual_t vis;
-    gen_prompt_t pr;
-    int rc = prompt_precheck(m, question, p, err);
-    if (rc) return rc;
-    if (p->max_tokens < 1) return hired_errf(err, HIRED_EINVAL, "max_tokens %d must be at least 1", p->max_tokens);
-    rc = gen_encode(m, bytes, n, &p->sel, &vis, st, err);
-    if (rc) return rc;
-    rc = gen_prompt_build(m, &vis, question, p, &pr, st, err);
-    gen_visual_free(&vis);
-    if (rc) return rc;
-    rc = gen_decode(m, &pr, p, emit, user, NULL, NULL, 0, NULL, st, err);
-    gen_prompt_free(&pr);
-    return rc;
+    if (!question) return hired_errf(err, HIRED_EINVAL, "no question");
+    tpl_part_t parts[2];
+    tpl_message_t msg = question_message(question, p, parts);
+    gen_image_t img = {bytes, n};
+    bool has_image = msg.n_parts == 2;
+    if (!has_image) { /* the question holds its own <image>: one image all the same */
+        gen_stats_t dummy;
+        if (!st) st = &dummy;
+        memset(st, 0, sizeof *st);
+        if (p->max_tokens < 1) return hired_errf(err, HIRED_EINVAL, "max_tokens %d must be at least 1", p->max_tokens);
+        int rc = prompt_precheck(m, 1, &msg, 1, p, err);
+        if (rc) return rc;
+        gen_visual_t vis;
+        gen_prompt_t pr;
+        rc = gen_encode_compat(m, bytes, n, &p->sel, p->compat, &vis, st, err);
+        if (rc) return rc;
+        rc = gen_prompt_build_chat(m, &vis, 1, &msg, 1, p, &pr, st, err);
+        gen_visual_free(&vis);
+        if (rc) return rc;
+        rc = gen_decode(m, &pr, p, emit, user, NULL, NULL, 0, NULL, st, err);
+        gen_prompt_free(&pr);
+        return rc;
+    }
+    return gen_run_chat(m, &img, 1, &msg, 1, p, emit, user, st, err);
 }

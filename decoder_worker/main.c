@@ -71,8 +71,9 @@ static const cfg_entry_t k_own_cfg[] = {
     {"decoder.capacity", CFG_INT, O(capacity), 1, SVC_MAX_THREADS, "2", NULL,
      "jobs decoded at once (one thread and one KV cache each, sharing the weights)"},
     {"decoder.template", CFG_STRING, O(template_name), 0, 64, "", NULL,
-     "chat template around the job's prompt: vicuna, llava-1.5, vicuna-system, vicuna-lmms-eval, mistral, "
-     "raw (prompt used as is); empty = the text model's default, as `hired run`"},
+     "chat template around the job's prompt: a built-in one (vicuna, llava-1.5, vicuna-system, "
+     "vicuna-lmms-eval, mistral, chatml, llama3) or raw (prompt used as is); empty = the checkpoint's own "
+     "chat_template, else the text model's built-in default, as `hired run`"},
     {"decoder.prefill_chunk", CFG_INT, O(prefill_chunk), 0, 65536, "0", NULL,
      "prompt rows per prefill pass (bounds the activation scratch); 0 = the library's default"},
 };

@@ -1,9 +1,13 @@
-/* pack.c — see pack.h. Pure arithmetic on positions; pack_gather is the only data movement. */
+/* pack.c — see pack.h. Pure arithmetic on positions; pack_gather is the only data movement.
+ * The authors' (4.42) layout sorts the kept sub-image tokens into its transposed map's raster
+ * order; everything else walks the selection order, which is already the mosaic raster order. */
 #include "pack.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
+#include "mem.h"
 
 int pack_newline_parse(const char *s, pack_newline_t *out) {
     if (s && !strcmp(s, "hf")) *out = PACK_NEWLINE_HF;
@@ -14,7 +18,29 @@ int pack_newline_parse(const char *s, pack_newline_t *out) {
 
 const char *pack_newline_name(pack_newline_t nl) { return nl == PACK_NEWLINE_NONE ? "none" : "hf"; }
 
+/* The authors' unpad_image on their ch x cw map: torch float32 on the int64 image_sizes. */
+static void unpad_authors(const pack_geom_t *g, int *r0, int *r1, int *c0, int *c1) {
+    const int ch = g->cols * g->grid, cw = g->rows * g->grid; /* the transposed map */
+    const float H = (float)g->orig_h, W = (float)g->orig_w;
+    *r0 = 0, *r1 = ch, *c0 = 0, *c1 = cw;
+    if (g->orig_h <= 0 || g->orig_w <= 0) return;
+    volatile float ar = W / H, car = (float)((double)cw / (double)ch); /* no excess precision */
+    if (ar > car) {
+        volatile float s = (float)cw / W, x = H * s;
+        int nh = (int)x, p = (ch - nh) / 2;
+        *r0 = p, *r1 = ch - p;
+    } else {
+        volatile float s = (float)ch / H, x = W * s;
+        int nw = (int)x, p = (cw - nw) / 2;
+        *c0 = p, *c1 = cw - p;
+    }
+}
+
 void pack_unpad(const pack_geom_t *g, int *r0, int *r1, int *c0, int *c1) {
+    if (g->authors) {
+        unpad_authors(g, r0, r1, c0, c1);
+        return;
+    }
     const long long ch = (long long)g->rows * g->grid, cw = (long long)g->cols * g->grid;
     const long long H = g->orig_h, W = g->orig_w;
     *r0 = 0, *r1 = (int)ch, *c0 = 0, *c1 = (int)cw;
@@ -37,10 +63,46 @@ int pack_full_count(const pack_geom_t *g, pack_mode_t mode, pack_newline_t nl) {
     return P + (r1 - r0) * (c1 - c0 + (nl == PACK_NEWLINE_HF ? 1 : 0));
 }
 
-/* One newline per row change can never exceed one per kept token, plus the last one. */
+/* One newline per row change can never exceed one per kept token, plus the last one; the
+ * authors' layout may add one per map row besides. */
 int pack_max_slots(const pack_geom_t *g, int k) {
-    (void)g;
-    return 2 * (k > 0 ? k : 0) + 1;
+    int rows = g->rows > g->cols ? g->rows : g->cols;
+    return 2 * (k > 0 ? k : 0) + 1 + (g->authors && rows > 0 && g->grid > 0 ? rows * g->grid : 0);
+}
+
+typedef struct {
+    int y, x, i; /* map row, map column, token index */
+} at_t;
+
+static int cmp_at(const void *a, const void *b) {
+    const at_t *p = a, *q = b;
+    if (p->y != q->y) return p->y < q->y ? -1 : 1;
+    if (p->x != q->x) return p->x < q->x ? -1 : 1;
+    return (p->i > q->i) - (p->i < q->i);
+}
+
+/* Sub-image tokens in the authors' map order, after the base tokens already in slots[0..n). */
+static int layout_authors(const pack_geom_t *g, const sel_pos_t *pos, int k, pack_newline_t nl, int32_t *slots, int n,
+                          int *n_slots, char *err) {
+    int r0, r1, c0, c1;
+    pack_unpad(g, &r0, &r1, &c0, &c1);
+    at_t *a = mem_alloc(sizeof *a * (size_t)(k > 0 ? k : 1));
+    if (!a) return hired_errf(err, HIRED_ENOMEM, "pack: out of memory");
+    int m = 0;
+    for (int i = 0; i < k; i++) {
+        if (pos[i].part == 0) continue;
+        int t = pos[i].part - 1; /* tile t sits at (t div rows, t mod rows) of the cols x rows view */
+        int y = t / g->rows * g->grid + pos[i].row, x = t % g->rows * g->grid + pos[i].col;
+        if (y >= r0 && y < r1 && x >= c0 && x < c1) a[m++] = (at_t){y, x, i};
+    }
+    qsort(a, (size_t)m, sizeof *a, cmp_at);
+    for (int y = r0, j = 0; y < r1; y++) {
+        for (; j < m && a[j].y == y; j++) slots[n++] = a[j].i;
+        if (nl == PACK_NEWLINE_HF) slots[n++] = PACK_SLOT_NEWLINE;
+    }
+    mem_free(a);
+    *n_slots = n;
+    return HIRED_OK;
 }
 
 static int check_geom(const pack_geom_t *g, pack_mode_t mode, char *err) {
@@ -81,6 +143,7 @@ int pack_layout(const pack_geom_t *g, const sel_pos_t *pos, int k, pack_mode_t m
         *n_slots = n;
         return HIRED_OK;
     }
+    if (g->authors) return layout_authors(g, pos, k, nl, slots, n, n_slots, err);
     /* Sub-images: drop what unpadding removes; newline when the mosaic row changes and at the end. */
     int r0, r1, c0, c1;
     pack_unpad(g, &r0, &r1, &c0, &c1);

@@ -14,11 +14,20 @@
  *   PACK_NEWLINE_NONE  no newlines (the HiRED authors' code).
  * PACK_MODE_CONCAT (LLaVA-1.5, PruMerge selections): every token in selection order, no unpad,
  * no newline.
+ * geom.authors (`--compat authors`) packs as the HiRED authors' transformers 4.42 fork does
+ * (docs/numerics.md §4.2, §4.3): the rows·cols tiles, listed row-major, are viewed as a cols x rows
+ * grid (tile k at grid row k div rows, column k mod rows; the ≤ 4.43 orientation bug, visible
+ * only for non-square grids), unpadding compares and scales in float32 on that transposed map
+ * (ch = cols·grid, cw = rows·grid): W/H > cw/ch in float32, s = f32(cw)/f32(W), nh = (int)(H·s),
+ * p = (ch − nh) div 2 (columns alike), and the kept sub-image tokens follow that map's raster
+ * order. PACK_NEWLINE_HF then adds image_newline after every row of the unpadded map, kept
+ * tokens or not (what their code does when given a newline; their own runs pass none).
  * The layout is a list of slots, each the index of a kept token or PACK_SLOT_NEWLINE.
  * Not here: the projector (projector.h), the merge into the prompt (generate.h). */
 #ifndef HIRED_PACK_H
 #define HIRED_PACK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "select.h"
@@ -33,6 +42,7 @@ typedef struct {
     int rows, cols;     /* NeXT grid of sub-images */
     int orig_h, orig_w; /* image_sizes: the decoded image's height and width */
     int grid;           /* patches per partition side (24) */
+    bool authors;       /* the HiRED authors' 4.42 layout (see above) */
 } pack_geom_t;
 
 /* Parses "hf" / "none". 0 or HIRED_EINVAL. */

@@ -237,7 +237,9 @@ typedef struct {
 
 /* Per-call scratch of tok_encode (tok_t itself stays read-only). */
 typedef struct {
-    buf_t norm, tmp, pre;
+    buf_t norm, tmp, pre, bl;
+    size_t *cuts, *cuts2; /* byte-level split offsets */
+    size_t cuts_cap, cuts2_cap;
     mvec_t m1, m2;
     sym_t *sym;
     size_t sym_cap;
@@ -412,9 +414,49 @@ static bool bpe(const tok_t *t, enc_t *e, const char *w, size_t n) {
     return true;
 }
 
+/* ByteLevel on one piece: optional prefix space, optional GPT-2 split, bytes -> characters, BPE. */
+static bool bytelevel_piece(const tok_t *t, enc_t *e, const char *s, size_t n) {
+    if (!t->bytelevel) return bpe(t, e, s, n);
+    e->tmp.n = 0;
+    if (t->bl_prefix && (n == 0 || s[0] != ' ') && !tok_buf_put(&e->tmp, " ", 1)) return false;
+    if (!tok_buf_put(&e->tmp, s, n)) return false;
+    const char *p = e->tmp.p;
+    size_t pn = e->tmp.n, nc = 1;
+    if (t->bl_regex) {
+        if (!grow((void **)&e->cuts2, &e->cuts2_cap, pn + 1, sizeof *e->cuts2)) return false;
+        int k = tok_bytelevel_split(t->bl_regex, p, pn, e->cuts2, pn + 1);
+        if (k < 0) return false;
+        nc = (size_t)k;
+    } else {
+        if (!grow((void **)&e->cuts2, &e->cuts2_cap, 1, sizeof *e->cuts2)) return false;
+        e->cuts2[0] = pn;
+    }
+    for (size_t c = 0, a = 0; c < nc; a = e->cuts2[c++]) {
+        e->bl.n = 0;
+        for (size_t i = a; i < e->cuts2[c]; i++) {
+            uint32_t cp = t->byte_cp[(unsigned char)p[i]];
+            char u[2] = {(char)cp, 0};
+            size_t ul = 1;
+            if (cp >= 0x80) u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F)), ul = 2;
+            if (!tok_buf_put(&e->bl, u, ul)) return false;
+        }
+        if (!bpe(t, e, e->bl.p, e->bl.n)) return false;
+    }
+    return true;
+}
+
 /* Pre-tokenises one normalised piece and BPEs the words. `first`: the piece starts the input
  * (Metaspace prepend_scheme "first"). */
 static bool pretokenize(const tok_t *t, enc_t *e, const char *s, size_t n, bool first) {
+    if (t->split) {
+        if (!grow((void **)&e->cuts, &e->cuts_cap, n + 1, sizeof *e->cuts)) return false;
+        int k = tok_bytelevel_split(t->split, s, n, e->cuts, n + 1);
+        if (k < 0) return false;
+        for (size_t c = 0, a = 0; c < (size_t)k; a = e->cuts[c++])
+            if (!bytelevel_piece(t, e, s + a, e->cuts[c] - a)) return false;
+        return true;
+    }
+    if (t->bytelevel) return n ? bytelevel_piece(t, e, s, n) : true;
     if (!t->meta) return bpe(t, e, s, n);
     const char *rep = tok_str(t, t->meta_repl);
     size_t nr = t->meta_repl.len;
@@ -478,6 +520,9 @@ int tok_encode_n(const tok_t *t, const char *text, size_t len, bool add_bos, int
     mem_free(e.norm.p);
     mem_free(e.tmp.p);
     mem_free(e.pre.p);
+    mem_free(e.bl.p);
+    mem_free(e.cuts);
+    mem_free(e.cuts2);
     mem_free(e.m1.p);
     mem_free(e.m2.p);
     mem_free(e.sym);
@@ -544,6 +589,49 @@ static bool flush_bytes(tok_stream_t *st) {
     return ok;
 }
 
+/* ByteLevel decoding of the held bytes: valid characters as they are, each maximal invalid
+ * sequence as one U+FFFD (Rust's from_utf8_lossy); an incomplete tail is kept unless final. */
+static bool flush_lossy(tok_stream_t *st, bool final) {
+    const unsigned char *p = (const unsigned char *)st->pend.p;
+    size_t n = st->pend.n, i = 0;
+    bool ok = true;
+    while (ok && i < n) {
+        bool valid;
+        size_t k = tok_utf8_lossy_step(p + i, n - i, &valid);
+        if (k == 0) {
+            if (!final) break;
+            ok = emit(st, k_fffd, 3);
+            i = n;
+            break;
+        }
+        ok = valid ? emit(st, (const char *)p + i, k) : emit(st, k_fffd, 3);
+        i += k;
+    }
+    if (i && i < n) memmove(st->pend.p, st->pend.p + i, n - i);
+    st->pend.n = n - i;
+    return ok;
+}
+
+/* ByteLevel: a token's characters mapped back to bytes, or its UTF-8 as is when one of its
+ * characters is not in the byte table (added tokens such as "<|eot_id|>" map either way). */
+static bool bytelevel_push(tok_stream_t *st, const char *s, size_t n) {
+    const tok_t *t = st->tok;
+    size_t start = st->pend.n;
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t l = tok_utf8_len((const unsigned char *)s + i, n - i, &cp);
+        if (!l || cp >= ARRAY_LEN(t->cp_byte) || t->cp_byte[cp] < 0) {
+            st->pend.n = start;
+            if (!tok_buf_put(&st->pend, s, n)) return false;
+            return flush_lossy(st, false);
+        }
+        unsigned char b = (unsigned char)t->cp_byte[cp];
+        if (!tok_buf_put(&st->pend, &b, 1)) return false;
+        i += l;
+    }
+    return flush_lossy(st, false);
+}
+
 /* HF ByteFallback's test: 6 bytes "<0x" XX ">" with XX parsed by u8::from_str_radix(_, 16). */
 static bool byte_token(const char *s, size_t n, unsigned char *out) {
     if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>') return false;
@@ -568,6 +656,7 @@ static bool stream_push(tok_stream_t *st, int32_t id) {
     if (st->skip_special && (t->flags[id] & ID_SPECIAL)) return true;
     const char *s = tok_str(t, t->piece[id]);
     size_t n = t->piece[id].len;
+    if (t->dec_bytelevel) return bytelevel_push(st, s, n);
     for (int k = 0; k < t->n_dec; k++) {
         const dec_step_t *d = &t->dec[k];
         buf_t *o = s == st->t1.p ? &st->t2 : &st->t1;
@@ -635,7 +724,7 @@ const char *tok_stream_feed(tok_stream_t *st, int32_t id, size_t *len) {
 }
 
 const char *tok_stream_finish(tok_stream_t *st, size_t *len) {
-    bool ok = out_clear(st) && (!st->pend.n || flush_bytes(st));
+    bool ok = out_clear(st) && (!st->pend.n || (st->tok->dec_bytelevel ? flush_lossy(st, true) : flush_bytes(st)));
     stream_reset(st);
     if (!ok) return NULL;
     if (len) *len = st->out.n;
@@ -647,7 +736,8 @@ char *tok_decode_n(const tok_t *t, const int32_t *ids, int n, bool skip_special,
     stream_init(&st, t, skip_special);
     bool ok = true;
     for (int i = 0; ok && i < n; i++) ok = stream_push(&st, ids[i]);
-    ok = ok && (!st.pend.n || flush_bytes(&st)) && (st.out.p || out_clear(&st));
+    ok = ok && (!st.pend.n || (t->dec_bytelevel ? flush_lossy(&st, true) : flush_bytes(&st))) &&
+         (st.out.p || out_clear(&st));
     char *res = ok ? st.out.p : NULL;
     if (ok) {
         if (len) *len = st.out.n;

@@ -1,25 +1,34 @@
-/* tokenizer.h — a Hugging Face `tokenizer.json` BPE tokenizer (LlamaTokenizerFast / SentencePiece-
- * style: byte fallback, "▁" for spaces), encoding and decoding exactly as the `tokenizers` library
- * does for the configurations listed below (docs/numerics.md §8).
+/* tokenizer.h — a Hugging Face `tokenizer.json` BPE tokenizer, encoding and decoding exactly as the
+ * `tokenizers` library does for the configurations listed below: SentencePiece-style ones
+ * (LlamaTokenizerFast: byte fallback, "▁" for spaces, docs/numerics.md §8; Yi's, without the
+ * dummy prefix) and byte-level ones (GPT-2 / Llama-3: bytes mapped to characters, the Llama-3
+ * split).
  *
  * What tok_load accepts (anything else is refused with HIRED_EUNSUPPORTED naming the field):
  *   model          BPE: vocab, merges ("a b" strings or [a, b] pairs; index = rank), unk_token,
  *                  byte_fallback, fuse_unk, ignore_merges; no dropout, no continuing_subword_prefix,
  *                  no end_of_word_suffix.
  *   normalizer     null, or Prepend / Replace (string pattern) steps, possibly inside Sequence.
- *   pre_tokenizer  null, or Metaspace (replacement, prepend_scheme always|first|never, split).
- *   post_processor null, or TemplateProcessing whose "single" is special tokens around $A.
- *   decoder        per-token Replace (string pattern) / Strip (stop 0) / Metaspace steps, then
- *                  optionally ByteFallback, then optionally Fuse followed by at most one Strip
- *                  (stop 0). That covers every legacy and non-legacy Llama/Mistral conversion.
+ *   pre_tokenizer  null; Metaspace (replacement, prepend_scheme always|first|never, split);
+ *                  ByteLevel (add_prefix_space, use_regex = the GPT-2 split); Split with the
+ *                  Llama-3 or GPT-2 regex (behavior Isolated, invert false), optionally followed
+ *                  by ByteLevel without use_regex (Llama-3) — in a Sequence or alone.
+ *   post_processor null, ByteLevel (offsets only), TemplateProcessing whose "single" is special
+ *                  tokens around $A, or a Sequence of ByteLevel and one TemplateProcessing.
+ *   decoder        ByteLevel alone (characters back to bytes, then UTF-8 with each maximal
+ *                  invalid sequence as one U+FFFD, Rust's from_utf8_lossy); or per-token Replace
+ *                  (string pattern) / Strip (stop 0) / Metaspace steps, then optionally
+ *                  ByteFallback, then optionally Fuse followed by at most one Strip (stop 0).
+ *                  That covers every legacy and non-legacy Llama/Mistral/Yi conversion.
  *   added_tokens   special or not, normalized or not, lstrip/rstrip; single_word is refused.
  *                  Ids must be those `tokenizers` assigns (vocab ids for contents already in the
  *                  vocab, then consecutive ids from the vocab size in file order).
  * Only tokenizer.json is read: tokenizer_config.json overrides (add_eos_token, ...) are not applied.
  *
  * Encoding: text is split on added-token strings (leftmost-longest), each remaining non-empty
- * segment is normalised on its own, pre-tokenised, and BPE-merged with a rank heap; then the
- * post-processor's ids (BOS) are added. Decoding runs the decoder steps; the stream decoder below is
+ * segment is normalised on its own, pre-tokenised (Metaspace, or the byte-level split and byte
+ * mapping of tokenizer_bytelevel.c), and BPE-merged with a rank heap (ignore_merges: a word in
+ * the vocab is one token); then the post-processor's ids (BOS) are added. Decoding runs the decoder steps; the stream decoder below is
  * the same state machine, so streamed text concatenates to exactly the final decode.
  *
  * A loaded tok_t is immutable: any number of threads may encode/decode with it concurrently.

@@ -111,10 +111,33 @@ struct tok {
     span_t strip_char; /* post-Fuse Strip, when strip_n > 0 */
     int strip_n;
     int32_t bos, eos;
+    /* byte-level (GPT-2 / Llama-3) tokenizers */
+    int split;          /* TOK_SPLIT_*: the Split pre-tokenizer's regex */
+    bool bytelevel;     /* ByteLevel pre-tokenizer: bytes -> characters before BPE */
+    bool bl_prefix;     /* its add_prefix_space */
+    int bl_regex;       /* its use_regex: TOK_SPLIT_GPT2, else TOK_SPLIT_NONE */
+    bool dec_bytelevel; /* ByteLevel decoder: characters -> bytes, then lossy UTF-8 */
+    uint32_t byte_cp[256];  /* byte -> character */
+    int16_t cp_byte[324];   /* character (< 324) -> byte, or -1 */
 };
 
 /* The NUL-terminated string span s names in t->arena. */
 static inline const char *tok_str(const tok_t *t, span_t s) { return t->arena.p + s.off; }
+
+// ---- byte level (tokenizer_bytelevel.c) ----------------------------------------------------------
+
+enum { TOK_SPLIT_NONE = 0, TOK_SPLIT_LLAMA3, TOK_SPLIT_GPT2 };
+
+/* GPT-2's bytes_to_unicode table. */
+void tok_bytelevel_table(uint32_t byte_to_cp[256]);
+/* Splits valid UTF-8 s[0..n) with regex `kind` (TOK_SPLIT_LLAMA3 / GPT2): writes the end offset
+ * of every piece to cuts (in order; the last is n). Returns the count, or -1 when more than
+ * max_cuts pieces. */
+int tok_bytelevel_split(int kind, const char *s, size_t n, size_t *cuts, size_t max_cuts);
+/* Rust's from_utf8_lossy, one step at s (n > 0 bytes): *valid and the length of a valid
+ * character, or !*valid and the length of the maximal invalid prefix (one U+FFFD); 0 when the
+ * bytes are a valid but incomplete prefix (more input could complete it). */
+size_t tok_utf8_lossy_step(const unsigned char *s, size_t n, bool *valid);
 
 // ---- vocab lookup and normaliser (tokenizer.c) ---------------------------------------------------
 

@@ -181,16 +181,76 @@ static int parse_normalizer(load_t *L, const cJSON *n, int depth) {
     return HIRED_OK;
 }
 
+/* The two Split regexes the byte-level pre-tokenizer is used with (tokenizer_bytelevel.c). */
+static const char k_llama3_regex[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+                                     "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char k_gpt2_regex[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+
+/* Split {pattern: {Regex: one of the two}, behavior: Isolated, invert: false}. */
+static int parse_split(load_t *L, const cJSON *p) {
+    const cJSON *re = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(p, "pattern"), "Regex");
+    const cJSON *beh = cJSON_GetObjectItemCaseSensitive(p, "behavior");
+    if (!cJSON_IsString(re))
+        return hired_errf(L->err, HIRED_EUNSUPPORTED, "%s: pre_tokenizer Split needs a {\"Regex\": ...} pattern",
+                          L->path);
+    if (!strcmp(re->valuestring, k_llama3_regex)) L->t->split = TOK_SPLIT_LLAMA3;
+    else if (!strcmp(re->valuestring, k_gpt2_regex)) L->t->split = TOK_SPLIT_GPT2;
+    else
+        return hired_errf(L->err, HIRED_EUNSUPPORTED,
+                          "%s: pre_tokenizer Split regex \"%.80s\" is not supported (only the Llama-3 and GPT-2 "
+                          "patterns)", L->path, re->valuestring);
+    if (!cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") ||
+        cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "invert")))
+        return hired_errf(L->err, HIRED_EUNSUPPORTED,
+                          "%s: pre_tokenizer Split must have behavior Isolated and invert false", L->path);
+    return HIRED_OK;
+}
+
+/* ByteLevel {add_prefix_space, trim_offsets, use_regex}: trim_offsets only moves offsets. */
+static int parse_bytelevel(load_t *L, const cJSON *p) {
+    tok_t *t = L->t;
+    bool use_regex;
+    int rc;
+    if ((rc = get_bool(L, p, "add_prefix_space", "pre_tokenizer.ByteLevel", true, &t->bl_prefix)) ||
+        (rc = get_bool(L, p, "use_regex", "pre_tokenizer.ByteLevel", true, &use_regex)))
+        return rc;
+    if (use_regex && t->split)
+        return hired_errf(L->err, HIRED_EUNSUPPORTED,
+                          "%s: a Split pre-tokenizer followed by ByteLevel with use_regex true is not supported", L->path);
+    t->bytelevel = true;
+    t->bl_regex = use_regex ? TOK_SPLIT_GPT2 : TOK_SPLIT_NONE;
+    return HIRED_OK;
+}
+
+/* null, Metaspace, ByteLevel, Split + ByteLevel (Llama-3), or a Sequence of those. */
 static int parse_pre_tokenizer(load_t *L, const cJSON *p) {
     if (!p || cJSON_IsNull(p)) return HIRED_OK;
     const char *ty = type_of(p);
-    if (!strcmp(ty, "Sequence")) { /* accepted when it wraps a single Metaspace */
-        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers");
-        if (cJSON_GetArraySize(list) == 1) return parse_pre_tokenizer(L, cJSON_GetArrayItem(list, 0));
+    if (!strcmp(ty, "Sequence")) {
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "pretokenizers"), *it;
+        if (!cJSON_IsArray(list))
+            return hired_errf(L->err, HIRED_EFORMAT, "%s: pre_tokenizer.pretokenizers must be an array", L->path);
+        int i = 0;
+        cJSON_ArrayForEach(it, list) {
+            const char *k = type_of(it);
+            int rc;
+            if (!strcmp(k, "Split") && i == 0) rc = parse_split(L, it);
+            else if (!strcmp(k, "ByteLevel") && !L->t->bytelevel && !L->t->meta) rc = parse_bytelevel(L, it);
+            else if (!strcmp(k, "Metaspace") && cJSON_GetArraySize(list) == 1) rc = parse_pre_tokenizer(L, it);
+            else
+                return hired_errf(L->err, HIRED_EUNSUPPORTED,
+                                  "%s: pre_tokenizer Sequence step %d \"%s\" is not supported (supported: Metaspace, "
+                                  "ByteLevel, Split then ByteLevel)", L->path, i, k);
+            if (rc) return rc;
+            i++;
+        }
+        return HIRED_OK;
     }
+    if (!strcmp(ty, "ByteLevel")) return parse_bytelevel(L, p);
+    if (!strcmp(ty, "Split")) return parse_split(L, p);
     if (strcmp(ty, "Metaspace"))
-        return hired_errf(L->err, HIRED_EUNSUPPORTED, "%s: pre_tokenizer type \"%s\" is not supported (only Metaspace)",
-                          L->path, ty);
+        return hired_errf(L->err, HIRED_EUNSUPPORTED,
+                          "%s: pre_tokenizer type \"%s\" is not supported (only Metaspace, ByteLevel, Split)", L->path, ty);
     L->t->meta = true;
     return parse_metaspace(L, p, "pre_tokenizer", &L->t->meta_repl, &L->t->meta_scheme, &L->t->meta_split);
 }
@@ -198,10 +258,28 @@ static int parse_pre_tokenizer(load_t *L, const cJSON *p) {
 /* TemplateProcessing's "single": special tokens around exactly one $A. */
 static int parse_post_processor(load_t *L, const cJSON *p) {
     tok_t *t = L->t;
-    if (!p || cJSON_IsNull(p)) return HIRED_OK;
+    if (!p || cJSON_IsNull(p) || !strcmp(type_of(p), "ByteLevel")) return HIRED_OK; /* ByteLevel: offsets only */
+    if (!strcmp(type_of(p), "Sequence")) { /* ByteLevel steps and at most one TemplateProcessing */
+        const cJSON *list = cJSON_GetObjectItemCaseSensitive(p, "processors"), *it;
+        int n_tp = 0;
+        if (!cJSON_IsArray(list))
+            return hired_errf(L->err, HIRED_EFORMAT, "%s: post_processor.processors must be an array", L->path);
+        cJSON_ArrayForEach(it, list) {
+            bool tp = !strcmp(type_of(it), "TemplateProcessing");
+            if ((!tp && strcmp(type_of(it), "ByteLevel")) || (tp && n_tp++))
+                return hired_errf(L->err, HIRED_EUNSUPPORTED,
+                                  "%s: post_processor Sequence may hold ByteLevel and one TemplateProcessing (has \"%s\")",
+                                  L->path, type_of(it));
+            if (tp) {
+                int rc = parse_post_processor(L, it);
+                if (rc) return rc;
+            }
+        }
+        return HIRED_OK;
+    }
     if (strcmp(type_of(p), "TemplateProcessing"))
         return hired_errf(L->err, HIRED_EUNSUPPORTED,
-                          "%s: post_processor type \"%s\" is not supported (only TemplateProcessing)", L->path,
+                          "%s: post_processor type \"%s\" is not supported (only TemplateProcessing, ByteLevel)", L->path,
                           type_of(p));
     const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
     const cJSON *specials = cJSON_GetObjectItemCaseSensitive(p, "special_tokens"), *it;
@@ -279,7 +357,13 @@ static int parse_decoder(load_t *L, const cJSON *d) {
         const char *ty = type_of(it);
         dec_step_t st = {0};
         int rc = HIRED_OK;
-        if (!strcmp(ty, "ByteFallback") && phase == 0) {
+        if (t->dec_bytelevel)
+            return hired_errf(L->err, HIRED_EUNSUPPORTED, "%s: decoder steps after ByteLevel are not supported",
+                              L->path);
+        if (!strcmp(ty, "ByteLevel") && phase == 0 && t->n_dec == 0) {
+            t->dec_bytelevel = true;
+            phase = 3;
+        } else if (!strcmp(ty, "ByteFallback") && phase == 0) {
             t->dec_bytes = true;
             phase = 1;
         } else if (!strcmp(ty, "Fuse") && phase <= 1) {
@@ -321,8 +405,8 @@ static int parse_decoder(load_t *L, const cJSON *d) {
         } else {
             return hired_errf(
                 L->err, HIRED_EUNSUPPORTED,
-                "%s: decoder step \"%s\" is not supported here (supported: Replace/Strip/Metaspace per token, "
-                "then ByteFallback, then Fuse and one Strip)",
+                "%s: decoder step \"%s\" is not supported here (supported: ByteLevel alone, or Replace/Strip/Metaspace "
+                "per token, then ByteFallback, then Fuse and one Strip)",
                 L->path, ty);
         }
     }
@@ -562,6 +646,9 @@ static int load(load_t *L, const cJSON *root) {
         (rc = parse_post_processor(L, cJSON_GetObjectItemCaseSensitive(root, "post_processor"))) ||
         (rc = parse_decoder(L, cJSON_GetObjectItemCaseSensitive(root, "decoder"))))
         return rc;
+    tok_bytelevel_table(t->byte_cp);
+    for (int c = 0; c < (int)ARRAY_LEN(t->cp_byte); c++) t->cp_byte[c] = -1;
+    for (int b = 0; b < 256; b++) t->cp_byte[t->byte_cp[b]] = (int16_t)b;
     t->bos = t->pp_before > 0 ? t->pp_ids[0] : tok_id(t, "<s>");
     t->eos = tok_id(t, "</s>");
     return HIRED_OK;

@@ -2,7 +2,12 @@
  *
  * The format is chosen by signature, never by trying decoders in turn:
  *   JPEG (FF D8)             libjpeg-turbo, default decompression (ISLOW IDCT, fancy upsampling),
- *                            output JCS_RGB (grayscale replicated by libjpeg); CMYK/YCCK refused.
+ *                            output JCS_RGB (grayscale replicated by libjpeg); four-component
+ *                            files (CMYK, and YCCK through libjpeg's YCCK -> CMYK conversion) as
+ *                            Pillow reads them: every sample inverted (Pillow's "CMYK;I" rawmode,
+ *                            applied to all CMYK JPEGs, Adobe marker or not), then Pillow's
+ *                            CMYK -> RGB: nk = 255 - k, channel = nk - (x * nk + 128 + ((x * nk +
+ *                            128) >> 8)) >> 8, i.e. nk - round(x * nk / 255).
  *   PNG, GIF, BMP            stb_image with 3 requested channels (alpha dropped, gray replicated,
  *                            palette expanded; 16-bit samples keep their high byte).
  *   WebP, TIFF, PSD, HDR, ... recognised and refused (HIRED_EUNSUPPORTED).
@@ -171,10 +176,7 @@ static int decode_jpeg(const uint8_t *bytes, size_t n, size_t max_pixels, image_
     case JCS_YCbCr:
     case JCS_RGB: break;
     case JCS_CMYK:
-    case JCS_YCCK:
-        jpeg_destroy_decompress(&cinfo);
-        return hired_errf(err, HIRED_EUNSUPPORTED, "JPEG: %s colour space is not supported (convert the image to RGB first)",
-                          cinfo.jpeg_color_space == JCS_CMYK ? "CMYK" : "YCCK (Adobe CMYK)");
+    case JCS_YCCK: break; /* decoded to CMYK, converted below as Pillow does */
     default:
         jpeg_destroy_decompress(&cinfo);
         return hired_errf(err, HIRED_EUNSUPPORTED, "JPEG: unknown colour space with %d components", cinfo.num_components);
@@ -185,7 +187,8 @@ static int decode_jpeg(const uint8_t *bytes, size_t n, size_t max_pixels, image_
         return rc;
     }
     /* The defaults already; spelled out because PIL's pixels depend on them. */
-    cinfo.out_color_space = JCS_RGB;
+    const bool cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
+    cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB;
     cinfo.dct_method = JDCT_ISLOW;
     cinfo.do_fancy_upsampling = TRUE;
     cinfo.scale_num = cinfo.scale_denom = 1;
@@ -194,14 +197,29 @@ static int decode_jpeg(const uint8_t *bytes, size_t n, size_t max_pixels, image_
         return hired_errf(err, HIRED_ENOMEM, "JPEG: out of memory for %ux%u pixels", cinfo.image_width, cinfo.image_height);
     }
     jpeg_start_decompress(&cinfo);
-    if (cinfo.output_components != 3 || (int)cinfo.output_width != out->w || (int)cinfo.output_height != out->h) {
+    if (cinfo.output_components != (cmyk ? 4 : 3) || (int)cinfo.output_width != out->w ||
+        (int)cinfo.output_height != out->h) {
         jpeg_destroy_decompress(&cinfo);
         image_free(out);
         return hired_errf(err, HIRED_EFORMAT, "JPEG: decoder output geometry differs from the header");
     }
+    /* CMYK rows go through a row buffer from libjpeg's own allocator (freed with cinfo, so a
+     * longjmp out of jpeg_read_scanlines leaks nothing) */
+    JSAMPARRAY buf = cmyk ? (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, cinfo.output_width * 4, 1)
+                          : NULL;
     while (cinfo.output_scanline < cinfo.output_height) {
-        JSAMPROW row = out->rgb + (size_t)cinfo.output_scanline * (size_t)out->w * 3;
+        uint8_t *dst = out->rgb + (size_t)cinfo.output_scanline * (size_t)out->w * 3;
+        JSAMPROW row = cmyk ? buf[0] : dst;
         jpeg_read_scanlines(&cinfo, &row, 1);
+        for (int x = 0; cmyk && x < out->w; x++) {
+            const uint8_t *q = buf[0] + 4 * (size_t)x;
+            int nk = q[3]; /* 255 - (255 - k): the inversion of "CMYK;I" and Pillow's nk = 255 - k */
+            for (int c = 0; c < 3; c++) {
+                int v = 255 - q[c], t = v * nk + 128;
+                int r = nk - ((t + (t >> 8)) >> 8);
+                dst[3 * x + c] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
+            }
+        }
     }
     jpeg_finish_decompress(&cinfo); /* reads up to EOI: a missing EOI is truncation */
     jpeg_destroy_decompress(&cinfo);

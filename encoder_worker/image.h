@@ -1,10 +1,11 @@
 /* image.h — decoding image bytes to 8-bit RGB exactly as PIL's Image.open(...).convert("RGB")
  * would (docs/numerics.md §1.1, §1.9): JPEG through libjpeg-turbo (ISLOW IDCT, fancy upsampling,
- * JCS_RGB), PNG/GIF/BMP through stb_image; alpha dropped (no compositing), grayscale
- * replicated, palette expanded, no EXIF rotation. The format is chosen by signature; WebP,
- * TIFF, PSD, PNM, HDR, HEIF/AVIF, JPEG 2000, ICO, QOI and CMYK/YCCK JPEGs are refused, TGA is
- * not recognised (no signature). The pixel-count limit is checked from the header before any
- * pixel buffer is allocated. Truncated files are errors. Thread-safe (no state of its own;
+ * JCS_RGB; CMYK and YCCK JPEGs inverted and converted to RGB with Pillow's arithmetic), PNG/GIF/BMP
+ * through stb_image; alpha dropped (no compositing), grayscale replicated, palette expanded, no
+ * EXIF rotation. The format is chosen by signature; WebP, TIFF, PSD, PNM, HDR, HEIF/AVIF,
+ * JPEG 2000, ICO and QOI are refused, TGA is not recognised (no signature). The pixel-count
+ * limit is checked from the header before any pixel buffer is allocated. Truncated files are
+ * errors. Thread-safe (no state of its own;
  * nothing in hired may call stbi_set_flip_vertically_on_load, a process-wide stb setting).
  * Not here: resizing (resize.h), tiling (preprocess.h). */
 #ifndef HIRED_IMAGE_H

@@ -100,18 +100,50 @@ static int out_alloc(prep_out_t *out, int n, int size, char *err) {
     return HIRED_OK;
 }
 
-/* Copies the size x size window at (x0, y0) of src into tile ([size, size, 3]). Pixels outside
- * src are black (0), which is how the padding of §1.4 is applied without building the canvas. */
-static void cut_window(const image_t *src, int x0, int y0, int size, uint8_t *tile) {
-    memset(tile, 0, (size_t)size * (size_t)size * 3);
-    int xa = x0 < 0 ? 0 : x0, xb = x0 + size < src->w ? x0 + size : src->w;
+/* Copies the tw x th window at (x0, y0) of src into tile ([th, tw, 3]). Pixels outside src are
+ * black (0), which is how the padding of §1.4 is applied without building the canvas. */
+static void cut_rect(const image_t *src, int x0, int y0, int tw, int th, uint8_t *tile) {
+    memset(tile, 0, (size_t)tw * (size_t)th * 3);
+    int xa = x0 < 0 ? 0 : x0, xb = x0 + tw < src->w ? x0 + tw : src->w;
     if (xb <= xa) return;
-    for (int y = 0; y < size; y++) {
+    for (int y = 0; y < th; y++) {
         int sy = y0 + y;
         if (sy < 0 || sy >= src->h) continue;
-        memcpy(tile + ((size_t)y * size + (size_t)(xa - x0)) * 3, src->rgb + ((size_t)sy * src->w + (size_t)xa) * 3,
+        memcpy(tile + ((size_t)y * tw + (size_t)(xa - x0)) * 3, src->rgb + ((size_t)sy * src->w + (size_t)xa) * 3,
                (size_t)(xb - xa) * 3);
     }
+}
+
+static void cut_window(const image_t *src, int x0, int y0, int size, uint8_t *tile) {
+    cut_rect(src, x0, y0, size, size, tile);
+}
+
+int prep_compat_parse(const char *s, prep_compat_t *out) {
+    if (s && !strcmp(s, "hf")) *out = PREP_COMPAT_HF;
+    else if (s && !strcmp(s, "authors")) *out = PREP_COMPAT_AUTHORS;
+    else return HIRED_EINVAL;
+    return HIRED_OK;
+}
+
+const char *prep_compat_name(prep_compat_t c) { return c == PREP_COMPAT_AUTHORS ? "authors" : "hf"; }
+
+/* The authors' short edge tile (tw x th, one side S − 1): cut from the canvas, resized shortest
+ * edge -> S with the long side int(S·long/short) (PIL bicubic), top-left S x S kept (the centre
+ * crop offset is (long − S) div 2 = 0 here). */
+static int short_tile(const image_t *resized, int x0, int y0, int tw, int th, int S, uint8_t *tile) {
+    image_t cut = {0}, big = {0};
+    int rc = image_alloc(&cut, tw, th);
+    if (rc) return rc;
+    cut_rect(resized, x0, y0, tw, th, cut.rgb);
+    int sh = th <= tw ? th : tw, lg = th <= tw ? tw : th;
+    int nl = (int)((double)((long long)S * lg) / (double)sh);
+    int nw = th <= tw ? nl : S, nh = th <= tw ? S : nl;
+    rc = resize_bicubic(&cut, nw, nh, &big);
+    image_free(&cut);
+    if (rc) return rc;
+    cut_window(&big, (nw - S) / 2, (nh - S) / 2, S, tile);
+    image_free(&big);
+    return HIRED_OK;
 }
 
 /* tiles [n, S, S, 3] uint8 -> pixels [n, 3, S, S] float32 (§1.6). */
@@ -136,6 +168,11 @@ static void tiles_to_pixels(const hf_preproc_t *pp, prep_out_t *out) {
 
 int prep_llava_next(const image_t *img, const hf_preproc_t *pp, const int (*pinpoints)[2], int n_pinpoints,
                     prep_out_t *out, char *err) {
+    return prep_llava_next_compat(img, pp, pinpoints, n_pinpoints, PREP_COMPAT_HF, out, err);
+}
+
+int prep_llava_next_compat(const image_t *img, const hf_preproc_t *pp, const int (*pinpoints)[2], int n_pinpoints,
+                           prep_compat_t compat, prep_out_t *out, char *err) {
     memset(out, 0, sizeof *out);
     int rc = check_common(img, pp, err);
     if (rc) return rc;
@@ -179,10 +216,24 @@ int prep_llava_next(const image_t *img, const hf_preproc_t *pp, const int (*pinp
                           nw, nh, hired_strerror(rc));
     }
     memcpy(out->tiles, base.rgb, tile_bytes); /* partition 0: the squashed original */
-    for (int r = 0; r < rows; r++)
-        for (int c = 0; c < cols; c++)
-            cut_window(&resized, c * S - out->pad_left, r * S - out->pad_top, S,
-                       out->tiles + (size_t)(1 + r * cols + c) * tile_bytes);
+    /* the canvas: th x tw, or (authors) the resized image with floor(diff/2) on both sides */
+    const int canvas_h = compat == PREP_COMPAT_AUTHORS ? nh + 2 * out->pad_top : th;
+    const int canvas_w = compat == PREP_COMPAT_AUTHORS ? nw + 2 * out->pad_left : tw;
+    for (int r = 0; r < rows && !rc; r++)
+        for (int c = 0; c < cols && !rc; c++) {
+            uint8_t *tile = out->tiles + (size_t)(1 + r * cols + c) * tile_bytes;
+            int tw_ = canvas_w - c * S < S ? canvas_w - c * S : S, th_ = canvas_h - r * S < S ? canvas_h - r * S : S;
+            if (tw_ == S && th_ == S)
+                cut_window(&resized, c * S - out->pad_left, r * S - out->pad_top, S, tile);
+            else
+                rc = short_tile(&resized, c * S - out->pad_left, r * S - out->pad_top, tw_, th_, S, tile);
+        }
+    if (rc) {
+        image_free(&base);
+        image_free(&resized);
+        prep_free(out);
+        return hired_errf(err, rc, "preprocess: resizing a short edge tile failed (%s)", hired_strerror(rc));
+    }
     image_free(&base);
     image_free(&resized);
     tiles_to_pixels(pp, out);
@@ -230,8 +281,13 @@ int prep_llava15(const image_t *img, const hf_preproc_t *pp, prep_out_t *out, ch
 }
 
 int prep_for_model(const image_t *img, const hf_config_t *cfg, const hf_preproc_t *pp, prep_out_t *out, char *err) {
+    return prep_for_model_compat(img, cfg, pp, PREP_COMPAT_HF, out, err);
+}
+
+int prep_for_model_compat(const image_t *img, const hf_config_t *cfg, const hf_preproc_t *pp, prep_compat_t compat,
+                          prep_out_t *out, char *err) {
     if (cfg->kind != HF_MODEL_LLAVA_NEXT) return prep_llava15(img, pp, out, err);
     const int(*pins)[2] = pp->n_pinpoints ? pp->pinpoints : cfg->pinpoints;
     int npins = pp->n_pinpoints ? pp->n_pinpoints : cfg->n_pinpoints;
-    return prep_llava_next(img, pp, pins, npins, out, err);
+    return prep_llava_next_compat(img, pp, pins, npins, compat, out, err);
 }

@@ -9,6 +9,11 @@
  * multiples of it; 1.5 needs do_resize, do_center_crop and shortest_edge >= crop_h == crop_w.
  * do_rescale / do_normalize are honoured; do_pad (batch padding of the tile count) and
  * do_convert_rgb (always RGB here) do not change one image's values.
+ * PREP_COMPAT_AUTHORS reproduces the HiRED authors' transformers fork (4.42, docs/numerics.md §1.4,
+ * §1.6) instead: padding floor(diff/2) on both sides, so an odd margin leaves the canvas one
+ * pixel short and the last tile row (or column) 335 pixels tall (wide); such a tile is resized
+ * shortest edge -> 336 (long edge int(336·336/335) = 337, PIL bicubic) and its top-left 336x336
+ * kept (centre crop offset (337 − 336) div 2 = 0). Other tiles and the base are unchanged.
  * Not here: decoding (image.h), the PIL resize itself (resize.h), token counts / unpadding
  * (the vision side computes those from orig_h, orig_w, rows, cols). */
 #ifndef HIRED_PREPROCESS_H
@@ -20,6 +25,13 @@
 #include "image.h"
 
 #define PREP_MAX_PARTITIONS 10
+
+/* Which transformers the preprocessing (and packing, pack.h) reproduces. */
+typedef enum { PREP_COMPAT_HF = 0, PREP_COMPAT_AUTHORS } prep_compat_t;
+
+/* Parses "hf" / "authors". 0 or HIRED_EINVAL. */
+int prep_compat_parse(const char *s, prep_compat_t *out);
+const char *prep_compat_name(prep_compat_t c);
 
 typedef struct {
     int n;              /* partitions: 1 (LLaVA-1.5) or rows*cols+1 (NeXT) */
@@ -43,11 +55,17 @@ void prep_patch_output_size(int h, int w, int th, int tw, int *new_h, int *new_w
  * (prep_free). 0 or HIRED_E* with err; out is then empty. */
 int prep_llava_next(const image_t *img, const hf_preproc_t *pp, const int (*pinpoints)[2], int n_pinpoints,
                     prep_out_t *out, char *err);
+/* The same with the compatibility mode chosen (prep_llava_next is PREP_COMPAT_HF). */
+int prep_llava_next_compat(const image_t *img, const hf_preproc_t *pp, const int (*pinpoints)[2], int n_pinpoints,
+                           prep_compat_t compat, prep_out_t *out, char *err);
 /* LLaVA-1.5 (CLIPImageProcessor) preprocessing: one partition. Caller owns out (prep_free). */
 int prep_llava15(const image_t *img, const hf_preproc_t *pp, prep_out_t *out, char *err);
 /* The path the model in cfg uses: LLaVA-NeXT anyres with the processor's pinpoints (else the
  * model config's), or LLaVA-1.5. Caller owns out (prep_free). */
 int prep_for_model(const image_t *img, const hf_config_t *cfg, const hf_preproc_t *pp, prep_out_t *out, char *err);
+/* The same with the compatibility mode (LLaVA-1.5 has none: both modes are identical there). */
+int prep_for_model_compat(const image_t *img, const hf_config_t *cfg, const hf_preproc_t *pp, prep_compat_t compat,
+                          prep_out_t *out, char *err);
 /* Frees tiles and pixels and zeroes *out. Accepts an empty (zeroed) out. */
 void prep_free(prep_out_t *out);
 

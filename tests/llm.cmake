@@ -10,6 +10,12 @@ add_dependencies(test_run_cli hired)
 hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm LABELS unit)
 add_test(NAME test_llm_kv COMMAND test_llm kv)
 hired_test_properties(test_llm_kv LABELS fidelity)
+# the Yi/ChatML and Llama-3 checkpoints: single-image, text-only, multi-turn and two-image
+# conversations through their own chat templates
+foreach(model llava-next-yi-tiny llava-next-llama3-tiny)
+  add_test(NAME test_llm_chat_${model} COMMAND test_llm chat ${model})
+  hired_test_properties(test_llm_chat_${model} LABELS fidelity)
+endforeach()
 foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" "llava-next-tiny;6;2"
               "llava-next-tiny;8;2" "llava15-tiny;0;5" "llava15-tiny;5;5")
   list(GET shard 0 model)
@@ -18,4 +24,13 @@ foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" 
   set(name test_llm_${model}_${first})
   add_test(NAME ${name} COMMAND test_llm ${model} ${first} ${count})
   hired_test_properties(${name} LABELS fidelity)
+endforeach()
+# --compat authors against the HiRED authors' fork (fixtures from make_authors_fixtures.py), in
+# two shards of five images
+add_executable(test_compat fidelity/test_compat.c)
+target_include_directories(test_compat PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+target_link_libraries(test_compat PRIVATE hired_llm)
+foreach(first 0 5)
+  add_test(NAME test_compat_${first} COMMAND test_compat ${first} 5)
+  hired_test_properties(test_compat_${first} LABELS fidelity)
 endforeach()

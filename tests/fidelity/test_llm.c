@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "fixture_util.h"
 #include "generate.h"
+#include "json.h"
 #include "mem.h"
 #include "st.h"
 #include "test.h"
@@ -68,6 +70,9 @@ static int meta_int(const st_file_t *f, const char *key) {
 
 // ---- fidelity ----------------------------------------------------------------------------------
 
+static void compare_case(gen_model_t *m, const st_file_t *f, const char *label, const char *cname, gen_prompt_t *prp,
+                         const gen_params_t *pp, double *worst_rel, int *n_cases);
+
 /* One case of one fixture file. all: the image's visual with every token kept. */
 static void run_case(gen_model_t *m, const st_file_t *f, const char *label, const char *cname, const gen_visual_t *all,
                      double *worst_rel, int *n_cases) {
@@ -99,10 +104,19 @@ static void run_case(gen_model_t *m, const st_file_t *f, const char *label, cons
     gen_prompt_t pr;
     int rc = gen_prompt_build(m, vis, question, &p, &pr, NULL, err);
     CHECK_MSG(rc == 0, "%s %s: %s", label, cname, err);
-    if (rc) {
-        gen_visual_free(&sub);
-        return;
-    }
+    if (!rc) compare_case(m, f, label, cname, &pr, &p, worst_rel, n_cases);
+    gen_prompt_free(&pr);
+    gen_visual_free(&sub);
+}
+
+/* The checks of one built prompt against case `cname` of fixture f: prompt ids, merged length,
+ * packed count, logits at the stored positions, greedy tokens. */
+static void compare_case(gen_model_t *m, const st_file_t *f, const char *label, const char *cname, gen_prompt_t *prp,
+                         const gen_params_t *pp, double *worst_rel, int *n_cases) {
+    char err[HIRED_ERR_LEN], key[128];
+    gen_prompt_t pr = *prp;
+    gen_params_t p = *pp;
+    int rc;
     /* template + tokenizer give the reference prompt ids */
     int64_t n_ids;
     const float *ref_ids = get_f32(f, "prompt_ids", &n_ids, NULL);
@@ -129,8 +143,6 @@ static void run_case(gen_model_t *m, const st_file_t *f, const char *label, cons
     const float *margins = get_f32(f, key, NULL, NULL);
     if (!posf || !cols || !ref || !ref_tok || !margins || n_lr != n_pos || n_lc != n_cols) {
         CHECK_MSG(0, "%s %s: malformed fixture", label, cname);
-        gen_prompt_free(&pr);
-        gen_visual_free(&sub);
         return;
     }
     const int V = gen_model_config(m)->text.vocab;
@@ -185,8 +197,6 @@ static void run_case(gen_model_t *m, const st_file_t *f, const char *label, cons
     }
     free(rows);
     free(logits);
-    gen_prompt_free(&pr);
-    gen_visual_free(&sub);
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -251,6 +261,137 @@ static void test_fidelity(const char *model, int first, int count) {
         free(names[i]);
     }
     printf("%s: %d cases over %d images, worst relative logit error %.3g\n", model, n_cases, n_done, worst);
+    free(ldir);
+    gen_model_destroy(&m);
+}
+
+static uint8_t *read_image(const char *name, size_t *nb);
+
+// ---- conversations through the checkpoint's chat template -------------------------------------------
+
+/* The "messages" JSON of a chat fixture as tpl messages; strings borrowed from root. */
+static int parse_messages(const cJSON *root, tpl_message_t *msgs, int max_msgs, tpl_part_t *parts, int max_parts) {
+    int nm = 0, np = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, root) {
+        if (nm == max_msgs) return -1;
+        msgs[nm].role = cJSON_GetObjectItemCaseSensitive(m, "role")->valuestring;
+        msgs[nm].parts = parts + np;
+        msgs[nm].n_parts = 0;
+        const cJSON *c;
+        cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(m, "content")) {
+            if (np == max_parts) return -1;
+            bool img = !strcmp(cJSON_GetObjectItemCaseSensitive(c, "type")->valuestring, "image");
+            parts[np++] = (tpl_part_t){img ? TPL_PART_IMAGE : TPL_PART_TEXT,
+                                       img ? NULL : cJSON_GetObjectItemCaseSensitive(c, "text")->valuestring};
+            msgs[nm].n_parts++;
+        }
+        nm++;
+    }
+    return nm;
+}
+
+/* tests/fixtures/llm/chat/MODEL (make_chat_fixtures.py): single-image, text-only, multi-turn and
+ * two-image conversations rendered with the checkpoint's own template, stock HF at budget 1.0. */
+static void test_chat(const char *model) {
+    char err[HIRED_ERR_LEN];
+    char *mdir = path_join(test_fixture("models"), model);
+    gen_model_t *m = gen_model_load(mdir, err);
+    CHECK_MSG(m != NULL, "%s: %s", mdir, err);
+    free(mdir);
+    if (!m) return;
+    CHECK_MSG(!strcmp(gen_model_default_template(m), "checkpoint"), "%s: template %s", model,
+              gen_model_default_template(m));
+    char sub[256];
+    snprintf(sub, sizeof sub, "llm/chat/%s", model);
+    char *ldir = strdup(test_fixture(sub));
+    DIR *d = opendir(ldir);
+    CHECK_MSG(d != NULL, "no reference directory %s", ldir);
+    char *names[16];
+    int n_files = 0;
+    for (struct dirent *e; d && (e = readdir(d)) && n_files < 16;) {
+        size_t l = strlen(e->d_name);
+        if (l > 12 && !strcmp(e->d_name + l - 12, ".safetensors")) names[n_files++] = strdup(e->d_name);
+    }
+    if (d) closedir(d);
+    qsort(names, (size_t)n_files, sizeof *names, cmp_str);
+    CHECK_MSG(n_files >= 4, "%s: only %d chat fixtures", ldir, n_files);
+    /* every image is encoded once (strategy none) and reused by the cases that show it */
+    char *img_name[8];
+    gen_visual_t img_vis[8];
+    int n_img = 0;
+    double worst = 0;
+    int n_cases = 0;
+    int n_skipped = 0;
+    for (int i = 0; i < n_files; i++) {
+        /* quick runs (ASan) skip the single-image case: two_images and multi_turn cover images */
+        if (fixture_quick() && !strcmp(names[i], "single.safetensors")) {
+            n_skipped++;
+            free(names[i]);
+            continue;
+        }
+        char *fp = path_join(ldir, names[i]);
+        st_file_t *f = st_file_open(fp, err);
+        CHECK_MSG(f != NULL, "%s", err);
+        const char *cname = f ? st_file_metadata(f, "case") : NULL;
+        const char *images = f ? st_file_metadata(f, "images") : NULL;
+        const char *mjson = f ? st_file_metadata(f, "messages") : NULL;
+        cJSON *conv = NULL;
+        CHECK(!f || (cname && images && mjson && json_parse("messages", mjson, strlen(mjson), &conv, err) == 0));
+        tpl_message_t msgs[8];
+        tpl_part_t parts[32];
+        int nm = conv ? parse_messages(conv, msgs, 8, parts, 32) : -1;
+        gen_visual_t vis[4];
+        int n_vis = 0, rc = nm > 0 ? 0 : HIRED_EINVAL;
+        char *list = strdup(images ? images : ""), *save = NULL;
+        for (char *im = strtok_r(list, ",", &save); !rc && im && n_vis < 4; im = strtok_r(NULL, ",", &save)) {
+            int k = 0;
+            while (k < n_img && strcmp(img_name[k], im)) k++;
+            if (k == n_img && n_img < 8) {
+                size_t nb = 0;
+                uint8_t *bytes = read_image(im, &nb);
+                sel_opts_t none = {.strategy = SEL_NONE, .budget = 1.0};
+                rc = bytes ? gen_encode(m, bytes, nb, &none, &img_vis[k], NULL, err) : HIRED_EIO;
+                CHECK_MSG(rc == 0, "%s: %s", im, err);
+                free(bytes);
+                if (!rc) img_name[n_img++] = strdup(im);
+            }
+            if (!rc) vis[n_vis++] = img_vis[k];
+        }
+        free(list);
+        if (!rc && f) {
+            char label[128];
+            snprintf(label, sizeof label, "%s/chat/%s", model, cname);
+            gen_params_t p;
+            gen_params_default(&p);
+            p.max_tokens = N_NEW;
+            p.min_tokens = N_NEW;
+            gen_prompt_t pr;
+            rc = gen_prompt_build_chat(m, vis, n_vis, msgs, nm, &p, &pr, NULL, err);
+            CHECK_MSG(rc == 0, "%s: %s", label, err);
+            if (!rc) {
+                /* the rendered prompt is the one transformers rendered */
+                char *text = NULL;
+                CHECK(gen_render_chat(m, msgs, nm, &p, &text, err) == 0);
+                CHECK_MSG(text && !strcmp(text, st_file_metadata(f, "prompt")), "%s: prompt \"%s\" differs from HF's",
+                          label, text ? text : err);
+                mem_free(text);
+                CHECK_EQ_INT(pr.n_images, n_vis);
+                compare_case(m, f, label, "full_hf", &pr, &p, &worst, &n_cases);
+                gen_prompt_free(&pr);
+            }
+        }
+        cJSON_Delete(conv);
+        st_file_close(&f);
+        free(fp);
+        free(names[i]);
+    }
+    for (int k = 0; k < n_img; k++) {
+        gen_visual_free(&img_vis[k]);
+        free(img_name[k]);
+    }
+    printf("%s: %d chat cases, worst relative logit error %.3g\n", model, n_cases, worst);
+    CHECK_EQ_INT(n_cases, n_files - n_skipped);
     free(ldir);
     gen_model_destroy(&m);
 }
@@ -456,6 +597,7 @@ static void test_kv(void) {
 
 /* test_llm                     behaviour and errors
  * test_llm kv                  the KV-cache check
+ * test_llm chat MODEL          conversations through MODEL's own chat template (tests/fixtures/llm/chat)
  * test_llm MODEL [FIRST COUNT]  fidelity on MODEL's reference files [FIRST, FIRST+COUNT) in name
  *                              order (ctest runs shards: the vision tower is slow under ASan) */
 int main(int argc, char **argv) {
@@ -464,6 +606,8 @@ int main(int argc, char **argv) {
     omp_set_num_threads(1);
     if (argc > 1 && !strcmp(argv[1], "kv"))
         test_kv();
+    else if (argc > 2 && !strcmp(argv[1], "chat"))
+        test_chat(argv[2]);
     else if (argc > 1)
         test_fidelity(argv[1], argc > 2 ? atoi(argv[2]) : 0, argc > 3 ? atoi(argv[3]) : 1 << 30);
     else

@@ -138,6 +138,39 @@ int main(void) {
     CHECK_MSG(ka > 0 && kb > 0 && kb * 4 <= ka, "KV bytes %llu at r=0.2 vs %llu at r=1.0", kb, ka);
     printf("KV cache: %llu bytes at r=1.0, %llu at r=0.2 (%.1f%%)\n", ka, kb, ka ? 100.0 * kb / ka : 0);
 
+    /* conversations: text only, several images, --system/--user/--assistant, --messages */
+    char l3[4096], img2[4096], msgs[4200];
+    snprintf(l3, sizeof l3, "%s", test_fixture("models/llava-next-llama3-tiny"));
+    snprintf(img2, sizeof img2, "%s", test_fixture("images/coffee_wide.jpg"));
+    run(&a, (const char *const[]){"run", "--model", l3, "--system", "Be brief.", "--user", "Hi", "--assistant", "Hello.",
+                                  "--max-tokens", "4", "What now?", NULL});
+    CHECK_MSG(a.status == 0 && kept(&a, &total) == 0 && total == 0, "text only: exit %d %s", a.status, a.err);
+    /* (images through LLaVA-1.5: one partition each keeps the vision work small under ASan) */
+    run(&a, (const char *const[]){"run", "--model", v15, "--image", img15, "--image", img2, "--budget", "1.0",
+                                  "--max-tokens", "4", "Compare the two.", NULL});
+    k = kept(&a, &total);
+    CHECK_MSG(a.status == 0 && total == 2 * 576 && k == total, "two images: exit %d %s", a.status, a.err);
+    snprintf(msgs, sizeof msgs, "/tmp/hired_run_msgs_%d.json", (int)getpid());
+    FILE *mf = fopen(msgs, "w");
+    fprintf(mf, "[{\"role\": \"system\", \"content\": \"Be brief.\"}, {\"role\": \"user\", \"content\": "
+                "[{\"type\": \"image_url\", \"image_url\": {\"url\": \"file://%s\"}}, {\"type\": \"text\", "
+                "\"text\": \"What is it?\"}]}, {\"role\": \"assistant\", \"content\": \"A cup.\"}, {\"role\": "
+                "\"user\", \"content\": [{\"type\": \"image\"}, {\"type\": \"text\", \"text\": \"And this?\"}]}]",
+            img15);
+    fclose(mf);
+    run(&a, (const char *const[]){"run", "--model", v15, "--messages", msgs, "--image", img2, "--budget", "1.0",
+                                  "--max-tokens", "4", NULL});
+    k = kept(&a, &total);
+    CHECK_MSG(a.status == 0 && total == 2 * 576, "--messages: exit %d %s", a.status, a.err);
+    run(&a, (const char *const[]){"run", "--model", l3, "--messages", msgs, NULL});
+    CHECK_MSG(a.status == 1 && strstr(a.err, "only 0 --image files"), "%s", a.err);
+    run(&a, (const char *const[]){"run", "--model", l3, "--messages", msgs, "--image", img2, "Q?", NULL});
+    CHECK_EQ_INT(a.status, 2);
+    run(&a, (const char *const[]){"run", "--model", v15, "--template", "raw", "--image", img15, "--max-tokens", "2",
+                                  "<image> and <image>", NULL});
+    CHECK_MSG(a.status == 1 && strstr(a.err, "2 <image> placeholders but the request carries 1 image"), "%s", a.err);
+    unlink(msgs);
+
     /* bad invocations */
     run(&a, (const char *const[]){"run", "--image", img15, "Q?", NULL});
     CHECK_EQ_INT(a.status, 2);

@@ -163,7 +163,26 @@ static void test_defaults(void) {
     /* the pad and eos ids may be null */
     CHECK_EQ_INT(load_cfg("{\"model_type\":\"llava\",\"pad_token_id\":null,\"text_config\":{\"eos_token_id\":null}}", &c, err),
                  HIRED_OK);
-    CHECK(c.text.pad_id == -1 && c.text.eos_id == -1);
+    CHECK(c.text.pad_id == -1 && c.text.eos_id == -1 && c.text.n_eos == 0);
+    /* a list of EOS ids (Llama-3) */
+    CHECK_EQ_INT(load_cfg("{\"model_type\":\"llava\",\"text_config\":{\"eos_token_id\":[128001, 128009]}}", &c, err),
+                 HIRED_OK);
+    CHECK(c.text.n_eos == 2 && c.text.eos_ids[0] == 128001 && c.text.eos_ids[1] == 128009 && c.text.eos_id == 128001);
+    /* generation_config.json's eos_token_id wins (what generate() uses); absent there: config's */
+    write_file("generation_config.json", "{\"eos_token_id\": [7, 9], \"bos_token_id\": 1}");
+    CHECK_EQ_INT(load_cfg("{\"model_type\":\"llava\",\"text_config\":{\"eos_token_id\":2}}", &c, err), HIRED_OK);
+    CHECK(c.text.n_eos == 2 && c.text.eos_ids[0] == 7 && c.text.eos_ids[1] == 9 && c.text.eos_id == 7);
+    write_file("generation_config.json", "{\"bos_token_id\": 1}");
+    CHECK_EQ_INT(load_cfg("{\"model_type\":\"llava\",\"text_config\":{\"eos_token_id\":3}}", &c, err), HIRED_OK);
+    CHECK(c.text.n_eos == 1 && c.text.eos_id == 3);
+    write_file("generation_config.json", "{\"eos_token_id\": \"x\"}");
+    CHECK_EQ_INT(load_cfg("{\"model_type\":\"llava\"}", &c, err), HIRED_EFORMAT);
+    CHECK_MSG(strstr(err, "generation_config.json: eos_token_id"), "%s", err);
+    {
+        char gp[512];
+        snprintf(gp, sizeof gp, "%s/generation_config.json", g_tmp);
+        unlink(gp);
+    }
 }
 
 // ---- errors ----------------------------------------------------------------------------------
@@ -203,7 +222,13 @@ static void test_bad_configs(void) {
         {"{\"model_type\":\"llava\",\"text_config\":{\"attention_bias\":true}}", HIRED_EUNSUPPORTED, "text_config.attention_bias"},
         {"{\"model_type\":\"llava\",\"text_config\":{\"mlp_bias\":1}}", HIRED_EFORMAT, "text_config.mlp_bias must be true or false"},
         {"{\"model_type\":\"llava\",\"text_config\":{\"hidden_act\":\"gelu\"}}", HIRED_EUNSUPPORTED, "text_config.hidden_act 'gelu'"},
-        {"{\"model_type\":\"llava\",\"text_config\":{\"eos_token_id\":[2,3]}}", HIRED_EUNSUPPORTED, "text_config.eos_token_id"},
+        {"{\"model_type\":\"llava\",\"text_config\":{\"eos_token_id\":[]}}", HIRED_ERANGE, "text_config.eos_token_id must list 1 to 8"},
+        {"{\"model_type\":\"llava\",\"text_config\":{\"eos_token_id\":[2,\"x\"]}}", HIRED_EFORMAT, "text_config.eos_token_id[1]"},
+        {"{\"model_type\":\"llava_next\",\"quantization_config\":{\"quant_method\":\"awq\",\"bits\":4}}", HIRED_EUNSUPPORTED, "quantization_config (awq): quantised checkpoints"},
+        {"{\"model_type\":\"llava\",\"quantization_config\":{\"load_in_4bit\":true}}", HIRED_EUNSUPPORTED, "quantization_config (bitsandbytes 4-bit)"},
+        {"{\"model_type\":\"llava\",\"text_config\":{\"quantization_config\":{\"quant_method\":\"gptq\"}}}", HIRED_EUNSUPPORTED, "text_config.quantization_config (gptq)"},
+        {"{\"model_type\":\"llava_onevision\"}", HIRED_EUNSUPPORTED, "model_type 'llava_onevision' is not supported"},
+        {"{\"model_type\":\"llava_next\",\"text_config\":{\"model_type\":\"qwen2\"}}", HIRED_EUNSUPPORTED, "text_config.model_type 'qwen2'"},
         {"{\"model_type\":\"llava\",\"text_config\":{\"bos_token_id\":-5}}", HIRED_ERANGE, "text_config.bos_token_id"},
         {"{\"model_type\":\"llava\",\"text_config\":{\"head_dim\":63,\"num_attention_heads\":2}}", HIRED_ERANGE, "head_dim"},
         {"{\"model_type\":\"llava\",\"text_config\":[]}", HIRED_EFORMAT, "text_config must be an object"},

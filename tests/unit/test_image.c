@@ -5,8 +5,10 @@
  * convert("RGB") for every "decode" case of tests/fixtures/resize/index.txt (libjpeg-turbo
  * 4:2:0/4:2:2/4:4:4/progressive/gray JPEGs, PNG variants, GIF, BMP); every prefix of a JPEG, a
  * PNG, a GIF and a BMP is an error (never a crash, never a partial image); zero bytes,
- * random bytes and a made-up format are HIRED_EFORMAT; CMYK/YCCK JPEG and WebP/TIFF are
- * HIRED_EUNSUPPORTED; headers claiming huge images (PNG IHDR 100000x100000, JPEG SOF0
+ * random bytes and a made-up format are HIRED_EFORMAT; WebP/TIFF are HIRED_EUNSUPPORTED; CMYK
+ * and YCCK JPEGs (tests/fixtures/cmyk, Pillow-written CMYK at two qualities, a libjpeg YCCK)
+ * decode to exactly Pillow's convert("RGB"), and synthetic ones to Pillow's CMYK -> RGB
+ * arithmetic on flat colours; headers claiming huge images (PNG IHDR 100000x100000, JPEG SOF0
  * 60000x60000 and 65535x65535) are HIRED_ERANGE before any pixel allocation (no mem_alloc
  * at all happens: counted through mem.h); max_pixels is inclusive; allocation failures give
  * HIRED_ENOMEM with an empty image; file errors name the path. */
@@ -250,26 +252,51 @@ static void test_jpeg_basic(void) {
     free(b.p);
 }
 
+/* Flat CMYK / YCCK JPEGs: every pixel decodes to Pillow's conversion of the (inverted) samples.
+ * A flat 8x8-aligned image has only DC coefficients, so the decoded samples are the written ones
+ * up to the quantiser; checked as "all pixels equal one value consistent with Pillow's formula
+ * for some sample within 2 of the written one". */
 static void test_jpeg_cmyk(void) {
     enum { W = 16, H = 8 };
-    uint8_t px[W * H * 4];
-    fill_smooth(px, W, H, 4);
     char err[HIRED_ERR_LEN];
-    for (int ycck = 0; ycck <= 1; ycck++) {
-        buf_t b = {0};
-        jpeg_build(&b, W, H, 4, px, 90, 0, ycck);
-        image_t img = {0};
-        CHECK_EQ_INT(decode(&b, b.n, &img, err), HIRED_EUNSUPPORTED);
-        CHECK_MSG(strstr(err, ycck ? "YCCK" : "CMYK") != NULL, "message: %s", err);
-        free(b.p);
-    }
+    static const uint8_t colours[][4] = {{0, 0, 0, 0}, {255, 255, 255, 255}, {200, 30, 90, 128}, {10, 250, 0, 40}};
+    for (int ycck = 0; ycck <= 1; ycck++)
+        for (size_t ci = 0; ci < ARRAY_LEN(colours); ci++) {
+            uint8_t px[W * H * 4];
+            for (int i = 0; i < W * H; i++) memcpy(px + 4 * i, colours[ci], 4);
+            buf_t b = {0};
+            jpeg_build(&b, W, H, 4, px, 100, 0, ycck);
+            image_t img = {0};
+            CHECK_MSG(decode(&b, b.n, &img, err) == 0, "%s colour %zu: %s", ycck ? "YCCK" : "CMYK", ci, err);
+            bool flat = img.rgb != NULL;
+            for (int i = 1; flat && i < W * H; i++) flat = !memcmp(img.rgb, img.rgb + 3 * i, 3);
+            CHECK_MSG(flat, "%s colour %zu: not flat", ycck ? "YCCK" : "CMYK", ci);
+            /* Pillow: x' = 255 - x (every sample), nk = 255 - k', out = nk - round(x' * nk / 255) */
+            for (int c = 0; flat && c < 3; c++) {
+                bool ok = false;
+                for (int dx = -2; dx <= 2 && !ok; dx++)
+                    for (int dk = -2; dk <= 2 && !ok; dk++) {
+                        int x = colours[ci][c] + dx, k = colours[ci][3] + dk;
+                        if (x < 0 || x > 255 || k < 0 || k > 255) continue;
+                        int nk = k, t = (255 - x) * nk + 128, v = nk - ((t + (t >> 8)) >> 8);
+                        ok = img.rgb[c] == v;
+                    }
+                CHECK_MSG(ok, "%s colour %zu channel %d: %d is not Pillow's value", ycck ? "YCCK" : "CMYK", ci, c,
+                          img.rgb[c]);
+            }
+            image_free(&img);
+            free(b.p);
+        }
 }
 
 // ---- Pillow conformance -------------------------------------------------------------------------
 
-static void test_pillow_decodes(void) {
-    FILE *f = fopen(test_fixture("resize/index.txt"), "r");
-    CHECK_MSG(f != NULL, "no resize/index.txt under HIRED_FIXTURES");
+/* Every "decode FILE REF" line of DIR/index.txt: FILE decodes to exactly REF (Pillow's RGB). */
+static void test_pillow_decodes(const char *dir, int min_cases) {
+    char ip[256];
+    snprintf(ip, sizeof ip, "%s/index.txt", dir);
+    FILE *f = fopen(test_fixture(ip), "r");
+    CHECK_MSG(f != NULL, "no %s under HIRED_FIXTURES", ip);
     if (!f) return;
     char line[1024];
     int n_cases = 0;
@@ -278,10 +305,10 @@ static void test_pillow_decodes(void) {
         if (sscanf(line, "decode %255s %255s", file, ref) != 2) continue;
         char err[HIRED_ERR_LEN];
         image_t got = {0}, want = {0};
-        snprintf(p, sizeof p, "resize/%s", file);
+        snprintf(p, sizeof p, "%s/%s", dir, file);
         int rc = image_load_file(test_fixture(p), 0, &got, err);
         CHECK_MSG(rc == 0, "%s", err);
-        snprintf(p, sizeof p, "resize/%s", ref);
+        snprintf(p, sizeof p, "%s/%s", dir, ref);
         int rc2 = image_load_file(test_fixture(p), 0, &want, err);
         CHECK_MSG(rc2 == 0, "%s", err);
         if (rc == 0 && rc2 == 0) {
@@ -300,7 +327,8 @@ static void test_pillow_decodes(void) {
         n_cases++;
     }
     fclose(f);
-    CHECK_MSG(n_cases >= 15, "only %d decode cases", n_cases);
+    CHECK_MSG(n_cases >= min_cases, "%s: only %d decode cases", dir, n_cases);
+    printf("%s: %d files decode exactly as Pillow\n", dir, n_cases);
 }
 
 // ---- malformed input ----------------------------------------------------------------------------
@@ -526,7 +554,8 @@ int main(void) {
     test_bmp();
     test_jpeg_basic();
     test_jpeg_cmyk();
-    test_pillow_decodes();
+    test_pillow_decodes("resize", 15);
+    test_pillow_decodes("cmyk", 3);
     test_truncated();
     test_garbage();
     test_unsupported_formats();

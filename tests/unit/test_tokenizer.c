@@ -112,6 +112,35 @@ static bool check_decode(const tok_t *tok, const cJSON *rec, const int32_t *ids,
     return ok;
 }
 
+/* Generic encode case (other tokenizer kinds): "ids" with the post-processor, "ids_plain" without. */
+static bool check_encode_generic(const tok_t *tok, const cJSON *rec, const char *set, int idx) {
+    char label[96];
+    snprintf(label, sizeof label, "%s[%d]", set, idx);
+    size_t len;
+    char *text = get_text(rec, "text", &len);
+    bool ok = true;
+    for (int k = 0; k < 2; k++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(rec, k ? "ids_plain" : "ids"), *it;
+        int n_want = cJSON_GetArraySize(a), i = 0, n = -1;
+        int32_t *want = malloc(sizeof *want * (size_t)(n_want + 1)), *ids = NULL;
+        cJSON_ArrayForEach(it, a) want[i++] = (int32_t)it->valuedouble;
+        char err[HIRED_ERR_LEN] = "";
+        int rc = tok_encode_n(tok, text, len, k == 0, &ids, &n, err);
+        bool same = rc == 0 && n == n_want && !memcmp(ids, want, sizeof *ids * (size_t)n);
+        CHECK_MSG(same, "%s: encode(\"%.80s\", post-processor %d) differs from HF (rc %d %s)", label, text, k == 0, rc, err);
+        if (!same) {
+            print_ids("hired", ids, n);
+            print_ids("HF   ", want, n_want);
+        }
+        if (k == 0) ok = check_decode(tok, rec, want, n_want, label) && ok;
+        ok = ok && same;
+        mem_free(ids);
+        free(want);
+    }
+    free(text);
+    return ok;
+}
+
 /* One encode case: ids with and without BOS, both decodes, streaming. Returns false on mismatch. */
 static bool check_encode_case(const tok_t *tok, const cJSON *rec, const char *set, int idx) {
     char label[96];
@@ -233,11 +262,11 @@ static void test_fixture_cases(const tok_t *tok, const cJSON *cases) {
     printf("decode: %d cases, %d mismatches\n", i, bad);
 }
 
-static void test_variants(const cJSON *cases) {
+static void test_variants(const cJSON *cases, const char *model_dir, bool generic) {
     char err[HIRED_ERR_LEN];
     cJSON *base = NULL;
     char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", test_fixture(MODEL_DIR));
+    snprintf(path, sizeof path, "%s/tokenizer.json", test_fixture(model_dir));
     CHECK(json_read_file(path, 64u << 20, &base, err) == 0);
     const cJSON *v;
     cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(cases, "variants")) {
@@ -254,11 +283,45 @@ static void test_variants(const cJSON *cases) {
         const cJSON *rec;
         int i = 0, bad = 0;
         cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(v, "encode")) bad +=
-            !check_encode_case(tok, rec, name, i++);
+            generic ? !check_encode_generic(tok, rec, name, i++) : !check_encode_case(tok, rec, name, i++);
         printf("variant %s: %d cases, %d mismatches\n", name, i, bad);
         tok_destroy(&tok);
     }
     cJSON_Delete(base);
+}
+
+/* A cases file of another tokenizer kind (make_tokenizer_cases.py --kind): every encode case with
+ * and without the post-processor, both decodes and streaming, the decode-only cases, variants. */
+static void test_kind(const char *file) {
+    char err[HIRED_ERR_LEN];
+    cJSON *cases = NULL;
+    CHECK_MSG(json_read_file(test_fixture(file), 8u << 20, &cases, err) == 0, "%s", err);
+    if (!cases) return;
+    const char *mdir = cJSON_GetObjectItemCaseSensitive(cases, "model_dir")->valuestring;
+    const char *rel = strstr(mdir, "models/");
+    tok_t *tok = tok_load(test_fixture(rel ? rel : mdir), err);
+    CHECK_MSG(tok != NULL, "%s: %s", file, err);
+    if (tok) {
+        const cJSON *rec;
+        int i = 0, bad = 0;
+        cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(cases, "encode")) bad +=
+            !check_encode_generic(tok, rec, file, i++);
+        CHECK_MSG(i >= 300, "%s: only %d encode cases", file, i);
+        printf("%s: %d encode cases, %d mismatches\n", file, i, bad);
+        i = bad = 0;
+        cJSON_ArrayForEach(rec, cJSON_GetObjectItemCaseSensitive(cases, "decode")) {
+            int n;
+            int32_t *ids = get_ids(rec, &n);
+            char label[64];
+            snprintf(label, sizeof label, "%s decode[%d]", file, i++);
+            bad += !check_decode(tok, rec, ids, n, label);
+            free(ids);
+        }
+        printf("%s: %d decode cases, %d mismatches\n", file, i, bad);
+        tok_destroy(&tok);
+        test_variants(cases, rel ? rel : mdir, true);
+    }
+    cJSON_Delete(cases);
 }
 
 static void expect_ids(const tok_t *tok, const char *text, const int32_t *want, int n_want) {
@@ -353,8 +416,14 @@ static void test_load_errors(void) {
          "\"pattern\": {\"Regex\": \" +\"}, \"content\": \"x\"}}",
          "Regex"},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": "
-         "\"ByteLevel\"}}",
-         "ByteLevel"},
+         "\"Whitespace\"}}",
+         "Whitespace"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": "
+         "\"Split\", \"pattern\": {\"Regex\": \"\\\\s+\"}, \"behavior\": \"Isolated\"}}",
+         "regex"},
+        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"decoder\": {\"type\": "
+         "\"Sequence\", \"decoders\": [{\"type\": \"ByteLevel\"}, {\"type\": \"Fuse\"}]}}",
+         "after ByteLevel"},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}}", "without a decoder"},
         {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, \"decoder\": {\"type\": "
          "\"WordPiece\"}}",
@@ -488,6 +557,36 @@ static void test_alloc_failures(void) {
     tok_destroy(&tok);
     tok_destroy(&tok); /* NULL-safe */
 
+    /* byte-level (Llama-3 fixture): encode and decode with every allocation failing in turn */
+    tok = tok_load(test_fixture("models/llava-next-llama3-tiny"), err);
+    CHECK_MSG(tok, "%s", err);
+    if (tok) {
+        const char *bl = "Hello world, it's 2024!\r\n\n  \xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x98\x80 <image>x";
+        int32_t *want = NULL, *got = NULL;
+        int n_want = 0, n_got = 0;
+        CHECK(tok_encode(tok, bl, true, &want, &n_want, err) == 0);
+        rc = -1;
+        for (i = 0; i < 10000 && rc; i++) {
+            mem_fail_after(i, false);
+            rc = tok_encode(tok, bl, true, &got, &n_got, err);
+            mem_fail_after(-1, false);
+            if (rc) CHECK(rc == HIRED_ENOMEM && got == NULL);
+        }
+        CHECK(rc == 0 && n_got == n_want && !memcmp(got, want, sizeof *got * (size_t)n_got));
+        char *dw = tok_decode(tok, want, n_want, false), *dg = NULL;
+        for (i = 0; i < 10000 && !dg; i++) {
+            mem_fail_after(i, false);
+            dg = tok_decode(tok, want, n_want, false);
+            mem_fail_after(-1, false);
+        }
+        CHECK_MSG(dw && dg && !strcmp(dw, dg) && strstr(dw, "Hello world"), "%s", dg ? dg : "(null)");
+        mem_free(dw);
+        mem_free(dg);
+        mem_free(want);
+        mem_free(got);
+        tok_destroy(&tok);
+    }
+
     /* the real fixture: a sample of failure points (each is a full 3.5 MB parse) */
     mem_fail_after(-1, false);
     tok = tok_load(test_fixture(MODEL_DIR), err);
@@ -522,11 +621,13 @@ int main(void) {
         test_fixture_cases(tok, cases);
         printf("fixture cases: %.1f ms\n", (now_s() - t0) * 1e3);
         t0 = now_s();
-        test_variants(cases);
+        test_variants(cases, MODEL_DIR, false);
         printf("variants: %.1f ms\n", (now_s() - t0) * 1e3);
     }
     test_structure(tok);
     tok_destroy(&tok);
+    test_kind("tokenizer/yi_cases.json");
+    test_kind("tokenizer/llama3_cases.json");
     cJSON_Delete(cases);
     test_load_errors();
     t0 = now_s();

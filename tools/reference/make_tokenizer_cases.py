@@ -332,11 +332,144 @@ def load_variant(model_dir, tj, tmp):
     return tok
 
 
+# ---- other tokenizer kinds (byte-level Llama-3, SentencePiece-style Yi) --------------------------------
+
+EXTRA_STRINGS = [
+    # the Llama-3 / GPT-2 split rules: contractions (case-insensitive in Llama-3), number groups,
+    # punctuation runs with trailing newlines, whitespace runs before text and at the end
+    "it's", "IT'S", "it'S", "they're we've I'm you'll he'd", "'s 't 're", "don't'll", "ſ 'ſ long s", "can'T",
+    "1", "12", "123", "1234", "1234567", "3.14", "12,345,678", "a1b22c333d4444", "٣٤٥ Arabic-Indic digits",
+    "Ⅻ roman ½ fraction", "!!!\n\n", "x...\r\n\r\ny", "?!\n", " !", "  !", "\t!", "a  b", "a   b", "a \n b",
+    "trailing   ", "\n\n\n", " \n", "\n ", "\r", "\r\n", "\u3000\u3000x", "\u00a0x", "x\u2028y", "tab\there",
+    "$100", "#hashtag", "@user", "{'json': [1, 2]}", "<|begin_of_text|>hi", "<|eot_id|><|eot_id|>",
+    "<|im_start|>user\nhi<|im_end|>\n", "<|start_header_id|>user<|end_header_id|>\n\nhello<|eot_id|>",
+    "<image>\nWhat is this?", "A\u0301\u0302", "\U0001F600\U0001F600x", "Ġ Ċ ĉ", "Ā", "ÿ",
+]
+
+
+def generic_cases(tok, rng):
+    """Encode (with and without the post-processor) and decode records for any tokenizer."""
+    strings = FIXED + EXTRA_STRINGS + random_strings(rng) + long_strings(rng)
+    enc = []
+    for s in strings:
+        ids = tok(s).input_ids
+        nobos = tok(s, add_special_tokens=False).input_ids
+        rec = text_record("text", s)
+        rec["ids"], rec["ids_plain"] = ids, nobos
+        rec.update(text_record("decoded", tok.decode(ids, skip_special_tokens=True)))
+        rec.update(text_record("decoded_all", tok.decode(ids, skip_special_tokens=False)))
+        enc.append(rec)
+    # decode-only: random ids, and runs of the pieces that stand for single bytes (forming
+    # invalid and truncated UTF-8)
+    n = len(tok)
+    vocab = tok.get_vocab()
+    single = sorted(i for p, i in vocab.items() if len(p) == 1 or (p.startswith("<0x") and len(p) == 6))
+    seqs = [[], [n], [n + 7, 0], list(range(min(n, 40)))]
+    for _ in range(120):
+        k = rng.randint(1, 24)
+        seqs.append([rng.choice(single) if rng.random() < 0.6 else rng.randint(0, n - 1) for _ in range(k)])
+    for bad in (b"\x80", b"\xe4\xb8", b"\xc0\x80", b"\xed\xa0\x80", b"\xf5\x80\x80\x80", b"\xff\xfe",
+                "中".encode() + b"\xff", b"\xf0\x9f\x98", b"\xf0\x9f\x98\x80\xf0", "é".encode()[:1] + b"a",
+                b"\xe4", "😀".encode()):
+        bi = byte_piece_ids(tok, bad)
+        seqs += [bi, bi + tok("ok", add_special_tokens=False).input_ids, bi[:1] + [n - 1] + bi[1:]]
+    dec = [decode_case(tok, ids) for ids in seqs]
+    return enc, dec
+
+
+def gpt2_byte_table():
+    """GPT-2's bytes_to_unicode: printable Latin-1 bytes stand for themselves, the rest for U+0100.."""
+    keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    table, extra = {}, 256
+    for b in range(256):
+        if b in keep:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(extra)
+            extra += 1
+    return table
+
+
+def byte_piece_ids(tok, data):
+    """Ids of the pieces that stand for the single bytes of `data`."""
+    vocab = tok.get_vocab()
+    if "<0x41>" in vocab:
+        return [vocab["<0x%02X>" % b] for b in data]
+    t = gpt2_byte_table()
+    return [vocab[t[b]] for b in data]
+
+
+GENERIC_VARIANTS = {
+    # byte-level: ByteLevel doing the GPT-2 split itself, with and without the prefix space
+    "llama3": [("gpt2-regex", {"set": {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False,
+                                                         "trim_offsets": True, "use_regex": True}}}),
+               ("gpt2-regex-prefix", {"set": {"pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True,
+                                                                "trim_offsets": True, "use_regex": True}}}),
+               ("no-post-processor", {"set": {"post_processor": None}})],
+    # SentencePiece-style with the dummy prefix (as Llama/Mistral conversions) and a BOS
+    "yi": [("prefix-bos", {"set": {"normalizer": {"type": "Sequence", "normalizers": [
+        {"type": "Prepend", "prepend": "\u2581"}, REPLACE_SPACE]},
+        "decoder": DEC_STRIP,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<|startoftext|>", "type_id": 0}},
+                                      {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<|startoftext|>": {"id": "<|startoftext|>", "ids": [1],
+                                                                  "tokens": ["<|startoftext|>"]}}}}})],
+}
+
+
+def write_generic(model_dir, kind, out_path, seed):
+    rng = random.Random(seed)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    assert tok.is_fast
+    enc, dec = generic_cases(tok, rng)
+    with open(os.path.join(model_dir, "tokenizer.json")) as f:
+        base = json.load(f)
+    variants = []
+    subset = [r["text"] for i, r in enumerate(enc) if (i % 3 == 0 or len(r["text"]) < 4) and "text_hex" not in r][:160]
+    # variants are run by the tokenizers library itself: transformers' tokenizer classes may
+    # override a tokenizer.json setting from tokenizer_config.json (add_prefix_space,
+    # add_bos_token), and what is tested here is the tokenizer.json semantics
+    from tokenizers import Tokenizer
+    for name, patch in GENERIC_VARIANTS.get(kind, []):
+        vt = Tokenizer.from_str(json.dumps(apply_patch(base, patch)))
+        recs = []
+        for s in subset:
+            rec = text_record("text", s)
+            rec["ids"] = vt.encode(s, add_special_tokens=True).ids
+            rec["ids_plain"] = vt.encode(s, add_special_tokens=False).ids
+            rec.update(text_record("decoded", vt.decode(rec["ids"], skip_special_tokens=True)))
+            rec.update(text_record("decoded_all", vt.decode(rec["ids"], skip_special_tokens=False)))
+            recs.append(rec)
+        variants.append({"name": name, "patch": patch, "encode": recs})
+    out = {
+        "about": "HF fast-tokenizer reference for test_tokenizer; written by tools/reference/make_tokenizer_cases.py",
+        "transformers": transformers.__version__,
+        "tokenizers": __import__("tokenizers").__version__,
+        "model_dir": os.path.relpath(os.path.abspath(model_dir), ROOT),
+        "kind": kind,
+        "encode": enc,
+        "decode": dec,
+        "variants": variants,
+    }
+    with open(out_path, "w") as f:
+        json.dump(out, f, ensure_ascii=False, separators=(",", ":"))
+        f.write("\n")
+    n_var = sum(len(v["encode"]) for v in variants)
+    print(f"{out_path}: {len(enc)} encode, {len(dec)} decode, {n_var} variant cases, {os.path.getsize(out_path)} bytes")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model-dir", default=os.path.join(ROOT, "tests/fixtures/models/llava-next-tiny"))
     ap.add_argument("--out", default=os.path.join(ROOT, "tests/fixtures/tokenizer/cases.json"))
+    ap.add_argument("--kind", default="llama", choices=["llama", "yi", "llama3"],
+                    help="llama: the original llava-next-tiny cases; yi / llama3: the generic cases for "
+                         "the other tokenizer kinds (use with --model-dir and --out)")
     args = ap.parse_args()
+    if args.kind != "llama":
+        return write_generic(args.model_dir, args.kind, args.out, SEED + (1 if args.kind == "yi" else 2))
 
     rng = random.Random(SEED)
     tok = AutoTokenizer.from_pretrained(args.model_dir)
