@@ -321,6 +321,10 @@ static int decode_stb(const uint8_t *bytes, size_t n, size_t max_pixels, img_fmt
         int x, y, comp;
         if (!stbi_info_from_memory(bytes, (int)n, &x, &y, &comp))
             return hired_errf(err, HIRED_EFORMAT, "%s: unreadable header (stb_image: %s)", name, stbi_failure_reason());
+        /* stb_image's info reports a top-down BMP's height as stored, negative; the image has
+         * |height| rows (its loader flips by the sign) */
+        if (fmt == FMT_BMP && y < 0 && y != INT_MIN) y = -y;
+        if (x < 0 || y < 0) return hired_errf(err, HIRED_EFORMAT, "%s: header gives a size of %dx%d", name, x, y);
         w = (uint64_t)x;
         h = (uint64_t)y;
     }

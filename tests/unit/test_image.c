@@ -213,6 +213,19 @@ static void test_bmp(void) {
     CHECK_EQ_INT(decode(&b, b.n, &img, err), 0);
     CHECK(img.w == W && img.h == H && img.rgb && memcmp(img.rgb, px, sizeof px) == 0);
     image_free(&img);
+    /* the same image top-down: a negative height and the rows stored first to last (Pillow
+     * reads it; the header's height must be taken as its magnitude) */
+    uint32_t off = (uint32_t)b.p[10] | (uint32_t)b.p[11] << 8 | (uint32_t)b.p[12] << 16 | (uint32_t)b.p[13] << 24;
+    size_t stride = (W * 3 + 3) / 4 * 4;
+    CHECK(off + stride * H <= b.n);
+    int32_t neg = -H;
+    memcpy(b.p + 22, &neg, 4); /* little-endian host */
+    uint8_t rows[H][(W * 3 + 3) / 4 * 4];
+    memcpy(rows, b.p + off, sizeof rows);
+    for (int y = 0; y < H; y++) memcpy(b.p + off + (size_t)y * stride, rows[H - 1 - y], stride);
+    CHECK_MSG(decode(&b, b.n, &img, err) == 0, "top-down BMP: %s", err);
+    CHECK(img.w == W && img.h == H && img.rgb && memcmp(img.rgb, px, sizeof px) == 0);
+    image_free(&img);
     free(b.p);
 }
 
