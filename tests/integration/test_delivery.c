@@ -89,19 +89,13 @@ static void submit(lane_t *l, int i) {
     CHECK(rt_submit(l->c, MODEL, g_img[im], g_img_n[im], k_asks[a].prompt, &g_par[a], &l->r[i]) == 0);
 }
 
-/* h_result keeps the first sizeof(text) - 1 bytes of a stream: compare that much. */
-static bool same_text(const char *got, size_t cap, const char *want) {
-    size_t n = strlen(want) < cap - 1 ? strlen(want) : cap - 1;
-    return strlen(got) == n && !strncmp(got, want, n);
-}
-
 static int check_lane(const lane_t *l) {
     int good = 0;
     for (int i = 0; i < l->n; i++) {
         const h_result *r = &l->r[i];
         const char *want = g_expect[l->kind[i] / N_ASK][l->kind[i] % N_ASK];
         bool ok = r->final == HIRED_EVENT_DONE && r->accepted == 1 && r->gaps == 0 && r->dups == 0 &&
-                  same_text(r->text, sizeof r->text, want) && same_text(r->done_text, sizeof r->done_text, want);
+                  rt_same_prefix(r->text, sizeof r->text, want) && rt_same_prefix(r->done_text, sizeof r->done_text, want);
         if (!ok)
             fprintf(stderr, "%s job %d: final %d accepted %d gaps %d dups %d tokens %d msg '%s'\n  got  '%.80s'\n  want '%.80s'\n",
                     l->name, i, r->final, r->accepted, r->gaps, r->dups, r->tokens, r->message, r->text, want);

@@ -57,30 +57,9 @@ static void expect_for(const char *model, const char *image) {
     gen_model_destroy(&m);
 }
 
-/* The STATUS state of our job id ("encoding", ...) into out, or "" when not in flight. */
-static void job_state(hired_client *c, const char *id, char *out, size_t cap) {
-    out[0] = 0;
-    char *json;
-    if (hired_status(c, &json)) return;
-    cJSON *root = cJSON_Parse(json);
-    free(json);
-    cJSON *j;
-    cJSON_ArrayForEach(j, cJSON_GetObjectItem(root, "inflight")) {
-        cJSON *jid = cJSON_GetObjectItem(j, "id"), *st = cJSON_GetObjectItem(j, "state");
-        if (cJSON_IsString(jid) && cJSON_IsString(st) && !strcmp(jid->valuestring, id))
-            snprintf(out, cap, "%s", st->valuestring);
-    }
-    cJSON_Delete(root);
-}
-
-static bool same_text(const char *got, size_t cap, const char *want) {
-    size_t n = strlen(want) < cap - 1 ? strlen(want) : cap - 1;
-    return strlen(got) == n && !strncmp(got, want, n);
-}
-
 static bool exact(const h_result *r, int a, const char *what) {
     bool ok = r->final == HIRED_EVENT_DONE && r->accepted == 1 && r->gaps == 0 && r->dups == 0 &&
-              same_text(r->text, sizeof r->text, g_expect[a]) && same_text(r->done_text, sizeof r->done_text, g_expect[a]);
+              rt_same_prefix(r->text, sizeof r->text, g_expect[a]) && rt_same_prefix(r->done_text, sizeof r->done_text, g_expect[a]);
     if (!ok)
         fprintf(stderr, "%s: final %d accepted %d gaps %d dups %d '%s'\n  got  '%.60s'\n  want '%.60s'\n", what, r->final,
                 r->accepted, r->gaps, r->dups, r->message, r->text, g_expect[a]);
@@ -126,14 +105,14 @@ static int encoder_round(hired_client *c, pid_t enc, int a, int stop_ms, const c
     CHECK(rt_submit(c, g_model, g_img, g_img_n, k_prompts[a], &g_par[a], &r) == 0);
     char state[32] = "";
     for (int w = 0; w < 20000 && strcmp(state, "encoding"); w += 5) {
-        job_state(c, r.id, state, sizeof state);
+        rt_job_state(c, r.id, state, sizeof state);
         if (strcmp(state, "encoding")) h_sleep_ms(5);
     }
     bool mid = !strcmp(state, "encoding");
     long before = h_status_counter(c, evidence);
     if (mid) {
         kill(enc, SIGSTOP);
-        job_state(c, r.id, state, sizeof state);
+        rt_job_state(c, r.id, state, sizeof state);
         mid = !strcmp(state, "encoding"); /* its RESULT did not get out just before the stop */
     }
     bool moved = mid && counter_moves(c, evidence, before, stop_ms + 5000);

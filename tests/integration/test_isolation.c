@@ -160,18 +160,6 @@ static void alice_done(hired_client *c, h_result *r) {
 static const char *k_long = "a1 a2 a3 a4 a5 a6 a7 a8 a9 a10 a11 a12 a13 a14 a15 a16 a17 a18 a19 a20 a21 a22 a23 a24 a25 "
                             "a26 a27 a28 a29 a30 a31 a32 a33 a34 a35 a36 a37 a38 a39 a40";
 
-static void make_cert(const char *dir, const char *name, const char *pub_dir) {
-    zcert_t *c = zcert_new();
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    CHECK(zcert_save(c, path) == 0);
-    if (pub_dir) {
-        snprintf(path, sizeof path, "%s/%s", pub_dir, name);
-        CHECK(zcert_save_public(c, path) == 0);
-    }
-    zcert_destroy(&c);
-}
-
 static char g_keys[700];
 static const char *key(const char *name) {
     static char buf[4][900];
@@ -239,11 +227,11 @@ int main(void) {
     snprintf(admins, sizeof admins, "%s/admins", g_keys);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' '%s' '%s'", clients, workers, admins);
     CHECK(system(cmd) == 0);
-    make_cert(g_keys, "broker", NULL);
-    make_cert(g_keys, "alice", clients);
-    make_cert(g_keys, "mallory", clients);
-    make_cert(g_keys, "worker", workers);
-    make_cert(g_keys, "operator", admins);
+    CHECK(rt_make_cert(g_keys, "broker", NULL) == 0);
+    CHECK(rt_make_cert(g_keys, "alice", clients) == 0);
+    CHECK(rt_make_cert(g_keys, "mallory", clients) == 0);
+    CHECK(rt_make_cert(g_keys, "worker", workers) == 0);
+    CHECK(rt_make_cert(g_keys, "operator", admins) == 0);
     char o1[900], o2[900], o3[900], o4[900];
     snprintf(o1, sizeof o1, "--curve.server_cert=%s", key("broker_secret"));
     snprintf(o2, sizeof o2, "--curve.authorized_keys=%s", clients);

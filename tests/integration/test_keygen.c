@@ -44,35 +44,6 @@ static void check_cert(const char *path, bool secret, char pub[41]) {
     zcert_destroy(&c);
 }
 
-/* A DEALER with client cfg sends a HEARTBEAT; the server answers what arrives. True when the
- * answer came back (the connection was authorised). Bounded waits: a refused handshake never
- * delivers anything, which the caller confirms through the ZAP handler's refused count. */
-static bool served(void *server, const char *ep, const curve_cfg_t *cfg) {
-    void *ctx = zmq_ctx_new(), *c = zmq_socket(ctx, ZMQ_DEALER);
-    char err[HIRED_ERR_LEN] = "";
-    CHECK(wire_sock_setup(c, NULL) == 0);
-    CHECK_MSG(curve_apply_client(c, cfg, err) == 0, "%s", err);
-    CHECK(zmq_connect(c, ep) == 0);
-    wire_msg_t m;
-    wire_msg_init(&m, WIRE_HEARTBEAT);
-    (void)wire_send(c, NULL, 0, &m, NULL, err); /* queued until the handshake completes */
-    bool got = false;
-    zmq_pollitem_t it = {server, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, 3000) == 1) {
-        wire_parts_t p;
-        if (wire_recv(server, &p, 0) == 0 && p.n >= 2) {
-            CHECK(wire_send(server, zmq_msg_data(&p.part[0]), zmq_msg_size(&p.part[0]), &m, NULL, err) == 0);
-            zmq_pollitem_t ic = {c, 0, ZMQ_POLLIN, 0};
-            got = zmq_poll(&ic, 1, 3000) == 1;
-        }
-        wire_parts_close(&p);
-    }
-    wire_msg_clear(&m);
-    zmq_close(c);
-    zmq_ctx_term(ctx);
-    return got;
-}
-
 int main(void) {
     if (!zmq_has("curve")) {
         fprintf(stderr, "libzmq without CURVE: skipped\n");
@@ -163,9 +134,9 @@ int main(void) {
     char ep[256];
     size_t eplen = sizeof ep;
     CHECK(zmq_getsockopt(server, ZMQ_LAST_ENDPOINT, ep, &eplen) == 0);
-    CHECK_MSG(served(server, ep, &cli), "the authorised keygen'd client was not served");
+    CHECK_MSG(rt_curve_served(server, ep, &cli, NULL), "the authorised keygen'd client was not served");
     unsigned long acc = 0, ref = 0;
-    CHECK_MSG(!served(server, ep, &out_cli), "a keygen'd key that is not authorised was served");
+    CHECK_MSG(!rt_curve_served(server, ep, &out_cli, NULL), "a keygen'd key that is not authorised was served");
     curve_auth_counts(za, &acc, &ref);
     CHECK_MSG(acc >= 1 && ref >= 1, "ZAP accepted %lu, refused %lu (want >= 1 each)", acc, ref);
     zmq_close(server);

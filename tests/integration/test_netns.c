@@ -124,38 +124,6 @@ static pid_t ns_spawn(const char *ns, const char *const *args) {
     return h_spawn(argv, NULL, H_SPAWN_TRACK | H_SPAWN_LOG_ENV);
 }
 
-static void make_cert(const char *dir, const char *name, const char *pub_dir) {
-    zcert_t *c = zcert_new();
-    char path[1400];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    CHECK(zcert_save(c, path) == 0);
-    if (pub_dir) {
-        snprintf(path, sizeof path, "%s/%s", pub_dir, name);
-        CHECK(zcert_save_public(c, path) == 0);
-    }
-    zcert_destroy(&c);
-}
-
-static void job_state(hired_client *c, const char *id, char *out, size_t cap) {
-    out[0] = 0;
-    char *json;
-    if (hired_status(c, &json)) return;
-    cJSON *root = cJSON_Parse(json);
-    free(json);
-    cJSON *j;
-    cJSON_ArrayForEach(j, cJSON_GetObjectItem(root, "inflight")) {
-        cJSON *jid = cJSON_GetObjectItem(j, "id"), *st = cJSON_GetObjectItem(j, "state");
-        if (cJSON_IsString(jid) && cJSON_IsString(st) && !strcmp(jid->valuestring, id))
-            snprintf(out, cap, "%s", st->valuestring);
-    }
-    cJSON_Delete(root);
-}
-
-static bool same_text(const char *got, size_t cap, const char *want) {
-    size_t n = strlen(want) < cap - 1 ? strlen(want) : cap - 1;
-    return strlen(got) == n && !strncmp(got, want, n);
-}
-
 int main(void) {
     if (geteuid() != 0 || system("command -v ip >/dev/null && command -v tc >/dev/null") != 0) {
         fprintf(stderr, "test_netns: needs root and iproute2 (ip, tc) to make network namespaces: skipped\n");
@@ -180,9 +148,9 @@ int main(void) {
     snprintf(workers, sizeof workers, "%s/workers", keys);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' '%s'", clients, workers);
     CHECK(system(cmd) == 0);
-    make_cert(keys, "broker", NULL);
-    make_cert(keys, "client", clients);
-    make_cert(keys, "worker", workers);
+    CHECK(rt_make_cert(keys, "broker", NULL) == 0);
+    CHECK(rt_make_cert(keys, "client", clients) == 0);
+    CHECK(rt_make_cert(keys, "worker", workers) == 0);
     static char o_cert[900], o_auth[900], o_wkeys[900], o_skey[900], o_wcert[900], b_pub[800], c_sec[800], ports[800];
     snprintf(o_cert, sizeof o_cert, "--curve.server_cert=%s/broker_secret", keys);
     snprintf(o_auth, sizeof o_auth, "--curve.authorized_keys=%s", clients);
@@ -264,7 +232,7 @@ int main(void) {
             if (enc) {
                 char state[32] = "";
                 for (int w = 0; w < 20000 && strcmp(state, "encoding") && !r.final; w += 5) {
-                    job_state(c, r.id, state, sizeof state);
+                    rt_job_state(c, r.id, state, sizeof state);
                     if (strcmp(state, "encoding")) h_sleep_ms(5);
                 }
                 caught = !strcmp(state, "encoding");
@@ -281,7 +249,7 @@ int main(void) {
             CHECK_EQ_INT(h_collect(c, &r, 1, 90000), 1);
             const char *want = enc ? x_short : x_long;
             bool ok = r.final == HIRED_EVENT_DONE && r.accepted == 1 && r.gaps == 0 && r.dups == 0 &&
-                      same_text(r.text, sizeof r.text, want) && same_text(r.done_text, sizeof r.done_text, want);
+                      rt_same_prefix(r.text, sizeof r.text, want) && rt_same_prefix(r.done_text, sizeof r.done_text, want);
             fprintf(stderr, "%s cut %s (after %d tokens): %s\n", names[round], caught ? "mid-job" : "too late", at,
                     ok ? "exact" : "WRONG");
             CHECK_MSG(ok, "%s: final %d gaps %d dups %d '%s'\n  got  '%.60s'\n  want '%.60s'", names[round], r.final,

@@ -23,76 +23,7 @@
 #include "test_real_util.h"
 #include "wire.h"
 
-static void make_cert(const char *dir, const char *name, const char *pub_dir) {
-    zcert_t *c = zcert_new();
-    char path[1024];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    CHECK(zcert_save(c, path) == 0); /* writes NAME (public) and NAME_secret */
-    if (pub_dir) {
-        snprintf(path, sizeof path, "%s/%s", pub_dir, name);
-        CHECK(zcert_save_public(c, path) == 0);
-    }
-    zcert_destroy(&c);
-}
-
-static int send_hb(void *s) {
-    wire_msg_t m;
-    wire_msg_init(&m, WIRE_HEARTBEAT);
-    char err[HIRED_ERR_LEN];
-    int rc = wire_send(s, NULL, 0, &m, NULL, err);
-    wire_msg_clear(&m);
-    return rc;
-}
-
-static char g_uid[128]; /* ZAP user id of the last message a ROUTER received */
-
-/* Waits up to ms for a message on s; returns its type (WIRE_NONE: nothing). On a ROUTER the
- * routing id is copied to route/rlen and the sender's ZAP user id to g_uid. */
-static wire_type_t recv_type(void *s, int ms, bool router, uint8_t *route, size_t *rlen) {
-    zmq_pollitem_t it = {s, 0, ZMQ_POLLIN, 0};
-    if (zmq_poll(&it, 1, ms) <= 0) return WIRE_NONE;
-    wire_parts_t p;
-    if (wire_recv(s, &p, 0)) return WIRE_NONE;
-    int h = router ? 1 : 0;
-    wire_type_t t = WIRE_NONE;
-    wire_msg_t m;
-    char err[HIRED_ERR_LEN];
-    if (p.n > h && !wire_decode(zmq_msg_data(&p.part[h]), zmq_msg_size(&p.part[h]), NULL, &m, err)) t = m.type;
-    wire_msg_clear(&m);
-    if (router && route && p.n > 0) {
-        *rlen = zmq_msg_size(&p.part[0]);
-        memcpy(route, zmq_msg_data(&p.part[0]), *rlen);
-        const char *uid = p.n > 1 ? zmq_msg_gets(&p.part[1], "User-Id") : NULL;
-        snprintf(g_uid, sizeof g_uid, "%s", uid ? uid : "");
-    }
-    wire_parts_close(&p);
-    return t;
-}
-
-/* One client connection with cfg (NULL: plain): sends a HEARTBEAT, the server answers whatever
- * arrives. Returns true when the client got the answer. */
-static bool served(void *server, const char *ep, const curve_cfg_t *cfg) {
-    void *ctx = zmq_ctx_new();
-    void *c = zmq_socket(ctx, ZMQ_DEALER);
-    char err[HIRED_ERR_LEN] = "";
-    CHECK(wire_sock_setup(c, NULL) == 0);
-    CHECK_MSG(curve_apply_client(c, cfg, err) == 0, "%s", err);
-    CHECK(zmq_connect(c, ep) == 0);
-    CHECK(send_hb(c) == 0 || true); /* queued until the handshake completes, or forever */
-    uint8_t route[256];
-    size_t rlen = 0;
-    bool got = false;
-    if (recv_type(server, 1500, true, route, &rlen) == WIRE_HEARTBEAT) {
-        wire_msg_t m;
-        wire_msg_init(&m, WIRE_HEARTBEAT);
-        CHECK(wire_send(server, route, rlen, &m, NULL, err) == 0);
-        wire_msg_clear(&m);
-        got = recv_type(c, 1500, false, NULL, NULL) == WIRE_HEARTBEAT;
-    }
-    zmq_close(c);
-    zmq_ctx_term(ctx);
-    return got;
-}
+static char g_uid[128]; /* the ZAP user id the server saw in the last handshake test */
 
 int main(void) {
     if (!zmq_has("curve")) {
@@ -106,10 +37,10 @@ int main(void) {
     snprintf(wauth, sizeof wauth, "%s/workers", keys);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' '%s'", auth, wauth);
     CHECK(system(cmd) == 0);
-    make_cert(keys, "broker", NULL);
-    make_cert(keys, "client", auth);
-    make_cert(keys, "worker", wauth);
-    make_cert(keys, "intruder", NULL);
+    CHECK(rt_make_cert(keys, "broker", NULL) == 0);
+    CHECK(rt_make_cert(keys, "client", auth) == 0);
+    CHECK(rt_make_cert(keys, "worker", wauth) == 0);
+    CHECK(rt_make_cert(keys, "intruder", NULL) == 0);
 
     char p_broker_sec[800], p_broker_pub[800], p_client[800], p_worker[800], p_intruder[800], p_intruder_pub[800];
     snprintf(p_broker_sec, sizeof p_broker_sec, "%s/broker_secret", keys);
@@ -140,15 +71,15 @@ int main(void) {
     curve_cfg_t worker = {.server_key = p_broker_pub, .client_cert = p_worker};
     curve_cfg_t intruder = {.server_key = p_broker_pub, .client_cert = p_intruder};
     curve_cfg_t wrong_server = {.server_key = p_intruder_pub, .client_cert = p_client};
-    CHECK_MSG(served(server, ep, &client), "authorised client not served");
+    CHECK_MSG(rt_curve_served(server, ep, &client, g_uid), "authorised client not served");
     CHECK_MSG(!strncmp(g_uid, "client:", 7) && strlen(g_uid) == 7 + 40, "client user id '%s'", g_uid);
-    CHECK_MSG(served(wserver, wep, &worker), "authorised worker not served");
+    CHECK_MSG(rt_curve_served(wserver, wep, &worker, g_uid), "authorised worker not served");
     CHECK_MSG(!strncmp(g_uid, "worker:", 7), "worker user id '%s'", g_uid);
-    CHECK_MSG(!served(wserver, wep, &client), "a client key served on the worker socket");
-    CHECK_MSG(!served(server, ep, &worker), "a worker key served on the client socket");
-    CHECK_MSG(!served(server, ep, &intruder), "unauthorised key served");
-    CHECK_MSG(!served(server, ep, NULL), "plain client served");
-    CHECK_MSG(!served(server, ep, &wrong_server), "client trusting another server key served");
+    CHECK_MSG(!rt_curve_served(wserver, wep, &client, g_uid), "a client key served on the worker socket");
+    CHECK_MSG(!rt_curve_served(server, ep, &worker, g_uid), "a worker key served on the client socket");
+    CHECK_MSG(!rt_curve_served(server, ep, &intruder, g_uid), "unauthorised key served");
+    CHECK_MSG(!rt_curve_served(server, ep, NULL, g_uid), "plain client served");
+    CHECK_MSG(!rt_curve_served(server, ep, &wrong_server, g_uid), "client trusting another server key served");
     unsigned long acc = 0, ref = 0;
     curve_auth_counts(za, &acc, &ref);
     CHECK(acc >= 2);
@@ -160,7 +91,7 @@ int main(void) {
     snprintf(dst, sizeof dst, "%s/intruder", auth);
     snprintf(cmd, sizeof cmd, "cp '%s' '%s'", p_intruder_pub, dst);
     CHECK(system(cmd) == 0);
-    CHECK_MSG(served(server, ep, &intruder), "newly authorised key not served");
+    CHECK_MSG(rt_curve_served(server, ep, &intruder, g_uid), "newly authorised key not served");
 
     zmq_close(server);
     zmq_close(wserver);

@@ -25,19 +25,6 @@
 
 #define MODEL "llava15-tiny"
 
-/* Saves a new key pair as dir/NAME (public) and dir/NAME_secret; with pub_dir, authorises it. */
-static void make_cert(const char *dir, const char *name, const char *pub_dir) {
-    zcert_t *c = zcert_new();
-    char path[1200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    CHECK(zcert_save(c, path) == 0);
-    if (pub_dir) {
-        snprintf(path, sizeof path, "%s/%s", pub_dir, name);
-        CHECK(zcert_save_public(c, path) == 0);
-    }
-    zcert_destroy(&c);
-}
-
 /* Submits one job on a fresh client (curve_cert NULL: plain TCP) and collects its events for up
  * to wait_ms. The client's deadline is deadline_ms, so a job nobody answers ends locally. */
 static void run_job(const char *front, const char *server_pub, const char *curve_cert, const uint8_t *img,
@@ -73,10 +60,10 @@ int main(void) {
     snprintf(wauth, sizeof wauth, "%s/workers", keys);
     snprintf(cmd, sizeof cmd, "mkdir -p '%s' '%s'", auth, wauth);
     CHECK(system(cmd) == 0);
-    make_cert(keys, "broker", NULL);
-    make_cert(keys, "client", auth);
-    make_cert(keys, "worker", wauth);
-    make_cert(keys, "intruder", NULL);
+    CHECK(rt_make_cert(keys, "broker", NULL) == 0);
+    CHECK(rt_make_cert(keys, "client", auth) == 0);
+    CHECK(rt_make_cert(keys, "worker", wauth) == 0);
+    CHECK(rt_make_cert(keys, "intruder", NULL) == 0);
     static char broker_pub[800], client_sec[800], intruder_sec[800];
     snprintf(broker_pub, sizeof broker_pub, "%s/broker", keys);
     snprintf(client_sec, sizeof client_sec, "%s/client_secret", keys);

@@ -22,22 +22,6 @@
 
 #define MODEL "llava-next-tiny"
 
-/* The STATUS state of job id ("encoding", "decoding", ...) into out, or "" when not in flight. */
-static void job_state(hired_client *c, const char *id, char *out, size_t cap) {
-    out[0] = 0;
-    char *json;
-    if (hired_status(c, &json)) return;
-    cJSON *root = cJSON_Parse(json);
-    free(json);
-    cJSON *j;
-    cJSON_ArrayForEach(j, cJSON_GetObjectItem(root, "inflight")) {
-        cJSON *jid = cJSON_GetObjectItem(j, "id"), *st = cJSON_GetObjectItem(j, "state");
-        if (cJSON_IsString(jid) && cJSON_IsString(st) && !strcmp(jid->valuestring, id))
-            snprintf(out, cap, "%s", st->valuestring);
-    }
-    cJSON_Delete(root);
-}
-
 /* Feeds events until every job in rs has at least min_tokens tokens (or one is final). */
 static bool wait_tokens(hired_client *c, h_result *rs, int n, int min_tokens, int timeout_ms) {
     for (int waited = 0; waited < timeout_ms; waited += 20) {
@@ -52,15 +36,9 @@ static bool wait_tokens(hired_client *c, h_result *rs, int n, int min_tokens, in
     return false;
 }
 
-/* h_result keeps the first sizeof(text) - 1 bytes of a stream: compare that much. */
-static bool same_text(const char *got, size_t cap, const char *expect) {
-    size_t want = strlen(expect) < cap - 1 ? strlen(expect) : cap - 1;
-    return strlen(got) == want && !strncmp(got, expect, want);
-}
-
 static bool check_job(const h_result *r, const char *expect, const char *what) {
     bool ok = r->final == HIRED_EVENT_DONE && r->accepted == 1 && r->gaps == 0 && r->dups == 0 &&
-              same_text(r->text, sizeof r->text, expect) && same_text(r->done_text, sizeof r->done_text, expect);
+              rt_same_prefix(r->text, sizeof r->text, expect) && rt_same_prefix(r->done_text, sizeof r->done_text, expect);
     if (!ok)
         fprintf(stderr, "%s: final %d accepted %d gaps %d dups %d msg '%s'\n  got  '%s'\n  want '%s'\n", what, r->final,
                 r->accepted, r->gaps, r->dups, r->message, r->text, expect);
@@ -140,7 +118,7 @@ int main(void) {
     CHECK(rt_submit(c, MODEL, img, n, "What is this?", &p_enc, &r) == 0);
     char state[32] = "";
     for (int i = 0; i < 400 && strcmp(state, "encoding"); i++) {
-        job_state(c, r.id, state, sizeof state);
+        rt_job_state(c, r.id, state, sizeof state);
         if (strcmp(state, "encoding")) h_sleep_ms(10);
     }
     CHECK_MSG(!strcmp(state, "encoding"), "job state '%s'", state);

@@ -72,11 +72,6 @@ static void check_notify(int ns, pid_t pid, const char *who) {
     CHECK_MSG(stopping == 1, "%s: STOPPING=1 %d times", who, stopping);
 }
 
-static bool same_text(const char *got, size_t cap, const char *expect) {
-    size_t want = strlen(expect) < cap - 1 ? strlen(expect) : cap - 1;
-    return strlen(got) == want && !strncmp(got, expect, want);
-}
-
 int main(void) {
     setenv("OMP_NUM_THREADS", "1", 1);
     h_init(RT_WATCHDOG_S);
@@ -141,7 +136,7 @@ int main(void) {
     kill(d1, SIGTERM);
     CHECK_EQ_INT(h_collect(c, &r, 1, 30000), 1);
     CHECK(r.final == HIRED_EVENT_DONE && r.gaps == 0 && r.dups == 0);
-    CHECK_MSG(same_text(r.text, sizeof r.text, expect), "drained job text differs");
+    CHECK_MSG(rt_same_prefix(r.text, sizeof r.text, expect), "drained job text differs");
     CHECK_EQ_INT(h_wait(d1, 10000), 0);
     CHECK_EQ_INT(h_status_counter(c, "requeued"), requeued0);
 
@@ -156,7 +151,7 @@ int main(void) {
     CHECK_EQ_INT(h_wait(d2, 10000), 0);
     CHECK_EQ_INT(h_collect(c, &r, 1, 30000), 1);
     CHECK(r.final == HIRED_EVENT_DONE && r.gaps == 0 && r.dups == 0);
-    CHECK_MSG(same_text(r.text, sizeof r.text, expect), "handed-back job text differs");
+    CHECK_MSG(rt_same_prefix(r.text, sizeof r.text, expect), "handed-back job text differs");
     CHECK(h_status_counter(c, "requeued") > requeued0);
 
     hired_client_destroy(&c);

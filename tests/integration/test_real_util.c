@@ -1,6 +1,9 @@
 /* test_real_util.c — see test_real_util.h. */
 #include "test_real_util.h"
 
+#include <cjson/cJSON.h>
+#include <czmq.h>
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,4 +231,67 @@ int rt_submit(hired_client *c, const char *model, const uint8_t *img, size_t n, 
     job.image_len = n;
     job.params = *p;
     return hired_submit(c, &job, r->id);
+}
+
+int rt_make_cert(const char *dir, const char *name, const char *pub_dir) {
+    zcert_t *c = zcert_new();
+    if (!c) return -1;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int rc = zcert_save(c, path) == 0 ? 0 : -1; /* writes NAME (public) and NAME_secret */
+    if (!rc && pub_dir) {
+        snprintf(path, sizeof path, "%s/%s", pub_dir, name);
+        rc = zcert_save_public(c, path) == 0 ? 0 : -1;
+    }
+    zcert_destroy(&c);
+    return rc;
+}
+
+void rt_job_state(hired_client *c, const char *id, char *out, size_t cap) {
+    out[0] = 0;
+    char *json;
+    if (hired_status(c, &json)) return;
+    cJSON *root = cJSON_Parse(json);
+    free(json);
+    cJSON *j;
+    cJSON_ArrayForEach(j, cJSON_GetObjectItem(root, "inflight")) {
+        cJSON *jid = cJSON_GetObjectItem(j, "id"), *st = cJSON_GetObjectItem(j, "state");
+        if (cJSON_IsString(jid) && cJSON_IsString(st) && !strcmp(jid->valuestring, id))
+            snprintf(out, cap, "%s", st->valuestring);
+    }
+    cJSON_Delete(root);
+}
+
+bool rt_same_prefix(const char *got, size_t cap, const char *want) {
+    size_t n = strlen(want) < cap - 1 ? strlen(want) : cap - 1;
+    return strlen(got) == n && !strncmp(got, want, n);
+}
+
+bool rt_curve_served(void *server, const char *ep, const curve_cfg_t *cfg, char *uid) {
+    void *ctx = zmq_ctx_new(), *c = zmq_socket(ctx, ZMQ_DEALER);
+    char err[HIRED_ERR_LEN] = "";
+    bool ok = wire_sock_setup(c, NULL) == 0 && curve_apply_client(c, cfg, err) == 0 && zmq_connect(c, ep) == 0;
+    if (!ok) fprintf(stderr, "rt: cannot set up a CURVE client: %s\n", err);
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    if (ok) (void)wire_send(c, NULL, 0, &m, NULL, err); /* queued until the handshake completes */
+    bool got = false;
+    if (uid) uid[0] = 0;
+    zmq_pollitem_t it = {server, 0, ZMQ_POLLIN, 0};
+    if (ok && zmq_poll(&it, 1, 3000) == 1) {
+        wire_parts_t p;
+        if (wire_recv(server, &p, 0) == 0 && p.n >= 2) {
+            const char *u = zmq_msg_gets(&p.part[1], "User-Id");
+            if (uid) snprintf(uid, 128, "%s", u ? u : "");
+            if (wire_send(server, zmq_msg_data(&p.part[0]), zmq_msg_size(&p.part[0]), &m, NULL, err) == 0) {
+                zmq_pollitem_t ic = {c, 0, ZMQ_POLLIN, 0};
+                got = zmq_poll(&ic, 1, 3000) == 1;
+            }
+        }
+        wire_parts_close(&p);
+    }
+    wire_msg_clear(&m);
+    zmq_close(c);
+    zmq_ctx_term(ctx);
+    return got;
 }

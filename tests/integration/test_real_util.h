@@ -7,10 +7,12 @@
 #ifndef HIRED_TEST_REAL_UTIL_H
 #define HIRED_TEST_REAL_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "curve.h"
 #include "generate.h"
 #include "harness.h"
 
@@ -57,6 +59,23 @@ int rt_encode(gen_model_t *m, const uint8_t *img, size_t n, const hired_params *
               gen_visual_t *vis);
 int rt_answer(gen_model_t *m, const gen_visual_t *vis, const char *prompt, const hired_params *p,
               const char *template_name, char *out, size_t cap, int *generated);
+
+/* A czmq key pair: dir/NAME (public) and dir/NAME_secret; with pub_dir, also pub_dir/NAME
+ * (authorising it). 0 or -1. */
+int rt_make_cert(const char *dir, const char *name, const char *pub_dir);
+/* One CURVE handshake test against a ROUTER `server` bound at ep (the caller set it up as the
+ * broker does): a DEALER with the client half of cfg (NULL: plain) sends a HEARTBEAT, the server
+ * answers whatever arrives. True when the answer came back (the connection was authorised);
+ * uid (may be NULL; 128 bytes) receives the ZAP user id the server saw. Waits at most 3 s for
+ * each direction: a refused handshake never delivers anything. */
+bool rt_curve_served(void *server, const char *ep, const curve_cfg_t *cfg, char *uid);
+
+/* The STATUS state ("encoding", "decoding", ...) of client c's own job id into out[cap], or ""
+ * when it is not in flight. */
+void rt_job_state(hired_client *c, const char *id, char *out, size_t cap);
+/* Whether got (an h_result text buffer of cap bytes, which keeps the first cap - 1 bytes of a
+ * stream) holds exactly as much of want as fits. */
+bool rt_same_prefix(const char *got, size_t cap, const char *want);
 
 /* Submits a real job; fills r (id; expect stays empty). */
 int rt_submit(hired_client *c, const char *model, const uint8_t *img, size_t n, const char *prompt,
