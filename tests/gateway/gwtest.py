@@ -106,14 +106,17 @@ class Stack:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def spawn(self, name, argv, env=None):
+    def spawn(self, name, argv, env=None, track=True):
+        """Starts argv with its output in a log file; tracked processes are stopped and their
+        exit statuses checked at cleanup."""
         self.n += 1
         log = self.path(f"{self.n:02d}-{name}.log")
         e = dict(os.environ)
         e.update(env or {})
         with open(log, "wb") as out:
             p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent, env=e)
-        self.procs.append((name, p, log))
+        if track:
+            self.procs.append((name, p, log))
         return p
 
     def broker(self, *opts):
