@@ -88,9 +88,13 @@ static bool peer_gone(int fd) {
 
 static void peek_waiting(gw_t *g) {
     for (gw_req_t *r = g->reqs; r; r = r->next) {
-        /* Suspended connections are not watched by MHD; their socket stays open until they
-         * are resumed, so the fd is still this request's. */
-        if (!r->suspended || r->client_gone || r->fd < 0 || !peer_gone(r->fd)) continue;
+        /* MHD does not watch suspended connections, and one resumed after its client left may
+         * sit unprocessed (MHD saw the EOF and waits for an event that never comes), so every
+         * request still waiting for its answer is peeked. The fd is still this request's: MHD
+         * closes a socket only after on_completed, which takes mu and unlinks the request
+         * first. A streamed answer in progress counts too (GW_PH_STREAM, between tokens). */
+        if (r->client_gone || r->fd < 0 || r->phase == GW_PH_DONE || !peer_gone(r->fd)) continue;
+        log_debug("hired-gateway: request %llu: the client closed its connection", (unsigned long long)r->serial);
         r->client_gone = true;
         if (r->submitted && !r->job_ended) hired_cancel(g->client, r->job_id); /* frees the workers now */
         gw_wake(g, r);

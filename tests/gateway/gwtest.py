@@ -120,11 +120,12 @@ class Stack:
         return p
 
     def broker(self, *opts):
-        """Starts hired-broker on ephemeral loopback ports; returns (frontend, backend, Popen)."""
+        """Starts hired-broker on ephemeral loopback ports with the 200 ms heartbeat every process
+        of these tests uses; returns (frontend, backend, Popen)."""
         ports = self.path(f"broker-ports-{self.n}")
         p = self.spawn("broker", [bin_path("broker/hired-broker"), "--broker.frontend=tcp://127.0.0.1:*",
                                   "--broker.backend=tcp://127.0.0.1:*", f"--broker.ports_file={ports}",
-                                  f"--log.level={LOG_LEVEL}", *opts])
+                                  "--broker.heartbeat_ms=200", f"--log.level={LOG_LEVEL}", *opts])
         kv = wait_for("the broker's ports file", lambda: _read_kv(ports, ("frontend", "backend")), 10)
         return kv["frontend"], kv["backend"], p
 
