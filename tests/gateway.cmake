@@ -7,3 +7,8 @@ foreach(t openai errors load)
   hired_test_properties(test_gateway_${t} LABELS integration)
   set_property(TEST test_gateway_${t} APPEND PROPERTY ENVIRONMENT "HIRED_TEST_TIMEOUT_SCALE=${HIRED_TEST_TIMEOUT_SCALE}")
 endforeach()
+# The benchmark (tools/bench/bench_gateway.c) must keep running: two requests each way, and its
+# figures printed (their values are not checked: it is a benchmark).
+add_test(NAME test_bench_gateway COMMAND hired-bench-gateway --requests 2 --max-tokens 2)
+hired_test_properties(test_bench_gateway LABELS integration)
+set_property(TEST test_bench_gateway PROPERTY PASS_REGULAR_EXPRESSION "gateway added per request \\(median of 2 pairs")
