@@ -9,7 +9,8 @@ the gateway still answers a good request correctly:
     an unknown model (404), negative max_tokens, malformed JSON, a wrong method, an unknown path;
   - API keys (401 without or with a wrong key; /health and /metrics stay open);
   - BUSY from a full broker queue is 429 with Retry-After, and the admitted requests complete;
-  - a deadline is 504;
+  - a deadline is 504, or an `error` event then [DONE] once a stream has begun; a worker's
+    refusal of the job is a 400 with its message;
   - a client that disconnects mid-stream, or while waiting for a non-streaming answer, has its
     job cancelled: the broker's STATUS shows `cancelled` up by one and no active job within a
     moment (the job would have run 8 s; the time is printed);
@@ -258,6 +259,23 @@ def disconnects(front, url):
 def deadline(url):
     body = g.chat_body(MODEL, g.data_uri(IMAGE), " ".join(f"w{i}" for i in range(40)), deadline_ms=300)
     expect_error(url, body, 504, "did not finish in time", code="deadline_exceeded", what="deadline")
+    # streamed: the headers went out with the first token, so the deadline is an error event
+    body["stream"] = True
+    st, hd, raw = g.request(url, "POST", "/v1/chat/completions", body)
+    ev = g.sse_events(raw)
+    g.check(st == 200 and len(ev) >= 3 and ev[-1] == "[DONE]", f"streamed deadline: {st} {raw[-300:]!r}")
+    err = json.loads(ev[-2]).get("error", {}) if len(ev) >= 2 else {}
+    g.check(err.get("code") == "deadline_exceeded" and "did not finish in time" in err.get("message", ""),
+            f"streamed deadline: the last event before [DONE] is {ev[-2:]!r}")
+    got = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in ev[:-2] if json.loads(e).get("choices"))
+    g.check(got.startswith("w0 w1 ") and len(got) < len(" ".join(f"w{i}" for i in range(40))),
+            f"streamed deadline: the text before the error: {got!r}")
+
+
+def worker_refusal(url):
+    # the fake decoder answers ERROR (EINVAL) to a prompt starting with FAIL: a 400 with its words
+    expect_error(url, g.chat_body(MODEL, g.data_uri(IMAGE), "FAIL please"), 400, "fake failure requested",
+                 code="invalid_input", what="a worker refusing the job")
 
 
 def health_without_decoder(s, front, back, url, dec):
@@ -403,6 +421,7 @@ def main():
         chunked_too_large(s, front)
         api_keys(s, front)
         deadline(url)
+        worker_refusal(url)
         disconnects(front, url)
         g.check(good(url, stream=False) == (200, WORDS_SHORT), "a good request after the disconnects")
         health_without_decoder(s, front, back, url, dec)
