@@ -1,5 +1,7 @@
 /* chat.c — see chat.h. Every refusal names the field (OpenAI's `param`) and the rule broken;
- * nothing here trusts a length or a type it has not checked. */
+ * nothing here trusts a length or a type it has not checked. Allocations go through mem.h, so
+ * tests sweep allocation failures (test_gateway), and cJSON's too when the caller routes its
+ * hooks there. */
 #include "chat.h"
 
 #include <math.h>
@@ -11,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "err.h"
+#include "mem.h"
 
 #define BAD_REQUEST "invalid_request_error"
 
@@ -28,10 +31,10 @@ int gw_error_set(gw_error_t *e, int http, const char *type, const char *code, co
 
 void gw_chat_free(gw_chat_t *c) {
     if (!c) return;
-    free(c->prompt);
-    free(c->image);
-    free(c->image_url);
-    for (int i = 0; i < c->n_stop; i++) free(c->stop[i]);
+    mem_free(c->prompt);
+    mem_free(c->image);
+    mem_free(c->image_url);
+    for (int i = 0; i < c->n_stop; i++) mem_free(c->stop[i]);
     memset(c, 0, sizeof *c);
 }
 
@@ -56,7 +59,7 @@ int gw_base64_decode(const char *s, size_t n, size_t max, uint8_t **out, size_t 
     if (n % 4 == 1) return hired_errf(err, HIRED_EFORMAT, "%zu characters cannot be base64 (one too many)", n);
     size_t bytes = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
     if (bytes > max) return hired_errf(err, HIRED_ERANGE, "decodes to %zu bytes, more than the limit of %zu", bytes, max);
-    uint8_t *b = malloc(bytes ? bytes : 1);
+    uint8_t *b = mem_alloc(bytes ? bytes : 1);
     if (!b) return hired_errf(err, HIRED_ENOMEM, "out of memory decoding %zu bytes", bytes);
     size_t o = 0;
     uint32_t acc = 0;
@@ -64,7 +67,7 @@ int gw_base64_decode(const char *s, size_t n, size_t max, uint8_t **out, size_t 
     for (size_t i = 0; i < n; i++) {
         int v = b64_value((unsigned char)s[i]);
         if (v < 0) {
-            free(b);
+            mem_free(b);
             unsigned char ch = (unsigned char)s[i];
             if (ch >= 0x20 && ch < 0x7f)
                 return hired_errf(err, HIRED_EFORMAT, "invalid base64 character '%c' at offset %zu", ch, i);
@@ -165,7 +168,7 @@ static void sb_add(sbuf_t *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
+        char *p = mem_realloc(b->p, cap);
         if (!p) {
             b->oom = true;
             return;
@@ -221,7 +224,7 @@ static int take_image(const cJSON *part, int msg, int idx, const gw_chat_limits_
                                 "as a data: URI",
                                 param);
         if (strlen(u) > 8192) return gw_error_set(e, 400, BAD_REQUEST, NULL, param, "%s: URL longer than 8192 bytes", param);
-        c->image_url = strdup(u);
+        c->image_url = mem_strdup(u);
         if (!c->image_url) return gw_error_set(e, 500, "server_error", NULL, param, "out of memory");
         return 0;
     }
@@ -341,12 +344,12 @@ static int parse_messages(const cJSON *root, const gw_chat_limits_t *lim, gw_cha
         else if (memchr(p.p, 0, p.n) || strstr(p.p, "<image>"))
             rc = gw_error_set(e, 400, BAD_REQUEST, NULL, "messages",
                               "message text must not contain NUL bytes or '<image>' (the model's image placeholder)");
-        if (rc) free(p.p);
+        if (rc) mem_free(p.p);
         else c->prompt = p.p;
     }
     c->n_messages = n;
-    free(head.p);
-    free(last.p);
+    mem_free(head.p);
+    mem_free(last.p);
     return rc;
 }
 
@@ -365,7 +368,7 @@ static int parse_stop(const cJSON *root, gw_chat_t *c, gw_error_t *e) {
         if (l == 0 || l > GW_MAX_STOP_LEN)
             return gw_error_set(e, 400, BAD_REQUEST, NULL, "stop", "each stop sequence must be a string of 1-%d bytes",
                                 GW_MAX_STOP_LEN);
-        if (!(c->stop[c->n_stop] = strdup(it->valuestring)))
+        if (!(c->stop[c->n_stop] = mem_strdup(it->valuestring)))
             return gw_error_set(e, 500, "server_error", NULL, "stop", "out of memory");
         c->n_stop++;
     }

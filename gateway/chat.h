@@ -59,7 +59,7 @@ typedef struct gw_chat_limits {
     int max_deadline_ms;      /* largest deadline_ms a request may ask for */
 } gw_chat_limits_t;
 
-/* One parsed request. Strings and buffers are owned (gw_chat_free). */
+/* One parsed request. Strings and buffers are owned, allocated with mem.h (gw_chat_free). */
 typedef struct gw_chat {
     char model[GW_MAX_MODEL + 1];
     char *prompt;            /* the mapped prompt (above) */
@@ -82,7 +82,7 @@ int gw_chat_parse(const char *body, size_t len, const gw_chat_limits_t *lim, gw_
 void gw_chat_free(gw_chat_t *c);
 
 /* Decodes standard base64 (RFC 4648 §4, '=' padding optional, no whitespace) from s[0..n).
- * *out (caller frees with free()) and *out_len, or HIRED_EFORMAT with err naming the offset of
+ * *out (caller frees with mem_free) and *out_len, or HIRED_EFORMAT with err naming the offset of
  * the first bad character, or HIRED_ERANGE when the result would exceed max bytes. */
 int gw_base64_decode(const char *s, size_t n, size_t max, uint8_t **out, size_t *out_len, char *err);
 

@@ -11,6 +11,7 @@
 
 #include "chat.h"
 #include "err.h"
+#include "mem.h"
 #include "metrics.h"
 #include "openai.h"
 #include "status.h"
@@ -51,13 +52,13 @@ static void test_base64(void) {
     size_t n;
     CHECK_EQ_INT(gw_base64_decode("aGVsbG8=", 8, 100, &b, &n, err), 0);
     CHECK(n == 5 && !memcmp(b, "hello", 5));
-    free(b);
+    mem_free(b);
     CHECK_EQ_INT(gw_base64_decode("aGVsbG8", 7, 100, &b, &n, err), 0); /* padding optional */
     CHECK(n == 5 && !memcmp(b, "hello", 5));
-    free(b);
+    mem_free(b);
     CHECK_EQ_INT(gw_base64_decode("", 0, 100, &b, &n, err), 0);
     CHECK(n == 0);
-    free(b);
+    mem_free(b);
     CHECK_EQ_INT(gw_base64_decode("aGV*bG8=", 8, 100, &b, &n, err), HIRED_EFORMAT);
     CHECK_MSG(strstr(err, "'*' at offset 3") != NULL, "%s", err);
     CHECK_EQ_INT(gw_base64_decode("aGVsb", 5, 100, &b, &n, err), HIRED_EFORMAT); /* 4k+1 characters */
@@ -392,8 +393,39 @@ static void test_metrics(void) {
     CHECK_EQ_INT(total, 20);
 }
 
+/* Every allocation of a parse (cJSON's included) failing in turn: a clean refusal (500 out of
+ * memory, or 400 where cJSON's own failure reads as malformed JSON), never a crash or a leak
+ * (the sanitizer build checks), until the sweep passes the last allocation and the parse
+ * succeeds with the right result. */
+static void test_alloc_failures(void) {
+    cJSON_Hooks hooks = {mem_alloc, mem_free};
+    cJSON_InitHooks(&hooks);
+    const char *body = req("\"stop\":[\"A\",\"BC\"],\"seed\":5",
+                           "[{\"role\":\"system\",\"content\":\"S\"},{\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+                           "\"text\":\"x\"}]}," USER_IMG("q") "]");
+    int i, fails = 0;
+    for (i = 0; i < 1000; i++) {
+        gw_chat_t c;
+        gw_error_t e;
+        mem_fail_after(i, false);
+        int rc = gw_chat_parse(body, strlen(body), &g_lim, &c, &e);
+        mem_fail_after(-1, false);
+        if (rc == 0) {
+            CHECK(!strcmp(c.prompt, "System: S\nAssistant: x\n\nq") && c.n_stop == 2 && c.image_len == 16);
+            gw_chat_free(&c);
+            break;
+        }
+        fails++;
+        CHECK_MSG((rc == 500 || rc == 400) && e.message[0], "allocation %d: %d %s", i, rc, e.message);
+        CHECK(c.prompt == NULL && c.image == NULL && c.n_stop == 0);
+    }
+    CHECK_MSG(i < 1000 && fails >= 8, "the sweep ended after %d allocations (%d failed)", i, fails);
+    cJSON_InitHooks(NULL);
+}
+
 int main(void) {
     test_base64();
+    test_alloc_failures();
     test_parse_ok();
     test_parse_refused();
     test_stop();
