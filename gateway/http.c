@@ -583,8 +583,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = r;
         return first_call(g, r, url, method);
     }
-    if (r->phase == GW_PH_BODY && *upload_data_size) {
-        enum MHD_Result ret = body_piece(g, r, upload_data, *upload_data_size);
+    if (*upload_data_size) { /* body bytes; dropped when an answer is already queued */
+        enum MHD_Result ret = r->phase == GW_PH_BODY ? body_piece(g, r, upload_data, *upload_data_size) : MHD_YES;
         *upload_data_size = 0;
         return ret;
     }
