@@ -22,7 +22,9 @@ the gateway still answers a good request correctly:
   - gateway.models restricts the models served;
   - CURVE: a gateway with an authorised key pair is served, one with an unknown key is not;
   - the port in use: exit 1; SIGTERM with a stream in flight: the stream is cut after drain_ms,
-    its job cancelled, exit 0."""
+    its job cancelled, exit 0;
+  - sd_notify as systemd sees it: READY=1 once serving, WATCHDOG=1 while running, STOPPING=1
+    on SIGTERM."""
 
 import base64
 import functools
@@ -380,6 +382,33 @@ def curve(s):
     g.check(st == 503 and b"did not answer" in raw, f"an unauthorised gateway: {st} {raw[:200]}")
 
 
+def systemd_notify(s, front):
+    """As systemd runs it (Type=notify, WatchdogSec=): READY=1 once serving, WATCHDOG=1 while it
+    runs, STOPPING=1 on SIGTERM, exit 0."""
+    path = s.path("notify.sock")
+    ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ns.bind(path)
+    ns.settimeout(20 * g.SCALE)
+    ports = s.path("notify.ports")
+    p = s.spawn("gateway-notify", [g.bin_path("gateway/hired-gateway"), "--broker", front, "--port", "0",
+                                   f"--http.ports_file={ports}", "--log.level=warn"],
+                env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"})
+    msgs = []
+    try:
+        while sum("WATCHDOG=1" in m for m in msgs) < 3:
+            msgs.append(ns.recv(4096).decode())
+        g.check(any("READY=1" in m for m in msgs[:2]), f"no READY=1 first: {msgs[:3]}")
+        g.check(g.request(open(ports).read().split("=", 1)[1].strip(), "GET", "/metrics")[0] == 200, "serving at READY")
+        p.send_signal(15)
+        while not any("STOPPING=1" in m for m in msgs):
+            msgs.append(ns.recv(4096).decode())
+    except socket.timeout:
+        g.check(False, f"sd_notify messages so far: {msgs}")
+    g.check(sum("READY=1" in m for m in msgs) == 1, f"READY=1 not exactly once: {msgs}")
+    g.check(s.stop(p) == 0, "the gateway did not exit 0 after SIGTERM")
+    ns.close()
+
+
 def port_in_use_and_shutdown(s, front, url):
     port = urllib.parse.urlsplit(url).port
     p = s.spawn("gateway-dup", [g.bin_path("gateway/hired-gateway"), "--broker", front, "--port", str(port),
@@ -428,6 +457,7 @@ def main():
         models_filter(s, front)
         fetching(s, front)
         port_in_use_and_shutdown(s, front, url)
+        systemd_notify(s, front)
         g.check(good(url) == (200, WORDS_SHORT), "the first gateway still serves")
         no_broker(s)
         busy(s)
