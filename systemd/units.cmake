@@ -11,7 +11,8 @@
 # configuration directory: SYSCONFDIR/hired, where SYSCONFDIR of the prefix /usr is /etc as
 # GNUInstallDirs has it).
 set(HIRED_UNIT_FILES hired.target hired-broker.target hired-encoders.target hired-decoders.target
-    hired-broker.service hired-encoder@.service hired-decoder@.service hired.sysusers hired.tmpfiles)
+    hired-gateway.target hired-broker.service hired-encoder@.service hired-decoder@.service hired-gateway.service
+    hired.sysusers hired.tmpfiles)
 
 function(hired_configure_units prefix outdir)
   if(IS_ABSOLUTE "${HIRED_UNITS_BINDIR}")

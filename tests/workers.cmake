@@ -13,12 +13,12 @@ endforeach()
 
 # The example configuration files through the real binaries (--check-config, broker start).
 hired_add_test(test_real_config SOURCES integration/test_real_config.c LIBS hired_rt_util LABELS integration)
-add_dependencies(test_real_config hired-broker hired-encoder hired-decoder)
+add_dependencies(test_real_config hired-broker hired-encoder hired-decoder hired-gateway)
 target_compile_definitions(test_real_config PRIVATE HIRED_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 # The systemd units through `systemd-analyze verify` (skipped, exit 77, without it).
 hired_add_test(test_real_systemd SOURCES integration/test_real_systemd.c LIBS hired_rt_util LABELS integration)
-add_dependencies(test_real_systemd hired-broker hired-encoder hired-decoder)
+add_dependencies(test_real_systemd hired-broker hired-encoder hired-decoder hired-gateway)
 target_compile_definitions(test_real_systemd PRIVATE HIRED_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
 
 # CURVE over real TCP sockets (common/curve.c): authorised keys served, others not.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_install.sh — hired as a user installs it: `cmake --install BUILD --prefix TMP` into a
 # fresh prefix, then, using only what was installed:
-#   1. the layout: bin/ (4 programs), lib*/libhired.so, include/hired/{hired_client,hired_err}.h
+#   1. the layout: bin/ (5 programs), lib*/libhired.so, include/hired/{hired_client,hired_err}.h
 #      (no err.h that would shadow the C library's), lib*/pkgconfig/hired.pc, the systemd units,
 #      sysusers.d/hired.conf, tmpfiles.d/hired.conf and the example configurations;
 #   2. a small C client (tests/install/client.c) compiled with
@@ -12,7 +12,8 @@
 #      `systemd-analyze verify` with no message at all;
 #   5. the installed hired-broker (ephemeral loopback ports through --broker.ports_file), one
 #      installed hired-encoder and one hired-decoder on the bundled tiny LLaVA-NeXT model, and
-#      the compiled client gets a DONE; `hired status --json` (installed) sees both pools first.
+#      the compiled client gets a DONE; `hired status --json` (installed) sees both pools first;
+#      the installed hired-gateway in front of them answers GET /health 200 (curl).
 # Exit 0 = all passed; 1 = a check failed (message on stderr); 77 = skipped, only when
 # systemd-analyze is missing, and only after every other check passed (as test_real_systemd).
 # Environment (set by tests/install.cmake): HIRED_BUILD_DIR, HIRED_SOURCE_DIR, HIRED_FIXTURES,
@@ -54,7 +55,7 @@ wait_for() {
 
 # ---- 1. install, layout ---------------------------------------------------------------------
 cmake --install "$build" --prefix "$prefix" > "$t/install.log" 2>&1 || fail "cmake --install failed"
-for b in hired hired-broker hired-encoder hired-decoder; do
+for b in hired hired-broker hired-encoder hired-decoder hired-gateway; do
   [ -x "$prefix/bin/$b" ] || fail "bin/$b not installed"
 done
 pc=$(find "$prefix" -name hired.pc -path '*/pkgconfig/*' | head -1)
@@ -66,14 +67,14 @@ libdir=$(dirname "$(dirname "$pc")")
 [ ! -e "$prefix/include/hired/err.h" ] || fail "include/hired/err.h installed (it shadows <err.h> with -I.../hired)"
 ! grep -Eq "#[[:space:]]*define[[:space:]]+ARRAY_LEN" "$prefix"/include/hired/*.h || fail "an installed header defines ARRAY_LEN"
 units=$prefix/lib/systemd/system
-for u in hired.target hired-broker.target hired-encoders.target hired-decoders.target hired-broker.service \
-         hired-encoder@.service hired-decoder@.service; do
+for u in hired.target hired-broker.target hired-encoders.target hired-decoders.target hired-gateway.target \
+         hired-broker.service hired-encoder@.service hired-decoder@.service hired-gateway.service; do
   [ -f "$units/$u" ] || fail "unit $u not installed in lib/systemd/system"
 done
 [ -f "$prefix/lib/sysusers.d/hired.conf" ] || fail "sysusers.d/hired.conf not installed"
 [ -f "$prefix/lib/tmpfiles.d/hired.conf" ] || fail "tmpfiles.d/hired.conf not installed"
 examples=$prefix/share/doc/hired/examples
-for s in broker encoder decoder; do
+for s in broker encoder decoder gateway; do
   [ -f "$examples/hired-$s.cfg.example" ] || fail "example configuration hired-$s.cfg.example not installed"
 done
 
@@ -90,6 +91,8 @@ export LD_LIBRARY_PATH="$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 model=$fixtures/models/llava-next-tiny
 "$prefix/bin/hired-broker" -c "$examples/hired-broker.cfg.example" --check-config > "$t/check.log" 2>&1 ||
   fail "hired-broker --check-config refused the installed example"
+"$prefix/bin/hired-gateway" -c "$examples/hired-gateway.cfg.example" --check-config > "$t/check.log" 2>&1 ||
+  fail "hired-gateway --check-config refused the installed example"
 for s in encoder decoder; do
   "$prefix/bin/hired-$s" -c "$examples/hired-$s.cfg.example" --model "$model" --check-config > "$t/check.log" 2>&1 ||
     fail "hired-$s --check-config refused the installed example"
@@ -104,11 +107,13 @@ done
 grep -q "^ExecStart=$prefix/bin/hired-broker " "$units/hired-broker.service" || fail "hired-broker.service: ExecStart is not $prefix/bin/hired-broker"
 grep -q "^ExecStart=$prefix/bin/hired-encoder " "$units/hired-encoder@.service" || fail "hired-encoder@.service: ExecStart"
 grep -q "^ExecStart=$prefix/bin/hired-decoder " "$units/hired-decoder@.service" || fail "hired-decoder@.service: ExecStart"
+grep -q "^ExecStart=$prefix/bin/hired-gateway " "$units/hired-gateway.service" || fail "hired-gateway.service: ExecStart"
 ! grep -q "Wants=hired-broker" "$units/hired.target" || fail "hired.target pulls in the broker on every host"
 have_analyze=1
 if command -v systemd-analyze > /dev/null 2>&1; then
   (cd "$units" && systemd-analyze verify --man=no hired.target hired-broker.target hired-encoders.target \
-     hired-decoders.target hired-broker.service hired-encoder@cpu.service hired-decoder@0.service) > "$t/verify.log" 2>&1 ||
+     hired-decoders.target hired-gateway.target hired-broker.service hired-encoder@cpu.service hired-decoder@0.service \
+     hired-gateway.service) > "$t/verify.log" 2>&1 ||
     fail "systemd-analyze verify failed on the installed units"
   [ ! -s "$t/verify.log" ] || fail "systemd-analyze verify printed messages"
 else
@@ -136,6 +141,13 @@ wait_for 300 "both workers registering with the broker (hired status)" pools_up
   fail "the client built against the installed library got no DONE"
 grep -q "^DONE finish=" "$t/client.log" || fail "no DONE line from the client"
 echo "test_install: $(grep '^DONE' "$t/client.log")"
+"$prefix/bin/hired-gateway" --broker "$front" --port 0 --http.ports_file="$t/gw.ports" --log.level=warn > "$t/gateway.log" 2>&1 &
+pids+=($!)
+wait_for 60 "the gateway writing its ports file" test -s "$t/gw.ports"
+gw=$(sed -n 's/^http=//p' "$t/gw.ports")
+health_ok() { curl -sf "$gw/health" > "$t/health.json"; }
+wait_for 60 "the installed gateway answering /health with 200" health_ok
+grep -q '"status":"ok"' "$t/health.json" || fail "/health: $(cat "$t/health.json")"
 
 if [ $have_analyze -eq 0 ]; then
   echo "systemd-analyze is not installed (Debian package systemd): the unit check was skipped" >&2

@@ -7,7 +7,8 @@
  * out-of-range flag, an unknown chat template, a CUDA device in this CPU-only build, a model
  * directory that is missing or does not load — by --check-config and at a real start alike —,
  * a broker endpoint that is not one, a CURVE certificate that does not exist. Flags override
- * the file, and the effective configuration is logged. */
+ * the file, and the effective configuration is logged. hired-gateway's example likewise (no
+ * model; its own errors: the listen address, the API keys file). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,8 +175,76 @@ static void worker_examples(const char *svc, const char *bin, const char *group,
     free(out);
 }
 
+/* hired-gateway's example: --check-config, every key documented, errors named with exit 2 by
+ * --check-config and at a real start alike (the unit does not restart those). */
+static void gateway_example(void) {
+    const char *bin = "gateway/hired-gateway", *ex = example("gateway");
+    char *out = NULL;
+    const char *ok[] = {"-c", ex, "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, ok, &out), 0);
+    CHECK_MSG(strstr(out, "configuration OK") && strstr(out, "127.0.0.1:8000"), "%s", out);
+    free(out);
+    CHECK_EQ_INT(undocumented_keys(bin, ex), 0);
+    /* flags override the file, and the effective configuration is logged */
+    const char *ov[] = {"-c", ex, "--port", "9123", "--gateway.models=a,b", "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, ov, &out), 0);
+    CHECK_MSG(strstr(out, "config: http.port = 9123") && strstr(out, "config: gateway.models = [\"a\", \"b\"]"), "%s", out);
+    free(out);
+
+    const char *p = patched("gateway", "http", "  colour = \"blue\";\n");
+    const char *unk[] = {"-c", p, "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, unk, &out), 2);
+    CHECK_MSG(strstr(out, "unknown key 'http.colour'") && strstr(out, "patched.cfg:"), "%s", out);
+    free(out);
+    p = replaced("gateway", "port = 8000", "port = 70000");
+    const char *rng[] = {"-c", p, "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, rng, &out), 2);
+    CHECK_MSG(strstr(out, "http.port") && strstr(out, "replaced.cfg:"), "%s", out);
+    free(out);
+    const char *fl[] = {"-c", ex, "--http.max_body_bytes=10", "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, fl, &out), 2);
+    CHECK_MSG(strstr(out, "http.max_body_bytes") && strstr(out, "command line"), "%s", out);
+    free(out);
+    const char *ep[] = {"-c", ex, "--broker", "localhost:5555", "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, ep, &out), 2);
+    CHECK_MSG(strstr(out, "localhost:5555") && strstr(out, "endpoint"), "%s", out);
+    free(out);
+    const char *half[] = {"-c", ex, "--curve.cert=/nonexistent/gw_secret", "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, half, &out), 2);
+    CHECK_MSG(strstr(out, "set together") != NULL, "%s", out);
+    free(out);
+    const char *cv[] = {"-c", ex, "--curve.cert=/nonexistent/gw_secret", "--curve.server_key=/nonexistent/broker",
+                        "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, cv, &out), 2);
+    CHECK_MSG(strstr(out, "/nonexistent/") != NULL, "%s", out);
+    free(out);
+    const char *lis[] = {"-c", ex, "--listen", "no-such-host.invalid", "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, lis, &out), 2);
+    CHECK_MSG(strstr(out, "no-such-host.invalid") && strstr(out, "http.listen"), "%s", out);
+    free(out);
+    /* the API keys file: missing, and one that holds no key (only comments) */
+    const char *keys_missing[] = {"-c", ex, "--http.api_keys_file=/nonexistent/keys", "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, keys_missing, &out), 2);
+    CHECK_MSG(strstr(out, "/nonexistent/keys") != NULL, "%s", out);
+    free(out);
+    char empty[600], arg[700];
+    snprintf(empty, sizeof empty, "%s", h_path("empty-keys"));
+    FILE *f = fopen(empty, "w");
+    if (f) fputs("# no keys yet\n\n", f), fclose(f);
+    snprintf(arg, sizeof arg, "--http.api_keys_file=%s", empty);
+    const char *keys_empty[] = {"-c", ex, arg, "--check-config", NULL};
+    CHECK_EQ_INT(run(bin, keys_empty, &out), 2);
+    CHECK_MSG(strstr(out, "holds no key") != NULL, "%s", out);
+    free(out);
+    /* a real start with a configuration error: exit 2, not 1 */
+    const char *start_bad[] = {"-c", ex, "--port", "0", arg, NULL};
+    CHECK_EQ_INT(run(bin, start_bad, &out), 2);
+    free(out);
+}
+
 int main(void) {
     h_init(RT_WATCHDOG_S);
+    gateway_example();
     snprintf(g_model, sizeof g_model, "%s", rt_model_dir("llava-next-tiny"));
     worker_examples("encoder", "encoder_worker/hired-encoder", "encoder", "encoder.capacity");
     worker_examples("decoder", "decoder_worker/hired-decoder", "decoder", "decoder.capacity");

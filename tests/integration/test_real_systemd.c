@@ -1,13 +1,14 @@
 /* test_real_systemd.c — the unit templates in systemd/ (*.in) pass `systemd-analyze verify`
  * with no warning at all once their placeholders are filled: @HIRED_BINDIR@/hired-X with this
  * build's binaries (temp copies; verify requires the executables to exist) and @HIRED_CONFDIR@
- * with /etc/hired; for every target (hired, hired-broker, hired-encoders, hired-decoders), the
- * broker and an instance of each template (hired-encoder@cpu, hired-decoder@0). The checker is
- * shown to fail: units naming binaries that are not there (exit status non-zero), and a
- * misspelt key (a warning). Every service carries the directives the design requires
+ * with /etc/hired; for every target (hired, hired-broker, hired-encoders, hired-decoders,
+ * hired-gateway), the broker, the gateway and an instance of each template (hired-encoder@cpu,
+ * hired-decoder@0). The checker is shown to fail: units naming binaries that are not there
+ * (exit status non-zero), and a misspelt key (a warning). Every service carries the directives the design requires
  * (Type=notify, WatchdogSec, Restart=on-failure, RestartPreventExitStatus=2, the hardening
  * set), belongs to its role target and is installed into it, and only hired-broker.target pulls
- * in the broker (hired.target pulls in no service, so a worker-only host never starts one).
+ * in the broker, only hired-gateway.target the gateway (hired.target pulls in no service, so a
+ * worker-only host never starts one).
  * The installed copies (paths of the installation) are checked by tests/install/test_install.sh.
  * Exit 77 (skipped) without systemd-analyze. */
 #include <stdio.h>
@@ -24,9 +25,9 @@
 #endif
 
 static const char *const k_units[] = {"hired.target",          "hired-broker.target",    "hired-encoders.target",
-                                      "hired-decoders.target", "hired-broker.service",   "hired-encoder@.service",
-                                      "hired-decoder@.service"};
-#define N_TARGETS 4 /* the first entries of k_units */
+                                      "hired-decoders.target", "hired-gateway.target",   "hired-broker.service",
+                                      "hired-encoder@.service", "hired-decoder@.service", "hired-gateway.service"};
+#define N_TARGETS 5 /* the first entries of k_units */
 
 static int sh(const char *cmd) {
     int st = system(cmd);
@@ -49,7 +50,8 @@ static void install(const char *dir, bool build, bool typo) {
                 const char *from, *to;
             } subst[] = {{"@HIRED_BINDIR@/hired-broker", "broker/hired-broker"},
                          {"@HIRED_BINDIR@/hired-encoder", "encoder_worker/hired-encoder"},
-                         {"@HIRED_BINDIR@/hired-decoder", "decoder_worker/hired-decoder"}};
+                         {"@HIRED_BINDIR@/hired-decoder", "decoder_worker/hired-decoder"},
+                         {"@HIRED_BINDIR@/hired-gateway", "gateway/hired-gateway"}};
             bool done = false;
             for (size_t k = 0; k < ARRAY_LEN(subst) && !done; k++)
                 if (!strncmp(p, subst[k].from, strlen(subst[k].from))) {
@@ -80,8 +82,8 @@ static int verify(const char *dir, char **out) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd,
              "cd '%s' && systemd-analyze verify --man=no hired.target hired-broker.target hired-encoders.target "
-             "hired-decoders.target hired-broker.service hired-encoder@cpu.service hired-decoder@0.service "
-             "> verify.out 2>&1",
+             "hired-decoders.target hired-gateway.target hired-broker.service hired-encoder@cpu.service "
+             "hired-decoder@0.service hired-gateway.service > verify.out 2>&1",
              dir);
     int rc = sh(cmd);
     char path[1100];
@@ -127,7 +129,8 @@ int main(void) {
                                            "SystemCallFilter=@system-service", "MemoryDenyWriteExecute=yes",
                                            "User=hired", "ExecStart=@HIRED_BINDIR@/hired-",
                                            "-c @HIRED_CONFDIR@/hired-", "ReadOnlyPaths=@HIRED_CONFDIR@"};
-    static const char *const role[] = {"hired-broker.target", "hired-encoders.target", "hired-decoders.target"};
+    static const char *const role[] = {"hired-broker.target", "hired-encoders.target", "hired-decoders.target",
+                                       "hired-gateway.target"};
     for (size_t i = N_TARGETS; i < ARRAY_LEN(k_units); i++) {
         char path[2048], want[128];
         snprintf(path, sizeof path, "%s/systemd/%s.in", HIRED_SOURCE_DIR, k_units[i]);
@@ -155,9 +158,11 @@ int main(void) {
         char *text = rt_slurp(path);
         CHECK_MSG(text != NULL, "cannot read %s", path);
         if (!text) continue;
-        bool broker = !strcmp(k_units[i], "hired-broker.target");
+        bool broker = !strcmp(k_units[i], "hired-broker.target"), gateway = !strcmp(k_units[i], "hired-gateway.target");
         CHECK_MSG(broker == (strstr(text, "Wants=hired-broker.service") != NULL), "%s: Wants=hired-broker.service %s",
                   k_units[i], broker ? "missing" : "present");
+        CHECK_MSG(gateway == (strstr(text, "Wants=hired-gateway.service") != NULL), "%s: Wants=hired-gateway.service %s",
+                  k_units[i], gateway ? "missing" : "present");
         CHECK_MSG(!strstr(text, "Wants=hired-encoder") && !strstr(text, "Wants=hired-decoder"), "%s pulls in workers",
                   k_units[i]);
         if (i == 0) CHECK(strstr(text, "WantedBy=multi-user.target") != NULL);
