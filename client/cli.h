@@ -1,11 +1,12 @@
 /* cli.h — the `hired` command's subcommands and the helpers they share (argument parsing for
- * the selection options, whole-file reads, model-appropriate preprocessing). */
+ * the selection options, model-appropriate preprocessing). */
 #ifndef HIRED_CLI_H
 #define HIRED_CLI_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "file.h"
 #include "hfconfig.h"
 #include "image.h"
 #include "preprocess.h"
@@ -23,8 +24,8 @@ int cmd_keygen(int argc, char **argv);         /* cmd_keygen.c */
  * returns 2 (arguments consumed); returns 0 for any other arg; -1 (message printed) for a
  * missing or invalid value. */
 int cli_parse_selection(sel_opts_t *o, const char *arg, const char *val);
-/* Reads a whole file. Caller owns *bytes (mem_free). 0 or HIRED_EIO with err naming the path. */
-int cli_read_file(const char *path, uint8_t **bytes, size_t *n, char *err);
+/* The largest file a subcommand reads whole (file.h). */
+#define CLI_MAX_FILE ((size_t)1 << 30)
 /* Preprocesses img as the model in model_dir expects (LLaVA-NeXT anyres or LLaVA-1.5).
  * Caller owns out (prep_free). */
 int cli_preprocess(const hf_config_t *cfg, const char *model_dir, const image_t *img, prep_out_t *out, char *err);

@@ -42,29 +42,6 @@ int cli_parse_selection(sel_opts_t *o, const char *arg, const char *val) {
     return 0;
 }
 
-int cli_read_file(const char *path, uint8_t **bytes, size_t *n, char *err) {
-    *bytes = NULL;
-    *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return hired_errf(err, HIRED_EIO, "%s: %s", path, strerror(errno));
-    int rc = HIRED_OK;
-    long len = -1;
-    if (fseek(f, 0, SEEK_END) == 0) len = ftell(f);
-    if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        rc = hired_errf(err, HIRED_EIO, "%s: cannot determine the file size", path);
-    } else if (!(*bytes = mem_alloc((size_t)len))) {
-        rc = hired_errf(err, HIRED_ENOMEM, "%s: out of memory for %ld bytes", path, len);
-    } else if (fread(*bytes, 1, (size_t)len, f) != (size_t)len) {
-        rc = hired_errf(err, HIRED_EIO, "%s: short read", path);
-        mem_free(*bytes);
-        *bytes = NULL;
-    } else {
-        *n = (size_t)len;
-    }
-    fclose(f);
-    return rc;
-}
-
 int cli_preprocess(const hf_config_t *cfg, const char *model_dir, const image_t *img, prep_out_t *out, char *err) {
     hf_preproc_t pp;
     int rc = hf_preproc_load(model_dir, &pp, err);

@@ -48,7 +48,11 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "clock.h"
+#include "err.h"
+#include "file.h"
 #include "hired_client.h"
+#include "mem.h"
 #include "wire.h"
 
 extern char **environ;
@@ -105,12 +109,6 @@ typedef struct {
     int n_rows;
     char load_start[64], load_end[64]; /* /proc/loadavg: the machine may be shared */
 } bench_t;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 // ---- statistics ------------------------------------------------------------------------------
 
@@ -262,10 +260,10 @@ static int start_services(bench_t *b) {
                      "--broker.max_deadline_ms=86400000", "--log.level=warn", NULL};
     snprintf(logp, sizeof logp, "%s/broker.log", b->tmp);
     if ((b->pid[P_BROKER] = spawn_logged(bargv, logp)) < 0) return -1;
-    double t0 = now_ms();
+    double t0 = clock_ms();
     while (ports_value(ports, "frontend", b->front, sizeof b->front) ||
            ports_value(ports, "backend", back, sizeof back)) {
-        if (child_died(b) || now_ms() - t0 > 20000) {
+        if (child_died(b) || clock_ms() - t0 > 20000) {
             fprintf(stderr, "hired bench: the broker did not start\n");
             return -1;
         }
@@ -353,8 +351,8 @@ static bool pool_ready(const cJSON *root, const char *service, const char *model
 
 /* Waits until an encoder and a decoder serving the model are registered. */
 static int wait_workers(bench_t *b, int timeout_ms) {
-    double t0 = now_ms();
-    while (now_ms() - t0 < timeout_ms) {
+    double t0 = clock_ms();
+    while (clock_ms() - t0 < timeout_ms) {
         if (b->own && child_died(b)) return -1;
         char *txt = NULL;
         if (!hired_status(b->c, &txt)) {
@@ -365,7 +363,7 @@ static int wait_workers(bench_t *b, int timeout_ms) {
             if (ok) return 0;
         }
         fprintf(stderr, "\r\033[Khired bench: waiting for the workers of '%s' (%.0f s)", b->model_name,
-                (now_ms() - t0) / 1e3);
+                (clock_ms() - t0) / 1e3);
         usleep(200000);
     }
     fprintf(stderr, "\nhired bench: no encoder and decoder for '%s' registered within %d s\n", b->model_name,
@@ -391,7 +389,7 @@ static int run_job(bench_t *b, const char *strategy, double budget, sample_t *s)
     memset(s, 0, sizeof *s);
     s->ttft_ms = s->kept = s->total = -1;
     s->wire_bytes = s->wire_tensor = s->wire_header = -1;
-    double t0 = now_ms();
+    double t0 = clock_ms();
     int rc = hired_submit(b->c, &job, s->id);
     if (rc) {
         fprintf(stderr, "\nhired bench: submit: %s\n", hired_strerror(rc));
@@ -403,7 +401,7 @@ static int run_job(bench_t *b, const char *strategy, double budget, sample_t *s)
             if (b->own && child_died(b)) return -1;
             continue;
         }
-        double t = now_ms();
+        double t = clock_ms();
         int done = 0;
         if (ev.type == HIRED_EVENT_TOKEN && s->ttft_ms < 0) s->ttft_ms = t - t0;
         if (ev.type == HIRED_EVENT_DONE) {
@@ -760,20 +758,14 @@ static int model_facts(bench_t *b) {
 }
 
 static int read_image(bench_t *b) {
-    FILE *f = fopen(b->image, "rb");
-    if (!f) {
-        fprintf(stderr, "hired bench: %s: %s\n", b->image, strerror(errno));
+    char err[HIRED_ERR_LEN];
+    uint8_t *bytes = NULL;
+    if (file_read(b->image, 32u * 1024 * 1024, &bytes, &b->img_len, err) || !b->img_len) {
+        fprintf(stderr, "hired bench: %s\n", b->img_len || !bytes ? err : "the image file is empty");
+        mem_free(bytes);
         return -1;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) || st.st_size <= 0 || st.st_size > 32 * 1024 * 1024 ||
-        !(b->img = malloc((size_t)st.st_size)) || fread(b->img, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-        fprintf(stderr, "hired bench: cannot read %s (1 byte .. 32 MiB)\n", b->image);
-        fclose(f);
-        return -1;
-    }
-    b->img_len = (size_t)st.st_size;
-    fclose(f);
+    b->img = bytes;
     return 0;
 }
 
@@ -869,7 +861,7 @@ int cmd_bench(int argc, char **argv) {
         return 2;
     }
     if (read_image(&b) || (b.model_dir && model_facts(&b))) {
-        free(b.img);
+        mem_free(b.img);
         return 1;
     }
 
@@ -898,6 +890,6 @@ out:
     if (b.own && !rc) remove_tmp(&b);
     else if (b.own) fprintf(stderr, "hired bench: logs kept in %s\n", b.tmp);
     for (int i = 0; i < b.n_rows; i++) free(b.rows_[i].s);
-    free(b.img);
+    mem_free(b.img);
     return rc;
 }

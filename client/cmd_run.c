@@ -1,6 +1,6 @@
 /* cmd_run.c — `hired run`: one request end to end in this process (no broker): decode the images,
  * preprocess, vision tower, token selection, projector, packing, prefill, decode
- * (decoder_worker/generate.h). The answer streams to stdout as it is generated; then one summary
+ * (pipeline/run.h). The answer streams to stdout as it is generated; then one summary
  * line goes to stderr (visual tokens kept/total, milliseconds per stage, tokens/s, KV-cache
  * bytes), so stdout holds the answer alone.
  *
@@ -22,9 +22,9 @@
 
 #include "cli.h"
 #include "err.h"
-#include "generate.h"
 #include "json.h"
 #include "mem.h"
+#include "run.h"
 
 #define RUN_MAX_STOP 16
 #define RUN_MAX_TURNS 64
@@ -103,7 +103,7 @@ typedef struct {
     tpl_message_t msg[RUN_MAX_TURNS];
     tpl_part_t part[RUN_MAX_PARTS];
     int n_msg, n_part;
-    gen_image_t img[GEN_MAX_IMAGES];
+    run_image_t img[GEN_MAX_IMAGES];
     uint8_t *img_owned[GEN_MAX_IMAGES]; /* bytes read or decoded here (mem_free) */
     int n_img;
     char *texts[RUN_MAX_PARTS]; /* strings copied out of the messages file (mem_free) */
@@ -135,7 +135,7 @@ static int conv_image(conv_t *c, uint8_t *bytes, size_t n, char *err) {
         return hired_errf(err, HIRED_ERANGE, "more than %d images", GEN_MAX_IMAGES);
     }
     c->img_owned[c->n_img] = bytes;
-    c->img[c->n_img++] = (gen_image_t){bytes, n};
+    c->img[c->n_img++] = (run_image_t){bytes, n};
     return conv_part(c, TPL_PART_IMAGE, NULL, err);
 }
 
@@ -177,7 +177,7 @@ static int load_url(conv_t *c, const char *url, char *err) {
     } else if (strstr(url, "://") && strncmp(url, "file://", 7)) {
         return hired_errf(err, HIRED_EUNSUPPORTED, "image_url \"%.100s\": only local files, file:// and data: URLs", url);
     } else {
-        rc = cli_read_file(strncmp(url, "file://", 7) ? url : url + 7, &bytes, &n, err);
+        rc = file_read(strncmp(url, "file://", 7) ? url : url + 7, CLI_MAX_FILE, &bytes, &n, err);
     }
     return rc ? rc : conv_image(c, bytes, n, err);
 }
@@ -236,7 +236,7 @@ static int load_messages(conv_t *c, const char *path, const char *const *files, 
                     if (used == n_files)
                         rc = hired_errf(err, HIRED_EINVAL, "%s: messages[%d].content[%d] is an image part but only %d "
                                         "--image file%s given", path, i, k, n_files, n_files == 1 ? " was" : "s were");
-                    else if (!(rc = cli_read_file(files[used++], &bytes, &n, err)))
+                    else if (!(rc = file_read(files[used++], CLI_MAX_FILE, &bytes, &n, err)))
                         rc = conv_image(c, bytes, n, err);
                 } else {
                     rc = hired_errf(err, HIRED_EFORMAT, "%s: messages[%d].content[%d].type \"%.40s\" is not text, "
@@ -266,12 +266,13 @@ int cmd_run(int argc, char **argv) {
     int n_images = 0, n_turns = 0;
     const char *stops[RUN_MAX_STOP + 1] = {0};
     int n_stop = 0;
-    gen_params_t p;
-    gen_params_default(&p);
+    run_params_t rp;
+    run_params_default(&rp);
+    gen_params_t *gp = &rp.gen;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long n;
-        int used = cli_parse_selection(&p.sel, a, v);
+        int used = cli_parse_selection(&rp.enc.sel, a, v);
         if (used < 0) return 2;
         if (used > 0) {
             i++;
@@ -300,24 +301,24 @@ int cmd_run(int argc, char **argv) {
             turn_role[n_turns] = a + 2;
             turn_text[n_turns++] = v;
         } else if (!strcmp(a, "--messages")) messages = v;
-        else if (!strcmp(a, "--template")) p.template_name = v;
+        else if (!strcmp(a, "--template")) gp->template_name = v;
         else if (!strcmp(a, "--compat")) {
-            if (prep_compat_parse(v, &p.compat)) {
+            if (prep_compat_parse(v, &rp.enc.compat)) {
                 fprintf(stderr, "hired run: unknown compatibility mode '%s' (hf, authors)\n", v);
                 return 2;
             }
         }
         else if (!strcmp(a, "--newline")) {
-            if (pack_newline_parse(v, &p.newline)) {
+            if (pack_newline_parse(v, &gp->newline)) {
                 fprintf(stderr, "hired run: unknown newline policy '%s' (hf, none)\n", v);
                 return 2;
             }
         } else if (!strcmp(a, "--max-tokens")) {
             if (parse_long(a, v, 1, 1 << 20, &n)) return 2;
-            p.max_tokens = (int)n;
+            gp->max_tokens = (int)n;
         } else if (!strcmp(a, "--top-k")) {
             if (parse_long(a, v, 0, 1 << 24, &n)) return 2;
-            p.sampling.top_k = (int)n;
+            gp->sampling.top_k = (int)n;
         } else if (!strcmp(a, "--seed")) {
             char *end;
             errno = 0;
@@ -326,11 +327,11 @@ int cmd_run(int argc, char **argv) {
                 fprintf(stderr, "hired run: --seed needs an unsigned integer, got '%s'\n", v);
                 return 2;
             }
-            p.sampling.seed = (uint64_t)s;
+            gp->sampling.seed = (uint64_t)s;
         } else if (!strcmp(a, "--temperature")) {
-            if (parse_float(a, v, 0, 100, &p.sampling.temperature)) return 2;
+            if (parse_float(a, v, 0, 100, &gp->sampling.temperature)) return 2;
         } else if (!strcmp(a, "--top-p")) {
-            if (parse_float(a, v, 0, 1, &p.sampling.top_p)) return 2;
+            if (parse_float(a, v, 0, 1, &gp->sampling.top_p)) return 2;
         } else if (!strcmp(a, "--stop")) {
             if (n_stop == RUN_MAX_STOP || !v[0]) {
                 fprintf(stderr, "hired run: at most %d non-empty --stop strings\n", RUN_MAX_STOP);
@@ -368,7 +369,7 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "hired run: --image needs a user turn to attach to (a question or --user)\n");
         return 2;
     }
-    if (n_stop) p.stop = stops;
+    if (n_stop) gp->stop = stops;
 
     char err[HIRED_ERR_LEN];
     conv_t *c = mem_calloc(1, sizeof *c);
@@ -381,37 +382,47 @@ int cmd_run(int argc, char **argv) {
             for (int k = 0; !rc && t == last_user && k < n_images; k++) {
                 uint8_t *bytes;
                 size_t nb;
-                if (!(rc = cli_read_file(images[k], &bytes, &nb, err))) rc = conv_image(c, bytes, nb, err);
+                if (!(rc = file_read(images[k], CLI_MAX_FILE, &bytes, &nb, err))) rc = conv_image(c, bytes, nb, err);
             }
             if (!rc) rc = conv_part(c, TPL_PART_TEXT, turn_text[t], err);
         }
     }
-    gen_model_t *m = NULL;
-    if (!rc && !(m = gen_model_load(model, err))) rc = HIRED_ENOTFOUND;
-    gen_stats_t st;
+    k_device_t *dev = NULL;
+    k_ctx_t *ctx = NULL;
+    run_model_t *m = NULL;
+    if (!rc && !(dev = k_device_open("cpu", err))) rc = HIRED_EUNSUPPORTED;
+    if (!rc && !(ctx = k_ctx_new(dev, err))) rc = HIRED_ENOMEM;
+    if (!rc && !(m = run_model_load(model, dev, err))) rc = HIRED_ENOTFOUND;
+    run_stats_t rs;
     if (!rc) {
         /* the classic single-question form keeps its "<image> in the question" rule */
         bool classic = !messages && n_turns == 1 && question && c->n_img == 1;
-        rc = classic ? gen_run(m, c->img[0].bytes, c->img[0].n, question, &p, emit_stdout, NULL, &st, err)
-                     : gen_run_chat(m, c->img, c->n_img, c->msg, c->n_msg, &p, emit_stdout, NULL, &st, err);
+        rc = classic ? run_question(m, ctx, c->img[0].bytes, c->img[0].n, question, &rp, emit_stdout, NULL, &rs, err)
+                     : run_chat(m, ctx, c->img, c->n_img, c->msg, c->n_msg, &rp, emit_stdout, NULL, &rs, err);
     }
     if (c) conv_free(c);
     mem_free(c);
     if (rc) {
         fprintf(stderr, "hired run: %s\n", err);
-        gen_model_destroy(&m);
+        run_model_destroy(&m);
+        k_ctx_destroy(&ctx);
+        k_device_close(&dev);
         return 1;
     }
+    const enc_stats_t *es = &rs.enc;
+    const gen_stats_t *st = &rs.gen;
     fputc('\n', stdout);
     fflush(stdout);
-    double tps = st.ms_decode > 0 ? st.generated / (st.ms_decode / 1e3) : 0;
+    double tps = st->ms_decode > 0 ? st->generated / (st->ms_decode / 1e3) : 0;
     fprintf(stderr,
             "hired run: visual tokens %d/%d kept (%s, %d packed), prompt %d tokens; ms: decode-image %.1f, "
             "preprocess %.1f, vision %.1f, select %.1f, project %.1f, prefill %.1f, decode %.1f; %d tokens "
             "(%s), %.1f tokens/s; KV cache %zu bytes\n",
-            st.visual_kept, st.visual_total, sel_strategy_name(p.sel.strategy), st.image_tokens, st.prompt_tokens,
-            st.ms_decode_image, st.ms_preprocess, st.ms_vision, st.ms_select, st.ms_project, st.ms_prefill,
-            st.ms_decode, st.generated, gen_finish_name(st.finish), tps, st.kv_bytes);
-    gen_model_destroy(&m);
+            es->visual_kept, es->visual_total, sel_strategy_name(rp.enc.sel.strategy), st->image_tokens,
+            st->prompt_tokens, es->ms_decode_image, es->ms_preprocess, es->ms_vision, es->ms_select, st->ms_project,
+            st->ms_prefill, st->ms_decode, st->generated, gen_finish_name(st->finish), tps, st->kv_bytes);
+    run_model_destroy(&m);
+    k_ctx_destroy(&ctx);
+    k_device_close(&dev);
     return 0;
 }

@@ -18,7 +18,7 @@
 
 #include "cli.h"
 #include "err.h"
-#include "generate.h"
+#include "encode.h"
 #include "image.h"
 #include "mem.h"
 #include "preprocess.h"
@@ -100,8 +100,8 @@ static void show_usage(FILE *f) {
 
 int cmd_show_selection(int argc, char **argv) {
     const char *model = NULL, *image = NULL, *out_path = "selection.png";
-    gen_params_t gp;
-    gen_params_default(&gp);
+    enc_params_t gp;
+    enc_params_default(&gp);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -130,27 +130,29 @@ int cmd_show_selection(int argc, char **argv) {
     }
     char err[HIRED_ERR_LEN];
     int rc = 1;
-    gen_model_t *m = NULL;
+    k_device_t *dev = NULL;
+    k_ctx_t *ctx = NULL;
+    enc_model_t *m = NULL;
     uint8_t *bytes = NULL;
     size_t n_bytes = 0;
     image_t img = {0};
     prep_out_t prep = {0};
-    gen_visual_t vis = {0};
+    visual_t vis = {0};
     uint8_t *kept = NULL;
     canvas_t c = {0};
 
-    if (!(m = gen_model_load(model, err)) || cli_read_file(image, &bytes, &n_bytes, err) ||
-        gen_encode(m, bytes, n_bytes, &gp.sel, &vis, NULL, err) || image_decode(bytes, n_bytes, 0, &img, err) ||
-        cli_preprocess(gen_model_config(m), model, &img, &prep, err)) {
+    if (!(dev = k_device_open("cpu", err)) || !(ctx = k_ctx_new(dev, err)) || !(m = enc_model_load(model, dev, err)) ||
+        file_read(image, CLI_MAX_FILE, &bytes, &n_bytes, err) || enc_run(m, ctx, bytes, n_bytes, &gp, &vis, NULL, NULL, err) ||
+        image_decode(bytes, n_bytes, 0, &img, err) || cli_preprocess(enc_model_config(m), model, &img, &prep, err)) {
         fprintf(stderr, "hired show-selection: %s\n", err);
         goto done;
     }
-    const int grid = vis.grid, P = grid * grid, n = vis.n, size = prep.size;
+    const int grid = vis.grid, P = grid * grid, n = vis.n, size = prep.size, total = visual_total(&vis);
     kept = mem_calloc((size_t)n * P, 1);
     if (!kept) goto done;
     int summary = 0, per_part[SEL_MAX_PARTS] = {0};
-    for (int i = 0; i < vis.sel.k; i++) {
-        const sel_pos_t *p = &vis.sel.pos[i];
+    for (int i = 0; i < vis.k; i++) {
+        const visual_pos_t *p = &vis.pos[i];
         per_part[p->part]++;
         if (p->row < 0)
             summary++;
@@ -166,11 +168,11 @@ int cmd_show_selection(int argc, char **argv) {
     char text[256];
     if (gp.sel.strategy == SEL_HIRED)
         snprintf(text, sizeof text, "hired r=%.2f alpha=%.2f %s split: kept %d of %d (%.1f%%)", gp.sel.budget,
-                 gp.sel.alpha, gp.sel.split == SEL_SPLIT_PAPER ? "paper" : "reference", vis.sel.k, vis.total,
-                 100.0 * vis.sel.k / vis.total);
+                 gp.sel.alpha, gp.sel.split == SEL_SPLIT_PAPER ? "paper" : "reference", vis.k, total,
+                 100.0 * vis.k / total);
     else
-        snprintf(text, sizeof text, "%s: kept %d of %d (%.1f%%)%s", sel_strategy_name(gp.sel.strategy), vis.sel.k,
-                 vis.total, 100.0 * vis.sel.k / vis.total, summary ? ", incl. summary tokens" : "");
+        snprintf(text, sizeof text, "%s: kept %d of %d (%.1f%%)%s", sel_strategy_name(gp.sel.strategy), vis.k, total,
+                 100.0 * vis.k / total, summary ? ", incl. summary tokens" : "");
     draw_text(&c, MARGIN, 6, text, ink);
     for (int p = 0; p < n; p++) {
         int ox = MARGIN + p * (size + MARGIN);
@@ -185,16 +187,18 @@ int cmd_show_selection(int argc, char **argv) {
         fprintf(stderr, "hired show-selection: cannot write %s\n", out_path);
         goto done;
     }
-    printf("kept %d of %d visual tokens (%d drawn, %d summary); wrote %s (%dx%d)\n", vis.sel.k, vis.total,
-           vis.sel.k - summary, summary, out_path, c.w, c.h);
+    printf("kept %d of %d visual tokens (%d drawn, %d summary); wrote %s (%dx%d)\n", vis.k, total, vis.k - summary,
+           summary, out_path, c.w, c.h);
     rc = 0;
 done:
     mem_free(c.px);
     mem_free(kept);
-    gen_visual_free(&vis);
+    visual_free(&vis);
     prep_free(&prep);
     image_free(&img);
     mem_free(bytes);
-    gen_model_destroy(&m);
+    enc_model_destroy(&m);
+    k_ctx_destroy(&ctx);
+    k_device_close(&dev);
     return rc;
 }

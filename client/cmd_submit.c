@@ -19,7 +19,10 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "err.h"
+#include "file.h"
 #include "hired_client.h"
+#include "mem.h"
 
 #define SUBMIT_MAX_IMAGE (32u * 1024 * 1024)
 
@@ -71,47 +74,6 @@ static void submit_usage(FILE *f) {
             "  --curve-server-key FILE  the broker's public CURVE certificate (zcert), with --curve-cert\n"
             "  --curve-cert FILE   this client's secret CURVE certificate (zcert NAME_secret)\n"
             "The answer goes to stdout, a summary line (usage, timings) to stderr.\n");
-}
-
-static int read_file(const char *path, void **out, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "hired submit: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (len > SUBMIT_MAX_IMAGE) {
-            fprintf(stderr, "hired submit: %s is larger than %u bytes\n", path, SUBMIT_MAX_IMAGE);
-            free(buf);
-            fclose(f);
-            return -1;
-        }
-        if (r == 0) break;
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "hired submit: cannot read %s\n", path);
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *n = len;
-    return 0;
 }
 
 static int num_arg(const char *opt, const char *v, double lo, double hi, double *out) {
@@ -210,9 +172,13 @@ int cmd_submit(int argc, char **argv) {
         submit_usage(stderr);
         return 2;
     }
-    void *bytes = NULL;
+    uint8_t *bytes = NULL;
     size_t nb = 0;
-    if (read_file(image, &bytes, &nb)) return 1;
+    char ferr[HIRED_ERR_LEN];
+    if (file_read(image, SUBMIT_MAX_IMAGE, &bytes, &nb, ferr)) {
+        fprintf(stderr, "hired submit: %s\n", ferr);
+        return 1;
+    }
     job.model = model;
     job.prompt = question;
     job.image = bytes;
@@ -222,12 +188,12 @@ int cmd_submit(int argc, char **argv) {
     hired_client *c = hired_client_open(broker, &co, err);
     if (!c) {
         fprintf(stderr, "hired submit: %s\n", err);
-        free(bytes);
+        mem_free(bytes);
         return 1;
     }
     char id[HIRED_JOB_ID_LEN];
     int rc = hired_submit(c, &job, id);
-    free(bytes);
+    mem_free(bytes);
     if (rc) {
         fprintf(stderr, "hired submit: %s (check the parameters against `hired submit --help`)\n", hired_strerror(rc));
         hired_client_destroy(&c);

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "curve.h"
 #include "log.h"
 #include "mem.h"
@@ -385,11 +386,11 @@ static void adopt_probe(hired_client *c) {
 static void *io_main(void *arg) {
     hired_client *c = arg;
     void *sock = open_socket(c), *probe = NULL;
-    int64_t now = wire_now_ms(), last_recv = now, next_hb = now, probe_at = 0;
+    int64_t now = clock_now_ms(), last_recv = now, next_hb = now, probe_at = 0;
     int probes = 0; /* probes in a row that heard nothing */
     int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
     while (!atomic_load(&c->stop) && sock) {
-        now = wire_now_ms();
+        now = clock_now_ms();
         pthread_mutex_lock(&c->mu);
         bool waiting = c->njobs > 0 || c->status_want;
         bool paused = c->nevents >= c->max_events; /* the caller is behind: let the broker keep it */
@@ -418,7 +419,7 @@ static void *io_main(void *arg) {
         pthread_mutex_unlock(&c->mu);
 
         zmq_pollitem_t items[3] = {{NULL, c->wake[0], ZMQ_POLLIN, 0}, {sock, 0, ZMQ_POLLIN, 0}, {probe, 0, ZMQ_POLLIN, 0}};
-        long timeout = (long)(next_hb - wire_now_ms());
+        long timeout = (long)(next_hb - clock_now_ms());
         if (timeout > 50) timeout = 50; /* local deadlines and resends */
         if (timeout < 0) timeout = 0;
         if (zmq_poll(items, paused ? 1 : probe ? 3 : 2, timeout) < 0 && errno != EINTR) break;
@@ -443,7 +444,7 @@ static void *io_main(void *arg) {
             for (int i = 0; i < 256; i++) {
                 wire_parts_t p;
                 if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
-                last_recv = wire_now_ms();
+                last_recv = clock_now_ms();
                 on_message(c, sock, &p, last_recv);
                 wire_parts_close(&p);
             }
@@ -483,7 +484,7 @@ void hired_job_init(hired_job *job) {
 static void random_hex(char *out, int bytes) {
     uint8_t r[32];
     if (getrandom(r, (size_t)bytes, 0) != (ssize_t)bytes) {
-        uint64_t t = (uint64_t)wire_now_ms() ^ (uint64_t)(uintptr_t)out ^ ((uint64_t)getpid() << 32);
+        uint64_t t = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)out ^ ((uint64_t)getpid() << 32);
         for (int i = 0; i < bytes; i++) r[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)rand();
     }
     for (int i = 0; i < bytes; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
@@ -624,7 +625,7 @@ int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JO
     memcpy(j->image, job->image, job->image_len);
     j->image_len = job->image_len;
     j->need_send = true;
-    int64_t now = wire_now_ms();
+    int64_t now = clock_now_ms();
     j->submitted = j->last_rx = now;
     j->deadline = now + dl + (int64_t)c->heartbeat_ms * c->liveness * 2;
     pthread_mutex_lock(&c->mu);

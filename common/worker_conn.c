@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 
@@ -334,7 +335,7 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
             mem_free(it);
             break;
         }
-        job->received_ms = wire_now_ms();
+        job->received_ms = clock_now_ms();
         pthread_mutex_lock(&c->mu);
         c->stats.jobs++;
         it->job = job;
@@ -396,12 +397,12 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
 static void *io_main(void *arg) {
     worker_conn_t *c = arg;
     void *sock = open_socket(c);
-    int64_t now = wire_now_ms(), last_recv = now, next_hb = now + c->heartbeat_ms;
+    int64_t now = clock_now_ms(), last_recv = now, next_hb = now + c->heartbeat_ms;
     const int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
     int64_t wait = silent; /* doubles while the broker stays away, up to 5 s or silent */
     if (sock) new_session(c, sock);
     while (!atomic_load(&c->stop)) {
-        now = wire_now_ms();
+        now = clock_now_ms();
         if (!sock || now - last_recv > wait) {
             /* Broker lost (or never reached): a fresh socket gets a fresh routing id. */
             if (sock) {
@@ -425,7 +426,7 @@ static void *io_main(void *arg) {
         }
         flush_out(c, sock);
         zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, c->wake[0], ZMQ_POLLIN, 0}};
-        long timeout = (long)(next_hb - wire_now_ms());
+        long timeout = (long)(next_hb - clock_now_ms());
         if (timeout < 0) timeout = 0;
         pthread_mutex_lock(&c->mu);
         if (c->out_head) timeout = timeout < 5 ? timeout : 5; /* a full pipe: retry soon */
@@ -441,7 +442,7 @@ static void *io_main(void *arg) {
             for (int i = 0; i < 256 && !reset; i++) {
                 wire_parts_t p;
                 if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
-                last_recv = wire_now_ms();
+                last_recv = clock_now_ms();
                 wait = silent;
                 reset = on_message(c, &p);
                 wire_parts_close(&p);

@@ -55,7 +55,7 @@ typedef struct worker_job {
     zmq_msg_t payload;  /* encode: image file bytes; decode: tensor [kept, dim] of hdr.dtype.
                            Its data is 64-byte aligned (copied once on arrival if ZeroMQ's
                            receive buffer left it unaligned). */
-    int64_t received_ms; /* wire_now_ms() when it arrived */
+    int64_t received_ms; /* clock_now_ms() when it arrived */
 } worker_job_t;
 
 /* Connects (asynchronously: the broker may come up later) and starts the I/O thread.
