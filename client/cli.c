@@ -69,45 +69,40 @@ static int print_top_patches(k_ctx_t *host, const float *rows, int n, int patche
     return HIRED_OK;
 }
 
-static void encode_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
-            "  the encoder worker's path in this process (the one encode pipeline, with every token\n"
-            "  kept): decode the image, preprocess it as the model does (LLaVA-NeXT anyres or\n"
-            "  LLaVA-1.5), run the CLIP vision tower; prints the partition layout, per-stage timings\n"
-            "  and the K patches the CLS token attends to most at layer 0 and at the feature layer\n"
-            "  --model DIR       Hugging Face llava-hf model directory\n"
-            "  --image FILE      JPEG or PNG\n"
-            "  --max-pixels N    refuse larger images (width x height); 0 = no limit (default)\n"
-            "  --top K           patches listed per partition, 1..64 (default 5)\n");
-}
+typedef struct {
+    char *model, *image;
+    int64_t max_pixels, top;
+} encode_opts_t;
+
+#define O(f) offsetof(encode_opts_t, f)
+static const cfg_entry_t k_encode_opts[] = {
+    {"model", CFG_STRING, O(model), 0, 4096, "", NULL, "Hugging Face llava-hf model directory (required)"},
+    {"image", CFG_STRING, O(image), 0, 4096, "", NULL, "JPEG, PNG, GIF or BMP (required)"},
+    {"max-pixels", CFG_INT, O(max_pixels), 0, 1e9, "0", NULL, "refuse larger images (width x height); 0 = no limit"},
+    {"top", CFG_INT, O(top), 1, 64, "5", NULL, "patches listed per partition"},
+};
+#undef O
 
 int cmd_encode(int argc, char **argv) {
-    const char *model = NULL, *image = NULL;
-    long max_pixels = 0;
-    int top = 5;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            encode_usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(argv[i], "--image") && i + 1 < argc)
-            image = argv[++i];
-        else if (!strcmp(argv[i], "--max-pixels") && i + 1 < argc)
-            max_pixels = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--top") && i + 1 < argc)
-            top = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "hired encode: unknown or incomplete option '%s'\n", argv[i]);
-            encode_usage(stderr);
-            return 2;
-        }
+    static const char usage[] =
+        "usage: hired encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
+        "  the encoder worker's path in this process (the one encode pipeline, with every token\n"
+        "  kept): decode the image, preprocess it as the model does (LLaVA-NeXT anyres or\n"
+        "  LLaVA-1.5), run the CLIP vision tower; prints the partition layout, per-stage timings\n"
+        "  and the K patches the CLS token attends to most at layer 0 and at the feature layer\n";
+    encode_opts_t o = {0};
+    const int n_opts = (int)ARRAY_LEN(k_encode_opts);
+    int crc = cli_options("hired encode", k_encode_opts, n_opts, &o, argc, argv, usage, NULL, 0, NULL, NULL, NULL);
+    if (!crc && (!o.model[0] || !o.image[0])) {
+        fprintf(stderr, "hired encode: --model and --image are required\n");
+        crc = 2;
     }
-    if (!model || !image || max_pixels < 0 || top < 1 || top > 64) {
-        fprintf(stderr, "hired encode: --model and --image are required (--top 1..64, --max-pixels >= 0)\n");
-        return 2;
+    if (crc) {
+        cfg_free(k_encode_opts, n_opts, &o);
+        return crc == 1 ? 0 : 2;
     }
+    const char *model = o.model, *image = o.image;
+    int top = (int)o.top;
     char err[HIRED_ERR_LEN];
     int rc = 1;
     k_device_t *dev = NULL;
@@ -121,7 +116,7 @@ int cmd_encode(int argc, char **argv) {
     enc_params_t p;
     enc_params_default(&p);
     p.sel = (sel_opts_t){.strategy = SEL_HIRED, .budget = 1.0, .alpha = 0.5}; /* every token, HiRED's layers */
-    p.max_pixels = (size_t)max_pixels;
+    p.max_pixels = (size_t)o.max_pixels;
 
     double t0 = clock_ms();
     if (!(dev = k_device_open("cpu", err)) || !(ctx = k_ctx_new(dev, err)) || !(m = enc_model_load(model, dev, err))) {
@@ -164,6 +159,7 @@ done:
     enc_model_destroy(&m);
     k_ctx_destroy(&ctx);
     k_device_close(&dev);
+    cfg_free(k_encode_opts, n_opts, &o);
     return rc;
 }
 

@@ -1,45 +1,43 @@
-/* cli_util.c — helpers shared by the `hired` subcommands (see cli.h). */
-#include <errno.h>
+/* cli_util.c — what the `hired` subcommands share (see cli.h): reading their options from their
+ * cfg tables, the selection options run and show-selection both take, and preprocessing as the
+ * model does. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "err.h"
-#include "mem.h"
 
-static int parse_double(const char *arg, const char *val, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double d = val ? strtod(val, &end) : 0;
-    if (!val || errno || end == val || *end || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "hired: %s needs a number in [%g, %g], got '%s'\n", arg, lo, hi, val ? val : "");
-        return -1;
+int cli_options(const char *prog, const cfg_entry_t *t, int n, void *values, int argc, char **argv, const char *usage,
+                const char **pos, int max_pos, int *n_pos, cfg_cli_extra_fn extra, void *user) {
+    char err[HIRED_ERR_LEN];
+    int rc = cfg_cli(t, n, values, argc, argv, usage, pos, max_pos, n_pos, extra, user, err);
+    if (rc == 1) return 1;
+    if (rc) {
+        fprintf(stderr, "%s: %s (%s --help lists the options)\n", prog, err, prog);
+        return 2;
     }
-    *out = d;
-    return 2;
+    return 0;
 }
 
-int cli_parse_selection(sel_opts_t *o, const char *arg, const char *val) {
-    if (!strcmp(arg, "--strategy")) {
-        if (!val || sel_strategy_parse(val, &o->strategy)) {
-            fprintf(stderr, "hired: unknown strategy '%s' (none, hired, spatial, prumerge, prumerge+)\n",
-                    val ? val : "");
-            return -1;
-        }
-        return 2;
-    }
-    if (!strcmp(arg, "--split")) {
-        if (!val || sel_split_parse(val, &o->split)) {
-            fprintf(stderr, "hired: unknown split '%s' (reference, paper)\n", val ? val : "");
-            return -1;
-        }
-        return 2;
-    }
-    if (!strcmp(arg, "--budget")) return parse_double(arg, val, 1e-9, 1, &o->budget);
-    if (!strcmp(arg, "--alpha")) return parse_double(arg, val, 0, 1, &o->alpha);
-    if (!strcmp(arg, "--spatial")) return parse_double(arg, val, 0, 1, &o->spatial);
-    return 0;
+#define O(f) (base + offsetof(cli_sel_t, f))
+void cli_sel_entries(size_t base, cfg_entry_t out[CLI_SEL_N]) {
+    const cfg_entry_t e[CLI_SEL_N] = {
+        {"strategy", CFG_ENUM, O(strategy), 0, 0, "hired", "none|hired|spatial|prumerge|prumerge+",
+         "token selection (docs/selection.md)"},
+        {"budget", CFG_DOUBLE, O(budget), 1e-9, 1, "0.2", NULL, "share of the visual tokens kept (hired, spatial)"},
+        {"alpha", CFG_DOUBLE, O(alpha), 0, 1, "0.5", NULL, "HiRED: the base image's share of the budget"},
+        {"split", CFG_ENUM, O(split), 0, 0, "reference", "reference|paper",
+         "HiRED sub-image budget split: the authors' code, or the paper's spatial attention mass"},
+        {"spatial", CFG_DOUBLE, O(spatial), 0, 1, "0", NULL, "strided tokens added to hired, share of a partition"},
+    };
+#undef O
+    memcpy(out, e, sizeof e);
+}
+
+sel_opts_t cli_sel_opts(const cli_sel_t *s) {
+    /* the enums' choices are listed in sel_strategy_t / sel_split_t order */
+    return (sel_opts_t){.strategy = (sel_strategy_t)s->strategy, .budget = s->budget, .alpha = s->alpha,
+                        .split = (sel_split_t)s->split, .spatial = s->spatial};
 }
 
 int cli_preprocess(const hf_config_t *cfg, const char *model_dir, const image_t *img, prep_out_t *out, char *err) {

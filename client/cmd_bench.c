@@ -670,35 +670,31 @@ static int write_json(const bench_t *b) {
 
 // ---- options ---------------------------------------------------------------------------------
 
-static void bench_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired bench (--model DIR | --broker EP --model-name NAME [--model DIR]) [options]\n"
-            "  --model DIR         llava-hf model directory; without --broker the bench starts its own\n"
-            "                      hired-broker, hired-encoder and hired-decoder on loopback and stops them\n"
-            "  --broker EP         benchmark a running broker instead\n"
-            "  --model-name NAME   the model name the workers serve (default: DIR's base name)\n"
-            "  --strategies LIST   comma-separated: none,hired,spatial,prumerge,prumerge+   (hired)\n"
-            "  --budgets LIST      comma-separated rates in (0, 1]                  (1.0,0.4,0.2,0.1)\n"
-            "  --runs N            measured jobs per strategy x budget               (5)\n"
-            "  --warmup N          unmeasured jobs before them                       (1)\n"
-            "  --max-tokens N      new tokens per job (greedy)                       (32)\n"
-            "  --image FILE        the image for every job        (tests/fixtures/images/large.jpg)\n"
-            "  --json FILE         raw samples, summary and environment              (bench.json)\n"
-            "  --timeout-ms N      per-job deadline                                  (3600000)\n"
-            "Prints progress on stderr, then a markdown table (medians, p10-p90, relative to r=1.0).\n");
-}
+typedef struct {
+    char *model, *broker, *model_name, *strategies, *budgets, *image, *json;
+    int64_t runs, warmup, max_tokens, timeout_ms;
+} bench_opts_t;
 
-static int parse_int(const char *opt, const char *v, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "hired bench: %s needs an integer in [%d, %d], got '%s'\n", opt, lo, hi, v ? v : "");
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
+#define O(f) offsetof(bench_opts_t, f)
+static const cfg_entry_t k_bench_opts[] = {
+    {"model", CFG_STRING, O(model), 0, 4096, "", NULL,
+     "llava-hf model directory; without --broker the bench starts its own hired-broker, hired-encoder and "
+     "hired-decoder on loopback and stops them"},
+    {"broker", CFG_STRING, O(broker), 0, 4096, "", NULL, "benchmark a running broker instead"},
+    {"model-name", CFG_STRING, O(model_name), 0, WIRE_MAX_MODEL, "", NULL,
+     "the model name the workers serve (default: the model directory's base name)"},
+    {"strategies", CFG_STRING, O(strategies), 1, 511, "hired", NULL,
+     "comma-separated: none,hired,spatial,prumerge,prumerge+"},
+    {"budgets", CFG_STRING, O(budgets), 1, 511, "1.0,0.4,0.2,0.1", NULL, "comma-separated rates in (0, 1]"},
+    {"runs", CFG_INT, O(runs), 1, 1000, "5", NULL, "measured jobs per strategy x budget"},
+    {"warmup", CFG_INT, O(warmup), 0, 1000, "1", NULL, "unmeasured jobs before them"},
+    {"max-tokens", CFG_INT, O(max_tokens), 1, 16384, "32", NULL, "new tokens per job (greedy)"},
+    {"image", CFG_STRING, O(image), 1, 4096, HIRED_SOURCE_DIR "/tests/fixtures/images/large.jpg", NULL,
+     "the image for every job"},
+    {"json", CFG_STRING, O(json), 1, 4096, "bench.json", NULL, "raw samples, summary and environment"},
+    {"timeout-ms", CFG_INT, O(timeout_ms), 1000, 86400000, "3600000", NULL, "per-job deadline"},
+};
+#undef O
 
 static int parse_lists(bench_t *b, const char *strategies, const char *budgets) {
     char buf[512];
@@ -802,49 +798,19 @@ static int run_rows(bench_t *b) {
     return 0;
 }
 
-int cmd_bench(int argc, char **argv) {
+/* The bench with its options o: the exit status. */
+static int bench_main(const bench_opts_t *o) {
     static bench_t b; /* large; one bench per process */
     memset(&b, 0, sizeof b);
-    b.runs = 5;
-    b.warmup = 1;
-    b.max_tokens = 32;
-    b.timeout_ms = 3600000;
-    b.json_path = "bench.json";
-    b.image = HIRED_SOURCE_DIR "/tests/fixtures/images/large.jpg";
-    const char *strategies = "hired", *budgets = "1.0,0.4,0.2,0.1";
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            bench_usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "hired bench: unknown or incomplete option '%s'\n", a);
-            bench_usage(stderr);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--model")) b.model_dir = v;
-        else if (!strcmp(a, "--broker")) b.broker = v;
-        else if (!strcmp(a, "--model-name")) b.model_name = v;
-        else if (!strcmp(a, "--strategies")) strategies = v;
-        else if (!strcmp(a, "--budgets")) budgets = v;
-        else if (!strcmp(a, "--image")) b.image = v;
-        else if (!strcmp(a, "--json")) b.json_path = v;
-        else if (!strcmp(a, "--runs")) {
-            if (parse_int(a, v, 1, 1000, &b.runs)) return 2;
-        } else if (!strcmp(a, "--warmup")) {
-            if (parse_int(a, v, 0, 1000, &b.warmup)) return 2;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (parse_int(a, v, 1, 16384, &b.max_tokens)) return 2;
-        } else if (!strcmp(a, "--timeout-ms")) {
-            if (parse_int(a, v, 1000, 86400000, &b.timeout_ms)) return 2;
-        } else {
-            fprintf(stderr, "hired bench: unknown option '%s'\n", a);
-            bench_usage(stderr);
-            return 2;
-        }
-    }
+    b.runs = (int)o->runs;
+    b.warmup = (int)o->warmup;
+    b.max_tokens = (int)o->max_tokens;
+    b.timeout_ms = (int)o->timeout_ms;
+    b.json_path = o->json;
+    b.image = o->image;
+    b.model_dir = o->model[0] ? o->model : NULL;
+    b.broker = o->broker[0] ? o->broker : NULL;
+    b.model_name = o->model_name[0] ? o->model_name : NULL;
     static char base[256];
     if (!b.model_name && b.model_dir) {
         char tmp[1024];
@@ -854,12 +820,15 @@ int cmd_bench(int argc, char **argv) {
         snprintf(base, sizeof base, "%s", basename(tmp));
         b.model_name = base;
     }
-    if ((!b.model_dir && !b.broker) || !b.model_name || parse_lists(&b, strategies, budgets)) {
-        if (!b.model_dir && !b.broker) fprintf(stderr, "hired bench: --model DIR or --broker EP is required\n");
-        else if (!b.model_name) fprintf(stderr, "hired bench: --model-name is required with --broker\n");
-        bench_usage(stderr);
+    if (!b.model_dir && !b.broker) {
+        fprintf(stderr, "hired bench: --model DIR or --broker EP is required (hired bench --help lists the options)\n");
         return 2;
     }
+    if (!b.model_name) {
+        fprintf(stderr, "hired bench: --model-name is required with --broker\n");
+        return 2;
+    }
+    if (parse_lists(&b, o->strategies, o->budgets)) return 2;
     if (read_image(&b) || (b.model_dir && model_facts(&b))) {
         mem_free(b.img);
         return 1;
@@ -891,5 +860,22 @@ out:
     else if (b.own) fprintf(stderr, "hired bench: logs kept in %s\n", b.tmp);
     for (int i = 0; i < b.n_rows; i++) free(b.rows_[i].s);
     mem_free(b.img);
+    return rc;
+}
+
+int cmd_bench(int argc, char **argv) {
+    static const char usage[] =
+        "usage: hired bench (--model DIR | --broker EP --model-name NAME [--model DIR]) [options]\n"
+        "  prints progress on stderr, then a markdown table (medians, p10-p90, relative to r=1.0)\n";
+    const cfg_entry_t *t = k_bench_opts;
+    const int n_opts = (int)ARRAY_LEN(k_bench_opts);
+    bench_opts_t o = {0};
+    int crc = cli_options("hired bench", t, n_opts, &o, argc, argv, usage, NULL, 0, NULL, NULL, NULL);
+    if (crc) {
+        cfg_free(t, n_opts, &o);
+        return crc == 1 ? 0 : 2;
+    }
+    int rc = bench_main(&o);
+    cfg_free(t, n_opts, &o);
     return rc;
 }

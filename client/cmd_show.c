@@ -81,53 +81,45 @@ static void draw_partition(canvas_t *c, int ox, int oy, const uint8_t *tile, int
     }
 }
 
-static void show_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
-            "                            --split reference|paper --spatial S] [--out FILE.png]\n"
-            "  runs the encoder path and the token selection in this process and writes a PNG: every\n"
-            "  partition as the vision tower saw it, dropped patches dimmed, kept ones outlined in red,\n"
-            "  with the counts per partition\n"
-            "  --model DIR       Hugging Face llava-hf model directory\n"
-            "  --image FILE      JPEG or PNG\n"
-            "  --strategy S      none | hired | spatial | prumerge | prumerge+        (hired)\n"
-            "  --budget R        share of visual tokens kept, in (0, 1]              (0.2)\n"
-            "  --alpha A         HiRED's base-image share of the budget, in [0, 1]  (0.5)\n"
-            "  --split V         reference (the authors' code) | paper              (reference)\n"
-            "  --spatial S       strided tokens added to hired, share of a partition (0)\n"
-            "  --out FILE.png    where to write the picture                         (selection.png)\n");
-}
+typedef struct {
+    char *model, *image, *out;
+    cli_sel_t sel;
+} show_opts_t;
+
+#define SHOW_OWN 3
+#define O(f) offsetof(show_opts_t, f)
+static const cfg_entry_t k_show_own[SHOW_OWN] = {
+    {"model", CFG_STRING, O(model), 0, 4096, "", NULL, "Hugging Face llava-hf model directory (required)"},
+    {"image", CFG_STRING, O(image), 0, 4096, "", NULL, "JPEG, PNG, GIF or BMP (required)"},
+    {"out", CFG_STRING, O(out), 1, 4096, "selection.png", NULL, "where to write the picture"},
+};
+#undef O
 
 int cmd_show_selection(int argc, char **argv) {
-    const char *model = NULL, *image = NULL, *out_path = "selection.png";
+    static const char usage[] =
+        "usage: hired show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
+        "                            --split reference|paper --spatial S] [--out FILE.png]\n"
+        "  runs the encoder path and the token selection in this process and writes a PNG: every\n"
+        "  partition as the vision tower saw it, dropped patches dimmed, kept ones outlined in red,\n"
+        "  with the counts per partition\n";
+    cfg_entry_t t[SHOW_OWN + CLI_SEL_N];
+    memcpy(t, k_show_own, sizeof k_show_own);
+    cli_sel_entries(offsetof(show_opts_t, sel), t + SHOW_OWN);
+    const int n_opts = (int)ARRAY_LEN(t);
+    show_opts_t o = {0};
+    int crc = cli_options("hired show-selection", t, n_opts, &o, argc, argv, usage, NULL, 0, NULL, NULL, NULL);
+    if (!crc && (!o.model[0] || !o.image[0])) {
+        fprintf(stderr, "hired show-selection: --model and --image are required\n");
+        crc = 2;
+    }
+    if (crc) {
+        cfg_free(t, n_opts, &o);
+        return crc == 1 ? 0 : 2;
+    }
+    const char *model = o.model, *image = o.image, *out_path = o.out;
     enc_params_t gp;
     enc_params_default(&gp);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            show_usage(stdout);
-            return 0;
-        }
-        int used = cli_parse_selection(&gp.sel, a, v);
-        if (used < 0) return 2;
-        if (used) {
-            i += used - 1;
-        } else if (!strcmp(a, "--model") && v) {
-            model = v, i++;
-        } else if (!strcmp(a, "--image") && v) {
-            image = v, i++;
-        } else if (!strcmp(a, "--out") && v) {
-            out_path = v, i++;
-        } else {
-            fprintf(stderr, "hired show-selection: unknown or incomplete option '%s'\n", a);
-            show_usage(stderr);
-            return 2;
-        }
-    }
-    if (!model || !image) {
-        fprintf(stderr, "hired show-selection: --model and --image are required\n");
-        return 2;
-    }
+    gp.sel = cli_sel_opts(&o.sel);
     char err[HIRED_ERR_LEN];
     int rc = 1;
     k_device_t *dev = NULL;
@@ -200,5 +192,6 @@ done:
     enc_model_destroy(&m);
     k_ctx_destroy(&ctx);
     k_device_close(&dev);
+    cfg_free(t, n_opts, &o);
     return rc;
 }
