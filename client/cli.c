@@ -76,59 +76,35 @@ typedef struct {
 
 #define O(f) offsetof(encode_opts_t, f)
 static const cfg_entry_t k_encode_opts[] = {
-    {"model", CFG_STRING, O(model), 0, 4096, "", NULL, "Hugging Face llava-hf model directory (required)"},
-    {"image", CFG_STRING, O(image), 0, 4096, "", NULL, "JPEG, PNG, GIF or BMP (required)"},
+    CLI_OPT_MODEL_DIR(O(model)),
+    CLI_OPT_IMAGE(O(image)),
     {"max-pixels", CFG_INT, O(max_pixels), 0, 1e9, "0", NULL, "refuse larger images (width x height); 0 = no limit"},
     {"top", CFG_INT, O(top), 1, 64, "5", NULL, "patches listed per partition"},
 };
 #undef O
 
-int cmd_encode(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hired encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
-        "  the encoder worker's path in this process (the one encode pipeline, with every token\n"
-        "  kept): decode the image, preprocess it as the model does (LLaVA-NeXT anyres or\n"
-        "  LLaVA-1.5), run the CLIP vision tower; prints the partition layout, per-stage timings\n"
-        "  and the K patches the CLS token attends to most at layer 0 and at the feature layer\n";
-    encode_opts_t o = {0};
-    const int n_opts = (int)ARRAY_LEN(k_encode_opts);
-    int crc = cli_options("hired encode", k_encode_opts, n_opts, &o, argc, argv, usage, NULL, 0, NULL, NULL, NULL);
-    if (!crc && (!o.model[0] || !o.image[0])) {
-        fprintf(stderr, "hired encode: --model and --image are required\n");
-        crc = 2;
-    }
-    if (crc) {
-        cfg_free(k_encode_opts, n_opts, &o);
-        return crc == 1 ? 0 : 2;
-    }
-    const char *model = o.model, *image = o.image;
-    int top = (int)o.top;
+/* encode's body: the encode pipeline on the image, its layout and timings, the top patches. */
+static int encode_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    const encode_opts_t *o = values;
+    const char *model = o->model, *image = o->image;
+    int top = (int)o->top;
     char err[HIRED_ERR_LEN];
     int rc = 1;
-    k_device_t *dev = NULL;
-    k_ctx_t *ctx = NULL;
-    enc_model_t *m = NULL;
-    uint8_t *bytes = NULL;
-    size_t nb = 0;
+    cli_enc_t e;
     visual_t vis = {0};
     enc_attn_t attn = {0};
     enc_stats_t st;
     enc_params_t p;
     enc_params_default(&p);
     p.sel = (sel_opts_t){.strategy = SEL_HIRED, .budget = 1.0, .alpha = 0.5}; /* every token, HiRED's layers */
-    p.max_pixels = (size_t)o.max_pixels;
+    p.max_pixels = (size_t)o->max_pixels;
 
-    double t0 = clock_ms();
-    if (!(dev = k_device_open("cpu", err)) || !(ctx = k_ctx_new(dev, err)) || !(m = enc_model_load(model, dev, err))) {
+    if (cli_enc_open(&e, model, image, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &p, &vis, &st, &attn, err)) {
         fprintf(stderr, "hired encode: %s\n", err);
         goto done;
     }
-    double t_load = clock_ms() - t0;
-    if (file_read(image, CLI_MAX_FILE, &bytes, &nb, err) || enc_run(m, ctx, bytes, nb, &p, &vis, &st, &attn, err)) {
-        fprintf(stderr, "hired encode: %s\n", err);
-        goto done;
-    }
-    const hf_config_t *cfg = enc_model_config(m);
+    const hf_config_t *cfg = enc_model_config(e.m);
     const int S = cfg->vision.image_size, grid = vis.grid, P = grid * grid;
     printf("model    %s: %s, vision width %d, %d layers, %d heads; features = hidden_states[%d]\n", model,
            cfg->kind == HF_MODEL_LLAVA_NEXT ? "llava_next" : "llava", cfg->vision.hidden, cfg->vision.layers,
@@ -140,27 +116,40 @@ int cmd_encode(int argc, char **argv) {
     else
         printf("layout   1 partition of %dx%d (shortest edge + centre crop)\n", S, S);
     printf("tokens   %d partitions x %d patches = %d visual tokens of width %d\n", vis.n, P, visual_total(&vis), vis.d);
-    printf("time     load %.1f ms, decode %.1f ms, preprocess %.1f ms, vision %.1f ms\n", t_load, st.ms_decode_image,
+    printf("time     load %.1f ms, decode %.1f ms, preprocess %.1f ms, vision %.1f ms\n", e.ms_load, st.ms_decode_image,
            st.ms_preprocess, st.ms_vision);
     if (top > P) top = P;
     /* layer 0 (HiRED's budget allocation) and the feature layer's own block */
     const float *rows[2] = {attn.alloc, attn.select};
     for (int s = 0; s < 2 && rc == 1; s++)
         if ((s == 0 || attn.layers[1] > 0) &&
-            print_top_patches(k_ctx_host(ctx), rows[s], vis.n, P, attn.layers[s], grid, top, vis.cols)) {
-            fprintf(stderr, "hired encode: %s\n", k_ctx_err(ctx));
+            print_top_patches(k_ctx_host(e.d.ctx), rows[s], vis.n, P, attn.layers[s], grid, top, vis.cols)) {
+            fprintf(stderr, "hired encode: %s\n", k_ctx_err(e.d.ctx));
             goto done;
         }
     rc = 0;
 done:
     enc_attn_free(&attn);
     visual_free(&vis);
-    mem_free(bytes);
-    enc_model_destroy(&m);
-    k_ctx_destroy(&ctx);
-    k_device_close(&dev);
-    cfg_free(k_encode_opts, n_opts, &o);
+    cli_enc_close(&e);
     return rc;
+}
+
+int cmd_encode(int argc, char **argv) {
+    static const cli_cmd_t cmd = {
+        .prog = "hired encode",
+        .usage = "usage: hired encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
+                 "  the encoder worker's path in this process (the one encode pipeline, with every token\n"
+                 "  kept): decode the image, preprocess it as the model does (LLaVA-NeXT anyres or\n"
+                 "  LLaVA-1.5), run the CLIP vision tower; prints the partition layout, per-stage timings\n"
+                 "  and the K patches the CLS token attends to most at layer 0 and at the feature layer\n",
+        .t = k_encode_opts,
+        .n = (int)ARRAY_LEN(k_encode_opts),
+        .required = {"model", "image"},
+        .body = encode_body,
+    };
+    encode_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }
 
 int main(int argc, char **argv) {

@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend.h"
 #include "cfg.h"
+#include "encode.h"
 #include "file.h"
 #include "hfconfig.h"
 #include "image.h"
@@ -22,10 +24,31 @@ int cmd_status(int argc, char **argv);         /* cmd_submit.c */
 int cmd_bench(int argc, char **argv);          /* cmd_bench.c */
 int cmd_keygen(int argc, char **argv);         /* cmd_keygen.c */
 
-/* A subcommand's options from its cfg table (cfg_cli), positional arguments into pos[]. Errors
- * are printed as "PROG: message". 0, 1 (help printed: exit 0) or 2 (usage error: exit 2). */
-int cli_options(const char *prog, const cfg_entry_t *t, int n, void *values, int argc, char **argv, const char *usage,
-                const char **pos, int max_pos, int *n_pos, cfg_cli_extra_fn extra, void *user);
+/* One subcommand: its options (a cfg table read by common/cfg.h's cfg_cli), what must be given,
+ * and the body that runs with them. */
+typedef struct cli_cmd {
+    const char *prog;  /* "hired encode": the prefix of every message */
+    const char *usage; /* --help prints it, then the options */
+    const cfg_entry_t *t;
+    int n;
+    /* options shared with other subcommands (may be NULL): group(base, out) writes group_n
+     * entries for a struct embedded at offset base of the subcommand's values */
+    void (*group)(size_t base, cfg_entry_t *out);
+    int group_n;
+    size_t group_base;
+    const char *required[4]; /* string options that must not be empty ("model"); NULL ends the list */
+    int max_pos;             /* positional arguments allowed (a question, a NAME) */
+    cfg_cli_extra_fn extra;  /* options the table lacks (may be NULL), with user */
+    void *user;
+    /* Runs the subcommand with the options in values and the positional arguments pos[n_pos];
+     * returns the exit status (2: a usage error it found, already reported). */
+    int (*body)(const struct cli_cmd *cmd, void *values, const char **pos, int n_pos);
+} cli_cmd_t;
+
+/* Reads the options into values (zeroed, of the table's struct), checks the required ones and
+ * runs body; frees values. The exit status: 0 after --help, 2 on a usage error (printed as
+ * "PROG: message"), else body's. */
+int cli_command(const cli_cmd_t *cmd, void *values, int argc, char **argv);
 
 /* The selection options of run and show-selection (--strategy, --budget, --alpha, --split,
  * --spatial): a command's option struct embeds a cli_sel_t and its table takes these entries at
@@ -35,8 +58,33 @@ typedef struct {
     double budget, alpha, spatial;
 } cli_sel_t;
 #define CLI_SEL_N 5
-void cli_sel_entries(size_t base, cfg_entry_t out[CLI_SEL_N]);
+void cli_sel_entries(size_t base, cfg_entry_t *out);
 sel_opts_t cli_sel_opts(const cli_sel_t *s);
+
+/* The option rows several subcommands share: a llava-hf model directory, one image file. */
+#define CLI_OPT_MODEL_DIR(off) \
+    {"model", CFG_STRING, (off), 0, 4096, "", NULL, "Hugging Face llava-hf model directory (required)"}
+#define CLI_OPT_IMAGE(off) {"image", CFG_STRING, (off), 0, 4096, "", NULL, "JPEG, PNG, GIF or BMP (required)"}
+
+/* The in-process subcommands' device: the CPU and one context on it. */
+typedef struct {
+    k_device_t *dev;
+    k_ctx_t *ctx;
+} cli_dev_t;
+int cli_dev_open(cli_dev_t *d, char *err); /* 0 or HIRED_E*; cli_dev_close either way */
+void cli_dev_close(cli_dev_t *d);
+
+/* What encode and show-selection start from: the device, the vision half of the model in
+ * model_dir and the bytes of the image file. */
+typedef struct {
+    cli_dev_t d;
+    enc_model_t *m;
+    uint8_t *bytes;
+    size_t n;
+    double ms_load; /* opening the device and loading the model */
+} cli_enc_t;
+int cli_enc_open(cli_enc_t *e, const char *model_dir, const char *image, char *err); /* cli_enc_close either way */
+void cli_enc_close(cli_enc_t *e);
 
 /* The largest file a subcommand reads whole (file.h). */
 #define CLI_MAX_FILE ((size_t)1 << 30)

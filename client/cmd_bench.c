@@ -863,19 +863,21 @@ out:
     return rc;
 }
 
+/* bench's body (cli_cmd_t). */
+static int bench_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    return bench_main(values);
+}
+
 int cmd_bench(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hired bench (--model DIR | --broker EP --model-name NAME [--model DIR]) [options]\n"
-        "  prints progress on stderr, then a markdown table (medians, p10-p90, relative to r=1.0)\n";
-    const cfg_entry_t *t = k_bench_opts;
-    const int n_opts = (int)ARRAY_LEN(k_bench_opts);
+    static const cli_cmd_t cmd = {
+        .prog = "hired bench",
+        .usage = "usage: hired bench (--model DIR | --broker EP --model-name NAME [--model DIR]) [options]\n"
+                 "  prints progress on stderr, then a markdown table (medians, p10-p90, relative to r=1.0)\n",
+        .t = k_bench_opts,
+        .n = (int)ARRAY_LEN(k_bench_opts),
+        .body = bench_body,
+    };
     bench_opts_t o = {0};
-    int crc = cli_options("hired bench", t, n_opts, &o, argc, argv, usage, NULL, 0, NULL, NULL, NULL);
-    if (crc) {
-        cfg_free(t, n_opts, &o);
-        return crc == 1 ? 0 : 2;
-    }
-    int rc = bench_main(&o);
-    cfg_free(t, n_opts, &o);
-    return rc;
+    return cli_command(&cmd, &o, argc, argv);
 }

@@ -95,21 +95,29 @@ static int keygen(const char *name, const char *dir, bool force) {
     return 0;
 }
 
+/* keygen's body (cli_cmd_t). */
+static int keygen_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd;
+    const keygen_opts_t *o = values;
+    return keygen(n_pos ? pos[0] : NULL, o->dir, o->force);
+}
+
 int cmd_keygen(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hired keygen NAME [--dir D] [--force]\n"
-        "  writes the CURVE key pair D/NAME (public certificate) and D/NAME_secret (secret, mode\n"
-        "  0600) as czmq certificate files; NAME is 1-64 characters of [A-Za-z0-9._-]\n"
-        "Use: the broker's NAME_secret as curve.server_cert and its NAME as every peer's\n"
-        "curve.server_key (--curve-server-key); each client's and worker's NAME_secret as its\n"
-        "curve.cert (--curve-cert), and a copy of its NAME in the broker's curve.authorized_keys\n"
-        "directory (docs/deploy.md).\n";
-    const int n_opts = (int)ARRAY_LEN(k_keygen_opts);
+    static const cli_cmd_t cmd = {
+        .prog = "hired keygen",
+        .usage =
+            "usage: hired keygen NAME [--dir D] [--force]\n"
+            "  writes the CURVE key pair D/NAME (public certificate) and D/NAME_secret (secret, mode\n"
+            "  0600) as czmq certificate files; NAME is 1-64 characters of [A-Za-z0-9._-]\n"
+            "Use: the broker's NAME_secret as curve.server_cert and its NAME as every peer's\n"
+            "curve.server_key (--curve-server-key); each client's and worker's NAME_secret as its\n"
+            "curve.cert (--curve-cert), and a copy of its NAME in the broker's curve.authorized_keys\n"
+            "directory (docs/deploy.md).\n",
+        .t = k_keygen_opts,
+        .n = (int)ARRAY_LEN(k_keygen_opts),
+        .max_pos = 1,
+        .body = keygen_body,
+    };
     keygen_opts_t o = {0};
-    const char *name = NULL;
-    int n_pos = 0;
-    int crc = cli_options("hired keygen", k_keygen_opts, n_opts, &o, argc, argv, usage, &name, 1, &n_pos, NULL, NULL);
-    int rc = crc == 1 ? 0 : crc ? 2 : keygen(name, o.dir, o.force);
-    cfg_free(k_keygen_opts, n_opts, &o);
-    return rc;
+    return cli_command(&cmd, &o, argc, argv);
 }

@@ -40,10 +40,10 @@ typedef struct {
     cli_sel_t sel;
 } run_opts_t;
 
-#define RUN_OWN 13
+#define RUN_OWN 12
 #define O(f) offsetof(run_opts_t, f)
 static const cfg_entry_t k_run_own[RUN_OWN] = {
-    {"model", CFG_STRING, O(model), 0, 4096, "", NULL, "Hugging Face llava-hf model directory (required)"},
+    CLI_OPT_MODEL_DIR(O(model)),
     {"image", CFG_STRLIST, O(image), 0, GEN_MAX_IMAGES, "", NULL,
      "an image for the last user turn, in order (none: text only)"},
     {"messages", CFG_STRING, O(messages), 0, 4096, "", NULL,
@@ -61,8 +61,6 @@ static const cfg_entry_t k_run_own[RUN_OWN] = {
     {"top-k", CFG_INT, O(top_k), 0, 1 << 24, "0", NULL, "0 = off"},
     {"seed", CFG_INT, O(seed), 0, 9223372036854775807.0, "0", NULL, "per-job sampling seed"},
     {"stop", CFG_STRLIST, O(stop), 0, RUN_MAX_STOP, "", NULL, "a stop string"},
-    {"system", CFG_STRING, 0, 0, 0, NULL, NULL, "a system message; --user T a user turn, --assistant T an earlier "
-     "answer: repeatable, in command-line order; the question, when given, is the last user turn"},
 };
 #undef O
 
@@ -256,61 +254,41 @@ static int load_messages(conv_t *c, const char *path, const char *const *files, 
     return rc;
 }
 
-int cmd_run(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hired run --model DIR [--image FILE]... [options] [\"question\"]\n"
-        "  the whole pipeline in this process (no broker): the answer goes to stdout, the summary\n"
-        "  line to stderr\n"
-        "--messages: [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"text\" | [part, ...]}] with\n"
-        "parts {\"type\": \"text\", \"text\": T}, {\"type\": \"image_url\", \"image_url\": {\"url\": PATH |\n"
-        "\"file://PATH\" | \"data:image/...;base64,...\"}} or {\"type\": \"image\"} (the next --image FILE).\n"
-        "Each image is preprocessed, selected (budget per image) and packed at its own <image>.\n";
-    /* the table without its last row: --system (with --user, --assistant) is kept in order by
-     * take_turn; the row only documents it in --help */
-    cfg_entry_t tab[RUN_OWN - 1 + CLI_SEL_N];
-    memcpy(tab, k_run_own, (RUN_OWN - 1) * sizeof *tab);
-    cli_sel_entries(offsetof(run_opts_t, sel), tab + RUN_OWN - 1);
-    const int n_opts = (int)ARRAY_LEN(tab);
-    run_opts_t o = {0};
-    turns_t turns = {0};
-    const char *question = NULL;
-    int n_pos = 0;
-    int crc = cli_options("hired run", tab, n_opts, &o, argc, argv, usage, &question, 1, &n_pos, take_turn, &turns);
-    if (crc == 1) cfg_options(k_run_own + RUN_OWN - 1, 1, stdout); /* --system, --user, --assistant */
-    const char *model = crc ? NULL : o.model, *messages = crc || !o.messages[0] ? NULL : o.messages;
-    if (!crc && (!model[0] || (!question && !turns.n && !messages))) {
-        fprintf(stderr, "hired run: --model and a question (or --user / --messages) are required\n");
-        crc = 2;
-    } else if (!crc && messages && (question || turns.n)) {
+/* run's body: the conversation from the turns or --messages, through the whole pipeline. */
+static int run_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    const run_opts_t *o = values;
+    turns_t *tp = cmd->user, turns = *tp;
+    const char *question = n_pos ? pos[0] : NULL, *model = o->model, *messages = o->messages[0] ? o->messages : NULL;
+    if (!question && !turns.n && !messages) {
+        fprintf(stderr, "hired run: a question (or --user / --messages) is required\n");
+        return 2;
+    }
+    if (messages && (question || turns.n)) {
         fprintf(stderr, "hired run: --messages gives the whole conversation; drop the question and --system/--user/"
                         "--assistant\n");
-        crc = 2;
+        return 2;
     }
-    if (!crc && question) turns.role[turns.n] = "user", turns.text[turns.n++] = question;
+    if (question) turns.role[turns.n] = "user", turns.text[turns.n++] = question;
     int last_user = -1;
-    for (int k = 0; !crc && k < turns.n; k++)
+    for (int k = 0; k < turns.n; k++)
         if (!strcmp(turns.role[k], "user")) last_user = k;
-    if (!crc && !messages && o.image.n && last_user < 0) {
+    if (!messages && o->image.n && last_user < 0) {
         fprintf(stderr, "hired run: --image needs a user turn to attach to (a question or --user)\n");
-        crc = 2;
+        return 2;
     }
-    if (crc) {
-        cfg_free(tab, n_opts, &o);
-        return crc == 1 ? 0 : 2;
-    }
-    const char *const *images = (const char *const *)o.image.items;
-    const int n_images = o.image.n, n_turns = turns.n;
+    const char *const *images = (const char *const *)o->image.items;
+    const int n_images = o->image.n, n_turns = turns.n;
     run_params_t rp;
     run_params_default(&rp);
     gen_params_t *gp = &rp.gen;
-    rp.enc.sel = cli_sel_opts(&o.sel);
-    rp.enc.compat = (prep_compat_t)o.compat;
-    gp->newline = (pack_newline_t)o.newline;
-    gp->template_name = o.template_name[0] ? o.template_name : NULL;
-    gp->max_tokens = (int)o.max_tokens;
-    gp->sampling = (sampler_params_t){.temperature = (float)o.temperature, .top_k = (int)o.top_k,
-                                      .top_p = (float)o.top_p, .seed = (uint64_t)o.seed};
-    if (o.stop.n) gp->stop = (const char *const *)o.stop.items;
+    rp.enc.sel = cli_sel_opts(&o->sel);
+    rp.enc.compat = (prep_compat_t)o->compat;
+    gp->newline = (pack_newline_t)o->newline;
+    gp->template_name = o->template_name[0] ? o->template_name : NULL;
+    gp->max_tokens = (int)o->max_tokens;
+    gp->sampling = (sampler_params_t){.temperature = (float)o->temperature, .top_k = (int)o->top_k,
+                                      .top_p = (float)o->top_p, .seed = (uint64_t)o->seed};
+    if (o->stop.n) gp->stop = (const char *const *)o->stop.items;
 
     char err[HIRED_ERR_LEN];
     conv_t *c = mem_calloc(1, sizeof *c);
@@ -328,27 +306,23 @@ int cmd_run(int argc, char **argv) {
             if (!rc) rc = conv_part(c, TPL_PART_TEXT, turns.text[t], err);
         }
     }
-    k_device_t *dev = NULL;
-    k_ctx_t *ctx = NULL;
+    cli_dev_t d = {0};
     run_model_t *m = NULL;
-    if (!rc && !(dev = k_device_open("cpu", err))) rc = HIRED_EUNSUPPORTED;
-    if (!rc && !(ctx = k_ctx_new(dev, err))) rc = HIRED_ENOMEM;
-    if (!rc && !(m = run_model_load(model, dev, err))) rc = HIRED_ENOTFOUND;
+    if (!rc) rc = cli_dev_open(&d, err);
+    if (!rc && !(m = run_model_load(model, d.dev, err))) rc = HIRED_ENOTFOUND;
     run_stats_t rs;
     if (!rc) {
         /* the classic single-question form keeps its "<image> in the question" rule */
         bool classic = !messages && n_turns == 1 && question && c->n_img == 1;
-        rc = classic ? run_question(m, ctx, c->img[0].bytes, c->img[0].n, question, &rp, emit_stdout, NULL, &rs, err)
-                     : run_chat(m, ctx, c->img, c->n_img, c->msg, c->n_msg, &rp, emit_stdout, NULL, &rs, err);
+        rc = classic ? run_question(m, d.ctx, c->img[0].bytes, c->img[0].n, question, &rp, emit_stdout, NULL, &rs, err)
+                     : run_chat(m, d.ctx, c->img, c->n_img, c->msg, c->n_msg, &rp, emit_stdout, NULL, &rs, err);
     }
     if (c) conv_free(c);
     mem_free(c);
     if (rc) {
         fprintf(stderr, "hired run: %s\n", err);
         run_model_destroy(&m);
-        k_ctx_destroy(&ctx);
-        k_device_close(&dev);
-        cfg_free(tab, n_opts, &o);
+        cli_dev_close(&d);
         return 1;
     }
     const enc_stats_t *es = &rs.enc;
@@ -364,8 +338,35 @@ int cmd_run(int argc, char **argv) {
             st->prompt_tokens, es->ms_decode_image, es->ms_preprocess, es->ms_vision, es->ms_select, st->ms_project,
             st->ms_prefill, st->ms_decode, st->generated, gen_finish_name(st->finish), tps, st->kv_bytes);
     run_model_destroy(&m);
-    k_ctx_destroy(&ctx);
-    k_device_close(&dev);
-    cfg_free(tab, n_opts, &o);
+    cli_dev_close(&d);
     return 0;
+}
+
+int cmd_run(int argc, char **argv) {
+    turns_t turns = {0};
+    const cli_cmd_t cmd = {
+        .prog = "hired run",
+        .usage =
+            "usage: hired run --model DIR [--image FILE]... [options] [\"question\"]\n"
+            "  the whole pipeline in this process (no broker): the answer goes to stdout, the summary\n"
+            "  line to stderr\n"
+            "--system T, --user T, --assistant T: a system message, a user turn, an earlier answer;\n"
+            "repeatable, in command-line order; the question, when given, is the last user turn.\n"
+            "--messages: [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"text\" | [part, ...]}] with\n"
+            "parts {\"type\": \"text\", \"text\": T}, {\"type\": \"image_url\", \"image_url\": {\"url\": PATH |\n"
+            "\"file://PATH\" | \"data:image/...;base64,...\"}} or {\"type\": \"image\"} (the next --image FILE).\n"
+            "Each image is preprocessed, selected (budget per image) and packed at its own <image>.\n",
+        .t = k_run_own,
+        .n = RUN_OWN,
+        .group = cli_sel_entries,
+        .group_n = CLI_SEL_N,
+        .group_base = offsetof(run_opts_t, sel),
+        .required = {"model"},
+        .max_pos = 1,
+        .extra = take_turn,
+        .user = &turns,
+        .body = run_body,
+    };
+    run_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

@@ -89,53 +89,31 @@ typedef struct {
 #define SHOW_OWN 3
 #define O(f) offsetof(show_opts_t, f)
 static const cfg_entry_t k_show_own[SHOW_OWN] = {
-    {"model", CFG_STRING, O(model), 0, 4096, "", NULL, "Hugging Face llava-hf model directory (required)"},
-    {"image", CFG_STRING, O(image), 0, 4096, "", NULL, "JPEG, PNG, GIF or BMP (required)"},
+    CLI_OPT_MODEL_DIR(O(model)),
+    CLI_OPT_IMAGE(O(image)),
     {"out", CFG_STRING, O(out), 1, 4096, "selection.png", NULL, "where to write the picture"},
 };
 #undef O
 
-int cmd_show_selection(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hired show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
-        "                            --split reference|paper --spatial S] [--out FILE.png]\n"
-        "  runs the encoder path and the token selection in this process and writes a PNG: every\n"
-        "  partition as the vision tower saw it, dropped patches dimmed, kept ones outlined in red,\n"
-        "  with the counts per partition\n";
-    cfg_entry_t t[SHOW_OWN + CLI_SEL_N];
-    memcpy(t, k_show_own, sizeof k_show_own);
-    cli_sel_entries(offsetof(show_opts_t, sel), t + SHOW_OWN);
-    const int n_opts = (int)ARRAY_LEN(t);
-    show_opts_t o = {0};
-    int crc = cli_options("hired show-selection", t, n_opts, &o, argc, argv, usage, NULL, 0, NULL, NULL, NULL);
-    if (!crc && (!o.model[0] || !o.image[0])) {
-        fprintf(stderr, "hired show-selection: --model and --image are required\n");
-        crc = 2;
-    }
-    if (crc) {
-        cfg_free(t, n_opts, &o);
-        return crc == 1 ? 0 : 2;
-    }
-    const char *model = o.model, *image = o.image, *out_path = o.out;
+/* show-selection's body: encode and select, then draw the partitions with the kept tokens. */
+static int show_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    const show_opts_t *o = values;
+    const char *model = o->model, *image = o->image, *out_path = o->out;
     enc_params_t gp;
     enc_params_default(&gp);
-    gp.sel = cli_sel_opts(&o.sel);
+    gp.sel = cli_sel_opts(&o->sel);
     char err[HIRED_ERR_LEN];
     int rc = 1;
-    k_device_t *dev = NULL;
-    k_ctx_t *ctx = NULL;
-    enc_model_t *m = NULL;
-    uint8_t *bytes = NULL;
-    size_t n_bytes = 0;
+    cli_enc_t e;
     image_t img = {0};
     prep_out_t prep = {0};
     visual_t vis = {0};
     uint8_t *kept = NULL;
     canvas_t c = {0};
 
-    if (!(dev = k_device_open("cpu", err)) || !(ctx = k_ctx_new(dev, err)) || !(m = enc_model_load(model, dev, err)) ||
-        file_read(image, CLI_MAX_FILE, &bytes, &n_bytes, err) || enc_run(m, ctx, bytes, n_bytes, &gp, &vis, NULL, NULL, err) ||
-        image_decode(bytes, n_bytes, 0, &img, err) || cli_preprocess(enc_model_config(m), model, &img, &prep, err)) {
+    if (cli_enc_open(&e, model, image, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &gp, &vis, NULL, NULL, err) ||
+        image_decode(e.bytes, e.n, 0, &img, err) || cli_preprocess(enc_model_config(e.m), model, &img, &prep, err)) {
         fprintf(stderr, "hired show-selection: %s\n", err);
         goto done;
     }
@@ -188,10 +166,27 @@ done:
     visual_free(&vis);
     prep_free(&prep);
     image_free(&img);
-    mem_free(bytes);
-    enc_model_destroy(&m);
-    k_ctx_destroy(&ctx);
-    k_device_close(&dev);
-    cfg_free(t, n_opts, &o);
+    cli_enc_close(&e);
     return rc;
+}
+
+int cmd_show_selection(int argc, char **argv) {
+    static const cli_cmd_t cmd = {
+        .prog = "hired show-selection",
+        .usage =
+            "usage: hired show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
+            "                            --split reference|paper --spatial S] [--out FILE.png]\n"
+            "  runs the encoder path and the token selection in this process and writes a PNG: every\n"
+            "  partition as the vision tower saw it, dropped patches dimmed, kept ones outlined in red,\n"
+            "  with the counts per partition\n",
+        .t = k_show_own,
+        .n = SHOW_OWN,
+        .group = cli_sel_entries,
+        .group_n = CLI_SEL_N,
+        .group_base = offsetof(show_opts_t, sel),
+        .required = {"model", "image"},
+        .body = show_body,
+    };
+    show_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

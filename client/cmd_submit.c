@@ -59,7 +59,7 @@ typedef struct {
 } conn_opts_t;
 
 #define CONN_N 3
-static void conn_entries(size_t base, cfg_entry_t out[CONN_N]) {
+static void conn_entries(size_t base, cfg_entry_t *out) {
 #define O(f) (base + offsetof(conn_opts_t, f))
     const cfg_entry_t e[CONN_N] = {
         {"broker", CFG_STRING, O(broker), 0, 4096, "", NULL, "broker frontend ($HIRED_BROKER, else tcp://127.0.0.1:5555)"},
@@ -195,50 +195,54 @@ static int send_job(hired_job *job_in, const char *broker, const hired_client_op
     return status;
 }
 
-int cmd_submit(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hired submit [--broker EP] --model NAME --image FILE [options] \"question\"\n"
-        "  sends a job to a running hired-broker and streams the answer: the answer goes to stdout,\n"
-        "  a summary line (usage, timings) to stderr\n";
-    cfg_entry_t t[SUBMIT_OWN + CONN_N];
-    memcpy(t, k_submit_own, sizeof k_submit_own);
-    conn_entries(offsetof(submit_opts_t, conn), t + SUBMIT_OWN);
-    const int n_opts = (int)ARRAY_LEN(t);
-    submit_opts_t o = {0};
-    const char *question = NULL;
-    int n_pos = 0;
-    int crc = cli_options("hired submit", t, n_opts, &o, argc, argv, usage, &question, 1, &n_pos, NULL, NULL);
-    const char *model = crc ? NULL : o.model[0] ? o.model : default_model(), *image = crc ? NULL : o.image;
-    if (!crc && (!model || !*model || !image[0] || !question)) {
-        fprintf(stderr, "hired submit: --model, --image and a question are required\n");
-        crc = 2;
+/* submit's body: the job from the options, sent and streamed. */
+static int submit_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd;
+    const submit_opts_t *o = values;
+    const char *model = o->model[0] ? o->model : default_model(), *image = o->image, *question = n_pos ? pos[0] : NULL;
+    if (!model || !*model || !question) {
+        fprintf(stderr, "hired submit: %s required\n", !question ? "a question is" : "--model (or $HIRED_MODEL_NAME) is");
+        return 2;
     }
-    if (crc) {
-        cfg_free(t, n_opts, &o);
-        return crc == 1 ? 0 : 2;
-    }
-    const char *broker = conn_broker(&o.conn);
-    hired_client_opts co = conn_client_opts(&o.conn);
-    co.connect_timeout_ms = (int)o.connect_timeout_ms;
+    const char *broker = conn_broker(&o->conn);
+    hired_client_opts co = conn_client_opts(&o->conn);
+    co.connect_timeout_ms = (int)o->connect_timeout_ms;
     hired_job job;
     hired_job_init(&job);
     job.model = model;
     job.prompt = question;
-    job.id = o.id[0] ? o.id : NULL;
-    job.deadline_ms = (int)o.deadline_ms;
-    job.params.strategy = o.strategy;
-    job.params.newline = o.newline;
-    job.params.budget = o.budget;
-    job.params.alpha = o.alpha;
-    job.params.temperature = o.temperature;
-    job.params.top_p = o.top_p;
-    job.params.max_tokens = (int)o.max_tokens;
-    job.params.top_k = (int)o.top_k;
-    job.params.seed = (uint64_t)o.seed;
-    job.params.stream = !o.no_stream;
-    int status = send_job(&job, broker, &co, image);
-    cfg_free(t, n_opts, &o);
-    return status;
+    job.id = o->id[0] ? o->id : NULL;
+    job.deadline_ms = (int)o->deadline_ms;
+    job.params.strategy = o->strategy;
+    job.params.newline = o->newline;
+    job.params.budget = o->budget;
+    job.params.alpha = o->alpha;
+    job.params.temperature = o->temperature;
+    job.params.top_p = o->top_p;
+    job.params.max_tokens = (int)o->max_tokens;
+    job.params.top_k = (int)o->top_k;
+    job.params.seed = (uint64_t)o->seed;
+    job.params.stream = !o->no_stream;
+    return send_job(&job, broker, &co, image);
+}
+
+int cmd_submit(int argc, char **argv) {
+    static const cli_cmd_t cmd = {
+        .prog = "hired submit",
+        .usage = "usage: hired submit [--broker EP] --model NAME --image FILE [options] \"question\"\n"
+                 "  sends a job to a running hired-broker and streams the answer: the answer goes to stdout,\n"
+                 "  a summary line (usage, timings) to stderr\n",
+        .t = k_submit_own,
+        .n = SUBMIT_OWN,
+        .group = conn_entries,
+        .group_n = CONN_N,
+        .group_base = offsetof(submit_opts_t, conn),
+        .required = {"image"},
+        .max_pos = 1,
+        .body = submit_body,
+    };
+    submit_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }
 
 // ---- status ----------------------------------------------------------------------------------
@@ -331,28 +335,32 @@ typedef struct {
     bool json;
 } status_opts_t;
 
+/* status's body: ask and print. */
+static int status_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    const status_opts_t *so = values;
+    hired_client_opts o = conn_client_opts(&so->conn);
+    o.timeout_ms = o.connect_timeout_ms = (int)so->timeout_ms;
+    return status_show(conn_broker(&so->conn), &o, so->json);
+}
+
 int cmd_status(int argc, char **argv) {
-    static const char usage[] =
-        "usage: hired status [--broker EP] [--json] [--timeout-ms N] [--curve-server-key FILE --curve-cert FILE]\n"
-        "  the broker's pools, queues, jobs in flight, counters and stage timings\n";
-    cfg_entry_t t[2 + CONN_N] = {
+    static const cfg_entry_t own[] = {
         {"json", CFG_BOOL, offsetof(status_opts_t, json), 0, 0, "false", NULL, "print the broker's STATUS JSON as it is"},
         {"timeout-ms", CFG_INT, offsetof(status_opts_t, timeout_ms), 100, 10000, "5000", NULL,
          "wait this long for the answer"},
     };
-    conn_entries(offsetof(status_opts_t, conn), t + 2);
-    const int n_opts = (int)ARRAY_LEN(t);
-    status_opts_t so = {0};
-    int crc = cli_options("hired status", t, n_opts, &so, argc, argv, usage, NULL, 0, NULL, NULL, NULL);
-    if (crc) {
-        cfg_free(t, n_opts, &so);
-        return crc == 1 ? 0 : 2;
-    }
-    const char *broker = conn_broker(&so.conn);
-    const bool json = so.json;
-    hired_client_opts o = conn_client_opts(&so.conn);
-    o.timeout_ms = o.connect_timeout_ms = (int)so.timeout_ms;
-    int status = status_show(broker, &o, json);
-    cfg_free(t, n_opts, &so);
-    return status;
+    static const cli_cmd_t cmd = {
+        .prog = "hired status",
+        .usage = "usage: hired status [--broker EP] [--json] [--timeout-ms N] [--curve-server-key FILE --curve-cert FILE]\n"
+                 "  the broker's pools, queues, jobs in flight, counters and stage timings\n",
+        .t = own,
+        .n = (int)ARRAY_LEN(own),
+        .group = conn_entries,
+        .group_n = CONN_N,
+        .group_base = offsetof(status_opts_t, conn),
+        .body = status_body,
+    };
+    status_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

@@ -280,6 +280,25 @@ static void raw_submit_head(raw_t *r, size_t extra) {
     raw_kv(r, "session", SESSION);
 }
 
+/* A RESULT header with `kept` tokens and 6 bytes of positions (the geometry `parts` and
+ * `patch_grid` when geometry), room for `extra` more keys. */
+static void raw_result_head(raw_t *r, uint32_t kept, bool geometry, size_t extra) {
+    raw_begin(r, (geometry ? 11 : 9) + extra);
+    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
+    raw_kv(r, "type", "RESULT");
+    raw_kv(r, "id", "j");
+    raw_str(r, "attempt"), msgpack_pack_uint32(&r->pk, 1);
+    raw_kv(r, "fingerprint", "ab");
+    raw_str(r, "kept"), msgpack_pack_uint32(&r->pk, kept);
+    raw_str(r, "dim"), msgpack_pack_uint32(&r->pk, 4);
+    raw_kv(r, "dtype", "f16");
+    if (geometry) {
+        raw_str(r, "parts"), msgpack_pack_uint32(&r->pk, 1);
+        raw_str(r, "patch_grid"), msgpack_pack_uint32(&r->pk, 24);
+    }
+    raw_str(r, "positions"), msgpack_pack_bin_with_body(&r->pk, "123456", 6);
+}
+
 static void test_rejections(void) {
     raw_t r;
     raw_begin(&r, 2);
@@ -406,44 +425,13 @@ static void test_rejections(void) {
     wire_msg_clear(&m);
     msgpack_sbuffer_destroy(&r.sb);
     /* RESULT with positions of the wrong length. */
-    raw_begin(&r, 11);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "RESULT");
-    raw_kv(&r, "id", "j");
-    raw_str(&r, "attempt"), msgpack_pack_uint32(&r.pk, 1);
-    raw_kv(&r, "fingerprint", "ab");
-    raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 2);
-    raw_str(&r, "dim"), msgpack_pack_uint32(&r.pk, 4);
-    raw_kv(&r, "dtype", "f16");
-    raw_str(&r, "parts"), msgpack_pack_uint32(&r.pk, 1);
-    raw_str(&r, "patch_grid"), msgpack_pack_uint32(&r.pk, 24);
-    raw_str(&r, "positions"), msgpack_pack_bin_with_body(&r.pk, "123456", 6);
+    raw_result_head(&r, 2, true, 0);
     EXPECT(&r, HIRED_EPROTO, "positions is 6 bytes, expected kept*6 = 12");
     /* RESULT without the geometry (v4: `parts` and `patch_grid` are required) */
-    raw_begin(&r, 9);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "RESULT");
-    raw_kv(&r, "id", "j");
-    raw_str(&r, "attempt"), msgpack_pack_uint32(&r.pk, 1);
-    raw_kv(&r, "fingerprint", "ab");
-    raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 1);
-    raw_str(&r, "dim"), msgpack_pack_uint32(&r.pk, 4);
-    raw_kv(&r, "dtype", "f16");
-    raw_str(&r, "positions"), msgpack_pack_bin_with_body(&r.pk, "123456", 6);
+    raw_result_head(&r, 1, false, 0);
     EXPECT(&r, HIRED_EPROTO, "parts");
     /* the old opaque `meta` is an unknown key now */
-    raw_begin(&r, 12);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "RESULT");
-    raw_kv(&r, "id", "j");
-    raw_str(&r, "attempt"), msgpack_pack_uint32(&r.pk, 1);
-    raw_kv(&r, "fingerprint", "ab");
-    raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 1);
-    raw_str(&r, "dim"), msgpack_pack_uint32(&r.pk, 4);
-    raw_kv(&r, "dtype", "f16");
-    raw_str(&r, "parts"), msgpack_pack_uint32(&r.pk, 1);
-    raw_str(&r, "patch_grid"), msgpack_pack_uint32(&r.pk, 24);
-    raw_str(&r, "positions"), msgpack_pack_bin_with_body(&r.pk, "123456", 6);
+    raw_result_head(&r, 1, true, 1);
     raw_str(&r, "meta"), msgpack_pack_bin_with_body(&r.pk, "{}", 2);
     EXPECT(&r, HIRED_EPROTO, "meta");
 }
