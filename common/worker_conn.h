@@ -21,7 +21,7 @@
  * Stopping: worker_conn_stop() (async-signal-safe, for SIGTERM handlers) sends DISCONNECT —
  * the broker re-queues this worker's jobs elsewhere at once — after which next_job returns
  * HIRED_EIO, every held job reads as cancelled and sends are dropped. Then destroy.
- * Not here: what a job computes (encoder_worker/, decoder_worker/). */
+ * Not here: what a job computes (pipeline/, behind encoder_worker/ and decoder_worker/). */
 #ifndef HIRED_WORKER_CONN_H
 #define HIRED_WORKER_CONN_H
 

@@ -1,4 +1,4 @@
-/* test_pack — packing of kept visual tokens (decoder_worker/pack.h): the unpad arithmetic and
+/* test_pack — packing of kept visual tokens (model/pack.h): the unpad arithmetic and
  * token counts of docs/numerics.md §4.4, the newline policies, pruned rows and columns, PruMerge /
  * LLaVA-1.5 concatenation, and refusal of positions outside the geometry. */
 #include <stdlib.h>
