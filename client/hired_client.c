@@ -566,18 +566,11 @@ nomem:
     return HIRED_ENOMEM;
 }
 
-static void deadline_ts(struct timespec *ts, int timeout_ms) {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
-}
-
 int hired_next_event(hired_client *c, int timeout_ms, hired_event *ev) {
     memset(ev, 0, sizeof *ev);
     if (!c) return HIRED_EINVAL;
     struct timespec until;
-    deadline_ts(&until, timeout_ms > 0 ? timeout_ms : 0);
+    clock_cond_deadline(&until, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     while (!c->ev_head && timeout_ms != 0) {
         if (timeout_ms < 0) pthread_cond_wait(&c->cv, &c->mu);
@@ -626,7 +619,7 @@ int hired_status(hired_client *c, char **json_out) {
     if (!c->heard && c->connect_timeout_ms > 0 && c->connect_timeout_ms < timeout) timeout = c->connect_timeout_ms;
     pthread_mutex_unlock(&c->mu);
     struct timespec until;
-    deadline_ts(&until, timeout);
+    clock_cond_deadline(&until, timeout);
     pthread_mutex_lock(&c->status_mu);
     pthread_mutex_lock(&c->mu);
     free(c->status_json);

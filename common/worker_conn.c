@@ -508,12 +508,7 @@ void worker_conn_destroy(worker_conn_t **pc) {
 int worker_conn_next_job(worker_conn_t *c, int timeout_ms, worker_job_t **job) {
     *job = NULL;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    if (timeout_ms > 0) {
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
-    }
+    clock_cond_deadline(&until, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     for (;;) {
         if (c->refusal[0]) {

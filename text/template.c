@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "file.h"
 #include "jinja.h"
 #include "json.h"
 #include "mem.h"
@@ -202,15 +203,14 @@ int tpl_load(const char *dir, tpl_t **out, char *err) {
 
     tpl_t *t = NULL;
     /* 1. chat_template.jinja (raw text) */
-    FILE *f = NULL;
-    if ((size_t)snprintf(path, sizeof path, "%s/chat_template.jinja", dir) < sizeof path) f = fopen(path, "rb");
-    if (f) {
-        char *buf = mem_alloc(TPL_MAX_FILE + 1);
-        size_t n = buf ? fread(buf, 1, TPL_MAX_FILE + 1, f) : 0;
-        fclose(f);
-        if (!buf) rc = hired_errf(err, HIRED_ENOMEM, "%s: out of memory", path);
-        else if (n > TPL_MAX_FILE) rc = hired_errf(err, HIRED_ERANGE, "%s: larger than %zu bytes", path, TPL_MAX_FILE);
-        else if (!(t = make(buf, n, path, "chat_template.jinja", true, err))) rc = HIRED_EFORMAT;
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    int fr = (size_t)snprintf(path, sizeof path, "%s/chat_template.jinja", dir) < sizeof path
+                 ? file_read(path, TPL_MAX_FILE, &buf, &n, err)
+                 : HIRED_ENOTFOUND;
+    if (fr != HIRED_ENOTFOUND) {
+        rc = fr;
+        if (!rc && !(t = make((const char *)buf, n, path, "chat_template.jinja", true, err))) rc = HIRED_EFORMAT;
         mem_free(buf);
     } else {
         /* 2.-4. a "chat_template" field */
