@@ -14,13 +14,9 @@
 #include "worker_conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "broker_link.h"
 #include "clock.h"

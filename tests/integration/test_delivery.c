@@ -225,6 +225,7 @@ int main(void) {
         total += lanes[l].n;
         good += g;
     }
+    fprintf(stderr, "all lanes: %d of %d jobs exact\n", good, total);
     /* the faults happened */
     fp_get_stats(lanes[0].px, &st);
     CHECK_MSG(st.stalled_ms + 200 >= (uint64_t)stall_ms, "stalled for %llu ms", (unsigned long long)st.stalled_ms);
