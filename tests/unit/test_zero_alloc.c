@@ -43,7 +43,9 @@ static void test_vision(k_device_t *dev, const char *dir) {
     if (!v) goto done;
     const int S = cfg.vision.image_size;
     float *px = mem_alloc_aligned((size_t)3 * S * S * sizeof(float)); /* [1, 3, S, S] */
-    for (int i = 0; i < 3 * S * S; i++) px[i] = (float)((i * 7919) % 1000) / 500.0f - 1.0f;
+    CHECK(px != NULL);
+    if (!px) goto done;
+    for (int i = 0; i < 3 * S * S; i++) px[i] = (float)(((unsigned)i * 7919u) % 1000u) / 500.0f - 1.0f;
     vision_opts_t o = {.n_attn_layers = 2, .attn_layers = {0, vision_feature_hidden_index(v) - 1}};
     vision_out_t out;
 
