@@ -15,6 +15,7 @@
 #include <sys/random.h>
 
 #include "broker.h"
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 #include "proc.h"
@@ -91,7 +92,7 @@ static int send_job(broker_t *b, worker_t *w, job_t *j, int st, int64_t now) {
         memcpy(m.grid, j->enc.grid, sizeof m.grid);
         memcpy(m.image_size, j->enc.image_size, sizeof m.image_size);
         m.positions = j->enc.positions;
-        m.meta = j->enc.meta, m.meta_len = j->enc.meta_len;
+        m.parts = j->enc.parts, m.patch_grid = j->enc.patch_grid;
         memcpy(m.fingerprint, j->enc.fingerprint, sizeof m.fingerprint);
     }
     zmq_msg_t payload;
@@ -100,7 +101,7 @@ static int send_job(broker_t *b, worker_t *w, job_t *j, int st, int64_t now) {
     char err[HIRED_ERR_LEN];
     int rc = wire_send(b->back, w->route, w->route_len, &m, &payload, err);
     zmq_msg_close(&payload);
-    m.prompt = NULL, m.positions = NULL, m.meta = NULL; /* borrowed */
+    m.prompt = NULL, m.positions = NULL; /* borrowed */
     wire_msg_clear(&m);
     if (rc && rc != HIRED_ENOTFOUND) log_warn("broker: could not send job %s: %s", j->wid, err);
     return rc;
@@ -242,8 +243,8 @@ int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err) {
     if (b->cfg.startup_grace_ms < 0) b->cfg.startup_grace_ms = 3 * b->cfg.heartbeat_ms * b->cfg.liveness;
     b->lim = (wire_limits_t){0, 0, (size_t)cfg->max_image_bytes, (size_t)cfg->max_prompt_bytes};
     if (getrandom(&b->epoch, sizeof b->epoch, 0) != sizeof b->epoch || b->epoch == 0)
-        b->epoch = (uint64_t)wire_now_ms() | 1;
-    b->started = wire_now_ms();
+        b->epoch = (uint64_t)clock_now_ms() | 1;
+    b->started = clock_now_ms();
     if (jobs_init(&b->jobs, b->epoch) || clients_init(&b->clients)) return hired_errf(err, HIRED_ENOMEM, "out of memory");
     b->ctx = zmq_ctx_new();
     if (!b->ctx) return hired_errf(err, HIRED_EIO, "zmq_ctx_new failed");
@@ -281,7 +282,7 @@ int broker_run(broker_t *b) {
     proc_watchdog_t wd;
     proc_watchdog_init(&wd);
     while (!proc_stop_requested()) {
-        int64_t now = wire_now_ms();
+        int64_t now = clock_now_ms();
         proc_watchdog_tick(&wd, now); /* this loop's liveness is what systemd watches */
         if (now >= b->next_timers) {
             timers(b, now);
@@ -289,7 +290,7 @@ int broker_run(broker_t *b) {
         }
         if (b->dirty) dispatch(b, now);
         zmq_pollitem_t items[2] = {{b->front, 0, ZMQ_POLLIN, 0}, {b->back, 0, ZMQ_POLLIN, 0}};
-        long timeout = (long)(b->next_timers - wire_now_ms());
+        long timeout = (long)(b->next_timers - clock_now_ms());
         if (timeout < 0) timeout = 0;
         int rc = zmq_poll(items, 2, timeout);
         if (rc < 0) {
@@ -304,7 +305,7 @@ int broker_run(broker_t *b) {
             for (int i = 0; i < 256; i++) {
                 wire_parts_t p;
                 if (wire_recv(idx ? b->back : b->front, &p, ZMQ_DONTWAIT)) break;
-                now = wire_now_ms();
+                now = clock_now_ms();
                 if (idx) back_message(b, &p, now);
                 else front_message(b, &p, now);
                 wire_parts_close(&p);

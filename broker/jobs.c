@@ -228,7 +228,7 @@ size_t jobs_stream_bytes(const job_t *j) { return (size_t)j->captok * sizeof(tok
 void jobs_account(job_table_t *t, job_t *j) {
     size_t b = sizeof *j + jobs_stream_bytes(j) + (j->req.prompt ? strlen(j->req.prompt) : 0);
     if (j->has_image) b += zmq_msg_size(&j->image);
-    if (j->has_tensor) b += zmq_msg_size(&j->tensor) + (size_t)j->enc.kept * 6 + j->enc.meta_len;
+    if (j->has_tensor) b += zmq_msg_size(&j->tensor) + (size_t)j->enc.kept * 6;
     if (j->final.text) b += strlen(j->final.text);
     if (j->final.message) b += strlen(j->final.message);
     t->bytes_total += b - j->bytes; /* unsigned wrap-around cancels out */

@@ -10,24 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
+#include "clock.h"
+#include "encode.h"
 #include "err.h"
-#include "hfconfig.h"
-#include "image.h"
-#include "log.h"
 #include "mem.h"
-#include "preprocess.h"
-#include "st.h"
 #include "topk.h"
-#include "vision.h"
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -59,15 +48,17 @@ static void usage(FILE *f) {
             "preprocessor_config.json), e.g. llava-hf/llava-v1.6-vicuna-7b-hf as downloaded.\n");
 }
 
-/* Prints, for each partition, the top-k patches by head-summed CLS attention at one layer. */
-static void print_top_patches(const vision_out_t *out, int slot, int layer, int grid, int top, int rows, int cols) {
-    printf("CLS attention at encoder layer %d (summed over %d heads), top %d patches per partition:\n", layer,
-           out->n_heads, top);
+/* Prints, for each partition, the top-k patches by head-summed CLS attention at one layer
+ * (rows [n, patches], host memory; the ranking through the host context). */
+static int print_top_patches(k_ctx_t *host, const float *rows, int n, int patches, int layer, int grid, int top,
+                             int cols) {
+    printf("CLS attention at encoder layer %d (summed over the heads), top %d patches per partition:\n", layer, top);
     int32_t idx[64];
-    for (int p = 0; p < out->n; p++) {
-        const float *row = out->cls_attn + ((size_t)slot * out->n + p) * out->n_patches;
-        k_topk_args a = {.n = out->n_patches, .k = top, .x = row, .idx = idx};
-        k_topk_cpu(&a);
+    for (int p = 0; p < n; p++) {
+        const float *row = rows + (size_t)p * patches;
+        k_topk_args a = {.n = patches, .k = top, .x = row, .idx = idx};
+        int rc = k_topk(host, &a);
+        if (rc) return rc;
         if (p == 0)
             printf("  base      ");
         else
@@ -75,123 +66,90 @@ static void print_top_patches(const vision_out_t *out, int slot, int layer, int 
         for (int i = 0; i < top; i++) printf(" (%2d,%2d) %.4f", idx[i] / grid, idx[i] % grid, row[idx[i]]);
         printf("\n");
     }
-    (void)rows;
+    return HIRED_OK;
 }
 
-static void encode_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
-            "  the encoder worker's path in this process: decode the image, preprocess it as the\n"
-            "  model does (LLaVA-NeXT anyres or LLaVA-1.5), run the CLIP vision tower; prints the\n"
-            "  partition layout, per-stage timings and the K patches the CLS token attends to most\n"
-            "  at layer 0 and at the feature layer\n"
-            "  --model DIR       Hugging Face llava-hf model directory\n"
-            "  --image FILE      JPEG or PNG\n"
-            "  --max-pixels N    refuse larger images (width x height); 0 = no limit (default)\n"
-            "  --top K           patches listed per partition, 1..64 (default 5)\n");
+typedef struct {
+    char *model, *image;
+    int64_t max_pixels, top;
+} encode_opts_t;
+
+#define O(f) offsetof(encode_opts_t, f)
+static const cfg_entry_t k_encode_opts[] = {
+    CLI_OPT_MODEL_DIR(O(model)),
+    CLI_OPT_IMAGE(O(image)),
+    {"max-pixels", CFG_INT, O(max_pixels), 0, 1e9, "0", NULL, "refuse larger images (width x height); 0 = no limit"},
+    {"top", CFG_INT, O(top), 1, 64, "5", NULL, "patches listed per partition"},
+};
+#undef O
+
+/* encode's body: the encode pipeline on the image, its layout and timings, the top patches. */
+static int encode_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    const encode_opts_t *o = values;
+    const char *model = o->model, *image = o->image;
+    int top = (int)o->top;
+    char err[HIRED_ERR_LEN];
+    int rc = 1;
+    cli_enc_t e;
+    visual_t vis = {0};
+    enc_attn_t attn = {0};
+    enc_stats_t st;
+    enc_params_t p;
+    enc_params_default(&p);
+    p.sel = (sel_opts_t){.strategy = SEL_HIRED, .budget = 1.0, .alpha = 0.5}; /* every token, HiRED's layers */
+    p.max_pixels = (size_t)o->max_pixels;
+
+    if (cli_enc_open(&e, model, image, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &p, &vis, &st, &attn, err)) {
+        fprintf(stderr, "hired encode: %s\n", err);
+        goto done;
+    }
+    const hf_config_t *cfg = enc_model_config(e.m);
+    const int S = cfg->vision.image_size, grid = vis.grid, P = grid * grid;
+    printf("model    %s: %s, vision width %d, %d layers, %d heads; features = hidden_states[%d]\n", model,
+           cfg->kind == HF_MODEL_LLAVA_NEXT ? "llava_next" : "llava", cfg->vision.hidden, cfg->vision.layers,
+           cfg->vision.heads, attn.layers[1] + 1);
+    printf("image    %s: %dx%d (WxH)\n", image, vis.orig_w, vis.orig_h);
+    if (cfg->kind == HF_MODEL_LLAVA_NEXT)
+        printf("layout   grid %dx%d (rows x cols) -> %d partitions (base + %d tiles) of %dx%d\n", vis.rows, vis.cols,
+               vis.n, vis.n - 1, S, S);
+    else
+        printf("layout   1 partition of %dx%d (shortest edge + centre crop)\n", S, S);
+    printf("tokens   %d partitions x %d patches = %d visual tokens of width %d\n", vis.n, P, visual_total(&vis), vis.d);
+    printf("time     load %.1f ms, decode %.1f ms, preprocess %.1f ms, vision %.1f ms\n", e.ms_load, st.ms_decode_image,
+           st.ms_preprocess, st.ms_vision);
+    if (top > P) top = P;
+    /* layer 0 (HiRED's budget allocation) and the feature layer's own block */
+    const float *rows[2] = {attn.alloc, attn.select};
+    for (int s = 0; s < 2 && rc == 1; s++)
+        if ((s == 0 || attn.layers[1] > 0) &&
+            print_top_patches(k_ctx_host(e.d.ctx), rows[s], vis.n, P, attn.layers[s], grid, top, vis.cols)) {
+            fprintf(stderr, "hired encode: %s\n", k_ctx_err(e.d.ctx));
+            goto done;
+        }
+    rc = 0;
+done:
+    enc_attn_free(&attn);
+    visual_free(&vis);
+    cli_enc_close(&e);
+    return rc;
 }
 
 int cmd_encode(int argc, char **argv) {
-    const char *model = NULL, *image = NULL;
-    long max_pixels = 0;
-    int top = 5;
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            encode_usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
-            model = argv[++i];
-        else if (!strcmp(argv[i], "--image") && i + 1 < argc)
-            image = argv[++i];
-        else if (!strcmp(argv[i], "--max-pixels") && i + 1 < argc)
-            max_pixels = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--top") && i + 1 < argc)
-            top = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "hired encode: unknown or incomplete option '%s'\n", argv[i]);
-            encode_usage(stderr);
-            return 2;
-        }
-    }
-    if (!model || !image || max_pixels < 0 || top < 1 || top > 64) {
-        fprintf(stderr, "hired encode: --model and --image are required (--top 1..64, --max-pixels >= 0)\n");
-        return 2;
-    }
-    char err[HIRED_ERR_LEN];
-    int rc = 1;
-    hf_config_t cfg;
-    st_model_t *st = NULL;
-    vision_t *v = NULL;
-    image_t img = {0};
-    prep_out_t prep = {0};
-    vision_out_t out = {0};
-
-    double t0 = now_ms();
-    if (hf_config_load(model, &cfg, err) || !(st = st_model_open(model, err))) {
-        fprintf(stderr, "hired encode: %s\n", err);
-        goto done;
-    }
-    if (!(v = vision_load(st, &cfg, -1, err))) {
-        fprintf(stderr, "hired encode: %s\n", err);
-        goto done;
-    }
-    double t_load = now_ms() - t0;
-
-    t0 = now_ms();
-    if (image_load_file(image, (size_t)max_pixels, &img, err)) {
-        fprintf(stderr, "hired encode: %s\n", err);
-        goto done;
-    }
-    double t_decode = now_ms() - t0;
-
-    t0 = now_ms();
-    rc = cli_preprocess(&cfg, model, &img, &prep, err);
-    double t_prep = now_ms() - t0;
-    if (rc) {
-        fprintf(stderr, "hired encode: %s\n", err);
-        rc = 1;
-        goto done;
-    }
-
-    /* layer 0 (HiRED's budget allocation), the feature layer's own block, and the last layer */
-    const int feat_block = vision_feature_hidden_index(v) - 1;
-    vision_opts_t opts = {.n_attn_layers = 0};
-    opts.attn_layers[opts.n_attn_layers++] = 0;
-    if (feat_block > 0) opts.attn_layers[opts.n_attn_layers++] = feat_block;
-    t0 = now_ms();
-    rc = vision_encode(v, prep.pixels, prep.n, &opts, &out, err);
-    double t_vision = now_ms() - t0;
-    if (rc) {
-        fprintf(stderr, "hired encode: %s\n", err);
-        rc = 1;
-        goto done;
-    }
-
-    printf("model    %s: %s, vision width %d, %d layers, %d heads; features = hidden_states[%d]\n", model,
-           cfg.kind == HF_MODEL_LLAVA_NEXT ? "llava_next" : "llava", cfg.vision.hidden, cfg.vision.layers,
-           cfg.vision.heads, vision_feature_hidden_index(v));
-    printf("image    %s: %dx%d (WxH)\n", image, img.w, img.h);
-    if (cfg.kind == HF_MODEL_LLAVA_NEXT)
-        printf("layout   grid %dx%d (rows x cols) -> %d partitions (base + %d tiles) of %dx%d\n", prep.rows, prep.cols,
-               prep.n, prep.n - 1, prep.size, prep.size);
-    else
-        printf("layout   1 partition of %dx%d (shortest edge + centre crop)\n", prep.size, prep.size);
-    printf("tokens   %d partitions x %d patches = %d visual tokens of width %d\n", out.n, out.n_patches,
-           out.n * out.n_patches, out.d);
-    printf("time     load %.1f ms, decode %.1f ms, preprocess %.1f ms, vision %.1f ms\n", t_load, t_decode, t_prep,
-           t_vision);
-    int grid = cfg.vision.image_size / cfg.vision.patch_size;
-    if (top > out.n_patches) top = out.n_patches;
-    for (int s = 0; s < opts.n_attn_layers; s++)
-        print_top_patches(&out, s, opts.attn_layers[s], grid, top, prep.rows, prep.cols);
-    rc = 0;
-done:
-    vision_out_free(&out);
-    prep_free(&prep);
-    image_free(&img);
-    vision_destroy(&v);
-    st_model_close(&st);
-    return rc;
+    static const cli_cmd_t cmd = {
+        .prog = "hired encode",
+        .usage = "usage: hired encode --model DIR --image FILE [--max-pixels N] [--top K]\n"
+                 "  the encoder worker's path in this process (the one encode pipeline, with every token\n"
+                 "  kept): decode the image, preprocess it as the model does (LLaVA-NeXT anyres or\n"
+                 "  LLaVA-1.5), run the CLIP vision tower; prints the partition layout, per-stage timings\n"
+                 "  and the K patches the CLS token attends to most at layer 0 and at the feature layer\n",
+        .t = k_encode_opts,
+        .n = (int)ARRAY_LEN(k_encode_opts),
+        .required = {"model", "image"},
+        .body = encode_body,
+    };
+    encode_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }
 
 int main(int argc, char **argv) {

@@ -48,7 +48,11 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "clock.h"
+#include "err.h"
+#include "file.h"
 #include "hired_client.h"
+#include "mem.h"
 #include "wire.h"
 
 extern char **environ;
@@ -105,12 +109,6 @@ typedef struct {
     int n_rows;
     char load_start[64], load_end[64]; /* /proc/loadavg: the machine may be shared */
 } bench_t;
-
-static double now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
 
 // ---- statistics ------------------------------------------------------------------------------
 
@@ -262,10 +260,10 @@ static int start_services(bench_t *b) {
                      "--broker.max_deadline_ms=86400000", "--log.level=warn", NULL};
     snprintf(logp, sizeof logp, "%s/broker.log", b->tmp);
     if ((b->pid[P_BROKER] = spawn_logged(bargv, logp)) < 0) return -1;
-    double t0 = now_ms();
+    double t0 = clock_ms();
     while (ports_value(ports, "frontend", b->front, sizeof b->front) ||
            ports_value(ports, "backend", back, sizeof back)) {
-        if (child_died(b) || now_ms() - t0 > 20000) {
+        if (child_died(b) || clock_ms() - t0 > 20000) {
             fprintf(stderr, "hired bench: the broker did not start\n");
             return -1;
         }
@@ -353,8 +351,8 @@ static bool pool_ready(const cJSON *root, const char *service, const char *model
 
 /* Waits until an encoder and a decoder serving the model are registered. */
 static int wait_workers(bench_t *b, int timeout_ms) {
-    double t0 = now_ms();
-    while (now_ms() - t0 < timeout_ms) {
+    double t0 = clock_ms();
+    while (clock_ms() - t0 < timeout_ms) {
         if (b->own && child_died(b)) return -1;
         char *txt = NULL;
         if (!hired_status(b->c, &txt)) {
@@ -365,7 +363,7 @@ static int wait_workers(bench_t *b, int timeout_ms) {
             if (ok) return 0;
         }
         fprintf(stderr, "\r\033[Khired bench: waiting for the workers of '%s' (%.0f s)", b->model_name,
-                (now_ms() - t0) / 1e3);
+                (clock_ms() - t0) / 1e3);
         usleep(200000);
     }
     fprintf(stderr, "\nhired bench: no encoder and decoder for '%s' registered within %d s\n", b->model_name,
@@ -391,7 +389,7 @@ static int run_job(bench_t *b, const char *strategy, double budget, sample_t *s)
     memset(s, 0, sizeof *s);
     s->ttft_ms = s->kept = s->total = -1;
     s->wire_bytes = s->wire_tensor = s->wire_header = -1;
-    double t0 = now_ms();
+    double t0 = clock_ms();
     int rc = hired_submit(b->c, &job, s->id);
     if (rc) {
         fprintf(stderr, "\nhired bench: submit: %s\n", hired_strerror(rc));
@@ -403,7 +401,7 @@ static int run_job(bench_t *b, const char *strategy, double budget, sample_t *s)
             if (b->own && child_died(b)) return -1;
             continue;
         }
-        double t = now_ms();
+        double t = clock_ms();
         int done = 0;
         if (ev.type == HIRED_EVENT_TOKEN && s->ttft_ms < 0) s->ttft_ms = t - t0;
         if (ev.type == HIRED_EVENT_DONE) {
@@ -672,35 +670,31 @@ static int write_json(const bench_t *b) {
 
 // ---- options ---------------------------------------------------------------------------------
 
-static void bench_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired bench (--model DIR | --broker EP --model-name NAME [--model DIR]) [options]\n"
-            "  --model DIR         llava-hf model directory; without --broker the bench starts its own\n"
-            "                      hired-broker, hired-encoder and hired-decoder on loopback and stops them\n"
-            "  --broker EP         benchmark a running broker instead\n"
-            "  --model-name NAME   the model name the workers serve (default: DIR's base name)\n"
-            "  --strategies LIST   comma-separated: none,hired,spatial,prumerge,prumerge+   (hired)\n"
-            "  --budgets LIST      comma-separated rates in (0, 1]                  (1.0,0.4,0.2,0.1)\n"
-            "  --runs N            measured jobs per strategy x budget               (5)\n"
-            "  --warmup N          unmeasured jobs before them                       (1)\n"
-            "  --max-tokens N      new tokens per job (greedy)                       (32)\n"
-            "  --image FILE        the image for every job        (tests/fixtures/images/large.jpg)\n"
-            "  --json FILE         raw samples, summary and environment              (bench.json)\n"
-            "  --timeout-ms N      per-job deadline                                  (3600000)\n"
-            "Prints progress on stderr, then a markdown table (medians, p10-p90, relative to r=1.0).\n");
-}
+typedef struct {
+    char *model, *broker, *model_name, *strategies, *budgets, *image, *json;
+    int64_t runs, warmup, max_tokens, timeout_ms;
+} bench_opts_t;
 
-static int parse_int(const char *opt, const char *v, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long x = v ? strtol(v, &end, 10) : 0;
-    if (!v || errno || end == v || *end || x < lo || x > hi) {
-        fprintf(stderr, "hired bench: %s needs an integer in [%d, %d], got '%s'\n", opt, lo, hi, v ? v : "");
-        return -1;
-    }
-    *out = (int)x;
-    return 0;
-}
+#define O(f) offsetof(bench_opts_t, f)
+static const cfg_entry_t k_bench_opts[] = {
+    {"model", CFG_STRING, O(model), 0, 4096, "", NULL,
+     "llava-hf model directory; without --broker the bench starts its own hired-broker, hired-encoder and "
+     "hired-decoder on loopback and stops them"},
+    {"broker", CFG_STRING, O(broker), 0, 4096, "", NULL, "benchmark a running broker instead"},
+    {"model-name", CFG_STRING, O(model_name), 0, WIRE_MAX_MODEL, "", NULL,
+     "the model name the workers serve (default: the model directory's base name)"},
+    {"strategies", CFG_STRING, O(strategies), 1, 511, "hired", NULL,
+     "comma-separated: none,hired,spatial,prumerge,prumerge+"},
+    {"budgets", CFG_STRING, O(budgets), 1, 511, "1.0,0.4,0.2,0.1", NULL, "comma-separated rates in (0, 1]"},
+    {"runs", CFG_INT, O(runs), 1, 1000, "5", NULL, "measured jobs per strategy x budget"},
+    {"warmup", CFG_INT, O(warmup), 0, 1000, "1", NULL, "unmeasured jobs before them"},
+    {"max-tokens", CFG_INT, O(max_tokens), 1, 16384, "32", NULL, "new tokens per job (greedy)"},
+    {"image", CFG_STRING, O(image), 1, 4096, HIRED_SOURCE_DIR "/tests/fixtures/images/large.jpg", NULL,
+     "the image for every job"},
+    {"json", CFG_STRING, O(json), 1, 4096, "bench.json", NULL, "raw samples, summary and environment"},
+    {"timeout-ms", CFG_INT, O(timeout_ms), 1000, 86400000, "3600000", NULL, "per-job deadline"},
+};
+#undef O
 
 static int parse_lists(bench_t *b, const char *strategies, const char *budgets) {
     char buf[512];
@@ -760,20 +754,14 @@ static int model_facts(bench_t *b) {
 }
 
 static int read_image(bench_t *b) {
-    FILE *f = fopen(b->image, "rb");
-    if (!f) {
-        fprintf(stderr, "hired bench: %s: %s\n", b->image, strerror(errno));
+    char err[HIRED_ERR_LEN];
+    uint8_t *bytes = NULL;
+    if (file_read(b->image, 32u * 1024 * 1024, &bytes, &b->img_len, err) || !b->img_len) {
+        fprintf(stderr, "hired bench: %s\n", b->img_len || !bytes ? err : "the image file is empty");
+        mem_free(bytes);
         return -1;
     }
-    struct stat st;
-    if (fstat(fileno(f), &st) || st.st_size <= 0 || st.st_size > 32 * 1024 * 1024 ||
-        !(b->img = malloc((size_t)st.st_size)) || fread(b->img, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-        fprintf(stderr, "hired bench: cannot read %s (1 byte .. 32 MiB)\n", b->image);
-        fclose(f);
-        return -1;
-    }
-    b->img_len = (size_t)st.st_size;
-    fclose(f);
+    b->img = bytes;
     return 0;
 }
 
@@ -810,49 +798,19 @@ static int run_rows(bench_t *b) {
     return 0;
 }
 
-int cmd_bench(int argc, char **argv) {
+/* The bench with its options o: the exit status. */
+static int bench_main(const bench_opts_t *o) {
     static bench_t b; /* large; one bench per process */
     memset(&b, 0, sizeof b);
-    b.runs = 5;
-    b.warmup = 1;
-    b.max_tokens = 32;
-    b.timeout_ms = 3600000;
-    b.json_path = "bench.json";
-    b.image = HIRED_SOURCE_DIR "/tests/fixtures/images/large.jpg";
-    const char *strategies = "hired", *budgets = "1.0,0.4,0.2,0.1";
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            bench_usage(stdout);
-            return 0;
-        }
-        if (!v) {
-            fprintf(stderr, "hired bench: unknown or incomplete option '%s'\n", a);
-            bench_usage(stderr);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--model")) b.model_dir = v;
-        else if (!strcmp(a, "--broker")) b.broker = v;
-        else if (!strcmp(a, "--model-name")) b.model_name = v;
-        else if (!strcmp(a, "--strategies")) strategies = v;
-        else if (!strcmp(a, "--budgets")) budgets = v;
-        else if (!strcmp(a, "--image")) b.image = v;
-        else if (!strcmp(a, "--json")) b.json_path = v;
-        else if (!strcmp(a, "--runs")) {
-            if (parse_int(a, v, 1, 1000, &b.runs)) return 2;
-        } else if (!strcmp(a, "--warmup")) {
-            if (parse_int(a, v, 0, 1000, &b.warmup)) return 2;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (parse_int(a, v, 1, 16384, &b.max_tokens)) return 2;
-        } else if (!strcmp(a, "--timeout-ms")) {
-            if (parse_int(a, v, 1000, 86400000, &b.timeout_ms)) return 2;
-        } else {
-            fprintf(stderr, "hired bench: unknown option '%s'\n", a);
-            bench_usage(stderr);
-            return 2;
-        }
-    }
+    b.runs = (int)o->runs;
+    b.warmup = (int)o->warmup;
+    b.max_tokens = (int)o->max_tokens;
+    b.timeout_ms = (int)o->timeout_ms;
+    b.json_path = o->json;
+    b.image = o->image;
+    b.model_dir = o->model[0] ? o->model : NULL;
+    b.broker = o->broker[0] ? o->broker : NULL;
+    b.model_name = o->model_name[0] ? o->model_name : NULL;
     static char base[256];
     if (!b.model_name && b.model_dir) {
         char tmp[1024];
@@ -862,14 +820,17 @@ int cmd_bench(int argc, char **argv) {
         snprintf(base, sizeof base, "%s", basename(tmp));
         b.model_name = base;
     }
-    if ((!b.model_dir && !b.broker) || !b.model_name || parse_lists(&b, strategies, budgets)) {
-        if (!b.model_dir && !b.broker) fprintf(stderr, "hired bench: --model DIR or --broker EP is required\n");
-        else if (!b.model_name) fprintf(stderr, "hired bench: --model-name is required with --broker\n");
-        bench_usage(stderr);
+    if (!b.model_dir && !b.broker) {
+        fprintf(stderr, "hired bench: --model DIR or --broker EP is required (hired bench --help lists the options)\n");
         return 2;
     }
+    if (!b.model_name) {
+        fprintf(stderr, "hired bench: --model-name is required with --broker\n");
+        return 2;
+    }
+    if (parse_lists(&b, o->strategies, o->budgets)) return 2;
     if (read_image(&b) || (b.model_dir && model_facts(&b))) {
-        free(b.img);
+        mem_free(b.img);
         return 1;
     }
 
@@ -898,6 +859,25 @@ out:
     if (b.own && !rc) remove_tmp(&b);
     else if (b.own) fprintf(stderr, "hired bench: logs kept in %s\n", b.tmp);
     for (int i = 0; i < b.n_rows; i++) free(b.rows_[i].s);
-    free(b.img);
+    mem_free(b.img);
     return rc;
+}
+
+/* bench's body (cli_cmd_t). */
+static int bench_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    return bench_main(values);
+}
+
+int cmd_bench(int argc, char **argv) {
+    static const cli_cmd_t cmd = {
+        .prog = "hired bench",
+        .usage = "usage: hired bench (--model DIR | --broker EP --model-name NAME [--model DIR]) [options]\n"
+                 "  prints progress on stderr, then a markdown table (medians, p10-p90, relative to r=1.0)\n",
+        .t = k_bench_opts,
+        .n = (int)ARRAY_LEN(k_bench_opts),
+        .body = bench_body,
+    };
+    bench_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

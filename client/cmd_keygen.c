@@ -24,18 +24,16 @@
 
 #include "cli.h"
 
-static void keygen_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired keygen NAME [--dir D] [--force]\n"
-            "  writes the CURVE key pair D/NAME (public certificate) and D/NAME_secret (secret, mode\n"
-            "  0600) as czmq certificate files; NAME is 1-64 characters of [A-Za-z0-9._-]\n"
-            "  --dir D     where to write them (default: the current directory; created if missing)\n"
-            "  --force     overwrite existing files of that name\n"
-            "Use: the broker's NAME_secret as curve.server_cert and its NAME as every peer's\n"
-            "curve.server_key (--curve-server-key); each client's and worker's NAME_secret as its\n"
-            "curve.cert (--curve-cert), and a copy of its NAME in the broker's curve.authorized_keys\n"
-            "directory (docs/deploy.md).\n");
-}
+typedef struct {
+    char *dir;
+    bool force;
+} keygen_opts_t;
+
+static const cfg_entry_t k_keygen_opts[] = {
+    {"dir", CFG_STRING, offsetof(keygen_opts_t, dir), 1, 4000, ".", NULL,
+     "where to write them (created if missing)"},
+    {"force", CFG_BOOL, offsetof(keygen_opts_t, force), 0, 0, "false", NULL, "overwrite existing files of that name"},
+};
 
 static bool name_ok(const char *s) {
     size_t n = strlen(s);
@@ -47,33 +45,11 @@ static bool name_ok(const char *s) {
     return true;
 }
 
-int cmd_keygen(int argc, char **argv) {
-    const char *name = NULL, *dir = ".";
-    bool force = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            keygen_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--dir") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(a, "--force")) {
-            force = true;
-        } else if (a[0] != '-' && !name) {
-            name = a;
-        } else {
-            fprintf(stderr, "hired keygen: unknown or incomplete option '%s'\n", a);
-            keygen_usage(stderr);
-            return 2;
-        }
-    }
+/* Writes the key pair NAME into dir: the exit status. */
+static int keygen(const char *name, const char *dir, bool force) {
     if (!name || !name_ok(name)) {
         fprintf(stderr, "hired keygen: %s%s%s\n", name ? "invalid NAME '" : "NAME is required",
                 name ? name : "", name ? "' (1-64 characters of [A-Za-z0-9._-], not starting with . or -)" : "");
-        return 2;
-    }
-    if (!dir[0]) {
-        fprintf(stderr, "hired keygen: --dir needs a directory\n");
         return 2;
     }
 
@@ -117,4 +93,31 @@ int cmd_keygen(int argc, char **argv) {
            pub, sec, zcert_public_txt(cert));
     zcert_destroy(&cert);
     return 0;
+}
+
+/* keygen's body (cli_cmd_t). */
+static int keygen_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd;
+    const keygen_opts_t *o = values;
+    return keygen(n_pos ? pos[0] : NULL, o->dir, o->force);
+}
+
+int cmd_keygen(int argc, char **argv) {
+    static const cli_cmd_t cmd = {
+        .prog = "hired keygen",
+        .usage =
+            "usage: hired keygen NAME [--dir D] [--force]\n"
+            "  writes the CURVE key pair D/NAME (public certificate) and D/NAME_secret (secret, mode\n"
+            "  0600) as czmq certificate files; NAME is 1-64 characters of [A-Za-z0-9._-]\n"
+            "Use: the broker's NAME_secret as curve.server_cert and its NAME as every peer's\n"
+            "curve.server_key (--curve-server-key); each client's and worker's NAME_secret as its\n"
+            "curve.cert (--curve-cert), and a copy of its NAME in the broker's curve.authorized_keys\n"
+            "directory (docs/deploy.md).\n",
+        .t = k_keygen_opts,
+        .n = (int)ARRAY_LEN(k_keygen_opts),
+        .max_pos = 1,
+        .body = keygen_body,
+    };
+    keygen_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

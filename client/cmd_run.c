@@ -1,6 +1,6 @@
 /* cmd_run.c — `hired run`: one request end to end in this process (no broker): decode the images,
  * preprocess, vision tower, token selection, projector, packing, prefill, decode
- * (decoder_worker/generate.h). The answer streams to stdout as it is generated; then one summary
+ * (pipeline/run.h). The answer streams to stdout as it is generated; then one summary
  * line goes to stderr (visual tokens kept/total, milliseconds per stage, tokens/s, KV-cache
  * bytes), so stdout holds the answer alone.
  *
@@ -22,70 +22,65 @@
 
 #include "cli.h"
 #include "err.h"
-#include "generate.h"
 #include "json.h"
 #include "mem.h"
+#include "run.h"
 
 #define RUN_MAX_STOP 16
 #define RUN_MAX_TURNS 64
 #define RUN_MAX_PARTS 256
 #define RUN_MAX_MESSAGES_BYTES ((size_t)64 << 20)
 
-static void run_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired run --model DIR [--image FILE]... [options] [\"question\"]\n"
-            "  --image FILE        an image for the last user turn (repeatable, up to %d; none: text only)\n"
-            "  --system T          a system message        } repeatable, in command-line order;\n"
-            "  --user T            a user turn             } the question, when given, is the\n"
-            "  --assistant T       an earlier answer       } last user turn\n"
-            "  --messages FILE     the conversation as JSON in the OpenAI messages shape (see below)\n"
-            "  --strategy S        none | hired | spatial | prumerge | prumerge+   (hired)\n"
-            "  --budget R          visual token budget rate in (0, 1]            (0.2)\n"
-            "  --alpha A           HiRED base-image share in [0, 1]               (0.5)\n"
-            "  --split S           reference | paper: HiRED sub-image split     (reference)\n"
-            "  --spatial S         strided tokens added to hired, in [0, 1]       (0)\n"
-            "  --newline P         hf | none: image_newline after mosaic rows     (hf)\n"
-            "  --compat C          hf | authors: preprocess and pack as current transformers, or\n"
-            "                      as the HiRED authors' 4.42 fork (to reproduce their numbers;\n"
-            "                      use with --newline none as they do)             (hf)\n"
-            "  --template T        checkpoint | vicuna | llava-1.5 | vicuna-system | vicuna-lmms-eval |\n"
-            "                      mistral | chatml | llama3 | raw   (default: the checkpoint's chat\n"
-            "                      template, else the built-in for its text model)\n"
-            "  --max-tokens N      new tokens                                    (256)\n"
-            "  --temperature T     0 = greedy                                    (0)\n"
-            "  --top-p P           nucleus mass, 1 = off                         (1)\n"
-            "  --top-k K           0 = off                                       (0)\n"
-            "  --seed N            per-job sampling seed                         (0)\n"
-            "  --stop STR          stop string (repeatable, up to %d)\n"
-            "The answer goes to stdout, the summary line to stderr.\n"
-            "--messages: [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"text\" | [part, ...]}] with\n"
-            "parts {\"type\": \"text\", \"text\": T}, {\"type\": \"image_url\", \"image_url\": {\"url\": PATH |\n"
-            "\"file://PATH\" | \"data:image/...;base64,...\"}} or {\"type\": \"image\"} (the next --image FILE).\n"
-            "Each image is preprocessed, selected (budget per image) and packed at its own <image>.\n",
-            GEN_MAX_IMAGES, RUN_MAX_STOP);
-}
+typedef struct {
+    char *model, *messages, *template_name;
+    cfg_strlist_t image, stop;
+    int newline, compat; /* pack_newline_t, prep_compat_t */
+    int64_t max_tokens, top_k, seed;
+    double temperature, top_p;
+    cli_sel_t sel;
+} run_opts_t;
 
-static int parse_long(const char *arg, const char *val, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = val ? strtol(val, &end, 10) : 0;
-    if (!val || errno || end == val || *end || v < lo || v > hi) {
-        fprintf(stderr, "hired run: %s needs an integer in [%ld, %ld], got '%s'\n", arg, lo, hi, val ? val : "");
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
+#define RUN_OWN 12
+#define O(f) offsetof(run_opts_t, f)
+static const cfg_entry_t k_run_own[RUN_OWN] = {
+    CLI_OPT_MODEL_DIR(O(model)),
+    {"image", CFG_STRLIST, O(image), 0, GEN_MAX_IMAGES, "", NULL,
+     "an image for the last user turn, in order (none: text only)"},
+    {"messages", CFG_STRING, O(messages), 0, 4096, "", NULL,
+     "the conversation as JSON in the OpenAI messages shape (see below)"},
+    {"newline", CFG_ENUM, O(newline), 0, 0, "hf", "hf|none", "image_newline after mosaic rows, or none"},
+    {"compat", CFG_ENUM, O(compat), 0, 0, "hf", "hf|authors",
+     "preprocess and pack as current transformers, or as the HiRED authors' 4.42 fork (to reproduce their "
+     "numbers; use with --newline none as they do)"},
+    {"template", CFG_STRING, O(template_name), 0, 64, "", NULL,
+     "checkpoint | vicuna | llava-1.5 | vicuna-system | vicuna-lmms-eval | mistral | chatml | llama3 | raw "
+     "(empty: the checkpoint's chat template, else the built-in for its text model)"},
+    {"max-tokens", CFG_INT, O(max_tokens), 1, 1 << 20, "256", NULL, "new tokens"},
+    {"temperature", CFG_DOUBLE, O(temperature), 0, 100, "0", NULL, "0 = greedy"},
+    {"top-p", CFG_DOUBLE, O(top_p), 0, 1, "1", NULL, "nucleus mass, 1 = off"},
+    {"top-k", CFG_INT, O(top_k), 0, 1 << 24, "0", NULL, "0 = off"},
+    {"seed", CFG_INT, O(seed), 0, 9223372036854775807.0, "0", NULL, "per-job sampling seed"},
+    {"stop", CFG_STRLIST, O(stop), 0, RUN_MAX_STOP, "", NULL, "a stop string"},
+};
+#undef O
 
-static int parse_float(const char *arg, const char *val, double lo, double hi, float *out) {
-    char *end;
-    errno = 0;
-    double v = val ? strtod(val, &end) : 0;
-    if (!val || errno || end == val || *end || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "hired run: %s needs a number in [%g, %g], got '%s'\n", arg, lo, hi, val ? val : "");
-        return -1;
-    }
-    *out = (float)v;
+/* The turns given as --system / --user / --assistant, in command-line order. */
+typedef struct {
+    const char *role[RUN_MAX_TURNS], *text[RUN_MAX_TURNS];
+    int n;
+} turns_t;
+
+/* cfg_cli_extra_fn: --system, --user, --assistant. */
+static int take_turn(void *user, const char *key, const char *value, char *err) {
+    turns_t *t = user;
+    static const char *const roles[] = {"system", "user", "assistant"};
+    for (size_t i = 0; i < ARRAY_LEN(roles); i++)
+        if (!strcmp(key, roles[i])) {
+            if (t->n == RUN_MAX_TURNS - 1) return hired_errf(err, HIRED_ERANGE, "at most %d turns", RUN_MAX_TURNS - 1);
+            t->role[t->n] = roles[i];
+            t->text[t->n++] = value;
+            return 1;
+        }
     return 0;
 }
 
@@ -103,7 +98,7 @@ typedef struct {
     tpl_message_t msg[RUN_MAX_TURNS];
     tpl_part_t part[RUN_MAX_PARTS];
     int n_msg, n_part;
-    gen_image_t img[GEN_MAX_IMAGES];
+    run_image_t img[GEN_MAX_IMAGES];
     uint8_t *img_owned[GEN_MAX_IMAGES]; /* bytes read or decoded here (mem_free) */
     int n_img;
     char *texts[RUN_MAX_PARTS]; /* strings copied out of the messages file (mem_free) */
@@ -135,7 +130,7 @@ static int conv_image(conv_t *c, uint8_t *bytes, size_t n, char *err) {
         return hired_errf(err, HIRED_ERANGE, "more than %d images", GEN_MAX_IMAGES);
     }
     c->img_owned[c->n_img] = bytes;
-    c->img[c->n_img++] = (gen_image_t){bytes, n};
+    c->img[c->n_img++] = (run_image_t){bytes, n};
     return conv_part(c, TPL_PART_IMAGE, NULL, err);
 }
 
@@ -177,7 +172,7 @@ static int load_url(conv_t *c, const char *url, char *err) {
     } else if (strstr(url, "://") && strncmp(url, "file://", 7)) {
         return hired_errf(err, HIRED_EUNSUPPORTED, "image_url \"%.100s\": only local files, file:// and data: URLs", url);
     } else {
-        rc = cli_read_file(strncmp(url, "file://", 7) ? url : url + 7, &bytes, &n, err);
+        rc = file_read(strncmp(url, "file://", 7) ? url : url + 7, CLI_MAX_FILE, &bytes, &n, err);
     }
     return rc ? rc : conv_image(c, bytes, n, err);
 }
@@ -236,7 +231,7 @@ static int load_messages(conv_t *c, const char *path, const char *const *files, 
                     if (used == n_files)
                         rc = hired_errf(err, HIRED_EINVAL, "%s: messages[%d].content[%d] is an image part but only %d "
                                         "--image file%s given", path, i, k, n_files, n_files == 1 ? " was" : "s were");
-                    else if (!(rc = cli_read_file(files[used++], &bytes, &n, err)))
+                    else if (!(rc = file_read(files[used++], CLI_MAX_FILE, &bytes, &n, err)))
                         rc = conv_image(c, bytes, n, err);
                 } else {
                     rc = hired_errf(err, HIRED_EFORMAT, "%s: messages[%d].content[%d].type \"%.40s\" is not text, "
@@ -259,116 +254,41 @@ static int load_messages(conv_t *c, const char *path, const char *const *files, 
     return rc;
 }
 
-int cmd_run(int argc, char **argv) {
-    const char *model = NULL, *question = NULL, *messages = NULL;
-    const char *images[GEN_MAX_IMAGES];
-    const char *turn_role[RUN_MAX_TURNS], *turn_text[RUN_MAX_TURNS];
-    int n_images = 0, n_turns = 0;
-    const char *stops[RUN_MAX_STOP + 1] = {0};
-    int n_stop = 0;
-    gen_params_t p;
-    gen_params_default(&p);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long n;
-        int used = cli_parse_selection(&p.sel, a, v);
-        if (used < 0) return 2;
-        if (used > 0) {
-            i++;
-            continue;
-        }
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            run_usage(stdout);
-            return 0;
-        }
-        if (a[0] == '-' && a[1] == '-' && !v) {
-            fprintf(stderr, "hired run: %s needs a value\n", a);
-            return 2;
-        }
-        if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--image")) {
-            if (n_images == GEN_MAX_IMAGES) {
-                fprintf(stderr, "hired run: at most %d --image files\n", GEN_MAX_IMAGES);
-                return 2;
-            }
-            images[n_images++] = v;
-        } else if (!strcmp(a, "--system") || !strcmp(a, "--user") || !strcmp(a, "--assistant")) {
-            if (n_turns == RUN_MAX_TURNS - 1) {
-                fprintf(stderr, "hired run: at most %d turns\n", RUN_MAX_TURNS - 1);
-                return 2;
-            }
-            turn_role[n_turns] = a + 2;
-            turn_text[n_turns++] = v;
-        } else if (!strcmp(a, "--messages")) messages = v;
-        else if (!strcmp(a, "--template")) p.template_name = v;
-        else if (!strcmp(a, "--compat")) {
-            if (prep_compat_parse(v, &p.compat)) {
-                fprintf(stderr, "hired run: unknown compatibility mode '%s' (hf, authors)\n", v);
-                return 2;
-            }
-        }
-        else if (!strcmp(a, "--newline")) {
-            if (pack_newline_parse(v, &p.newline)) {
-                fprintf(stderr, "hired run: unknown newline policy '%s' (hf, none)\n", v);
-                return 2;
-            }
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (parse_long(a, v, 1, 1 << 20, &n)) return 2;
-            p.max_tokens = (int)n;
-        } else if (!strcmp(a, "--top-k")) {
-            if (parse_long(a, v, 0, 1 << 24, &n)) return 2;
-            p.sampling.top_k = (int)n;
-        } else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end) {
-                fprintf(stderr, "hired run: --seed needs an unsigned integer, got '%s'\n", v);
-                return 2;
-            }
-            p.sampling.seed = (uint64_t)s;
-        } else if (!strcmp(a, "--temperature")) {
-            if (parse_float(a, v, 0, 100, &p.sampling.temperature)) return 2;
-        } else if (!strcmp(a, "--top-p")) {
-            if (parse_float(a, v, 0, 1, &p.sampling.top_p)) return 2;
-        } else if (!strcmp(a, "--stop")) {
-            if (n_stop == RUN_MAX_STOP || !v[0]) {
-                fprintf(stderr, "hired run: at most %d non-empty --stop strings\n", RUN_MAX_STOP);
-                return 2;
-            }
-            stops[n_stop++] = v;
-        } else if (a[0] == '-' && a[1] == '-') {
-            fprintf(stderr, "hired run: unknown option '%s'\n", a);
-            run_usage(stderr);
-            return 2;
-        } else if (!question) {
-            question = a;
-            continue;
-        } else {
-            fprintf(stderr, "hired run: one question only (got '%s' and '%s'; quote the question)\n", question, a);
-            return 2;
-        }
-        i++;
-    }
-    if (!model || (!question && !n_turns && !messages)) {
-        fprintf(stderr, "hired run: --model and a question (or --user / --messages) are required\n");
-        run_usage(stderr);
+/* run's body: the conversation from the turns or --messages, through the whole pipeline. */
+static int run_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    const run_opts_t *o = values;
+    turns_t *tp = cmd->user, turns = *tp;
+    const char *question = n_pos ? pos[0] : NULL, *model = o->model, *messages = o->messages[0] ? o->messages : NULL;
+    if (!question && !turns.n && !messages) {
+        fprintf(stderr, "hired run: a question (or --user / --messages) is required\n");
         return 2;
     }
-    if (messages && (question || n_turns)) {
+    if (messages && (question || turns.n)) {
         fprintf(stderr, "hired run: --messages gives the whole conversation; drop the question and --system/--user/"
                         "--assistant\n");
         return 2;
     }
-    if (question) turn_role[n_turns] = "user", turn_text[n_turns++] = question;
+    if (question) turns.role[turns.n] = "user", turns.text[turns.n++] = question;
     int last_user = -1;
-    for (int t = 0; t < n_turns; t++)
-        if (!strcmp(turn_role[t], "user")) last_user = t;
-    if (!messages && n_images && last_user < 0) {
+    for (int k = 0; k < turns.n; k++)
+        if (!strcmp(turns.role[k], "user")) last_user = k;
+    if (!messages && o->image.n && last_user < 0) {
         fprintf(stderr, "hired run: --image needs a user turn to attach to (a question or --user)\n");
         return 2;
     }
-    if (n_stop) p.stop = stops;
+    const char *const *images = (const char *const *)o->image.items;
+    const int n_images = o->image.n, n_turns = turns.n;
+    run_params_t rp;
+    run_params_default(&rp);
+    gen_params_t *gp = &rp.gen;
+    rp.enc.sel = cli_sel_opts(&o->sel);
+    rp.enc.compat = (prep_compat_t)o->compat;
+    gp->newline = (pack_newline_t)o->newline;
+    gp->template_name = o->template_name[0] ? o->template_name : NULL;
+    gp->max_tokens = (int)o->max_tokens;
+    gp->sampling = (sampler_params_t){.temperature = (float)o->temperature, .top_k = (int)o->top_k,
+                                      .top_p = (float)o->top_p, .seed = (uint64_t)o->seed};
+    if (o->stop.n) gp->stop = (const char *const *)o->stop.items;
 
     char err[HIRED_ERR_LEN];
     conv_t *c = mem_calloc(1, sizeof *c);
@@ -377,41 +297,76 @@ int cmd_run(int argc, char **argv) {
         rc = load_messages(c, messages, images, n_images, err);
     } else {
         for (int t = 0; !rc && t < n_turns; t++) {
-            rc = conv_turn(c, turn_role[t], err);
+            rc = conv_turn(c, turns.role[t], err);
             for (int k = 0; !rc && t == last_user && k < n_images; k++) {
                 uint8_t *bytes;
                 size_t nb;
-                if (!(rc = cli_read_file(images[k], &bytes, &nb, err))) rc = conv_image(c, bytes, nb, err);
+                if (!(rc = file_read(images[k], CLI_MAX_FILE, &bytes, &nb, err))) rc = conv_image(c, bytes, nb, err);
             }
-            if (!rc) rc = conv_part(c, TPL_PART_TEXT, turn_text[t], err);
+            if (!rc) rc = conv_part(c, TPL_PART_TEXT, turns.text[t], err);
         }
     }
-    gen_model_t *m = NULL;
-    if (!rc && !(m = gen_model_load(model, err))) rc = HIRED_ENOTFOUND;
-    gen_stats_t st;
+    cli_dev_t d = {0};
+    run_model_t *m = NULL;
+    if (!rc) rc = cli_dev_open(&d, err);
+    if (!rc && !(m = run_model_load(model, d.dev, err))) rc = HIRED_ENOTFOUND;
+    run_stats_t rs;
     if (!rc) {
         /* the classic single-question form keeps its "<image> in the question" rule */
         bool classic = !messages && n_turns == 1 && question && c->n_img == 1;
-        rc = classic ? gen_run(m, c->img[0].bytes, c->img[0].n, question, &p, emit_stdout, NULL, &st, err)
-                     : gen_run_chat(m, c->img, c->n_img, c->msg, c->n_msg, &p, emit_stdout, NULL, &st, err);
+        rc = classic ? run_question(m, d.ctx, c->img[0].bytes, c->img[0].n, question, &rp, emit_stdout, NULL, &rs, err)
+                     : run_chat(m, d.ctx, c->img, c->n_img, c->msg, c->n_msg, &rp, emit_stdout, NULL, &rs, err);
     }
     if (c) conv_free(c);
     mem_free(c);
     if (rc) {
         fprintf(stderr, "hired run: %s\n", err);
-        gen_model_destroy(&m);
+        run_model_destroy(&m);
+        cli_dev_close(&d);
         return 1;
     }
+    const enc_stats_t *es = &rs.enc;
+    const gen_stats_t *st = &rs.gen;
     fputc('\n', stdout);
     fflush(stdout);
-    double tps = st.ms_decode > 0 ? st.generated / (st.ms_decode / 1e3) : 0;
+    double tps = st->ms_decode > 0 ? st->generated / (st->ms_decode / 1e3) : 0;
     fprintf(stderr,
             "hired run: visual tokens %d/%d kept (%s, %d packed), prompt %d tokens; ms: decode-image %.1f, "
             "preprocess %.1f, vision %.1f, select %.1f, project %.1f, prefill %.1f, decode %.1f; %d tokens "
             "(%s), %.1f tokens/s; KV cache %zu bytes\n",
-            st.visual_kept, st.visual_total, sel_strategy_name(p.sel.strategy), st.image_tokens, st.prompt_tokens,
-            st.ms_decode_image, st.ms_preprocess, st.ms_vision, st.ms_select, st.ms_project, st.ms_prefill,
-            st.ms_decode, st.generated, gen_finish_name(st.finish), tps, st.kv_bytes);
-    gen_model_destroy(&m);
+            es->visual_kept, es->visual_total, sel_strategy_name(rp.enc.sel.strategy), st->image_tokens,
+            st->prompt_tokens, es->ms_decode_image, es->ms_preprocess, es->ms_vision, es->ms_select, st->ms_project,
+            st->ms_prefill, st->ms_decode, st->generated, gen_finish_name(st->finish), tps, st->kv_bytes);
+    run_model_destroy(&m);
+    cli_dev_close(&d);
     return 0;
+}
+
+int cmd_run(int argc, char **argv) {
+    turns_t turns = {0};
+    const cli_cmd_t cmd = {
+        .prog = "hired run",
+        .usage =
+            "usage: hired run --model DIR [--image FILE]... [options] [\"question\"]\n"
+            "  the whole pipeline in this process (no broker): the answer goes to stdout, the summary\n"
+            "  line to stderr\n"
+            "--system T, --user T, --assistant T: a system message, a user turn, an earlier answer;\n"
+            "repeatable, in command-line order; the question, when given, is the last user turn.\n"
+            "--messages: [{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"text\" | [part, ...]}] with\n"
+            "parts {\"type\": \"text\", \"text\": T}, {\"type\": \"image_url\", \"image_url\": {\"url\": PATH |\n"
+            "\"file://PATH\" | \"data:image/...;base64,...\"}} or {\"type\": \"image\"} (the next --image FILE).\n"
+            "Each image is preprocessed, selected (budget per image) and packed at its own <image>.\n",
+        .t = k_run_own,
+        .n = RUN_OWN,
+        .group = cli_sel_entries,
+        .group_n = CLI_SEL_N,
+        .group_base = offsetof(run_opts_t, sel),
+        .required = {"model"},
+        .max_pos = 1,
+        .extra = take_turn,
+        .user = &turns,
+        .body = run_body,
+    };
+    run_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

@@ -18,7 +18,7 @@
 
 #include "cli.h"
 #include "err.h"
-#include "generate.h"
+#include "encode.h"
 #include "image.h"
 #include "mem.h"
 #include "preprocess.h"
@@ -81,76 +81,48 @@ static void draw_partition(canvas_t *c, int ox, int oy, const uint8_t *tile, int
     }
 }
 
-static void show_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
-            "                            --split reference|paper --spatial S] [--out FILE.png]\n"
-            "  runs the encoder path and the token selection in this process and writes a PNG: every\n"
-            "  partition as the vision tower saw it, dropped patches dimmed, kept ones outlined in red,\n"
-            "  with the counts per partition\n"
-            "  --model DIR       Hugging Face llava-hf model directory\n"
-            "  --image FILE      JPEG or PNG\n"
-            "  --strategy S      none | hired | spatial | prumerge | prumerge+        (hired)\n"
-            "  --budget R        share of visual tokens kept, in (0, 1]              (0.2)\n"
-            "  --alpha A         HiRED's base-image share of the budget, in [0, 1]  (0.5)\n"
-            "  --split V         reference (the authors' code) | paper              (reference)\n"
-            "  --spatial S       strided tokens added to hired, share of a partition (0)\n"
-            "  --out FILE.png    where to write the picture                         (selection.png)\n");
-}
+typedef struct {
+    char *model, *image, *out;
+    cli_sel_t sel;
+} show_opts_t;
 
-int cmd_show_selection(int argc, char **argv) {
-    const char *model = NULL, *image = NULL, *out_path = "selection.png";
-    gen_params_t gp;
-    gen_params_default(&gp);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            show_usage(stdout);
-            return 0;
-        }
-        int used = cli_parse_selection(&gp.sel, a, v);
-        if (used < 0) return 2;
-        if (used) {
-            i += used - 1;
-        } else if (!strcmp(a, "--model") && v) {
-            model = v, i++;
-        } else if (!strcmp(a, "--image") && v) {
-            image = v, i++;
-        } else if (!strcmp(a, "--out") && v) {
-            out_path = v, i++;
-        } else {
-            fprintf(stderr, "hired show-selection: unknown or incomplete option '%s'\n", a);
-            show_usage(stderr);
-            return 2;
-        }
-    }
-    if (!model || !image) {
-        fprintf(stderr, "hired show-selection: --model and --image are required\n");
-        return 2;
-    }
+#define SHOW_OWN 3
+#define O(f) offsetof(show_opts_t, f)
+static const cfg_entry_t k_show_own[SHOW_OWN] = {
+    CLI_OPT_MODEL_DIR(O(model)),
+    CLI_OPT_IMAGE(O(image)),
+    {"out", CFG_STRING, O(out), 1, 4096, "selection.png", NULL, "where to write the picture"},
+};
+#undef O
+
+/* show-selection's body: encode and select, then draw the partitions with the kept tokens. */
+static int show_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    const show_opts_t *o = values;
+    const char *model = o->model, *image = o->image, *out_path = o->out;
+    enc_params_t gp;
+    enc_params_default(&gp);
+    gp.sel = cli_sel_opts(&o->sel);
     char err[HIRED_ERR_LEN];
     int rc = 1;
-    gen_model_t *m = NULL;
-    uint8_t *bytes = NULL;
-    size_t n_bytes = 0;
+    cli_enc_t e;
     image_t img = {0};
     prep_out_t prep = {0};
-    gen_visual_t vis = {0};
+    visual_t vis = {0};
     uint8_t *kept = NULL;
     canvas_t c = {0};
 
-    if (!(m = gen_model_load(model, err)) || cli_read_file(image, &bytes, &n_bytes, err) ||
-        gen_encode(m, bytes, n_bytes, &gp.sel, &vis, NULL, err) || image_decode(bytes, n_bytes, 0, &img, err) ||
-        cli_preprocess(gen_model_config(m), model, &img, &prep, err)) {
+    if (cli_enc_open(&e, model, image, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &gp, &vis, NULL, NULL, err) ||
+        image_decode(e.bytes, e.n, 0, &img, err) || cli_preprocess(enc_model_config(e.m), model, &img, &prep, err)) {
         fprintf(stderr, "hired show-selection: %s\n", err);
         goto done;
     }
-    const int grid = vis.grid, P = grid * grid, n = vis.n, size = prep.size;
+    const int grid = vis.grid, P = grid * grid, n = vis.n, size = prep.size, total = visual_total(&vis);
     kept = mem_calloc((size_t)n * P, 1);
     if (!kept) goto done;
     int summary = 0, per_part[SEL_MAX_PARTS] = {0};
-    for (int i = 0; i < vis.sel.k; i++) {
-        const sel_pos_t *p = &vis.sel.pos[i];
+    for (int i = 0; i < vis.k; i++) {
+        const visual_pos_t *p = &vis.pos[i];
         per_part[p->part]++;
         if (p->row < 0)
             summary++;
@@ -166,11 +138,11 @@ int cmd_show_selection(int argc, char **argv) {
     char text[256];
     if (gp.sel.strategy == SEL_HIRED)
         snprintf(text, sizeof text, "hired r=%.2f alpha=%.2f %s split: kept %d of %d (%.1f%%)", gp.sel.budget,
-                 gp.sel.alpha, gp.sel.split == SEL_SPLIT_PAPER ? "paper" : "reference", vis.sel.k, vis.total,
-                 100.0 * vis.sel.k / vis.total);
+                 gp.sel.alpha, gp.sel.split == SEL_SPLIT_PAPER ? "paper" : "reference", vis.k, total,
+                 100.0 * vis.k / total);
     else
-        snprintf(text, sizeof text, "%s: kept %d of %d (%.1f%%)%s", sel_strategy_name(gp.sel.strategy), vis.sel.k,
-                 vis.total, 100.0 * vis.sel.k / vis.total, summary ? ", incl. summary tokens" : "");
+        snprintf(text, sizeof text, "%s: kept %d of %d (%.1f%%)%s", sel_strategy_name(gp.sel.strategy), vis.k, total,
+                 100.0 * vis.k / total, summary ? ", incl. summary tokens" : "");
     draw_text(&c, MARGIN, 6, text, ink);
     for (int p = 0; p < n; p++) {
         int ox = MARGIN + p * (size + MARGIN);
@@ -185,16 +157,36 @@ int cmd_show_selection(int argc, char **argv) {
         fprintf(stderr, "hired show-selection: cannot write %s\n", out_path);
         goto done;
     }
-    printf("kept %d of %d visual tokens (%d drawn, %d summary); wrote %s (%dx%d)\n", vis.sel.k, vis.total,
-           vis.sel.k - summary, summary, out_path, c.w, c.h);
+    printf("kept %d of %d visual tokens (%d drawn, %d summary); wrote %s (%dx%d)\n", vis.k, total, vis.k - summary,
+           summary, out_path, c.w, c.h);
     rc = 0;
 done:
     mem_free(c.px);
     mem_free(kept);
-    gen_visual_free(&vis);
+    visual_free(&vis);
     prep_free(&prep);
     image_free(&img);
-    mem_free(bytes);
-    gen_model_destroy(&m);
+    cli_enc_close(&e);
     return rc;
+}
+
+int cmd_show_selection(int argc, char **argv) {
+    static const cli_cmd_t cmd = {
+        .prog = "hired show-selection",
+        .usage =
+            "usage: hired show-selection --model DIR --image FILE [--strategy S --budget R --alpha A\n"
+            "                            --split reference|paper --spatial S] [--out FILE.png]\n"
+            "  runs the encoder path and the token selection in this process and writes a PNG: every\n"
+            "  partition as the vision tower saw it, dropped patches dimmed, kept ones outlined in red,\n"
+            "  with the counts per partition\n",
+        .t = k_show_own,
+        .n = SHOW_OWN,
+        .group = cli_sel_entries,
+        .group_n = CLI_SEL_N,
+        .group_base = offsetof(show_opts_t, sel),
+        .required = {"model", "image"},
+        .body = show_body,
+    };
+    show_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

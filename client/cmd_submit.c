@@ -19,7 +19,11 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "err.h"
+#include "file.h"
 #include "hired_client.h"
+#include "mem.h"
+#include "wire.h"
 
 #define SUBMIT_MAX_IMAGE (32u * 1024 * 1024)
 
@@ -49,82 +53,63 @@ static const char *default_model(void) {
     return slash ? slash + 1 : name;
 }
 
-static void submit_usage(FILE *f) {
-    fprintf(f,
-            "usage: hired submit [--broker EP] --model NAME --image FILE [options] \"question\"\n"
-            "  --broker EP         broker frontend ($HIRED_BROKER, else tcp://127.0.0.1:5555)\n"
-            "  --model NAME        model name the workers serve ($HIRED_MODEL_NAME, else the last\n"
-            "                      component of the model directory $HIRED_MODEL)\n"
-            "  --strategy S        none | hired | spatial | prumerge | prumerge+   (hired)\n"
-            "  --budget R          visual token budget rate in (0, 1]            (0.2)\n"
-            "  --alpha A           HiRED base-image share in [0, 1]               (0.5)\n"
-            "  --newline P         hf | none                                     (hf)\n"
-            "  --max-tokens N      new tokens, 1..16384                          (256)\n"
-            "  --temperature T     0 = greedy                                    (0)\n"
-            "  --top-p P           nucleus mass in (0, 1]                        (1)\n"
-            "  --top-k K           0 = off                                       (0)\n"
-            "  --seed N            sampling seed                                 (0)\n"
-            "  --deadline-ms N     job deadline (0 = broker default)\n"
-            "  --connect-timeout-ms N  give up when the broker has not answered this long (10000)\n"
-            "  --id ID             job id (default: random; ids are per client)\n"
-            "  --no-stream         print the answer only when it is complete\n"
-            "  --curve-server-key FILE  the broker's public CURVE certificate (zcert), with --curve-cert\n"
-            "  --curve-cert FILE   this client's secret CURVE certificate (zcert NAME_secret)\n"
-            "The answer goes to stdout, a summary line (usage, timings) to stderr.\n");
+/* What submit and status share: where the broker is and the client's CURVE key pair. */
+typedef struct {
+    char *broker, *curve_server_key, *curve_cert;
+} conn_opts_t;
+
+#define CONN_N 3
+static void conn_entries(size_t base, cfg_entry_t *out) {
+#define O(f) (base + offsetof(conn_opts_t, f))
+    const cfg_entry_t e[CONN_N] = {
+        {"broker", CFG_STRING, O(broker), 0, 4096, "", NULL, "broker frontend ($HIRED_BROKER, else tcp://127.0.0.1:5555)"},
+        {"curve-server-key", CFG_STRING, O(curve_server_key), 0, 4096, "", NULL,
+         "the broker's public CURVE certificate (zcert), with --curve-cert"},
+        {"curve-cert", CFG_STRING, O(curve_cert), 0, 4096, "", NULL,
+         "this client's secret CURVE certificate (zcert NAME_secret)"},
+    };
+#undef O
+    memcpy(out, e, sizeof e);
 }
 
-static int read_file(const char *path, void **out, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "hired submit: %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t r = fread(buf + len, 1, cap - len, f);
-        len += r;
-        if (len > SUBMIT_MAX_IMAGE) {
-            fprintf(stderr, "hired submit: %s is larger than %u bytes\n", path, SUBMIT_MAX_IMAGE);
-            free(buf);
-            fclose(f);
-            return -1;
-        }
-        if (r == 0) break;
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int bad = !buf || ferror(f);
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "hired submit: cannot read %s\n", path);
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    *n = len;
-    return 0;
+/* The client options of c (empty strings: not given). */
+static hired_client_opts conn_client_opts(const conn_opts_t *c) {
+    return (hired_client_opts){.curve_server_key = c->curve_server_key[0] ? c->curve_server_key : NULL,
+                               .curve_client_cert = c->curve_cert[0] ? c->curve_cert : NULL};
 }
 
-static int num_arg(const char *opt, const char *v, double lo, double hi, double *out) {
-    char *end;
-    errno = 0;
-    double d = v ? strtod(v, &end) : 0;
-    if (!v || errno || end == v || *end || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "hired submit: %s needs a number in [%g, %g], got '%s'\n", opt, lo, hi, v ? v : "");
-        return -1;
-    }
-    *out = d;
-    return 0;
-}
+static const char *conn_broker(const conn_opts_t *c) { return c->broker[0] ? c->broker : default_broker(); }
+
+typedef struct {
+    conn_opts_t conn;
+    char *model, *image, *id, *strategy, *newline;
+    double budget, alpha, temperature, top_p;
+    int64_t max_tokens, top_k, seed, deadline_ms, connect_timeout_ms;
+    bool no_stream;
+} submit_opts_t;
+
+#define SUBMIT_OWN 15
+#define O(f) offsetof(submit_opts_t, f)
+static const cfg_entry_t k_submit_own[SUBMIT_OWN] = {
+    {"model", CFG_STRING, O(model), 0, WIRE_MAX_MODEL, "", NULL,
+     "model name the workers serve ($HIRED_MODEL_NAME, else the last component of the model directory $HIRED_MODEL)"},
+    {"image", CFG_STRING, O(image), 0, 4096, "", NULL, "the image file (required)"},
+    {"strategy", CFG_STRING, O(strategy), 1, WIRE_MAX_STRATEGY, "hired", NULL, "none | hired | spatial | prumerge | prumerge+"},
+    {"budget", CFG_DOUBLE, O(budget), 1e-9, 1, "0.2", NULL, "visual token budget rate"},
+    {"alpha", CFG_DOUBLE, O(alpha), 0, 1, "0.5", NULL, "HiRED base-image share"},
+    {"newline", CFG_STRING, O(newline), 1, WIRE_MAX_NEWLINE, "hf", NULL, "hf | none"},
+    {"max-tokens", CFG_INT, O(max_tokens), 1, WIRE_MAX_TOKENS, "256", NULL, "new tokens"},
+    {"temperature", CFG_DOUBLE, O(temperature), 0, 100, "0", NULL, "0 = greedy"},
+    {"top-p", CFG_DOUBLE, O(top_p), 1e-9, 1, "1", NULL, "nucleus mass"},
+    {"top-k", CFG_INT, O(top_k), 0, 1000000, "0", NULL, "0 = off"},
+    {"seed", CFG_INT, O(seed), 0, 9223372036854775807.0, "0", NULL, "sampling seed"},
+    {"deadline-ms", CFG_INT, O(deadline_ms), 0, 86400000, "0", NULL, "job deadline (0 = broker default)"},
+    {"connect-timeout-ms", CFG_INT, O(connect_timeout_ms), 1, 86400000, "10000", NULL,
+     "give up when the broker has not answered this long"},
+    {"id", CFG_STRING, O(id), 0, WIRE_MAX_ID, "", NULL, "job id (default: random; ids are per client)"},
+    {"no-stream", CFG_BOOL, O(no_stream), 0, 0, "false", NULL, "print the answer only when it is complete"},
+};
+#undef O
 
 static void print_timings(const hired_event *ev) {
     static const char *names[HIRED_STAGE_COUNT] = {"queue", "preprocess", "vit", "select", "transfer",
@@ -133,101 +118,30 @@ static void print_timings(const hired_event *ev) {
         if (ev->timings_ms[s] >= 0) fprintf(stderr, " %s %.1f", names[s], ev->timings_ms[s]);
 }
 
-int cmd_submit(int argc, char **argv) {
-    const char *broker = default_broker(), *model = default_model(), *image = NULL, *question = NULL;
-    hired_client_opts co = {0};
-    hired_job job;
-    hired_job_init(&job);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double d;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            submit_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(a, "--no-stream")) {
-            job.params.stream = false;
-            continue;
-        }
-        if (a[0] != '-' || a[1] != '-') {
-            if (question) {
-                fprintf(stderr, "hired submit: one question only (got '%s' and '%s'; quote the question)\n", question, a);
-                return 2;
-            }
-            question = a;
-            continue;
-        }
-        if (!v) {
-            fprintf(stderr, "hired submit: %s needs a value\n", a);
-            return 2;
-        }
-        i++;
-        if (!strcmp(a, "--broker")) broker = v;
-        else if (!strcmp(a, "--model")) model = v;
-        else if (!strcmp(a, "--image")) image = v;
-        else if (!strcmp(a, "--id")) job.id = v;
-        else if (!strcmp(a, "--strategy")) job.params.strategy = v;
-        else if (!strcmp(a, "--newline")) job.params.newline = v;
-        else if (!strcmp(a, "--curve-server-key")) co.curve_server_key = v;
-        else if (!strcmp(a, "--curve-cert")) co.curve_client_cert = v;
-        else if (!strcmp(a, "--budget")) {
-            if (num_arg(a, v, 1e-9, 1, &job.params.budget)) return 2;
-        } else if (!strcmp(a, "--alpha")) {
-            if (num_arg(a, v, 0, 1, &job.params.alpha)) return 2;
-        } else if (!strcmp(a, "--temperature")) {
-            if (num_arg(a, v, 0, 100, &job.params.temperature)) return 2;
-        } else if (!strcmp(a, "--top-p")) {
-            if (num_arg(a, v, 1e-9, 1, &job.params.top_p)) return 2;
-        } else if (!strcmp(a, "--max-tokens")) {
-            if (num_arg(a, v, 1, 16384, &d) || d != (int)d) return 2;
-            job.params.max_tokens = (int)d;
-        } else if (!strcmp(a, "--top-k")) {
-            if (num_arg(a, v, 0, 1000000, &d) || d != (int)d) return 2;
-            job.params.top_k = (int)d;
-        } else if (!strcmp(a, "--deadline-ms")) {
-            if (num_arg(a, v, 0, 86400000, &d) || d != (int)d) return 2;
-            job.deadline_ms = (int)d;
-        } else if (!strcmp(a, "--connect-timeout-ms")) {
-            if (num_arg(a, v, 1, 86400000, &d) || d != (int)d) return 2;
-            co.connect_timeout_ms = (int)d;
-        } else if (!strcmp(a, "--seed")) {
-            char *end;
-            errno = 0;
-            unsigned long long s = strtoull(v, &end, 10);
-            if (errno || end == v || *end || v[0] == '-') {
-                fprintf(stderr, "hired submit: --seed needs an unsigned integer, got '%s'\n", v);
-                return 2;
-            }
-            job.params.seed = (uint64_t)s;
-        } else {
-            fprintf(stderr, "hired submit: unknown option '%s'\n", a);
-            submit_usage(stderr);
-            return 2;
-        }
-    }
-    if (!model || !*model || !image || !question) {
-        fprintf(stderr, "hired submit: --model, --image and a question are required\n");
-        submit_usage(stderr);
-        return 2;
-    }
-    void *bytes = NULL;
+/* Reads the image, submits job (its model, prompt and params set) and streams the answer:
+ * the exit status (0 done, 1 failed, 2 refused parameters). */
+static int send_job(hired_job *job_in, const char *broker, const hired_client_opts *co, const char *image) {
+    hired_job job = *job_in;
+    uint8_t *bytes = NULL;
     size_t nb = 0;
-    if (read_file(image, &bytes, &nb)) return 1;
-    job.model = model;
-    job.prompt = question;
+    char ferr[HIRED_ERR_LEN];
+    if (file_read(image, SUBMIT_MAX_IMAGE, &bytes, &nb, ferr)) {
+        fprintf(stderr, "hired submit: %s\n", ferr);
+        return 1;
+    }
     job.image = bytes;
     job.image_len = nb;
 
     char err[HIRED_ERR_LEN];
-    hired_client *c = hired_client_open(broker, &co, err);
+    hired_client *c = hired_client_open(broker, co, err);
     if (!c) {
         fprintf(stderr, "hired submit: %s\n", err);
-        free(bytes);
+        mem_free(bytes);
         return 1;
     }
     char id[HIRED_JOB_ID_LEN];
     int rc = hired_submit(c, &job, id);
-    free(bytes);
+    mem_free(bytes);
     if (rc) {
         fprintf(stderr, "hired submit: %s (check the parameters against `hired submit --help`)\n", hired_strerror(rc));
         hired_client_destroy(&c);
@@ -279,6 +193,56 @@ int cmd_submit(int argc, char **argv) {
     }
     hired_client_destroy(&c);
     return status;
+}
+
+/* submit's body: the job from the options, sent and streamed. */
+static int submit_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd;
+    const submit_opts_t *o = values;
+    const char *model = o->model[0] ? o->model : default_model(), *image = o->image, *question = n_pos ? pos[0] : NULL;
+    if (!model || !*model || !question) {
+        fprintf(stderr, "hired submit: %s required\n", !question ? "a question is" : "--model (or $HIRED_MODEL_NAME) is");
+        return 2;
+    }
+    const char *broker = conn_broker(&o->conn);
+    hired_client_opts co = conn_client_opts(&o->conn);
+    co.connect_timeout_ms = (int)o->connect_timeout_ms;
+    hired_job job;
+    hired_job_init(&job);
+    job.model = model;
+    job.prompt = question;
+    job.id = o->id[0] ? o->id : NULL;
+    job.deadline_ms = (int)o->deadline_ms;
+    job.params.strategy = o->strategy;
+    job.params.newline = o->newline;
+    job.params.budget = o->budget;
+    job.params.alpha = o->alpha;
+    job.params.temperature = o->temperature;
+    job.params.top_p = o->top_p;
+    job.params.max_tokens = (int)o->max_tokens;
+    job.params.top_k = (int)o->top_k;
+    job.params.seed = (uint64_t)o->seed;
+    job.params.stream = !o->no_stream;
+    return send_job(&job, broker, &co, image);
+}
+
+int cmd_submit(int argc, char **argv) {
+    static const cli_cmd_t cmd = {
+        .prog = "hired submit",
+        .usage = "usage: hired submit [--broker EP] --model NAME --image FILE [options] \"question\"\n"
+                 "  sends a job to a running hired-broker and streams the answer: the answer goes to stdout,\n"
+                 "  a summary line (usage, timings) to stderr\n",
+        .t = k_submit_own,
+        .n = SUBMIT_OWN,
+        .group = conn_entries,
+        .group_n = CONN_N,
+        .group_base = offsetof(submit_opts_t, conn),
+        .required = {"image"},
+        .max_pos = 1,
+        .body = submit_body,
+    };
+    submit_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }
 
 // ---- status ----------------------------------------------------------------------------------
@@ -334,51 +298,10 @@ static void status_pretty(const cJSON *root, FILE *out) {
     }
 }
 
-int cmd_status(int argc, char **argv) {
-    const char *broker = default_broker();
-    bool json = false;
-    const char *curve_server_key = NULL, *curve_cert = NULL;
-    int timeout_ms = 5000;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            printf("usage: hired status [--broker EP] [--json] [--timeout-ms N] [--curve-server-key FILE "
-                   "--curve-cert FILE]\n"
-                   "  --broker EP       broker frontend ($HIRED_BROKER, else tcp://127.0.0.1:5555)\n"
-                   "  --json            print the broker's STATUS JSON as it is\n"
-                   "  --timeout-ms N    wait this long for the answer (100..10000, default 5000)\n"
-                   "  --curve-server-key FILE  the broker's public CURVE certificate (zcert)\n"
-                   "  --curve-cert FILE this client's secret CURVE certificate (zcert NAME_secret)\n");
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = true;
-        } else if (!strcmp(a, "--broker") && v) {
-            broker = v;
-            i++;
-        } else if (!strcmp(a, "--curve-server-key") && v) {
-            curve_server_key = v;
-            i++;
-        } else if (!strcmp(a, "--curve-cert") && v) {
-            curve_cert = v;
-            i++;
-        } else if (!strcmp(a, "--timeout-ms") && v) {
-            char *end;
-            long t = strtol(v, &end, 10);
-            if (*end || t < 100 || t > 10000) {
-                fprintf(stderr, "hired status: --timeout-ms needs an integer in [100, 10000], got '%s'\n", v);
-                return 2;
-            }
-            timeout_ms = (int)t;
-            i++;
-        } else {
-            fprintf(stderr, "hired status: unknown or incomplete option '%s'\n", a);
-            return 2;
-        }
-    }
-    hired_client_opts o = {.timeout_ms = timeout_ms, .connect_timeout_ms = timeout_ms,
-                           .curve_server_key = curve_server_key, .curve_client_cert = curve_cert};
+/* Asks the broker at broker for its STATUS and prints it (as JSON or pretty): the exit status. */
+static int status_show(const char *broker, const hired_client_opts *o, bool json) {
     char err[HIRED_ERR_LEN];
-    hired_client *c = hired_client_open(broker, &o, err);
+    hired_client *c = hired_client_open(broker, o, err);
     if (!c) {
         fprintf(stderr, "hired status: %s\n", err);
         return 1;
@@ -404,4 +327,40 @@ int cmd_status(int argc, char **argv) {
     status_pretty(root, stdout);
     cJSON_Delete(root);
     return 0;
+}
+
+typedef struct {
+    conn_opts_t conn;
+    int64_t timeout_ms;
+    bool json;
+} status_opts_t;
+
+/* status's body: ask and print. */
+static int status_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
+    (void)cmd, (void)pos, (void)n_pos;
+    const status_opts_t *so = values;
+    hired_client_opts o = conn_client_opts(&so->conn);
+    o.timeout_ms = o.connect_timeout_ms = (int)so->timeout_ms;
+    return status_show(conn_broker(&so->conn), &o, so->json);
+}
+
+int cmd_status(int argc, char **argv) {
+    static const cfg_entry_t own[] = {
+        {"json", CFG_BOOL, offsetof(status_opts_t, json), 0, 0, "false", NULL, "print the broker's STATUS JSON as it is"},
+        {"timeout-ms", CFG_INT, offsetof(status_opts_t, timeout_ms), 100, 10000, "5000", NULL,
+         "wait this long for the answer"},
+    };
+    static const cli_cmd_t cmd = {
+        .prog = "hired status",
+        .usage = "usage: hired status [--broker EP] [--json] [--timeout-ms N] [--curve-server-key FILE --curve-cert FILE]\n"
+                 "  the broker's pools, queues, jobs in flight, counters and stage timings\n",
+        .t = own,
+        .n = (int)ARRAY_LEN(own),
+        .group = conn_entries,
+        .group_n = CONN_N,
+        .group_base = offsetof(status_opts_t, conn),
+        .body = status_body,
+    };
+    status_opts_t o = {0};
+    return cli_command(&cmd, &o, argc, argv);
 }

@@ -1,6 +1,7 @@
-/* hired_client.c — libhired (see hired_client.h). A background I/O thread owns the DEALER socket
- * to the broker frontend; API calls talk to it through a mutex, a condition variable and a
- * self-pipe. The thread keeps the table of unfinished jobs (each with its own copy of the
+/* hired_client.c — libhired (see hired_client.h). The connection to the broker frontend is a
+ * broker_link (common/broker_link.h: the I/O thread, heartbeats, the probe socket); this file is
+ * its client half. API calls talk to the I/O thread through a mutex, a condition variable and
+ * the link's wake-up. The thread keeps the table of unfinished jobs (each with its own copy of the
  * image) and is the only place where recovery happens:
  *   - a TOKEN whose seq is past the next one expected, or a DONE whose seq says tokens are
  *     missing: RESUME the job from the first missing seq (at most once per heartbeat per job);
@@ -24,9 +25,7 @@
 #include "hired_client.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_link.h"
+#include "clock.h"
 #include "curve.h"
 #include "log.h"
 #include "mem.h"
@@ -66,12 +67,7 @@ struct hired_client {
     char endpoint[256];
     char session[33];            /* 128-bit random secret, hex: this client's identity */
     int timeout_ms, heartbeat_ms, liveness, connect_timeout_ms, max_events;
-    char *curve_server_key, *curve_cert; /* NULL = plain TCP */
-    void *ctx;
-    pthread_t thread;
-    bool thread_started;
-    int wake[2];
-    atomic_int stop;
+    broker_link_t *link;         /* the socket(s) and the I/O thread */
     pthread_mutex_t mu;
     pthread_cond_t cv;           /* events and status replies */
     pthread_mutex_t status_mu;   /* one hired_status at a time */
@@ -88,11 +84,7 @@ struct hired_client {
 
 // ---- helpers ----------------------------------------------------------------------------------
 
-static void wake(hired_client *c) {
-    char b = 1;
-    ssize_t r = write(c->wake[1], &b, 1);
-    (void)r;
-}
+static void wake(hired_client *c) { broker_link_wake(c->link); }
 
 static cjob_t *find_job(hired_client *c, const char *id) {
     for (cjob_t *j = c->jobs; j; j = j->next)
@@ -150,21 +142,6 @@ static void local_error(hired_client *c, cjob_t *j, int code, const char *msg) {
 
 // ---- the I/O thread -----------------------------------------------------------------------------
 
-static void *open_socket(hired_client *c) {
-    void *s = zmq_socket(c->ctx, ZMQ_DEALER);
-    if (!s) return NULL;
-    curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
-    char err[HIRED_ERR_LEN] = "";
-    int sndhwm = 0; /* never refuse our own RESUME / ACK / CANCEL: what we send is ours to bound */
-    if (wire_sock_setup(s, NULL) || zmq_setsockopt(s, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm) ||
-        curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
-        if (err[0]) log_error("hired_client: %s", err);
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
-}
-
 /* Sends a client message of type t about job id (may be NULL) with seq; m's session is ours. */
 static void send_simple(hired_client *c, void *sock, wire_type_t t, const char *id, uint32_t seq) {
     wire_msg_t m;
@@ -208,14 +185,15 @@ static void note_epoch(hired_client *c, uint64_t epoch) {
         }
 }
 
-static void on_message(hired_client *c, void *sock, wire_parts_t *p, int64_t now) {
+static bool on_message(void *user, void *sock, wire_parts_t *p, int64_t now) {
+    hired_client *c = user;
     char err[HIRED_ERR_LEN];
     wire_msg_t m;
-    if (p->n < 1) return;
+    if (p->n < 1) return false;
     if (wire_decode(zmq_msg_data(&p->part[0]), zmq_msg_size(&p->part[0]), NULL, &m, err)) {
         log_warn("hired: bad message from the broker: %s", err);
         wire_msg_clear(&m);
-        return;
+        return false;
     }
     pthread_mutex_lock(&c->mu);
     c->heard = true;
@@ -326,13 +304,7 @@ static void on_message(hired_client *c, void *sock, wire_parts_t *p, int64_t now
     }
     pthread_mutex_unlock(&c->mu);
     wire_msg_clear(&m);
-}
-
-/* silent << tries, at most QUIET_MAX_MS (and never less than silent). */
-static int64_t backoff(int64_t silent, int tries) {
-    int64_t w = silent;
-    for (int i = 0; i < tries && w < QUIET_MAX_MS; i++) w *= 2;
-    return w < QUIET_MAX_MS || silent > QUIET_MAX_MS ? w : QUIET_MAX_MS;
+    return false;
 }
 
 /* One round of the job table: local deadlines, the connect timeout, (re)submissions, resumes,
@@ -353,7 +325,7 @@ static void jobs_round(hired_client *c, void *sock, int64_t now) {
             local_error(c, j, HIRED_ETIMEOUT, msg);
             continue;
         }
-        int64_t wait = backoff(silent, j->quiet);
+        int64_t wait = broker_link_backoff(silent, j->quiet, QUIET_MAX_MS);
         if (!j->epoch && !j->need_send && now - j->last_sent > wait) j->need_send = true, j->quiet++;
         if (j->resend_at && now >= j->resend_at) j->resend_at = 0, j->need_send = true;
         if (j->need_send && !j->resend_at) {
@@ -372,95 +344,59 @@ static void jobs_round(hired_client *c, void *sock, int64_t now) {
 }
 
 /* After a message on the probe socket: it becomes the connection; what the old one carried
- * may be lost, so every accepted job is resumed and the rest submitted again. Holds mu. */
-static void adopt_probe(hired_client *c) {
+ * may be lost, so every accepted job is resumed and the rest submitted again. */
+static void adopt_probe(void *user) {
+    hired_client *c = user;
+    pthread_mutex_lock(&c->mu);
     c->status_sent = false;
     for (cjob_t *j = c->jobs; j; j = j->next) {
         j->quiet = 0;
         if (j->epoch) j->need_resume = true, j->last_resume = 0;
         else j->need_send = true;
     }
+    pthread_mutex_unlock(&c->mu);
 }
 
-static void *io_main(void *arg) {
-    hired_client *c = arg;
-    void *sock = open_socket(c), *probe = NULL;
-    int64_t now = wire_now_ms(), last_recv = now, next_hb = now, probe_at = 0;
-    int probes = 0; /* probes in a row that heard nothing */
-    int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
-    while (!atomic_load(&c->stop) && sock) {
-        now = wire_now_ms();
-        pthread_mutex_lock(&c->mu);
-        bool waiting = c->njobs > 0 || c->status_want;
-        bool paused = c->nevents >= c->max_events; /* the caller is behind: let the broker keep it */
-        if (paused || !waiting) {
-            last_recv = now; /* not reading is our choice; nothing to lose while idle */
-            if (probe) zmq_close(probe), probe = NULL;
-            probes = 0;
-        }
-        if (waiting && now - last_recv > silent && (!probe || now - probe_at > backoff(silent, probes))) {
-            log_info("hired: broker silent for %lld ms; trying a new connection", (long long)(now - last_recv));
-            if (probe) zmq_close(probe);
-            probe = open_socket(c);
-            probe_at = now;
-            probes++;
-        }
-        if (now >= next_hb) {
-            if (waiting) send_simple(c, sock, WIRE_HEARTBEAT, NULL, 0);
-            if (probe) send_simple(c, probe, WIRE_HEARTBEAT, NULL, 0);
-            next_hb = now + c->heartbeat_ms;
-        }
-        jobs_round(c, sock, now);
-        if (c->status_want && !c->status_sent) {
-            send_simple(c, sock, WIRE_STATUS, NULL, 0);
-            c->status_sent = true;
-        }
-        pthread_mutex_unlock(&c->mu);
-
-        zmq_pollitem_t items[3] = {{NULL, c->wake[0], ZMQ_POLLIN, 0}, {sock, 0, ZMQ_POLLIN, 0}, {probe, 0, ZMQ_POLLIN, 0}};
-        long timeout = (long)(next_hb - wire_now_ms());
-        if (timeout > 50) timeout = 50; /* local deadlines and resends */
-        if (timeout < 0) timeout = 0;
-        if (zmq_poll(items, paused ? 1 : probe ? 3 : 2, timeout) < 0 && errno != EINTR) break;
-        if (items[0].revents & ZMQ_POLLIN) {
-            char buf[64];
-            while (read(c->wake[0], buf, sizeof buf) > 0) {
-            }
-        }
-        if (paused) continue;
-        if (probe && (items[2].revents & ZMQ_POLLIN)) { /* the new connection works: keep it */
-            log_info("hired: the new connection to the broker answers; resuming every job on it");
-            zmq_close(sock);
-            sock = probe;
-            probe = NULL;
-            probes = 0;
-            pthread_mutex_lock(&c->mu);
-            adopt_probe(c);
-            pthread_mutex_unlock(&c->mu);
-            items[1].revents = ZMQ_POLLIN;
-        }
-        if (items[1].revents & ZMQ_POLLIN) {
-            for (int i = 0; i < 256; i++) {
-                wire_parts_t p;
-                if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
-                last_recv = wire_now_ms();
-                on_message(c, sock, &p, last_recv);
-                wire_parts_close(&p);
-            }
-            if (probe && now - last_recv <= silent) { /* the old connection was only slow */
-                zmq_close(probe);
-                probe = NULL;
-                probes = 0;
-            }
-        }
-    }
-    if (probe) zmq_close(probe);
-    if (sock) {
-        send_simple(c, sock, WIRE_BYE, NULL, 0); /* the broker cancels what is left; linger lets it out */
-        zmq_close(sock);
-    }
-    return NULL;
+/* Waiting while jobs or a status request are open; paused while the caller is behind on events
+ * (the broker keeps what we do not read). */
+static unsigned link_state(void *user) {
+    hired_client *c = user;
+    pthread_mutex_lock(&c->mu);
+    unsigned st = (c->njobs > 0 || c->status_want ? BROKER_LINK_WAITING : 0) |
+                  (c->nevents >= c->max_events ? BROKER_LINK_PAUSED : 0);
+    pthread_mutex_unlock(&c->mu);
+    return st;
 }
+
+static void heartbeat(void *user, void *sock) { send_simple(user, sock, WIRE_HEARTBEAT, NULL, 0); }
+
+/* The link's round: the job table, then a status request; again within 50 ms for local
+ * deadlines and resends. */
+static int client_round(void *user, void *sock, int64_t now) {
+    hired_client *c = user;
+    pthread_mutex_lock(&c->mu);
+    jobs_round(c, sock, now);
+    if (c->status_want && !c->status_sent) {
+        send_simple(c, sock, WIRE_STATUS, NULL, 0);
+        c->status_sent = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return 50;
+}
+
+/* Goodbye: the broker cancels what is left. */
+static void on_close(void *user, void *sock) {
+    if (sock) send_simple(user, sock, WIRE_BYE, NULL, 0);
+}
+
+static const broker_link_ops_t k_link_ops = {
+    .on_adopt = adopt_probe,
+    .state = link_state,
+    .heartbeat = heartbeat,
+    .round = client_round,
+    .on_message = on_message,
+    .on_close = on_close,
+};
 
 // ---- public API -------------------------------------------------------------------------------
 
@@ -483,24 +419,10 @@ void hired_job_init(hired_job *job) {
 static void random_hex(char *out, int bytes) {
     uint8_t r[32];
     if (getrandom(r, (size_t)bytes, 0) != (ssize_t)bytes) {
-        uint64_t t = (uint64_t)wire_now_ms() ^ (uint64_t)(uintptr_t)out ^ ((uint64_t)getpid() << 32);
+        uint64_t t = (uint64_t)clock_now_ms() ^ (uint64_t)(uintptr_t)out ^ ((uint64_t)getpid() << 32);
         for (int i = 0; i < bytes; i++) r[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)rand();
     }
     for (int i = 0; i < bytes; i++) snprintf(out + 2 * i, 3, "%02x", r[i]);
-}
-
-/* Checks that endpoint is one ZeroMQ accepts (a throwaway socket in ctx connects to it). */
-static int check_endpoint(void *ctx, const char *endpoint, char *err) {
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    if (!s) return hired_errf(err, HIRED_EIO, "cannot create a ZeroMQ socket");
-    int linger = 0;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    int rc = zmq_connect(s, endpoint);
-    int e = zmq_errno();
-    zmq_close(s);
-    if (rc == 0) return HIRED_OK;
-    return hired_errf(err, HIRED_EINVAL, "broker endpoint '%s' is not usable (%s); expected e.g. tcp://HOST:5555",
-                      endpoint, zmq_strerror(e));
 }
 
 hired_client *hired_client_open(const char *endpoint, const hired_client_opts *opts, char *err_out) {
@@ -524,22 +446,24 @@ hired_client *hired_client_open(const char *endpoint, const hired_client_opts *o
     c->liveness = opts && opts->liveness > 0 ? opts->liveness : 3;
     c->connect_timeout_ms = !opts || opts->connect_timeout_ms == 0 ? 10000 : opts->connect_timeout_ms;
     c->max_events = opts && opts->max_events > 0 ? opts->max_events : 65536;
-    c->wake[0] = c->wake[1] = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_mutex_init(&c->status_mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    bool curve_ok = !curve_client_enabled(&cv) || ((c->curve_server_key = mem_strdup(cv.server_key)) &&
-                                                   (c->curve_cert = mem_strdup(cv.client_cert)));
-    if (!curve_ok || pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new())) {
-        hired_errf(err, HIRED_ENOMEM, "out of resources creating the client");
-        goto fail;
-    }
-    if (check_endpoint(c->ctx, endpoint, err)) goto fail;
-    if (pthread_create(&c->thread, NULL, io_main, c) != 0) {
-        hired_errf(err, HIRED_EIO, "cannot start the client's I/O thread");
-        goto fail;
-    }
-    c->thread_started = true;
+    broker_link_opts_t lo = {
+        .endpoint = endpoint,
+        .name = "hired",
+        .heartbeat_ms = c->heartbeat_ms,
+        .liveness = c->liveness,
+        .heartbeat_at_start = true,
+        .policy = BROKER_LINK_PROBE,
+        .backoff_max_ms = QUIET_MAX_MS,
+        .unbounded_send = true, /* never refuse our own RESUME / ACK / CANCEL: what we send is ours to bound */
+        .check_endpoint = true,
+        .curve = &cv,
+        .ops = &k_link_ops,
+        .user = c,
+    };
+    if (!(c->link = broker_link_new(&lo, err)) || broker_link_start(c->link, err)) goto fail;
     return c;
 fail:
     hired_client_destroy(&c);
@@ -555,9 +479,7 @@ hired_client *hired_client_new(const char *endpoint, const hired_client_opts *op
 void hired_client_destroy(hired_client **pc) {
     if (!pc || !*pc) return;
     hired_client *c = *pc;
-    atomic_store(&c->stop, 1);
-    if (c->wake[1] >= 0) wake(c);
-    if (c->thread_started) pthread_join(c->thread, NULL);
+    broker_link_destroy(&c->link); /* stops and joins the I/O thread */
     while (c->jobs) remove_job(c, c->jobs);
     while (c->ev_head) {
         ev_item_t *it = c->ev_head;
@@ -566,11 +488,6 @@ void hired_client_destroy(hired_client **pc) {
         mem_free(it);
     }
     free(c->status_json);
-    mem_free(c->curve_server_key);
-    mem_free(c->curve_cert);
-    if (c->ctx) zmq_ctx_term(c->ctx);
-    if (c->wake[0] >= 0) close(c->wake[0]);
-    if (c->wake[1] >= 0) close(c->wake[1]);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     pthread_mutex_destroy(&c->status_mu);
@@ -624,7 +541,7 @@ int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JO
     memcpy(j->image, job->image, job->image_len);
     j->image_len = job->image_len;
     j->need_send = true;
-    int64_t now = wire_now_ms();
+    int64_t now = clock_now_ms();
     j->submitted = j->last_rx = now;
     j->deadline = now + dl + (int64_t)c->heartbeat_ms * c->liveness * 2;
     pthread_mutex_lock(&c->mu);
@@ -647,18 +564,11 @@ nomem:
     return HIRED_ENOMEM;
 }
 
-static void deadline_ts(struct timespec *ts, int timeout_ms) {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) ts->tv_sec++, ts->tv_nsec -= 1000000000L;
-}
-
 int hired_next_event(hired_client *c, int timeout_ms, hired_event *ev) {
     memset(ev, 0, sizeof *ev);
     if (!c) return HIRED_EINVAL;
     struct timespec until;
-    deadline_ts(&until, timeout_ms > 0 ? timeout_ms : 0);
+    clock_cond_deadline(&until, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     while (!c->ev_head && timeout_ms != 0) {
         if (timeout_ms < 0) pthread_cond_wait(&c->cv, &c->mu);
@@ -707,7 +617,7 @@ int hired_status(hired_client *c, char **json_out) {
     if (!c->heard && c->connect_timeout_ms > 0 && c->connect_timeout_ms < timeout) timeout = c->connect_timeout_ms;
     pthread_mutex_unlock(&c->mu);
     struct timespec until;
-    deadline_ts(&until, timeout);
+    clock_cond_deadline(&until, timeout);
     pthread_mutex_lock(&c->status_mu);
     pthread_mutex_lock(&c->mu);
     free(c->status_json);

@@ -492,6 +492,104 @@ int cfg_args(const cfg_entry_t *t, int n, void *values, int argc, char **argv, c
     return HIRED_OK;
 }
 
+// ---- a command's options -----------------------------------------------------------------------
+
+/* Appends one item to a list field (its range is checked once every argument is read); the
+ * first item given on the command line replaces the default items (*fresh: not yet). */
+static int list_append(const cfg_entry_t *e, void *values, const char *item, bool *fresh, const char *where,
+                       char *err) {
+    cfg_strlist_t *l = field(e, values);
+    if (*fresh) {
+        list_free(l);
+        *fresh = false;
+    }
+    char **items = mem_realloc(l->items, ((size_t)l->n + 2) * sizeof *items);
+    if (!items) return hired_errf(err, HIRED_ENOMEM, "%s: out of memory", where);
+    l->items = items;
+    if (!(items[l->n] = mem_strdup(item))) return hired_errf(err, HIRED_ENOMEM, "%s: out of memory", where);
+    items[++l->n] = NULL;
+    return HIRED_OK;
+}
+
+/* One option of a command (name without the dashes) with its value text (NULL: bare). Returns
+ * 1 when the value was taken from the next argument, 0 when not, negative on an error. */
+static int cli_option(const cfg_entry_t *t, int n, void *values, bool *fresh, const char *name, size_t len,
+                      const char *inline_val, const char *next, cfg_cli_extra_fn extra, void *user, char *err) {
+    char opt[CFG_KEY_MAX + 3];
+    snprintf(opt, sizeof opt, "--%.*s", (int)(len < CFG_KEY_MAX ? len : CFG_KEY_MAX), name);
+    const cfg_entry_t *e = find(t, n, name, len);
+    const char *val = inline_val ? inline_val : e && e->type == CFG_BOOL ? "true" : next;
+    if (!e) {
+        int rc = extra && val ? extra(user, opt + 2, val, err) : 0;
+        if (rc < 0) return rc;
+        if (rc == 0) return hired_errf(err, HIRED_EINVAL, "unknown option '%s'", opt);
+        return inline_val ? 0 : 1;
+    }
+    if (!val) return hired_errf(err, HIRED_EINVAL, "%s needs a value", opt);
+    int rc;
+    if (e->type == CFG_STRLIST) {
+        rc = val[0] ? list_append(e, values, val, &fresh[e - t], opt, err) : type_error(e, opt, "an empty item", err);
+    } else {
+        value_t v = {0};
+        rc = parse_text(e, val, &v, opt, err);
+        if (!rc) store(e, values, &v);
+        value_free(&v);
+    }
+    if (rc) return rc;
+    return inline_val || e->type == CFG_BOOL ? 0 : 1;
+}
+
+int cfg_cli(const cfg_entry_t *t, int n, void *values, int argc, char **argv, const char *usage, const char **pos,
+            int max_pos, int *n_pos, cfg_cli_extra_fn extra, void *user, char *err) {
+    int rc = cfg_defaults(t, n, values, err);
+    if (n_pos) *n_pos = 0;
+    bool *fresh = rc ? NULL : mem_calloc((size_t)n, sizeof *fresh); /* list still holding its defaults */
+    if (!rc && !fresh) rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
+    for (int i = 0; !rc && i < n; i++) fresh[i] = true;
+    for (int i = 0; !rc && i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("%s", usage);
+            cfg_options(t, n, stdout);
+            mem_free(fresh);
+            return 1;
+        }
+        if (strncmp(a, "--", 2) || !a[2]) {
+            if (!n_pos || *n_pos >= max_pos)
+                rc = max_pos ? hired_errf(err, HIRED_EINVAL, "at most %d argument%s besides the options (got '%.200s'; "
+                                            "quote a question)", max_pos, max_pos == 1 ? "" : "s", a)
+                               : hired_errf(err, HIRED_EINVAL, "unexpected argument '%.200s'", a);
+            else pos[(*n_pos)++] = a;
+            continue;
+        }
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        int used = cli_option(t, n, values, fresh, a + 2, len, eq ? eq + 1 : NULL, i + 1 < argc ? argv[i + 1] : NULL, extra,
+                              user, err);
+        if (used < 0) rc = used;
+        else i += used;
+    }
+    for (int i = 0; !rc && i < n; i++)
+        if (t[i].type == CFG_STRLIST) {
+            char opt[CFG_KEY_MAX + 3];
+            snprintf(opt, sizeof opt, "--%s", t[i].key);
+            value_t v = {.l = *(cfg_strlist_t *)field(&t[i], values)};
+            rc = check_range(&t[i], &v, opt, err);
+        }
+    mem_free(fresh);
+    return rc;
+}
+
+void cfg_options(const cfg_entry_t *t, int n, FILE *out) {
+    for (int i = 0; i < n; i++) {
+        char d[128];
+        const char *def = t[i].def && t[i].def[0] ? t[i].def : NULL;
+        fprintf(out, "  --%-22s %s%s%s%s\n      %s\n", t[i].key, describe(&t[i], d, sizeof d),
+                t[i].type == CFG_STRLIST ? " (repeat the option)" : "", def ? "; default " : "", def ? def : "",
+                t[i].help ? t[i].help : "");
+    }
+}
+
 // ---- output ----------------------------------------------------------------------------------
 
 /* The value of e in values, as text (strings quoted). */

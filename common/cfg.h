@@ -1,6 +1,7 @@
-/* cfg.h — service configuration: one caller-defined table of keys (redis static_configs), values
- * in a caller struct, read from a libconfig-syntax file (-c FILE) and overridden from the command
- * line (-o key=value or --key=value).
+/* cfg.h — configuration tables: one caller-defined table of keys (redis static_configs), values
+ * in a caller struct. A service reads them from a libconfig-syntax file (-c FILE) overridden from
+ * the command line (-o key=value or --key=value); a command (the `hired` CLI's subcommands)
+ * reads them as its options (cfg_cli: --key VALUE, repeatable lists, positional arguments).
  *
  * A service declares
  *     struct enc_cfg { char *frontend; int64_t gpu; double timeout_s; bool warmup; };
@@ -73,6 +74,24 @@ int cfg_set(const cfg_entry_t *t, int n, void *values, const char *assignment, c
  * cfg_help to stdout and returns 1 (the caller exits 0). Any other argument is an error
  * (HIRED_EINVAL). Returns 0 or HIRED_E*; cfg_free `values` either way. */
 int cfg_args(const cfg_entry_t *t, int n, void *values, int argc, char **argv, char *err);
+
+/* A command's options from its own table (the hired CLI's subcommands). Keys are the option
+ * names as typed ("max-tokens"). On the command line `--KEY VALUE` or `--KEY=VALUE`; a CFG_BOOL
+ * also bare (`--json` is true); every occurrence of a CFG_STRLIST key appends its value as one
+ * item (not split at commas; the first one replaces the default items; the item count is
+ * checked against [min, max] at the end).
+ * Arguments not starting with "--" are positional: at most max_pos of them go to pos[]
+ * (*n_pos). `-h` / `--help` prints `usage`, then the options (cfg_options), to stdout and returns
+ * 1. An option the table lacks goes to `extra` (may be NULL), which returns 1 when it took the
+ * option with its value, 0 when it does not know it, or a negative HIRED_E* (err filled) on a bad
+ * value. Errors name the option ("--budget: 'budget' must be a number in [1e-09, 1] (got 2)",
+ * "unknown option '--colour'", "--model needs a value"). Every field starts at its default.
+ * Returns 0, 1 (help) or HIRED_E*; cfg_free `values` either way. */
+typedef int (*cfg_cli_extra_fn)(void *user, const char *key, const char *value, char *err);
+int cfg_cli(const cfg_entry_t *t, int n, void *values, int argc, char **argv, const char *usage, const char **pos,
+            int max_pos, int *n_pos, cfg_cli_extra_fn extra, void *user, char *err);
+/* Prints a command's options: "  --KEY VALUE" with what VALUE may be, its default and help. */
+void cfg_options(const cfg_entry_t *t, int n, FILE *out);
 
 /* Logs the effective configuration at info level, one "config: key = value" line per key. */
 void cfg_log(const cfg_entry_t *t, int n, const void *values);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "file.h"
 #include "mem.h"
 #include "st.h"
 
@@ -22,15 +23,15 @@ static void fp_add(fp_t *h, const void *p, size_t n) {
     }
 }
 
+/* Hashes a whole small file (config.json). */
 static int add_file(fp_t *h, const char *path, char *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return hired_errf(err, HIRED_ENOTFOUND, "%s: cannot open", path);
-    uint8_t buf[65536];
+    uint8_t *buf;
     size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) fp_add(h, buf, n);
-    int bad = ferror(f);
-    fclose(f);
-    return bad ? hired_errf(err, HIRED_EIO, "%s: read error", path) : HIRED_OK;
+    int rc = file_read(path, (size_t)16 << 20, &buf, &n, err);
+    if (rc) return rc;
+    fp_add(h, buf, n);
+    mem_free(buf);
+    return HIRED_OK;
 }
 
 int hf_fingerprint(const char *dir, char out[HF_FINGERPRINT_LEN + 1], char *err) {

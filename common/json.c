@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "file.h"
 #include "mem.h"
 
 // ---- allocator hook --------------------------------------------------------------------------
@@ -106,41 +107,11 @@ int json_parse(const char *what, const char *buf, size_t len, cJSON **out, char 
 
 int json_read_file(const char *path, size_t max_bytes, cJSON **out, char *err) {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        return hired_errf(err, e == ENOENT ? HIRED_ENOTFOUND : HIRED_EIO, "cannot open %s: %s", path, strerror(e));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return hired_errf(err, HIRED_EIO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max_bytes) {
-        close(fd);
-        return hired_errf(err, HIRED_ERANGE, "%s: %lld bytes, more than the %zu allowed", path,
-                          (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = mem_alloc(n ? n : 1);
-    if (!buf) {
-        close(fd);
-        return hired_errf(err, HIRED_ENOMEM, "%s: out of memory", path);
-    }
-    size_t got = 0;
-    while (got < n) {
-        ssize_t r = read(fd, buf + got, n - got);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            int e = r < 0 ? errno : EIO;
-            close(fd);
-            mem_free(buf);
-            return hired_errf(err, HIRED_EIO, "cannot read %s: %s", path, r < 0 ? strerror(e) : "file shrank");
-        }
-        got += (size_t)r;
-    }
-    close(fd);
-    int rc = json_parse(path, buf, n, out, err);
+    uint8_t *buf;
+    size_t n;
+    int rc = file_read(path, max_bytes, &buf, &n, err);
+    if (rc) return rc;
+    rc = json_parse(path, (const char *)buf, n, out, err);
     mem_free(buf);
     return rc;
 }

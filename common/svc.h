@@ -1,15 +1,18 @@
-/* svc.h — what hired-encoder and hired-decoder do the same way around their jobs: the keys
- * every worker has (broker.*, model.dir/name/device, worker.*, curve.*, log.level), the daemon
- * command line (aliases, --check-config, --help), the model name, the broker connection with
- * its CURVE options, the job threads, and the life cycle systemd sees:
+/* svc.h — the worker daemons' one main: what hired-encoder and hired-decoder do the same way
+ * around their jobs. The keys every worker has (broker.*, model.dir/name/device, worker.*,
+ * curve.*, log.level), the daemon command line (aliases, --check-config, --help), the model
+ * name, the broker connection with its CURVE options, the job threads, and the life cycle
+ * systemd sees:
  *
- *   svc_configure -> (load the model) -> svc_start -> svc_run:
+ *   svc_main: configure (exit 2 on an error) -> --check-config? -> load the model (exit 2 when
+ *   it does not load) -> warm up (exit 1 on failure) -> connect and start the job threads ->
  *     READY=1, STATUS=serving ..., WATCHDOG=1 from the main thread until SIGTERM/SIGINT;
  *     then STOPPING=1, no new jobs, running ones get worker.drain_ms, DISCONNECT hands the
- *     rest back to the broker, threads joined, connection closed.
+ *     rest back to the broker, threads joined, connection closed -> exit 0 (2 when the broker
+ *     refused this worker's checkpoint).
  *
  * A worker's own configuration struct embeds a svc_cfg_t; its cfg table is the common entries
- * (svc_cfg_entries, at the embedded struct's offset) followed by its own.
+ * (svc_cfg_entries, at the embedded struct's offset) followed by its own (svc_daemon_t.own).
  * Not here: what a job computes (encoder_worker/main.c, decoder_worker/main.c), signals and
  * sd_notify themselves (proc.h), the protocol (worker_conn.h). */
 #ifndef HIRED_SVC_H
@@ -46,14 +49,6 @@ typedef struct svc_cfg {
  * runs (one line). */
 void svc_cfg_entries(size_t base, const char *warmup_help, cfg_entry_t out[SVC_CFG_N]);
 
-/* The daemon command line: `--model DIR`, `--device D`, `--broker EP`, `--name N` aliases,
- * --check-config (*check), -c FILE, -o / --KEY=VALUE; then the common checks (model.dir set,
- * device cpu — the CUDA backend does not exist yet —, both or neither curve file, and the
- * curve files load) and `extra` (may be NULL) on the filled values. Errors are printed as
- * "prog: message". 0 ok, 1 help printed, 2 error. */
-int svc_configure(const char *prog, const cfg_entry_t *t, int n, void *values, const svc_cfg_t *c, int argc,
-                  char **argv, bool *check, int (*extra)(void *values, char *err));
-
 /* What --check-config checks of the model without loading weights: model.dir is a directory
  * whose config.json describes a LLaVA / LLaVA-NeXT model this build runs (hf_config_load).
  * 0 or HIRED_E* with err naming the directory. */
@@ -63,44 +58,63 @@ int svc_check_model(const svc_cfg_t *c, char *err);
  * protocol's charset [A-Za-z0-9._:/+-], 1-WIRE_MAX_MODEL characters. 0 or HIRED_EINVAL. */
 int svc_model_name(const svc_cfg_t *c, char out[WIRE_MAX_MODEL + 1], char *err);
 
-// ---- serving ---------------------------------------------------------------------------------
+// ---- the daemon ------------------------------------------------------------------------------
 
-/* What one worker daemon serves. Borrowed until svc_run returns. */
-typedef struct svc_app {
-    const char *prog;    /* "hired-encoder": log prefix */
-    const char *service; /* "encode" | "decode" */
-    const char *model;   /* the name jobs ask for */
-    int capacity;        /* job threads, [1, SVC_MAX_THREADS] */
-    /* One job (called on a job thread; may run concurrently on `capacity` threads). Must end
-     * the job with exactly one terminal send (worker_conn.h). The caller destroys job after. */
-    void (*serve)(void *app, worker_job_t *job);
-    void *app;
-} svc_app_t;
+/* A job thread's argument: its daemon and slot, 0 .. capacity−1. */
+typedef struct svc_thread {
+    struct svc *s;
+    int slot;
+} svc_thread_t;
 
+/* The running daemon, as a worker's callbacks see it. */
 typedef struct svc {
-    const svc_cfg_t *cfg;
-    const svc_app_t *a;
-    worker_conn_t *conn;   /* owned; valid from svc_start until svc_run returns */
+    const svc_cfg_t *cfg;                       /* the common keys' values */
+    const struct svc_daemon *d;
+    void *app;
+    char model[WIRE_MAX_MODEL + 1];             /* the name jobs ask for */
+    int capacity;                               /* job threads */
+    worker_conn_t *conn;   /* owned; valid while jobs are served */
     atomic_int busy;       /* jobs being served right now */
     atomic_bool draining;  /* stop taking jobs */
     atomic_bool refused;   /* the broker refused READY */
     char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* of the checkpoint, announced in READY */
-    void (*omp_threads)(int n); /* omp_set_num_threads (per thread), or NULL */
     pthread_t th[SVC_MAX_THREADS];
+    svc_thread_t targ[SVC_MAX_THREADS];
     int nth;
 } svc_t;
 
-/* Computes the checkpoint fingerprint of cfg->model_dir (fingerprint.h), connects to the broker
- * (worker_conn with cfg's heartbeat, liveness, CURVE files and that fingerprint) and starts
- * a->capacity job threads; each first calls omp_threads(worker.threads) when that is > 0
- * (omp_set_num_threads: OpenMP's thread count is per calling thread; may be NULL).
- * 0, or HIRED_E* with err (nothing left running). */
-int svc_start(svc_t *s, const svc_cfg_t *cfg, const svc_app_t *a, void (*omp_threads)(int n), char *err);
+/* What differs between the worker daemons. Callbacks get the daemon's app pointer. */
+typedef struct svc_daemon {
+    const char *prog;        /* "hired-encoder": log and message prefix */
+    const char *service;     /* "encode" | "decode" */
+    const char *warmup_help; /* what worker.warmup runs (one line of --help) */
+    const cfg_entry_t *own;  /* the daemon's own keys (offsets into its values struct) */
+    int n_own;
+    size_t cfg_offset;       /* offsetof(values struct, the embedded svc_cfg_t) */
+    /* Further checks of the configured values (after the common ones), or NULL. */
+    int (*check)(void *values, char *err);
+    /* Job threads the configuration asks for, [1, SVC_MAX_THREADS]. */
+    int (*capacity)(const void *values);
+    /* Loads the model for s->capacity job threads (logging what it loaded). A failure is a
+     * configuration error: exit 2. */
+    int (*load)(void *app, svc_t *s, char *err);
+    /* One synthetic job's worth of work before READY (worker.warmup); a failure exits 1. */
+    int (*warmup)(void *app, char *err);
+    /* One job on job thread `slot` (may run concurrently on every slot). Must end the job with
+     * exactly one terminal send (worker_conn.h); the caller destroys job after. */
+    void (*serve)(void *app, int slot, worker_job_t *job);
+    /* After serving: log the counters. May be NULL. */
+    void (*report)(void *app);
+    /* Frees what load made (also after a failed load). */
+    void (*unload)(void *app);
+    /* omp_set_num_threads (OpenMP's thread count is per calling thread), or NULL. */
+    void (*omp_threads)(int n);
+} svc_daemon_t;
 
-/* READY=1 and serve until a stop signal, then drain and hand back (see the file comment);
- * returns when every job thread has ended and the connection is closed: 0, or
- * HIRED_EUNSUPPORTED when the broker refused this worker (its checkpoint differs from the one
- * serving the model name; logged), which the daemon reports as a configuration error. */
-int svc_run(svc_t *s);
+/* The whole life of a worker daemon (see the file comment): values is the daemon's
+ * configuration struct (zeroed; it embeds the svc_cfg_t at d->cfg_offset), s the svc_t the
+ * callbacks use (zeroed). Returns the exit status: 0, 1 (a run-time failure, restarted) or 2
+ * (configuration: not restarted, PROC_EXIT_CONFIG). */
+int svc_main(const svc_daemon_t *d, void *app, void *values, svc_t *s, int argc, char **argv);
 
 #endif

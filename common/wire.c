@@ -78,13 +78,13 @@ wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
 static const char *const k_field_names[] = {
     "id", "model", "service", "prompt", "params", "deadline_ms", "attempt", "capacity", "epoch",
     "attached", "seq", "token", "text", "code", "message", "retry_ms", "finish", "usage",
-    "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "meta", "session",
-    "fingerprint",
+    "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "parts", "session",
+    "fingerprint", "patch_grid",
 };
 #define N_FIELDS ((int)ARRAY_LEN(k_field_names))
 
-#define F_RESULT (WIRE_F_KEPT | WIRE_F_DIM | WIRE_F_DTYPE | WIRE_F_POSITIONS)
-#define F_RESULT_OPT (WIRE_F_GRID | WIRE_F_IMAGE_SIZE | WIRE_F_META)
+#define F_RESULT (WIRE_F_KEPT | WIRE_F_DIM | WIRE_F_DTYPE | WIRE_F_POSITIONS | WIRE_F_PARTS | WIRE_F_PATCH_GRID)
+#define F_RESULT_OPT (WIRE_F_GRID | WIRE_F_IMAGE_SIZE)
 
 /* Per type: keys that must be present, keys that may be, payload frames. A client's `session`
  * is optional in CANCEL, HEARTBEAT and STATUS because the broker sends CANCEL and HEARTBEAT to
@@ -147,7 +147,6 @@ void wire_msg_clear(wire_msg_t *m) {
     mem_free(m->text);
     mem_free(m->message);
     mem_free(m->positions);
-    mem_free(m->meta);
     memset(m, 0, sizeof *m);
 }
 
@@ -176,32 +175,22 @@ int wire_msg_set_message(wire_msg_t *m, const char *s) {
 int wire_msg_set_positions(wire_msg_t *m, const uint16_t *pos, uint32_t kept) {
     return set_bytes((void **)&m->positions, pos, (size_t)kept * 3 * sizeof(uint16_t), 0);
 }
-int wire_msg_set_meta(wire_msg_t *m, const void *meta, size_t len) {
-    int rc = set_bytes((void **)&m->meta, meta, len, 0);
-    if (rc == 0) m->meta_len = meta ? len : 0;
-    return rc;
-}
-
 int wire_msg_copy_result(wire_msg_t *dst, const wire_msg_t *src) {
     dst->kept = src->kept;
     dst->dim = src->dim;
     dst->dtype = src->dtype;
     memcpy(dst->grid, src->grid, sizeof dst->grid);
     memcpy(dst->image_size, src->image_size, sizeof dst->image_size);
+    dst->parts = src->parts;
+    dst->patch_grid = src->patch_grid;
     dst->positions = NULL;
-    dst->meta = NULL;
-    dst->meta_len = 0;
-    if (wire_msg_set_positions(dst, src->positions, src->kept) ||
-        wire_msg_set_meta(dst, src->meta, src->meta_len))
-        return HIRED_ENOMEM;
-    return HIRED_OK;
+    return wire_msg_set_positions(dst, src->positions, src->kept) ? HIRED_ENOMEM : HIRED_OK;
 }
 
 int wire_msg_copy(wire_msg_t *dst, const wire_msg_t *src) {
     *dst = *src;
     dst->prompt = dst->text = dst->message = NULL;
     dst->positions = NULL;
-    dst->meta = NULL;
     if (wire_msg_set_prompt(dst, src->prompt) || wire_msg_set_text(dst, src->text) ||
         wire_msg_set_message(dst, src->message) || wire_msg_copy_result(dst, src)) {
         wire_msg_clear(dst);
@@ -281,10 +270,10 @@ static bool field_set(const wire_msg_t *m, uint32_t bit) {
         return m->usage.prompt_tokens || m->usage.image_tokens || m->usage.completion_tokens ||
                m->usage.visual_kept || m->usage.visual_total || m->usage.result_bytes;
     case WIRE_F_TIMINGS: return m->timings_mask != 0;
-    case WIRE_F_KEPT: case WIRE_F_DIM: case WIRE_F_DTYPE: case WIRE_F_POSITIONS: return m->kept != 0;
+    case WIRE_F_KEPT: case WIRE_F_DIM: case WIRE_F_DTYPE: case WIRE_F_POSITIONS: case WIRE_F_PARTS:
+    case WIRE_F_PATCH_GRID: return m->kept != 0;
     case WIRE_F_GRID: return m->grid[0] || m->grid[1];
     case WIRE_F_IMAGE_SIZE: return m->image_size[0] || m->image_size[1];
-    case WIRE_F_META: return m->meta != NULL;
     case WIRE_F_SESSION: return m->session[0] != 0;
     case WIRE_F_FINGERPRINT: return m->fingerprint[0] != 0;
     case WIRE_F_SEQ: return m->type != WIRE_DONE || m->seq != 0; /* DONE: optional, 0 = no tokens */
@@ -375,13 +364,16 @@ int wire_validate(const wire_msg_t *m, const wire_limits_t *lim_in, char *err) {
             return hired_errf(err, HIRED_EPROTO, "%s: field 'dtype' must be f16, bf16 or f32", tn);
         if (!m->positions)
             return hired_errf(err, HIRED_EPROTO, "%s: missing field 'positions'", tn);
+        if (m->parts < 1 || m->parts > WIRE_MAX_VISUAL_PARTS)
+            return hired_errf(err, HIRED_ERANGE, "%s: field 'parts' must be in [1, %d] (got %u)", tn,
+                              WIRE_MAX_VISUAL_PARTS, m->parts);
+        if (m->patch_grid < 1 || m->patch_grid > WIRE_MAX_PATCH_GRID)
+            return hired_errf(err, HIRED_ERANGE, "%s: field 'patch_grid' must be in [1, %d] (got %u)", tn,
+                              WIRE_MAX_PATCH_GRID, m->patch_grid);
         if ((uint64_t)m->kept * m->dim * wire_dtype_size(m->dtype) > lim.max_frame)
             return hired_errf(err, HIRED_ERANGE, "%s: tensor [%u, %u] %s exceeds the frame limit %zu",
                               tn, m->kept, m->dim, wire_dtype_name(m->dtype), lim.max_frame);
     }
-    if ((has & WIRE_F_META) && m->meta_len > WIRE_MAX_META)
-        return hired_errf(err, HIRED_ERANGE, "%s: meta is %zu bytes, limit %d", tn, m->meta_len,
-                          WIRE_MAX_META);
     return HIRED_OK;
 }
 
@@ -466,7 +458,8 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
         }
         break;
     }
-    case WIRE_F_META: msgpack_pack_bin_with_body(pk, m->meta, m->meta_len); break;
+    case WIRE_F_PARTS: msgpack_pack_uint32(pk, m->parts); break;
+    case WIRE_F_PATCH_GRID: msgpack_pack_uint32(pk, m->patch_grid); break;
     case WIRE_F_SESSION: pack_str(pk, m->session); break;
     case WIRE_F_FINGERPRINT: pack_str(pk, m->fingerprint); break;
     default: msgpack_pack_nil(pk); break;
@@ -850,15 +843,8 @@ static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_obje
     case WIRE_F_GRID: return get_pair(c, v, f, m->grid);
     case WIRE_F_IMAGE_SIZE: return get_pair(c, v, f, m->image_size);
     case WIRE_F_POSITIONS: return get_bin(c, v, f, (size_t)WIRE_MAX_KEPT * 6, pos_ptr, pos_bytes);
-    case WIRE_F_META: {
-        const char *p = NULL;
-        size_t n = 0;
-        rc = get_bin(c, v, f, WIRE_MAX_META, &p, &n);
-        if (rc) return rc;
-        if (wire_msg_set_meta(m, p, n)) return hired_errf(c->err, HIRED_ENOMEM, "out of memory");
-        if (!m->meta) m->meta = mem_alloc(1); /* present but empty */
-        return m->meta ? HIRED_OK : hired_errf(c->err, HIRED_ENOMEM, "out of memory");
-    }
+    case WIRE_F_PARTS: return get_u32(c, v, f, WIRE_MAX_VISUAL_PARTS, &m->parts);
+    case WIRE_F_PATCH_GRID: return get_u32(c, v, f, WIRE_MAX_PATCH_GRID, &m->patch_grid);
     case WIRE_F_SESSION: return get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
     case WIRE_F_FINGERPRINT: return get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
     default: return hired_errf(c->err, HIRED_EPROTO, "%s: internal: unhandled field", c->tn);

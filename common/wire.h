@@ -22,9 +22,11 @@
 
 // ---- version and limits ---------------------------------------------------------------------
 
-#define WIRE_VERSION 3 /* 2: DONE usage gained visual_kept, visual_total, result_bytes;
+#define WIRE_VERSION 4 /* 2: DONE usage gained visual_kept, visual_total, result_bytes;
                           3: client sessions (RESUME, ACK, BYE, `session`), attempt fencing on
-                             worker messages, DONE `seq`, checkpoint `fingerprint` */
+                             worker messages, DONE `seq`, checkpoint `fingerprint`;
+                          4: the encoder result's geometry as typed fields `parts` and
+                             `patch_grid` (RESULT, decode JOB); the opaque `meta` is gone */
 
 #define WIRE_MAX_HEADER (256u * 1024)         /* bytes of the msgpack header frame */
 #define WIRE_MAX_FRAME (64u * 1024 * 1024)    /* any frame; also ZMQ_MAXMSGSIZE on every socket */
@@ -44,7 +46,8 @@
 #define WIRE_MAX_TOKENS 16384                 /* params.max_tokens */
 #define WIRE_MAX_KEPT 16384                   /* visual tokens in a RESULT */
 #define WIRE_MAX_DIM 16384                    /* feature width of a RESULT */
-#define WIRE_MAX_META 16384                   /* opaque encoder->decoder bytes */
+#define WIRE_MAX_VISUAL_PARTS 16              /* `parts`: partitions of one image */
+#define WIRE_MAX_PATCH_GRID 1024              /* `patch_grid`: patches per partition side */
 #define WIRE_MAX_CAPACITY 1024                /* READY capacity */
 #define WIRE_MAX_DEPTH 8                      /* msgpack nesting */
 #define WIRE_MIN_SESSION 16                   /* client session: 16-64 chars of [0-9a-f] */
@@ -132,8 +135,8 @@ enum {
     WIRE_F_MESSAGE = 1u << 14, WIRE_F_RETRY = 1u << 15, WIRE_F_FINISH = 1u << 16,
     WIRE_F_USAGE = 1u << 17, WIRE_F_TIMINGS = 1u << 18, WIRE_F_KEPT = 1u << 19, WIRE_F_DIM = 1u << 20,
     WIRE_F_DTYPE = 1u << 21, WIRE_F_GRID = 1u << 22, WIRE_F_IMAGE_SIZE = 1u << 23,
-    WIRE_F_POSITIONS = 1u << 24, WIRE_F_META = 1u << 25, WIRE_F_SESSION = 1u << 26,
-    WIRE_F_FINGERPRINT = 1u << 27,
+    WIRE_F_POSITIONS = 1u << 24, WIRE_F_PARTS = 1u << 25, WIRE_F_SESSION = 1u << 26,
+    WIRE_F_FINGERPRINT = 1u << 27, WIRE_F_PATCH_GRID = 1u << 28,
 };
 
 /* One header, any type. Only the fields of `type` are meaningful (docs/protocol.md lists them).
@@ -175,8 +178,8 @@ typedef struct wire_msg {
     uint32_t grid[2];            /* anyres grid of sub-images: rows, cols (0,0 = not given) */
     uint32_t image_size[2];      /* original image width, height (0,0 = not given) */
     uint16_t *positions;         /* [kept][3] (partition, row, col) per kept token. Owned. */
-    uint8_t *meta;               /* opaque encoder -> decoder bytes [meta_len]. Owned. */
-    size_t meta_len;
+    uint32_t parts;              /* partitions of the image, [1, WIRE_MAX_VISUAL_PARTS] (base first) */
+    uint32_t patch_grid;         /* patches per partition side, [1, WIRE_MAX_PATCH_GRID] */
     char session[WIRE_MAX_SESSION + 1];         /* client messages: the client's session secret */
     char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* READY, RESULT, decode JOB: checkpoint hash */
 } wire_msg_t;
@@ -192,11 +195,10 @@ int wire_msg_set_prompt(wire_msg_t *m, const char *s);
 int wire_msg_set_text(wire_msg_t *m, const char *s);
 int wire_msg_set_message(wire_msg_t *m, const char *s);
 int wire_msg_set_positions(wire_msg_t *m, const uint16_t *pos, uint32_t kept); /* pos [kept][3] */
-int wire_msg_set_meta(wire_msg_t *m, const void *meta, size_t len);
 /* Deep copy of src into dst (dst is overwritten, not cleared first). HIRED_ENOMEM. */
 int wire_msg_copy(wire_msg_t *dst, const wire_msg_t *src);
-/* Copies the encoder-result fields (kept, dim, dtype, grid, image_size, positions, meta) of src
- * into dst. HIRED_ENOMEM. */
+/* Copies the encoder-result fields (kept, dim, dtype, grid, image_size, positions, parts,
+ * patch_grid) of src into dst. HIRED_ENOMEM. */
 int wire_msg_copy_result(wire_msg_t *dst, const wire_msg_t *src);
 
 /* Checks m against the rules of its type (required fields, ranges, charsets, lengths).
@@ -263,8 +265,5 @@ int wire_send(void *sock, const void *route, size_t route_len, const wire_msg_t 
  * the connection), linger, and TCP keepalive. CURVE, when configured, is applied by the
  * callers right after this (common/curve.h). 0 or HIRED_EIO. */
 int wire_sock_setup(void *sock, const wire_limits_t *lim);
-
-/* Monotonic milliseconds (CLOCK_MONOTONIC) for deadlines and heartbeats. */
-int64_t wire_now_ms(void);
 
 #endif

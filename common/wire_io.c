@@ -8,12 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-int64_t wire_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void wire_parts_close(wire_parts_t *p) {
     for (int i = 0; i < p->n; i++) zmq_msg_close(&p->part[i]);
     p->n = 0;

@@ -1,6 +1,7 @@
-/* worker_conn.c — see worker_conn.h. One I/O thread owns the DEALER socket; application threads
- * talk to it through two mutex-protected queues (jobs in, messages out) and a self-pipe that
- * wakes its zmq_poll. Sessions: every READY starts a new session number; a reconnect (broker
+/* worker_conn.c — see worker_conn.h. The connection is a broker_link (common/broker_link.h: the
+ * I/O thread, heartbeats, a fresh socket when the broker falls silent); this file is its worker
+ * half. Application threads talk to the I/O thread through two mutex-protected queues (jobs in,
+ * messages out) and the link's wake-up. Sessions: every READY starts a new session number; a reconnect (broker
  * silent for liveness x heartbeat) or a DISCONNECT from the broker starts the next one, and
  * everything tagged with an older session (held jobs, queued sends, jobs not yet taken) is
  * cancelled or dropped, because the broker that knew them is gone or has re-queued them.
@@ -13,14 +14,12 @@
 #include "worker_conn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "broker_link.h"
+#include "clock.h"
 #include "log.h"
 #include "mem.h"
 
@@ -47,17 +46,12 @@ typedef struct held {
 } held_t;
 
 struct worker_conn {
-    char endpoint[256], service[WIRE_MAX_SERVICE + 1], model[WIRE_MAX_MODEL + 1];
+    char service[WIRE_MAX_SERVICE + 1], model[WIRE_MAX_MODEL + 1];
     char fingerprint[WIRE_MAX_FINGERPRINT + 1];
     char refusal[HIRED_ERR_LEN];     /* the broker's ERROR to READY, under mu ("" = none) */
-    int capacity, heartbeat_ms, liveness;
+    int capacity;
     wire_limits_t lim;
-    char *curve_server_key, *curve_cert; /* NULL = plain TCP */
-    void *ctx;
-    pthread_t thread;
-    bool thread_started;
-    int wake[2];                     /* self-pipe: [0] polled by the I/O thread */
-    atomic_int stop;
+    broker_link_t *link;             /* the socket and the I/O thread */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     out_item_t *out_head, *out_tail; /* to the broker */
@@ -70,11 +64,7 @@ struct worker_conn {
 
 // ---- small helpers ------------------------------------------------------------------------------
 
-static void wake(worker_conn_t *c) {
-    char b = 1;
-    ssize_t r = write(c->wake[1], &b, 1); /* full pipe = already awake */
-    (void)r;
-}
+static void wake(worker_conn_t *c) { broker_link_wake(c->link); }
 
 static int held_find(worker_conn_t *c, const char *id, uint32_t attempt) {
     for (int i = 0; i < c->nheld; i++)
@@ -227,21 +217,9 @@ static int enqueue(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *payload, ui
 
 // ---- the I/O thread -----------------------------------------------------------------------------
 
-static void *open_socket(worker_conn_t *c) {
-    void *s = zmq_socket(c->ctx, ZMQ_DEALER);
-    if (!s) return NULL;
-    curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
-    char err[HIRED_ERR_LEN] = "";
-    if (wire_sock_setup(s, &c->lim) || curve_apply_client(s, &cv, err) || zmq_connect(s, c->endpoint) != 0) {
-        log_error("worker_conn: cannot connect to %s: %s", c->endpoint, err[0] ? err : zmq_strerror(errno));
-        zmq_close(s);
-        return NULL;
-    }
-    return s;
-}
-
 /* Starts a new session: everything older is cancelled or dropped. Then READY. */
-static void new_session(worker_conn_t *c, void *sock) {
+static void on_open(void *user, void *sock) {
+    worker_conn_t *c = user;
     pthread_mutex_lock(&c->mu);
     c->session++;
     c->stats.sessions++;
@@ -263,6 +241,11 @@ static void send_simple(void *sock, wire_type_t t) {
     wire_msg_init(&m, t);
     char err[HIRED_ERR_LEN];
     if (wire_send(sock, NULL, 0, &m, NULL, err)) log_debug("worker_conn: %s not sent: %s", wire_type_name(t), err);
+}
+
+static void heartbeat(void *user, void *sock) {
+    (void)user;
+    send_simple(sock, WIRE_HEARTBEAT);
 }
 
 /* Sends queued messages of the current session; stops at a full pipe. */
@@ -295,8 +278,21 @@ static void flush_out(worker_conn_t *c, void *sock) {
     }
 }
 
+/* The link's round: what is queued goes out; a full pipe is retried soon. */
+static int round_out(void *user, void *sock, int64_t now) {
+    worker_conn_t *c = user;
+    (void)now;
+    flush_out(c, sock);
+    pthread_mutex_lock(&c->mu);
+    bool pending = c->out_head != NULL;
+    pthread_mutex_unlock(&c->mu);
+    return pending ? 5 : -1;
+}
+
 /* Handles one message; returns true when the broker asked for a fresh session (DISCONNECT). */
-static bool on_message(worker_conn_t *c, wire_parts_t *p) {
+static bool on_message(void *user, void *sock, wire_parts_t *p, int64_t now) {
+    worker_conn_t *c = user;
+    (void)sock;
     char err[HIRED_ERR_LEN];
     wire_msg_t m;
     bool reset = false;
@@ -334,7 +330,7 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
             mem_free(it);
             break;
         }
-        job->received_ms = wire_now_ms();
+        job->received_ms = now;
         pthread_mutex_lock(&c->mu);
         c->stats.jobs++;
         it->job = job;
@@ -369,7 +365,7 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
             snprintf(c->refusal, sizeof c->refusal, "%s", m.message ? m.message : "READY refused");
             pthread_cond_broadcast(&c->cv);
             pthread_mutex_unlock(&c->mu);
-            atomic_store(&c->stop, 1);
+            broker_link_stop(c->link);
         }
         break;
     default: break; /* HEARTBEAT: liveness only */
@@ -393,81 +389,27 @@ static bool on_message(worker_conn_t *c, wire_parts_t *p) {
     return reset;
 }
 
-static void *io_main(void *arg) {
-    worker_conn_t *c = arg;
-    void *sock = open_socket(c);
-    int64_t now = wire_now_ms(), last_recv = now, next_hb = now + c->heartbeat_ms;
-    const int64_t silent = (int64_t)c->heartbeat_ms * c->liveness;
-    int64_t wait = silent; /* doubles while the broker stays away, up to 5 s or silent */
-    if (sock) new_session(c, sock);
-    while (!atomic_load(&c->stop)) {
-        now = wire_now_ms();
-        if (!sock || now - last_recv > wait) {
-            /* Broker lost (or never reached): a fresh socket gets a fresh routing id. */
-            if (sock) {
-                if (wait == silent) log_warn("worker_conn: broker silent for %lld ms; reconnecting", (long long)(now - last_recv));
-                else log_debug("worker_conn: broker still silent; reconnecting");
-                zmq_close(sock);
-                wait = wait * 2 < 5000 ? wait * 2 : (silent > 5000 ? silent : 5000);
-            }
-            sock = open_socket(c);
-            last_recv = now;
-            if (sock) new_session(c, sock);
-            else {
-                struct timespec ts = {0, 100 * 1000000L};
-                nanosleep(&ts, NULL);
-                continue;
-            }
-        }
-        if (now >= next_hb) {
-            send_simple(sock, WIRE_HEARTBEAT);
-            next_hb = now + c->heartbeat_ms;
-        }
-        flush_out(c, sock);
-        zmq_pollitem_t items[2] = {{sock, 0, ZMQ_POLLIN, 0}, {NULL, c->wake[0], ZMQ_POLLIN, 0}};
-        long timeout = (long)(next_hb - wire_now_ms());
-        if (timeout < 0) timeout = 0;
-        pthread_mutex_lock(&c->mu);
-        if (c->out_head) timeout = timeout < 5 ? timeout : 5; /* a full pipe: retry soon */
-        pthread_mutex_unlock(&c->mu);
-        if (zmq_poll(items, 2, timeout) < 0 && errno != EINTR) break;
-        if (items[1].revents & ZMQ_POLLIN) {
-            char buf[64];
-            while (read(c->wake[0], buf, sizeof buf) > 0) {
-            }
-        }
-        if (items[0].revents & ZMQ_POLLIN) {
-            bool reset = false;
-            for (int i = 0; i < 256 && !reset; i++) {
-                wire_parts_t p;
-                if (wire_recv(sock, &p, ZMQ_DONTWAIT)) break;
-                last_recv = wire_now_ms();
-                wait = silent;
-                reset = on_message(c, &p);
-                wire_parts_close(&p);
-            }
-            if (reset) {
-                /* The broker does not know this connection (it restarted, or declared us dead).
-                 * A fresh socket means a fresh routing id, so DISCONNECTs still on their way to
-                 * the old one (answers to stale heartbeats) cannot end the new session. */
-                log_info("worker_conn: broker does not know this worker; announcing again");
-                zmq_close(sock);
-                sock = open_socket(c);
-                if (sock) new_session(c, sock);
-            }
-        }
-    }
+/* The link is stopping: terminal messages already queued still return credit; DISCONNECT has
+ * the broker re-queue the rest at once. Every held job reads as cancelled from now on. */
+static void on_close(void *user, void *sock) {
+    worker_conn_t *c = user;
     if (sock) {
-        flush_out(c, sock); /* terminal messages already queued still return credit */
+        flush_out(c, sock);
         send_simple(sock, WIRE_DISCONNECT);
-        zmq_close(sock); /* linger lets the DISCONNECT out */
     }
     pthread_mutex_lock(&c->mu);
     for (int i = 0; i < c->nheld; i++) c->held[i].cancelled = true;
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
-    return NULL;
 }
+
+static const broker_link_ops_t k_link_ops = {
+    .on_open = on_open,
+    .heartbeat = heartbeat,
+    .round = round_out,
+    .on_message = on_message,
+    .on_close = on_close,
+};
 
 // ---- public API -------------------------------------------------------------------------------
 
@@ -504,51 +446,43 @@ worker_conn_t *worker_conn_new(const worker_conn_opts_t *o, char *err) {
         hired_errf(err, HIRED_ENOMEM, "out of memory");
         return NULL;
     }
-    if (curve_client_enabled(o->curve) &&
-        (!(c->curve_server_key = mem_strdup(o->curve->server_key)) || !(c->curve_cert = mem_strdup(o->curve->client_cert)))) {
-        mem_free(c->curve_server_key);
-        mem_free(c);
-        hired_errf(err, HIRED_ENOMEM, "out of memory");
-        return NULL;
-    }
-    snprintf(c->endpoint, sizeof c->endpoint, "%s", o->endpoint);
     snprintf(c->service, sizeof c->service, "%s", o->service);
     snprintf(c->model, sizeof c->model, "%s", o->model);
     snprintf(c->fingerprint, sizeof c->fingerprint, "%s", o->fingerprint ? o->fingerprint : "");
     c->capacity = o->capacity;
-    c->heartbeat_ms = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
-    c->liveness = o->liveness > 0 ? o->liveness : 3;
     c->lim = wire_limits_resolve(o->limits);
-    c->wake[0] = c->wake[1] = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
-    if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) != 0 || !(c->ctx = zmq_ctx_new())) {
-        hired_errf(err, HIRED_EIO, "worker_conn: cannot create pipe or zmq context");
+    const int hb = o->heartbeat_ms > 0 ? o->heartbeat_ms : 1000;
+    broker_link_opts_t lo = {
+        .endpoint = o->endpoint,
+        .name = "worker_conn",
+        .heartbeat_ms = hb,
+        .liveness = o->liveness > 0 ? o->liveness : 3,
+        .policy = BROKER_LINK_REPLACE,
+        .backoff_max_ms = 5000,
+        .limits = &c->lim,
+        .curve = o->curve,
+        .ops = &k_link_ops,
+        .user = c,
+    };
+    if (!(c->link = broker_link_new(&lo, err)) || broker_link_start(c->link, err)) {
         worker_conn_destroy(&c);
         return NULL;
     }
-    if (pthread_create(&c->thread, NULL, io_main, c) != 0) {
-        hired_errf(err, HIRED_EIO, "worker_conn: cannot start the I/O thread");
-        worker_conn_destroy(&c);
-        return NULL;
-    }
-    c->thread_started = true;
     return c;
 }
 
 void worker_conn_stop(worker_conn_t *c) {
-    if (!c) return;
-    atomic_store(&c->stop, 1);
-    wake(c);
+    if (c && c->link) broker_link_stop(c->link);
 }
 
-bool worker_conn_stopping(worker_conn_t *c) { return c && atomic_load(&c->stop); }
+bool worker_conn_stopping(worker_conn_t *c) { return c && c->link && broker_link_stopping(c->link); }
 
 void worker_conn_destroy(worker_conn_t **pc) {
     if (!pc || !*pc) return;
     worker_conn_t *c = *pc;
-    worker_conn_stop(c);
-    if (c->thread_started) pthread_join(c->thread, NULL);
+    broker_link_destroy(&c->link); /* stops and joins the I/O thread */
     while (c->out_head) {
         out_item_t *o = c->out_head;
         c->out_head = o->next;
@@ -561,11 +495,6 @@ void worker_conn_destroy(worker_conn_t **pc) {
         mem_free(it);
     }
     mem_free(c->held);
-    mem_free(c->curve_server_key);
-    mem_free(c->curve_cert);
-    if (c->ctx) zmq_ctx_term(c->ctx);
-    if (c->wake[0] >= 0) close(c->wake[0]);
-    if (c->wake[1] >= 0) close(c->wake[1]);
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
     mem_free(c);
@@ -575,19 +504,14 @@ void worker_conn_destroy(worker_conn_t **pc) {
 int worker_conn_next_job(worker_conn_t *c, int timeout_ms, worker_job_t **job) {
     *job = NULL;
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    if (timeout_ms > 0) {
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
-    }
+    clock_cond_deadline(&until, timeout_ms > 0 ? timeout_ms : 0);
     pthread_mutex_lock(&c->mu);
     for (;;) {
         if (c->refusal[0]) {
             pthread_mutex_unlock(&c->mu);
             return HIRED_EUNSUPPORTED;
         }
-        if (atomic_load(&c->stop)) {
+        if (worker_conn_stopping(c)) {
             pthread_mutex_unlock(&c->mu);
             return HIRED_EIO;
         }
@@ -624,7 +548,7 @@ void worker_conn_refusal(worker_conn_t *c, char *out) {
 }
 
 bool worker_conn_cancelled(worker_conn_t *c, const worker_job_t *job) {
-    if (atomic_load(&c->stop)) return true;
+    if (worker_conn_stopping(c)) return true;
     pthread_mutex_lock(&c->mu);
     int h = held_find(c, job->hdr.id, job->hdr.attempt);
     bool r = h < 0 || c->held[h].cancelled || c->held[h].session != c->session;
@@ -636,7 +560,7 @@ bool worker_conn_cancelled(worker_conn_t *c, const worker_job_t *job) {
  * TOKENs queued so far (after counting this one when `token`). terminal: forget the job. */
 static uint64_t send_session(worker_conn_t *c, const worker_job_t *job, bool terminal, bool drop_if_cancelled,
                              bool token, uint32_t *ntok) {
-    if (atomic_load(&c->stop)) return 0;
+    if (worker_conn_stopping(c)) return 0;
     pthread_mutex_lock(&c->mu);
     uint64_t s = 0;
     int h = held_find(c, job->hdr.id, job->hdr.attempt);

@@ -3,8 +3,8 @@
  * messages handed to the caller, RESULT / TOKEN / DONE / ERROR sent back, heartbeats,
  * reconnect with a fresh READY when the broker is lost, DISCONNECT when stopping.
  *
- * Threading: a background I/O thread owns the socket and does heartbeats and reconnects by
- * itself, so a worker busy for seconds in a forward pass stays alive for the broker. Every
+ * Threading: a background I/O thread (common/broker_link.h, shared with libhired) owns the socket
+ * and does heartbeats and reconnects by itself, so a worker busy for seconds in a forward pass stays alive for the broker. Every
  * function below may be called from any thread at any time (one internal mutex); sends are
  * queued and return at once. A decoder with capacity N typically runs N threads that each loop
  * on worker_conn_next_job, or one thread that batches jobs.
@@ -21,7 +21,7 @@
  * Stopping: worker_conn_stop() (async-signal-safe, for SIGTERM handlers) sends DISCONNECT —
  * the broker re-queues this worker's jobs elsewhere at once — after which next_job returns
  * HIRED_EIO, every held job reads as cancelled and sends are dropped. Then destroy.
- * Not here: what a job computes (encoder_worker/, decoder_worker/). */
+ * Not here: what a job computes (pipeline/, behind encoder_worker/ and decoder_worker/). */
 #ifndef HIRED_WORKER_CONN_H
 #define HIRED_WORKER_CONN_H
 
@@ -51,11 +51,11 @@ typedef struct worker_conn_opts {
 /* One job from the broker. Caller owns it (worker_job_destroy). */
 typedef struct worker_job {
     wire_msg_t hdr;     /* the JOB header: id, service, model, prompt, params, attempt, deadline_ms;
-                           for decode also kept, dim, dtype, grid, image_size, positions, meta */
+                           for decode also kept, dim, dtype, positions, parts, patch_grid */
     zmq_msg_t payload;  /* encode: image file bytes; decode: tensor [kept, dim] of hdr.dtype.
                            Its data is 64-byte aligned (copied once on arrival if ZeroMQ's
                            receive buffer left it unaligned). */
-    int64_t received_ms; /* wire_now_ms() when it arrived */
+    int64_t received_ms; /* clock_now_ms() when it arrived */
 } worker_job_t;
 
 /* Connects (asynchronously: the broker may come up later) and starts the I/O thread.

@@ -1,7 +1,9 @@
-/* attention.c — argument checking and the CPU plan for k_attention (see attention.h). */
+/* attention.c — argument checking, dispatch entries and the CPU plan for k_attention and
+ * k_attn_row (see attention.h). */
 #include "attention.h"
 
 #include "err.h"
+#include "registry.h"
 
 int k_attention_check(const k_attention_args *a, char *err) {
     if (!a) return hired_errf(err, HIRED_EINVAL, "attention: NULL args");
@@ -20,11 +22,32 @@ int k_attention_check(const k_attention_args *a, char *err) {
     if (a->ldk != 0 && a->ldk < kvrow) return hired_errf(err, HIRED_EINVAL, "attention: ldk %d is smaller than the k row %lld", a->ldk, kvrow);
     if (a->ldv != 0 && a->ldv < kvrow) return hired_errf(err, HIRED_EINVAL, "attention: ldv %d is smaller than the v row %lld", a->ldv, kvrow);
     if (a->q_pos0 < 0) return hired_errf(err, HIRED_EINVAL, "attention: q_pos0 %d is negative", a->q_pos0);
-    if (a->probs && (a->probs_row < 0 || a->probs_row >= a->t_q))
-        return hired_errf(err, HIRED_EINVAL, "attention: probs_row %d outside [0, t_q=%d)", a->probs_row, a->t_q);
     if (!(a->scale == a->scale)) return hired_errf(err, HIRED_EINVAL, "attention: scale is NaN");
+    if (!k_dtype_known(a->dtype) || !k_dtype_known(a->kv_dtype))
+        return hired_errf(err, HIRED_EINVAL, "attention: unknown dtype %d / kv dtype %d", (int)a->dtype, (int)a->kv_dtype);
     return HIRED_OK;
 }
+
+int k_attn_row_check(const k_attn_row_args *a, char *err) {
+    if (!a) return hired_errf(err, HIRED_EINVAL, "attn_row: NULL args");
+    if (a->t_k <= 0 || a->n_head <= 0 || a->n_head_kv <= 0 || a->head_dim <= 0)
+        return hired_errf(err, HIRED_EINVAL, "attn_row: sizes must be positive (t_k=%d n_head=%d n_head_kv=%d head_dim=%d)",
+                          a->t_k, a->n_head, a->n_head_kv, a->head_dim);
+    if (a->n_head % a->n_head_kv)
+        return hired_errf(err, HIRED_EINVAL, "attn_row: n_head_kv %d does not divide n_head %d", a->n_head_kv, a->n_head);
+    if (!a->q || !a->k || !a->probs) return hired_errf(err, HIRED_EINVAL, "attn_row: q, k and probs must not be NULL");
+    long long kvrow = (long long)a->n_head_kv * a->head_dim;
+    if ((long long)a->n_head * a->head_dim > 0x7fffffffLL) return hired_errf(err, HIRED_EINVAL, "attn_row: q row is too long");
+    if (a->ldk != 0 && a->ldk < kvrow) return hired_errf(err, HIRED_EINVAL, "attn_row: ldk %d is smaller than the k row %lld", a->ldk, kvrow);
+    if (a->ldp != 0 && a->ldp < a->t_k) return hired_errf(err, HIRED_EINVAL, "attn_row: ldp %d is smaller than t_k %d", a->ldp, a->t_k);
+    if (!(a->scale == a->scale)) return hired_errf(err, HIRED_EINVAL, "attn_row: scale is NaN");
+    if (!k_dtype_known(a->dtype) || !k_dtype_known(a->kv_dtype))
+        return hired_errf(err, HIRED_EINVAL, "attn_row: unknown dtype %d / kv dtype %d", (int)a->dtype, (int)a->kv_dtype);
+    return HIRED_OK;
+}
+
+int k_attention(k_ctx_t *ctx, const k_attention_args *a) { return k_run(ctx, K_OP_ATTENTION, a); }
+int k_attn_row(k_ctx_t *ctx, const k_attn_row_args *a) { return k_run(ctx, K_OP_ATTN_ROW, a); }
 
 /* Below this many flops everything runs on one thread. */
 #define SERIAL_FLOPS (1 << 20)

@@ -1,11 +1,10 @@
-/* embed.c — argument checking for token and patch embedding (see embed.h). */
+/* embed.c — argument checking and dispatch entries for token and patch embedding (see embed.h). */
 #include "embed.h"
 
 #include "err.h"
+#include "registry.h"
 
-static bool dtype_ok(tensor_dtype_t dt) {
-    return dt == TENSOR_DTYPE_F32 || dt == TENSOR_DTYPE_F16 || dt == TENSOR_DTYPE_BF16;
-}
+static bool dtype_ok(tensor_dtype_t dt) { return k_dtype_known(dt); }
 
 int k_embed_check(const k_embed_args *a, char *err) {
     if (!a) return hired_errf(err, HIRED_EINVAL, "embed: NULL args");
@@ -13,9 +12,7 @@ int k_embed_check(const k_embed_args *a, char *err) {
         return hired_errf(err, HIRED_EINVAL, "embed: sizes must be positive (n=%d d=%d vocab=%d)", a->n, a->d, a->vocab);
     if (!a->ids || !a->table || !a->y) return hired_errf(err, HIRED_EINVAL, "embed: ids, table and y must not be NULL");
     if (!dtype_ok(a->table_dtype)) return hired_errf(err, HIRED_EINVAL, "embed: unknown table dtype %d", (int)a->table_dtype);
-    for (int i = 0; i < a->n; i++)
-        if (a->ids[i] < 0 || a->ids[i] >= a->vocab)
-            return hired_errf(err, HIRED_EINVAL, "embed: ids[%d] = %d outside [0, %d)", i, (int)a->ids[i], a->vocab);
+    if (!dtype_ok(a->dtype)) return hired_errf(err, HIRED_EINVAL, "embed: unknown dtype %d", (int)a->dtype);
     return HIRED_OK;
 }
 
@@ -30,5 +27,9 @@ int k_patch_embed_check(const k_patch_embed_args *a, char *err) {
         return hired_errf(err, HIRED_EINVAL, "patch_embed: c*p*p overflows int");
     if (!a->img || !a->weight || !a->y) return hired_errf(err, HIRED_EINVAL, "patch_embed: img, weight and y must not be NULL");
     if (!dtype_ok(a->w_dtype)) return hired_errf(err, HIRED_EINVAL, "patch_embed: unknown weight dtype %d", (int)a->w_dtype);
+    if (!dtype_ok(a->dtype)) return hired_errf(err, HIRED_EINVAL, "patch_embed: unknown dtype %d", (int)a->dtype);
     return HIRED_OK;
 }
+
+int k_embed(k_ctx_t *ctx, const k_embed_args *a) { return k_run(ctx, K_OP_EMBED, a); }
+int k_patch_embed(k_ctx_t *ctx, const k_patch_embed_args *a) { return k_run(ctx, K_OP_PATCH_EMBED, a); }

@@ -108,7 +108,7 @@ static inline K_HD float k_erfcf(float z) {
 }
 
 /* GELU with the exact erf: 0.5·x·(1 + erf(x/√2)) = 0.5·x·erfc(−x/√2). */
-static inline K_HD float k_gelu_erf(float x) { return 0.5f * x * k_erfcf(x * -0.70710678118654752f); }
+static inline K_HD float k_gelu_erff(float x) { return 0.5f * x * k_erfcf(x * -0.70710678118654752f); }
 
 /* 1 / (1 + e^−x); exactly 0 far left, 1 far right. */
 static inline K_HD float k_sigmoidf(float x) { return 1.0f / (1.0f + k_expf(-x)); }

@@ -1,8 +1,9 @@
-/* matmul.c — argument checking and the CPU plan for k_matmul (see matmul.h). Plain C, shared
- * by every backend. */
+/* matmul.c — argument checking, the dispatch entry and the CPU plan for k_matmul (see
+ * matmul.h). Plain C, shared by every backend. */
 #include "matmul.h"
 
 #include "err.h"
+#include "registry.h"
 
 int k_matmul_check(const k_matmul_args *a, char *err) {
     if (!a) return hired_errf(err, HIRED_EINVAL, "matmul: NULL args");
@@ -15,8 +16,11 @@ int k_matmul_check(const k_matmul_args *a, char *err) {
         return hired_errf(err, HIRED_EINVAL, "matmul: ldx %d is smaller than k %d", a->ldx, a->k);
     if (a->ldy != 0 && a->ldy < a->n)
         return hired_errf(err, HIRED_EINVAL, "matmul: ldy %d is smaller than n %d", a->ldy, a->n);
+    if (!k_dtype_known(a->dtype)) return hired_errf(err, HIRED_EINVAL, "matmul: unknown activation dtype %d", (int)a->dtype);
     return HIRED_OK;
 }
+
+int k_matmul(k_ctx_t *ctx, const k_matmul_args *a) { return k_run(ctx, K_OP_MATMUL, a); }
 
 /* Below this many flops a GEMM runs on one thread (thread start-up would dominate). */
 #define SERIAL_FLOPS (1 << 22)
@@ -52,4 +56,8 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
     if (bn > a->n) bn = a->n;
     l->block_n = bn;
     l->split_m = a->m > bn;
+}
+
+size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
+    return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;
 }

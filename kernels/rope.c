@@ -1,7 +1,8 @@
-/* rope.c — argument checking for the rotary embedding (see rope.h). */
+/* rope.c — argument checking and the dispatch entry for the rotary embedding (see rope.h). */
 #include "rope.h"
 
 #include "err.h"
+#include "registry.h"
 
 int k_rope_check(const k_rope_args *a, char *err) {
     if (!a) return hired_errf(err, HIRED_EINVAL, "rope: NULL args");
@@ -15,5 +16,8 @@ int k_rope_check(const k_rope_args *a, char *err) {
     if (a->pos0 < 0) return hired_errf(err, HIRED_EINVAL, "rope: pos0 %d is negative", a->pos0);
     if ((long long)a->pos0 + a->t > 0x7fffffffLL) return hired_errf(err, HIRED_EINVAL, "rope: positions overflow int");
     if (!(a->theta > 0.0)) return hired_errf(err, HIRED_EINVAL, "rope: theta must be positive (got %g)", a->theta);
+    if (!k_dtype_known(a->dtype)) return hired_errf(err, HIRED_EINVAL, "rope: unknown dtype %d", (int)a->dtype);
     return HIRED_OK;
 }
+
+int k_rope(k_ctx_t *ctx, const k_rope_args *a) { return k_run(ctx, K_OP_ROPE, a); }

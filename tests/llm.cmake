@@ -1,5 +1,5 @@
-# projector / packing / text model / sampler / in-process generation (decoder_worker, hired_llm)
-hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm hired_image LABELS unit)
+# projector / packing / text model / sampler / in-process generation (model/, pipeline/)
+hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm LABELS unit)
 hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm LABELS unit)
 hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common LABELS integration)
 add_dependencies(test_run_cli hired)
@@ -7,7 +7,7 @@ add_dependencies(test_run_cli hired)
 # vs 1.0). With MODEL FIRST COUNT: fidelity against tests/fixtures/llm on a shard of MODEL's
 # images (the vision tower of every image runs, slow under ASan, so the images are spread over
 # several ctest entries).
-hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_llm LABELS unit)
+hired_add_test(test_llm SOURCES fidelity/test_llm.c LIBS hired_run LABELS unit)
 add_test(NAME test_llm_kv COMMAND test_llm kv)
 hired_test_properties(test_llm_kv LABELS fidelity)
 # the Yi/ChatML and Llama-3 checkpoints: single-image, text-only, multi-turn and two-image
@@ -29,8 +29,11 @@ endforeach()
 # two shards of five images
 add_executable(test_compat fidelity/test_compat.c)
 target_include_directories(test_compat PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
-target_link_libraries(test_compat PRIVATE hired_llm)
+target_link_libraries(test_compat PRIVATE hired_encode hired_llm)
 foreach(first 0 5)
   add_test(NAME test_compat_${first} COMMAND test_compat ${first} 5)
   hired_test_properties(test_compat_${first} LABELS fidelity)
 endforeach()
+# No heap allocation per generated token nor per vision layer once a context is warm (counted
+# through common/mem.h's hook).
+hired_add_test(test_zero_alloc SOURCES unit/test_zero_alloc.c LIBS hired_run LABELS unit)

@@ -4,7 +4,7 @@
 # (see tests/CMakeLists.txt for hired_add_test; harness: tests/integration/harness.h)
 add_library(hired_rt_util STATIC integration/test_real_util.c)
 target_include_directories(hired_rt_util PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration)
-target_link_libraries(hired_rt_util PUBLIC hired_it_harness hired_llm hired_wire hired_svc)
+target_link_libraries(hired_rt_util PUBLIC hired_it_harness hired_run hired_wire hired_svc)
 
 foreach(t scale faults badinput)
   hired_add_test(test_real_${t} SOURCES integration/test_real_${t}.c LIBS hired_rt_util LABELS integration)

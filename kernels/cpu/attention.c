@@ -1,22 +1,26 @@
-/* attention.c (cpu) — fast multi-head attention. Each work item computes a block of scores
+/* attention.c (cpu) — fast multi-head attention and one query row's probabilities. Each
+ * attention work item computes a block of scores
  * S = scale·Q·Kᵀ with one sgemm into per-thread scratch, applies the causal limit and turns each
  * row into exp(s − max) (zero past the visible keys), then O = E·V with a second sgemm straight
  * into out, and finally divides each head_dim-wide output row by its row's Σexp (cheaper than
  * normalising the t_k-wide score rows). Work items are spread over OpenMP threads; BLAS stays
- * single-threaded (cpu_util.h). The plan (kernels/attention.c) chooses the blocking; the STREAM
- * fallback (used only when scratch cannot be allocated) needs no memory at all.
+ * single-threaded (cpu_util.h). The plan (kernels/attention.c) chooses the blocking; the score
+ * blocks come from the context's arena; the STREAM fallback (used only when that scratch cannot
+ * be allocated) needs no memory at all. attn_row: one sgemv of a head's keys with the query,
+ * then the shared exp row, straight into probs.
  * Not here: the reference (attention_ref.c), RoPE, the KV cache. */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
-#include "attention.h"
+#include "cpu_ops.h"
 #include "cpu_util.h"
-#include "mem.h"
 
 typedef struct {
     const k_attention_args *a;
+    const float *q, *k, *v; /* typed views of a->q, a->k, a->v */
+    float *out;
     size_t ldq, ldk, ldv, ldo;
     int group; /* q heads per kv head */
 } at_ctx;
@@ -26,13 +30,6 @@ static int visible(const k_attention_args *a, int i) {
     if (!a->causal) return a->t_k;
     long long v = (long long)a->q_pos0 + i + 1;
     return v < a->t_k ? (int)v : a->t_k;
-}
-
-/* probs row of head h = e_row · inv (the row's exponentials times 1/Σ), zero past width. */
-static void copy_probs(const k_attention_args *a, int h, const float *e_row, int width, float inv) {
-    float *dst = a->probs + (size_t)h * a->t_k;
-    for (int j = 0; j < width; j++) dst[j] = e_row[j] * inv;
-    for (int j = width; j < a->t_k; j++) dst[j] = 0.0f;
 }
 
 /* rows[r] (stride ld, d values) *= inv[r] for r < n: the softmax normalisation, applied to the
@@ -49,17 +46,16 @@ static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s, float
     const k_attention_args *a = c->a;
     int hk = h / c->group, d = a->head_dim, mq = i1 - i0;
     int width = visible(a, i1 - 1); /* keys any row of the block can see */
-    const float *q = a->q + i0 * c->ldq + (size_t)h * d;
-    const float *k = a->k + (size_t)hk * d;
-    const float *v = a->v + (size_t)hk * d;
+    const float *q = c->q + i0 * c->ldq + (size_t)h * d;
+    const float *k = c->k + (size_t)hk * d;
+    const float *v = c->v + (size_t)hk * d;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mq, width, d, a->scale, q, (int)c->ldq, k, (int)c->ldk, 0.0f, s,
                 width);
     for (int r = 0; r < mq; r++) {
         float *row = s + (size_t)r * width;
         inv[r] = 1.0f / k_cpu_exp_row(row, visible(a, i0 + r), width);
-        if (a->probs && i0 + r == a->probs_row) copy_probs(a, h, row, width, inv[r]);
     }
-    float *o = a->out + i0 * c->ldo + (size_t)h * d;
+    float *o = c->out + i0 * c->ldo + (size_t)h * d;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f, o, (int)c->ldo);
     scale_rows(o, c->ldo, d, inv, mq);
 }
@@ -69,9 +65,9 @@ static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s, float
 static void decode_item(const at_ctx *c, int hk, float *s, float *inv) {
     const k_attention_args *a = c->a;
     int d = a->head_dim, g = c->group, width = visible(a, 0);
-    const float *q = a->q + (size_t)hk * g * d;
-    const float *k = a->k + (size_t)hk * d;
-    const float *v = a->v + (size_t)hk * d;
+    const float *q = c->q + (size_t)hk * g * d;
+    const float *k = c->k + (size_t)hk * d;
+    const float *v = c->v + (size_t)hk * d;
     /* with one q head per kv head (MHA) these are matrix-vector products; sgemv streams K and V
      * once where sgemm would pack them first */
     if (g == 1)
@@ -81,9 +77,8 @@ static void decode_item(const at_ctx *c, int hk, float *s, float *inv) {
     for (int r = 0; r < g; r++) {
         float *row = s + (size_t)r * width;
         inv[r] = 1.0f / k_cpu_exp_row(row, width, width);
-        if (a->probs) copy_probs(a, hk * g + r, row, width, inv[r]);
     }
-    float *o = a->out + (size_t)hk * g * d;
+    float *o = c->out + (size_t)hk * g * d;
     if (g == 1)
         cblas_sgemv(CblasRowMajor, CblasTrans, width, d, 1.0f, v, (int)c->ldv, s, 1, 0.0f, o, 1);
     else
@@ -96,9 +91,9 @@ static void decode_item(const at_ctx *c, int hk, float *s, float *inv) {
 static void stream_row(const at_ctx *c, int i, int h) {
     const k_attention_args *a = c->a;
     int hk = h / c->group, d = a->head_dim, n_vis = visible(a, i);
-    const float *q = a->q + i * c->ldq + (size_t)h * d;
-    const float *kb = a->k + (size_t)hk * d, *vb = a->v + (size_t)hk * d;
-    float *o = a->out + i * c->ldo + (size_t)h * d;
+    const float *q = c->q + i * c->ldq + (size_t)h * d;
+    const float *kb = c->k + (size_t)hk * d, *vb = c->v + (size_t)hk * d;
+    float *o = c->out + i * c->ldo + (size_t)h * d;
     float mx = -INFINITY, sum = 0.0f;
     for (int e = 0; e < d; e++) o[e] = 0.0f;
     for (int j = 0; j < n_vis; j++) {
@@ -116,11 +111,6 @@ static void stream_row(const at_ctx *c, int i, int h) {
     }
     float inv = 1.0f / sum;
     for (int e = 0; e < d; e++) o[e] *= inv;
-    if (a->probs && i == a->probs_row) {
-        float *p = a->probs + (size_t)h * a->t_k;
-        for (int j = 0; j < a->t_k; j++)
-            p[j] = j < n_vis ? expf(a->scale * k_cpu_dot(q, kb + j * c->ldk, d) - mx) * inv : 0.0f;
-    }
 }
 
 static void run_stream(const at_ctx *c, int n_threads) {
@@ -130,10 +120,28 @@ static void run_stream(const at_ctx *c, int n_threads) {
     for (int it = 0; it < n_items; it++) stream_row(c, it / a->n_head, it % a->n_head);
 }
 
-void k_attention_cpu(const k_attention_args *a) {
+/* Also an upper bound for the same arguments with fewer keys, so that a decode job can reserve
+ * once for its longest step: the score block is t_q·t_k until it reaches the per-thread budget
+ * (or the causal block cap), then shrinks, so the bound takes the larger of the plans at t_k and
+ * at those turning points, on every thread. */
+size_t k_attention_cpu_workspace(const k_attention_args *a) {
+    const int max_threads = k_cpu_max_threads();
+    long long turns[3] = {a->t_k, K_ATTENTION_SCRATCH_FLOATS / a->t_q, K_ATTENTION_SCRATCH_FLOATS / 256};
+    size_t most = 0;
+    for (int i = 0; i < 3; i++) {
+        k_attention_args b = *a;
+        b.t_k = (int)(turns[i] < 1 ? 1 : turns[i] < a->t_k ? turns[i] : a->t_k);
+        k_attention_launch l;
+        k_attention_plan(&b, max_threads, &l);
+        if (l.scratch_floats > most) most = l.scratch_floats;
+    }
+    return most * (size_t)max_threads * sizeof(float);
+}
+
+int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
     k_cpu_blas_init();
     size_t qrow = (size_t)a->n_head * a->head_dim, kvrow = (size_t)a->n_head_kv * a->head_dim;
-    at_ctx c = {a,
+    at_ctx c = {a, a->q, a->k, a->v, a->out,
                 a->ldq ? (size_t)a->ldq : qrow,
                 a->ldk ? (size_t)a->ldk : kvrow,
                 a->ldv ? (size_t)a->ldv : kvrow,
@@ -141,10 +149,11 @@ void k_attention_cpu(const k_attention_args *a) {
                 a->n_head / a->n_head_kv};
     k_attention_launch l;
     k_attention_plan(a, k_cpu_max_threads(), &l);
-    float *scratch = mem_alloc_aligned(l.scratch_floats * l.n_threads * sizeof(float));
+    size_t mark = k_ctx_mark(ctx);
+    float *scratch = k_ctx_alloc(ctx, l.scratch_floats * l.n_threads * sizeof(float)); /* per thread */
     if (!scratch) {
         run_stream(&c, l.n_threads);
-        return;
+        return HIRED_OK;
     }
 #pragma omp parallel num_threads(l.n_threads) if (l.n_threads > 1)
     {
@@ -162,5 +171,25 @@ void k_attention_cpu(const k_attention_args *a) {
             }
         }
     }
-    mem_free_aligned(scratch);
+    k_ctx_release(ctx, mark);
+    return HIRED_OK;
+}
+
+// ---- one query row's probabilities -------------------------------------------------------------
+
+int k_attn_row_cpu(k_ctx_t *ctx, const k_attn_row_args *a) {
+    (void)ctx;
+    k_cpu_blas_init();
+    const float *q = a->q, *k = a->k; /* [n_head*head_dim], [t_k, n_head_kv*head_dim] */
+    float *probs = a->probs;          /* [n_head, t_k], stride ldp */
+    const int d = a->head_dim, group = a->n_head / a->n_head_kv;
+    const size_t ldk = a->ldk ? (size_t)a->ldk : (size_t)a->n_head_kv * d, ldp = a->ldp ? (size_t)a->ldp : (size_t)a->t_k;
+    for (int h = 0; h < a->n_head; h++) {
+        float *row = probs + h * ldp;
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, a->t_k, d, a->scale, k + (size_t)(h / group) * d, (int)ldk,
+                    q + (size_t)h * d, 1, 0.0f, row, 1);
+        float inv = 1.0f / k_cpu_exp_row(row, a->t_k, a->t_k);
+        for (int j = 0; j < a->t_k; j++) row[j] *= inv;
+    }
+    return HIRED_OK;
 }

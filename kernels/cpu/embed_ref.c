@@ -1,5 +1,5 @@
 /* embed_ref.c — reference token lookup and patch embedding (the convolution written out). */
-#include "embed.h"
+#include "cpu_ops.h"
 #include "half.h"
 
 static float value_at(const void *base, tensor_dtype_t dt, size_t i) {
@@ -11,12 +11,15 @@ static float value_at(const void *base, tensor_dtype_t dt, size_t i) {
 }
 
 void k_embed_ref(const k_embed_args *a) {
+    float *y = a->y; /* [n, d] */
     for (int i = 0; i < a->n; i++)
         for (int j = 0; j < a->d; j++)
-            a->y[(size_t)i * a->d + j] = value_at(a->table, a->table_dtype, (size_t)a->ids[i] * a->d + j);
+            y[(size_t)i * a->d + j] = value_at(a->table, a->table_dtype, (size_t)a->ids[i] * a->d + j);
 }
 
 void k_patch_embed_ref(const k_patch_embed_args *a) {
+    const float *img = a->img; /* [c, h, w] */
+    float *y = a->y;           /* [patches, d] */
     int gh = a->h / a->p, gw = a->w / a->p;
     for (int pr = 0; pr < gh; pr++)
         for (int pc = 0; pc < gw; pc++)
@@ -27,8 +30,8 @@ void k_patch_embed_ref(const k_patch_embed_args *a) {
                         for (int j = 0; j < a->p; j++) {
                             size_t wi = (((size_t)o * a->c + c) * a->p + i) * a->p + j;
                             size_t xi = ((size_t)c * a->h + (size_t)pr * a->p + i) * a->w + (size_t)pc * a->p + j;
-                            s += (double)value_at(a->weight, a->w_dtype, wi) * a->img[xi];
+                            s += (double)value_at(a->weight, a->w_dtype, wi) * img[xi];
                         }
-                a->y[((size_t)pr * gw + pc) * a->d + o] = (float)s;
+                y[((size_t)pr * gw + pc) * a->d + o] = (float)s;
             }
 }

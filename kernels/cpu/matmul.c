@@ -2,20 +2,22 @@
  * threaded), F16/BF16 weights either converted block by block into one float32 scratch (prefill
  * and encoder shapes) or streamed through a fused convert-and-dot kernel (decode shapes,
  * memory-bound; AVX2/F16C when the CPU has it). The plan (kernels/matmul.c) picks the variant;
- * this file only executes it. Not here: the reference loops (matmul_ref.c). */
+ * this file only executes it; the convert scratch comes from the context's arena.
+ * Not here: the reference loops (matmul_ref.c). */
 #include <cblas.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "cpu_ops.h"
 #include "cpu_util.h"
 #include "kmath.h"
-#include "matmul.h"
-#include "mem.h"
 #include "simd_x86.h"
 
-/* Resolved strides and the bias pre-pass shared by the variants. */
+/* Resolved strides and typed activation pointers shared by the variants. */
 typedef struct {
     const k_matmul_args *a;
+    const float *x; /* [m, k], stride ldx */
+    float *y;       /* [m, n], stride ldy */
     size_t ldx, ldy;
 } mm_ctx;
 
@@ -24,7 +26,7 @@ typedef struct {
 static void bias_prepass(const mm_ctx *c, int i0, int i1, int j0, int j1) {
     const k_matmul_args *a = c->a;
     for (int i = i0; i < i1; i++) {
-        float *y = a->y + i * c->ldy;
+        float *y = c->y + i * c->ldy;
         if (a->accumulate)
             for (int j = j0; j < j1; j++) y[j] += a->bias[j];
         else
@@ -42,11 +44,11 @@ static void gemm_block(const mm_ctx *c, int i0, int i1, int j0, int j1, const fl
         beta = 1.0f;
     }
     if (i1 - i0 == 1) /* one row: sgemv streams w once; sgemm would first pack all of it */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, j1 - j0, a->k, 1.0f, w32, a->k, a->x + i0 * c->ldx, 1, beta,
-                    a->y + i0 * c->ldy + j0, 1);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, j1 - j0, a->k, 1.0f, w32, a->k, c->x + i0 * c->ldx, 1, beta,
+                    c->y + i0 * c->ldy + j0, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, j1 - j0, a->k, 1.0f, a->x + i0 * c->ldx, (int)c->ldx,
-                    w32, a->k, beta, a->y + i0 * c->ldy + j0, (int)c->ldy);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, j1 - j0, a->k, 1.0f, c->x + i0 * c->ldx, (int)c->ldx,
+                    w32, a->k, beta, c->y + i0 * c->ldy + j0, (int)c->ldy);
 }
 
 /* Slice s of n_slices over [0, len), boundaries rounded to multiples of 16. */
@@ -108,7 +110,7 @@ K_CLONES static void fused_rows(const mm_ctx *c, int r0, int r1, int j0, int j1)
                 for (int p = 0; p < len; p++) buf[p] = k_bf16_to_f32(wr[p0 + p]);
             int len16 = len / 16 * 16;
             for (int r = 0; r < nr; r++) {
-                const float *xr = a->x + (r0 + r) * c->ldx + p0;
+                const float *xr = c->x + (r0 + r) * c->ldx + p0;
                 for (int p = 0; p < len16; p += 16)
                     for (int l = 0; l < 16; l++) acc[r][l] += buf[p + l] * xr[p + l];
                 for (int p = len16; p < len; p++) tail[r] += buf[p] * xr[p];
@@ -118,7 +120,7 @@ K_CLONES static void fused_rows(const mm_ctx *c, int r0, int r1, int j0, int j1)
             float s = tail[r];
             for (int l = 0; l < 16; l++) s += acc[r][l];
             if (a->bias) s += a->bias[j];
-            float *y = a->y + (r0 + r) * c->ldy + j;
+            float *y = c->y + (r0 + r) * c->ldy + j;
             *y = a->accumulate ? *y + s : s;
         }
     }
@@ -132,9 +134,9 @@ static void fused_rows_simd(const mm_ctx *c, int r0, int r1, int j0, int j1) {
     int nr = r1 - r0;
     for (int jb = j0; jb < j1; jb += JB) {
         int je = jb + JB < j1 ? jb + JB : j1;
-        k_cpu_half_dot_rows_x86(a->w, a->w_dtype == TENSOR_DTYPE_BF16, a->k, jb, je, a->x + r0 * c->ldx, c->ldx, nr, dot, JB);
+        k_cpu_half_dot_rows_x86(a->w, a->w_dtype == TENSOR_DTYPE_BF16, a->k, jb, je, c->x + r0 * c->ldx, c->ldx, nr, dot, JB);
         for (int r = 0; r < nr; r++) {
-            float *y = a->y + (r0 + r) * c->ldy;
+            float *y = c->y + (r0 + r) * c->ldy;
             for (int j = jb; j < je; j++) {
                 float s = dot[r * JB + (j - jb)];
                 if (a->bias) s += a->bias[j];
@@ -163,9 +165,10 @@ static void run_fused(const mm_ctx *c, const k_matmul_launch *l) {
 // ---- CONVERT: half weights, many rows of x -----------------------------------------------------
 
 /* Returns false (having done nothing) when the scratch cannot be allocated. */
-static bool run_convert(const mm_ctx *c, const k_matmul_launch *l) {
+static bool run_convert(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     const k_matmul_args *a = c->a;
-    float *w32 = mem_alloc_aligned((size_t)l->block_n * a->k * sizeof(float));
+    size_t mark = k_ctx_mark(ctx);
+    float *w32 = k_ctx_alloc(ctx, k_matmul_plan_scratch(a, l)); /* [block_n, k] */
     if (!w32) return false;
     for (int j0 = 0; j0 < a->n; j0 += l->block_n) {
         int j1 = j0 + l->block_n < a->n ? j0 + l->block_n : a->n;
@@ -184,24 +187,35 @@ static bool run_convert(const mm_ctx *c, const k_matmul_launch *l) {
         }
         sgemm_split(c, l->n_threads, l->split_m, j0, j1, w32);
     }
-    mem_free_aligned(w32);
+    k_ctx_release(ctx, mark);
     return true;
 }
 
-void k_matmul_cpu_planned(const k_matmul_args *a, const k_matmul_launch *l) {
+int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_launch *l) {
     k_cpu_blas_init();
-    mm_ctx c = {a, a->ldx ? (size_t)a->ldx : (size_t)a->k, a->ldy ? (size_t)a->ldy : (size_t)a->n};
+    mm_ctx c = {a, a->x, a->y, a->ldx ? (size_t)a->ldx : (size_t)a->k, a->ldy ? (size_t)a->ldy : (size_t)a->n};
     switch (l->variant) {
     case K_MATMUL_SGEMM: run_sgemm(&c, l); break;
     case K_MATMUL_FUSED: run_fused(&c, l); break;
     case K_MATMUL_CONVERT:
-        if (!run_convert(&c, l)) run_fused(&c, l);
+        if (!run_convert(ctx, &c, l)) run_fused(&c, l);
         break;
     }
+    return HIRED_OK;
 }
 
-void k_matmul_cpu(const k_matmul_args *a) {
+static void plan(const k_matmul_args *a, k_matmul_launch *l) {
+    k_matmul_plan(a, k_cpu_max_threads(), k_cpu_have_f16c(), l);
+}
+
+int k_matmul_cpu(k_ctx_t *ctx, const k_matmul_args *a) {
     k_matmul_launch l;
-    k_matmul_plan(a, k_cpu_max_threads(), k_cpu_have_f16c(), &l);
-    k_matmul_cpu_planned(a, &l);
+    plan(a, &l);
+    return k_matmul_cpu_planned(ctx, a, &l);
+}
+
+size_t k_matmul_cpu_workspace(const k_matmul_args *a) {
+    k_matmul_launch l;
+    plan(a, &l);
+    return k_matmul_plan_scratch(a, &l);
 }

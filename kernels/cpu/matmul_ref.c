@@ -3,7 +3,7 @@
 #include <stdint.h>
 
 #include "half.h"
-#include "matmul.h"
+#include "cpu_ops.h"
 
 static double weight_at(const k_matmul_args *a, size_t i) {
     switch (a->w_dtype) {
@@ -16,12 +16,14 @@ static double weight_at(const k_matmul_args *a, size_t i) {
 void k_matmul_ref(const k_matmul_args *a) {
     size_t ldx = a->ldx ? (size_t)a->ldx : (size_t)a->k;
     size_t ldy = a->ldy ? (size_t)a->ldy : (size_t)a->n;
+    const float *x = a->x; /* [m, k] */
+    float *y = a->y;       /* [m, n] */
     for (int i = 0; i < a->m; i++) {
         for (int j = 0; j < a->n; j++) {
             double s = 0.0;
-            for (int p = 0; p < a->k; p++) s += (double)a->x[i * ldx + p] * weight_at(a, (size_t)j * a->k + p);
+            for (int p = 0; p < a->k; p++) s += (double)x[i * ldx + p] * weight_at(a, (size_t)j * a->k + p);
             if (a->bias) s += a->bias[j];
-            float *yp = &a->y[i * ldy + j];
+            float *yp = &y[i * ldy + j];
             *yp = a->accumulate ? (float)((double)*yp + s) : (float)s;
         }
     }

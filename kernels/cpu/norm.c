@@ -4,8 +4,8 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "cpu_ops.h"
 #include "cpu_util.h"
-#include "norm.h"
 
 /* Rows per thread below which threading does not pay. */
 #define ROW_GRAIN_FLOATS (1 << 15)
@@ -47,17 +47,25 @@ K_CLONES static void rmsnorm_row(const float *x, float *y, int d, const float *g
     for (j = 0; j < d; j++) y[j] = (x[j] * rstd) * gamma[j];
 }
 
-void k_layernorm_cpu(const k_layernorm_args *a) {
+int k_layernorm_cpu(k_ctx_t *ctx, const k_layernorm_args *a) {
+    (void)ctx;
+    const float *x = a->x; /* [m, d] */
+    float *y = a->y;       /* [m, d] */
     int nt = k_cpu_threads_for((int64_t)a->m * a->d, ROW_GRAIN_FLOATS, k_cpu_max_threads());
     int rc = a->d >= 4096 ? 1 : 4096 / a->d; /* rows per dynamically scheduled chunk (~16 KiB) */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
     for (int i = 0; i < a->m; i++)
-        layernorm_row(a->x + (size_t)i * a->d, a->y + (size_t)i * a->d, a->d, a->gamma, a->beta, a->eps);
+        layernorm_row(x + (size_t)i * a->d, y + (size_t)i * a->d, a->d, a->gamma, a->beta, a->eps);
+    return HIRED_OK;
 }
 
-void k_rmsnorm_cpu(const k_rmsnorm_args *a) {
+int k_rmsnorm_cpu(k_ctx_t *ctx, const k_rmsnorm_args *a) {
+    (void)ctx;
+    const float *x = a->x; /* [m, d] */
+    float *y = a->y;       /* [m, d] */
     int nt = k_cpu_threads_for((int64_t)a->m * a->d, ROW_GRAIN_FLOATS, k_cpu_max_threads());
     int rc = a->d >= 4096 ? 1 : 4096 / a->d; /* rows per dynamically scheduled chunk (~16 KiB) */
 #pragma omp parallel for num_threads(nt) schedule(dynamic, rc) if (nt > 1)
-    for (int i = 0; i < a->m; i++) rmsnorm_row(a->x + (size_t)i * a->d, a->y + (size_t)i * a->d, a->d, a->gamma, a->eps);
+    for (int i = 0; i < a->m; i++) rmsnorm_row(x + (size_t)i * a->d, y + (size_t)i * a->d, a->d, a->gamma, a->eps);
+    return HIRED_OK;
 }

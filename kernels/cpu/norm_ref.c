@@ -2,12 +2,12 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "norm.h"
+#include "cpu_ops.h"
 
 void k_layernorm_ref(const k_layernorm_args *a) {
     for (int i = 0; i < a->m; i++) {
-        const float *x = a->x + (size_t)i * a->d;
-        float *y = a->y + (size_t)i * a->d;
+        const float *x = (const float *)a->x + (size_t)i * a->d;
+        float *y = (float *)a->y + (size_t)i * a->d;
         double mean = 0.0, var = 0.0;
         for (int j = 0; j < a->d; j++) mean += x[j];
         mean /= a->d;
@@ -24,8 +24,8 @@ void k_layernorm_ref(const k_layernorm_args *a) {
 
 void k_rmsnorm_ref(const k_rmsnorm_args *a) {
     for (int i = 0; i < a->m; i++) {
-        const float *x = a->x + (size_t)i * a->d;
-        float *y = a->y + (size_t)i * a->d;
+        const float *x = (const float *)a->x + (size_t)i * a->d;
+        float *y = (float *)a->y + (size_t)i * a->d;
         double ss = 0.0;
         for (int j = 0; j < a->d; j++) ss += (double)x[j] * x[j];
         double rstd = 1.0 / sqrt(ss / a->d + a->eps);

@@ -4,9 +4,8 @@
  * rotation's multiply-adds. */
 #include <math.h>
 
+#include "cpu_ops.h"
 #include "cpu_util.h"
-#include "mem.h"
-#include "rope.h"
 
 #define ROW_GRAIN_FLOATS (1 << 14)
 /* head_dim/2 up to this uses stack tables; larger heads fall back to the reference. */
@@ -24,12 +23,14 @@ K_CLONES static void rotate_row(float *x, int n_head, int head_dim, const float 
     }
 }
 
-void k_rope_cpu(const k_rope_args *a) {
+int k_rope_cpu(k_ctx_t *ctx, const k_rope_args *a) {
+    (void)ctx;
     int half = a->head_dim / 2;
     if (half > MAX_HALF) {
         k_rope_ref(a);
-        return;
+        return HIRED_OK;
     }
+    float *x = a->x; /* [t, n_head*head_dim], stride ld */
     size_t ld = a->ld ? (size_t)a->ld : (size_t)a->n_head * a->head_dim;
     float inv_freq[MAX_HALF];
     for (int j = 0; j < half; j++) inv_freq[j] = 1.0f / powf((float)a->theta, (float)(2 * j) / (float)a->head_dim);
@@ -44,6 +45,7 @@ void k_rope_cpu(const k_rope_args *a) {
             c[j] = cosf(ang);
             s[j] = sinf(ang);
         }
-        rotate_row(a->x + i * ld, a->n_head, a->head_dim, c, s);
+        rotate_row(x + i * ld, a->n_head, a->head_dim, c, s);
     }
+    return HIRED_OK;
 }

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "rope.h"
+#include "cpu_ops.h"
 
 void k_rope_ref(const k_rope_args *a) {
     int half = a->head_dim / 2;
@@ -11,7 +11,7 @@ void k_rope_ref(const k_rope_args *a) {
     for (int i = 0; i < a->t; i++) {
         float pos = (float)(a->pos0 + i);
         for (int h = 0; h < a->n_head; h++) {
-            float *x = a->x + i * ld + (size_t)h * a->head_dim;
+            float *x = (float *)a->x + i * ld + (size_t)h * a->head_dim;
             for (int j = 0; j < half; j++) {
                 float inv_freq = 1.0f / powf((float)a->theta, (float)(2 * j) / (float)a->head_dim);
                 float ang = pos * inv_freq;

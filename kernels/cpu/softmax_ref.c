@@ -2,11 +2,11 @@
 #include <math.h>
 #include <stddef.h>
 
-#include "softmax.h"
+#include "cpu_ops.h"
 
 void k_softmax_ref(const k_softmax_args *a) {
     for (int i = 0; i < a->m; i++) {
-        float *x = a->x + (size_t)i * a->n;
+        float *x = (float *)a->x + (size_t)i * a->n;
         double mx = -INFINITY;
         for (int j = 0; j < a->n; j++)
             if (x[j] > mx) mx = x[j];

@@ -3,7 +3,7 @@
  * O(n log k), no allocation. Same total order as the reference (topk.h). */
 #include <stdbool.h>
 
-#include "topk.h"
+#include "cpu_ops.h"
 
 /* True when element i precedes element j in the output order (value desc, NaN last, index asc). */
 static bool before(const float *x, int32_t i, int32_t j) {
@@ -29,16 +29,18 @@ static void sift_down(const float *x, int32_t *h, int len, int r) {
     }
 }
 
-void k_topk_cpu(const k_topk_args *a) {
+int k_topk_cpu(k_ctx_t *ctx, const k_topk_args *a) {
+    (void)ctx;
+    const float *x = a->x; /* [n] */
     int k = a->k;
-    if (k == 0) return;
+    if (k == 0) return HIRED_OK;
     int32_t *h = a->idx;
     for (int i = 0; i < k; i++) h[i] = i;
-    for (int r = k / 2 - 1; r >= 0; r--) sift_down(a->x, h, k, r);
+    for (int r = k / 2 - 1; r >= 0; r--) sift_down(x, h, k, r);
     for (int i = k; i < a->n; i++) {
-        if (before(a->x, i, h[0])) {
+        if (before(x, i, h[0])) {
             h[0] = i;
-            sift_down(a->x, h, k, 0);
+            sift_down(x, h, k, 0);
         }
     }
     /* heapsort: move the worst to the end repeatedly, leaving best-first order */
@@ -46,6 +48,7 @@ void k_topk_cpu(const k_topk_args *a) {
         int32_t t = h[0];
         h[0] = h[len - 1];
         h[len - 1] = t;
-        sift_down(a->x, h, len - 1, 0);
+        sift_down(x, h, len - 1, 0);
     }
+    return HIRED_OK;
 }

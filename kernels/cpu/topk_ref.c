@@ -2,7 +2,7 @@
  * strictly after pick r−1 in the total order (value descending, NaN last, index ascending). */
 #include <stdbool.h>
 
-#include "topk.h"
+#include "cpu_ops.h"
 
 /* True when element i precedes element j in the output order. */
 static bool before(const float *x, int i, int j) {
@@ -14,11 +14,12 @@ static bool before(const float *x, int i, int j) {
 }
 
 void k_topk_ref(const k_topk_args *a) {
+    const float *x = a->x; /* [n] */
     for (int r = 0; r < a->k; r++) {
         int best = -1;
         for (int i = 0; i < a->n; i++) {
-            if (r > 0 && !before(a->x, a->idx[r - 1], i)) continue;
-            if (best < 0 || before(a->x, i, best)) best = i;
+            if (r > 0 && !before(x, a->idx[r - 1], i)) continue;
+            if (best < 0 || before(x, i, best)) best = i;
         }
         a->idx[r] = best;
     }

@@ -4,7 +4,7 @@
  *   - pixel values: FNV-1a-64 of the uint8 tiles and of the float32 pixel_values equal the
  *     fork's (per-tile byte sums are compared too, to say which tile differs);
  *   - kept sets: HiRED r = 0.2 (alpha 0.5, reference split) on the tiny model, run through
- *     gen_encode_compat on the authors' pixels, keeps exactly the reference's positions (r = 1.0
+ *     enc_run with the authors' preprocessing, keeps exactly the reference's positions (r = 1.0
  *     keeps every position, as the reference says too);
  *   - packing: pack_layout in the authors' layout (newline none) gives the fork's packed order
  *     and count, token by token.
@@ -18,9 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encode.h"
 #include "err.h"
 #include "fixture_util.h"
-#include "generate.h"
 #include "image.h"
 #include "json.h"
 #include "mem.h"
@@ -35,27 +35,25 @@ static uint64_t fnv64(const void *p, size_t n) {
     return h;
 }
 
+static k_device_t *g_dev; /* the CPU device and the context the tower runs on */
+static k_ctx_t *g_ctx;
+
+/* A whole file (mem_free), or NULL. */
 static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
+    char err[HIRED_ERR_LEN];
+    uint8_t *b = NULL;
+    return file_read(path, (size_t)1 << 28, &b, n, err) ? NULL : b;
 }
 
 /* pos[0..k) equals the JSON list of [part, row, col]. */
-static bool same_positions(const sel_pos_t *pos, const int32_t *order, int k, const cJSON *want, const char *what,
+static bool same_positions(const visual_pos_t *pos, const int32_t *order, int k, const cJSON *want, const char *what,
                            const char *label) {
     int n = cJSON_GetArraySize(want), i = 0;
     bool ok = n == k;
     const cJSON *it;
     cJSON_ArrayForEach(it, want) {
         if (i >= k) break;
-        const sel_pos_t *p = &pos[order ? order[i] : i];
+        const visual_pos_t *p = &pos[order ? order[i] : i];
         int a = (int)cJSON_GetArrayItem(it, 0)->valuedouble, b = (int)cJSON_GetArrayItem(it, 1)->valuedouble,
             c = (int)cJSON_GetArrayItem(it, 2)->valuedouble;
         if (p->part != a || p->row != b || p->col != c) {
@@ -69,7 +67,7 @@ static bool same_positions(const sel_pos_t *pos, const int32_t *order, int k, co
     return ok;
 }
 
-static void check_image(gen_model_t *m, const hf_config_t *cfg, const hf_preproc_t *pp, const cJSON *rec,
+static void check_image(const enc_model_t *m, const hf_config_t *cfg, const hf_preproc_t *pp, const cJSON *rec,
                         int *n_differ) {
     char err[HIRED_ERR_LEN], label[160], rel[200];
     const char *name = cJSON_GetObjectItemCaseSensitive(rec, "image")->valuestring;
@@ -111,45 +109,48 @@ static void check_image(gen_model_t *m, const hf_config_t *cfg, const hf_preproc
 
     /* the vision tower runs once per image (r = 0.2); at r = 1.0 the authors' code keeps every
      * token, whose positions need no vision: all of them in selection (raster) order */
-    gen_visual_t v02 = {0};
-    sel_opts_t sel02 = {.strategy = SEL_HIRED, .budget = 0.2, .alpha = 0.5, .split = SEL_SPLIT_REFERENCE};
-    rc = gen_encode_compat(m, bytes, nb, &sel02, PREP_COMPAT_AUTHORS, &v02, NULL, err);
+    visual_t v02 = {0};
+    enc_params_t p02;
+    enc_params_default(&p02);
+    p02.sel = (sel_opts_t){.strategy = SEL_HIRED, .budget = 0.2, .alpha = 0.5, .split = SEL_SPLIT_REFERENCE};
+    p02.compat = PREP_COMPAT_AUTHORS;
+    rc = enc_run(m, g_ctx, bytes, nb, &p02, &v02, NULL, NULL, err);
     CHECK_MSG(rc == 0, "%s: %s", label, err);
-    CHECK(rc || v02.compat == PREP_COMPAT_AUTHORS);
+    CHECK(rc || v02.authors);
     const cJSON *c, *cases = rc ? NULL : cJSON_GetObjectItemCaseSensitive(rec, "cases");
     cJSON_ArrayForEach(c, cases) {
         double r = cJSON_GetObjectItemCaseSensitive(c, "budget")->valuedouble;
         char cl[200];
         snprintf(cl, sizeof cl, "%s r=%.1f", label, r);
-        gen_visual_t vis = v02;
-        sel_pos_t *all = NULL;
+        visual_t vis = v02;
+        visual_pos_t *all = NULL;
         if (r >= 1.0) { /* every position: the base raster, then the mosaic raster */
             const int gr = v02.grid, P = gr * gr;
             all = malloc(sizeof *all * (size_t)v02.n * P);
             int k = 0;
-            for (int j = 0; j < P; j++) all[k++] = (sel_pos_t){0, (int16_t)(j / gr), (int16_t)(j % gr)};
+            for (int j = 0; j < P; j++) all[k++] = (visual_pos_t){0, (int16_t)(j / gr), (int16_t)(j % gr)};
             for (int y = 0; y < v02.rows * gr; y++)
                 for (int x = 0; x < v02.cols * gr; x++)
-                    all[k++] = (sel_pos_t){(int16_t)(1 + y / gr * v02.cols + x / gr), (int16_t)(y % gr), (int16_t)(x % gr)};
-            vis.sel.pos = all;
-            vis.sel.k = k;
+                    all[k++] = (visual_pos_t){(int16_t)(1 + y / gr * v02.cols + x / gr), (int16_t)(y % gr), (int16_t)(x % gr)};
+            vis.pos = all;
+            vis.k = k;
         } else if (fabs(r - 0.2) > 1e-9) {
             CHECK_MSG(0, "%s: unexpected budget", cl);
             continue;
         }
-        same_positions(vis.sel.pos, NULL, vis.sel.k, cJSON_GetObjectItemCaseSensitive(c, "kept"), "kept sets", cl);
+        same_positions(vis.pos, NULL, vis.k, cJSON_GetObjectItemCaseSensitive(c, "kept"), "kept sets", cl);
         pack_geom_t g = {.n = vis.n, .rows = vis.rows, .cols = vis.cols, .orig_h = vis.orig_h, .orig_w = vis.orig_w,
                          .grid = vis.grid, .authors = true};
-        int32_t *slots = malloc(sizeof *slots * (size_t)pack_max_slots(&g, vis.sel.k));
+        int32_t *slots = malloc(sizeof *slots * (size_t)pack_max_slots(&g, vis.k));
         int n_slots = 0;
-        CHECK(pack_layout(&g, vis.sel.pos, vis.sel.k, PACK_MODE_NEXT, PACK_NEWLINE_NONE, slots, &n_slots, err) == 0);
-        same_positions(vis.sel.pos, slots, n_slots, cJSON_GetObjectItemCaseSensitive(c, "packed"), "packed order", cl);
+        CHECK(pack_layout(&g, vis.pos, vis.k, PACK_MODE_NEXT, PACK_NEWLINE_NONE, slots, &n_slots, err) == 0);
+        same_positions(vis.pos, slots, n_slots, cJSON_GetObjectItemCaseSensitive(c, "packed"), "packed order", cl);
         if (r >= 1.0) CHECK_EQ_INT(n_slots, pack_full_count(&g, PACK_MODE_NEXT, PACK_NEWLINE_NONE));
         free(slots);
         free(all);
     }
-    gen_visual_free(&v02);
-    free(bytes);
+    visual_free(&v02);
+    mem_free(bytes);
 }
 
 int main(int argc, char **argv) {
@@ -159,7 +160,8 @@ int main(int argc, char **argv) {
     CHECK_MSG(json_read_file(test_fixture("compat/llava-next-tiny.json"), 8u << 20, &root, err) == 0, "%s", err);
     char mdir[4096];
     snprintf(mdir, sizeof mdir, "%s", test_fixture("models/llava-next-tiny"));
-    gen_model_t *m = gen_model_load(mdir, err);
+    CHECK_MSG((g_dev = k_device_open("cpu", err)) && (g_ctx = k_ctx_new(g_dev, err)), "%s", err);
+    enc_model_t *m = g_ctx ? enc_model_load(mdir, g_dev, err) : NULL;
     CHECK_MSG(m, "%s", err);
     hf_preproc_t pp;
     CHECK(hf_preproc_load(mdir, &pp, err) == 0);
@@ -172,14 +174,16 @@ int main(int argc, char **argv) {
         char *dot = strrchr(stem, '.');
         if (dot) *dot = 0;
         if (i++ < first || i > first + count || !fixture_wanted(stem)) continue;
-        check_image(m, gen_model_config(m), &pp, rec, &n_differ);
+        check_image(m, enc_model_config(m), &pp, rec, &n_differ);
         n++;
     }
     CHECK_MSG(n >= 1, "no image checked");
     if (first == 0 && count >= 10 && !fixture_quick())
         CHECK_MSG(n_differ >= 3, "only %d images preprocess differently in the authors' mode", n_differ);
     printf("compat authors: %d images (pixels, kept sets, packed order), %d differ from the hf mode\n", n, n_differ);
-    gen_model_destroy(&m);
+    enc_model_destroy(&m);
+    k_ctx_destroy(&g_ctx);
+    k_device_close(&g_dev);
     cJSON_Delete(root);
     return test_summary();
 }

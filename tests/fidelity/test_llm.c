@@ -1,5 +1,6 @@
 /* test_llm — the decoder side against transformers (tests/fixtures/llm, written by
- * tools/reference/make_llm_fixtures.py), through the public pipeline API (generate.h):
+ * tools/reference/make_llm_fixtures.py), through the public pipeline API (encode.h, generate.h,
+ * run.h), on the CPU device:
  *   for both tiny models and every fixture image, each case (stock HF at budget 1.0 with
  *   newline hf; HiRED r = 0.2 from the Python selection's kept list with newline hf and none):
  *   the tokenized prompt, the merged length, ‖ours − ref‖/‖ref‖ ≤ 1e-4 at every stored prompt
@@ -17,10 +18,11 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "file.h"
 #include "fixture_util.h"
-#include "generate.h"
 #include "json.h"
 #include "mem.h"
+#include "run.h"
 #include "st.h"
 #include "test.h"
 
@@ -36,16 +38,22 @@ static char *path_join(const char *a, const char *b) {
     return s;
 }
 
+static k_device_t *g_dev; /* the CPU device and the one context every case runs on */
+static k_ctx_t *g_ctx;
+
+/* A whole file (mem_free), or NULL. */
 static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(len > 0 ? (size_t)len : 1);
-    *n = fread(b, 1, (size_t)len, f);
-    fclose(f);
-    return b;
+    char err[HIRED_ERR_LEN];
+    uint8_t *b = NULL;
+    return file_read(path, (size_t)1 << 28, &b, n, err) ? NULL : b;
+}
+
+/* Every token of an image (strategy none), as the fidelity cases start from. */
+static int encode_all(const run_model_t *rm, const uint8_t *bytes, size_t nb, visual_t *out, char *err) {
+    enc_params_t p;
+    enc_params_default(&p);
+    p.sel = (sel_opts_t){.strategy = SEL_NONE, .budget = 1.0};
+    return enc_run(run_model_encoder(rm), g_ctx, bytes, nb, &p, out, NULL, NULL, err);
 }
 
 /* A float32 tensor of the fixture file (ints are stored as exact floats). */
@@ -74,7 +82,7 @@ static void compare_case(gen_model_t *m, const st_file_t *f, const char *label, 
                          const gen_params_t *pp, double *worst_rel, int *n_cases);
 
 /* One case of one fixture file. all: the image's visual with every token kept. */
-static void run_case(gen_model_t *m, const st_file_t *f, const char *label, const char *cname, const gen_visual_t *all,
+static void run_case(gen_model_t *m, const st_file_t *f, const char *label, const char *cname, const visual_t *all,
                      double *worst_rel, int *n_cases) {
     char err[HIRED_ERR_LEN], key[128];
     gen_params_t p;
@@ -83,17 +91,17 @@ static void run_case(gen_model_t *m, const st_file_t *f, const char *label, cons
     p.max_tokens = N_NEW;
     p.min_tokens = N_NEW;
 
-    gen_visual_t sub = {0};
-    const gen_visual_t *vis = all;
+    visual_t sub = {0};
+    const visual_t *vis = all;
     snprintf(key, sizeof key, "%s.kept", cname);
     int64_t nk, nc3;
     tensor_t probe;
     if (st_file_get(f, key, &probe, err) == 0) {
         const float *kept = get_f32(f, key, &nk, &nc3);
-        sel_pos_t *pos = malloc(sizeof *pos * (size_t)(nk ? nk : 1));
+        visual_pos_t *pos = malloc(sizeof *pos * (size_t)(nk ? nk : 1));
         for (int64_t i = 0; i < nk; i++)
-            pos[i] = (sel_pos_t){(int16_t)kept[3 * i], (int16_t)kept[3 * i + 1], (int16_t)kept[3 * i + 2]};
-        int rc = gen_visual_subset(all, pos, (int)nk, &sub, err);
+            pos[i] = (visual_pos_t){(int16_t)kept[3 * i], (int16_t)kept[3 * i + 1], (int16_t)kept[3 * i + 2]};
+        int rc = fixture_visual_subset(all, pos, (int)nk, &sub, err);
         free(pos);
         CHECK_MSG(rc == 0, "%s %s: %s", label, cname, err);
         if (rc) return;
@@ -102,11 +110,11 @@ static void run_case(gen_model_t *m, const st_file_t *f, const char *label, cons
 
     const char *question = st_file_metadata(f, "question");
     gen_prompt_t pr;
-    int rc = gen_prompt_build(m, vis, question, &p, &pr, NULL, err);
+    int rc = gen_prompt_build(m, g_ctx, vis, question, &p, &pr, NULL, err);
     CHECK_MSG(rc == 0, "%s %s: %s", label, cname, err);
     if (!rc) compare_case(m, f, label, cname, &pr, &p, worst_rel, n_cases);
     gen_prompt_free(&pr);
-    gen_visual_free(&sub);
+    visual_free(&sub);
 }
 
 /* The checks of one built prompt against case `cname` of fixture f: prompt ids, merged length,
@@ -155,7 +163,7 @@ static void compare_case(gen_model_t *m, const st_file_t *f, const char *label, 
     float *logits = malloc(sizeof *logits * (size_t)n_pos * V);
     int32_t tokens[N_NEW];
     gen_stats_t st;
-    rc = rows_ok ? gen_decode(m, &pr, &p, NULL, NULL, tokens, rows, (int)n_pos, logits, &st, err) : HIRED_EINVAL;
+    rc = rows_ok ? gen_decode(m, g_ctx, &pr, &p, NULL, NULL, tokens, rows, (int)n_pos, logits, &st, err) : HIRED_EINVAL;
     CHECK_MSG(rc == 0, "%s %s: %s", label, cname, rows_ok ? err : "stored positions outside the prompt");
     if (!rc) {
         int bad_rows = 0;
@@ -204,10 +212,11 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static void test_fidelity(const char *model, int first, int count) {
     char err[HIRED_ERR_LEN];
     char *mdir = path_join(test_fixture("models"), model);
-    gen_model_t *m = gen_model_load(mdir, err);
-    CHECK_MSG(m != NULL, "%s: %s", mdir, err);
+    run_model_t *rm = run_model_load(mdir, g_dev, err);
+    CHECK_MSG(rm != NULL, "%s: %s", mdir, err);
     free(mdir);
-    if (!m) return;
+    if (!rm) return;
+    gen_model_t *m = run_model_text(rm);
     char *ldir = path_join(test_fixture("llm"), model);
     DIR *d = opendir(ldir);
     CHECK_MSG(d != NULL, "no reference directory %s", ldir);
@@ -242,18 +251,17 @@ static void test_fidelity(const char *model, int first, int count) {
             size_t nb = 0;
             uint8_t *bytes = read_file(ip, &nb);
             CHECK_MSG(bytes != NULL, "cannot read %s", ip);
-            sel_opts_t none = {.strategy = SEL_NONE, .budget = 1.0};
-            gen_visual_t all;
-            int rc = bytes ? gen_encode(m, bytes, nb, &none, &all, NULL, err) : HIRED_EIO;
+            visual_t all;
+            int rc = bytes ? encode_all(rm, bytes, nb, &all, err) : HIRED_EIO;
             CHECK_MSG(rc == 0, "%s: %s", label, err);
             if (!rc) {
                 char *list = strdup(cases), *save = NULL;
                 for (char *c = strtok_r(list, ",", &save); c; c = strtok_r(NULL, ",", &save))
                     run_case(m, f, label, c, &all, &worst, &n_cases);
                 free(list);
-                gen_visual_free(&all);
+                visual_free(&all);
             }
-            free(bytes);
+            mem_free(bytes);
             free(ip);
         }
         st_file_close(&f);
@@ -262,7 +270,7 @@ static void test_fidelity(const char *model, int first, int count) {
     }
     printf("%s: %d cases over %d images, worst relative logit error %.3g\n", model, n_cases, n_done, worst);
     free(ldir);
-    gen_model_destroy(&m);
+    run_model_destroy(&rm);
 }
 
 static uint8_t *read_image(const char *name, size_t *nb);
@@ -296,10 +304,11 @@ static int parse_messages(const cJSON *root, tpl_message_t *msgs, int max_msgs, 
 static void test_chat(const char *model) {
     char err[HIRED_ERR_LEN];
     char *mdir = path_join(test_fixture("models"), model);
-    gen_model_t *m = gen_model_load(mdir, err);
-    CHECK_MSG(m != NULL, "%s: %s", mdir, err);
+    run_model_t *rm = run_model_load(mdir, g_dev, err);
+    CHECK_MSG(rm != NULL, "%s: %s", mdir, err);
     free(mdir);
-    if (!m) return;
+    if (!rm) return;
+    gen_model_t *m = run_model_text(rm);
     CHECK_MSG(!strcmp(gen_model_default_template(m), "checkpoint"), "%s: template %s", model,
               gen_model_default_template(m));
     char sub[256];
@@ -318,7 +327,7 @@ static void test_chat(const char *model) {
     CHECK_MSG(n_files >= 4, "%s: only %d chat fixtures", ldir, n_files);
     /* every image is encoded once (strategy none) and reused by the cases that show it */
     char *img_name[8];
-    gen_visual_t img_vis[8];
+    visual_t img_vis[8];
     int n_img = 0;
     double worst = 0;
     int n_cases = 0;
@@ -341,7 +350,7 @@ static void test_chat(const char *model) {
         tpl_message_t msgs[8];
         tpl_part_t parts[32];
         int nm = conv ? parse_messages(conv, msgs, 8, parts, 32) : -1;
-        gen_visual_t vis[4];
+        visual_t vis[4];
         int n_vis = 0, rc = nm > 0 ? 0 : HIRED_EINVAL;
         char *list = strdup(images ? images : ""), *save = NULL;
         for (char *im = strtok_r(list, ",", &save); !rc && im && n_vis < 4; im = strtok_r(NULL, ",", &save)) {
@@ -350,10 +359,9 @@ static void test_chat(const char *model) {
             if (k == n_img && n_img < 8) {
                 size_t nb = 0;
                 uint8_t *bytes = read_image(im, &nb);
-                sel_opts_t none = {.strategy = SEL_NONE, .budget = 1.0};
-                rc = bytes ? gen_encode(m, bytes, nb, &none, &img_vis[k], NULL, err) : HIRED_EIO;
+                rc = bytes ? encode_all(rm, bytes, nb, &img_vis[k], err) : HIRED_EIO;
                 CHECK_MSG(rc == 0, "%s: %s", im, err);
-                free(bytes);
+                mem_free(bytes);
                 if (!rc) img_name[n_img++] = strdup(im);
             }
             if (!rc) vis[n_vis++] = img_vis[k];
@@ -367,7 +375,7 @@ static void test_chat(const char *model) {
             p.max_tokens = N_NEW;
             p.min_tokens = N_NEW;
             gen_prompt_t pr;
-            rc = gen_prompt_build_chat(m, vis, n_vis, msgs, nm, &p, &pr, NULL, err);
+            rc = gen_prompt_build_chat(m, g_ctx, vis, n_vis, msgs, nm, &p, &pr, NULL, err);
             CHECK_MSG(rc == 0, "%s: %s", label, err);
             if (!rc) {
                 /* the rendered prompt is the one transformers rendered */
@@ -387,13 +395,13 @@ static void test_chat(const char *model) {
         free(names[i]);
     }
     for (int k = 0; k < n_img; k++) {
-        gen_visual_free(&img_vis[k]);
+        visual_free(&img_vis[k]);
         free(img_name[k]);
     }
     printf("%s: %d chat cases, worst relative logit error %.3g\n", model, n_cases, worst);
     CHECK_EQ_INT(n_cases, n_files - n_skipped);
     free(ldir);
-    gen_model_destroy(&m);
+    run_model_destroy(&rm);
 }
 
 // ---- behaviour ---------------------------------------------------------------------------------
@@ -416,11 +424,11 @@ static int collect(void *user, const char *text, size_t len, int32_t token) {
     return 0;
 }
 
-static int run_text(gen_model_t *m, const uint8_t *bytes, size_t nb, const gen_params_t *p, sink_t *out,
-                    gen_stats_t *st) {
+static int run_text(run_model_t *m, const uint8_t *bytes, size_t nb, const run_params_t *p, sink_t *out,
+                    run_stats_t *st) {
     char err[HIRED_ERR_LEN];
     memset(out, 0, sizeof *out);
-    int rc = gen_run(m, bytes, nb, "What is shown in this image?", p, collect, out, st, err);
+    int rc = run_question(m, g_ctx, bytes, nb, "What is shown in this image?", p, collect, out, st, err);
     CHECK_MSG(rc == 0, "%s", err);
     return rc;
 }
@@ -429,7 +437,7 @@ static int run_text(gen_model_t *m, const uint8_t *bytes, size_t nb, const gen_p
 static int decode_text(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p, sink_t *out, gen_stats_t *st) {
     char err[HIRED_ERR_LEN];
     memset(out, 0, sizeof *out);
-    int rc = gen_decode(m, pr, p, collect, out, NULL, NULL, 0, NULL, st, err);
+    int rc = gen_decode(m, g_ctx, pr, p, collect, out, NULL, NULL, 0, NULL, st, err);
     CHECK_MSG(rc == 0, "%s", err);
     return rc;
 }
@@ -446,19 +454,22 @@ static uint8_t *read_image(const char *name, size_t *nb) {
 static void test_behaviour(void) {
     char err[HIRED_ERR_LEN];
     char *mdir = path_join(test_fixture("models"), "llava15-tiny");
-    gen_model_t *m = gen_model_load(mdir, err);
-    CHECK_MSG(m != NULL, "%s", err);
+    run_model_t *rm = run_model_load(mdir, g_dev, err);
+    CHECK_MSG(rm != NULL, "%s", err);
+    gen_model_t *m = rm ? run_model_text(rm) : NULL;
     size_t nb = 0;
     uint8_t *bytes = read_image("coffee_wide.jpg", &nb);
-    gen_visual_t vis = {0};
+    visual_t vis = {0};
     gen_prompt_t pr = {0};
-    gen_params_t p;
-    gen_params_default(&p);
+    run_params_t rp;
+    run_params_default(&rp);
+    gen_params_t p = rp.gen;
     if (!m || !bytes) goto out;
     CHECK(!strcmp(gen_model_default_template(m), "vicuna"));
-    CHECK_EQ_INT(gen_encode(m, bytes, nb, &p.sel, &vis, NULL, err), 0);
-    CHECK_EQ_INT(vis.sel.k, 115); /* int(576 * 0.2) */
-    CHECK_EQ_INT(gen_prompt_build(m, &vis, "What is shown in this image?", &p, &pr, NULL, err), 0);
+    int erc = enc_run(run_model_encoder(rm), g_ctx, bytes, nb, &rp.enc, &vis, NULL, NULL, err);
+    CHECK_MSG(erc == 0, "%s", err);
+    CHECK_EQ_INT(vis.k, 115); /* int(576 * 0.2) */
+    CHECK_EQ_INT(gen_prompt_build(m, g_ctx, &vis, "What is shown in this image?", &p, &pr, NULL, err), 0);
 
     /* thread count does not change greedy or sampled tokens */
     p.max_tokens = 12;
@@ -510,29 +521,36 @@ static void test_behaviour(void) {
     gen_prompt_t bad;
     gen_params_default(&p);
     p.template_name = "no-such-template";
-    CHECK_EQ_INT(gen_prompt_build(m, &vis, "Hi?", &p, &bad, NULL, err), HIRED_EINVAL);
+    CHECK_EQ_INT(gen_prompt_build(m, g_ctx, &vis, "Hi?", &p, &bad, NULL, err), HIRED_EINVAL);
     CHECK_MSG(strstr(err, "unknown chat template") != NULL, "%s", err);
-    CHECK_EQ_INT(gen_run(m, bytes, nb, "Hi?", &p, NULL, NULL, NULL, err), HIRED_EINVAL);
+    rp.gen = p;
+    CHECK_EQ_INT(run_question(rm, g_ctx, bytes, nb, "Hi?", &rp, NULL, NULL, NULL, err), HIRED_EINVAL);
     p.template_name = "raw";
-    CHECK_EQ_INT(gen_prompt_build(m, &vis, "Describe the picture.", &p, &bad, NULL, err), HIRED_EINVAL);
+    CHECK_EQ_INT(gen_prompt_build(m, g_ctx, &vis, "Describe the picture.", &p, &bad, NULL, err), HIRED_EINVAL);
     CHECK_MSG(strstr(err, "no <image>") != NULL, "%s", err);
     p.template_name = NULL;
     size_t qn = 5 * 4200 + 1;
     char *q = malloc(qn);
     for (size_t i = 0; i < 4200; i++) memcpy(q + 5 * i, "word ", 5);
     q[qn - 1] = 0;
-    int rc = gen_prompt_build(m, &vis, q, &p, &bad, NULL, err);
+    int rc = gen_prompt_build(m, g_ctx, &vis, q, &p, &bad, NULL, err);
     CHECK_EQ_INT(rc, HIRED_ERANGE);
     if (!rc) gen_prompt_free(&bad);
     CHECK_MSG(strstr(err, "context is 4096") != NULL && strstr(err, "text") != NULL, "%s", err);
-    CHECK_EQ_INT(gen_run(m, bytes, nb, q, &p, NULL, NULL, NULL, err), HIRED_ERANGE);
+    rp.gen = p;
+    CHECK_EQ_INT(run_question(rm, g_ctx, bytes, nb, q, &rp, NULL, NULL, NULL, err), HIRED_ERANGE);
     free(q);
+    /* a token id outside the vocabulary is refused by the text model before it reaches a kernel */
+    float row[8];
+    const int32_t bad_ids[] = {1, (int32_t)gen_model_config(m)->text.vocab};
+    CHECK_EQ_INT(llm_embed(gen_model_llm(m), g_ctx, bad_ids, 2, row, err), HIRED_EINVAL);
+    CHECK_MSG(strstr(err, "ids[1]") != NULL, "%s", err);
 
 out:
     gen_prompt_free(&pr);
-    gen_visual_free(&vis);
-    free(bytes);
-    gen_model_destroy(&m);
+    visual_free(&vis);
+    mem_free(bytes);
+    run_model_destroy(&rm);
 
     /* a model directory without tokenizer.json */
     char tmpl[] = "/tmp/hired_test_llm_XXXXXX";
@@ -548,7 +566,7 @@ out:
     }
     if (d) closedir(d);
     if (tmp) {
-        gen_model_t *none = gen_model_load(tmp, err);
+        gen_model_t *none = gen_model_load(tmp, g_dev, err);
         CHECK(none == NULL);
         CHECK_MSG(strstr(err, "tokenizer.json") != NULL, "%s", err);
         gen_model_destroy(&none);
@@ -569,30 +587,31 @@ out:
 static void test_kv(void) {
     char err[HIRED_ERR_LEN];
     char *mdir = path_join(test_fixture("models"), "llava-next-tiny");
-    gen_model_t *m = gen_model_load(mdir, err);
+    run_model_t *m = run_model_load(mdir, g_dev, err);
     CHECK_MSG(m != NULL, "%s", err);
     free(mdir);
     size_t nb = 0;
     uint8_t *bytes = read_image("astronaut.png", &nb);
     if (m && bytes) {
-        CHECK(!strcmp(gen_model_default_template(m), "mistral"));
-        gen_params_t p;
-        gen_params_default(&p);
-        p.max_tokens = 8;
+        CHECK(!strcmp(gen_model_default_template(run_model_text(m)), "mistral"));
+        run_params_t p;
+        run_params_default(&p);
+        p.gen.max_tokens = 8;
         sink_t a, b;
-        gen_stats_t sa, sb;
-        p.sel.budget = 1.0;
+        run_stats_t sa, sb;
+        p.enc.sel.budget = 1.0;
         run_text(m, bytes, nb, &p, &a, &sa);
-        p.sel.budget = 0.2;
+        p.enc.sel.budget = 0.2;
         run_text(m, bytes, nb, &p, &b, &sb);
-        CHECK_MSG(sb.kv_bytes * 4 <= sa.kv_bytes, "KV bytes %zu at r=0.2 vs %zu at r=1.0", sb.kv_bytes, sa.kv_bytes);
-        CHECK_EQ_INT(sa.visual_total, 5 * 576);
-        CHECK(sb.visual_kept <= 576 && sb.visual_kept > 0);
-        printf("KV cache: %zu bytes at r=1.0 (%d positions), %zu at r=0.2 (%d) = %.1f%%\n", sa.kv_bytes,
-               sa.prompt_tokens, sb.kv_bytes, sb.prompt_tokens, 100.0 * sb.kv_bytes / sa.kv_bytes);
+        CHECK_MSG(sb.gen.kv_bytes * 4 <= sa.gen.kv_bytes, "KV bytes %zu at r=0.2 vs %zu at r=1.0", sb.gen.kv_bytes,
+                  sa.gen.kv_bytes);
+        CHECK_EQ_INT(sa.enc.visual_total, 5 * 576);
+        CHECK(sb.enc.visual_kept <= 576 && sb.enc.visual_kept > 0);
+        printf("KV cache: %zu bytes at r=1.0 (%d positions), %zu at r=0.2 (%d) = %.1f%%\n", sa.gen.kv_bytes,
+               sa.gen.prompt_tokens, sb.gen.kv_bytes, sb.gen.prompt_tokens, 100.0 * sb.gen.kv_bytes / sa.gen.kv_bytes);
     }
-    free(bytes);
-    gen_model_destroy(&m);
+    mem_free(bytes);
+    run_model_destroy(&m);
 }
 
 /* test_llm                     behaviour and errors
@@ -604,6 +623,9 @@ int main(int argc, char **argv) {
     /* One thread for the bulk (the thread-count independence is checked in test_behaviour): a
      * 2-core CI machine running other tests would otherwise spend most of the time spinning. */
     omp_set_num_threads(1);
+    char err[HIRED_ERR_LEN];
+    CHECK_MSG((g_dev = k_device_open("cpu", err)) && (g_ctx = k_ctx_new(g_dev, err)), "%s", err);
+    if (!g_ctx) return test_summary();
     if (argc > 1 && !strcmp(argv[1], "kv"))
         test_kv();
     else if (argc > 2 && !strcmp(argv[1], "chat"))
@@ -612,5 +634,7 @@ int main(int argc, char **argv) {
         test_fidelity(argv[1], argc > 2 ? atoi(argv[2]) : 0, argc > 3 ? atoi(argv[3]) : 1 << 30);
     else
         test_behaviour();
+    k_ctx_destroy(&g_ctx);
+    k_device_close(&g_dev);
     return test_summary();
 }

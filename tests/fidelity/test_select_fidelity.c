@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "backend.h"
 #include "err.h"
 #include "hfconfig.h"
 #include "image.h"
@@ -42,6 +43,7 @@ static double sum_row(const float *x, size_t n) {
 }
 
 static int cases_checked;
+static k_ctx_t *g_ctx; /* the CPU context of the tower and of the host-side selection */
 
 /* One case: run the strategy on our inputs and compare with the reference's record. */
 static void check_case(const cJSON *c, const sel_input_t *in, const char *tag) {
@@ -53,7 +55,7 @@ static void check_case(const cJSON *c, const sel_input_t *in, const char *tag) {
     snprintf(name, sizeof name, "%s %s%s%s r=%g s=%g", tag, jstr(c, "strategy"), jstr(c, "split") ? "/" : "",
              jstr(c, "split") ? jstr(c, "split") : "", o.budget, o.spatial);
     sel_out_t out;
-    int rc = sel_run(&o, in, &out, err);
+    int rc = sel_run(g_ctx, &o, in, &out, err);
     CHECK_MSG(rc == 0, "%s: %s", name, err);
     if (rc) return;
     cases_checked++;
@@ -138,7 +140,8 @@ static int check_model(const char *model_name) {
     hf_preproc_t pp;
     st_model_t *st = NULL;
     vision_t *v = NULL;
-    CHECK_MSG(hf_config_load(dir, &cfg, err) == 0 && hf_preproc_load(dir, &pp, err) == 0 && (st = st_model_open(dir, err)) && (v = vision_load(st, &cfg, 23, err)),
+    CHECK_MSG(hf_config_load(dir, &cfg, err) == 0 && hf_preproc_load(dir, &pp, err) == 0 && (st = st_model_open(dir, err)) &&
+                  (v = vision_load(st, &cfg, k_ctx_device(g_ctx), 23, err)),
               "%s", err);
     char seldir[1024];
     snprintf(seldir, sizeof seldir, "%s/%s", test_fixture("selection"), model_name);
@@ -156,7 +159,7 @@ static int check_model(const char *model_name) {
         snprintf(path, sizeof path, "%s/%s", seldir, e->d_name);
         char *text = fixture_read_text(path);
         cJSON *ref = text ? cJSON_Parse(text) : NULL;
-        free(text);
+        mem_free(text);
         CHECK_MSG(ref != NULL, "cannot parse %s", path);
         if (!ref) continue;
         snprintf(path, sizeof path, "%s/%s", test_fixture("images"), jstr(ref, "image"));
@@ -166,7 +169,7 @@ static int check_model(const char *model_name) {
         int rc = image_load_file(path, 0, &img, err);
         if (!rc) rc = prep_for_model(&img, &cfg, &pp, &prep, err);
         vision_opts_t vopt = {.n_attn_layers = 2, .attn_layers = {0, 22}, .want_pm = true, .pm_layer = 23};
-        if (!rc) rc = vision_encode(v, prep.pixels, prep.n, &vopt, &vo, err);
+        if (!rc) rc = vision_encode(v, g_ctx, prep.pixels, prep.n, &vopt, &vo, err); /* CPU: host-readable */
         CHECK_MSG(rc == 0, "%s: %s", path, err);
         if (!rc) {
             const int P = vo.n_patches;
@@ -192,7 +195,7 @@ static int check_model(const char *model_name) {
             cJSON_ArrayForEach(cs, cJSON_GetObjectItemCaseSensitive(ref, "cases")) check_case(cs, &in, tag);
             images++;
         }
-        vision_out_free(&vo);
+        k_ctx_reset(g_ctx); /* the tower's outputs go with the arena */
         prep_free(&prep);
         image_free(&img);
         cJSON_Delete(ref);
@@ -204,11 +207,17 @@ static int check_model(const char *model_name) {
 }
 
 int main(void) {
+    char err[HIRED_ERR_LEN];
+    k_device_t *dev = k_device_open("cpu", err);
+    CHECK_MSG(dev && (g_ctx = k_ctx_new(dev, err)), "%s", err);
+    if (!g_ctx) return test_summary();
     int a = check_model("llava-next-tiny");
     int b = check_model("llava15-tiny");
     printf("compared %d cases on %d LLaVA-NeXT and %d LLaVA-1.5 images\n", cases_checked, a, b);
     const int n = fixture_expected_images();
     CHECK(a == n && b == n);
     CHECK_EQ_INT(cases_checked, n * 16 + n * 12);
+    k_ctx_destroy(&g_ctx);
+    k_device_close(&dev);
     return test_summary();
 }

@@ -75,9 +75,13 @@ static int check_model(const char *model_name) {
     st_model_t *st = st_model_open(dir, err);
     CHECK_MSG(st != NULL, "%s", err);
     if (!st) return 0;
-    vision_t *v = vision_load(st, &cfg, 23, err);
+    k_device_t *dev = k_device_open("cpu", err);
+    k_ctx_t *ctx = dev ? k_ctx_new(dev, err) : NULL;
+    vision_t *v = ctx ? vision_load(st, &cfg, dev, 23, err) : NULL;
     CHECK_MSG(v != NULL, "%s", err);
     if (!v) {
+        k_ctx_destroy(&ctx);
+        k_device_close(&dev);
         st_model_close(&st);
         return 0;
     }
@@ -99,7 +103,7 @@ static int check_model(const char *model_name) {
         snprintf(path, sizeof path, "%s/%s", refdir, e->d_name);
         char *text = fixture_read_text(path);
         cJSON *meta = text ? cJSON_Parse(text) : NULL;
-        free(text);
+        mem_free(text);
         CHECK_MSG(meta != NULL, "cannot parse %s", path);
         if (!meta) continue;
         int n = json_int(meta, "n");
@@ -120,8 +124,8 @@ static int check_model(const char *model_name) {
         CHECK_MSG(px != NULL, "cannot read %s", path);
         if (px && feat && a0 && a22 && a23 && h22) {
             vision_opts_t opts = {.n_attn_layers = 3, .attn_layers = {0, 22, 23}};
-            vision_out_t out;
-            rc = vision_encode(v, px, n, &opts, &out, err);
+            vision_out_t out; /* device memory of the CPU backend: host-readable */
+            rc = vision_encode(v, ctx, px, n, &opts, &out, err);
             CHECK_MSG(rc == 0, "%s", err);
             if (!rc) {
                 double ef = rel_err(out.features, feat, (size_t)n * P * D);
@@ -136,7 +140,7 @@ static int check_model(const char *model_name) {
                 CHECK_MSG(e22 <= REL_TOL, "%s layer-22 attention rel err %.3g", stem, e22);
                 CHECK_MSG(e23 <= REL_TOL, "%s layer-23 attention rel err %.3g", stem, e23);
                 CHECK_MSG(eh <= REL_TOL, "%s per-head layer-22 attention rel err %.3g", stem, eh);
-                vision_out_free(&out);
+                k_ctx_reset(ctx); /* the outputs go with the arena */
             }
             images++;
         }
@@ -145,6 +149,8 @@ static int check_model(const char *model_name) {
     }
     if (d) closedir(d);
     vision_destroy(&v);
+    k_ctx_destroy(&ctx);
+    k_device_close(&dev);
     st_model_close(&st);
     return images;
 }

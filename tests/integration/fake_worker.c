@@ -1,9 +1,10 @@
 /* fake_worker.c — a test-only encoder or decoder built on common/worker_conn, for broker-scale
  * tests. Deterministic:
- *   encode: after --delay-ms, RESULT with kept=4, dim=8, f32; the tensor and meta are derived
- *           from an FNV-1a hash of the image bytes, so the decoder can check it got the right
- *           tensor for the right job.
- *   decode: checks the tensor against meta, then streams the prompt back one word (with its
+ *   encode: after --delay-ms, RESULT with kept=4, dim=8, f32, 3 parts of a 2x2 patch grid; the
+ *           tensor and the first four positions (the hash in 16-bit pieces) are derived from an
+ *           FNV-1a hash of the image bytes, so the decoder can check it got the right tensor
+ *           with the right header for the right job.
+ *   decode: checks the tensor against the positions, then streams the prompt back one word (with its
  *           trailing spaces) per TOKEN, seq 0, 1, ..., sleeping --delay-ms before each, and
  *           ends with DONE (finish "length" when max_tokens cut it short). A prompt starting with
  *           "FAIL" gets ERROR instead.
@@ -61,10 +62,10 @@ static void run_encode(worker_job_t *job) {
     strcpy(r.id, job->hdr.id);
     r.kept = 4, r.dim = 8, r.dtype = WIRE_DTYPE_F32;
     r.grid[0] = 1, r.grid[1] = 2;
+    r.parts = 3, r.patch_grid = 2;
     uint16_t pos[12];
-    for (int i = 0; i < 12; i++) pos[i] = (uint16_t)i;
+    for (int i = 0; i < 12; i++) pos[i] = i < 4 ? (uint16_t)(h >> (16 * i)) : (uint16_t)i;
     wire_msg_set_positions(&r, pos, 4);
-    wire_msg_set_meta(&r, &h, sizeof h);
     r.timings[WIRE_STAGE_PREPROCESS] = 1, r.timings[WIRE_STAGE_VIT] = 2, r.timings[WIRE_STAGE_SELECT] = 0.5;
     r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
     zmq_msg_t t;
@@ -81,9 +82,9 @@ static void run_decode(worker_job_t *job) {
     char err[HIRED_ERR_LEN];
     const wire_msg_t *j = &job->hdr;
     uint64_t h = 0;
-    bool ok = j->meta_len == sizeof h && zmq_msg_size(&job->payload) == 32 * sizeof(float);
+    bool ok = j->kept == 4 && j->positions && zmq_msg_size(&job->payload) == 32 * sizeof(float);
     if (ok) {
-        memcpy(&h, j->meta, sizeof h);
+        for (int i = 0; i < 4; i++) h |= (uint64_t)j->positions[i] << (16 * i);
         const float *f = zmq_msg_data(&job->payload);
         for (int i = 0; i < 32; i++) ok = ok && f[i] == feature(h, i);
     }

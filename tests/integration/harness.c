@@ -14,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "clock.h"
+
 #define MAX_PROCS 64
 
 static pid_t g_procs[MAX_PROCS];
@@ -236,13 +238,11 @@ int h_submit(hired_client *c, const char *model, const char *prompt, int deadlin
 }
 
 int h_collect(hired_client *c, h_result *rs, int n, int timeout_ms) {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const int64_t t0 = clock_now_ms();
     for (;;) {
         int finals = 0;
         for (int i = 0; i < n; i++) finals += rs[i].final != 0;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        const int64_t el = clock_now_ms() - t0;
         if (finals == n || el >= timeout_ms) return finals;
         hired_event ev;
         if (hired_next_event(c, 100, &ev)) continue;

@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "clock.h"
 #include "faultproxy.h"
 #include "test.h"
 #include "test_real_util.h"
@@ -139,7 +140,7 @@ int main(void) {
 
     /* the expected answers, in this process */
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(dir, err);
+    rt_model_t *m = rt_model_load(dir, err);
     CHECK_MSG(m != NULL, "%s", err);
     for (int a = 0; a < N_ASK; a++) {
         hired_job j;
@@ -152,13 +153,13 @@ int main(void) {
     }
     for (int i = 0; i < N_IMG && m; i++) {
         CHECK(rt_read(rt_image(k_images[i]), &g_img[i], &g_img_n[i]) == 0);
-        gen_visual_t vis;
+        visual_t vis;
         CHECK(rt_encode(m, g_img[i], g_img_n[i], &g_par[0], WIRE_DTYPE_F16, &vis) == 0);
         for (int a = 0; a < N_ASK; a++)
             CHECK(rt_answer(m, &vis, k_asks[a].prompt, &g_par[a], NULL, g_expect[i][a], sizeof g_expect[i][a], NULL) == 0);
-        gen_visual_free(&vis);
+        visual_free(&vis);
     }
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
 
     /* the four clients, each behind its own proxy */
     static h_result r_stall[10], r_slow[10], r_crawl[10], r_reset[50];
@@ -187,7 +188,7 @@ int main(void) {
     /* stall: submitted, then the broker -> client direction stops */
     for (int i = 0; i < lanes[0].n; i++) submit(&lanes[0], i);
     fp_stall(lanes[0].px, FP_DOWN, true);
-    int64_t t_stall = wire_now_ms();
+    int64_t t_stall = clock_now_ms();
     for (int l = 1; l < 3; l++)
         for (int i = 0; i < lanes[l].n; i++) submit(&lanes[l], i);
     for (int l = 0; l < 3; l++) pthread_create(&lanes[l].th, NULL, collect, &lanes[l]);
@@ -205,7 +206,7 @@ int main(void) {
             (unsigned long long)st.resets);
     CHECK_MSG(st.resets >= 2, "the resetting proxy reset only %llu connections", (unsigned long long)st.resets);
     for (int l = 1; l < 3; l++) join_lane(&lanes[l], pw, 4);
-    while (wire_now_ms() - t_stall < stall_ms) h_sleep_ms(100);
+    while (clock_now_ms() - t_stall < stall_ms) h_sleep_ms(100);
     fp_stall(lanes[0].px, FP_DOWN, false);
     join_lane(&lanes[0], pw, 4);
 

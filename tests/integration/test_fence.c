@@ -46,15 +46,15 @@ static void expect_for(const char *model, const char *image) {
     g_img = NULL;
     CHECK(rt_read(rt_image(image), &g_img, &g_img_n) == 0);
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(rt_model_dir(model), err);
+    rt_model_t *m = rt_model_load(rt_model_dir(model), err);
     CHECK_MSG(m != NULL, "%s", err);
     if (!m) return;
-    gen_visual_t vis;
+    visual_t vis;
     CHECK(rt_encode(m, g_img, g_img_n, &g_par[0], WIRE_DTYPE_F16, &vis) == 0);
     for (int a = 0; a < N_ASK; a++)
         CHECK(rt_answer(m, &vis, k_prompts[a], &g_par[a], NULL, g_expect[a], sizeof g_expect[a], NULL) == 0);
-    gen_visual_free(&vis);
-    gen_model_destroy(&m);
+    visual_free(&vis);
+    rt_model_destroy(&m);
 }
 
 static bool exact(const h_result *r, int a, const char *what) {

@@ -19,6 +19,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "clock.h"
 #include "curve.h"
 #include "test.h"
 #include "test_real_util.h"
@@ -91,9 +92,9 @@ static int raw_recv(raw_t *r, int ms, wire_msg_t *m, char **json) {
 /* Reads messages for up to ms; returns the first of type t (its code/message/text in *out), or
  * WIRE_NONE. Counts every TOKEN that names `watch` into *seen (may be NULL). */
 static wire_type_t raw_until(raw_t *r, wire_type_t t, int ms, wire_msg_t *out, const char *watch, int *seen) {
-    int64_t end = wire_now_ms() + ms;
+    int64_t end = clock_now_ms() + ms;
     for (;;) {
-        int64_t left = end - wire_now_ms();
+        int64_t left = end - clock_now_ms();
         if (left <= 0) return WIRE_NONE;
         wire_msg_t m;
         if (raw_recv(r, (int)left, &m, NULL)) {

@@ -194,7 +194,7 @@ int main(void) {
 
     /* the answers, in-process */
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(dir, err);
+    rt_model_t *m = rt_model_load(dir, err);
     CHECK_MSG(m != NULL, "%s", err);
     uint8_t *img = NULL;
     size_t n = 0;
@@ -206,13 +206,13 @@ int main(void) {
     p_short.max_tokens = 8;
     static char x_long[16384], x_short[2048];
     if (m) {
-        gen_visual_t vis;
+        visual_t vis;
         CHECK(rt_encode(m, img, n, &p_long, WIRE_DTYPE_F16, &vis) == 0);
         CHECK(rt_answer(m, &vis, "Describe the picture in detail.", &p_long, NULL, x_long, sizeof x_long, NULL) == 0);
         CHECK(rt_answer(m, &vis, "What is this?", &p_short, NULL, x_short, sizeof x_short, NULL) == 0);
-        gen_visual_free(&vis);
+        visual_free(&vis);
     }
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
 
     /* the client, from the root namespace over its own link */
     hired_client_opts co = {.timeout_ms = 120000, .heartbeat_ms = 200, .curve_server_key = b_pub, .curve_client_cert = c_sec};

@@ -141,14 +141,14 @@ int main(void) {
     const char *q = "What is in the picture?", *raw_q = "USER: <image>\nWhat is in the picture? ASSISTANT:";
     static char x_next[1024], x_raw[1024];
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(next, err);
+    rt_model_t *m = rt_model_load(next, err);
     CHECK_MSG(m != NULL, "%s", err);
     if (m) CHECK(rt_expect(m, img, n, q, &p, NULL, WIRE_DTYPE_F16, x_next, sizeof x_next, NULL) == 0);
-    gen_model_destroy(&m);
-    m = gen_model_load(v15, err);
+    rt_model_destroy(&m);
+    m = rt_model_load(v15, err);
     CHECK_MSG(m != NULL, "%s", err);
     if (m) CHECK(rt_expect(m, img, n, raw_q, &p, "raw", WIRE_DTYPE_F16, x_raw, sizeof x_raw, NULL) == 0);
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
 
     hired_client_opts co = {.timeout_ms = 40000, .heartbeat_ms = 200};
     hired_client *c = hired_client_new(front, &co);

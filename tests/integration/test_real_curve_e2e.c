@@ -101,10 +101,10 @@ int main(void) {
     p.max_tokens = 8;
     static char expect[4096];
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(dir, err);
+    rt_model_t *m = rt_model_load(dir, err);
     CHECK_MSG(m != NULL, "%s", err);
     if (m) CHECK(rt_expect(m, img, n, "What is in the picture?", &p, NULL, WIRE_DTYPE_F16, expect, sizeof expect, NULL) == 0);
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
 
     /* the authorised client sees both authorised workers (and only them) and is served */
     hired_client_opts co = {.timeout_ms = 20000, .heartbeat_ms = 200, .curve_server_key = broker_pub,

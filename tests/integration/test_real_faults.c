@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "test.h"
+#include "clock.h"
 #include "test_real_util.h"
 #include "wire.h"
 
@@ -57,7 +58,7 @@ int main(void) {
     pid_t d1 = rt_decoder(back, dir, wopts);
 
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(dir, err);
+    rt_model_t *m = rt_model_load(dir, err);
     CHECK_MSG(m != NULL, "%s", err);
     uint8_t *img = NULL;
     size_t n = 0;
@@ -77,7 +78,7 @@ int main(void) {
     static char x_enc[1024], x_long[16384], x_long2[16384];
     int g1 = 0, g2 = 0;
     if (m) { /* one image, one selection: the same visual for all three jobs */
-        gen_visual_t vis;
+        visual_t vis;
         CHECK(rt_encode(m, img, n, &p_enc, WIRE_DTYPE_F16, &vis) == 0);
         CHECK(rt_answer(m, &vis, "What is this?", &p_enc, NULL, x_enc, sizeof x_enc, NULL) == 0);
         CHECK(rt_answer(m, &vis, "Describe the picture in detail.", &p_long, NULL, x_long, sizeof x_long, &g1) == 0);
@@ -88,8 +89,8 @@ int main(void) {
         const uint64_t seed0 = p_long2.seed;
         uint64_t best_seed = seed0;
         int best = -1;
-        const int64_t t_search = wire_now_ms();
-        for (int t = 0; t < SEEDS && best != LONG && (best < LONG / 2 || wire_now_ms() - t_search < SEARCH_MS); t++) {
+        const int64_t t_search = clock_now_ms();
+        for (int t = 0; t < SEEDS && best != LONG && (best < LONG / 2 || clock_now_ms() - t_search < SEARCH_MS); t++) {
             p_long2.seed = seed0 + (uint64_t)t;
             CHECK(rt_answer(m, &vis, "Write a long story.", &p_long2, NULL, x_long2, sizeof x_long2, &g2) == 0);
             if (g2 > best) best = g2, best_seed = p_long2.seed;
@@ -99,10 +100,10 @@ int main(void) {
             CHECK(rt_answer(m, &vis, "Write a long story.", &p_long2, NULL, x_long2, sizeof x_long2, &g2) == 0);
         }
         fprintf(stderr, "sampled job: seed %llu, %d tokens (%lld ms of search)\n", (unsigned long long)p_long2.seed,
-                g2, (long long)(wire_now_ms() - t_search));
-        gen_visual_free(&vis);
+                g2, (long long)(clock_now_ms() - t_search));
+        visual_free(&vis);
     }
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
     /* the answers must be long enough to be caught mid-stream: the greedy one runs to
      * max_tokens; the sampled one is the longest found (the mid-stream CHECK below is the real
      * requirement, this one only names the cause when it fails) */

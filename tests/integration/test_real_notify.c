@@ -113,11 +113,11 @@ int main(void) {
     static char expect[16384];
     int gen = 0;
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(dir, err);
+    rt_model_t *m = rt_model_load(dir, err);
     CHECK_MSG(m != NULL, "%s", err);
     const char *q = "Tell me everything about this picture.";
     if (m) CHECK(rt_expect(m, img, n, q, &p, NULL, WIRE_DTYPE_F16, expect, sizeof expect, &gen) == 0);
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
     CHECK_EQ_INT(gen, LONG); /* long enough to be caught streaming */
 
     const char *eopts[] = {"--worker.drain_ms=2000", "--encoder.cache_entries=2", NULL};

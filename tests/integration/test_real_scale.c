@@ -74,7 +74,7 @@ int main(void) {
 
     /* the expected answers, in this process, while the workers load */
     char err[HIRED_ERR_LEN];
-    gen_model_t *m = gen_model_load(dir, err);
+    rt_model_t *m = rt_model_load(dir, err);
     CHECK_MSG(m != NULL, "%s", err);
     static char expect[N_CASES][N_ASK][1024];
     static uint8_t *img[N_CASES];
@@ -97,7 +97,7 @@ int main(void) {
             p->max_tokens = k_asks[a].max_tokens;
             p->seed = k_asks[a].seed;
         }
-        gen_visual_t vis;
+        visual_t vis;
         if (!m || rt_encode(m, img[i], img_n[i], &par[i][0], WIRE_DTYPE_F32, &vis)) {
             CHECK(0);
             continue;
@@ -106,9 +106,9 @@ int main(void) {
             CHECK(rt_answer(m, &vis, k_asks[a].prompt, &par[i][a], NULL, expect[i][a], sizeof expect[i][a], NULL) == 0);
             CHECK_MSG(expect[i][a][0] != 0, "case %d/%d expects empty text", i, a);
         }
-        gen_visual_free(&vis);
+        visual_free(&vis);
     }
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
 
     hired_client_opts co = {.timeout_ms = 50000, .heartbeat_ms = 200};
     hired_client *c = hired_client_new(front, &co);

@@ -104,10 +104,10 @@ int main(void) {
     size_t n = 0;
     char err[HIRED_ERR_LEN];
     CHECK(rt_read(image, &img, &n) == 0);
-    gen_model_t *m = gen_model_load(dir, err);
+    rt_model_t *m = rt_model_load(dir, err);
     CHECK_MSG(m != NULL, "%s", err);
     if (m) CHECK(rt_expect(m, img, n, q, &p, NULL, WIRE_DTYPE_F16, expect, sizeof expect, NULL) == 0);
-    gen_model_destroy(&m);
+    rt_model_destroy(&m);
     free(img);
 
     hired_client_opts co = {.timeout_ms = 20000, .heartbeat_ms = 200};

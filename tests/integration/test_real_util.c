@@ -156,15 +156,40 @@ static int acc_emit(void *user, const char *text, size_t len, int32_t token) {
     return 0;
 }
 
-static int job_params(const hired_params *hp, const char *template_name, gen_params_t *p) {
-    gen_params_default(p);
-    if (sel_strategy_parse(hp->strategy ? hp->strategy : "hired", &p->sel.strategy) ||
+struct rt_model {
+    k_device_t *dev;
+    k_ctx_t *ctx;
+    run_model_t *m;
+};
+
+rt_model_t *rt_model_load(const char *dir, char *err) {
+    rt_model_t *m = calloc(1, sizeof *m);
+    if (m && (m->dev = k_device_open("cpu", err)) && (m->ctx = k_ctx_new(m->dev, err)) &&
+        (m->m = run_model_load(dir, m->dev, err)))
+        return m;
+    rt_model_destroy(&m);
+    return NULL;
+}
+
+void rt_model_destroy(rt_model_t **pm) {
+    if (!pm || !*pm) return;
+    run_model_destroy(&(*pm)->m);
+    k_ctx_destroy(&(*pm)->ctx);
+    k_device_close(&(*pm)->dev);
+    free(*pm);
+    *pm = NULL;
+}
+
+static int job_params(const hired_params *hp, const char *template_name, run_params_t *rp) {
+    run_params_default(rp);
+    gen_params_t *p = &rp->gen;
+    if (sel_strategy_parse(hp->strategy ? hp->strategy : "hired", &rp->enc.sel.strategy) ||
         pack_newline_parse(hp->newline ? hp->newline : "hf", &p->newline)) {
         fprintf(stderr, "rt: bad strategy or newline\n");
         return -1;
     }
-    p->sel.budget = hp->budget;
-    p->sel.alpha = hp->alpha;
+    rp->enc.sel.budget = hp->budget;
+    rp->enc.sel.alpha = hp->alpha;
     p->max_tokens = hp->max_tokens;
     p->template_name = template_name;
     p->sampling = (sampler_params_t){.temperature = (float)hp->temperature, .top_k = hp->top_k,
@@ -172,28 +197,27 @@ static int job_params(const hired_params *hp, const char *template_name, gen_par
     return 0;
 }
 
-int rt_encode(gen_model_t *m, const uint8_t *img, size_t n, const hired_params *hp, int wire_dtype,
-              gen_visual_t *vis) {
+int rt_encode(rt_model_t *m, const uint8_t *img, size_t n, const hired_params *hp, int wire_dtype, visual_t *vis) {
     char err[HIRED_ERR_LEN];
-    gen_params_t p;
+    run_params_t p;
     if (job_params(hp, NULL, &p)) return -1;
-    if (gen_encode(m, img, n, &p.sel, vis, NULL, err)) {
+    if (enc_run(run_model_encoder(m->m), m->ctx, img, n, &p.enc, vis, NULL, NULL, err)) {
         fprintf(stderr, "rt_encode: %s\n", err);
         return -1;
     }
     if (wire_dtype == WIRE_DTYPE_F16)
-        for (size_t i = 0; i < (size_t)vis->sel.k * vis->sel.d; i++)
-            vis->sel.features[i] = half_to_f32(f32_to_half(vis->sel.features[i]));
+        for (size_t i = 0; i < (size_t)vis->k * vis->d; i++) vis->features[i] = half_to_f32(f32_to_half(vis->features[i]));
     return 0;
 }
 
-int rt_answer(gen_model_t *m, const gen_visual_t *vis, const char *prompt, const hired_params *hp,
+int rt_answer(rt_model_t *m, const visual_t *vis, const char *prompt, const hired_params *hp,
               const char *template_name, char *out, size_t cap, int *generated) {
     char err[HIRED_ERR_LEN];
-    gen_params_t p;
+    run_params_t p;
     gen_prompt_t pr;
     if (job_params(hp, template_name, &p)) return -1;
-    if (gen_prompt_build(m, vis, prompt, &p, &pr, NULL, err)) {
+    gen_model_t *g = run_model_text(m->m);
+    if (gen_prompt_build(g, m->ctx, vis, prompt, &p.gen, &pr, NULL, err)) {
         fprintf(stderr, "rt_answer: %s\n", err);
         return -1;
     }
@@ -201,7 +225,7 @@ int rt_answer(gen_model_t *m, const gen_visual_t *vis, const char *prompt, const
     out[0] = 0;
     gen_stats_t st;
     memset(&st, 0, sizeof st);
-    int rc = gen_decode(m, &pr, &p, acc_emit, &acc, NULL, NULL, 0, NULL, &st, err);
+    int rc = gen_decode(g, m->ctx, &pr, &p.gen, acc_emit, &acc, NULL, NULL, 0, NULL, &st, err);
     gen_prompt_free(&pr);
     if (rc) {
         fprintf(stderr, "rt_answer: %s\n", err);
@@ -211,12 +235,12 @@ int rt_answer(gen_model_t *m, const gen_visual_t *vis, const char *prompt, const
     return 0;
 }
 
-int rt_expect(gen_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *hp,
+int rt_expect(rt_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *hp,
               const char *template_name, int wire_dtype, char *out, size_t cap, int *generated) {
-    gen_visual_t vis;
+    visual_t vis;
     if (rt_encode(m, img, n, hp, wire_dtype, &vis)) return -1;
     int rc = rt_answer(m, &vis, prompt, hp, template_name, out, cap, generated);
-    gen_visual_free(&vis);
+    visual_free(&vis);
     return rc;
 }
 

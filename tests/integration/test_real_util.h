@@ -2,7 +2,7 @@
  * start hired-encoder / hired-decoder processes on the tiny fixture models next to the harness's
  * broker, stop them with SIGTERM (they must exit 0: sanitizer leaks count), submit jobs with
  * real image bytes, and compute the answer a job must produce in-process with the same library
- * calls `hired run` makes (decoder_worker/generate.h), including the wire dtype's rounding.
+ * calls `hired run` makes (pipeline/run.h), including the wire dtype's rounding.
  * Not here: the broker and client side of the harness (harness.h). */
 #ifndef HIRED_TEST_REAL_UTIL_H
 #define HIRED_TEST_REAL_UTIL_H
@@ -13,8 +13,8 @@
 #include <sys/types.h>
 
 #include "curve.h"
-#include "generate.h"
 #include "harness.h"
+#include "run.h"
 
 /* The harness watchdog (h_init) of every test_real_* test: it only catches a hang, so it sits
  * far above any run (a few seconds normally, about ten times that under ASan on a loaded
@@ -45,19 +45,24 @@ char *rt_slurp(const char *path);
 const char *rt_model_dir(const char *name);
 const char *rt_image(const char *name);
 
-/* What the job (bytes, prompt, params) must answer, computed in-process: gen_encode, the
+/* A model directory loaded in-process: both halves of the pipeline on a CPU device, with one
+ * context. Caller owns the result (rt_model_destroy); NULL with err. */
+typedef struct rt_model rt_model_t;
+rt_model_t *rt_model_load(const char *dir, char *err);
+void rt_model_destroy(rt_model_t **m);
+
+/* What the job (bytes, prompt, params) must answer, computed in-process: enc_run, the
  * features rounded through the wire dtype (WIRE_DTYPE_F16 / F32), gen_prompt_build with the
  * model's default template, gen_decode with the job's seed; text pieces concatenated as the
  * decoder streams them (NUL -> U+FFFD). template_name NULL = the model's default. *generated
  * (may be NULL) receives the number of tokens sampled. 0 or -1 (message on stderr). */
-int rt_expect(gen_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *p,
+int rt_expect(rt_model_t *m, const uint8_t *img, size_t n, const char *prompt, const hired_params *p,
               const char *template_name, int wire_dtype, char *out, size_t cap, int *generated);
 
 /* The two halves of rt_expect: the visual a job's encoder produces (features rounded through
- * wire_dtype; caller frees with gen_visual_free), and the answer to prompt about it. */
-int rt_encode(gen_model_t *m, const uint8_t *img, size_t n, const hired_params *p, int wire_dtype,
-              gen_visual_t *vis);
-int rt_answer(gen_model_t *m, const gen_visual_t *vis, const char *prompt, const hired_params *p,
+ * wire_dtype; caller frees with visual_free), and the answer to prompt about it. */
+int rt_encode(rt_model_t *m, const uint8_t *img, size_t n, const hired_params *p, int wire_dtype, visual_t *vis);
+int rt_answer(rt_model_t *m, const visual_t *vis, const char *prompt, const hired_params *p,
               const char *template_name, char *out, size_t cap, int *generated);
 
 /* A czmq key pair: dir/NAME (public) and dir/NAME_secret; with pub_dir, also pub_dir/NAME

@@ -11,26 +11,27 @@
 #include "half.h"
 #include "kmath.h"
 #include "kverify.h"
+#include "ktest.h"
 #include "test.h"
 
 static void test_known(void) {
     float x[3] = {1.0f, -1.0f, 3.0f}, y[3];
     k_act_args a = {.n = 3, .x = x, .y = y};
-    k_gelu_erf_cpu(&a);
+    k_gelu_erf_cpu(ktest_ctx(), &a);
     CHECK_NEAR(y[0], 0.8413447460685429, 2e-7);
     CHECK_NEAR(y[1], -0.15865525393145707, 2e-7);
     CHECK_NEAR(y[2], 2.99595030590511, 4e-7);
-    k_quick_gelu_cpu(&a);
+    k_quick_gelu_cpu(ktest_ctx(), &a);
     CHECK_NEAR(y[0], 0.8457957659328212, 2e-7);
     CHECK_NEAR(y[1], -0.1542042340671787, 2e-7);
     float g[2] = {1.0f, -1.5f}, u[2] = {2.0f, 1.0f}, z[2];
     k_silu_mul_args s = {.n = 2, .gate = g, .up = u, .y = z};
-    k_silu_mul_cpu(&s);
+    k_silu_mul_cpu(ktest_ctx(), &s);
     CHECK_NEAR(z[0], 1.4621171572600098, 2e-7);
     CHECK_NEAR(z[1], -0.27363828570953447, 2e-7);
     float zero = 0.0f, out;
     a = (k_act_args){.n = 1, .x = &zero, .y = &out};
-    k_gelu_erf_cpu(&a);
+    k_gelu_erf_cpu(ktest_ctx(), &a);
     CHECK(out == 0.0f);
 }
 
@@ -83,12 +84,12 @@ static void test_against_ref(void) {
                 if (inplace) memcpy(y, op == 2 ? u : x, n * 4);
                 if (op < 2) {
                     k_act_args a = {.n = n, .x = inplace ? y : x, .y = y};
-                    op == 0 ? k_gelu_erf_cpu(&a) : k_quick_gelu_cpu(&a);
+                    op == 0 ? k_gelu_erf_cpu(ktest_ctx(), &a) : k_quick_gelu_cpu(ktest_ctx(), &a);
                     a = (k_act_args){.n = n, .x = x, .y = yr};
                     op == 0 ? k_gelu_erf_ref(&a) : k_quick_gelu_ref(&a);
                 } else {
                     k_silu_mul_args a = {.n = n, .gate = x, .up = inplace ? y : u, .y = y};
-                    k_silu_mul_cpu(&a);
+                    k_silu_mul_cpu(ktest_ctx(), &a);
                     a = (k_silu_mul_args){.n = n, .gate = x, .up = u, .y = yr};
                     k_silu_mul_ref(&a);
                 }

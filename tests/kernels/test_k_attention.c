@@ -1,8 +1,9 @@
 /* test_k_attention — k_attention_cpu against k_attention_ref: MHA and GQA, causal and not,
- * q_pos0 > 0, several query blocks, decode (t_q = 1), probabilities returned or not, padded
- * and interleaved (fused-qkv) strides, and the no-scratch STREAM fallback. Tolerance:
- * |a−b| ≤ 1e-5 + 1e-4·|ref| for out and probs (attention.h). Also a hand-computed 2×2 case,
- * the plan's decisions and _check's rejections. */
+ * q_pos0 > 0, several query blocks, decode (t_q = 1), padded and interleaved (fused-qkv)
+ * strides, and the no-scratch STREAM fallback; k_attn_row_cpu against k_attn_row_ref for one
+ * query row of the same data (MHA and GQA, padded key rows, a strided probs block).
+ * Tolerance: |a−b| ≤ 1e-5 + 1e-4·|ref| for out and probs (attention.h). Also hand-computed 2×2
+ * cases, the plan's decisions, the workspace bound and _check's rejections. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,13 +12,14 @@
 #include "err.h"
 #include "kverify.h"
 #include "mem.h"
+#include "ktest.h"
 #include "test.h"
 
 typedef struct {
     int t_q, t_k, n_head, n_head_kv, head_dim;
     bool causal;
     int q_pos0;
-    int probs_row; /* -1: no probs */
+    int probs_row; /* -1: no row probabilities checked */
     int layout;    /* 0 dense, 1 padded rows, 2 interleaved q|k|v rows (fused projection) */
 } at_case;
 
@@ -49,16 +51,24 @@ static void run_case(at_case c, bool fail_alloc) {
     k_attention_args a = {.t_q = c.t_q, .t_k = c.t_k, .n_head = c.n_head, .n_head_kv = c.n_head_kv, .head_dim = c.head_dim,
                           .q = qb, .k = kb, .v = vb, .ldq = c.layout ? ldq : 0, .ldk = c.layout ? ldk : 0,
                           .ldv = c.layout ? ldv : 0, .ldo = c.layout ? ldo : 0, .out = o,
-                          .scale = 1.0f / sqrtf((float)c.head_dim), .causal = c.causal, .q_pos0 = c.q_pos0,
-                          .probs_row = c.probs_row < 0 ? 0 : c.probs_row, .probs = c.probs_row < 0 ? NULL : p};
+                          .scale = 1.0f / sqrtf((float)c.head_dim), .causal = c.causal, .q_pos0 = c.q_pos0};
     char err[HIRED_ERR_LEN];
     CHECK_MSG(k_attention_check(&a, err) == 0, "%s", err);
     if (fail_alloc) mem_fail_after(0, true);
-    k_attention_cpu(&a);
+    k_attention_cpu(ktest_ctx(), &a);
     if (fail_alloc) mem_fail_after(-1, false);
     a.out = orf;
-    if (a.probs) a.probs = pr;
     k_attention_ref(&a);
+    /* the row probabilities of query probs_row over every key, as the vision tower asks */
+    k_attn_row_args ar = {.t_k = c.t_k, .n_head = c.n_head, .n_head_kv = c.n_head_kv, .head_dim = c.head_dim,
+                          .q = qb + (size_t)(c.probs_row < 0 ? 0 : c.probs_row) * ldq, .k = kb,
+                          .ldk = c.layout ? ldk : 0, .scale = a.scale, .probs = p};
+    if (c.probs_row >= 0) {
+        CHECK_MSG(k_attn_row_check(&ar, err) == 0, "%s", err);
+        k_attn_row_cpu(ktest_ctx(), &ar);
+        ar.probs = pr;
+        k_attn_row_ref(&ar);
+    }
     char name[200];
     snprintf(name, sizeof name, "attention t_q=%d t_k=%d heads=%d/%d d=%d causal=%d pos0=%d probs_row=%d layout=%d%s", c.t_q,
              c.t_k, c.n_head, c.n_head_kv, c.head_dim, c.causal, c.q_pos0, c.probs_row, c.layout,
@@ -103,22 +113,65 @@ static void test_known(void) {
     /* q = k = I₂, v = [[1,2],[3,4]], scale 1: row 0 scores (1, 0), row 1 scores (0, 1) */
     float q[4] = {1, 0, 0, 1}, v[4] = {1, 2, 3, 4}, out[4], probs[2];
     k_attention_args a = {.t_q = 2, .t_k = 2, .n_head = 1, .n_head_kv = 1, .head_dim = 2, .q = q, .k = q, .v = v,
-                          .out = out, .scale = 1.0f, .probs_row = 1, .probs = probs};
-    k_attention_cpu(&a);
+                          .out = out, .scale = 1.0f};
+    k_attention_cpu(ktest_ctx(), &a);
     CHECK_NEAR(out[0], 1.5378828427399902, 1e-6);
     CHECK_NEAR(out[1], 2.5378828427399904, 1e-6);
     CHECK_NEAR(out[2], 2.46211715726001, 1e-6);
     CHECK_NEAR(out[3], 3.46211715726001, 1e-6);
+    k_attn_row_args r = {.t_k = 2, .n_head = 1, .n_head_kv = 1, .head_dim = 2, .q = q + 2, .k = q, .scale = 1.0f,
+                         .probs = probs};
+    k_attn_row_cpu(ktest_ctx(), &r); /* row 1 */
     CHECK_NEAR(probs[0], 0.2689414213699951, 1e-7);
     CHECK_NEAR(probs[1], 0.7310585786300049, 1e-7);
+    r.q = q; /* row 0, every key (the row op has no mask) */
+    k_attn_row_cpu(ktest_ctx(), &r);
+    CHECK_NEAR(probs[0], 0.7310585786300049, 1e-7);
+    CHECK_NEAR(probs[1], 0.2689414213699951, 1e-7);
     a.causal = true; /* row 0 now sees key 0 only */
-    a.probs_row = 0;
-    k_attention_cpu(&a);
+    k_attention_cpu(ktest_ctx(), &a);
     CHECK_NEAR(out[0], 1.0, 1e-7);
     CHECK_NEAR(out[1], 2.0, 1e-7);
     CHECK_NEAR(out[2], 2.46211715726001, 1e-6);
-    CHECK_NEAR(probs[0], 1.0, 1e-7);
-    CHECK_NEAR(probs[1], 0.0, 0);
+}
+
+/* attn_row into a strided probs block ([n_head, t_k] rows ldp apart): only the rows' first t_k
+ * entries change. */
+static void test_attn_row_strided(void) {
+    const int T = 37, H = 4, HKV = 2, D = 8, LDP = T + 5, LDK = HKV * D + 3;
+    float q[H * D], k[T * LDK], p[H * LDP], pr[H * LDP];
+    kverify_fill(q, ARRAY_LEN(q), seed++, -1, 1);
+    kverify_fill(k, ARRAY_LEN(k), seed++, -1, 1);
+    kverify_fill(p, ARRAY_LEN(p), 3, 9, 10);
+    memcpy(pr, p, sizeof p);
+    k_attn_row_args a = {.t_k = T, .n_head = H, .n_head_kv = HKV, .head_dim = D, .q = q, .k = k, .ldk = LDK,
+                         .scale = 0.3f, .probs = p, .ldp = LDP};
+    k_attn_row_cpu(ktest_ctx(), &a);
+    a.probs = pr;
+    k_attn_row_ref(&a);
+    kverify_result r = kverify_close(p, pr, ARRAY_LEN(p), 1e-5, 1e-4);
+    CHECK_MSG(kverify_report("attn_row strided", &r, p, pr), "attn_row strided");
+    bool pad_ok = true;
+    for (int h = 0; h < H; h++)
+        for (int j = T; j < LDP; j++) pad_ok &= p[h * LDP + j] >= 9 && p[h * LDP + j] < 10;
+    CHECK_MSG(pad_ok, "attn_row wrote past t_k");
+}
+
+/* The workspace is an upper bound for the same arguments with fewer keys (a decode job reserves
+ * once, for its longest step). */
+static void test_workspace_bound(void) {
+    const int tqs[] = {1, 3, 40, 300, 1000};
+    bool ok = true;
+    for (size_t i = 0; i < ARRAY_LEN(tqs); i++) {
+        k_attention_args a = {.t_q = tqs[i], .t_k = 5000, .n_head = 8, .n_head_kv = 2, .head_dim = 64, .causal = true};
+        size_t most = k_attention_cpu_workspace(&a);
+        for (int tk = 1; tk <= 5000; tk += 37) {
+            k_attention_args b = a;
+            b.t_k = tk;
+            ok &= k_attention_cpu_workspace(&b) <= most;
+        }
+    }
+    CHECK_MSG(ok, "attention workspace at fewer keys exceeds the bound at the most keys");
 }
 
 static void test_plan(void) {
@@ -148,18 +201,16 @@ static void test_check(void) {
     float buf[64] = {0}, p[8];
     char err[HIRED_ERR_LEN];
     k_attention_args good = {.t_q = 2, .t_k = 2, .n_head = 2, .n_head_kv = 1, .head_dim = 2, .q = buf, .k = buf, .v = buf,
-                             .out = buf + 32, .scale = 1.0f, .probs = p, .probs_row = 1};
+                             .out = buf + 32, .scale = 1.0f};
     CHECK_EQ_INT(k_attention_check(&good, err), 0);
     CHECK_EQ_INT(k_attention_check(NULL, err), HIRED_EINVAL);
     k_attention_args a = good;
     a.n_head = 3, a.n_head_kv = 2;
     CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
     CHECK(strstr(err, "divide") != NULL);
-    a = good, a.probs_row = 2;
+    a = good, a.kv_dtype = (tensor_dtype_t)7;
     CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
-    CHECK(strstr(err, "probs_row") != NULL);
-    a = good, a.probs = NULL; /* probs_row is ignored without probs */
-    CHECK_EQ_INT(k_attention_check(&a, err), 0);
+    CHECK(strstr(err, "dtype") != NULL);
     a = good, a.ldk = 1;
     CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
     CHECK(strstr(err, "ldk") != NULL);
@@ -179,10 +230,28 @@ static void test_check(void) {
     CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
     a = good, a.scale = NAN;
     CHECK_EQ_INT(k_attention_check(&a, err), HIRED_EINVAL);
+
+    k_attn_row_args rgood = {.t_k = 2, .n_head = 2, .n_head_kv = 1, .head_dim = 2, .q = buf, .k = buf, .scale = 1.0f,
+                             .probs = p};
+    CHECK_EQ_INT(k_attn_row_check(&rgood, err), 0);
+    CHECK_EQ_INT(k_attn_row_check(NULL, err), HIRED_EINVAL);
+    k_attn_row_args r = rgood;
+    r.probs = NULL;
+    CHECK_EQ_INT(k_attn_row_check(&r, err), HIRED_EINVAL);
+    r = rgood, r.n_head_kv = 3;
+    CHECK(k_attn_row_check(&r, err) == HIRED_EINVAL && strstr(err, "divide") != NULL);
+    r = rgood, r.ldk = 1;
+    CHECK(k_attn_row_check(&r, err) == HIRED_EINVAL && strstr(err, "ldk") != NULL);
+    r = rgood, r.ldp = 1;
+    CHECK(k_attn_row_check(&r, err) == HIRED_EINVAL && strstr(err, "ldp") != NULL);
+    r = rgood, r.t_k = 0;
+    CHECK_EQ_INT(k_attn_row_check(&r, err), HIRED_EINVAL);
 }
 
 int main(void) {
     test_known();
+    test_attn_row_strided();
+    test_workspace_bound();
     test_plan();
     test_check();
     test_against_ref();

@@ -8,6 +8,7 @@
 
 #include "kverify.h"
 #include "matmul.h"
+#include "ktest.h"
 #include "test.h"
 
 static void test_close(void) {
@@ -75,7 +76,7 @@ static void test_matmul_tolerance_bites(void) {
     kverify_fill(x, M * K, 3, -1, 1);
     kverify_fill(w, N * K, 4, -1, 1);
     k_matmul_args a = {.m = M, .n = N, .k = K, .x = x, .w = w, .w_dtype = TENSOR_DTYPE_F32, .y = y};
-    k_matmul_cpu(&a);
+    k_matmul_cpu(ktest_ctx(), &a);
     a.y = yr;
     k_matmul_ref(&a);
     CHECK(kverify_nmse(y, yr, M * N, 1e-10).ok);

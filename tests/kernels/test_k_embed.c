@@ -1,5 +1,5 @@
-/* test_k_embed — token lookup is bit-exact against the reference for F32/F16/BF16 tables and
- * rejects out-of-range ids by position; patch embedding matches the convolution written out
+/* test_k_embed — token lookup is bit-exact against the reference for F32/F16/BF16 tables (the
+ * ids' range is the caller's to check: the text model does, test_llm); patch embedding matches the convolution written out
  * (NMSE ≤ 1e-10, embed.h) for CLIP-like and ragged images (h, w not multiples of p), F16
  * weights, and without scratch (reference fallback); a one-patch case by hand. */
 #include <math.h>
@@ -11,6 +11,7 @@
 #include "half.h"
 #include "kverify.h"
 #include "mem.h"
+#include "ktest.h"
 #include "test.h"
 
 static void *convert(const float *src, size_t n, tensor_dtype_t dt) {
@@ -38,7 +39,7 @@ static void test_embed(void) {
         k_embed_args a = {.n = N, .d = D, .ids = ids, .table = table, .table_dtype = dts[d], .vocab = VOCAB, .y = y};
         char err[HIRED_ERR_LEN];
         CHECK_MSG(k_embed_check(&a, err) == 0, "%s", err);
-        k_embed_cpu(&a);
+        k_embed_cpu(ktest_ctx(), &a);
         a.y = yr;
         k_embed_ref(&a);
         CHECK_MSG(memcmp(y, yr, sizeof(float) * N * D) == 0, "embed %s", tensor_dtype_name(dts[d]));
@@ -47,12 +48,7 @@ static void test_embed(void) {
     }
     char err[HIRED_ERR_LEN];
     k_embed_args a = {.n = N, .d = D, .ids = ids, .table = t32, .table_dtype = TENSOR_DTYPE_F32, .vocab = VOCAB, .y = y};
-    ids[5] = VOCAB;
-    CHECK_EQ_INT(k_embed_check(&a, err), HIRED_EINVAL);
-    CHECK(strstr(err, "ids[5]") != NULL);
-    ids[5] = -1;
-    CHECK_EQ_INT(k_embed_check(&a, err), HIRED_EINVAL);
-    ids[5] = 0;
+    CHECK_EQ_INT(k_embed_check(&a, err), 0);
     a.vocab = 0;
     CHECK_EQ_INT(k_embed_check(&a, err), HIRED_EINVAL);
     a.vocab = VOCAB, a.table_dtype = (tensor_dtype_t)9;
@@ -74,7 +70,7 @@ static void test_all_halves(void) {
     const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
     for (size_t d = 0; d < 2; d++) {
         k_embed_args a = {.n = 1, .d = D, .ids = &id, .table = table, .table_dtype = dts[d], .vocab = 1, .y = y};
-        k_embed_cpu(&a);
+        k_embed_cpu(ktest_ctx(), &a);
         int bad = 0;
         for (int i = 0; i < D; i++) {
             float want = dts[d] == TENSOR_DTYPE_F16 ? half_to_f32((uint16_t)i) : bf16_to_f32((uint16_t)i);
@@ -96,7 +92,7 @@ static void run_patch(int c, int h, int w, int p, int d, tensor_dtype_t dt, bool
     char err[HIRED_ERR_LEN];
     CHECK_MSG(k_patch_embed_check(&a, err) == 0, "%s", err);
     if (fail_alloc) mem_fail_after(0, true);
-    k_patch_embed_cpu(&a);
+    k_patch_embed_cpu(ktest_ctx(), &a);
     if (fail_alloc) mem_fail_after(-1, false);
     a.y = yr;
     k_patch_embed_ref(&a);
@@ -112,7 +108,7 @@ static void test_patch(void) {
     /* one 2×2 patch by hand: Σ w·x = 1·1 + 2·2 + 3·3 + 4·4 = 30 */
     float img[4] = {1, 2, 3, 4}, w[4] = {1, 2, 3, 4}, y[1];
     k_patch_embed_args a = {.c = 1, .h = 2, .w = 2, .p = 2, .d = 1, .img = img, .weight = w, .w_dtype = TENSOR_DTYPE_F32, .y = y};
-    k_patch_embed_cpu(&a);
+    k_patch_embed_cpu(ktest_ctx(), &a);
     CHECK_NEAR(y[0], 30.0, 0);
     run_patch(3, 112, 84, 14, 64, TENSOR_DTYPE_F32, false); /* 8×6 grid */
     run_patch(3, 30, 45, 14, 33, TENSOR_DTYPE_F16, false);  /* ragged: 2×3 grid, remainder dropped */

@@ -15,6 +15,7 @@
 #include "kverify.h"
 #include "matmul.h"
 #include "mem.h"
+#include "ktest.h"
 #include "test.h"
 
 /* Weights of dtype dt holding the values of w32 (rounded to dt first, so w32 is updated to
@@ -41,7 +42,7 @@ typedef struct {
 
 static int seed = 100;
 
-/* Runs one case through k_matmul_cpu, or through k_matmul_cpu_planned(force) when force is
+/* Runs one case through k_matmul_cpu, or through k_matmul_cpu_planned(ktest_ctx(), force) when force is
  * set; fail_alloc makes the kernel's scratch allocation fail. */
 static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *force) {
     int ldx = c.k + c.pad_x, ldy = c.n + c.pad_y;
@@ -60,9 +61,9 @@ static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *for
     CHECK_MSG(k_matmul_check(&a, err) == 0, "%s", err);
     if (fail_alloc) mem_fail_after(0, true);
     if (force)
-        k_matmul_cpu_planned(&a, force);
+        k_matmul_cpu_planned(ktest_ctx(), &a, force);
     else
-        k_matmul_cpu(&a);
+        k_matmul_cpu(ktest_ctx(), &a);
     if (fail_alloc) mem_fail_after(-1, false);
     a.y = yr;
     k_matmul_ref(&a);
@@ -140,16 +141,16 @@ static void test_known(void) {
     /* y = x·wᵀ + b with x = [[1,2],[3,4]], w = [[1,0],[1,1],[0,2]], b = [10,20,30] */
     float x[4] = {1, 2, 3, 4}, w[6] = {1, 0, 1, 1, 0, 2}, b[3] = {10, 20, 30}, y[6];
     k_matmul_args a = {.m = 2, .n = 3, .k = 2, .x = x, .w = w, .w_dtype = TENSOR_DTYPE_F32, .bias = b, .y = y};
-    k_matmul_cpu(&a);
+    k_matmul_cpu(ktest_ctx(), &a);
     const float want[6] = {11, 23, 34, 13, 27, 38};
     for (int i = 0; i < 6; i++) CHECK_NEAR(y[i], want[i], 0);
     a.accumulate = true;
-    k_matmul_cpu(&a);
+    k_matmul_cpu(ktest_ctx(), &a);
     for (int i = 0; i < 6; i++) CHECK_NEAR(y[i], 2 * want[i], 0);
     uint16_t wh[6];
     for (int i = 0; i < 6; i++) wh[i] = f32_to_half(w[i]);
     a = (k_matmul_args){.m = 2, .n = 3, .k = 2, .x = x, .w = wh, .w_dtype = TENSOR_DTYPE_F16, .bias = b, .y = y};
-    k_matmul_cpu(&a);
+    k_matmul_cpu(ktest_ctx(), &a);
     for (int i = 0; i < 6; i++) CHECK_NEAR(y[i], want[i], 0);
 }
 

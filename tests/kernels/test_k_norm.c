@@ -7,23 +7,24 @@
 #include "err.h"
 #include "kverify.h"
 #include "norm.h"
+#include "ktest.h"
 #include "test.h"
 
 static void test_known(void) {
     float x[4] = {1, 2, 3, 4}, g[4] = {1, 1, 1, 1}, y[4];
     k_layernorm_args a = {.m = 1, .d = 4, .x = x, .y = y, .gamma = g, .eps = 0.0f};
-    k_layernorm_cpu(&a); /* mean 2.5, var 1.25 */
+    k_layernorm_cpu(ktest_ctx(), &a); /* mean 2.5, var 1.25 */
     CHECK_NEAR(y[0], -1.3416407864998738, 1e-6);
     CHECK_NEAR(y[1], -0.4472135954999579, 1e-6);
     CHECK_NEAR(y[3], 1.3416407864998738, 1e-6);
     float g2[4] = {1, 2, 3, 4}, b2[4] = {0.5f, 0, 0, -1};
     a.gamma = g2, a.beta = b2;
-    k_layernorm_cpu(&a);
+    k_layernorm_cpu(ktest_ctx(), &a);
     CHECK_NEAR(y[0], -1.3416407864998738 + 0.5, 1e-6);
     CHECK_NEAR(y[3], 4 * 1.3416407864998738 - 1, 1e-5);
     float r[2] = {3, 4}, gr[2] = {1, 2}, yr[2];
     k_rmsnorm_args b = {.m = 1, .d = 2, .x = r, .y = yr, .gamma = gr, .eps = 0.0f};
-    k_rmsnorm_cpu(&b); /* mean square 12.5 */
+    k_rmsnorm_cpu(ktest_ctx(), &b); /* mean square 12.5 */
     CHECK_NEAR(yr[0], 3 / sqrt(12.5), 1e-6);
     CHECK_NEAR(yr[1], 2 * 4 / sqrt(12.5), 1e-6);
 }
@@ -42,7 +43,7 @@ static void test_against_ref(void) {
             if (inplace) memcpy(y, x, n * 4);
             k_layernorm_args a = {.m = m, .d = d, .x = inplace ? y : x, .y = y, .gamma = g, .beta = (variant & 2) ? b : NULL,
                                   .eps = 1e-5f};
-            k_layernorm_cpu(&a);
+            k_layernorm_cpu(ktest_ctx(), &a);
             a.x = x, a.y = yr;
             k_layernorm_ref(&a);
             char name[96];
@@ -52,7 +53,7 @@ static void test_against_ref(void) {
 
             if (inplace) memcpy(y, x, n * 4);
             k_rmsnorm_args c = {.m = m, .d = d, .x = inplace ? y : x, .y = y, .gamma = g, .eps = 1e-5f};
-            k_rmsnorm_cpu(&c);
+            k_rmsnorm_cpu(ktest_ctx(), &c);
             c.x = x, c.y = yr;
             k_rmsnorm_ref(&c);
             snprintf(name, sizeof name, "rmsnorm m=%d d=%d variant=%d", m, d, variant);

@@ -9,13 +9,14 @@
 #include "err.h"
 #include "kverify.h"
 #include "rope.h"
+#include "ktest.h"
 #include "test.h"
 
 static void test_formula(void) {
     /* head_dim 4, theta 1e4: inv_freq = (1, 1/100); position 1 → angles (1, 0.01) */
     float x[8] = {1, 2, 3, 4, 1, 2, 3, 4};
     k_rope_args a = {.t = 2, .n_head = 1, .head_dim = 4, .x = x, .pos0 = 0, .theta = 10000.0};
-    k_rope_cpu(&a);
+    k_rope_cpu(ktest_ctx(), &a);
     CHECK(x[0] == 1 && x[1] == 2 && x[2] == 3 && x[3] == 4); /* row 0: position 0 */
     CHECK_NEAR(x[4], 1 * cos(1.0) - 3 * sin(1.0), 1e-6);
     CHECK_NEAR(x[6], 3 * cos(1.0) + 1 * sin(1.0), 1e-6);
@@ -48,7 +49,7 @@ static void test_against_ref(void) {
                          .ld = cases[c].pad ? ld : 0, .pos0 = cases[c].pos0, .theta = cases[c].theta};
         char err[HIRED_ERR_LEN];
         CHECK_MSG(k_rope_check(&a, err) == 0, "%s", err);
-        k_rope_cpu(&a);
+        k_rope_cpu(ktest_ctx(), &a);
         a.x = xr;
         k_rope_ref(&a);
         char name[96];

@@ -8,22 +8,23 @@
 #include "err.h"
 #include "kverify.h"
 #include "softmax.h"
+#include "ktest.h"
 #include "test.h"
 
 static void test_known(void) {
     float x[9] = {1, 2, 3, 1000, 1001, -INFINITY, -INFINITY, -INFINITY, -INFINITY};
     k_softmax_args a = {.m = 1, .n = 3, .x = x};
-    k_softmax_cpu(&a);
+    k_softmax_cpu(ktest_ctx(), &a);
     CHECK_NEAR(x[0], 0.09003057317038046, 1e-7);
     CHECK_NEAR(x[1], 0.24472847105479764, 1e-7);
     CHECK_NEAR(x[2], 0.6652409557748219, 1e-7);
     a = (k_softmax_args){.m = 1, .n = 3, .x = x + 3};
-    k_softmax_cpu(&a);
+    k_softmax_cpu(ktest_ctx(), &a);
     CHECK_NEAR(x[3], 0.2689414213699951, 1e-7);
     CHECK_NEAR(x[4], 0.7310585786300049, 1e-7);
     CHECK(x[5] == 0.0f); /* exactly zero, not a denormal */
     a = (k_softmax_args){.m = 1, .n = 3, .x = x + 6};
-    k_softmax_cpu(&a);
+    k_softmax_cpu(ktest_ctx(), &a);
     CHECK(isnan(x[6]) && isnan(x[8]));
 }
 
@@ -37,7 +38,7 @@ static void test_against_ref(void) {
         if (len > 10) x[len / 2] = -INFINITY, x[3] = -INFINITY;
         memcpy(xr, x, len * 4);
         k_softmax_args a = {.m = m, .n = n, .x = x};
-        k_softmax_cpu(&a);
+        k_softmax_cpu(ktest_ctx(), &a);
         a.x = xr;
         k_softmax_ref(&a);
         char name[64];

@@ -7,6 +7,7 @@
 
 #include "err.h"
 #include "kverify.h"
+#include "ktest.h"
 #include "test.h"
 #include "topk.h"
 
@@ -14,30 +15,30 @@ static void test_known(void) {
     float x[7] = {1, 3, 3, 2, NAN, 3, -0.0f};
     int32_t idx[7];
     k_topk_args a = {.n = 7, .k = 4, .x = x, .idx = idx};
-    k_topk_cpu(&a);
+    k_topk_cpu(ktest_ctx(), &a);
     CHECK(idx[0] == 1 && idx[1] == 2 && idx[2] == 5 && idx[3] == 3);
     a.k = 7;
-    k_topk_cpu(&a); /* then 1, -0, and the NaN last */
+    k_topk_cpu(ktest_ctx(), &a); /* then 1, -0, and the NaN last */
     CHECK(idx[4] == 0 && idx[5] == 6 && idx[6] == 4);
     float z[3] = {0.0f, -0.0f, 0.0f};
     a = (k_topk_args){.n = 3, .k = 3, .x = z, .idx = idx};
-    k_topk_cpu(&a);
+    k_topk_cpu(ktest_ctx(), &a);
     CHECK(idx[0] == 0 && idx[1] == 1 && idx[2] == 2);
     float nn[3] = {NAN, NAN, -INFINITY};
-    k_topk_cpu(&a);
+    k_topk_cpu(ktest_ctx(), &a);
     a.x = nn;
-    k_topk_cpu(&a);
+    k_topk_cpu(ktest_ctx(), &a);
     CHECK(idx[0] == 2 && idx[1] == 0 && idx[2] == 1);
     a.k = 0;
     idx[0] = -7;
-    k_topk_cpu(&a);
+    k_topk_cpu(ktest_ctx(), &a);
     CHECK(idx[0] == -7);
 }
 
 static void compare(const float *x, int n, int k, const char *what) {
     int32_t *i1 = malloc(sizeof(int32_t) * (k ? k : 1)), *i2 = malloc(sizeof(int32_t) * (k ? k : 1));
     k_topk_args a = {.n = n, .k = k, .x = x, .idx = i1};
-    k_topk_cpu(&a);
+    k_topk_cpu(ktest_ctx(), &a);
     a.idx = i2;
     k_topk_ref(&a);
     CHECK_MSG(memcmp(i1, i2, sizeof(int32_t) * k) == 0, "topk %s n=%d k=%d", what, n, k);

@@ -1,6 +1,7 @@
 /* test_cfg — the configuration table: defaults, libconfig files (groups, lists, every type),
  * command-line precedence, and every rejection by name (unknown key with FILE:LINE, wrong type,
- * out of range, syntax error with libconfig's line, bad tables); allocation-failure sweep. */
+ * out of range, syntax error with libconfig's line, bad tables); a command's options (cfg_cli);
+ * allocation-failure sweep. */
 #include "test.h"
 
 #include <stdbool.h>
@@ -303,6 +304,90 @@ static void test_help(void) {
     fclose(f);
 }
 
+/* extra hook of test_cli: takes --turn VALUE, refuses --turn bad, does not know anything else */
+static int cli_extra(void *user, const char *key, const char *value, char *err) {
+    if (strcmp(key, "turn")) return 0;
+    if (!strcmp(value, "bad")) return hired_errf(err, HIRED_EINVAL, "--turn: bad turn");
+    (*(int *)user)++;
+    return 1;
+}
+
+/* A command's options (cfg_cli): --key VALUE and --key=VALUE, bare bools, repeated lists that
+ * replace their default, positional arguments, the extra hook, help, and each refusal by name. */
+static void test_cli(void) {
+    char err[HIRED_ERR_LEN];
+    svc_t v = {0};
+    const char *pos[2];
+    int n_pos = 0, turns = 0;
+    char *a1[] = {"--port", "99", "q1", "--warmup", "--peers", "x", "--timeout_s=7.5", "--peers=y", "--turn", "t",
+                  "q2", "--log.level", "warn"};
+    CHECK_EQ_INT(cfg_cli(k_tab, N_TAB, &v, 13, a1, "", pos, 2, &n_pos, cli_extra, &turns, err), HIRED_OK);
+    CHECK(v.port == 99 && v.timeout == 7.5 && v.warmup && v.level == 2 && turns == 1);
+    CHECK(v.peers.n == 2 && !strcmp(v.peers.items[0], "x") && !strcmp(v.peers.items[1], "y"));
+    CHECK(n_pos == 2 && !strcmp(pos[0], "q1") && !strcmp(pos[1], "q2"));
+    CHECK(!strcmp(v.frontend, "tcp://*:5555")); /* untouched keys keep their defaults */
+    cfg_free(k_tab, N_TAB, &v);
+
+    /* a bool takes no value from the next argument: "q" is positional */
+    char *a2[] = {"--warmup", "q"};
+    CHECK_EQ_INT(cfg_cli(k_tab, N_TAB, &v, 2, a2, "", pos, 1, &n_pos, NULL, NULL, err), HIRED_OK);
+    CHECK(v.warmup && n_pos == 1 && !strcmp(pos[0], "q"));
+    cfg_free(k_tab, N_TAB, &v);
+    char *a2b[] = {"--warmup=false"};
+    CHECK_EQ_INT(cfg_cli(k_tab, N_TAB, &v, 1, a2b, "", NULL, 0, NULL, NULL, NULL, err), HIRED_OK);
+    CHECK(!v.warmup);
+    cfg_free(k_tab, N_TAB, &v);
+
+    struct {
+        int argc;
+        char *argv[4];
+        const char *msg;
+    } bad[] = {
+        {2, {"--port", "70000"}, "--port"},
+        {1, {"--port"}, "--port needs a value"},
+        {2, {"--colour", "red"}, "unknown option '--colour'"},
+        {2, {"--turn", "bad"}, "bad turn"},
+        {2, {"a", "b"}, "at most 1 argument"},
+        {4, {"--peers", "1", "--peers", "2"}, NULL}, /* fine: 2 items */
+        {2, {"--peers", ""}, "--peers"},
+        {2, {"--log.level", "loud"}, "--log.level"},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
+        int t = 0;
+        err[0] = 0;
+        int rc = cfg_cli(k_tab, N_TAB, &v, bad[i].argc, bad[i].argv, "", pos, 1, &n_pos, cli_extra, &t, err);
+        CHECK_MSG(bad[i].msg ? rc < 0 : rc == HIRED_OK, "case %zu: rc %d (%s)", i, rc, err);
+        if (bad[i].msg) CHECK(has(err, bad[i].msg));
+        cfg_free(k_tab, N_TAB, &v);
+    }
+    /* more list items than the table allows (max 4) */
+    char *a3[] = {"--peers", "1", "--peers", "2", "--peers", "3", "--peers", "4", "--peers", "5"};
+    CHECK_EQ_INT(cfg_cli(k_tab, N_TAB, &v, 10, a3, "", NULL, 0, NULL, NULL, NULL, err), HIRED_ERANGE);
+    CHECK(has(err, "--peers"));
+    cfg_free(k_tab, N_TAB, &v);
+
+    /* help: the usage text then every option with its default, to stdout; 1 */
+    fflush(stdout);
+    int saved = dup(1);
+    FILE *f = tmpfile();
+    CHECK(f != NULL && saved >= 0);
+    if (!f || saved < 0) return;
+    dup2(fileno(f), 1);
+    char *a4[] = {"--port", "5", "--help"};
+    int rc = cfg_cli(k_tab, N_TAB, &v, 3, a4, "usage: svc [options]\n", NULL, 0, NULL, NULL, NULL, err);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    CHECK_EQ_INT(rc, 1);
+    cfg_free(k_tab, N_TAB, &v);
+    rewind(f);
+    char buf[4096] = "";
+    buf[fread(buf, 1, sizeof buf - 1, f)] = 0;
+    fclose(f);
+    CHECK(has(buf, "usage: svc [options]") && has(buf, "--encoder.limits.batch") && has(buf, "default 8") &&
+          has(buf, "(repeat the option)") && has(buf, "tiles per batch"));
+}
+
 static void test_alloc_sweep(void) {
     const char *path = write_cfg("sweep.cfg",
                                  "broker = { frontend = \"tcp://127.0.0.1:7000\"; backend = \"ipc:///tmp/b\"; };\n"
@@ -346,6 +431,7 @@ int main(void) {
     test_bad_files();
     test_bad_tables();
     test_help();
+    test_cli();
     test_alloc_sweep();
     const char *names[] = {"good.cfg", "partial.cfg", "prec.cfg", "bad.cfg", "sweep.cfg"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

@@ -1,4 +1,4 @@
-/* test_pack — packing of kept visual tokens (decoder_worker/pack.h): the unpad arithmetic and
+/* test_pack — packing of kept visual tokens (model/pack.h): the unpad arithmetic and
  * token counts of docs/numerics.md §4.4, the newline policies, pruned rows and columns, PruMerge /
  * LLaVA-1.5 concatenation, and refusal of positions outside the geometry. */
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 #include "err.h"
 #include "pack.h"
-#include "preprocess.h"
+#include "anyres.h"
 #include "test.h"
 
 #define GRID 24
@@ -17,20 +17,20 @@ static const int PINPOINTS[5][2] = {{336, 672}, {672, 336}, {672, 672}, {1008, 3
 /* Geometry of a W×H image as the preprocessor would choose it. */
 static pack_geom_t geom_of(int w, int h) {
     int bh, bw;
-    prep_select_best_resolution(h, w, PINPOINTS, 5, &bh, &bw);
+    anyres_best_resolution(h, w, PINPOINTS, 5, &bh, &bw);
     pack_geom_t g = {.rows = bh / 336, .cols = bw / 336, .orig_h = h, .orig_w = w, .grid = GRID};
     g.n = 1 + g.rows * g.cols;
     return g;
 }
 
 /* Every token of the image, in select.h's order: base raster, then mosaic raster. */
-static sel_pos_t *all_positions(const pack_geom_t *g, int *k) {
-    sel_pos_t *pos = malloc(sizeof *pos * (size_t)g->n * P);
+static visual_pos_t *all_positions(const pack_geom_t *g, int *k) {
+    visual_pos_t *pos = malloc(sizeof *pos * (size_t)g->n * P);
     int n = 0;
-    for (int j = 0; j < P; j++) pos[n++] = (sel_pos_t){0, (int16_t)(j / GRID), (int16_t)(j % GRID)};
+    for (int j = 0; j < P; j++) pos[n++] = (visual_pos_t){0, (int16_t)(j / GRID), (int16_t)(j % GRID)};
     for (int y = 0; y < g->rows * GRID; y++)
         for (int x = 0; x < g->cols * GRID; x++)
-            pos[n++] = (sel_pos_t){(int16_t)(1 + y / GRID * g->cols + x / GRID), (int16_t)(y % GRID), (int16_t)(x % GRID)};
+            pos[n++] = (visual_pos_t){(int16_t)(1 + y / GRID * g->cols + x / GRID), (int16_t)(y % GRID), (int16_t)(x % GRID)};
     *k = n;
     return pos;
 }
@@ -47,7 +47,7 @@ static void table_case(int w, int h, int rows, int cols, int hc, int wc, int tok
 
     /* the layout of the full selection agrees with the count and has the HF structure */
     int k;
-    sel_pos_t *pos = all_positions(&g, &k);
+    visual_pos_t *pos = all_positions(&g, &k);
     int32_t *slots = malloc(sizeof *slots * (size_t)pack_max_slots(&g, k));
     int n;
     CHECK_EQ_INT(pack_layout(&g, pos, k, PACK_MODE_NEXT, PACK_NEWLINE_HF, slots, &n, err), 0);
@@ -58,7 +58,7 @@ static void table_case(int w, int h, int rows, int cols, int hc, int wc, int tok
         const int32_t *row = slots + P + y * (wc + 1);
         for (int x = 0; x < wc; x++) {
             int gy = r0 + y, gx = c0 + x;
-            const sel_pos_t *p = &pos[row[x]];
+            const visual_pos_t *p = &pos[row[x]];
             int py = (p->part - 1) / g.cols * GRID + p->row, px = (p->part - 1) % g.cols * GRID + p->col;
             bad += row[x] < P || py != gy || px != gx;
         }
@@ -112,7 +112,7 @@ static void test_unpad_exact(void) {
 static void test_pruned(void) {
     char err[HIRED_ERR_LEN];
     pack_geom_t g = {.n = 3, .rows = 1, .cols = 2, .orig_h = 300, .orig_w = 300, .grid = GRID};
-    sel_pos_t pos[] = {
+    visual_pos_t pos[] = {
         {0, 0, 5},  {0, 23, 23},            /* base: always kept, selection order */
         {1, 0, 3},                          /* mosaic (0, 3): unpadded away */
         {1, 0, 20}, {2, 0, 1},              /* mosaic row 0: cols 20, 25 */
@@ -131,17 +131,15 @@ static void test_pruned(void) {
     const int32_t want_none[] = {0, 1, 3, 4, 8};
     CHECK(n == (int)ARRAY_LEN(want_none) && !memcmp(slots, want_none, sizeof want_none));
 
-    /* gather: newline rows are the newline vector, others the features */
-    const int d = 2;
-    float feats[ARRAY_LEN(pos) * 2], nl[2] = {-1, -2}, out[8 * 2];
-    for (int i = 0; i < k * d; i++) feats[i] = (float)i;
+    /* source rows: newline slots read the row after the k tokens, others the token's own */
+    int32_t rows[8];
     CHECK_EQ_INT(pack_layout(&g, pos, k, PACK_MODE_NEXT, PACK_NEWLINE_HF, slots, &n, err), 0);
-    pack_gather(slots, n, feats, nl, d, out);
-    CHECK(out[0] == 0 && out[1] == 1 && out[2 * 2] == 6 && out[2 * 4] == -1 && out[2 * 4 + 1] == -2 &&
-          out[2 * 5] == 16 && out[2 * 6 + 1] == -2);
+    pack_source_rows(slots, n, k, rows);
+    const int32_t want_rows[] = {0, 1, 3, 4, (int32_t)k, 8, (int32_t)k};
+    CHECK(n == (int)ARRAY_LEN(want_rows) && !memcmp(rows, want_rows, sizeof want_rows));
 
     /* a NeXT image with no sub-image tokens left: base only, no newline */
-    sel_pos_t base_only[] = {{0, 1, 1}, {1, 0, 0}};
+    visual_pos_t base_only[] = {{0, 1, 1}, {1, 0, 0}};
     CHECK_EQ_INT(pack_layout(&g, base_only, 2, PACK_MODE_NEXT, PACK_NEWLINE_HF, slots, &n, err), 0);
     CHECK(n == 1 && slots[0] == 0);
 }
@@ -152,7 +150,7 @@ static void test_concat_and_errors(void) {
     int n;
     /* PruMerge on NeXT: summary tokens (row = col = -1) only in CONCAT mode */
     pack_geom_t g = {.n = 3, .rows = 1, .cols = 2, .orig_h = 300, .orig_w = 300, .grid = GRID};
-    sel_pos_t pm[] = {{0, 3, 3}, {0, -1, -1}, {1, 0, 0}, {1, -1, -1}, {2, 5, 5}, {2, -1, -1}};
+    visual_pos_t pm[] = {{0, 3, 3}, {0, -1, -1}, {1, 0, 0}, {1, -1, -1}, {2, 5, 5}, {2, -1, -1}};
     CHECK_EQ_INT(pack_layout(&g, pm, 6, PACK_MODE_CONCAT, PACK_NEWLINE_HF, slots, &n, err), 0);
     CHECK(n == 6 && slots[0] == 0 && slots[5] == 5);
     err[0] = 0;
@@ -161,11 +159,11 @@ static void test_concat_and_errors(void) {
     /* LLaVA-1.5: one partition, 576 tokens, no newline */
     pack_geom_t g15 = {.n = 1, .rows = 1, .cols = 1, .grid = GRID};
     CHECK_EQ_INT(pack_full_count(&g15, PACK_MODE_CONCAT, PACK_NEWLINE_HF), 576);
-    sel_pos_t one[] = {{0, 2, 2}, {0, 9, 9}};
+    visual_pos_t one[] = {{0, 2, 2}, {0, 9, 9}};
     CHECK_EQ_INT(pack_layout(&g15, one, 2, PACK_MODE_CONCAT, PACK_NEWLINE_HF, slots, &n, err), 0);
     CHECK_EQ_INT(n, 2);
     /* positions outside the geometry */
-    sel_pos_t bad_part[] = {{3, 0, 0}}, bad_col[] = {{1, 0, 24}};
+    visual_pos_t bad_part[] = {{3, 0, 0}}, bad_col[] = {{1, 0, 24}};
     CHECK_EQ_INT(pack_layout(&g, bad_part, 1, PACK_MODE_NEXT, PACK_NEWLINE_HF, slots, &n, err), HIRED_EINVAL);
     CHECK_EQ_INT(pack_layout(&g, bad_col, 1, PACK_MODE_NEXT, PACK_NEWLINE_HF, slots, &n, err), HIRED_EINVAL);
     /* inconsistent grid */

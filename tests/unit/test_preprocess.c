@@ -70,16 +70,16 @@ static void test_grid_choice(void) {
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         int bh, bw;
-        prep_select_best_resolution(cases[i].h, cases[i].w, PINS, 5, &bh, &bw);
+        anyres_best_resolution(cases[i].h, cases[i].w, PINS, 5, &bh, &bw);
         CHECK_MSG(bh == cases[i].ph && bw == cases[i].pw, "%dx%d (WxH): got (%d, %d), want (%d, %d)", cases[i].w,
                   cases[i].h, bh, bw, cases[i].ph, cases[i].pw);
     }
     /* order matters on ties: with the two 2-tile pinpoints swapped, 300x300 becomes 2x1 */
     const int swapped[2][2] = {{672, 336}, {336, 672}};
     int bh, bw;
-    prep_select_best_resolution(300, 300, swapped, 2, &bh, &bw);
+    anyres_best_resolution(300, 300, swapped, 2, &bh, &bw);
     CHECK(bh == 672 && bw == 336);
-    prep_select_best_resolution(300, 300, PINS, 0, &bh, &bw);
+    anyres_best_resolution(300, 300, PINS, 0, &bh, &bw);
     CHECK(bh == 0 && bw == 0);
 }
 
@@ -94,9 +94,9 @@ static void test_resize_targets(void) {
     };
     for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
         int th, tw, nh, nw;
-        prep_select_best_resolution(cases[i].h, cases[i].w, PINS, 5, &th, &tw);
+        anyres_best_resolution(cases[i].h, cases[i].w, PINS, 5, &th, &tw);
         CHECK_MSG(th == cases[i].th && tw == cases[i].tw, "%dx%d: pinpoint (%d, %d)", cases[i].w, cases[i].h, th, tw);
-        prep_patch_output_size(cases[i].h, cases[i].w, th, tw, &nh, &nw);
+        anyres_patch_output_size(cases[i].h, cases[i].w, th, tw, &nh, &nw);
         CHECK_MSG(nh == cases[i].nh && nw == cases[i].nw, "%dx%d: resized (%d, %d), want (%d, %d)", cases[i].w,
                   cases[i].h, nh, nw, cases[i].nh, cases[i].nw);
     }

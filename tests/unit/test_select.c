@@ -1,16 +1,30 @@
 /* test_select — token selection arithmetic and strategies on hand-made inputs: the budget
  * examples of docs/selection.md §1.4, the raster-chunk quirk of §1.6 against the paper's spatial split,
- * the float32 truncation, PruMerge's IQR rule and its degenerate cases, output order. */
+ * the float32 truncation, PruMerge's IQR rule and its degenerate cases, output order and each kept
+ * token's feature-map row. */
 #include "test.h"
 
 #include <string.h>
 
+#include "backend.h"
 #include "err.h"
 #include "mem.h"
 #include "select.h"
 
 #define P 576
 #define G 24
+
+/* The host context selection ranks with (one for the whole program, kept until exit). */
+static k_ctx_t *host(void) {
+    static k_device_t *dev;
+    static k_ctx_t *ctx;
+    char err[HIRED_ERR_LEN];
+    if (!ctx && (!(dev = k_device_open("cpu", err)) || !(ctx = k_ctx_new(dev, err)))) {
+        fprintf(stderr, "%s\n", err);
+        exit(1);
+    }
+    return ctx;
+}
 
 static void test_budgets(void) {
     static const struct {
@@ -43,7 +57,7 @@ static void test_raster_chunk_quirk(void) {
     left_half_attention(a);
     int b[4];
     /* reference: top-288 = the left half; stripes of 6 rows each hold 72 of them */
-    sel_split_reference(a, P, 4, 0.5, 288, b);
+    sel_split_reference(host(), a, P, 4, 0.5, 288, b);
     for (int i = 0; i < 4; i++) CHECK_EQ_INT(b[i], 72);
     /* paper: the mass lies over the left sub-images (TL, BL) of a square image's 2x2 grid */
     sel_split_paper(a, G, 2, 2, 672, 672, 336, 288, b);
@@ -51,7 +65,7 @@ static void test_raster_chunk_quirk(void) {
     CHECK_EQ_INT(b[0] + b[1] + b[2] + b[3], 288); /* largest remainder: the budget is spent exactly */
     /* tall image, 2x1 grid: stripes do coincide with the sub-images (rows 0-11 and 12-23) */
     for (int j = 0; j < P; j++) a[j] = j < P / 2 ? 1.0f + 0.0001f * j : 0.0f;
-    sel_split_reference(a, P, 2, 0.5, 300, b);
+    sel_split_reference(host(), a, P, 2, 0.5, 300, b);
     CHECK(b[0] == 300 && b[1] == 0);
 }
 
@@ -67,10 +81,10 @@ static void test_float32_truncation(void) {
     int counts[4] = {73, 71, 73, 71}, b[4];
     for (int s = 0; s < 4; s++)
         for (int t = 0; t < counts[s]; t++) a[s * 144 + t] = 1.0f + 0.0001f * (float)t;
-    sel_split_reference(a, P, 4, 0.5, 144, b);
+    sel_split_reference(host(), a, P, 4, 0.5, 144, b);
     CHECK(b[0] == 36 && b[1] == 35 && b[2] == 36 && b[3] == 35);
     /* α = 1: no layer-0 signal (m = 0): defined as an even split */
-    sel_split_reference(a, P, 4, 1.0, 100, b);
+    sel_split_reference(host(), a, P, 4, 1.0, 100, b);
     CHECK(b[0] == 25 && b[3] == 25);
 }
 
@@ -125,7 +139,7 @@ static void test_hired_run(void) {
     char err[HIRED_ERR_LEN];
     sel_opts_t o = {.strategy = SEL_HIRED, .budget = 0.2, .alpha = 0.5, .split = SEL_SPLIT_REFERENCE};
     sel_out_t out;
-    CHECK_EQ_INT(sel_run(&o, &f.in, &out, err), 0);
+    CHECK_EQ_INT(sel_run(host(), &o, &f.in, &out, err), 0);
     CHECK_EQ_INT(out.per_part[0], 288);
     CHECK(out.k <= 576 && out.k >= 576 - 4);
     CHECK_EQ_INT(out.budget_base, 288);
@@ -140,24 +154,25 @@ static void test_hired_run(void) {
             ok &= ga < gb || (ga == gb && ca < cb);
         }
         ok &= !(a->part != 0 && b->part == 0);
-        /* the feature travelled with its position */
-        ok &= out.features[2 * i] == b->part && out.features[2 * i + 1] == b->row * G + b->col;
+        /* the token's feature-map row is its position's */
+        ok &= out.src[i] == b->part * P + b->row * G + b->col;
     }
     CHECK(ok);
+    CHECK(out.features == NULL); /* the rows are gathered by the pipeline, on the device */
     sel_out_free(&out);
 
     o.split = SEL_SPLIT_PAPER;
-    CHECK_EQ_INT(sel_run(&o, &f.in, &out, err), 0);
+    CHECK_EQ_INT(sel_run(host(), &o, &f.in, &out, err), 0);
     CHECK_EQ_INT(out.k, 576); /* paper split spends the budget exactly */
     sel_out_free(&out);
 
     o = (sel_opts_t){.strategy = SEL_NONE};
-    CHECK_EQ_INT(sel_run(&o, &f.in, &out, err), 0);
+    CHECK_EQ_INT(sel_run(host(), &o, &f.in, &out, err), 0);
     CHECK_EQ_INT(out.k, 5 * P);
     sel_out_free(&out);
 
     o = (sel_opts_t){.strategy = SEL_HIRED, .budget = 1.5, .alpha = 0.5};
-    CHECK_EQ_INT(sel_run(&o, &f.in, &out, err), HIRED_EINVAL);
+    CHECK_EQ_INT(sel_run(host(), &o, &f.in, &out, err), HIRED_EINVAL);
     CHECK(strstr(err, "budget") != NULL);
 }
 
@@ -168,22 +183,23 @@ static void test_prumerge_degenerate(void) {
     sel_out_t out;
     /* uniform attention: no outlier. Defined: keep the single top token + the summary token */
     sel_opts_t o = {.strategy = SEL_PRUMERGE};
-    CHECK_EQ_INT(sel_run(&o, &f.in, &out, err), 0);
+    CHECK_EQ_INT(sel_run(host(), &o, &f.in, &out, err), 0);
     CHECK_EQ_INT(out.k, 5 * 2);
     CHECK(out.pos[1].row == -1 && out.pos[1].col == -1);
+    CHECK(out.src[0] == -1 && out.src[1] == -1); /* merged and summary vectors, not rows of the map */
     /* summary token = Σ a_j x_j over the 575 others: first feature column is the partition index */
     CHECK_NEAR(out.features[2 * 3], 1.0 * 575.0 / 576.0, 1e-5);
     sel_out_free(&out);
     /* PruMerge+: ratio 1/576 -> step 576, stride 192: supplement 0, 192, 384 (minus the kept one) */
     o.strategy = SEL_PRUMERGE_PLUS;
-    CHECK_EQ_INT(sel_run(&o, &f.in, &out, err), 0);
+    CHECK_EQ_INT(sel_run(host(), &o, &f.in, &out, err), 0);
     CHECK_EQ_INT(out.per_part[0], 4); /* top-1 (index 0), supplement 192 and 384, summary */
     sel_out_free(&out);
     /* 120 outliers (ratio 0.208): step int(1/ratio) = 4, stride int(4/3) = 1, so the supplement is
      * every index 0..574 not already kept (index 575 is never a candidate) */
     for (int j = 0; j < P; j++) f.pm[j] = j < 120 ? 1000.0f + (float)j : (float)(j % 3);
     CHECK_NEAR(sel_iqr_outlier_ratio(f.pm, P), 120.0 / P, 1e-12);
-    CHECK_EQ_INT(sel_run(&o, &f.in, &out, err), 0);
+    CHECK_EQ_INT(sel_run(host(), &o, &f.in, &out, err), 0);
     CHECK_EQ_INT(out.per_part[0], 575 + 1);
     CHECK(out.pos[0].row * G + out.pos[0].col == 119); /* kept by descending score first */
     CHECK(out.pos[120].row * G + out.pos[120].col == 120); /* then the supplement ascending */

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "err.h"
 #include "json.h"
 #include "mem.h"
@@ -25,11 +26,7 @@
 
 #define MODEL_DIR "models/llava-next-tiny"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double now_s(void) { return clock_ms() / 1e3; }
 
 // ---- fixture helpers ------------------------------------------------------------------------------
 

@@ -69,7 +69,7 @@ static void test_roundtrip(void) {
     m.image_size[0] = 640, m.image_size[1] = 480;
     uint16_t pos[9] = {0, 1, 2, 1, 23, 23, 4, 0, 65535};
     wire_msg_set_positions(&m, pos, 3);
-    wire_msg_set_meta(&m, "\x01\x02\x00\x03", 4);
+    m.parts = 7, m.patch_grid = 24;
     m.timings[WIRE_STAGE_VIT] = 12.5;
     m.timings[WIRE_STAGE_SELECT] = 0.25;
     m.timings_mask = (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
@@ -77,7 +77,7 @@ static void test_roundtrip(void) {
         CHECK(d.kept == 3 && d.dim == 1024 && d.dtype == WIRE_DTYPE_BF16);
         CHECK(d.grid[0] == 2 && d.grid[1] == 3 && d.image_size[0] == 640 && d.image_size[1] == 480);
         CHECK(memcmp(d.positions, pos, sizeof pos) == 0);
-        CHECK(d.meta_len == 4 && memcmp(d.meta, "\x01\x02\x00\x03", 4) == 0);
+        CHECK(d.parts == 7 && d.patch_grid == 24);
         CHECK(d.timings_mask == m.timings_mask && d.timings[WIRE_STAGE_VIT] == 12.5);
         CHECK(d.attempt == 3 && strcmp(d.fingerprint, "0123abcd") == 0);
         size_t sz = 3 * 1024 * 2;
@@ -100,7 +100,15 @@ static void test_roundtrip(void) {
     strcpy(j.fingerprint, "0123abcd");
     if (roundtrip(&j, &dj) == 0)
         CHECK(dj.kept == 3 && dj.attempt == 2 && memcmp(dj.positions, pos, sizeof pos) == 0 &&
-              !strcmp(dj.fingerprint, "0123abcd"));
+              !strcmp(dj.fingerprint, "0123abcd") && dj.parts == 7 && dj.patch_grid == 24);
+    /* the geometry's ranges: parts [1, 16], patch_grid [1, 1024] */
+    const uint32_t bad_geom[][2] = {{0, 24}, {17, 24}, {7, 0}, {7, 1025}};
+    for (size_t i = 0; i < ARRAY_LEN(bad_geom); i++) {
+        m.parts = bad_geom[i][0], m.patch_grid = bad_geom[i][1];
+        CHECK(wire_validate(&m, NULL, g_err) == HIRED_ERANGE && strstr(g_err, i < 2 ? "'parts'" : "'patch_grid'"));
+    }
+    m.parts = 7, m.patch_grid = 24;
+    CHECK(wire_validate(&m, NULL, g_err) == 0);
     wire_msg_clear(&dj);
     wire_msg_clear(&j);
     wire_msg_clear(&d);
@@ -272,16 +280,39 @@ static void raw_submit_head(raw_t *r, size_t extra) {
     raw_kv(r, "session", SESSION);
 }
 
+/* A RESULT header with `kept` tokens and 6 bytes of positions (the geometry `parts` and
+ * `patch_grid` when geometry), room for `extra` more keys. */
+static void raw_result_head(raw_t *r, uint32_t kept, bool geometry, size_t extra) {
+    raw_begin(r, (geometry ? 11 : 9) + extra);
+    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
+    raw_kv(r, "type", "RESULT");
+    raw_kv(r, "id", "j");
+    raw_str(r, "attempt"), msgpack_pack_uint32(&r->pk, 1);
+    raw_kv(r, "fingerprint", "ab");
+    raw_str(r, "kept"), msgpack_pack_uint32(&r->pk, kept);
+    raw_str(r, "dim"), msgpack_pack_uint32(&r->pk, 4);
+    raw_kv(r, "dtype", "f16");
+    if (geometry) {
+        raw_str(r, "parts"), msgpack_pack_uint32(&r->pk, 1);
+        raw_str(r, "patch_grid"), msgpack_pack_uint32(&r->pk, 24);
+    }
+    raw_str(r, "positions"), msgpack_pack_bin_with_body(&r->pk, "123456", 6);
+}
+
 static void test_rejections(void) {
     raw_t r;
     raw_begin(&r, 2);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 2); /* version 2 had no sessions */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 3)");
+    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 4)");
     raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 4);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 3); /* version 3 carried the encoder's geometry in `meta` */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 4 not supported (this peer speaks version 3)");
+    EXPECT(&r, HIRED_EPROTO, "version 3 not supported (this peer speaks version 4)");
+    raw_begin(&r, 2);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 5);
+    raw_kv(&r, "type", "SUBMIT");
+    EXPECT(&r, HIRED_EPROTO, "version 5 not supported (this peer speaks version 4)");
     raw_begin(&r, 1);
     raw_kv(&r, "type", "SUBMIT");
     EXPECT(&r, HIRED_EPROTO, "missing field 'v'");
@@ -394,17 +425,15 @@ static void test_rejections(void) {
     wire_msg_clear(&m);
     msgpack_sbuffer_destroy(&r.sb);
     /* RESULT with positions of the wrong length. */
-    raw_begin(&r, 9);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "RESULT");
-    raw_kv(&r, "id", "j");
-    raw_str(&r, "attempt"), msgpack_pack_uint32(&r.pk, 1);
-    raw_kv(&r, "fingerprint", "ab");
-    raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 2);
-    raw_str(&r, "dim"), msgpack_pack_uint32(&r.pk, 4);
-    raw_kv(&r, "dtype", "f16");
-    raw_str(&r, "positions"), msgpack_pack_bin_with_body(&r.pk, "123456", 6);
+    raw_result_head(&r, 2, true, 0);
     EXPECT(&r, HIRED_EPROTO, "positions is 6 bytes, expected kept*6 = 12");
+    /* RESULT without the geometry (v4: `parts` and `patch_grid` are required) */
+    raw_result_head(&r, 1, false, 0);
+    EXPECT(&r, HIRED_EPROTO, "parts");
+    /* the old opaque `meta` is an unknown key now */
+    raw_result_head(&r, 1, true, 1);
+    raw_str(&r, "meta"), msgpack_pack_bin_with_body(&r.pk, "{}", 2);
+    EXPECT(&r, HIRED_EPROTO, "meta");
 }
 
 static void test_payloads(void) {
@@ -432,7 +461,7 @@ static void test_oom(void) {
     m.kept = 2, m.dim = 2;
     uint16_t pos[6] = {1, 2, 3, 4, 5, 6};
     wire_msg_set_positions(&m, pos, 2);
-    wire_msg_set_meta(&m, "mm", 2);
+    m.parts = 1, m.patch_grid = 2;
     char *buf;
     size_t len;
     CHECK(wire_encode_buf(&m, &buf, &len, g_err) == 0);

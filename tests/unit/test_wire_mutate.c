@@ -41,7 +41,7 @@ static void make_seeds(void) {
         x->kept = 2, x->dim = 4, x->dtype = WIRE_DTYPE_F16;
         x->grid[0] = 2, x->grid[1] = 2;
         wire_msg_set_positions(x, pos, 2);
-        wire_msg_set_meta(x, "meta", 4);
+        x->parts = 5, x->patch_grid = 24;
         x->timings[WIRE_STAGE_VIT] = 1.5;
         x->timings_mask = 1u << WIRE_STAGE_VIT;
         x->usage.completion_tokens = 3;

@@ -1,7 +1,7 @@
 /* bench_kernels — hired-bench-kernels: throughput of the CPU kernels at the shapes that matter.
  *
- * Prints sgemm GFLOP/s (raw OpenBLAS and k_matmul_cpu) and attention GFLOP/s at CLIP ViT-L/14-336
- * shapes (577 tokens, 16 heads of 64), the decode matvec (m = 1, F16 weights) in GB/s of weights
+ * Prints sgemm GFLOP/s (raw OpenBLAS and k_matmul_cpu) and attention GFLOP/s (with the CLS row
+ * probabilities, k_attn_row_cpu) at CLIP ViT-L/14-336 shapes (577 tokens, 16 heads of 64), the decode matvec (m = 1, F16 weights) in GB/s of weights
  * streamed, the elementwise/row ops in GB/s moved, and one whole CLIP encoder block timed against
  * its matmul FLOPs at the measured sgemm rate (the encoder's acceptance ratio, which must be
  * ≤ 1.3). Not a test: numbers only.
@@ -16,6 +16,8 @@
 #include "act.h"
 #include "add.h"
 #include "attention.h"
+#include "clock.h"
+#include "cpu_ops.h"
 #include "cpu_util.h"
 #include "half.h"
 #include "kverify.h"
@@ -27,11 +29,8 @@
 
 static double min_seconds = 0.5;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+/* Monotonic seconds. */
+static double now(void) { return clock_ms() / 1e3; }
 
 /* Process CPU seconds (all threads). On a shared machine wall time also counts the time other
  * processes held the cores; with OMP_NUM_THREADS=1 the CPU-time figures are the cleaner ones. */
@@ -80,16 +79,40 @@ static void run_raw_sgemm(void *c) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g->m, g->n, g->k, 1.0f, g->x, g->k, g->w, g->k, 0.0f, g->y, g->n);
 }
 
-static void run_matmul(void *c) { k_matmul_cpu(c); }
-static void run_attention(void *c) { k_attention_cpu(c); }
-static void run_layernorm(void *c) { k_layernorm_cpu(c); }
-static void run_rmsnorm(void *c) { k_rmsnorm_cpu(c); }
-static void run_softmax(void *c) { k_softmax_cpu(c); }
-static void run_gelu(void *c) { k_gelu_erf_cpu(c); }
-static void run_qgelu(void *c) { k_quick_gelu_cpu(c); }
-static void run_silu(void *c) { k_silu_mul_cpu(c); }
-static void run_add(void *c) { k_add_cpu(c); }
-static void run_rope(void *c) { k_rope_cpu(c); }
+/* The CPU context every measurement runs on (scratch from its arena), made on first use. */
+static k_ctx_t *bench_ctx(void) {
+    static k_device_t *dev;
+    static k_ctx_t *ctx;
+    char err[HIRED_ERR_LEN];
+    if (!ctx && (!(dev = k_device_open("cpu", err)) || !(ctx = k_ctx_new(dev, err)))) {
+        fprintf(stderr, "cannot open the CPU backend: %s\n", err);
+        exit(1);
+    }
+    return ctx;
+}
+
+/* Attention with the CLS row's probabilities, as the vision tower runs it at HiRED's layers. */
+typedef struct {
+    k_attention_args at;
+    k_attn_row_args row;
+} at_probs_t;
+
+static void run_attention_probs(void *c) {
+    at_probs_t *a = c;
+    k_attention_cpu(bench_ctx(), &a->at);
+    k_attn_row_cpu(bench_ctx(), &a->row);
+}
+
+static void run_matmul(void *c) { k_matmul_cpu(bench_ctx(), c); }
+static void run_attention(void *c) { k_attention_cpu(bench_ctx(), c); }
+static void run_layernorm(void *c) { k_layernorm_cpu(bench_ctx(), c); }
+static void run_rmsnorm(void *c) { k_rmsnorm_cpu(bench_ctx(), c); }
+static void run_softmax(void *c) { k_softmax_cpu(bench_ctx(), c); }
+static void run_gelu(void *c) { k_gelu_erf_cpu(bench_ctx(), c); }
+static void run_qgelu(void *c) { k_quick_gelu_cpu(bench_ctx(), c); }
+static void run_silu(void *c) { k_silu_mul_cpu(bench_ctx(), c); }
+static void run_add(void *c) { k_add_cpu(bench_ctx(), c); }
+static void run_rope(void *c) { k_rope_cpu(bench_ctx(), c); }
 
 /* sgemm rate at the CLIP MLP shape, through k_matmul_cpu (OpenMP-split single-threaded BLAS). */
 static double best_cpu_rate; /* sgemm FLOPs per CPU-second, for the CPU-time ratio */
@@ -152,9 +175,12 @@ static double bench_attention(void) {
     int t = 577, h = 16, d = 64, row = h * d;
     float *q = fbuf((size_t)t * row, 7), *k = fbuf((size_t)t * row, 8), *v = fbuf((size_t)t * row, 9);
     float *o = fbuf((size_t)t * row, 10), *p = fbuf((size_t)h * t, 11);
-    k_attention_args a = {.t_q = t, .t_k = t, .n_head = h, .n_head_kv = h, .head_dim = d, .q = q, .k = k, .v = v,
-                          .out = o, .scale = 0.125f, .probs = p, .probs_row = 0};
-    double sec = time_it(run_attention, &a), fl = 4.0 * t * t * d * h, rate = fl / sec;
+    at_probs_t ap = {
+        .at = {.t_q = t, .t_k = t, .n_head = h, .n_head_kv = h, .head_dim = d, .q = q, .k = k, .v = v, .out = o,
+               .scale = 0.125f},
+        .row = {.t_k = t, .n_head = h, .n_head_kv = h, .head_dim = d, .q = q, .k = k, .scale = 0.125f, .probs = p}};
+    double sec = time_it(run_attention_probs, &ap), fl = 4.0 * t * t * d * h, rate = fl / sec;
+    k_attention_args a;
     printf("  k_attention_cpu: %7.1f GFLOP/s (%.2f ms; per CPU-second %.1f)\n", fl / sec * 1e-9, sec * 1e3,
            fl / last_cpu * 1e-9);
     mem_free_aligned(q), mem_free_aligned(k), mem_free_aligned(v), mem_free_aligned(o), mem_free_aligned(p);
@@ -219,22 +245,25 @@ static void run_clip_block(void *c) {
     int t = B->t, d = B->d, f = B->f;
     bool h = B->wdt == TENSOR_DTYPE_F16;
     const void *wqkv = h ? B->wqkv_h : B->wqkv, *wo = h ? B->wo_h : B->wo, *w1 = h ? B->w1_h : B->w1, *w2 = h ? B->w2_h : B->w2;
-    k_layernorm_cpu(&(k_layernorm_args){.m = t, .d = d, .x = B->hid, .y = B->a, .gamma = B->g1, .beta = B->be1, .eps = 1e-5f});
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = 3 * d, .k = d, .x = B->a, .w = wqkv, .w_dtype = B->wdt,
+    k_layernorm_cpu(bench_ctx(), &(k_layernorm_args){.m = t, .d = d, .x = B->hid, .y = B->a, .gamma = B->g1, .beta = B->be1, .eps = 1e-5f});
+    k_matmul_cpu(bench_ctx(), &(k_matmul_args){.m = t, .n = 3 * d, .k = d, .x = B->a, .w = wqkv, .w_dtype = B->wdt,
                                   .bias = B->bqkv, .y = B->qkv});
     for (int p = 0; p < t / 577; p++) {
         const float *qkv = B->qkv + (size_t)p * 577 * 3 * d;
-        k_attention_cpu(&(k_attention_args){.t_q = 577, .t_k = 577, .n_head = B->h, .n_head_kv = B->h, .head_dim = d / B->h,
+        k_attention_cpu(bench_ctx(), &(k_attention_args){.t_q = 577, .t_k = 577, .n_head = B->h, .n_head_kv = B->h, .head_dim = d / B->h,
                                             .q = qkv, .k = qkv + d, .v = qkv + 2 * d, .ldq = 3 * d, .ldk = 3 * d, .ldv = 3 * d,
-                                            .out = B->att + (size_t)p * 577 * d, .scale = 0.125f, .probs = B->probs});
+                                            .out = B->att + (size_t)p * 577 * d, .scale = 0.125f});
+        k_attn_row_cpu(bench_ctx(), &(k_attn_row_args){.t_k = 577, .n_head = B->h, .n_head_kv = B->h, .head_dim = d / B->h,
+                                                        .q = qkv, .k = qkv + d, .ldk = 3 * d, .scale = 0.125f,
+                                                        .probs = B->probs});
     }
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = d, .k = d, .x = B->att, .w = wo, .w_dtype = B->wdt, .bias = B->bo,
+    k_matmul_cpu(bench_ctx(), &(k_matmul_args){.m = t, .n = d, .k = d, .x = B->att, .w = wo, .w_dtype = B->wdt, .bias = B->bo,
                                   .y = B->hid, .accumulate = true}); /* residual folded into accumulate */
-    k_layernorm_cpu(&(k_layernorm_args){.m = t, .d = d, .x = B->hid, .y = B->a, .gamma = B->g2, .beta = B->be2, .eps = 1e-5f});
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = f, .k = d, .x = B->a, .w = w1, .w_dtype = B->wdt, .bias = B->b1,
+    k_layernorm_cpu(bench_ctx(), &(k_layernorm_args){.m = t, .d = d, .x = B->hid, .y = B->a, .gamma = B->g2, .beta = B->be2, .eps = 1e-5f});
+    k_matmul_cpu(bench_ctx(), &(k_matmul_args){.m = t, .n = f, .k = d, .x = B->a, .w = w1, .w_dtype = B->wdt, .bias = B->b1,
                                   .y = B->mlp});
-    k_quick_gelu_cpu(&(k_act_args){.n = (int64_t)t * f, .x = B->mlp, .y = B->mlp});
-    k_matmul_cpu(&(k_matmul_args){.m = t, .n = d, .k = f, .x = B->mlp, .w = w2, .w_dtype = B->wdt, .bias = B->b2,
+    k_quick_gelu_cpu(bench_ctx(), &(k_act_args){.n = (int64_t)t * f, .x = B->mlp, .y = B->mlp});
+    k_matmul_cpu(bench_ctx(), &(k_matmul_args){.m = t, .n = d, .k = f, .x = B->mlp, .w = w2, .w_dtype = B->wdt, .bias = B->b2,
                                   .y = B->hid, .accumulate = true});
 }
 

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "err.h"
 #include "hfconfig.h"
 #include "attention.h"
@@ -30,11 +31,8 @@
 
 extern char **environ;
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+/* Monotonic seconds. */
+static double now_s(void) { return clock_ms() / 1e3; }
 
 static void fill(float *x, size_t n, uint32_t seed) {
     for (size_t i = 0; i < n; i++) {
@@ -59,7 +57,7 @@ static void reexec_clean(char **argv) {
 }
 
 /* Best-of-reps float32 sgemm rate through k_matmul (F32 weights) at an m×n×k prefill shape. */
-static double sgemm_gflops(int m, int n, int k, tensor_dtype_t wdt, int reps) {
+static double sgemm_gflops(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t wdt, int reps) {
     float *x = mem_alloc_aligned((size_t)m * k * sizeof(float));
     float *w32 = mem_alloc_aligned((size_t)n * k * sizeof(float));
     void *w = mem_alloc_aligned((size_t)n * k * tensor_dtype_size(wdt));
@@ -69,11 +67,11 @@ static double sgemm_gflops(int m, int n, int k, tensor_dtype_t wdt, int reps) {
     fill(w32, (size_t)n * k, 2);
     tensor_convert_from_f32(w, w32, wdt, (size_t)n * k);
     k_matmul_args a = {.m = m, .n = n, .k = k, .x = x, .w = w, .w_dtype = wdt, .y = y};
-    k_matmul_cpu(&a); /* warm-up */
+    k_matmul(ctx, &a); /* warm-up */
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
-        k_matmul_cpu(&a);
+        k_matmul(ctx, &a);
         double dt = now_s() - t0;
         if (dt < best) best = dt;
     }
@@ -116,7 +114,7 @@ static double read_gbps(int reps) {
 
 /* Causal attention at a prefill chunk's shape: t_q queries at positions past.. over past + t_q
  * keys, 32 heads of 128. GFLOP/s of its two products (causal part only). */
-static double attention_gflops(int t_q, int past, int reps) {
+static double attention_gflops(k_ctx_t *ctx, int t_q, int past, int reps) {
     const int H = 32, hd = 128, t_k = past + t_q;
     float *q = mem_alloc_aligned((size_t)t_q * H * hd * sizeof(float));
     float *k = mem_alloc_aligned((size_t)t_k * H * hd * sizeof(float));
@@ -131,7 +129,7 @@ static double attention_gflops(int t_q, int past, int reps) {
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
-        k_attention_cpu(&a);
+        k_attention(ctx, &a);
         double dt = now_s() - t0;
         if (dt < best) best = dt;
     }
@@ -144,7 +142,7 @@ static double attention_gflops(int t_q, int past, int reps) {
 }
 
 /* Decode-shape F16 matmul (m = 1, fused convert-and-dot): achieved GB/s of weight reads. */
-static double fused_gbps(int n, int k, int reps) {
+static double fused_gbps(k_ctx_t *ctx, int n, int k, int reps) {
     float *x = mem_alloc_aligned((size_t)k * sizeof(float));
     uint16_t *w = mem_alloc_aligned((size_t)n * k * 2);
     float *y = mem_alloc_aligned((size_t)n * sizeof(float));
@@ -156,11 +154,11 @@ static double fused_gbps(int n, int k, int reps) {
         tensor_convert_from_f32(w + (size_t)r * k, tmp, TENSOR_DTYPE_F16, (size_t)k);
     }
     k_matmul_args a = {.m = 1, .n = n, .k = k, .x = x, .w = w, .w_dtype = TENSOR_DTYPE_F16, .y = y};
-    k_matmul_cpu(&a);
+    k_matmul(ctx, &a);
     double best = 1e30;
     for (int r = 0; r < reps; r++) {
         double t0 = now_s();
-        k_matmul_cpu(&a);
+        k_matmul(ctx, &a);
         double dt = now_s() - t0;
         if (dt < best) best = dt;
     }
@@ -201,7 +199,9 @@ int main(int argc, char **argv) {
                            .pad_id = -1};
     char err[HIRED_ERR_LEN];
     double t0 = now_s();
-    llm_t *m = llm_new_random(&tc, TENSOR_DTYPE_F16, 42, err);
+    k_device_t *dev = k_device_open("cpu", err);
+    k_ctx_t *ctx = dev ? k_ctx_new(dev, err) : NULL;
+    llm_t *m = ctx ? llm_new_random(&tc, dev, TENSOR_DTYPE_F16, 42, err) : NULL;
     if (!m) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
@@ -211,21 +211,21 @@ int main(int argc, char **argv) {
            layers, llm_weight_bytes_per_step(m) / 1e9, now_s() - t0);
 
     /* what the machine can do */
-    double rate = sgemm_gflops(512, 4096, 4096, TENSOR_DTYPE_F32, 3);
+    double rate = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3);
     double bw = read_gbps(5);
     printf("machine: sgemm (k_matmul, F32 weights, 512x4096x4096) %.1f GFLOP/s; read bandwidth %.1f GB/s\n", rate, bw);
 
     /* the F16 kernels at the model's shapes */
-    double conv_qkv = sgemm_gflops(512, 4096, 4096, TENSOR_DTYPE_F16, 3);
-    double conv_mlp = sgemm_gflops(512, 11008, 4096, TENSOR_DTYPE_F16, 2);
-    double fz_4k = fused_gbps(4096, 4096, 5), fz_mlp = fused_gbps(11008, 4096, 5);
+    double conv_qkv = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, 3);
+    double conv_mlp = sgemm_gflops(ctx, 512, 11008, 4096, TENSOR_DTYPE_F16, 2);
+    double fz_4k = fused_gbps(ctx, 4096, 4096, 5), fz_mlp = fused_gbps(ctx, 11008, 4096, 5);
     printf("kernels: F16 convert+sgemm 512x4096x4096 %.1f GFLOP/s (%.2fx of sgemm), 512x11008x4096 %.1f GFLOP/s "
            "(%.2fx)\n",
            conv_qkv, conv_qkv / rate, conv_mlp, conv_mlp / rate);
     printf("kernels: F16 fused decode 1x4096x4096 %.1f GB/s (%.2fx of bandwidth), 1x11008x4096 %.1f GB/s (%.2fx)\n",
            fz_4k, fz_4k / bw, fz_mlp, fz_mlp / bw);
 
-    double att = attention_gflops(512, tokens > 512 ? tokens - 512 : 0, 2);
+    double att = attention_gflops(ctx, 512, tokens > 512 ? tokens - 512 : 0, 2);
     printf("kernels: causal attention 512 queries after %d positions (32x128) %.1f GFLOP/s (%.2fx of sgemm)\n",
            tokens > 512 ? tokens - 512 : 0, att, att / rate);
 
@@ -234,22 +234,23 @@ int main(int argc, char **argv) {
     kv_cache_t *kv = llm_kv_new(m, tokens + reps * steps, err);
     float *x = mem_alloc_aligned((size_t)(tokens + reps * steps) * tc.hidden * sizeof(float));
     float *logits = mem_alloc_aligned((size_t)tc.vocab * sizeof(float));
-    if (!kv || !x || !logits) {
+    k_ctx_reset(ctx);
+    if (!kv || !x || !logits || k_ctx_reserve(ctx, llm_arena_bytes(m, ctx, tokens, tokens + reps * steps))) {
         fprintf(stderr, "bench: out of memory\n");
         return 1;
     }
     fill(x, (size_t)(tokens + reps * steps) * tc.hidden, 7);
     double flops = llm_matmul_flops(m, tokens, 0, 1), best_ratio = 1e30;
     for (int r = 0; r < reps; r++) {
-        double before = r ? sgemm_gflops(512, 4096, 4096, TENSOR_DTYPE_F32, 3) : rate;
+        double before = r ? sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3) : rate;
         kv_cache_reset(kv);
         t0 = now_s();
-        if (llm_forward(m, kv, x, tokens, LLM_LOGITS_LAST, logits, err)) {
+        if (llm_forward(m, ctx, kv, x, tokens, LLM_LOGITS_LAST, logits, err)) {
             fprintf(stderr, "bench: %s\n", err);
             return 1;
         }
         double t_pre = now_s() - t0;
-        double after = sgemm_gflops(512, 4096, 4096, TENSOR_DTYPE_F32, 3);
+        double after = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3);
         double adj = 0.5 * (before + after), ideal = flops / (adj * 1e9), ratio = t_pre / ideal;
         if (ratio < best_ratio) best_ratio = ratio;
         printf("prefill: run %d: %d tokens in %.2f s = %.1f GFLOP/s over %.1f GFLOP; sgemm %.1f before / %.1f after "
@@ -267,7 +268,7 @@ int main(int argc, char **argv) {
         double best = 1e30, sum = 0;
         for (int s = 0; s < steps; s++) {
             t0 = now_s();
-            if (llm_forward(m, kv, x + (size_t)(r * steps + s) * tc.hidden, 1, LLM_LOGITS_LAST, logits, err)) {
+            if (llm_forward(m, ctx, kv, x + (size_t)(r * steps + s) * tc.hidden, 1, LLM_LOGITS_LAST, logits, err)) {
                 fprintf(stderr, "bench: %s\n", err);
                 return 1;
             }
@@ -293,6 +294,8 @@ int main(int argc, char **argv) {
     mem_free_aligned(logits);
     kv_cache_destroy(&kv);
     llm_destroy(&m);
+    k_ctx_destroy(&ctx);
+    k_device_close(&dev);
     (void)environ;
     return 0;
 }

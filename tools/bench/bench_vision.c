@@ -13,15 +13,13 @@
 #include <time.h>
 
 #include "attention.h"
+#include "clock.h"
 #include "err.h"
 #include "mem.h"
 #include "vision.h"
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec / 1e9;
-}
+/* Monotonic seconds. */
+static double now_s(void) { return clock_ms() / 1e3; }
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -63,19 +61,26 @@ static double sgemm_rate(int m, int runs) {
     return best;
 }
 
-static double attention_rate(int runs) {
+/* One partition's attention plus its CLS row probabilities, as the tower runs them. */
+static void attention_with_probs(k_ctx_t *ctx, const k_attention_args *a, const k_attn_row_args *r) {
+    if (k_attention(ctx, a) || k_attn_row(ctx, r)) fprintf(stderr, "hired-bench-vision: %s\n", k_ctx_err(ctx));
+}
+
+static double attention_rate(k_ctx_t *ctx, int runs) {
     const int T = 577, H = 16, hd = 64, D = H * hd;
     float *q = random_buf((size_t)T * D, 4), *k = random_buf((size_t)T * D, 5), *v = random_buf((size_t)T * D, 6);
     float *o = random_buf((size_t)T * D, 7), *probs = random_buf((size_t)H * T, 8);
     k_attention_args a = {.t_q = T, .t_k = T, .n_head = H, .n_head_kv = H, .head_dim = hd, .q = q, .k = k, .v = v,
-                          .out = o, .scale = 0.125f, .probs_row = 0, .probs = probs};
+                          .out = o, .scale = 0.125f};
+    k_attn_row_args r = {.t_k = T, .n_head = H, .n_head_kv = H, .head_dim = hd, .q = q, .k = k, .scale = 0.125f,
+                         .probs = probs};
     double times[16];
     runs = runs > 16 ? 16 : runs;
-    k_attention_cpu(&a);
-    for (int r = 0; r < runs; r++) {
+    attention_with_probs(ctx, &a, &r);
+    for (int r0 = 0; r0 < runs; r0++) {
         double t = now_s();
-        for (int i = 0; i < 5; i++) k_attention_cpu(&a);
-        times[r] = (now_s() - t) / 5;
+        for (int i = 0; i < 5; i++) attention_with_probs(ctx, &a, &r);
+        times[r0] = (now_s() - t) / 5;
     }
     mem_free_aligned(q);
     mem_free_aligned(k);
@@ -112,7 +117,9 @@ int main(int argc, char **argv) {
     hf_vision_config_t vc = {.hidden = 1024, .intermediate = 4096, .layers = 24, .heads = 16, .image_size = 336,
                              .patch_size = 14, .channels = 3, .eps = 1e-5f, .act = HF_ACT_QUICK_GELU};
     char err[HIRED_ERR_LEN];
-    vision_t *v = vision_new_random(&vc, -2, TENSOR_DTYPE_F16, 42, err);
+    k_device_t *dev = k_device_open("cpu", err);
+    k_ctx_t *ctx = dev ? k_ctx_new(dev, err) : NULL;
+    vision_t *v = ctx ? vision_new_random(&vc, -2, dev, TENSOR_DTYPE_F16, 42, err) : NULL;
     if (!v) {
         fprintf(stderr, "hired-bench-vision: %s\n", err);
         return 1;
@@ -122,19 +129,24 @@ int main(int argc, char **argv) {
 
     const int m = parts * 577;
     double rate = sgemm_rate(m, runs);
-    double arate = attention_rate(runs);
+    double arate = attention_rate(ctx, runs);
     double flops = vision_matmul_flops(v, parts, &opts);
 
     double times[16];
     vision_out_t out;
+    k_ctx_reset(ctx);
+    if (k_ctx_reserve(ctx, vision_arena_bytes(v, ctx, parts, &opts))) {
+        fprintf(stderr, "hired-bench-vision: out of memory for the arena\n");
+        return 1;
+    }
     for (int r = 0; r <= runs; r++) {
         double t = now_s();
-        if (vision_encode(v, pixels, parts, &opts, &out, err)) {
+        if (vision_encode(v, ctx, pixels, parts, &opts, &out, err)) {
             fprintf(stderr, "hired-bench-vision: %s\n", err);
             return 1;
         }
         if (r > 0) times[r - 1] = now_s() - t; /* run 0 is warm-up */
-        vision_out_free(&out);
+        k_ctx_reset(ctx); /* the outputs go with the arena */
         fprintf(stderr, "\rrun %d/%d", r, runs);
     }
     fprintf(stderr, "\r");
@@ -150,5 +162,7 @@ int main(int argc, char **argv) {
     printf("| ratio measured / ideal (goal <= 1.30) | %.3f |\n", t / ideal);
     mem_free_aligned(pixels);
     vision_destroy(&v);
+    k_ctx_destroy(&ctx);
+    k_device_close(&dev);
     return 0;
 }

@@ -345,7 +345,7 @@ def cross_check_reference(fixtures, model_name, stem, x):
 
 README = """# Token-selection fixtures
 
-Expected outputs of `encoder_worker/select.{h,c}` for every (tiny model, test image) pair, made by
+Expected outputs of `model/select.{h,c}` for every (tiny model, test image) pair, made by
 `tools/reference/make_selection_fixtures.py` with the independent numpy reference
 `tools/reference/select_ref.py` (written from docs/selection.md and the select.h contract,
 not from select.c). Regenerate with

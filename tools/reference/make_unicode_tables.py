@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write decoder_worker/unicode_tables.c: the code points that the `tokenizers` library's regex
+"""Write text/unicode_tables.c: the code points that the `tokenizers` library's regex
 engine (Oniguruma, through the pinned tokenizers wheel) puts in \\p{L}, \\p{N} and \\s, as sorted
 ranges, for the byte-level pre-tokenizer (tokenizer_bytelevel.c).
 
@@ -15,7 +15,7 @@ import sys
 from tokenizers import Regex, pre_tokenizers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "..", "decoder_worker", "unicode_tables.c")
+OUT = os.path.join(HERE, "..", "..", "text", "unicode_tables.c")
 CHUNK = 4096
 
 

@@ -1,7 +1,7 @@
-"""Independent numpy reference for encoder_worker/select.{h,c}: visual-token selection.
+"""Independent numpy reference for model/select.{h,c}: visual-token selection.
 
 Written from docs/selection.md (§1.4-1.7, §2, §3) and the contract comment in
-encoder_worker/select.h, deliberately without reading select.c, so that comparing the two
+model/select.h, deliberately without reading select.c, so that comparing the two
 catches bugs in either. make_selection_fixtures.py runs it on the tiny fixture models.
 
 Conventions (select.h):

@@ -1,0 +1,48 @@
+/* kvcache.h — the key/value cache of one generation job, in device memory: per layer, the
+ * post-RoPE keys and the values of every position so far, in the cache's dtype (float32 today:
+ * what the CPU attention reads; the attention args carry it as kv_dtype).
+ *
+ * Invariants: 0 ≤ len ≤ cap; rows [0, len) of every layer hold valid data; rows ≥ len are
+ * scratch the next forward pass writes before it advances len. Capacity is fixed at creation
+ * (sized from the actual sequence: prompt + max new tokens, capped by the context length), so
+ * the memory a job uses is known before it starts and reported by kv_cache_bytes().
+ * Not here: the attention itself (kernels/attention.h), paging or sharing between jobs. */
+#ifndef HIRED_KVCACHE_H
+#define HIRED_KVCACHE_H
+
+#include <stddef.h>
+
+#include "backend.h"
+
+typedef struct kv_cache kv_cache_t;
+
+/* A cache on dev (borrowed; must outlive the cache) for n_layers layers of kv_dim =
+ * n_head_kv·head_dim values per position and cap positions, in dtype. Caller owns the result
+ * (kv_cache_destroy). NULL with err filled (HIRED_EINVAL on bad sizes, HIRED_ENOMEM naming the
+ * bytes asked for). */
+kv_cache_t *kv_cache_new(k_device_t *dev, tensor_dtype_t dtype, int n_layers, int kv_dim, int cap, char *err);
+/* Frees the cache. Accepts NULL; sets *kv = NULL. */
+void kv_cache_destroy(kv_cache_t **kv);
+
+/* Bytes of key and value storage (2 · n_layers · cap · kv_dim · element size). */
+size_t kv_cache_bytes(const kv_cache_t *kv);
+/* Bytes of key and value storage a cache of these sizes would take (what kv_cache_new asks for). */
+size_t kv_cache_bytes_for(tensor_dtype_t dtype, int n_layers, int kv_dim, int cap);
+int kv_cache_len(const kv_cache_t *kv);
+int kv_cache_cap(const kv_cache_t *kv);
+int kv_cache_dim(const kv_cache_t *kv);
+int kv_cache_layers(const kv_cache_t *kv);
+tensor_dtype_t kv_cache_dtype(const kv_cache_t *kv);
+
+/* Layer `layer`'s key and value rows starting at position pos: [cap − pos, kv_dim] of the
+ * cache's dtype, device memory. Borrowed, valid until kv_cache_destroy. The forward pass writes
+ * rows [len, len + t) then calls kv_cache_advance. */
+void *kv_cache_k(kv_cache_t *kv, int layer, int pos);
+void *kv_cache_v(kv_cache_t *kv, int layer, int pos);
+
+/* len += t. HIRED_ERANGE when that would pass cap (len unchanged). */
+int kv_cache_advance(kv_cache_t *kv, int t);
+/* Forgets every position (len = 0); the storage is kept. */
+void kv_cache_reset(kv_cache_t *kv);
+
+#endif

@@ -1,0 +1,416 @@
+/* llm.c — see llm.h. Weights (checkpoint views or random) placed on the device, and the forward
+ * pass as ops through the caller's context.
+ *
+ * Forward over a chunk of t rows at positions p0 .. p0+t−1 (p0 = cache length), per layer:
+ *   xn = rmsnorm(x); q = xn·Wqᵀ [t, H·hd]; k, v = xn·Wk/vᵀ straight into cache rows p0.. ;
+ *   rope(q), rope(k rows) at p0; a = attention(q, cache[0, p0+t), causal from p0);
+ *   x += a·Woᵀ; xn = rmsnorm(x); g = silu(xn·Wgᵀ) ⊙ (xn·Wuᵀ); x += g·Wdᵀ.
+ * Then the final norm and lm_head on the rows whose logits are wanted. The chunk's activations
+ * come from the context's arena (llm_arena_bytes mirrors them). */
+#include "llm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "act.h"
+#include "attention.h"
+#include "embed.h"
+#include "err.h"
+#include "log.h"
+#include "matmul.h"
+#include "mem.h"
+#include "norm.h"
+#include "registry.h"
+#include "rope.h"
+#include "weights.h"
+
+typedef struct {
+    k_weight_t in_norm, post_norm; /* [hidden] float32 */
+    k_weight_t q, k, v, o;         /* [H·hd, D], [Hkv·hd, D], [Hkv·hd, D], [D, H·hd] */
+    k_weight_t gate, up, down;     /* [I, D], [I, D], [D, I] */
+} llm_layer_t;
+
+struct llm {
+    hf_text_config_t cfg;
+    k_device_t *dev;      /* borrowed */
+    int q_dim, kv_dim;    /* H·hd, Hkv·hd */
+    int chunk;            /* prefill rows per pass */
+    k_weight_t embed;     /* [vocab, D] */
+    k_weight_t head;      /* [vocab, D]; a copy of embed's fields when tied (head_tied) */
+    bool head_tied;
+    k_weight_t final_norm; /* [D] float32 */
+    llm_layer_t *layers;  /* [layers] */
+};
+
+#define LLM_PREFIX "language_model."
+
+// ---- construction ------------------------------------------------------------------------------
+
+static int check_config(const hf_text_config_t *tc, char *err) {
+    if (tc->hidden <= 0 || tc->layers <= 0 || tc->heads <= 0 || tc->kv_heads <= 0 || tc->heads % tc->kv_heads ||
+        tc->head_dim <= 0 || tc->head_dim % 2 || tc->intermediate <= 0 || tc->vocab <= 0 || tc->max_pos <= 0)
+        return hired_errf(err, HIRED_EUNSUPPORTED,
+                          "text model: unsupported geometry (hidden %d, layers %d, heads %d/%d, head_dim %d, "
+                          "intermediate %d, vocab %d)",
+                          tc->hidden, tc->layers, tc->heads, tc->kv_heads, tc->head_dim, tc->intermediate, tc->vocab);
+    if (!(tc->rope_theta > 0) || !(tc->rms_eps > 0))
+        return hired_errf(err, HIRED_EUNSUPPORTED, "text model: rope_theta %g and rms_norm_eps %g must be positive",
+                          tc->rope_theta, (double)tc->rms_eps);
+    return HIRED_OK;
+}
+
+static llm_t *llm_alloc(const hf_text_config_t *tc, k_device_t *dev, char *err) {
+    if (check_config(tc, err)) return NULL;
+    llm_t *m = mem_calloc(1, sizeof *m);
+    if (m) m->layers = mem_calloc((size_t)tc->layers, sizeof *m->layers);
+    if (!m || !m->layers) {
+        hired_errf(err, HIRED_ENOMEM, "text model: out of memory");
+        if (m) mem_free(m);
+        return NULL;
+    }
+    m->cfg = *tc;
+    m->dev = dev;
+    m->q_dim = tc->heads * tc->head_dim;
+    m->kv_dim = tc->kv_heads * tc->head_dim;
+    m->chunk = 1024;
+    return m;
+}
+
+/* The layer's weights in one list (for freeing and for the bandwidth figure). */
+static void layer_weights(llm_layer_t *L, k_weight_t *out[9]) {
+    k_weight_t *all[9] = {&L->q, &L->k, &L->v, &L->o, &L->gate, &L->up, &L->down, &L->in_norm, &L->post_norm};
+    memcpy(out, all, sizeof all);
+}
+
+void llm_destroy(llm_t **pm) {
+    if (!pm || !*pm) return;
+    llm_t *m = *pm;
+    for (int l = 0; m->layers && l < m->cfg.layers; l++) {
+        k_weight_t *ws[9];
+        layer_weights(&m->layers[l], ws);
+        for (int i = 0; i < 9; i++) k_weight_free(m->dev, ws[i]);
+    }
+    mem_free(m->layers);
+    if (!m->head_tied) k_weight_free(m->dev, &m->head);
+    k_weight_free(m->dev, &m->embed);
+    k_weight_free(m->dev, &m->final_norm);
+    mem_free(m);
+    *pm = NULL;
+}
+
+/* Whether the device runs the model's GEMMs and lookup with its weights (asked once, at load). */
+static int check_device(const llm_t *m, char *err) {
+    const void *any = m;
+    k_matmul_args mm = {.m = 1, .n = 1, .k = 1, .x = any, .w = any, .w_dtype = m->layers[0].q.dtype, .y = (void *)any};
+    k_embed_args em = {.n = 1, .d = 1, .ids = any, .table = any, .table_dtype = m->embed.dtype, .vocab = 1,
+                       .y = (void *)any};
+    k_backend_t b = k_device_backend(m->dev);
+    if (!k_supports(b, K_OP_MATMUL, &mm) || !k_supports(b, K_OP_EMBED, &em))
+        return hired_errf(err, HIRED_EUNSUPPORTED, "text model: the %s device does not run %s weights",
+                          k_device_name(m->dev), tensor_dtype_name(m->embed.dtype));
+    return HIRED_OK;
+}
+
+llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, char *err) {
+    llm_t *m = llm_alloc(tc, dev, err);
+    if (!m) return NULL;
+    const int64_t D = tc->hidden, I = tc->intermediate, V = tc->vocab;
+    char name[256];
+    int rc = weights_matrix(st, dev, LLM_PREFIX "model.embed_tokens.weight", 2, (const int64_t[]){V, D}, &m->embed, err);
+    if (!rc) {
+        if (st_model_has(st, LLM_PREFIX "lm_head.weight") || !tc->tie_embeddings) {
+            rc = weights_matrix(st, dev, LLM_PREFIX "lm_head.weight", 2, (const int64_t[]){V, D}, &m->head, err);
+        } else {
+            m->head = m->embed;
+            m->head_tied = true;
+        }
+    }
+    if (!rc) rc = weights_f32(st, dev, LLM_PREFIX "model.norm.weight", 1, &D, &m->final_norm, err);
+    for (int l = 0; !rc && l < tc->layers; l++) {
+        llm_layer_t *L = &m->layers[l];
+        struct {
+            const char *suffix;
+            k_weight_t *dst;
+            int64_t rows, cols; /* cols 0: a float32 vector of rows */
+        } ts[] = {
+            {"self_attn.q_proj.weight", &L->q, m->q_dim, D},  {"self_attn.k_proj.weight", &L->k, m->kv_dim, D},
+            {"self_attn.v_proj.weight", &L->v, m->kv_dim, D}, {"self_attn.o_proj.weight", &L->o, D, m->q_dim},
+            {"mlp.gate_proj.weight", &L->gate, I, D},         {"mlp.up_proj.weight", &L->up, I, D},
+            {"mlp.down_proj.weight", &L->down, D, I},         {"input_layernorm.weight", &L->in_norm, D, 0},
+            {"post_attention_layernorm.weight", &L->post_norm, D, 0},
+        };
+        for (size_t i = 0; !rc && i < ARRAY_LEN(ts); i++) {
+            snprintf(name, sizeof name, LLM_PREFIX "model.layers.%d.%s", l, ts[i].suffix);
+            const int64_t shape[2] = {ts[i].rows, ts[i].cols};
+            rc = ts[i].cols ? weights_matrix(st, dev, name, 2, shape, ts[i].dst, err)
+                            : weights_f32(st, dev, name, 1, shape, ts[i].dst, err);
+        }
+    }
+    if (!rc) rc = check_device(m, err);
+    if (rc) {
+        llm_destroy(&m);
+        return NULL;
+    }
+    log_debug("text model: %d layers, hidden %d, heads %d/%d (head_dim %d), mlp %d, vocab %d, %s weights on %s",
+              tc->layers, (int)D, tc->heads, tc->kv_heads, tc->head_dim, (int)I, (int)V,
+              tensor_dtype_name(m->embed.dtype), k_device_name(dev));
+    return m;
+}
+
+llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt, uint64_t seed, char *err) {
+    llm_t *m = llm_alloc(tc, dev, err);
+    if (!m) return NULL;
+    const int64_t D = tc->hidden, I = tc->intermediate, V = tc->vocab;
+    const float sd = 1.0f / sqrtf((float)D), si = 1.0f / sqrtf((float)I), so = 1.0f / sqrtf((float)m->q_dim);
+    uint64_t s = seed;
+    int rc = weights_random(dev, wdt, V, D, s += 0x1234567ull, 0, 1.0f, &m->embed, err);
+    if (!rc) rc = weights_random(dev, wdt, V, D, s += 0x1234567ull, 0, sd, &m->head, err);
+    if (!rc) rc = weights_random(dev, TENSOR_DTYPE_F32, D, 1, s += 7, 1, 0.1f, &m->final_norm, err);
+    for (int l = 0; !rc && l < tc->layers; l++) {
+        llm_layer_t *L = &m->layers[l];
+        struct {
+            k_weight_t *dst;
+            int64_t rows, cols;
+            float scale;
+        } ts[] = {
+            {&L->q, m->q_dim, D, sd},  {&L->k, m->kv_dim, D, sd}, {&L->v, m->kv_dim, D, sd}, {&L->o, D, m->q_dim, so},
+            {&L->gate, I, D, sd},      {&L->up, I, D, sd},        {&L->down, D, I, si},
+        };
+        for (size_t i = 0; !rc && i < ARRAY_LEN(ts); i++)
+            rc = weights_random(dev, wdt, ts[i].rows, ts[i].cols, s += 0x1234567ull, 0, ts[i].scale, ts[i].dst, err);
+        if (!rc) rc = weights_random(dev, TENSOR_DTYPE_F32, D, 1, s += 7, 1, 0.1f, &L->in_norm, err);
+        if (!rc) rc = weights_random(dev, TENSOR_DTYPE_F32, D, 1, s += 7, 1, 0.1f, &L->post_norm, err);
+    }
+    if (!rc) rc = check_device(m, err);
+    if (rc) llm_destroy(&m);
+    return m;
+}
+
+const hf_text_config_t *llm_config(const llm_t *m) { return &m->cfg; }
+
+void llm_set_prefill_chunk(llm_t *m, int rows) { m->chunk = rows < 1 ? 1 : rows; }
+
+kv_cache_t *llm_kv_new(const llm_t *m, int cap, char *err) {
+    return kv_cache_new(m->dev, TENSOR_DTYPE_F32, m->cfg.layers, m->kv_dim, cap, err);
+}
+
+int llm_embed(const llm_t *m, k_ctx_t *ctx, const int32_t *ids, int n, float *out, char *err) {
+    if (n <= 0) return HIRED_OK;
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= m->cfg.vocab)
+            return hired_errf(err, HIRED_EINVAL, "embed: ids[%d] = %d outside [0, %d)", i, (int)ids[i], m->cfg.vocab);
+    size_t mark = k_ctx_mark(ctx);
+    int32_t *dev_ids = k_ctx_alloc(ctx, (size_t)n * sizeof *dev_ids); /* [n] */
+    k_embed_args a = {.n = n, .d = m->cfg.hidden, .ids = dev_ids, .table = m->embed.data, .table_dtype = m->embed.dtype,
+                      .vocab = m->cfg.vocab, .y = out};
+    int rc = dev_ids ? k_ctx_upload(ctx, dev_ids, ids, (size_t)n * sizeof *ids) : HIRED_ENOMEM;
+    if (!rc) rc = k_embed(ctx, &a);
+    k_ctx_release(ctx, mark);
+    return rc ? k_ctx_report(ctx, rc, err, "text model") : HIRED_OK;
+}
+
+// ---- forward -----------------------------------------------------------------------------------
+
+static int linear(k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y, bool accumulate) {
+    k_matmul_args a = {.m = t, .n = (int)w->rows, .k = (int)w->cols, .x = x, .w = w->data, .w_dtype = w->dtype,
+                       .y = y, .accumulate = accumulate};
+    return k_matmul(ctx, &a);
+}
+
+static int rmsnorm(k_ctx_t *ctx, const float *x, float *y, int t, int d, const k_weight_t *g, float eps) {
+    k_rmsnorm_args a = {.m = t, .d = d, .x = x, .y = y, .gamma = weights_f32_data(g), .eps = eps};
+    return k_rmsnorm(ctx, &a);
+}
+
+typedef struct {
+    float *x;   /* [chunk, D] residual stream */
+    float *xn;  /* [chunk, D] normed input */
+    float *q;   /* [chunk, H·hd] queries */
+    float *att; /* [chunk, H·hd] attention output */
+    float *g;   /* [chunk, I] gate, then silu(gate)·up */
+    float *u;   /* [chunk, I] up */
+} llm_scratch_t;
+
+/* Bytes of each scratch buffer for rows rows, in the order they are taken. */
+static void scratch_sizes(const llm_t *m, int rows, size_t sz[6]) {
+    const size_t D = (size_t)m->cfg.hidden, I = (size_t)m->cfg.intermediate, r = (size_t)rows, f = sizeof(float);
+    const size_t s[6] = {r * D * f, r * D * f, r * (size_t)m->q_dim * f, r * (size_t)m->q_dim * f, r * I * f, r * I * f};
+    memcpy(sz, s, sizeof s);
+}
+
+static int scratch_alloc(const llm_t *m, k_ctx_t *ctx, int rows, llm_scratch_t *s) {
+    size_t sz[6];
+    scratch_sizes(m, rows, sz);
+    float **dst[6] = {&s->x, &s->xn, &s->q, &s->att, &s->g, &s->u};
+    for (int i = 0; i < 6; i++)
+        if (!(*dst[i] = k_ctx_alloc(ctx, sz[i]))) return HIRED_ENOMEM;
+    return HIRED_OK;
+}
+
+/* One chunk of t rows (already copied into s->x) at positions p0.., every layer. */
+static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, int p0, llm_scratch_t *s) {
+    const hf_text_config_t *c = &m->cfg;
+    const int D = c->hidden, I = c->intermediate;
+    const float scale = (float)(1.0 / sqrt((double)c->head_dim));
+    int rc = HIRED_OK;
+    for (int l = 0; !rc && l < c->layers; l++) {
+        const llm_layer_t *L = &m->layers[l];
+        void *kc = kv_cache_k(kv, l, 0), *vc = kv_cache_v(kv, l, 0);        /* [cap, kvd] */
+        void *krows = kv_cache_k(kv, l, p0), *vrows = kv_cache_v(kv, l, p0); /* [t, kvd] */
+
+        rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->in_norm, c->rms_eps);
+        if (!rc) rc = linear(ctx, s->xn, t, &L->q, s->q, false);
+        if (!rc) rc = linear(ctx, s->xn, t, &L->k, krows, false);
+        if (!rc) rc = linear(ctx, s->xn, t, &L->v, vrows, false);
+        k_rope_args rq = {.t = t, .n_head = c->heads, .head_dim = c->head_dim, .x = s->q, .pos0 = p0,
+                          .theta = c->rope_theta};
+        k_rope_args rk = {.t = t, .n_head = c->kv_heads, .head_dim = c->head_dim, .x = krows, .pos0 = p0,
+                          .theta = c->rope_theta, .dtype = kv_cache_dtype(kv)};
+        k_attention_args at = {.t_q = t, .t_k = p0 + t, .n_head = c->heads, .n_head_kv = c->kv_heads,
+                               .head_dim = c->head_dim, .q = s->q, .k = kc, .v = vc, .out = s->att, .scale = scale,
+                               .causal = true, .q_pos0 = p0, .kv_dtype = kv_cache_dtype(kv)};
+        if (!rc) rc = k_rope(ctx, &rq);
+        if (!rc) rc = k_rope(ctx, &rk);
+        if (!rc) rc = k_attention(ctx, &at);
+        if (!rc) rc = linear(ctx, s->att, t, &L->o, s->x, true); /* x += attn · Woᵀ */
+
+        if (!rc) rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->post_norm, c->rms_eps);
+        if (!rc) rc = linear(ctx, s->xn, t, &L->gate, s->g, false);
+        if (!rc) rc = linear(ctx, s->xn, t, &L->up, s->u, false);
+        k_silu_mul_args sm = {.n = (int64_t)t * I, .gate = s->g, .up = s->u, .y = s->g};
+        if (!rc) rc = k_silu_mul(ctx, &sm);
+        if (!rc) rc = linear(ctx, s->g, t, &L->down, s->x, true); /* x += mlp · Wdᵀ */
+    }
+    return rc;
+}
+
+/* Final norm and lm_head on rows [r0, r0+n) of the chunk into logits [n, vocab]. */
+static int head_rows(const llm_t *m, k_ctx_t *ctx, llm_scratch_t *s, int r0, int n, float *logits) {
+    const int D = m->cfg.hidden;
+    int rc = rmsnorm(ctx, s->x + (size_t)r0 * D, s->xn, n, D, &m->final_norm, m->cfg.rms_eps);
+    return rc ? rc : linear(ctx, s->xn, n, &m->head, logits, false);
+}
+
+static int check_forward(const llm_t *m, kv_cache_t *kv, const float *x, int t, const int32_t *rows, int n_rows,
+                         const float *logits, char *err) {
+    if (t <= 0) return hired_errf(err, HIRED_EINVAL, "text model: forward of %d rows", t);
+    if (!x || n_rows < 0 || (n_rows > 0 && (!rows || !logits)))
+        return hired_errf(err, HIRED_EINVAL, "text model: NULL input, row list or logits buffer");
+    for (int i = 0; i < n_rows; i++)
+        if (rows[i] < 0 || rows[i] >= t || (i && rows[i] <= rows[i - 1]))
+            return hired_errf(err, HIRED_EINVAL, "text model: logit rows must ascend within [0, %d)", t);
+    if (kv_cache_layers(kv) != m->cfg.layers || kv_cache_dim(kv) != m->kv_dim)
+        return hired_errf(err, HIRED_EINVAL, "text model: KV cache of %d layers x %d does not fit %d layers x %d",
+                          kv_cache_layers(kv), kv_cache_dim(kv), m->cfg.layers, m->kv_dim);
+    const int p_start = kv_cache_len(kv);
+    if (t > kv_cache_cap(kv) - p_start)
+        return hired_errf(err, HIRED_ERANGE, "text model: %d positions do not fit the KV cache (%d used of %d)", t,
+                          p_start, kv_cache_cap(kv));
+    return HIRED_OK;
+}
+
+int llm_forward_rows(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int t, const int32_t *rows,
+                     int n_rows, float *logits, char *err) {
+    int rc = check_forward(m, kv, x, t, rows, n_rows, logits, err);
+    if (rc) return rc;
+    const int D = m->cfg.hidden, V = m->cfg.vocab, p_start = kv_cache_len(kv);
+    const int chunk = t < m->chunk ? t : m->chunk;
+    const size_t mark = k_ctx_mark(ctx);
+    llm_scratch_t s = {0};
+    if (scratch_alloc(m, ctx, chunk, &s)) {
+        k_ctx_release(ctx, mark);
+        return hired_errf(err, HIRED_ENOMEM, "text model: out of memory for a %d-row chunk", chunk);
+    }
+    int next = 0; /* first entry of rows not yet computed */
+    for (int r0 = 0; !rc && r0 < t; r0 += chunk) {
+        const int n = t - r0 < chunk ? t - r0 : chunk;
+        rc = k_ctx_copy(ctx, s.x, x + (size_t)r0 * D, (size_t)n * D * sizeof(float));
+        if (!rc) rc = forward_chunk(m, ctx, kv, n, p_start + r0, &s);
+        /* runs of consecutive wanted rows inside this chunk go through the head together */
+        while (!rc && next < n_rows && rows[next] < r0 + n) {
+            int run = 1;
+            while (next + run < n_rows && rows[next + run] < r0 + n && rows[next + run] == rows[next] + run) run++;
+            rc = head_rows(m, ctx, &s, rows[next] - r0, run, logits + (size_t)next * V);
+            next += run;
+        }
+        if (!rc) kv_cache_advance(kv, n); /* positions p_start+r0 .. +n−1 are now valid in the cache */
+    }
+    k_ctx_release(ctx, mark);
+    if (rc) {
+        /* the cache length stays where it was: positions of a failed pass are not valid */
+        kv_cache_reset(kv);
+        kv_cache_advance(kv, p_start);
+        return k_ctx_report(ctx, rc, err, "text model");
+    }
+    return HIRED_OK;
+}
+
+int llm_forward(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int t, llm_logits_t mode, float *logits,
+                char *err) {
+    if (mode == LLM_LOGITS_NONE) return llm_forward_rows(m, ctx, kv, x, t, NULL, 0, NULL, err);
+    if (mode == LLM_LOGITS_LAST) {
+        int32_t last = t - 1;
+        return llm_forward_rows(m, ctx, kv, x, t, &last, 1, logits, err);
+    }
+    if (t <= 0) return hired_errf(err, HIRED_EINVAL, "text model: forward of %d rows", t);
+    int32_t *rows = mem_alloc((size_t)t * sizeof *rows);
+    if (!rows) return hired_errf(err, HIRED_ENOMEM, "text model: out of memory");
+    for (int i = 0; i < t; i++) rows[i] = i;
+    int rc = llm_forward_rows(m, ctx, kv, x, t, rows, t, logits, err);
+    mem_free(rows);
+    return rc;
+}
+
+/* Arena bytes of an allocation of n (the arena hands out multiples of 64). */
+static size_t arena_round(size_t n) { return (n ? n + 63 : 64) / 64 * 64; }
+
+size_t llm_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int t, int kv_cap) {
+    const hf_text_config_t *c = &m->cfg;
+    const int rows = t < m->chunk ? t : m->chunk;
+    size_t sz[6], total = 0;
+    scratch_sizes(m, rows, sz);
+    for (int i = 0; i < 6; i++) total += arena_round(sz[i]);
+    const void *any = m; /* the sizes, not the pointers, decide the workspace */
+    const llm_layer_t *L = &m->layers[0];
+    const k_weight_t *ws[] = {&L->q, &L->k, &L->o, &L->gate, &L->down, &m->head};
+    size_t most = arena_round((size_t)rows * sizeof(int32_t)); /* llm_embed's ids */
+    for (size_t i = 0; i < ARRAY_LEN(ws); i++) {
+        k_matmul_args mm = {.m = rows, .n = (int)ws[i]->rows, .k = (int)ws[i]->cols, .x = any, .w = any,
+                            .w_dtype = ws[i]->dtype, .y = (void *)any};
+        size_t b = arena_round(k_workspace(ctx, K_OP_MATMUL, &mm));
+        if (b > most) most = b;
+    }
+    k_attention_args at = {.t_q = rows, .t_k = kv_cap, .n_head = c->heads, .n_head_kv = c->kv_heads,
+                           .head_dim = c->head_dim, .q = any, .k = any, .v = any, .out = (void *)any, .scale = 1.0f,
+                           .causal = true};
+    size_t b = arena_round(k_workspace(ctx, K_OP_ATTENTION, &at));
+    return total + (b > most ? b : most);
+}
+
+// ---- cost model (benchmarks) --------------------------------------------------------------------
+
+double llm_matmul_flops(const llm_t *m, int t, int past, int n_logit_rows) {
+    const hf_text_config_t *c = &m->cfg;
+    const double D = c->hidden, I = c->intermediate, Q = m->q_dim, KV = m->kv_dim;
+    double per_layer = 2.0 * t * (D * Q + 2 * D * KV + Q * D + 3 * D * I);
+    /* q·kᵀ and p·v: query i sees past + i + 1 keys */
+    double keys = (double)t * past + (double)t * (t + 1) / 2.0;
+    per_layer += 2.0 * 2.0 * keys * c->head_dim * c->heads;
+    return per_layer * c->layers + 2.0 * n_logit_rows * D * c->vocab;
+}
+
+size_t llm_weight_bytes_per_step(const llm_t *m) {
+    const hf_text_config_t *c = &m->cfg;
+    const size_t D = (size_t)c->hidden, I = (size_t)c->intermediate;
+    size_t b = 0;
+    for (int l = 0; l < c->layers; l++) {
+        k_weight_t *ws[9];
+        layer_weights((llm_layer_t *)&m->layers[l], ws);
+        for (size_t i = 0; i < 9; i++) b += k_weight_bytes(ws[i]); /* the seven matrices and two norms */
+    }
+    (void)I;
+    b += k_weight_bytes(&m->head);
+    b += D * tensor_dtype_size(m->embed.dtype) + D * sizeof(float);
+    return b;
+}

@@ -1,0 +1,83 @@
+/* llm.h — the LLaMA / Mistral text model of a LLaVA checkpoint on a device
+ * (docs/numerics.md §6): token embedding, pre-norm blocks (RMSNorm in HF order, q/k/v projections,
+ * half-split RoPE with the config's theta, causal GQA attention over the KV cache, o_proj,
+ * residual; RMSNorm, SwiGLU MLP, residual), final RMSNorm, untied lm_head.
+ *
+ * Weights are placed on the device once (k_weight_t) in their checkpoint dtype (F16/BF16/F32; on
+ * the CPU views into the mmapped checkpoint: a 7B model is never converted to float32); RMSNorm
+ * weights are converted to float32 at load. Activations and the KV cache are float32 in device
+ * memory; every op runs through the caller's context and its activations come from the
+ * context's arena, so a warm context runs a decode step without allocating. Prefill runs in
+ * chunks of rows (bounded scratch); every row's result is the same as an unchunked pass up to
+ * summation order.
+ * Not here: the KV cache storage (kvcache.h), sampling (sampler.h), the prompt (generate.h). */
+#ifndef HIRED_LLM_H
+#define HIRED_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "hfconfig.h"
+#include "kvcache.h"
+#include "st.h"
+#include "tensor.h"
+
+typedef struct llm llm_t;
+
+typedef enum {
+    LLM_LOGITS_NONE = 0, /* no logits (prefill of a prefix) */
+    LLM_LOGITS_LAST,     /* logits of the last row only: [vocab] */
+    LLM_LOGITS_ALL,      /* logits of every row: [t, vocab] */
+} llm_logits_t;
+
+/* Loads language_model.* of the model in st with the geometry of tc (checked against every
+ * tensor's shape) onto dev. Borrows st and dev: they must outlive the model. Caller owns the
+ * result (llm_destroy). NULL with err (naming file and tensor) on a missing tensor, a wrong shape,
+ * an unsupported config (tied embeddings without lm_head are accepted by reading embed_tokens
+ * as the head) or weights the device cannot run. */
+llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, char *err);
+/* A model with tc's geometry and random weights in dtype wdt (benchmarks), on dev. */
+llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt, uint64_t seed, char *err);
+/* Frees. Accepts NULL; sets *m = NULL. */
+void llm_destroy(llm_t **m);
+
+/* The geometry the model runs with. Borrowed, valid until llm_destroy. */
+const hf_text_config_t *llm_config(const llm_t *m);
+
+/* Rows of prefill processed at once (default 1024; ≥ 1): larger chunks convert F16 weights
+ * fewer times, smaller ones need less scratch (chunk · (2·intermediate + 4·hidden) floats). */
+void llm_set_prefill_chunk(llm_t *m, int rows);
+
+/* A KV cache for cap positions of this model, on its device. Caller owns it (kv_cache_destroy). */
+kv_cache_t *llm_kv_new(const llm_t *m, int cap, char *err);
+
+/* out[n, hidden] (device memory) = embed_tokens[ids], ids on the host (checked here, then
+ * uploaded through ctx's arena). HIRED_EINVAL (id outside the vocabulary) with err. */
+int llm_embed(const llm_t *m, k_ctx_t *ctx, const int32_t *ids, int n, float *out, char *err);
+
+/* Runs t rows of input embeddings x[t, hidden] (device memory) at positions kv_len ..
+ * kv_len+t−1 through ctx, appends their keys and values to kv, and writes logits per mode into
+ * logits (device memory, [vocab] or [t, vocab]; may be NULL for LLM_LOGITS_NONE). x is borrowed
+ * and not modified. Scratch comes from ctx's arena and is released before returning.
+ * HIRED_ERANGE (the cache is too small: message with the numbers), HIRED_ENOMEM, HIRED_EINVAL,
+ * or an op's failure (HIRED_ECUDA), with err. On error the cache length is unchanged. */
+int llm_forward(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int t, llm_logits_t mode,
+                float *logits, char *err);
+/* The same with logits for the n_rows rows listed in rows (host; strictly ascending, each in
+ * [0, t)) into logits [n_rows, vocab]; n_rows = 0 computes none. rows is borrowed. */
+int llm_forward_rows(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int t, const int32_t *rows,
+                     int n_rows, float *logits, char *err);
+/* Arena bytes a forward of up to t rows takes on ctx with a cache of kv_cap positions (the
+ * attention's workspace grows with the keys): what a job reserves (k_ctx_reserve) so that its
+ * prefill and decode steps allocate nothing. */
+size_t llm_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int t, int kv_cap);
+
+/* Matmul FLOPs (2·m·n·k summed, attention's two products with the causal half) of a forward
+ * of t rows after past cached positions, with n_logit_rows rows through lm_head. */
+double llm_matmul_flops(const llm_t *m, int t, int past, int n_logit_rows);
+/* Bytes of weights one decode step streams: every layer matrix, the lm_head, one embedding row
+ * and the norms (the KV cache not included). */
+size_t llm_weight_bytes_per_step(const llm_t *m);
+
+#endif

@@ -1,0 +1,56 @@
+/* weights.c — checkpoint tensors and random values placed as k_weight_t (see weights.h). */
+#include "weights.h"
+
+#include "err.h"
+#include "mem.h"
+
+/* Rows and columns of the matrix view of shape[0..ndim). */
+static void as_matrix(int ndim, const int64_t *shape, int64_t *rows, int64_t *cols) {
+    *rows = shape[0];
+    *cols = 1;
+    for (int i = 1; i < ndim; i++) *cols *= shape[i];
+}
+
+int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                   k_weight_t *w, char *err) {
+    tensor_t t;
+    int rc = st_model_get_shaped(st, name, ndim, shape, &t, err);
+    if (rc) return rc;
+    int64_t rows, cols;
+    as_matrix(ndim, shape, &rows, &cols);
+    return k_weight_place(dev, t.data, t.dtype, rows, cols, false, w, err);
+}
+
+int weights_f32(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                k_weight_t *w, char *err) {
+    float *v = st_model_load_f32(st, name, ndim, shape, err);
+    if (!v) return HIRED_ENOTFOUND;
+    int64_t rows, cols;
+    as_matrix(ndim, shape, &rows, &cols);
+    return k_weight_place(dev, v, TENSOR_DTYPE_F32, rows, cols, true, w, err);
+}
+
+/* A value in [−scale, scale) that depends only on (seed, i) (splitmix64 finaliser on a counter). */
+static float rnd_at(uint64_t seed, uint64_t i, float scale) {
+    uint64_t z = seed + (i + 1) * 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    return scale * ((float)(z >> 40) / (float)(1ull << 24) * 2.0f - 1.0f);
+}
+
+int weights_random(k_device_t *dev, tensor_dtype_t dtype, int64_t rows, int64_t cols, uint64_t seed, float base,
+                   float scale, k_weight_t *w, char *err) {
+    const size_t n = (size_t)rows * (size_t)cols, esz = tensor_dtype_size(dtype), block = 4096;
+    uint8_t *host = mem_alloc_aligned(n * esz);
+    if (!host) return hired_errf(err, HIRED_ENOMEM, "out of memory for %zu random weights", n);
+    const long long nb = (long long)((n + block - 1) / block);
+#pragma omp parallel for schedule(static)
+    for (long long b = 0; b < nb; b++) {
+        float buf[4096];
+        size_t i0 = (size_t)b * block, cnt = n - i0 < block ? n - i0 : block;
+        for (size_t i = 0; i < cnt; i++) buf[i] = base + rnd_at(seed, i0 + i, scale);
+        tensor_convert_from_f32(host + i0 * esz, buf, dtype, cnt);
+    }
+    return k_weight_place(dev, host, dtype, rows, cols, true, w, err);
+}

@@ -1,0 +1,34 @@
+/* weights.h — how the model code takes its weights: from a checkpoint (st_model_t) or from a
+ * seeded random generator (benchmarks), placed once on a device as k_weight_t.
+ *
+ * Matrices keep their checkpoint dtype (F16/BF16/F32): on the CPU backend the weight borrows
+ * the read-only mmap view (no copy), so the checkpoint must stay open while the weight is used;
+ * another backend copies it once. Vectors (norms, biases, embeddings the model adds) are
+ * converted to float32 once and owned by the weight.
+ * Every error names the file and tensor (st.h's messages). Free with k_weight_free.
+ * Not here: which tensors a model has (vision.c, llm.c, projector.c). */
+#ifndef HIRED_WEIGHTS_H
+#define HIRED_WEIGHTS_H
+
+#include <stdint.h>
+
+#include "backend.h"
+#include "st.h"
+
+/* Tensor `name` of exactly shape[0..ndim) placed as the matrix [shape[0], Π shape[1..]] in its
+ * checkpoint dtype (a conv weight [D, C, p, p] becomes [D, C·p·p]). 0 or HIRED_E* with err. */
+int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                   k_weight_t *w, char *err);
+/* Tensor `name` of exactly shape[0..ndim) converted to float32 and placed as [shape[0],
+ * Π shape[1..]] (a vector [n] becomes [n, 1]). 0 or HIRED_E* with err. */
+int weights_f32(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                k_weight_t *w, char *err);
+/* A [rows, cols] weight in dtype with values base + u, u uniform in [−scale, scale), a pure
+ * function of (seed, element index) (filled in parallel, reproducible). Owned by the weight. */
+int weights_random(k_device_t *dev, tensor_dtype_t dtype, int64_t rows, int64_t cols, uint64_t seed, float base,
+                   float scale, k_weight_t *w, char *err);
+
+/* The weight's data as float32 device memory (only valid for F32 weights: norms, biases). */
+static inline const float *weights_f32_data(const k_weight_t *w) { return (const float *)w->data; }
+
+#endif
