@@ -1,6 +1,9 @@
 /* backend.c — devices, contexts, weight placement, the scratch arena and transfers (see
- * backend.h). Only the CPU backend exists: device memory is 64-byte aligned host memory from
- * mem.h, placement borrows, transfers are memcpy. A CUDA device name is recognised and refused.
+ * backend.h) for both backends. CPU: device memory is 64-byte aligned host memory from mem.h,
+ * placement borrows, transfers are memcpy. CUDA (built when HIRED_HAVE_CUDA): device memory is
+ * plain cudaMalloc (cuda_ctx.h), a weight is copied once in its stored dtype, a context owns a
+ * stream, a cuBLAS handle, a device arena and a CPU context for host-side algorithms, and
+ * transfers are stream-ordered copies (uploads and downloads wait for completion).
  *
  * The arena is one block plus a stack of overflow chunks. Offsets are logical: an allocation
  * at offset o of n bytes lies in the block when o + n <= capacity, otherwise in a chunk of its
@@ -14,26 +17,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "mem.h"
+#ifdef HIRED_HAVE_CUDA
+#include "cuda_ctx.h"
+#endif
 
 struct k_device {
     k_backend_t backend;
+    int index;          /* CUDA device ordinal */
     char name[24];
+    size_t placed;      /* bytes of weights placed (CUDA), for the log and error messages */
 };
 
-/* An overflow chunk: this header, then the memory handed out (64-byte aligned). */
+/* An overflow chunk: a host-side record of device memory handed out. */
 typedef struct ovf {
     struct ovf *next;
     size_t start; /* logical offset of the allocation */
+    void *mem;
 } ovf_t;
-#define OVF_HEAD 64
 
 struct k_ctx {
     k_device_t *dev;
     char err[HIRED_ERR_LEN];
-    uint8_t *block; /* [cap] */
+    uint8_t *block; /* [cap], device memory */
     size_t cap, used, high;
     ovf_t *ovf;     /* newest first */
+#ifdef HIRED_HAVE_CUDA
+    cuda_ctx_t *cuda;   /* stream + cuBLAS handle (CUDA backend) */
+    k_device_t *host_dev;
+    k_ctx_t *host;      /* CPU context for host-side algorithms (CUDA backend) */
+#endif
 };
 
 #define ARENA_ALIGN 64
@@ -45,16 +59,41 @@ static size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
 const char *k_backend_name(k_backend_t b) { return b == K_BACKEND_CUDA ? "cuda" : "cpu"; }
 
+static k_device_t *open_cuda(long idx, const char *spec, char *err) {
+#ifdef HIRED_HAVE_CUDA
+    char desc[256], why[HIRED_ERR_LEN];
+    int rc = cuda_device_open((int)idx, desc, sizeof desc, why);
+    if (rc) {
+        hired_errf(err, rc, "device '%.40s': %s", spec, why);
+        return NULL;
+    }
+    k_device_t *d = mem_calloc(1, sizeof *d);
+    if (!d) {
+        hired_errf(err, HIRED_ENOMEM, "out of memory");
+        return NULL;
+    }
+    d->backend = K_BACKEND_CUDA;
+    d->index = (int)idx;
+    snprintf(d->name, sizeof d->name, "cuda:%d", (int)idx);
+    log_info("%s: %s", d->name, desc);
+    return d;
+#else
+    (void)idx;
+    hired_errf(err, HIRED_EUNSUPPORTED,
+               "device '%.40s': this build has no CUDA backend (built without the CUDA toolkit; use cpu)", spec);
+    return NULL;
+#endif
+}
+
 k_device_t *k_device_open(const char *spec, char *err) {
     if (spec && *spec && strcmp(spec, "cpu") != 0) {
         char *end = NULL;
-        long idx = strncmp(spec, "cuda:", 5) == 0 ? strtol(spec + 5, &end, 10) : -1;
-        if (idx < 0 || end == spec + 5 || *end)
+        long idx = strncmp(spec, "cuda:", 5) == 0 && spec[5] >= '0' && spec[5] <= '9' ? strtol(spec + 5, &end, 10) : -1;
+        if (idx < 0 || idx > 1023 || end == spec + 5 || *end) {
             hired_errf(err, HIRED_EINVAL, "device '%.40s': expected cpu or cuda:N", spec);
-        else
-            hired_errf(err, HIRED_EUNSUPPORTED, "device '%.40s': the CUDA backend is not implemented yet (use cpu)",
-                       spec);
-        return NULL;
+            return NULL;
+        }
+        return open_cuda(idx, spec, err);
     }
     k_device_t *d = mem_calloc(1, sizeof *d);
     if (!d) {
@@ -75,12 +114,33 @@ void k_device_close(k_device_t **pd) {
 k_backend_t k_device_backend(const k_device_t *d) { return d->backend; }
 const char *k_device_name(const k_device_t *d) { return d->name; }
 
+/* Device memory of n bytes; what names it in an out-of-memory message (err may be NULL). */
+static void *dev_alloc(k_device_t *d, size_t n, const char *what, char *err) {
+#ifdef HIRED_HAVE_CUDA
+    if (d->backend == K_BACKEND_CUDA) {
+        void *p = NULL;
+        int rc = cuda_alloc(d->index, n, what, &p, err);
+        if (rc && err) log_error("%s", err);
+        return rc ? NULL : p;
+    }
+#endif
+    void *p = mem_alloc_aligned(n);
+    if (!p) hired_errf(err, HIRED_ENOMEM, "out of memory for %s (%zu bytes)", what, n);
+    return p;
+}
+
 void *k_device_alloc(k_device_t *d, size_t n) {
-    (void)d;
-    return mem_alloc_aligned(n);
+    char err[HIRED_ERR_LEN];
+    return dev_alloc(d, n, "a device buffer", err);
 }
 
 void k_device_free(k_device_t *d, void *p) {
+#ifdef HIRED_HAVE_CUDA
+    if (d && d->backend == K_BACKEND_CUDA) {
+        cuda_free(d->index, p);
+        return;
+    }
+#endif
     (void)d;
     mem_free_aligned(p);
 }
@@ -89,12 +149,32 @@ void k_device_free(k_device_t *d, void *p) {
 
 int k_weight_place(k_device_t *d, const void *host, tensor_dtype_t dtype, int64_t rows, int64_t cols, bool take,
                    k_weight_t *w, char *err) {
-    (void)d; /* the CPU backend uses host memory in place */
     memset(w, 0, sizeof *w);
     if (!host || rows <= 0 || cols <= 0) {
         if (take) mem_free_aligned((void *)host);
         return hired_errf(err, HIRED_EINVAL, "weight: empty [%lld, %lld]", (long long)rows, (long long)cols);
     }
+#ifdef HIRED_HAVE_CUDA
+    if (d->backend == K_BACKEND_CUDA) {
+        /* one copy to the device in the stored dtype; a taken host block is freed at once */
+        size_t n = (size_t)rows * (size_t)cols * tensor_dtype_size(dtype);
+        char what[160];
+        snprintf(what, sizeof what, "a weight [%lld, %lld] %s (%zu bytes of weights placed before it)",
+                 (long long)rows, (long long)cols, tensor_dtype_name(dtype), d->placed);
+        void *p = dev_alloc(d, n, what, err);
+        int rc = p ? cuda_copy_sync(d->index, p, host, n, err) : HIRED_ENOMEM;
+        if (take) mem_free_aligned((void *)host);
+        if (rc) {
+            k_device_free(d, p);
+            return rc;
+        }
+        *w = (k_weight_t){.data = p, .dtype = dtype, .rows = rows, .cols = cols, .owned = p};
+        d->placed += n;
+        return HIRED_OK;
+    }
+#else
+    (void)d; /* the CPU backend uses host memory in place */
+#endif
     *w = (k_weight_t){.data = host, .dtype = dtype, .rows = rows, .cols = cols};
     if (take) {
         w->owned = (void *)host;
@@ -108,8 +188,10 @@ void k_weight_free(k_device_t *d, k_weight_t *w) {
     if (w->owned) {
         if (w->host_owned)
             mem_free_aligned(w->owned);
-        else
+        else {
             k_device_free(d, w->owned);
+            if (d && d->placed >= k_weight_bytes(w)) d->placed -= k_weight_bytes(w);
+        }
     }
     memset(w, 0, sizeof *w);
 }
@@ -129,21 +211,62 @@ k_ctx_t *k_ctx_new(k_device_t *d, char *err) {
         return NULL;
     }
     c->dev = d;
+#ifdef HIRED_HAVE_CUDA
+    if (d->backend == K_BACKEND_CUDA) {
+        if (!(c->cuda = cuda_ctx_new(d->index, err)) || !(c->host_dev = k_device_open("cpu", err)) ||
+            !(c->host = k_ctx_new(c->host_dev, err))) {
+            k_ctx_destroy(&c);
+            return NULL;
+        }
+    }
+#endif
     return c;
 }
 
 void k_ctx_destroy(k_ctx_t **pc) {
     if (!pc || !*pc) return;
     k_ctx_t *c = *pc;
+#ifdef HIRED_HAVE_CUDA
+    if (c->cuda) {
+        char err[HIRED_ERR_LEN];
+        if (cuda_ctx_sync(c->cuda, err)) log_error("%s: %s", c->dev->name, err);
+    }
+#endif
     k_ctx_release(c, 0);
-    mem_free_aligned(c->block);
+    k_device_free(c->dev, c->block);
+#ifdef HIRED_HAVE_CUDA
+    cuda_ctx_destroy(&c->cuda);
+    k_ctx_destroy(&c->host);
+    k_device_close(&c->host_dev);
+#endif
     mem_free(c);
     *pc = NULL;
 }
 
 k_device_t *k_ctx_device(const k_ctx_t *c) { return c->dev; }
 k_backend_t k_ctx_backend(const k_ctx_t *c) { return c->dev->backend; }
-k_ctx_t *k_ctx_host(k_ctx_t *c) { return c; /* only the CPU backend exists: its memory is the host's */ }
+k_ctx_t *k_ctx_host(k_ctx_t *c) {
+#ifdef HIRED_HAVE_CUDA
+    if (c->host) return c->host;
+#endif
+    return c; /* the CPU backend's memory is the host's */
+}
+
+#ifdef HIRED_HAVE_CUDA
+cuda_ctx_t *k_ctx_cuda(k_ctx_t *c) { return c->cuda; }
+#endif
+
+int k_ctx_bind(k_ctx_t *c) {
+#ifdef HIRED_HAVE_CUDA
+    if (c->cuda) {
+        int rc = cuda_set_device(c->dev->index, c->err);
+        if (rc) return rc;
+    }
+#else
+    (void)c;
+#endif
+    return HIRED_OK;
+}
 const char *k_ctx_err(const k_ctx_t *c) { return c->err; }
 
 int k_ctx_fail(k_ctx_t *c, int code, const char *fmt, ...) {
@@ -167,16 +290,18 @@ void *k_ctx_alloc(k_ctx_t *c, size_t n) {
     if (start + n <= c->cap) {
         p = c->block + start;
     } else {
-        uint8_t *chunk = mem_alloc_aligned(OVF_HEAD + n);
-        if (!chunk) {
-            k_ctx_fail(c, HIRED_ENOMEM, "out of memory for %zu bytes of scratch", n);
+        ovf_t *o = mem_calloc(1, sizeof *o);
+        char what[64];
+        snprintf(what, sizeof what, "%zu bytes of scratch", n);
+        if (!o || !(o->mem = dev_alloc(c->dev, n, what, c->err))) {
+            mem_free(o);
+            if (!o) k_ctx_fail(c, HIRED_ENOMEM, "out of memory for %zu bytes of scratch", n);
             return NULL;
         }
-        ovf_t *o = (ovf_t *)chunk;
         o->next = c->ovf;
         o->start = start;
         c->ovf = o;
-        p = chunk + OVF_HEAD;
+        p = o->mem;
     }
     c->used = start + n;
     if (c->used > c->high) c->high = c->used;
@@ -189,7 +314,8 @@ void k_ctx_release(k_ctx_t *c, size_t mark) {
     while (c->ovf && c->ovf->start >= mark) {
         ovf_t *o = c->ovf;
         c->ovf = o->next;
-        mem_free_aligned(o);
+        k_device_free(c->dev, o->mem);
+        mem_free(o);
     }
     if (mark < c->used) c->used = mark;
 }
@@ -197,10 +323,10 @@ void k_ctx_release(k_ctx_t *c, size_t mark) {
 /* Replaces the (empty) block by one of at least n bytes. */
 static int grow(k_ctx_t *c, size_t n) {
     size_t cap = round_up(n, ARENA_GRAIN);
-    mem_free_aligned(c->block);
-    c->block = mem_alloc_aligned(cap);
+    k_device_free(c->dev, c->block);
+    c->block = dev_alloc(c->dev, cap, "the scratch arena", c->err);
     c->cap = c->block ? cap : 0;
-    return c->block ? HIRED_OK : k_ctx_fail(c, HIRED_ENOMEM, "out of memory for a %zu-byte scratch arena", cap);
+    return c->block ? HIRED_OK : HIRED_ENOMEM;
 }
 
 void k_ctx_reset(k_ctx_t *c) {
@@ -219,20 +345,26 @@ size_t k_ctx_capacity(const k_ctx_t *c) { return c->cap; }
 
 // ---- transfers ----------------------------------------------------------------------------------
 
-int k_ctx_upload(k_ctx_t *c, void *dev, const void *host, size_t n) {
-    (void)c;
-    if (n && dev != host) memmove(dev, host, n);
-    return HIRED_OK;
-}
-
-int k_ctx_download(k_ctx_t *c, void *host, const void *dev, size_t n) {
-    (void)c;
-    if (n && dev != host) memmove(host, dev, n);
-    return HIRED_OK;
-}
-
-int k_ctx_copy(k_ctx_t *c, void *dst, const void *src, size_t n) {
-    (void)c;
+/* CUDA: uploads and downloads wait for the stream (the host buffer is the caller's again when
+ * they return, and a download's data is there); device-to-device copies are stream-ordered. */
+static int transfer(k_ctx_t *c, void *dst, const void *src, size_t n, bool wait) {
+#ifdef HIRED_HAVE_CUDA
+    if (c->cuda) return cuda_ctx_memcpy(c->cuda, dst, src, n, wait, c->err);
+#endif
+    (void)wait;
     if (n && dst != src) memmove(dst, src, n);
+    return HIRED_OK;
+}
+
+int k_ctx_upload(k_ctx_t *c, void *dev, const void *host, size_t n) { return transfer(c, dev, host, n, true); }
+int k_ctx_download(k_ctx_t *c, void *host, const void *dev, size_t n) { return transfer(c, host, dev, n, true); }
+int k_ctx_copy(k_ctx_t *c, void *dst, const void *src, size_t n) { return transfer(c, dst, src, n, false); }
+
+int k_ctx_sync(k_ctx_t *c) {
+#ifdef HIRED_HAVE_CUDA
+    if (c->cuda) return cuda_ctx_sync(c->cuda, c->err);
+#else
+    (void)c;
+#endif
     return HIRED_OK;
 }

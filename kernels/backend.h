@@ -1,7 +1,7 @@
 /* backend.h — the seam between model code and the kernels: a device per process, a context per
  * job thread, and the explicit transfer points between host and device memory.
  *
- *   k_device_t  one per process and device ("cpu"; "cuda:N" once that backend exists). Owns what
+ *   k_device_t  one per process and device ("cpu", "cuda:N"). Owns what
  *               is placed on the device for the process's lifetime: weights (k_weight_t), KV
  *               caches and prompt buffers (k_device_alloc). Shared read-only by every job thread.
  *   k_ctx_t     one per job thread (CUDA: its stream and cuBLAS handle). Every op is called
@@ -35,9 +35,11 @@ typedef struct k_ctx k_ctx_t;
 
 // ---- devices ------------------------------------------------------------------------------------
 
-/* Opens the device named by spec: "cpu" (NULL or "" too), or "cuda:N". Caller owns the result
- * (k_device_close). NULL with err: HIRED_EINVAL for a malformed name, HIRED_EUNSUPPORTED for a
- * CUDA device (the backend is not written yet; the message says so). */
+/* Opens the device named by spec: "cpu" (NULL or "" too), or "cuda:N" (cudaSetDevice on the
+ * calling thread; the device's name, compute capability and memory are logged). Caller owns the
+ * result (k_device_close). NULL with err: HIRED_EINVAL for a malformed name,
+ * HIRED_EUNSUPPORTED for a CUDA device this process cannot use (a build without the CUDA
+ * toolkit, no such device, a GPU older than sm_75), HIRED_ECUDA when the driver fails. */
 k_device_t *k_device_open(const char *spec, char *err);
 /* Frees the device. Everything placed on it must have been freed first. NULL-safe; sets *d = NULL. */
 void k_device_close(k_device_t **d);
@@ -58,7 +60,8 @@ void k_device_free(k_device_t *d, void *p);
 /* A weight placed on a device: a [rows, cols] row-major matrix (a vector is [n, 1]) in dtype.
  * data is device memory. Placement is done once at load: the CPU backend borrows the host data
  * it is given (the read-only mmap of the checkpoint: no copy) unless asked to take it; another
- * backend copies it once to the device. */
+ * backend copies it once to the device (CUDA: plain cudaMalloc in the stored dtype; when it
+ * does not fit, HIRED_ENOMEM names the bytes needed, the bytes free and what was placed before). */
 typedef struct {
     const void *data;     /* [rows, cols] in dtype, device memory */
     tensor_dtype_t dtype;
@@ -135,7 +138,13 @@ size_t k_ctx_capacity(const k_ctx_t *c);
  * complete before returning. 0, or HIRED_ECUDA with k_ctx_err. */
 int k_ctx_upload(k_ctx_t *c, void *dev, const void *host, size_t n);
 int k_ctx_download(k_ctx_t *c, void *host, const void *dev, size_t n);
-/* Device-to-device copy of n bytes. */
+/* Device-to-device copy of n bytes, ordered with c's ops (it need not be complete on return). */
 int k_ctx_copy(k_ctx_t *c, void *dst, const void *src, size_t n);
+/* Waits until every op issued on c has finished; reports an asynchronous backend fault
+ * (HIRED_ECUDA naming the call). A no-op on the CPU backend. */
+int k_ctx_sync(k_ctx_t *c);
+/* Makes c's device current for the calling thread (CUDA: cudaSetDevice); the dispatcher calls it
+ * before every op, so a context may move between threads. 0 or HIRED_ECUDA. */
+int k_ctx_bind(k_ctx_t *c);
 
 #endif

@@ -2,13 +2,17 @@
  * adapters so the table can hold one pointer type per column; calling an op through a pointer of
  * another function type would be undefined behaviour, so the adapters are written out rather
  * than cast. The CPU column's `supports` states what the CPU backend runs: float32 activations
- * (and KV), with F32/F16/BF16 weights where an op has weights (its check admits those). */
+ * (and KV), with F32/F16/BF16 weights where an op has weights (its check admits those). The
+ * CUDA column (built with the CUDA toolkit, kernels/cuda/cuda_ops.h) runs the same dtypes. */
 #include "registry.h"
 
 #include <string.h>
 
 #include "cpu_ops.h"
 #include "err.h"
+#ifdef HIRED_HAVE_CUDA
+#include "cuda_ops.h"
+#endif
 
 #define F32 TENSOR_DTYPE_F32
 
@@ -158,26 +162,54 @@ static bool mask_cpu_sup(const void *p) {
     return a->dtype == F32;
 }
 
-/* {id, name, check, ref, {{cpu run, supports, workspace}, {cuda run, supports, workspace}}}. A
- * CUDA op, once written, fills its row's second column. */
+
+// ---- the CUDA column: the same dtypes as the CPU (float32 activations and KV) ------------------
+
+#ifdef HIRED_HAVE_CUDA
+static int matmul_cuda(k_ctx_t *c, const void *a) { return k_matmul_cuda(c, a); }
+static size_t matmul_cuda_ws(const void *a) { return k_matmul_cuda_workspace(a); }
+static int layernorm_cuda(k_ctx_t *c, const void *a) { return k_layernorm_cuda(c, a); }
+static int rmsnorm_cuda(k_ctx_t *c, const void *a) { return k_rmsnorm_cuda(c, a); }
+static int softmax_cuda(k_ctx_t *c, const void *a) { return k_softmax_cuda(c, a); }
+static int attention_cuda(k_ctx_t *c, const void *a) { return k_attention_cuda(c, a); }
+static int attn_row_cuda(k_ctx_t *c, const void *a) { return k_attn_row_cuda(c, a); }
+static int gelu_erf_cuda(k_ctx_t *c, const void *a) { return k_gelu_erf_cuda(c, a); }
+static int quick_gelu_cuda(k_ctx_t *c, const void *a) { return k_quick_gelu_cuda(c, a); }
+static int silu_mul_cuda(k_ctx_t *c, const void *a) { return k_silu_mul_cuda(c, a); }
+static int rope_cuda(k_ctx_t *c, const void *a) { return k_rope_cuda(c, a); }
+static int add_cuda(k_ctx_t *c, const void *a) { return k_add_cuda(c, a); }
+static int sum_rows_cuda(k_ctx_t *c, const void *a) { return k_sum_rows_cuda(c, a); }
+static int embed_cuda(k_ctx_t *c, const void *a) { return k_embed_cuda(c, a); }
+static int patch_embed_cuda(k_ctx_t *c, const void *a) { return k_patch_embed_cuda(c, a); }
+static size_t patch_embed_cuda_ws(const void *a) { return k_patch_embed_cuda_workspace(a); }
+static int topk_cuda(k_ctx_t *c, const void *a) { return k_topk_cuda(c, a); }
+static int gather_cuda(k_ctx_t *c, const void *a) { return k_gather_cuda(c, a); }
+static int mask_cuda(k_ctx_t *c, const void *a) { return k_mask_cuda(c, a); }
+#define CUDA_IMPL(op, ws) {op##_cuda, op##_cpu_sup, ws}
+#else
+#define CUDA_IMPL(op, ws) {NULL, NULL, NULL}
+#endif
+
+/* {id, name, check, ref, {{cpu run, supports, workspace}, {cuda run, supports, workspace}}}. The
+ * CUDA column supports what the CPU does (the same `supports` adapters). */
 static const k_op_entry ops[] = {
-    {K_OP_MATMUL, "matmul", matmul_check, matmul_ref, {{matmul_cpu, matmul_cpu_sup, matmul_cpu_ws}, {NULL, NULL, NULL}}},
-    {K_OP_LAYERNORM, "layernorm", layernorm_check, layernorm_ref, {{layernorm_cpu, layernorm_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_RMSNORM, "rmsnorm", rmsnorm_check, rmsnorm_ref, {{rmsnorm_cpu, rmsnorm_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_SOFTMAX, "softmax", softmax_check, softmax_ref, {{softmax_cpu, softmax_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_ATTENTION, "attention", attention_check, attention_ref, {{attention_cpu, attention_cpu_sup, attention_cpu_ws}, {NULL, NULL, NULL}}},
-    {K_OP_ATTN_ROW, "attn_row", attn_row_check, attn_row_ref, {{attn_row_cpu, attn_row_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_GELU_ERF, "gelu_erf", gelu_erf_check, gelu_erf_ref, {{gelu_erf_cpu, gelu_erf_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_QUICK_GELU, "quick_gelu", quick_gelu_check, quick_gelu_ref, {{quick_gelu_cpu, quick_gelu_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_SILU_MUL, "silu_mul", silu_mul_check, silu_mul_ref, {{silu_mul_cpu, silu_mul_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_ROPE, "rope", rope_check, rope_ref, {{rope_cpu, rope_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_ADD, "add", add_check, add_ref, {{add_cpu, add_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_SUM_ROWS, "sum_rows", sum_rows_check, sum_rows_ref, {{sum_rows_cpu, sum_rows_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_EMBED, "embed", embed_check, embed_ref, {{embed_cpu, embed_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_PATCH_EMBED, "patch_embed", patch_embed_check, patch_embed_ref, {{patch_embed_cpu, patch_embed_cpu_sup, patch_embed_cpu_ws}, {NULL, NULL, NULL}}},
-    {K_OP_TOPK, "topk", topk_check, topk_ref, {{topk_cpu, topk_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_GATHER, "gather", gather_check, gather_ref, {{gather_cpu, gather_cpu_sup, NULL}, {NULL, NULL, NULL}}},
-    {K_OP_MASK, "mask", mask_check, mask_ref, {{mask_cpu, mask_cpu_sup, NULL}, {NULL, NULL, NULL}}},
+    {K_OP_MATMUL, "matmul", matmul_check, matmul_ref, {{matmul_cpu, matmul_cpu_sup, matmul_cpu_ws}, CUDA_IMPL(matmul, matmul_cuda_ws)}},
+    {K_OP_LAYERNORM, "layernorm", layernorm_check, layernorm_ref, {{layernorm_cpu, layernorm_cpu_sup, NULL}, CUDA_IMPL(layernorm, NULL)}},
+    {K_OP_RMSNORM, "rmsnorm", rmsnorm_check, rmsnorm_ref, {{rmsnorm_cpu, rmsnorm_cpu_sup, NULL}, CUDA_IMPL(rmsnorm, NULL)}},
+    {K_OP_SOFTMAX, "softmax", softmax_check, softmax_ref, {{softmax_cpu, softmax_cpu_sup, NULL}, CUDA_IMPL(softmax, NULL)}},
+    {K_OP_ATTENTION, "attention", attention_check, attention_ref, {{attention_cpu, attention_cpu_sup, attention_cpu_ws}, CUDA_IMPL(attention, NULL)}},
+    {K_OP_ATTN_ROW, "attn_row", attn_row_check, attn_row_ref, {{attn_row_cpu, attn_row_cpu_sup, NULL}, CUDA_IMPL(attn_row, NULL)}},
+    {K_OP_GELU_ERF, "gelu_erf", gelu_erf_check, gelu_erf_ref, {{gelu_erf_cpu, gelu_erf_cpu_sup, NULL}, CUDA_IMPL(gelu_erf, NULL)}},
+    {K_OP_QUICK_GELU, "quick_gelu", quick_gelu_check, quick_gelu_ref, {{quick_gelu_cpu, quick_gelu_cpu_sup, NULL}, CUDA_IMPL(quick_gelu, NULL)}},
+    {K_OP_SILU_MUL, "silu_mul", silu_mul_check, silu_mul_ref, {{silu_mul_cpu, silu_mul_cpu_sup, NULL}, CUDA_IMPL(silu_mul, NULL)}},
+    {K_OP_ROPE, "rope", rope_check, rope_ref, {{rope_cpu, rope_cpu_sup, NULL}, CUDA_IMPL(rope, NULL)}},
+    {K_OP_ADD, "add", add_check, add_ref, {{add_cpu, add_cpu_sup, NULL}, CUDA_IMPL(add, NULL)}},
+    {K_OP_SUM_ROWS, "sum_rows", sum_rows_check, sum_rows_ref, {{sum_rows_cpu, sum_rows_cpu_sup, NULL}, CUDA_IMPL(sum_rows, NULL)}},
+    {K_OP_EMBED, "embed", embed_check, embed_ref, {{embed_cpu, embed_cpu_sup, NULL}, CUDA_IMPL(embed, NULL)}},
+    {K_OP_PATCH_EMBED, "patch_embed", patch_embed_check, patch_embed_ref, {{patch_embed_cpu, patch_embed_cpu_sup, patch_embed_cpu_ws}, CUDA_IMPL(patch_embed, patch_embed_cuda_ws)}},
+    {K_OP_TOPK, "topk", topk_check, topk_ref, {{topk_cpu, topk_cpu_sup, NULL}, CUDA_IMPL(topk, NULL)}},
+    {K_OP_GATHER, "gather", gather_check, gather_ref, {{gather_cpu, gather_cpu_sup, NULL}, CUDA_IMPL(gather, NULL)}},
+    {K_OP_MASK, "mask", mask_check, mask_ref, {{mask_cpu, mask_cpu_sup, NULL}, CUDA_IMPL(mask, NULL)}},
 };
 
 int k_registry_count(void) { return (int)ARRAY_LEN(ops); }
@@ -215,5 +247,6 @@ int k_run(k_ctx_t *ctx, k_op_t op, const void *args) {
     if (!k_supports(b, op, args))
         return k_ctx_fail(ctx, HIRED_EUNSUPPORTED, "%s: not supported by the %s backend for these dtypes", e->name,
                           k_backend_name(b));
+    if (b != K_BACKEND_CPU && (rc = k_ctx_bind(ctx))) return rc;
     return e->impl[b].run(ctx, args);
 }

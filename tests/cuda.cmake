@@ -1,4 +1,9 @@
-# CUDA backend: built and linked whenever the toolkit is present; exits 77 (Not Run) with no GPU.
+# The CUDA backend's tests, built whenever the toolkit is present (a CUDA compile error fails CI)
+# and labelled gpu as well: without a CUDA device they exit 77 (ctest: Not Run, never passed).
+# scripts/gpu-check.sh runs `ctest -L gpu` on a machine with a GPU.
 if(HIRED_HAVE_CUDA)
-  hired_add_test(test_cuda_ctx SOURCES kernels/test_cuda_ctx.c LIBS hired_kernels LABELS kernels)
+  hired_add_test(test_cuda_ctx SOURCES kernels/test_cuda_ctx.c LIBS hired_kernels LABELS kernels gpu)
+  # every registry op on cuda:0 against the reference (the same program as test_backend_ops)
+  add_test(NAME test_backend_ops_cuda COMMAND test_backend_ops --device cuda:0)
+  hired_test_properties(test_backend_ops_cuda LABELS kernels gpu)
 endif()
