@@ -70,7 +70,7 @@ static int print_top_patches(k_ctx_t *host, const float *rows, int n, int patche
 }
 
 typedef struct {
-    char *model, *image;
+    char *model, *image, *device;
     int64_t max_pixels, top;
 } encode_opts_t;
 
@@ -80,6 +80,7 @@ static const cfg_entry_t k_encode_opts[] = {
     CLI_OPT_IMAGE(O(image)),
     {"max-pixels", CFG_INT, O(max_pixels), 0, 1e9, "0", NULL, "refuse larger images (width x height); 0 = no limit"},
     {"top", CFG_INT, O(top), 1, 64, "5", NULL, "patches listed per partition"},
+    CLI_OPT_DEVICE(O(device)),
 };
 #undef O
 
@@ -100,7 +101,7 @@ static int encode_body(const cli_cmd_t *cmd, void *values, const char **pos, int
     p.sel = (sel_opts_t){.strategy = SEL_HIRED, .budget = 1.0, .alpha = 0.5}; /* every token, HiRED's layers */
     p.max_pixels = (size_t)o->max_pixels;
 
-    if (cli_enc_open(&e, model, image, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &p, &vis, &st, &attn, err)) {
+    if (cli_enc_open(&e, model, image, o->device, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &p, &vis, &st, &attn, err)) {
         fprintf(stderr, "hired encode: %s\n", err);
         goto done;
     }

@@ -65,13 +65,15 @@ sel_opts_t cli_sel_opts(const cli_sel_t *s);
 #define CLI_OPT_MODEL_DIR(off) \
     {"model", CFG_STRING, (off), 0, 4096, "", NULL, "Hugging Face llava-hf model directory (required)"}
 #define CLI_OPT_IMAGE(off) {"image", CFG_STRING, (off), 0, 4096, "", NULL, "JPEG, PNG, GIF or BMP (required)"}
+#define CLI_OPT_DEVICE(off) \
+    {"device", CFG_STRING, (off), 1, 32, "cpu", NULL, "where the model runs: cpu or cuda:N (a CUDA build)"}
 
-/* The in-process subcommands' device: the CPU and one context on it. */
+/* The in-process subcommands' device (--device: cpu or cuda:N) and one context on it. */
 typedef struct {
     k_device_t *dev;
     k_ctx_t *ctx;
 } cli_dev_t;
-int cli_dev_open(cli_dev_t *d, char *err); /* 0 or HIRED_E*; cli_dev_close either way */
+int cli_dev_open(cli_dev_t *d, const char *device, char *err); /* 0 or HIRED_E*; cli_dev_close either way */
 void cli_dev_close(cli_dev_t *d);
 
 /* What encode and show-selection start from: the device, the vision half of the model in
@@ -83,7 +85,8 @@ typedef struct {
     size_t n;
     double ms_load; /* opening the device and loading the model */
 } cli_enc_t;
-int cli_enc_open(cli_enc_t *e, const char *model_dir, const char *image, char *err); /* cli_enc_close either way */
+int cli_enc_open(cli_enc_t *e, const char *model_dir, const char *image, const char *device,
+                 char *err); /* cli_enc_close either way */
 void cli_enc_close(cli_enc_t *e);
 
 /* The largest file a subcommand reads whole (file.h). */

@@ -80,9 +80,9 @@ int cli_preprocess(const hf_config_t *cfg, const char *model_dir, const image_t 
     return prep_for_model(img, cfg, &pp, out, err);
 }
 
-int cli_dev_open(cli_dev_t *d, char *err) {
+int cli_dev_open(cli_dev_t *d, const char *device, char *err) {
     *d = (cli_dev_t){0};
-    if (!(d->dev = k_device_open("cpu", err))) return HIRED_EUNSUPPORTED;
+    if (!(d->dev = k_device_open(device, err))) return HIRED_EUNSUPPORTED;
     if (!(d->ctx = k_ctx_new(d->dev, err))) return HIRED_ENOMEM;
     return HIRED_OK;
 }
@@ -92,10 +92,10 @@ void cli_dev_close(cli_dev_t *d) {
     k_device_close(&d->dev);
 }
 
-int cli_enc_open(cli_enc_t *e, const char *model_dir, const char *image, char *err) {
+int cli_enc_open(cli_enc_t *e, const char *model_dir, const char *image, const char *device, char *err) {
     *e = (cli_enc_t){0};
     double t0 = clock_ms();
-    int rc = cli_dev_open(&e->d, err);
+    int rc = cli_dev_open(&e->d, device, err);
     if (!rc && !(e->m = enc_model_load(model_dir, e->d.dev, err))) rc = HIRED_ENOTFOUND;
     e->ms_load = clock_ms() - t0;
     if (!rc) rc = file_read(image, CLI_MAX_FILE, &e->bytes, &e->n, err);

@@ -32,7 +32,7 @@
 #define RUN_MAX_MESSAGES_BYTES ((size_t)64 << 20)
 
 typedef struct {
-    char *model, *messages, *template_name;
+    char *model, *messages, *template_name, *device;
     cfg_strlist_t image, stop;
     int newline, compat; /* pack_newline_t, prep_compat_t */
     int64_t max_tokens, top_k, seed;
@@ -40,7 +40,7 @@ typedef struct {
     cli_sel_t sel;
 } run_opts_t;
 
-#define RUN_OWN 12
+#define RUN_OWN 13
 #define O(f) offsetof(run_opts_t, f)
 static const cfg_entry_t k_run_own[RUN_OWN] = {
     CLI_OPT_MODEL_DIR(O(model)),
@@ -61,6 +61,7 @@ static const cfg_entry_t k_run_own[RUN_OWN] = {
     {"top-k", CFG_INT, O(top_k), 0, 1 << 24, "0", NULL, "0 = off"},
     {"seed", CFG_INT, O(seed), 0, 9223372036854775807.0, "0", NULL, "per-job sampling seed"},
     {"stop", CFG_STRLIST, O(stop), 0, RUN_MAX_STOP, "", NULL, "a stop string"},
+    CLI_OPT_DEVICE(O(device)),
 };
 #undef O
 
@@ -308,7 +309,7 @@ static int run_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_
     }
     cli_dev_t d = {0};
     run_model_t *m = NULL;
-    if (!rc) rc = cli_dev_open(&d, err);
+    if (!rc) rc = cli_dev_open(&d, o->device, err);
     if (!rc && !(m = run_model_load(model, d.dev, err))) rc = HIRED_ENOTFOUND;
     run_stats_t rs;
     if (!rc) {

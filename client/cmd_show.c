@@ -82,16 +82,17 @@ static void draw_partition(canvas_t *c, int ox, int oy, const uint8_t *tile, int
 }
 
 typedef struct {
-    char *model, *image, *out;
+    char *model, *image, *out, *device;
     cli_sel_t sel;
 } show_opts_t;
 
-#define SHOW_OWN 3
+#define SHOW_OWN 4
 #define O(f) offsetof(show_opts_t, f)
 static const cfg_entry_t k_show_own[SHOW_OWN] = {
     CLI_OPT_MODEL_DIR(O(model)),
     CLI_OPT_IMAGE(O(image)),
     {"out", CFG_STRING, O(out), 1, 4096, "selection.png", NULL, "where to write the picture"},
+    CLI_OPT_DEVICE(O(device)),
 };
 #undef O
 
@@ -112,7 +113,7 @@ static int show_body(const cli_cmd_t *cmd, void *values, const char **pos, int n
     uint8_t *kept = NULL;
     canvas_t c = {0};
 
-    if (cli_enc_open(&e, model, image, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &gp, &vis, NULL, NULL, err) ||
+    if (cli_enc_open(&e, model, image, o->device, err) || enc_run(e.m, e.d.ctx, e.bytes, e.n, &gp, &vis, NULL, NULL, err) ||
         image_decode(e.bytes, e.n, 0, &img, err) || cli_preprocess(enc_model_config(e.m), model, &img, &prep, err)) {
         fprintf(stderr, "hired show-selection: %s\n", err);
         goto done;
