@@ -24,7 +24,7 @@
  * running broker.
  *
  * Self-contained mode starts hired-broker (ephemeral loopback ports via a ports file), one
- * hired-encoder and one hired-decoder, found next to this binary (installed: the same bin/;
+ * hired-encoder and one hired-decoder (on --device, cpu or cuda:N), found next to this binary (installed: the same bin/;
  * build tree: ../broker, ../encoder_worker, ../decoder_worker; $HIRED_BIN_DIR overrides),
  * with their logs in a temporary directory, and stops them with SIGTERM at the end. A worker
  * that does not exit 0 makes the bench exit 1.
@@ -89,7 +89,7 @@ typedef struct {
 
 typedef struct {
     /* options */
-    const char *broker, *model_dir, *model_name, *image, *json_path;
+    const char *broker, *model_dir, *model_name, *image, *json_path, *device;
     char strategies[8][32];
     int n_strategies;
     double budgets[16];
@@ -269,11 +269,12 @@ static int start_services(bench_t *b) {
         }
         usleep(20000);
     }
-    char ep[300], model[1100];
+    char ep[300], model[1100], dev[64];
     snprintf(ep, sizeof ep, "--broker.endpoint=%s", back);
     snprintf(model, sizeof model, "--model.dir=%s", b->model_dir);
-    char *eargv[] = {bins[P_ENCODER], model, ep, "--encoder.wire_dtype=f16", "--log.level=info", NULL};
-    char *dargv[] = {bins[P_DECODER], model, ep, "--log.level=warn", NULL};
+    snprintf(dev, sizeof dev, "--model.device=%s", b->device);
+    char *eargv[] = {bins[P_ENCODER], model, ep, dev, "--encoder.wire_dtype=f16", "--log.level=info", NULL};
+    char *dargv[] = {bins[P_DECODER], model, ep, dev, "--log.level=warn", NULL};
     snprintf(logp, sizeof logp, "%s/encoder.log", b->tmp);
     if ((b->pid[P_ENCODER] = spawn_logged(eargv, logp)) < 0) return -1;
     snprintf(logp, sizeof logp, "%s/decoder.log", b->tmp);
@@ -671,7 +672,7 @@ static int write_json(const bench_t *b) {
 // ---- options ---------------------------------------------------------------------------------
 
 typedef struct {
-    char *model, *broker, *model_name, *strategies, *budgets, *image, *json;
+    char *model, *broker, *model_name, *strategies, *budgets, *image, *json, *device;
     int64_t runs, warmup, max_tokens, timeout_ms;
 } bench_opts_t;
 
@@ -693,6 +694,8 @@ static const cfg_entry_t k_bench_opts[] = {
      "the image for every job"},
     {"json", CFG_STRING, O(json), 1, 4096, "bench.json", NULL, "raw samples, summary and environment"},
     {"timeout-ms", CFG_INT, O(timeout_ms), 1000, 86400000, "3600000", NULL, "per-job deadline"},
+    {"device", CFG_STRING, O(device), 1, 32, "cpu", NULL,
+     "the self-contained workers' device: cpu or cuda:N (both workers on it)"},
 };
 #undef O
 
@@ -809,6 +812,7 @@ static int bench_main(const bench_opts_t *o) {
     b.json_path = o->json;
     b.image = o->image;
     b.model_dir = o->model[0] ? o->model : NULL;
+    b.device = o->device;
     b.broker = o->broker[0] ? o->broker : NULL;
     b.model_name = o->model_name[0] ? o->model_name : NULL;
     static char base[256];

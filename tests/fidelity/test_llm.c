@@ -7,7 +7,13 @@
  *   position (a fixed subset of vocabulary columns), and the 32 greedy tokens (EOS masked).
  * Also (no arguments): the same tokens with 1 and 2 OpenMP threads (greedy and sampled), stop
  * strings, max_tokens, the error cases (no <image>, prompt longer than the context, unknown
- * template, model directory without tokenizer.json) and the KV cache at r = 0.2 vs 1.0. */
+ * template, model directory without tokenizer.json) and the KV cache at r = 0.2 vs 1.0.
+ *
+ * HIRED_TEST_DEVICE=cuda:N runs the fidelity shards on that device (the gpu-labelled ctest
+ * entries, scripts/gpu-check.sh; exit 77 without one). There the GEMMs round activations to the
+ * tiny models' F16 (kernels/cuda/cuda_ops.h), so the logit bound is CUDA_LOGIT_TOL = 1e-2 and a
+ * greedy step whose reference gap is below CUDA_MARGIN_TIE = 1e-2 may flip (tokens are compared
+ * up to it, and the gap is printed). Not yet measured on a GPU: the first run calibrates them. */
 #include <dirent.h>
 #include <math.h>
 #include <omp.h>
@@ -30,6 +36,9 @@
 #define N_NEW 32
 /* A greedy step whose reference top-1/top-2 gap is below this may legitimately flip. */
 #define MARGIN_TIE 1e-4
+#define CUDA_LOGIT_TOL 1e-2
+#define CUDA_MARGIN_TIE 1e-2
+static double g_logit_tol = LOGIT_TOL, g_margin_tie = MARGIN_TIE;
 
 static char *path_join(const char *a, const char *b) {
     size_t n = strlen(a) + strlen(b) + 2;
@@ -177,19 +186,19 @@ static void compare_case(gen_model_t *m, const st_file_t *f, const char *label, 
             }
             double rel = sqrt(d2 / (r2 > 0 ? r2 : 1));
             if (rel > worst) worst = rel;
-            if (!(rel <= LOGIT_TOL)) {
+            if (!(rel <= g_logit_tol)) {
                 if (bad_rows < 3)
                     fprintf(stderr, "%s %s: position %d: relative logit error %.3g\n", label, cname, rows[i], rel);
                 bad_rows++;
             }
         }
         CHECK_MSG(bad_rows == 0, "%s %s: %d of %d positions above %g (worst %.3g)", label, cname, bad_rows,
-                  (int)n_pos, LOGIT_TOL, worst);
+                  (int)n_pos, g_logit_tol, worst);
         if (worst > *worst_rel) *worst_rel = worst;
         CHECK_EQ_INT(st.generated, N_NEW);
         int upto = N_NEW;
         for (int i = 0; i < N_NEW; i++)
-            if (margins[i] < MARGIN_TIE) {
+            if (margins[i] < g_margin_tie) {
                 printf("%s %s: greedy step %d is a near tie (gap %.3g): tokens compared up to it\n", label, cname, i,
                        margins[i]);
                 upto = i + 1;
@@ -624,8 +633,17 @@ int main(int argc, char **argv) {
      * 2-core CI machine running other tests would otherwise spend most of the time spinning. */
     omp_set_num_threads(1);
     char err[HIRED_ERR_LEN];
-    CHECK_MSG((g_dev = k_device_open("cpu", err)) && (g_ctx = k_ctx_new(g_dev, err)), "%s", err);
+    const char *device = getenv("HIRED_TEST_DEVICE");
+    if (!device || !*device || argc < 2 || !strcmp(argv[1], "kv") || !strcmp(argv[1], "chat"))
+        device = "cpu"; /* the device parameter is for the fidelity shards */
+    if (!(g_dev = k_device_open(device, err)) && !strncmp(device, "cuda:", 5)) {
+        printf("%s: %s: skipped\n", device, err);
+        return 77;
+    }
+    CHECK_MSG(g_dev && (g_ctx = k_ctx_new(g_dev, err)), "%s", err);
     if (!g_ctx) return test_summary();
+    if (k_device_backend(g_dev) == K_BACKEND_CUDA) g_logit_tol = CUDA_LOGIT_TOL, g_margin_tie = CUDA_MARGIN_TIE;
+    printf("device %s: logit bound %g, near-tie gap %g\n", k_device_name(g_dev), g_logit_tol, g_margin_tie);
     if (argc > 1 && !strcmp(argv[1], "kv"))
         test_kv();
     else if (argc > 2 && !strcmp(argv[1], "chat"))

@@ -2,13 +2,20 @@
  * committed tiny models: for every reference image of both model kinds, the feature-layer
  * output and the head-summed CLS->patch attention rows at layers 0, 22 and 23 must satisfy
  * ||ours - ref|| / ||ref|| <= 1e-5. The input is the reference's own pixel_values (decoded from
- * the fixture's tiles + LUT), so this test measures the tower alone. */
+ * the fixture's tiles + LUT), so this test measures the tower alone.
+ *
+ * HIRED_TEST_DEVICE=cuda:N runs the tower on that device instead (the gpu-labelled ctest entry
+ * and scripts/gpu-check.sh); without one the test exits 77. On CUDA the GEMMs with the tiny
+ * models' F16 weights round their activations to F16 (kernels/cuda/cuda_ops.h), so the bound
+ * there is CUDA_REL_TOL = 5e-3: about ten times the rounding of one F16 GEMM (2^-11) carried
+ * through the tiny towers' layers. Not yet measured on a GPU: the first run calibrates it. */
 #include "test.h"
 #include "fixture_util.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <stb/stb_image.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "err.h"
@@ -18,6 +25,20 @@
 #include "vision.h"
 
 #define REL_TOL 1e-5
+#define CUDA_REL_TOL 5e-3
+
+static const char *g_device = "cpu";
+static double g_tol = REL_TOL;
+
+/* n floats of device memory into a new host block (a copy on every backend). */
+static float *to_host(k_ctx_t *ctx, const float *dev, size_t n) {
+    float *h = mem_alloc(n * sizeof(float));
+    if (h && k_ctx_download(ctx, h, dev, n * sizeof(float))) {
+        mem_free(h);
+        return NULL;
+    }
+    return h;
+}
 
 static double rel_err(const float *a, const float *ref, size_t n) {
     double num = 0, den = 0;
@@ -75,7 +96,7 @@ static int check_model(const char *model_name) {
     st_model_t *st = st_model_open(dir, err);
     CHECK_MSG(st != NULL, "%s", err);
     if (!st) return 0;
-    k_device_t *dev = k_device_open("cpu", err);
+    k_device_t *dev = k_device_open(g_device, err);
     k_ctx_t *ctx = dev ? k_ctx_new(dev, err) : NULL;
     vision_t *v = ctx ? vision_load(st, &cfg, dev, 23, err) : NULL;
     CHECK_MSG(v != NULL, "%s", err);
@@ -124,9 +145,19 @@ static int check_model(const char *model_name) {
         CHECK_MSG(px != NULL, "cannot read %s", path);
         if (px && feat && a0 && a22 && a23 && h22) {
             vision_opts_t opts = {.n_attn_layers = 3, .attn_layers = {0, 22, 23}};
-            vision_out_t out; /* device memory of the CPU backend: host-readable */
-            rc = vision_encode(v, ctx, px, n, &opts, &out, err);
+            vision_out_t dout; /* device memory: downloaded below */
+            rc = vision_encode(v, ctx, px, n, &opts, &dout, err);
             CHECK_MSG(rc == 0, "%s", err);
+            struct {
+                float *features, *cls_attn, *cls_attn_heads;
+            } out = {0};
+            if (!rc) {
+                out.features = to_host(ctx, dout.features, (size_t)n * P * D);
+                out.cls_attn = to_host(ctx, dout.cls_attn, (size_t)3 * n * P);
+                out.cls_attn_heads = to_host(ctx, dout.cls_attn_heads, (size_t)3 * n * H * (P + 1));
+                rc = out.features && out.cls_attn && out.cls_attn_heads ? 0 : -1;
+                CHECK_MSG(rc == 0, "downloading the tower's outputs: %s", k_ctx_err(ctx));
+            }
             if (!rc) {
                 double ef = rel_err(out.features, feat, (size_t)n * P * D);
                 double e0 = rel_err(out.cls_attn, a0, (size_t)n * P);
@@ -135,13 +166,16 @@ static int check_model(const char *model_name) {
                 double eh = rel_err(out.cls_attn_heads + (size_t)n * H * (P + 1), h22, (size_t)n * H * (P + 1));
                 printf("%s/%s: n=%d features %.2e  attn l0 %.2e l22 %.2e l23 %.2e heads(l22) %.2e\n", model_name,
                        stem, n, ef, e0, e22, e23, eh);
-                CHECK_MSG(ef <= REL_TOL, "%s features rel err %.3g", stem, ef);
-                CHECK_MSG(e0 <= REL_TOL, "%s layer-0 attention rel err %.3g", stem, e0);
-                CHECK_MSG(e22 <= REL_TOL, "%s layer-22 attention rel err %.3g", stem, e22);
-                CHECK_MSG(e23 <= REL_TOL, "%s layer-23 attention rel err %.3g", stem, e23);
-                CHECK_MSG(eh <= REL_TOL, "%s per-head layer-22 attention rel err %.3g", stem, eh);
-                k_ctx_reset(ctx); /* the outputs go with the arena */
+                CHECK_MSG(ef <= g_tol, "%s features rel err %.3g", stem, ef);
+                CHECK_MSG(e0 <= g_tol, "%s layer-0 attention rel err %.3g", stem, e0);
+                CHECK_MSG(e22 <= g_tol, "%s layer-22 attention rel err %.3g", stem, e22);
+                CHECK_MSG(e23 <= g_tol, "%s layer-23 attention rel err %.3g", stem, e23);
+                CHECK_MSG(eh <= g_tol, "%s per-head layer-22 attention rel err %.3g", stem, eh);
             }
+            mem_free(out.features);
+            mem_free(out.cls_attn);
+            mem_free(out.cls_attn_heads);
+            k_ctx_reset(ctx); /* the outputs go with the arena */
             images++;
         }
         mem_free_aligned(px);
@@ -165,6 +199,16 @@ static void test_comparator_fails(void) {
 }
 
 int main(void) {
+    if (getenv("HIRED_TEST_DEVICE") && *getenv("HIRED_TEST_DEVICE")) g_device = getenv("HIRED_TEST_DEVICE");
+    char err[HIRED_ERR_LEN];
+    k_device_t *probe = k_device_open(g_device, err);
+    if (!probe) {
+        printf("%s: %s: skipped\n", g_device, err);
+        return strncmp(g_device, "cuda:", 5) == 0 ? 77 : 1;
+    }
+    if (k_device_backend(probe) == K_BACKEND_CUDA) g_tol = CUDA_REL_TOL;
+    printf("device %s, tolerance %.0e\n", g_device, g_tol);
+    k_device_close(&probe);
     test_comparator_fails();
     int a = check_model("llava-next-tiny");
     int b = check_model("llava15-tiny");
