@@ -4,9 +4,12 @@
 #   scripts/gpu-check.sh --prepare   (here, on a Debian machine with apt and network)
 #       Downloads the Debian packages hired builds against (scripts/deps.sh's libraries, their
 #       library dependencies, pkgconf) with `apt-get download` into .gpu-deps/debs and unpacks
-#       them with `dpkg -x` into .gpu-deps/root (an ignored folder, about 60 MB once docs and
-#       static archives are pruned), so a GPU machine that has only a driver, nvcc, CMake and a C
-#       compiler can build hired without installing anything.
+#       them with `dpkg -x` into .gpu-deps/root (an ignored folder, about 90 MB once docs, static
+#       archives and unused packages are pruned; also packed as .gpu-deps/root.tar.xz, about
+#       20 MB, which the run unpacks when the folder is absent), so a GPU machine that has only
+#       a driver, nvcc, CMake and a C compiler can build hired without installing anything.
+#       The packages are Debian 12's: the GPU machine needs glibc 2.36 or newer to load them.
+#       HIRED_GPU_CHECK_DEPS=bundled uses them even where the system has the libraries.
 #   scripts/gpu-check.sh [OUT_DIR]   (on the GPU machine; OUT_DIR defaults to build-gpu/check)
 #       1. configures and builds hired with HIRED_CUDA=ON in build-gpu, for this machine's GPU
 #          only (CMAKE_CUDA_ARCHITECTURES=native; CI builds every target), against the system's
@@ -31,8 +34,13 @@ DEPS=$ROOT_DIR/.gpu-deps
 BUILD_PKGS=(libopenblas-dev libopenblas-pthread-dev libjpeg62-turbo-dev libstb-dev libcjson-dev libconfig-dev
             libzmq3-dev libczmq-dev libmsgpack-dev libsystemd-dev libmicrohttpd-dev libcurl4-openssl-dev
             pkgconf pkgconf-bin libpkgconf3)
-# What any machine able to run nvcc already has (and must not be shadowed by Debian's copies).
-BASE_RE='^(libc6|libc6-dev|libgcc-s1|libstdc\+\+6|gcc-[0-9]+-base|libcrypt1|libcrypt-dev|linux-libc-dev|libgomp1|debconf|dpkg|perl-base|tar|coreutils|libselinux1|libpcre2-8-0|zlib1g|libzstd1|liblzma5|libbz2-1\.0|libacl1|libattr1|libaudit1|libaudit-common|libcap-ng0|libcap2|libgmp10|libtinfo6|libudev1|libnsl2|libnsl-dev|libtirpc3|libtirpc-dev|libtirpc-common|rpcsvc-proto|libgssapi-krb5-2|libkrb5-3|libk5crypto3|libkrb5support0|libkeyutils1|libcom-err2|libssl3|libgcrypt20|libgpg-error0|liblz4-1|libsystemd0)$'
+# What any machine able to run nvcc already has (the C library and the compiler's runtime must
+# stay the system's), and what the closure drags in that hired never loads (boost and ICU for
+# msgpack-cxx and libxml2's tools, the other OpenBLAS builds, gcc 12's sanitizer runtimes and
+# C++ headers, Kerberos' admin libraries). Checked on Debian 12: the binaries' ldd closure is
+# inside what is kept.
+BASE_RE='^(libc6|libc6-dev|libc-dev-bin|linux-libc-dev|libgcc-s1|libstdc\+\+6|gcc-[0-9]+-base|libcrypt1|libcrypt-dev|libgomp1|debconf|dpkg|perl-base|tar|coreutils|zlib1g|libselinux1|libpcre2-8-0)$'
+SKIP_RE='^(libboost.*|libmsgpack-cxx-dev|libicu.*|icu-devtools|libopenblas0-(openmp|serial)|libopenblas-(openmp|serial)-dev|libstdc\+\+-[0-9]+-dev|libgcc-[0-9]+-dev|libasan[0-9]+|libtsan[0-9]+|liblsan[0-9]+|libubsan[0-9]+|libitm[0-9]+|libkadm5.*|libkdb5-.*)$'
 
 prepare() {
     command -v apt-get >/dev/null || { echo "gpu-check --prepare: needs apt-get (a Debian machine)" >&2; exit 2; }
@@ -42,7 +50,7 @@ prepare() {
             --no-enhances "${BUILD_PKGS[@]}" 2>/dev/null | grep -E '^[a-z0-9]' | sed 's/:amd64$//' | sort -u)
     local pkgs=()
     for p in $all; do
-        [[ $p =~ $BASE_RE ]] && continue
+        [[ $p =~ $BASE_RE || $p =~ $SKIP_RE ]] && continue
         apt-cache show "$p" >/dev/null 2>&1 || continue # virtual packages
         pkgs+=("$p")
     done
@@ -62,8 +70,10 @@ prepare() {
         mkdir -p "$ml/pkgconfig"
         cp "$ml/openblas-pthread/pkgconfig/openblas.pc" "$ml/pkgconfig/openblas.pc"
     fi
-    rm -rf "$DEPS/debs"
-    du -sh "$DEPS/root" >&2
+    rm -rf "$DEPS/debs" "$ml/openblas-pthread/liblapack.so.3" # hired does not use LAPACK
+    # one compressed file to carry to the GPU machine (about 20 MB; the folder is about 90 MB)
+    tar -C "$DEPS" -cJf "$DEPS/root.tar.xz" root
+    du -sh "$DEPS/root" "$DEPS/root.tar.xz" >&2
     echo "gpu-check --prepare: done; copy the repository (with .gpu-deps) to the GPU machine and run scripts/gpu-check.sh" >&2
 }
 
@@ -71,10 +81,12 @@ prepare() {
 # (its .pc files rewritten to this checkout's absolute path, in the build folder).
 setup_deps() {
     local need=(libcjson libconfig openblas libjpeg stb libzmq msgpack libsystemd libczmq libmicrohttpd libcurl)
-    if command -v pkg-config >/dev/null && pkg-config --exists "${need[@]}" 2>/dev/null; then
+    if [ "${HIRED_GPU_CHECK_DEPS:-}" != bundled ] && command -v pkg-config >/dev/null &&
+       pkg-config --exists "${need[@]}" 2>/dev/null; then
         echo "libraries: the system's" ; return 0
     fi
     local R=$DEPS/root
+    [ ! -d "$R/usr" ] && [ -f "$DEPS/root.tar.xz" ] && tar -C "$DEPS" -xJf "$DEPS/root.tar.xz"
     if [ ! -d "$R/usr" ]; then
         echo "gpu-check: the libraries are missing and $R is absent: run scripts/gpu-check.sh --prepare on a" \
              "Debian machine first (or install the packages of scripts/deps.sh)" >&2
@@ -90,6 +102,7 @@ setup_deps() {
     export LD_LIBRARY_PATH=$ML:$R/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
     export LIBRARY_PATH=$ML${LIBRARY_PATH:+:$LIBRARY_PATH}
     export CPATH=$R/usr/include:$R/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
+    EXTRA_CMAKE+=(-DCMAKE_PREFIX_PATH="$R/usr" -DCMAKE_LIBRARY_PATH="$ML")
     if ! command -v pkg-config >/dev/null; then
         PKGCONF_BIN=$R/usr/bin/pkgconf
         EXTRA_CMAKE+=(-DPKG_CONFIG_EXECUTABLE="$PKGCONF_BIN")
