@@ -210,7 +210,7 @@ typedef struct {
     int q_pos0;
 } attn_params;
 
-/* One block per (q head, query). Keys are visited in tiles of blockDim.x: thread t scores key
+/* One block per (query, q head): blockIdx.x the query (up to 2^31 − 1), blockIdx.y the head. Keys are visited in tiles of blockDim.x: thread t scores key
  * j0+t, the tile's maximum updates the running maximum M (the running sum L and the output
  * accumulators are rescaled by e^(M_old − M_new)), and each thread accumulates the
  * probability-weighted v of its own output columns. Shared memory: q [d], acc [d], p
@@ -218,7 +218,7 @@ typedef struct {
 __global__ static void attention_kernel(attn_params P) {
     extern __shared__ float sh[];
     float *qs = sh, *acc = sh + P.d, *p = sh + 2 * P.d;
-    const int h = blockIdx.x, i = blockIdx.y, T = blockDim.x, tid = threadIdx.x;
+    const int i = blockIdx.x, h = blockIdx.y, T = blockDim.x, tid = threadIdx.x;
     const int hk = h / P.group;
     const float *q = P.q + (size_t)i * P.ldq + (size_t)h * P.d;
     for (int c = tid; c < P.d; c += T) {
@@ -274,7 +274,7 @@ extern "C" int k_attention_cuda(k_ctx_t *kc, const k_attention_args *a) {
     if (shmem > 48 * 1024)
         return k_ctx_fail(kc, HIRED_EUNSUPPORTED, "attention: head_dim %d too large for the CUDA kernel",
                           a->head_dim);
-    dim3 grid((unsigned)a->n_head, (unsigned)a->t_q);
+    dim3 grid((unsigned)a->t_q, (unsigned)a->n_head);
     attention_kernel<<<grid, ATTN_THREADS, shmem, stream_of(kc)>>>(P);
     LAUNCH_TRY(kc, "attention_kernel");
     return HIRED_OK;
