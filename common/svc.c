@@ -33,7 +33,7 @@ void svc_cfg_entries(size_t base, const char *warmup_help, cfg_entry_t out[SVC_C
         {"model.name", CFG_STRING, O(model_name), 0, WIRE_MAX_MODEL, "", NULL,
          "model name jobs ask for; empty = the directory's base name"},
         {"model.device", CFG_STRING, O(device), 1, 16, "cpu", NULL,
-         "cpu, cuda:N or N (= cuda:N); CUDA is refused until the CUDA backend exists"},
+         "cpu, cuda:N or N (= cuda:N; a build with the CUDA toolkit, GPUs sm_75 and newer)"},
         {"worker.drain_ms", CFG_INT, O(drain_ms), 0, 3600000, "10000", NULL,
          "on SIGTERM, jobs in progress get this long to finish before they are handed back"},
         {"worker.threads", CFG_INT, O(threads), 0, 1024, "0", NULL,
@@ -91,10 +91,11 @@ int svc_model_name(const svc_cfg_t *c, char out[WIRE_MAX_MODEL + 1], char *err) 
 
 /* The daemon command line: `--model DIR`, `--device D`, `--broker EP`, `--name N` aliases,
  * --check-config (*check), -c FILE, -o / --KEY=VALUE; then the common checks (model.dir set,
- * device cpu — the CUDA backend does not exist yet —, both or neither curve file, and the
- * curve files load) and `extra` (may be NULL) on the filled values. Errors are printed as
- * "prog: message". 0 ok, 1 help printed, 2 error. */
-static int configure(const char *prog, const cfg_entry_t *t, int n, void *values, const svc_cfg_t *c, int argc,
+ * model.device well formed, rewritten "N" -> "cuda:N", both or neither curve file, and the
+ * curve files load) and `extra` (may be NULL) on the filled values. Whether the device opens is
+ * the model load's business (and --check-config's, through svc_daemon_t.probe_device). Errors
+ * are printed as "prog: message". 0 ok, 1 help printed, 2 error. */
+static int configure(const char *prog, const cfg_entry_t *t, int n, void *values, svc_cfg_t *c, int argc,
                   char **argv, bool *check, int (*extra)(void *values, char *err)) {
     char err[HIRED_ERR_LEN];
     int ac = 0;
@@ -111,10 +112,16 @@ static int configure(const char *prog, const cfg_entry_t *t, int n, void *values
     if (!rc && !c->model_dir[0]) rc = hired_errf(err, HIRED_EINVAL, "model.dir is required (--model DIR)");
     int dev = -1;
     if (!rc) rc = proc_parse_device(c->device, &dev, err);
-    if (!rc && dev >= 0)
-        rc = hired_errf(err, HIRED_EUNSUPPORTED,
-                        "model.device '%s': the CUDA backend is not available yet; this build runs on cpu only",
-                        c->device);
+    if (!rc && dev >= 0) { /* "N" and "cuda:N" both name cuda:N: one spelling for the backend */
+        char name[16];
+        snprintf(name, sizeof name, "cuda:%d", dev);
+        char *nd = mem_strdup(name);
+        if (!nd) rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
+        else {
+            mem_free(c->device);
+            c->device = nd;
+        }
+    }
     if (!rc && extra) rc = extra(values, err);
     if (!rc && (c->curve_server_key[0] != 0) != (c->curve_cert[0] != 0))
         rc = hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
@@ -253,12 +260,13 @@ int svc_main(const svc_daemon_t *d, void *app, void *values, svc_t *s, int argc,
     svc_cfg_entries(d->cfg_offset, d->warmup_help, t);
     memcpy(t + SVC_CFG_N, d->own, (size_t)d->n_own * sizeof *t);
     memset(s, 0, sizeof *s);
-    s->cfg = (const svc_cfg_t *)((char *)values + d->cfg_offset);
+    svc_cfg_t *cfg = (svc_cfg_t *)((char *)values + d->cfg_offset);
+    s->cfg = cfg;
     s->d = d;
     s->app = app;
     bool check = false;
     char err[HIRED_ERR_LEN];
-    int rc = configure(d->prog, t, n, values, s->cfg, argc, argv, &check, d->check);
+    int rc = configure(d->prog, t, n, values, cfg, argc, argv, &check, d->check);
     if (!rc && svc_model_name(s->cfg, s->model, err)) {
         fprintf(stderr, "%s: %s\n", d->prog, err);
         rc = 2;
@@ -268,7 +276,8 @@ int svc_main(const svc_daemon_t *d, void *app, void *values, svc_t *s, int argc,
         log_set_level((log_level_t)s->cfg->log_level);
         cfg_log(t, n, values);
         if (check) {
-            int mrc = svc_check_model(s->cfg, err);
+            int mrc = d->probe_device ? d->probe_device(s->cfg->device, err) : 0;
+            if (!mrc) mrc = svc_check_model(s->cfg, err);
             if (mrc) fprintf(stderr, "%s: %s\n", d->prog, err);
             else printf("%s: configuration OK (model '%s')\n", d->prog, s->model);
             rc = mrc ? PROC_EXIT_CONFIG : 0;

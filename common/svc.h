@@ -109,6 +109,9 @@ typedef struct svc_daemon {
     void (*unload)(void *app);
     /* omp_set_num_threads (OpenMP's thread count is per calling thread), or NULL. */
     void (*omp_threads)(int n);
+    /* --check-config: whether model.device (normalised to "cpu" or "cuda:N") can be opened in
+     * this build on this machine (0, or a HIRED_E* with err: exit 2). NULL: not checked. */
+    int (*probe_device)(const char *device, char *err);
 } svc_daemon_t;
 
 /* The whole life of a worker daemon (see the file comment): values is the daemon's

@@ -124,6 +124,7 @@ static void *dev_alloc(k_device_t *d, size_t n, const char *what, char *err) {
         return rc ? NULL : p;
     }
 #endif
+    (void)d;
     void *p = mem_alloc_aligned(n);
     if (!p) hired_errf(err, HIRED_ENOMEM, "out of memory for %s (%zu bytes)", what, n);
     return p;
@@ -351,7 +352,7 @@ static int transfer(k_ctx_t *c, void *dst, const void *src, size_t n, bool wait)
 #ifdef HIRED_HAVE_CUDA
     if (c->cuda) return cuda_ctx_memcpy(c->cuda, dst, src, n, wait, c->err);
 #endif
-    (void)wait;
+    (void)c, (void)wait;
     if (n && dst != src) memmove(dst, src, n);
     return HIRED_OK;
 }
