@@ -11,6 +11,8 @@ if(HIRED_HAVE_CUDA)
   add_test(NAME test_vision_cuda COMMAND test_vision)
   hired_test_properties(test_vision_cuda LABELS fidelity gpu)
   set_property(TEST test_vision_cuda APPEND PROPERTY ENVIRONMENT HIRED_TEST_DEVICE=cuda:0)
+  # HiRED's kept tokens with the tower on cuda:0 equal the CPU's, near-ties shown
+  hired_add_test(test_select_cuda SOURCES fidelity/test_select_cuda.c LIBS hired_vision hired_image LABELS fidelity gpu)
   foreach(model llava-next-tiny llava15-tiny)
     add_test(NAME test_llm_${model}_cuda COMMAND test_llm ${model})
     hired_test_properties(test_llm_${model}_cuda LABELS fidelity gpu)
