@@ -12,8 +12,9 @@
 #       HIRED_GPU_CHECK_DEPS=bundled uses them even where the system has the libraries.
 #   scripts/gpu-check.sh [OUT_DIR]   (on the GPU machine; OUT_DIR defaults to build-gpu/check)
 #       1. configures and builds hired with HIRED_CUDA=ON in build-gpu, for this machine's GPU
-#          only (CMAKE_CUDA_ARCHITECTURES=native; CI builds every target), against the system's
-#          libraries or, when they are missing, .gpu-deps/root;
+#          only (its compute capability from nvidia-smi; HIRED_CUDA_ARCH overrides; CI builds
+#          every target), against the system's libraries or, when they are missing,
+#          .gpu-deps/root;
 #       2. runs the GPU tests (`ctest -L gpu`): the CUDA seam test, every registry op on cuda:0
 #          against the reference, and the fidelity tests on cuda:0 (vision features and CLS
 #          rows, logits and greedy tokens of both tiny models; HIRED_TEST_DEVICE=cuda:0);
@@ -130,7 +131,9 @@ cat "$OUT/deps.txt"
 
 # ---- 1. build ----------------------------------------------------------------------------------
 JOBS=$(nproc 2>/dev/null || echo 8)
-ARCH=${HIRED_CUDA_ARCH:-native}
+# this GPU's compute capability only (nvidia-smi >= 510 reports it), else every target
+CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
+ARCH=${HIRED_CUDA_ARCH:-${CAP:-75;80;86;89;90}}
 if cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DHIRED_CUDA=ON -DCMAKE_CUDA_COMPILER="$NVCC" \
         -DCMAKE_CUDA_ARCHITECTURES="$ARCH" "${EXTRA_CMAKE[@]}" >"$OUT/configure.log" 2>&1 &&
    cmake --build build-gpu -j"$JOBS" >"$OUT/build.log" 2>&1; then
@@ -171,9 +174,9 @@ for dev in cpu cuda:0; do
     echo $? >"$OUT/run-$dev.rc"
 done
 if [ "$(cat "$OUT/run-cuda:0.rc")" = 0 ]; then
-    a=$(head -1 "$OUT/run-cpu.txt"); b=$(head -1 "$OUT/run-cuda:0.txt")
-    if [ "$a" = "$b" ]; then note "hired run: cuda:0 answer equals cpu's (greedy, 24 tokens)"
+    if cmp -s "$OUT/run-cpu.txt" "$OUT/run-cuda:0.txt"; then note "hired run: cuda:0 answer equals cpu's (greedy, 24 tokens)"
     else note "hired run: cuda:0 answer DIFFERS from cpu's (F16 rounding of activations may flip a near-tie; see $OUT/run-*.txt)"; fi
+    for dev in cpu cuda:0; do echo "   $dev: $(tail -1 "$OUT/run-$dev.err")"; done
 else
     note "hired run --device cuda:0: FAILED ($(tail -1 "$OUT/run-cuda:0.err"))"
     FAILED=1
