@@ -123,7 +123,10 @@ FAILED=0
 note() { SUMMARY+=("$1"); echo "== $1"; }
 t_start=$(date +%s)
 
-command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+if ! nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader >"$OUT/gpu.txt" 2>&1; then
+    note "no NVIDIA GPU visible (nvidia-smi: $(head -1 "$OUT/gpu.txt")): the CUDA steps below cannot pass here"
+    : >"$OUT/gpu.txt"
+fi
 NVCC=${CUDACXX:-$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)}
 [ -x "$NVCC" ] || { echo "gpu-check: nvcc not found (set CUDACXX)" >&2; exit 2; }
 setup_deps >"$OUT/deps.txt" 2>&1 || { cat "$OUT/deps.txt"; exit 2; }
