@@ -260,7 +260,7 @@ __global__ static void attention_kernel(attn_params P) {
         __syncthreads(); /* p is rewritten by the next tile */
     }
     float *o = P.out + (size_t)i * P.ldo + (size_t)h * P.d;
-    for (int c = tid; c < P.d; c += T) o[c] = acc[c] / L;
+    for (int c = tid; c < P.d; c += T) o[c] = L > 0.0f ? acc[c] / L : 0.0f; /* no visible key: 0, as the reference */
 }
 
 extern "C" int k_attention_cuda(k_ctx_t *kc, const k_attention_args *a) {
