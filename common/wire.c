@@ -1,13 +1,14 @@
 /* wire.c — header encode / decode / validation for the hired protocol (see wire.h and
  * docs/protocol.md).
  *
- * Decoding outside bytes happens in three steps: (1) scan() walks the raw msgpack and checks
- * every declared length and element count against the bytes that remain and the nesting depth,
- * because msgpack-c's unpacker allocates a container's slots from its declared count before
- * reading them (a 5-byte "array of 4 billion" would ask for 96 GB); (2) msgpack-c unpacks the
- * now-bounded object; (3) the field table below checks keys, types and presence per message
- * type, and wire_validate checks ranges. Nothing asserts on input.
- * Not here: sockets and frames (wire_io.c). */
+ * Decoding outside bytes happens in three steps: (1) wp_scan() (wire_parse.c) walks the raw
+ * msgpack and checks every declared length and element count against the bytes that remain and
+ * the nesting depth, because msgpack-c's unpacker allocates a container's slots from its declared
+ * count before reading them (a 5-byte "array of 4 billion" would ask for 96 GB); (2) msgpack-c
+ * unpacks the now-bounded object; (3) the field table below checks keys, types and presence per
+ * message type (with the typed readers of wire_parse.c), and wire_validate checks ranges.
+ * Nothing asserts on input.
+ * Not here: sockets and frames (wire_io.c), the msgpack readers (wire_parse.c). */
 #include "wire.h"
 
 #include <math.h>
@@ -17,6 +18,7 @@
 #include <msgpack.h>
 
 #include "mem.h"
+#include "wire_int.h"
 
 // ---- names ----------------------------------------------------------------------------------
 
@@ -528,325 +530,112 @@ int wire_encode(const wire_msg_t *m, zmq_msg_t *out, char *err) {
     return HIRED_OK;
 }
 
-// ---- decoding step 1: bounded structural scan -------------------------------------------------
-
-static uint64_t rd_be(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
-    return v;
-}
-
-/* Walks one object at p[*pos], checking lengths against n. 0 or HIRED_EPROTO. */
-static int scan(const uint8_t *p, size_t n, size_t *pos, int depth, char *err) {
-    if (depth > WIRE_MAX_DEPTH)
-        return hired_errf(err, HIRED_EPROTO, "header nests deeper than %d levels", WIRE_MAX_DEPTH);
-    if (*pos >= n) return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
-    uint8_t b = p[(*pos)++];
-    size_t left = n - *pos;
-    uint64_t count = 0, skip = 0;
-    int lenbytes = 0, kind = 0; /* kind: 0 scalar/bytes, 1 array, 2 map */
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return HIRED_OK;
-    if (b >= 0x80 && b <= 0x8f) { kind = 2; count = b & 0x0f; }
-    else if (b >= 0x90 && b <= 0x9f) { kind = 1; count = b & 0x0f; }
-    else if (b >= 0xa0 && b <= 0xbf) { skip = b & 0x1f; }
-    else switch (b) {
-        case 0xc4: case 0xd9: lenbytes = 1; break;
-        case 0xc5: case 0xda: lenbytes = 2; break;
-        case 0xc6: case 0xdb: lenbytes = 4; break;
-        case 0xc7: lenbytes = 1; skip = 1; break; /* ext: + type byte */
-        case 0xc8: lenbytes = 2; skip = 1; break;
-        case 0xc9: lenbytes = 4; skip = 1; break;
-        case 0xca: skip = 4; break;
-        case 0xcb: skip = 8; break;
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xce: case 0xd2: skip = 4; break;
-        case 0xcf: case 0xd3: skip = 8; break;
-        case 0xd4: skip = 2; break;
-        case 0xd5: skip = 3; break;
-        case 0xd6: skip = 5; break;
-        case 0xd7: skip = 9; break;
-        case 0xd8: skip = 17; break;
-        case 0xdc: kind = 1; lenbytes = 2; break;
-        case 0xdd: kind = 1; lenbytes = 4; break;
-        case 0xde: kind = 2; lenbytes = 2; break;
-        case 0xdf: kind = 2; lenbytes = 4; break;
-        default: return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (byte 0x%02x)", b);
-        }
-    if (lenbytes) {
-        if (left < (size_t)lenbytes)
-            return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
-        uint64_t v = rd_be(p + *pos, lenbytes);
-        *pos += (size_t)lenbytes;
-        left -= (size_t)lenbytes;
-        if (kind) count = v; else skip += v;
-    }
-    if (kind == 0) {
-        if (skip > left) return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
-        *pos += (size_t)skip;
-        return HIRED_OK;
-    }
-    /* Every element takes at least one byte, so a count above what is left is a lie. */
-    uint64_t elems = kind == 2 ? count * 2 : count;
-    if (elems > left)
-        return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (%s of %llu elements in %zu bytes)",
-                          kind == 2 ? "map" : "array", (unsigned long long)count, left);
-    for (uint64_t i = 0; i < elems; i++) {
-        int rc = scan(p, n, pos, depth + 1, err);
-        if (rc) return rc;
-    }
-    return HIRED_OK;
-}
-
-// ---- decoding step 3: field parsers ---------------------------------------------------------
-
-typedef struct {
-    const char *tn; /* message type name for errors */
-    char *err;
-} ctx_t;
-
-static bool key_is(const msgpack_object *k, const char *s) {
-    size_t n = strlen(s);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
-}
-
-static int type_err(ctx_t *c, const char *field, const char *what) {
-    return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' must be %s", c->tn, field, what);
-}
-
-static int get_u64(ctx_t *c, const msgpack_object *o, const char *f, uint64_t max, uint64_t *out) {
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return type_err(c, f, "a non-negative integer");
-    if (o->via.u64 > max)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %llu, limit %llu", c->tn, f,
-                          (unsigned long long)o->via.u64, (unsigned long long)max);
-    *out = o->via.u64;
-    return HIRED_OK;
-}
-
-static int get_u32(ctx_t *c, const msgpack_object *o, const char *f, uint32_t max, uint32_t *out) {
-    uint64_t v = 0;
-    int rc = get_u64(c, o, f, max, &v);
-    if (rc == 0) *out = (uint32_t)v;
-    return rc;
-}
-
-static int get_i32(ctx_t *c, const msgpack_object *o, const char *f, int32_t *out) {
-    int64_t v;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o->via.u64 > INT32_MAX) return type_err(c, f, "a 32-bit integer");
-        v = (int64_t)o->via.u64;
-    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        if (o->via.i64 < INT32_MIN) return type_err(c, f, "a 32-bit integer");
-        v = o->via.i64;
-    } else {
-        return type_err(c, f, "an integer");
-    }
-    *out = (int32_t)v;
-    return HIRED_OK;
-}
-
-static int get_double(ctx_t *c, const msgpack_object *o, const char *f, double *out) {
-    switch (o->type) {
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: *out = o->via.f64; break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)o->via.u64; break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)o->via.i64; break;
-    default: return type_err(c, f, "a number");
-    }
-    if (!isfinite(*out)) return type_err(c, f, "a finite number");
-    return HIRED_OK;
-}
-
-static int get_bool(ctx_t *c, const msgpack_object *o, const char *f, bool *out) {
-    if (o->type != MSGPACK_OBJECT_BOOLEAN) return type_err(c, f, "a boolean");
-    *out = o->via.boolean;
-    return HIRED_OK;
-}
-
-/* String into a fixed buffer of cap+1 bytes. */
-static int get_fixed(ctx_t *c, const msgpack_object *o, const char *f, char *dst, size_t cap) {
-    if (o->type != MSGPACK_OBJECT_STR) return type_err(c, f, "a string");
-    size_t n = o->via.str.size;
-    if (n == 0) return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' is empty", c->tn, f);
-    if (n > cap)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %zu bytes, limit %zu", c->tn, f, n, cap);
-    if (memchr(o->via.str.ptr, 0, n))
-        return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' contains a NUL byte", c->tn, f);
-    memcpy(dst, o->via.str.ptr, n);
-    dst[n] = 0;
-    return HIRED_OK;
-}
-
-/* String into an owned allocation (limit checked here so huge ones are not copied). */
-static int get_owned(ctx_t *c, const msgpack_object *o, const char *f, size_t cap, char **dst) {
-    if (o->type != MSGPACK_OBJECT_STR) return type_err(c, f, "a string");
-    size_t n = o->via.str.size;
-    if (n > cap)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %zu bytes, limit %zu", c->tn, f, n, cap);
-    if (memchr(o->via.str.ptr, 0, n))
-        return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' contains a NUL byte", c->tn, f);
-    char *s = mem_alloc(n + 1);
-    if (!s) return hired_errf(c->err, HIRED_ENOMEM, "out of memory");
-    memcpy(s, o->via.str.ptr, n);
-    s[n] = 0;
-    mem_free(*dst);
-    *dst = s;
-    return HIRED_OK;
-}
-
-static int get_pair(ctx_t *c, const msgpack_object *o, const char *f, uint32_t out[2]) {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2)
-        return type_err(c, f, "an array of 2 non-negative integers");
-    for (int i = 0; i < 2; i++) {
-        int rc = get_u32(c, &o->via.array.ptr[i], f, 1u << 20, &out[i]);
-        if (rc) return rc;
-    }
-    return HIRED_OK;
-}
-
-/* Iterates a sub-map with a per-key callback, rejecting non-string and duplicate keys. */
-typedef int (*sub_fn)(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen);
-
-static int get_submap(ctx_t *c, const msgpack_object *o, const char *f, sub_fn fn, void *dst) {
-    if (o->type != MSGPACK_OBJECT_MAP) return type_err(c, f, "a map");
-    uint32_t seen = 0;
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR)
-            return hired_errf(c->err, HIRED_EPROTO, "%s: '%s' has a key that is not a string", c->tn, f);
-        int rc = fn(c, &kv->key, &kv->val, dst, &seen);
-        if (rc) return rc;
-    }
-    return HIRED_OK;
-}
-
-static int unknown_sub(ctx_t *c, const char *f, const msgpack_object *k) {
-    int n = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
-    return hired_errf(c->err, HIRED_EPROTO, "%s: unknown key '%s.%.*s'", c->tn, f, n, k->via.str.ptr);
-}
-
-static int dup_check(ctx_t *c, const char *f, int i, uint32_t *seen) {
-    if (*seen & (1u << i)) return hired_errf(c->err, HIRED_EPROTO, "%s: duplicate key in '%s'", c->tn, f);
-    *seen |= 1u << i;
-    return HIRED_OK;
-}
-
-static int params_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+static int params_kv(wp_ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
     wire_params_t *p = dst;
     static const char *const keys[] = {"max_tokens", "temperature", "top_p", "top_k", "seed",
                                        "budget", "strategy", "alpha", "newline", "stream"};
     for (int i = 0; i < (int)ARRAY_LEN(keys); i++) {
-        if (!key_is(k, keys[i])) continue;
-        int rc = dup_check(c, "params", i, seen);
+        if (!wp_key_is(k, keys[i])) continue;
+        int rc = wp_dup_check(c, "params", i, seen);
         if (rc) return rc;
         char name[32];
         snprintf(name, sizeof name, "params.%s", keys[i]);
         uint64_t u = 0; /* get_u64 sets it on success; gcc -O3 cannot see that */
         switch (i) {
-        case 0: return get_i32(c, v, name, &p->max_tokens);
-        case 1: return get_double(c, v, name, &p->temperature);
-        case 2: return get_double(c, v, name, &p->top_p);
-        case 3: return get_i32(c, v, name, &p->top_k);
-        case 4: rc = get_u64(c, v, name, UINT64_MAX, &u); if (!rc) p->seed = u; return rc;
-        case 5: return get_double(c, v, name, &p->budget);
-        case 6: return get_fixed(c, v, name, p->strategy, WIRE_MAX_STRATEGY);
-        case 7: return get_double(c, v, name, &p->alpha);
-        case 8: return get_fixed(c, v, name, p->newline, WIRE_MAX_NEWLINE);
-        default: return get_bool(c, v, name, &p->stream);
+        case 0: return wp_get_i32(c, v, name, &p->max_tokens);
+        case 1: return wp_get_double(c, v, name, &p->temperature);
+        case 2: return wp_get_double(c, v, name, &p->top_p);
+        case 3: return wp_get_i32(c, v, name, &p->top_k);
+        case 4: rc = wp_get_u64(c, v, name, UINT64_MAX, &u); if (!rc) p->seed = u; return rc;
+        case 5: return wp_get_double(c, v, name, &p->budget);
+        case 6: return wp_get_fixed(c, v, name, p->strategy, WIRE_MAX_STRATEGY);
+        case 7: return wp_get_double(c, v, name, &p->alpha);
+        case 8: return wp_get_fixed(c, v, name, p->newline, WIRE_MAX_NEWLINE);
+        default: return wp_get_bool(c, v, name, &p->stream);
         }
     }
-    return unknown_sub(c, "params", k);
+    return wp_unknown_sub(c, "params", k);
 }
 
-static int usage_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+static int usage_kv(wp_ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
     wire_usage_t *u = dst;
     static const char *const keys[] = {"prompt_tokens", "image_tokens", "completion_tokens",
                                        "visual_kept", "visual_total", "result_bytes"};
     uint32_t *vals[] = {&u->prompt_tokens, &u->image_tokens, &u->completion_tokens,
                         &u->visual_kept, &u->visual_total, &u->result_bytes};
     for (int i = 0; i < 6; i++)
-        if (key_is(k, keys[i])) {
-            int rc = dup_check(c, "usage", i, seen);
-            return rc ? rc : get_u32(c, v, keys[i], UINT32_MAX, vals[i]);
+        if (wp_key_is(k, keys[i])) {
+            int rc = wp_dup_check(c, "usage", i, seen);
+            return rc ? rc : wp_get_u32(c, v, keys[i], UINT32_MAX, vals[i]);
         }
-    return unknown_sub(c, "usage", k);
+    return wp_unknown_sub(c, "usage", k);
 }
 
-static int timings_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+static int timings_kv(wp_ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
     wire_msg_t *m = dst;
     for (int s = 0; s < WIRE_STAGE_COUNT; s++)
-        if (key_is(k, k_stage_names[s])) {
-            int rc = dup_check(c, "timings", s, seen);
+        if (wp_key_is(k, k_stage_names[s])) {
+            int rc = wp_dup_check(c, "timings", s, seen);
             if (rc) return rc;
-            rc = get_double(c, v, k_stage_names[s], &m->timings[s]);
+            rc = wp_get_double(c, v, k_stage_names[s], &m->timings[s]);
             if (rc) return rc;
             m->timings_mask |= 1u << s;
             return HIRED_OK;
         }
-    return unknown_sub(c, "timings", k);
-}
-
-static int get_bin(ctx_t *c, const msgpack_object *o, const char *f, size_t cap, const char **ptr, size_t *n) {
-    if (o->type != MSGPACK_OBJECT_BIN) return type_err(c, f, "binary");
-    if (o->via.bin.size > cap)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %u bytes, limit %zu", c->tn, f,
-                          o->via.bin.size, cap);
-    *ptr = o->via.bin.ptr;
-    *n = o->via.bin.size;
-    return HIRED_OK;
+    return wp_unknown_sub(c, "timings", k);
 }
 
 /* Parses one top-level field (bit) of m from v. */
-static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, size_t *pos_bytes,
+static int parse_field(wp_ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, size_t *pos_bytes,
                        const char **pos_ptr, const wire_limits_t *lim) {
     const char *f = k_field_names[field_index(bit)];
     uint64_t u = 0; /* get_u64 sets it on success */
     int rc;
     switch (bit) {
-    case WIRE_F_ID: return get_fixed(c, v, f, m->id, WIRE_MAX_ID);
-    case WIRE_F_MODEL: return get_fixed(c, v, f, m->model, WIRE_MAX_MODEL);
-    case WIRE_F_SERVICE: return get_fixed(c, v, f, m->service, WIRE_MAX_SERVICE);
+    case WIRE_F_ID: return wp_get_fixed(c, v, f, m->id, WIRE_MAX_ID);
+    case WIRE_F_MODEL: return wp_get_fixed(c, v, f, m->model, WIRE_MAX_MODEL);
+    case WIRE_F_SERVICE: return wp_get_fixed(c, v, f, m->service, WIRE_MAX_SERVICE);
     case WIRE_F_PROMPT:
         if (v->type == MSGPACK_OBJECT_STR && v->via.str.size > lim->max_prompt)
             return hired_errf(c->err, HIRED_ERANGE, "%s: prompt is %u bytes, limit %zu", c->tn,
                               v->via.str.size, lim->max_prompt);
-        return get_owned(c, v, f, lim->max_prompt, &m->prompt);
-    case WIRE_F_PARAMS: return get_submap(c, v, f, params_kv, &m->params);
-    case WIRE_F_DEADLINE: return get_u32(c, v, f, 86400000u, &m->deadline_ms);
-    case WIRE_F_ATTEMPT: return get_u32(c, v, f, UINT32_MAX, &m->attempt);
-    case WIRE_F_CAPACITY: return get_u32(c, v, f, UINT32_MAX, &m->capacity);
-    case WIRE_F_EPOCH: rc = get_u64(c, v, f, UINT64_MAX, &u); if (!rc) m->epoch = u; return rc;
-    case WIRE_F_ATTACHED: return get_bool(c, v, f, &m->attached);
-    case WIRE_F_SEQ: return get_u32(c, v, f, UINT32_MAX, &m->seq);
-    case WIRE_F_TOKEN: return get_i32(c, v, f, &m->token);
+        return wp_get_owned(c, v, f, lim->max_prompt, &m->prompt);
+    case WIRE_F_PARAMS: return wp_get_submap(c, v, f, params_kv, &m->params);
+    case WIRE_F_DEADLINE: return wp_get_u32(c, v, f, 86400000u, &m->deadline_ms);
+    case WIRE_F_ATTEMPT: return wp_get_u32(c, v, f, UINT32_MAX, &m->attempt);
+    case WIRE_F_CAPACITY: return wp_get_u32(c, v, f, UINT32_MAX, &m->capacity);
+    case WIRE_F_EPOCH: rc = wp_get_u64(c, v, f, UINT64_MAX, &u); if (!rc) m->epoch = u; return rc;
+    case WIRE_F_ATTACHED: return wp_get_bool(c, v, f, &m->attached);
+    case WIRE_F_SEQ: return wp_get_u32(c, v, f, UINT32_MAX, &m->seq);
+    case WIRE_F_TOKEN: return wp_get_i32(c, v, f, &m->token);
     case WIRE_F_TEXT:
-        return get_owned(c, v, f, m->type == WIRE_TOKEN ? WIRE_MAX_TOKEN_TEXT : WIRE_MAX_TEXT, &m->text);
-    case WIRE_F_CODE: return get_i32(c, v, f, &m->code);
-    case WIRE_F_MESSAGE: return get_owned(c, v, f, WIRE_MAX_MESSAGE, &m->message);
-    case WIRE_F_RETRY: return get_u32(c, v, f, 3600000u, &m->retry_ms);
-    case WIRE_F_FINISH: return get_fixed(c, v, f, m->finish, WIRE_MAX_FINISH);
-    case WIRE_F_USAGE: return get_submap(c, v, f, usage_kv, &m->usage);
-    case WIRE_F_TIMINGS: return get_submap(c, v, f, timings_kv, m);
-    case WIRE_F_KEPT: return get_u32(c, v, f, WIRE_MAX_KEPT, &m->kept);
-    case WIRE_F_DIM: return get_u32(c, v, f, WIRE_MAX_DIM, &m->dim);
+        return wp_get_owned(c, v, f, m->type == WIRE_TOKEN ? WIRE_MAX_TOKEN_TEXT : WIRE_MAX_TEXT, &m->text);
+    case WIRE_F_CODE: return wp_get_i32(c, v, f, &m->code);
+    case WIRE_F_MESSAGE: return wp_get_owned(c, v, f, WIRE_MAX_MESSAGE, &m->message);
+    case WIRE_F_RETRY: return wp_get_u32(c, v, f, 3600000u, &m->retry_ms);
+    case WIRE_F_FINISH: return wp_get_fixed(c, v, f, m->finish, WIRE_MAX_FINISH);
+    case WIRE_F_USAGE: return wp_get_submap(c, v, f, usage_kv, &m->usage);
+    case WIRE_F_TIMINGS: return wp_get_submap(c, v, f, timings_kv, m);
+    case WIRE_F_KEPT: return wp_get_u32(c, v, f, WIRE_MAX_KEPT, &m->kept);
+    case WIRE_F_DIM: return wp_get_u32(c, v, f, WIRE_MAX_DIM, &m->dim);
     case WIRE_F_DTYPE: {
         char s[8];
-        rc = get_fixed(c, v, f, s, 4);
+        rc = wp_get_fixed(c, v, f, s, 4);
         if (rc) return rc;
         for (size_t i = 0; i < ARRAY_LEN(k_dtype_names); i++)
             if (strcmp(s, k_dtype_names[i]) == 0) {
                 m->dtype = (wire_dtype_t)i;
                 return HIRED_OK;
             }
-        return type_err(c, f, "f16, bf16 or f32");
+        return wp_type_err(c, f, "f16, bf16 or f32");
     }
-    case WIRE_F_GRID: return get_pair(c, v, f, m->grid);
-    case WIRE_F_IMAGE_SIZE: return get_pair(c, v, f, m->image_size);
-    case WIRE_F_POSITIONS: return get_bin(c, v, f, (size_t)WIRE_MAX_KEPT * 6, pos_ptr, pos_bytes);
-    case WIRE_F_PARTS: return get_u32(c, v, f, WIRE_MAX_VISUAL_PARTS, &m->parts);
-    case WIRE_F_PATCH_GRID: return get_u32(c, v, f, WIRE_MAX_PATCH_GRID, &m->patch_grid);
-    case WIRE_F_SESSION: return get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
-    case WIRE_F_FINGERPRINT: return get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
+    case WIRE_F_GRID: return wp_get_pair(c, v, f, m->grid);
+    case WIRE_F_IMAGE_SIZE: return wp_get_pair(c, v, f, m->image_size);
+    case WIRE_F_POSITIONS: return wp_get_bin(c, v, f, (size_t)WIRE_MAX_KEPT * 6, pos_ptr, pos_bytes);
+    case WIRE_F_PARTS: return wp_get_u32(c, v, f, WIRE_MAX_VISUAL_PARTS, &m->parts);
+    case WIRE_F_PATCH_GRID: return wp_get_u32(c, v, f, WIRE_MAX_PATCH_GRID, &m->patch_grid);
+    case WIRE_F_SESSION: return wp_get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
+    case WIRE_F_FINGERPRINT: return wp_get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
     default: return hired_errf(c->err, HIRED_EPROTO, "%s: internal: unhandled field", c->tn);
     }
 }
@@ -862,9 +651,9 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
         const msgpack_object *k = &map->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return hired_errf(err, HIRED_EPROTO, "header has a key that is not a string");
-        if (key_is(k, "v")) v = v ? root : &map->ptr[i].val;
-        else if (key_is(k, "type")) type = type ? root : &map->ptr[i].val;
-        else if (key_is(k, "id")) id = &map->ptr[i].val;
+        if (wp_key_is(k, "v")) v = v ? root : &map->ptr[i].val;
+        else if (wp_key_is(k, "type")) type = type ? root : &map->ptr[i].val;
+        else if (wp_key_is(k, "id")) id = &map->ptr[i].val;
     }
     if (v == root || type == root) return hired_errf(err, HIRED_EPROTO, "header has a duplicate key");
     if (!v) return hired_errf(err, HIRED_EPROTO, "header: missing field 'v' (protocol version)");
@@ -873,11 +662,11 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
     /* Read the type before judging the version so the reply can say what it refused. */
     if (type && type->type == MSGPACK_OBJECT_STR)
         for (int t = 1; t < WIRE_TYPE_COUNT; t++)
-            if (key_is(type, k_type_names[t])) m->type = (wire_type_t)t;
-    ctx_t c = {m->type ? wire_type_name(m->type) : "header", err};
+            if (wp_key_is(type, k_type_names[t])) m->type = (wire_type_t)t;
+    wp_ctx_t c = {m->type ? wire_type_name(m->type) : "header", err};
     if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size <= WIRE_MAX_ID) {
         char tmp[WIRE_MAX_ID + 1];
-        if (get_fixed(&c, id, "id", tmp, WIRE_MAX_ID) == 0 && charset_ok(tmp, "._:-")) strcpy(m->id, tmp);
+        if (wp_get_fixed(&c, id, "id", tmp, WIRE_MAX_ID) == 0 && charset_ok(tmp, "._:-")) strcpy(m->id, tmp);
     }
     if (v->via.u64 != WIRE_VERSION)
         return hired_errf(err, HIRED_EPROTO, "protocol version %llu not supported (this peer speaks version %d)",
@@ -900,10 +689,10 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
     size_t pos_bytes = 0;
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *k = &map->ptr[i].key, *val = &map->ptr[i].val;
-        if (key_is(k, "v") || key_is(k, "type")) continue;
+        if (wp_key_is(k, "v") || wp_key_is(k, "type")) continue;
         int fi = -1;
         for (int j = 0; j < N_FIELDS; j++)
-            if (key_is(k, k_field_names[j])) fi = j;
+            if (wp_key_is(k, k_field_names[j])) fi = j;
         uint32_t bit = fi >= 0 ? 1u << fi : 0;
         if (!(bit & allowed)) {
             int n = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
@@ -948,7 +737,7 @@ int wire_decode(const void *buf, size_t len, const wire_limits_t *lim_in, wire_m
         return hired_errf(err, HIRED_ERANGE, "header is %zu bytes, limit %zu", len, lim.max_header);
     if (len == 0) return hired_errf(err, HIRED_EPROTO, "header frame is empty");
     size_t pos = 0;
-    int rc = scan(buf, len, &pos, 0, err);
+    int rc = wp_scan(buf, len, &pos, 0, err);
     if (rc) return rc;
     if (pos != len)
         return hired_errf(err, HIRED_EPROTO, "header has %zu trailing bytes after the msgpack map", len - pos);
