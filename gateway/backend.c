@@ -97,6 +97,10 @@ static void peek_waiting(gw_t *g) {
         log_debug("hired-gateway: request %llu: the client closed its connection", (unsigned long long)r->serial);
         r->client_gone = true;
         if (r->submitted && !r->job_ended) hired_cancel(g->client, r->job_id); /* frees the workers now */
+        if (!r->final) { /* it left before its answer was complete */
+            r->gone_counted = true;
+            g->metrics.disconnects++;
+        }
         gw_wake(g, r);
     }
 }

@@ -91,6 +91,7 @@ struct gw_req {
     gw_phase_t phase;
     bool suspended;             /* MHD_suspend_connection called, not resumed yet */
     bool client_gone;           /* the events thread saw the socket closed */
+    bool gone_counted;          /* ... before the answer ended: counted in metrics.disconnects */
     uint64_t status_need;       /* wake once gw_t.status_done reaches this */
     hired_event *inbox;         /* [n_in] events of this request's job, in order */
     int n_in, cap_in;

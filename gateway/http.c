@@ -633,14 +633,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     else g->reqs = r->next;
     if (r->next) r->next->prev = r->prev;
     for (int i = 0; i < r->n_in; i++) hired_event_clear(&r->inbox[i]);
-    pthread_mutex_unlock(&g->mu);
-
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && (unfinished || r->code == 0)) g->metrics.disconnects++;
+    /* A departure the events thread saw is counted there, when it cancelled the job, so that the
+     * counter is up to date as soon as the workers are freed; this counts the ones MHD saw. */
+    if (!r->gone_counted && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && (unfinished || r->code == 0))
+        g->metrics.disconnects++;
     gw_metrics_request(&g->metrics, r->ep, r->code ? r->code : 499);
     if (r->in_flight) {
         g->metrics.in_flight--;
         gw_hist_add(&g->metrics.latency, (double)(gw_now_ms() - r->t0_ms) / 1000.0);
     }
+    pthread_mutex_unlock(&g->mu);
+
     if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
         log_debug("hired-gateway: request %llu ended early (%d)%s", (unsigned long long)r->serial, (int)toe,
                   unfinished ? "; its job was cancelled" : "");

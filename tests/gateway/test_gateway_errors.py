@@ -228,9 +228,10 @@ def stream_first_events(url, text, n_events, stream=True):
 
 
 def disconnects(front, url):
-    long_text = " ".join(f"w{i}" for i in range(100))  # 100 words x 80 ms: 8 s when not cancelled
+    long_text = " ".join(f"w{i}" for i in range(300))  # 300 words x 80 ms: 24 s when not cancelled
     for stream in (True, False):
         cancelled = g.counter(front, "cancelled")
+        abandoned = g.counter(front, "abandoned")
         completed = g.counter(front, "completed")
         sock, got = stream_first_events(url, long_text, 3, stream)
         if stream:
@@ -244,18 +245,18 @@ def disconnects(front, url):
             st = g.hired_status(front) or {}
             return st.get("active_jobs") == 0 and st.get("counters", {}).get("cancelled") == cancelled + 1
 
-        g.wait_for("the broker cancelling the job of a client that left", freed, 8)
+        # The broker counts a CANCEL from its client as "cancelled"; jobs it drops itself because
+        # a client went silent or said BYE are "abandoned" instead, so the counter shows that the
+        # gateway's own cancel freed the decoder, however slow the machine is.
+        g.wait_for("the broker cancelling the job of a client that left", freed, 30)
         took = time.monotonic() - t0
         print(f"disconnect ({'stream' if stream else 'waiting'}): job cancelled, decoder free after {took:.3f} s")
-        # The job would have run 8 s, and the broker drops a silent client's jobs only after
-        # client_grace_ms (5 s): under 2.5 s only the gateway's own cancel can have done it. The
-        # figure printed above is the latency (about 0.1-0.2 s on an idle machine: the events
-        # thread peeks at waiting sockets every 100 ms); the bound is loose because this
-        # machine is shared, and it is not scaled for sanitizer builds, which would blur it.
-        g.check(took < 2.5, f"the decoder was freed only after {took:.2f} s")
+        g.check(g.counter(front, "abandoned") == abandoned, "the job was abandoned, not cancelled by the gateway")
         g.check(g.counter(front, "completed") == completed, "the job completed instead of being cancelled")
-    st, _, raw = g.request(url, "GET", "/metrics")
-    g.check(b"hired_gateway_client_disconnects_total 2\n" in raw, "hired_gateway_client_disconnects_total")
+    # Counted when the gateway cancels the job (the events thread saw the socket close) or when
+    # MHD ends the request, whichever comes first; either is at most a moment after the cancel.
+    g.wait_for("hired_gateway_client_disconnects_total 2",
+               lambda: b"hired_gateway_client_disconnects_total 2\n" in g.request(url, "GET", "/metrics")[2], 10)
 
 
 def deadline(url):
