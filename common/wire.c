@@ -12,6 +12,7 @@
 #include "wire.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,12 +65,13 @@ size_t wire_count_nonfinite(const void *data, size_t n, wire_dtype_t dt) {
 }
 
 wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
-    wire_limits_t r = {WIRE_MAX_HEADER, WIRE_MAX_FRAME, WIRE_MAX_IMAGE, WIRE_MAX_PROMPT};
+    wire_limits_t r = {WIRE_MAX_HEADER, WIRE_MAX_FRAME, WIRE_MAX_IMAGE, WIRE_MAX_PROMPT, WIRE_MAX_IMAGES_BYTES};
     if (lim) {
         if (lim->max_header && lim->max_header < r.max_header) r.max_header = lim->max_header;
         if (lim->max_frame && lim->max_frame < r.max_frame) r.max_frame = lim->max_frame;
         if (lim->max_image && lim->max_image < r.max_image) r.max_image = lim->max_image;
         if (lim->max_prompt && lim->max_prompt < r.max_prompt) r.max_prompt = lim->max_prompt;
+        if (lim->max_images_bytes && lim->max_images_bytes < r.max_images_bytes) r.max_images_bytes = lim->max_images_bytes;
     }
     return r;
 }
@@ -80,44 +82,40 @@ wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
 static const char *const k_field_names[] = {
     "id", "model", "service", "prompt", "params", "deadline_ms", "attempt", "capacity", "epoch",
     "attached", "seq", "token", "text", "code", "message", "retry_ms", "finish", "usage",
-    "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "parts", "session",
-    "fingerprint", "patch_grid",
+    "timings", "session", "fingerprint", "messages", "visuals",
 };
 #define N_FIELDS ((int)ARRAY_LEN(k_field_names))
 
-#define F_RESULT (WIRE_F_KEPT | WIRE_F_DIM | WIRE_F_DTYPE | WIRE_F_POSITIONS | WIRE_F_PARTS | WIRE_F_PATCH_GRID)
-#define F_RESULT_OPT (WIRE_F_GRID | WIRE_F_IMAGE_SIZE)
-
-/* Per type: keys that must be present, keys that may be, payload frames. A client's `session`
- * is optional in CANCEL, HEARTBEAT and STATUS because the broker sends CANCEL and HEARTBEAT to
- * workers too and a STATUS without one is anonymous; the broker requires it where it acts on a
- * job. Worker messages carry `attempt` (and DONE its `seq`) as optional keys for the same reason:
- * the broker relays TOKEN, DONE and ERROR to clients without them, and requires them from
- * workers. */
+/* Per type: keys that must be present, keys that may be. A client's `session` is optional in
+ * CANCEL, HEARTBEAT and STATUS because the broker sends CANCEL and HEARTBEAT to workers too and a
+ * STATUS without one is anonymous; the broker requires it where it acts on a job. Worker messages
+ * carry `attempt` (and DONE its `seq`) as optional keys for the same reason: the broker relays
+ * TOKEN, DONE and ERROR to clients without them, and requires them from workers. A job's text is
+ * `prompt` or `messages` (wire_validate requires exactly one in SUBMIT and a decode JOB, none in
+ * an encode JOB); a decode JOB of a text-only conversation has no `visuals`. Payload frames
+ * follow from the fields (wire_check_payloads). */
 static const struct {
     uint32_t req, opt;
-    int payloads;
 } k_rules[WIRE_TYPE_COUNT] = {
-    [WIRE_SUBMIT] = {WIRE_F_ID | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_SESSION, WIRE_F_PARAMS | WIRE_F_DEADLINE, 1},
-    [WIRE_ACCEPTED] = {WIRE_F_ID, WIRE_F_EPOCH | WIRE_F_ATTACHED, 0},
-    [WIRE_TOKEN] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_TOKEN | WIRE_F_TEXT, WIRE_F_ATTEMPT, 0},
-    [WIRE_DONE] = {WIRE_F_ID,
-                   WIRE_F_USAGE | WIRE_F_TIMINGS | WIRE_F_FINISH | WIRE_F_TEXT | WIRE_F_SEQ | WIRE_F_ATTEMPT, 0},
-    [WIRE_ERROR] = {WIRE_F_CODE | WIRE_F_MESSAGE, WIRE_F_ID | WIRE_F_ATTEMPT, 0},
-    [WIRE_BUSY] = {WIRE_F_ID | WIRE_F_SERVICE, WIRE_F_RETRY | WIRE_F_MESSAGE, 0},
-    [WIRE_CANCEL] = {WIRE_F_ID, WIRE_F_SESSION, 0},
-    [WIRE_STATUS] = {0, WIRE_F_SESSION, 0},
-    [WIRE_STATUS_REPLY] = {0, 0, 1},
-    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION, 0},
-    [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY | WIRE_F_FINGERPRINT, 0, 0},
-    [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_PARAMS |
-                      WIRE_F_ATTEMPT,
-                  WIRE_F_DEADLINE | F_RESULT | F_RESULT_OPT | WIRE_F_FINGERPRINT, 1},
-    [WIRE_RESULT] = {WIRE_F_ID | F_RESULT | WIRE_F_ATTEMPT | WIRE_F_FINGERPRINT, F_RESULT_OPT | WIRE_F_TIMINGS, 1},
-    [WIRE_DISCONNECT] = {0, 0, 0},
-    [WIRE_RESUME] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_SESSION, 0, 0},
-    [WIRE_ACK] = {WIRE_F_ID | WIRE_F_SESSION, 0, 0},
-    [WIRE_BYE] = {WIRE_F_SESSION, 0, 0},
+    [WIRE_SUBMIT] = {WIRE_F_ID | WIRE_F_MODEL | WIRE_F_SESSION,
+                     WIRE_F_PROMPT | WIRE_F_MESSAGES | WIRE_F_PARAMS | WIRE_F_DEADLINE},
+    [WIRE_ACCEPTED] = {WIRE_F_ID, WIRE_F_EPOCH | WIRE_F_ATTACHED},
+    [WIRE_TOKEN] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_TOKEN | WIRE_F_TEXT, WIRE_F_ATTEMPT},
+    [WIRE_DONE] = {WIRE_F_ID, WIRE_F_USAGE | WIRE_F_TIMINGS | WIRE_F_FINISH | WIRE_F_TEXT | WIRE_F_SEQ | WIRE_F_ATTEMPT},
+    [WIRE_ERROR] = {WIRE_F_CODE | WIRE_F_MESSAGE, WIRE_F_ID | WIRE_F_ATTEMPT},
+    [WIRE_BUSY] = {WIRE_F_ID | WIRE_F_SERVICE, WIRE_F_RETRY | WIRE_F_MESSAGE},
+    [WIRE_CANCEL] = {WIRE_F_ID, WIRE_F_SESSION},
+    [WIRE_STATUS] = {0, WIRE_F_SESSION},
+    [WIRE_STATUS_REPLY] = {0, 0},
+    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION},
+    [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY | WIRE_F_FINGERPRINT, 0},
+    [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PARAMS | WIRE_F_ATTEMPT,
+                  WIRE_F_DEADLINE | WIRE_F_PROMPT | WIRE_F_MESSAGES | WIRE_F_VISUALS | WIRE_F_FINGERPRINT},
+    [WIRE_RESULT] = {WIRE_F_ID | WIRE_F_VISUALS | WIRE_F_ATTEMPT | WIRE_F_FINGERPRINT, WIRE_F_TIMINGS},
+    [WIRE_DISCONNECT] = {0, 0},
+    [WIRE_RESUME] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_SESSION, 0},
+    [WIRE_ACK] = {WIRE_F_ID | WIRE_F_SESSION, 0},
+    [WIRE_BYE] = {WIRE_F_SESSION, 0},
 };
 
 static int field_index(uint32_t bit) {
@@ -148,7 +146,8 @@ void wire_msg_clear(wire_msg_t *m) {
     mem_free(m->prompt);
     mem_free(m->text);
     mem_free(m->message);
-    mem_free(m->positions);
+    wr_messages_free(m->messages, m->n_messages);
+    wr_visuals_free(m->visuals, m->n_visuals);
     memset(m, 0, sizeof *m);
 }
 
@@ -174,30 +173,18 @@ int wire_msg_set_text(wire_msg_t *m, const char *s) {
 int wire_msg_set_message(wire_msg_t *m, const char *s) {
     return set_bytes((void **)&m->message, s, s ? strlen(s) : 0, 1);
 }
-int wire_msg_set_positions(wire_msg_t *m, const uint16_t *pos, uint32_t kept) {
-    return set_bytes((void **)&m->positions, pos, (size_t)kept * 3 * sizeof(uint16_t), 0);
-}
-int wire_msg_copy_result(wire_msg_t *dst, const wire_msg_t *src) {
-    dst->kept = src->kept;
-    dst->dim = src->dim;
-    dst->dtype = src->dtype;
-    memcpy(dst->grid, src->grid, sizeof dst->grid);
-    memcpy(dst->image_size, src->image_size, sizeof dst->image_size);
-    dst->parts = src->parts;
-    dst->patch_grid = src->patch_grid;
-    dst->positions = NULL;
-    return wire_msg_set_positions(dst, src->positions, src->kept) ? HIRED_ENOMEM : HIRED_OK;
-}
-
 int wire_msg_copy(wire_msg_t *dst, const wire_msg_t *src) {
     *dst = *src;
     dst->prompt = dst->text = dst->message = NULL;
-    dst->positions = NULL;
+    dst->messages = NULL, dst->visuals = NULL;
+    dst->n_messages = dst->n_visuals = 0;
     if (wire_msg_set_prompt(dst, src->prompt) || wire_msg_set_text(dst, src->text) ||
-        wire_msg_set_message(dst, src->message) || wire_msg_copy_result(dst, src)) {
+        wire_msg_set_message(dst, src->message) || wire_msg_set_messages(dst, src->messages, src->n_messages) ||
+        wr_visuals_copy(&dst->visuals, src->visuals, src->n_visuals)) {
         wire_msg_clear(dst);
         return HIRED_ENOMEM;
     }
+    dst->n_visuals = src->visuals ? src->n_visuals : 0;
     return HIRED_OK;
 }
 
@@ -272,10 +259,8 @@ static bool field_set(const wire_msg_t *m, uint32_t bit) {
         return m->usage.prompt_tokens || m->usage.image_tokens || m->usage.completion_tokens ||
                m->usage.visual_kept || m->usage.visual_total || m->usage.result_bytes;
     case WIRE_F_TIMINGS: return m->timings_mask != 0;
-    case WIRE_F_KEPT: case WIRE_F_DIM: case WIRE_F_DTYPE: case WIRE_F_POSITIONS: case WIRE_F_PARTS:
-    case WIRE_F_PATCH_GRID: return m->kept != 0;
-    case WIRE_F_GRID: return m->grid[0] || m->grid[1];
-    case WIRE_F_IMAGE_SIZE: return m->image_size[0] || m->image_size[1];
+    case WIRE_F_MESSAGES: return m->n_messages != 0;
+    case WIRE_F_VISUALS: return m->n_visuals != 0;
     case WIRE_F_SESSION: return m->session[0] != 0;
     case WIRE_F_FINGERPRINT: return m->fingerprint[0] != 0;
     case WIRE_F_SEQ: return m->type != WIRE_DONE || m->seq != 0; /* DONE: optional, 0 = no tokens */
@@ -316,12 +301,34 @@ int wire_validate(const wire_msg_t *m, const wire_limits_t *lim_in, char *err) {
     if ((has & WIRE_F_SERVICE) && field_set(m, WIRE_F_SERVICE) && strcmp(m->service, "encode") &&
         strcmp(m->service, "decode"))
         return hired_errf(err, HIRED_EPROTO, "%s: field 'service' must be 'encode' or 'decode'", tn);
+    /* The job's text: `prompt` (one image) or `messages` (its image parts), never both. */
+    const bool decode_job = m->type == WIRE_JOB && !strcmp(m->service, "decode");
+    if (m->type == WIRE_SUBMIT || decode_job) {
+        if (m->prompt && m->n_messages)
+            return hired_errf(err, HIRED_EPROTO, "%s: 'prompt' and 'messages' are two forms of the request: set one, "
+                              "not both", tn);
+        if (!m->prompt && !m->n_messages) return hired_errf(err, HIRED_EPROTO, "%s: missing field 'prompt' (or 'messages')", tn);
+    } else if (m->type == WIRE_JOB && (m->prompt || m->n_messages || m->n_visuals)) {
+        return hired_errf(err, HIRED_EPROTO, "JOB: an encode job carries no 'prompt', 'messages' or 'visuals'");
+    }
     if ((has & WIRE_F_PROMPT) && m->prompt) {
         size_t n = strlen(m->prompt);
         if (n == 0) return hired_errf(err, HIRED_EPROTO, "%s: field 'prompt' is empty", tn);
         if (n > lim.max_prompt)
             return hired_errf(err, HIRED_ERANGE, "%s: prompt is %zu bytes, limit %zu", tn, n,
                               lim.max_prompt);
+    }
+    if ((has & WIRE_F_MESSAGES) && m->n_messages) {
+        int rc = wr_check_messages(m, &lim, tn, err);
+        if (rc) return rc;
+    }
+    if (has & WIRE_F_VISUALS) {
+        int rc = wr_check_visuals(m, &lim, tn, err);
+        if (rc) return rc;
+        if (decode_job && m->n_visuals != wire_msg_images(m))
+            return hired_errf(err, HIRED_EPROTO, "JOB: the decode job's %s takes %u image%s but it carries %u visual "
+                              "record%s", m->prompt ? "prompt" : "messages", wire_msg_images(m),
+                              wire_msg_images(m) == 1 ? "" : "s", m->n_visuals, m->n_visuals == 1 ? "" : "s");
     }
     if (has & WIRE_F_PARAMS) {
         int rc = check_params(&m->params, tn, err);
@@ -352,29 +359,6 @@ int wire_validate(const wire_msg_t *m, const wire_limits_t *lim_in, char *err) {
             if ((m->timings_mask & (1u << s)) && !finite_in(m->timings[s], 0, 1e12))
                 return hired_errf(err, HIRED_ERANGE, "%s: timings.%s must be a finite number >= 0",
                                   tn, k_stage_names[s]);
-    }
-    /* Encoder result: required in RESULT and in a JOB for service "decode". */
-    bool need_result = m->type == WIRE_RESULT || (m->type == WIRE_JOB && strcmp(m->service, "decode") == 0);
-    if (need_result || ((has & WIRE_F_KEPT) && m->kept)) {
-        if (m->kept < 1 || m->kept > WIRE_MAX_KEPT)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'kept' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_KEPT, m->kept);
-        if (m->dim < 1 || m->dim > WIRE_MAX_DIM)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'dim' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_DIM, m->dim);
-        if ((unsigned)m->dtype >= ARRAY_LEN(k_dtype_names))
-            return hired_errf(err, HIRED_EPROTO, "%s: field 'dtype' must be f16, bf16 or f32", tn);
-        if (!m->positions)
-            return hired_errf(err, HIRED_EPROTO, "%s: missing field 'positions'", tn);
-        if (m->parts < 1 || m->parts > WIRE_MAX_VISUAL_PARTS)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'parts' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_VISUAL_PARTS, m->parts);
-        if (m->patch_grid < 1 || m->patch_grid > WIRE_MAX_PATCH_GRID)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'patch_grid' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_PATCH_GRID, m->patch_grid);
-        if ((uint64_t)m->kept * m->dim * wire_dtype_size(m->dtype) > lim.max_frame)
-            return hired_errf(err, HIRED_ERANGE, "%s: tensor [%u, %u] %s exceeds the frame limit %zu",
-                              tn, m->kept, m->dim, wire_dtype_name(m->dtype), lim.max_frame);
     }
     return HIRED_OK;
 }
@@ -440,30 +424,10 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
             }
         break;
     }
-    case WIRE_F_KEPT: msgpack_pack_uint32(pk, m->kept); break;
-    case WIRE_F_DIM: msgpack_pack_uint32(pk, m->dim); break;
-    case WIRE_F_DTYPE: pack_str(pk, wire_dtype_name(m->dtype)); break;
-    case WIRE_F_GRID:
-        msgpack_pack_array(pk, 2); msgpack_pack_uint32(pk, m->grid[0]); msgpack_pack_uint32(pk, m->grid[1]);
-        break;
-    case WIRE_F_IMAGE_SIZE:
-        msgpack_pack_array(pk, 2);
-        msgpack_pack_uint32(pk, m->image_size[0]);
-        msgpack_pack_uint32(pk, m->image_size[1]);
-        break;
-    case WIRE_F_POSITIONS: {
-        size_t n = (size_t)m->kept * 3;
-        msgpack_pack_bin(pk, n * 2);
-        for (size_t i = 0; i < n; i++) {
-            uint8_t le[2] = {(uint8_t)(m->positions[i] & 0xff), (uint8_t)(m->positions[i] >> 8)};
-            msgpack_pack_bin_body(pk, le, 2);
-        }
-        break;
-    }
-    case WIRE_F_PARTS: msgpack_pack_uint32(pk, m->parts); break;
-    case WIRE_F_PATCH_GRID: msgpack_pack_uint32(pk, m->patch_grid); break;
     case WIRE_F_SESSION: pack_str(pk, m->session); break;
     case WIRE_F_FINGERPRINT: pack_str(pk, m->fingerprint); break;
+    case WIRE_F_MESSAGES: wr_pack_messages(pk, m); break;
+    case WIRE_F_VISUALS: wr_pack_visuals(pk, m); break;
     default: msgpack_pack_nil(pk); break;
     }
 }
@@ -586,8 +550,7 @@ static int timings_kv(wp_ctx_t *c, const msgpack_object *k, const msgpack_object
 }
 
 /* Parses one top-level field (bit) of m from v. */
-static int parse_field(wp_ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, size_t *pos_bytes,
-                       const char **pos_ptr, const wire_limits_t *lim) {
+static int parse_field(wp_ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, const wire_limits_t *lim) {
     const char *f = k_field_names[field_index(bit)];
     uint64_t u = 0; /* get_u64 sets it on success */
     int rc;
@@ -616,26 +579,10 @@ static int parse_field(wp_ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_o
     case WIRE_F_FINISH: return wp_get_fixed(c, v, f, m->finish, WIRE_MAX_FINISH);
     case WIRE_F_USAGE: return wp_get_submap(c, v, f, usage_kv, &m->usage);
     case WIRE_F_TIMINGS: return wp_get_submap(c, v, f, timings_kv, m);
-    case WIRE_F_KEPT: return wp_get_u32(c, v, f, WIRE_MAX_KEPT, &m->kept);
-    case WIRE_F_DIM: return wp_get_u32(c, v, f, WIRE_MAX_DIM, &m->dim);
-    case WIRE_F_DTYPE: {
-        char s[8];
-        rc = wp_get_fixed(c, v, f, s, 4);
-        if (rc) return rc;
-        for (size_t i = 0; i < ARRAY_LEN(k_dtype_names); i++)
-            if (strcmp(s, k_dtype_names[i]) == 0) {
-                m->dtype = (wire_dtype_t)i;
-                return HIRED_OK;
-            }
-        return wp_type_err(c, f, "f16, bf16 or f32");
-    }
-    case WIRE_F_GRID: return wp_get_pair(c, v, f, m->grid);
-    case WIRE_F_IMAGE_SIZE: return wp_get_pair(c, v, f, m->image_size);
-    case WIRE_F_POSITIONS: return wp_get_bin(c, v, f, (size_t)WIRE_MAX_KEPT * 6, pos_ptr, pos_bytes);
-    case WIRE_F_PARTS: return wp_get_u32(c, v, f, WIRE_MAX_VISUAL_PARTS, &m->parts);
-    case WIRE_F_PATCH_GRID: return wp_get_u32(c, v, f, WIRE_MAX_PATCH_GRID, &m->patch_grid);
     case WIRE_F_SESSION: return wp_get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
     case WIRE_F_FINGERPRINT: return wp_get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
+    case WIRE_F_MESSAGES: return wr_parse_messages(c, v, lim->max_prompt, m);
+    case WIRE_F_VISUALS: return wr_parse_visuals(c, v, m);
     default: return hired_errf(c->err, HIRED_EPROTO, "%s: internal: unhandled field", c->tn);
     }
 }
@@ -685,8 +632,6 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
     strcpy(m->id, keep_id);
 
     uint32_t allowed = k_rules[t].req | k_rules[t].opt;
-    const char *pos_ptr = NULL;
-    size_t pos_bytes = 0;
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *k = &map->ptr[i].key, *val = &map->ptr[i].val;
         if (wp_key_is(k, "v") || wp_key_is(k, "type")) continue;
@@ -701,32 +646,12 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
         if (m->present & bit)
             return hired_errf(err, HIRED_EPROTO, "%s: duplicate field '%s'", c.tn, k_field_names[fi]);
         m->present |= bit;
-        int rc = parse_field(&c, m, bit, val, &pos_bytes, &pos_ptr, lim);
+        int rc = parse_field(&c, m, bit, val, lim);
         if (rc) return rc;
     }
     uint32_t missing = k_rules[t].req & ~m->present;
     if (missing)
         return hired_errf(err, HIRED_EPROTO, "%s: missing field '%s'", c.tn, k_field_names[field_index(missing & -missing)]);
-    /* The encoder-result fields travel together. */
-    uint32_t res = m->present & F_RESULT;
-    if (res && res != F_RESULT)
-        return hired_errf(err, HIRED_EPROTO, "%s: missing field '%s'", c.tn,
-                          k_field_names[field_index((F_RESULT & ~res) & -(F_RESULT & ~res))]);
-    if (t == WIRE_JOB && strcmp(m->service, "decode") == 0 && !res)
-        return hired_errf(err, HIRED_EPROTO, "JOB: a decode job needs the encoder result (field 'kept')");
-    if (res) {
-        if (pos_bytes != (size_t)m->kept * 6)
-            return hired_errf(err, HIRED_EPROTO, "%s: positions is %zu bytes, expected kept*6 = %zu", c.tn,
-                              pos_bytes, (size_t)m->kept * 6);
-        m->positions = mem_alloc(pos_bytes ? pos_bytes : 1);
-        if (!m->positions) return hired_errf(err, HIRED_ENOMEM, "out of memory");
-        for (size_t i = 0; i < pos_bytes / 2; i++)
-            m->positions[i] = (uint16_t)((uint8_t)pos_ptr[2 * i] | ((uint8_t)pos_ptr[2 * i + 1] << 8));
-    }
-    /* Required strings must not be empty (an empty prompt, text or message is allowed only
-     * where the field is optional or the text of a token). */
-    if ((k_rules[t].req & WIRE_F_PROMPT) && !m->prompt)
-        return hired_errf(err, HIRED_EPROTO, "%s: missing field 'prompt'", c.tn);
     return wire_validate(m, lim, err);
 }
 
@@ -759,34 +684,68 @@ int wire_decode(const void *buf, size_t len, const wire_limits_t *lim_in, wire_m
 
 // ---- payload frames -----------------------------------------------------------------------------
 
+/* The image frames sizes[0..n) of a SUBMIT or encode JOB: each 1..max_image, all together at most
+ * max_images_bytes. */
+static int check_images(const char *tn, int n, const size_t *sizes, const wire_limits_t *lim, char *err) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        char which[32] = "image";
+        if (n > 1) snprintf(which, sizeof which, "image %d of %d", i + 1, n);
+        if (sizes[i] == 0) return hired_errf(err, HIRED_EPROTO, "%s: %s frame is empty", tn, which);
+        if (sizes[i] > lim->max_image)
+            return hired_errf(err, HIRED_ERANGE, "%s: %s is %zu bytes, limit %zu", tn, which, sizes[i], lim->max_image);
+        total += sizes[i];
+    }
+    if (total > lim->max_images_bytes)
+        return hired_errf(err, HIRED_ERANGE, "%s: the %d images are %zu bytes together, limit %zu", tn, n, total,
+                          lim->max_images_bytes);
+    return HIRED_OK;
+}
+
 int wire_check_payloads(const wire_msg_t *m, int n, const size_t *sizes, const wire_limits_t *lim_in,
                         char *err) {
     if (m->type <= WIRE_NONE || m->type >= WIRE_TYPE_COUNT)
         return hired_errf(err, HIRED_EPROTO, "unknown message type %d", (int)m->type);
     wire_limits_t lim = wire_limits_resolve(lim_in);
     const char *tn = wire_type_name(m->type);
-    int want = k_rules[m->type].payloads;
-    if (n != want)
-        return hired_errf(err, HIRED_EPROTO, "%s: expected %d payload frame%s after the header, got %d", tn,
-                          want, want == 1 ? "" : "s", n);
     for (int i = 0; i < n; i++)
         if (sizes[i] > lim.max_frame)
-            return hired_errf(err, HIRED_ERANGE, "%s: payload frame is %zu bytes, limit %zu", tn, sizes[i],
+            return hired_errf(err, HIRED_ERANGE, "%s: payload frame %d is %zu bytes, limit %zu", tn, i + 1, sizes[i],
                               lim.max_frame);
-    bool image = m->type == WIRE_SUBMIT || (m->type == WIRE_JOB && strcmp(m->service, "encode") == 0);
-    bool tensor = m->type == WIRE_RESULT || (m->type == WIRE_JOB && strcmp(m->service, "decode") == 0);
-    if (image) {
-        if (sizes[0] == 0) return hired_errf(err, HIRED_EPROTO, "%s: image frame is empty", tn);
-        if (sizes[0] > lim.max_image)
-            return hired_errf(err, HIRED_ERANGE, "%s: image is %zu bytes, limit %zu", tn, sizes[0],
-                              lim.max_image);
+    const bool job = m->type == WIRE_JOB, encode = job && !strcmp(m->service, "encode");
+    if (m->type == WIRE_SUBMIT && m->n_messages) { /* one frame per image part, in order */
+        uint32_t parts = wire_msg_image_parts(m);
+        if ((uint32_t)n < parts)
+            return hired_errf(err, HIRED_EPROTO, "SUBMIT: the messages have %u image part%s but %d image frame%s "
+                              "follow%s the header (image part %d has no frame)", parts, parts == 1 ? "" : "s", n,
+                              n == 1 ? "" : "s", n == 1 ? "s" : "", n + 1);
+        if ((uint32_t)n > parts)
+            return hired_errf(err, HIRED_EPROTO, "SUBMIT: %d image frame%s follow%s the header but the messages have %u "
+                              "image part%s (frame %u has no image part)", n, n == 1 ? "" : "s", n == 1 ? "s" : "",
+                              parts, parts == 1 ? "" : "s", parts + 1);
+        return check_images(tn, n, sizes, &lim, err);
     }
-    if (tensor) {
-        uint64_t want_bytes = (uint64_t)m->kept * m->dim * wire_dtype_size(m->dtype);
-        if (sizes[0] != want_bytes)
-            return hired_errf(err, HIRED_EPROTO, "%s: tensor frame is %zu bytes, expected [%u, %u] %s = %llu",
-                              tn, sizes[0], m->kept, m->dim, wire_dtype_name(m->dtype),
-                              (unsigned long long)want_bytes);
+    if (encode) {
+        if (n < 1 || n > WIRE_MAX_IMAGES)
+            return hired_errf(err, HIRED_EPROTO, "JOB: an encode job takes 1-%d image frames, got %d", WIRE_MAX_IMAGES, n);
+        return check_images(tn, n, sizes, &lim, err);
     }
-    return HIRED_OK;
+    if (m->type == WIRE_RESULT || job) { /* one tensor per visual record */
+        if ((uint32_t)n != m->n_visuals)
+            return hired_errf(err, HIRED_EPROTO, "%s: %u visual record%s but %d tensor frame%s after the header", tn,
+                              m->n_visuals, m->n_visuals == 1 ? "" : "s", n, n == 1 ? "" : "s");
+        for (int i = 0; i < n; i++) {
+            const wire_visual_t *v = &m->visuals[i];
+            uint64_t want = (uint64_t)v->kept * v->dim * wire_dtype_size(v->dtype);
+            if (sizes[i] != want)
+                return hired_errf(err, HIRED_EPROTO, "%s: tensor frame %d is %zu bytes, expected [%u, %u] %s = %llu", tn,
+                                  i + 1, sizes[i], v->kept, v->dim, wire_dtype_name(v->dtype), (unsigned long long)want);
+        }
+        return HIRED_OK;
+    }
+    int want = m->type == WIRE_SUBMIT || m->type == WIRE_STATUS_REPLY ? 1 : 0;
+    if (n != want)
+        return hired_errf(err, HIRED_EPROTO, "%s: expected %d payload frame%s after the header%s, got %d", tn, want,
+                          want == 1 ? "" : "s", m->type == WIRE_SUBMIT ? " (the image of its 'prompt')" : "", n);
+    return m->type == WIRE_SUBMIT ? check_images(tn, n, sizes, &lim, err) : HIRED_OK;
 }

@@ -2,6 +2,8 @@
  * never exported from libhired): the bounded msgpack scan and the typed readers (wire_parse.c).
  * A reader checks the msgpack type and the limit of one value and names the field in its error:
  * "<TYPE>: field '<f>' must be ..." (HIRED_EPROTO) or "... is N, limit M" (HIRED_ERANGE).
+ * The array fields `messages` and `visuals` (wire_records.c) are decoded, encoded, checked,
+ * copied and freed through the wr_ functions below.
  * Not here: the message table and its rules (wire.c). */
 #ifndef HIRED_WIRE_INT_H
 #define HIRED_WIRE_INT_H
@@ -52,5 +54,24 @@ int wp_get_submap(wp_ctx_t *c, const msgpack_object *o, const char *f, wp_sub_fn
 int wp_unknown_sub(wp_ctx_t *c, const char *f, const msgpack_object *k);
 /* Refuses key number i of sub-map f when seen already has it; marks it. */
 int wp_dup_check(wp_ctx_t *c, const char *f, int i, uint32_t *seen);
+
+// ---- the array fields (wire_records.c) -----------------------------------------------------------
+
+/* Decodes field `messages` into m (text parts counted against max_text bytes together) / field
+ * `visuals`. On failure m may hold what was read so far; wire_msg_clear frees it. */
+int wr_parse_messages(wp_ctx_t *c, const msgpack_object *o, size_t max_text, wire_msg_t *m);
+int wr_parse_visuals(wp_ctx_t *c, const msgpack_object *o, wire_msg_t *m);
+/* Encodes the value of the field (the key is the caller's). */
+void wr_pack_messages(msgpack_packer *pk, const wire_msg_t *m);
+void wr_pack_visuals(msgpack_packer *pk, const wire_msg_t *m);
+/* wire_validate's rules for the two fields (counts, roles, text and image limits; each record's
+ * ranges). lim is resolved. */
+int wr_check_messages(const wire_msg_t *m, const wire_limits_t *lim, const char *tn, char *err);
+int wr_check_visuals(const wire_msg_t *m, const wire_limits_t *lim, const char *tn, char *err);
+/* Deep copies (*dst = NULL for n == 0) and frees (NULL-safe). HIRED_ENOMEM. */
+int wr_messages_copy(wire_message_t **dst, const wire_message_t *src, uint32_t n);
+void wr_messages_free(wire_message_t *msgs, uint32_t n);
+int wr_visuals_copy(wire_visual_t **dst, const wire_visual_t *src, uint32_t n);
+void wr_visuals_free(wire_visual_t *v, uint32_t n);
 
 #endif
