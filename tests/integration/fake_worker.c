@@ -97,8 +97,8 @@ static void run_decode(worker_job_t *job) {
         const float *f = zmq_msg_data(&job->payloads[k]);
         for (int i = 0; i < 32; i++) ok = ok && f[i] == feature(h, i);
     }
-    const char *text = j->prompt;
-    for (uint32_t i = 0; !text && i < j->n_messages; i++)
+    const char *text = j->prompt; /* or the conversation's last text part */
+    for (uint32_t i = 0; !j->prompt && i < j->n_messages; i++)
         for (uint32_t k = 0; k < j->messages[i].n_parts; k++)
             if (j->messages[i].parts[k].text) text = j->messages[i].parts[k].text;
     if (!text) text = "";
