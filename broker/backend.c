@@ -122,18 +122,26 @@ static void on_result(broker_t *b, worker_t *w, wire_msg_t *m, wire_parts_t *p, 
         back_requeue(b, j, "the encoder's RESULT came from another checkpoint", true, now);
         return;
     }
+    if (m->n_visuals != (uint32_t)j->nimages) { /* one record per image, in order */
+        char why[128];
+        snprintf(why, sizeof why, "the encoder's RESULT has %u visual records for %d images", m->n_visuals, j->nimages);
+        j->worker = NULL;
+        strike(b, w, j, why, now);
+        back_requeue(b, j, why, true, now);
+        return;
+    }
     workers_success(w);
     ewma(&w->ms_job, (double)(now - j->t_dispatch));
     wire_msg_clear(&j->enc);
     j->enc = *m;
     memset(m, 0, sizeof *m);
-    j->enc_bytes = zmq_msg_size(&p->part[1]) + zmq_msg_size(&p->part[2]); /* header + tensor */
-    wire_parts_take(p, 2, &j->tensor);
-    j->has_tensor = true;
-    b->jobs.bytes_images -= zmq_msg_size(&j->image);
-    zmq_msg_close(&j->image); /* encoded: the image is no longer needed */
-    zmq_msg_init(&j->image);
-    j->has_image = false;
+    j->enc_bytes = zmq_msg_size(&p->part[1]); /* header + tensors */
+    for (int i = 0; i + 2 < p->n; i++) {
+        j->enc_bytes += zmq_msg_size(&p->part[2 + i]);
+        wire_parts_take(p, 2 + i, &j->tensors[i]);
+    }
+    j->ntensors = p->n - 2;
+    jobs_drop_images(&b->jobs, j); /* encoded: the images are no longer needed */
     jobs_account(&b->jobs, j);
     j->worker = NULL;
     j->state = JOB_QUEUED_DEC;
@@ -217,7 +225,8 @@ static void on_done(broker_t *b, worker_t *w, wire_msg_t *m, int64_t now) {
     m->timings_mask |= (1u << WIRE_STAGE_QUEUE) | (1u << WIRE_STAGE_TOTAL);
     /* What the encoder put on the wire, as this broker received it (the decoder only sees the
      * JOB the broker re-encoded); K from that RESULT. visual_total comes from the decoder. */
-    m->usage.visual_kept = j->enc.kept;
+    m->usage.visual_kept = 0;
+    for (uint32_t i = 0; i < j->enc.n_visuals; i++) m->usage.visual_kept += j->enc.visuals[i].kept;
     m->usage.result_bytes = j->enc_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)j->enc_bytes;
     size_t n = j->text_len < WIRE_MAX_TEXT ? j->text_len : WIRE_MAX_TEXT;
     mem_free(m->text);

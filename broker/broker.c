@@ -82,26 +82,27 @@ static int send_job(broker_t *b, worker_t *w, job_t *j, int st, int64_t now) {
     strcpy(m.id, j->wid);
     strcpy(m.service, k_service[st]);
     strcpy(m.model, j->req.model);
-    m.prompt = j->req.prompt; /* borrowed for the encode below */
     m.params = j->req.params;
     m.attempt = j->fence;
     int64_t left = j->deadline - now;
     m.deadline_ms = left > 0 ? (uint32_t)left : 1;
-    if (st == 1) {
-        m.kept = j->enc.kept, m.dim = j->enc.dim, m.dtype = j->enc.dtype;
-        memcpy(m.grid, j->enc.grid, sizeof m.grid);
-        memcpy(m.image_size, j->enc.image_size, sizeof m.image_size);
-        m.positions = j->enc.positions;
-        m.parts = j->enc.parts, m.patch_grid = j->enc.patch_grid;
+    if (st == 1) { /* the conversation and the encoder's records (borrowed for the encode below) */
+        m.prompt = j->req.prompt;
+        m.messages = j->req.messages, m.n_messages = j->req.n_messages;
+        m.visuals = j->enc.visuals, m.n_visuals = j->enc.n_visuals;
         memcpy(m.fingerprint, j->enc.fingerprint, sizeof m.fingerprint);
     }
-    zmq_msg_t payload;
-    zmq_msg_init(&payload);
-    zmq_msg_copy(&payload, st == 0 ? &j->image : &j->tensor); /* shares the buffer */
+    zmq_msg_t payloads[WIRE_MAX_IMAGES];
+    int n = st == 0 ? j->nimages : j->ntensors;
+    for (int i = 0; i < n; i++) {
+        zmq_msg_init(&payloads[i]);
+        zmq_msg_copy(&payloads[i], st == 0 ? &j->images[i] : &j->tensors[i]); /* shares the buffer */
+    }
     char err[HIRED_ERR_LEN];
-    int rc = wire_send(b->back, w->route, w->route_len, &m, &payload, err);
-    zmq_msg_close(&payload);
-    m.prompt = NULL, m.positions = NULL; /* borrowed */
+    int rc = wire_sendv(b->back, w->route, w->route_len, &m, payloads, n, err);
+    for (int i = 0; i < n; i++) zmq_msg_close(&payloads[i]);
+    m.prompt = NULL, m.messages = NULL, m.visuals = NULL; /* borrowed */
+    m.n_messages = m.n_visuals = 0;
     wire_msg_clear(&m);
     if (rc && rc != HIRED_ENOTFOUND) log_warn("broker: could not send job %s: %s", j->wid, err);
     return rc;
@@ -241,7 +242,8 @@ int broker_open(broker_t *b, const broker_cfg_t *cfg, char *err) {
     memset(b, 0, sizeof *b);
     b->cfg = *cfg;
     if (b->cfg.startup_grace_ms < 0) b->cfg.startup_grace_ms = 3 * b->cfg.heartbeat_ms * b->cfg.liveness;
-    b->lim = (wire_limits_t){0, 0, (size_t)cfg->max_image_bytes, (size_t)cfg->max_prompt_bytes};
+    b->lim = (wire_limits_t){0, 0, (size_t)cfg->max_image_bytes, (size_t)cfg->max_prompt_bytes,
+                             (size_t)cfg->max_job_image_bytes};
     if (getrandom(&b->epoch, sizeof b->epoch, 0) != sizeof b->epoch || b->epoch == 0)
         b->epoch = (uint64_t)clock_now_ms() | 1;
     b->started = clock_now_ms();

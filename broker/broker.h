@@ -52,7 +52,8 @@ typedef struct broker_cfg {
                                    its end, even while the client lives (a backstop) */
     int64_t model_ttl_ms;       /* a model stays known this long after its last worker left */
     int64_t startup_grace_ms;   /* unknown models are queued, not refused, this long after start; -1 = auto */
-    int64_t max_image_bytes;    /* SUBMIT image limit */
+    int64_t max_image_bytes;    /* SUBMIT limit of one image */
+    int64_t max_job_image_bytes;/* SUBMIT limit of all images of one job together */
     int64_t max_prompt_bytes;   /* prompt limit */
     int64_t client_grace_ms;    /* a client silent this long is gone: its jobs are cancelled */
     int64_t client_hwm;         /* messages queued towards one client connection before sends wait */
@@ -94,12 +95,12 @@ typedef struct job {
     struct job *cprev, *cnext;  /* its client's job list */
     int queue;                  /* -1, 0 encode, 1 decode */
     client_t *client;           /* the session it is delivered to (its owner's) */
-    wire_msg_t req;             /* the SUBMIT header (id, model, prompt, params) */
-    uint64_t req_hash;          /* of model, prompt, params and image bytes: a reused id must match */
-    zmq_msg_t image;            /* until encoded */
-    zmq_msg_t tensor;           /* encoder output, until the job ends */
-    bool has_image, has_tensor;
-    wire_msg_t enc;             /* the RESULT header (result fields, encoder timings, fingerprint) */
+    wire_msg_t req;             /* the SUBMIT header (id, model, prompt or messages, params) */
+    uint64_t req_hash;          /* of model, text, params and image bytes: a reused id must match */
+    zmq_msg_t images[WIRE_MAX_IMAGES];  /* the SUBMIT's image frames [nimages], until encoded */
+    zmq_msg_t tensors[WIRE_MAX_IMAGES]; /* the encoder's tensor frames [ntensors], until the job ends */
+    int nimages, ntensors;      /* a job of no images (text only) goes straight to the decode queue */
+    wire_msg_t enc;             /* the RESULT header (visual records, encoder timings, fingerprint) */
     size_t enc_bytes;           /* that RESULT's header + tensor frame sizes as received */
     int64_t t_accept, deadline, t_queued, attempt_deadline, t_dispatch, t_progress, finished_at;
     double queue_ms;            /* time spent in queues so far */
@@ -159,8 +160,12 @@ void jobs_account(job_table_t *t, job_t *j);
 size_t jobs_stream_bytes(const job_t *j);
 /* Moves j to client c (another session of the same owner). */
 void jobs_move(job_t *j, client_t *c);
-/* Hash of model, prompt, params and the image bytes. */
-uint64_t jobs_hash_request(const wire_msg_t *req, const void *image, size_t image_len);
+/* Hash of model, text (prompt or messages), params and the image frames images[0..n). */
+uint64_t jobs_hash_request(const wire_msg_t *req, zmq_msg_t *images, int n);
+/* Bytes of j's image frames. */
+size_t jobs_image_bytes(const job_t *j);
+/* Closes j's image frames (encoded or finished); their bytes leave the queued-image total. */
+void jobs_drop_images(job_table_t *t, job_t *j);
 const char *jobs_state_name(job_state_t s);
 
 // ---- clients --------------------------------------------------------------------------------

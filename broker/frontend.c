@@ -244,7 +244,10 @@ static const char *admission_limit(const broker_t *b, const client_t *c, size_t 
 
 static void on_submit(broker_t *b, client_t *c, wire_msg_t *m, wire_parts_t *p, int64_t now) {
     b->stats.submitted++;
-    uint64_t hash = jobs_hash_request(m, zmq_msg_data(&p->part[2]), zmq_msg_size(&p->part[2]));
+    const int nimages = p->n - 2; /* wire_check_payloads matched them to the request's images */
+    size_t image_bytes = 0;
+    for (int i = 0; i < nimages; i++) image_bytes += zmq_msg_size(&p->part[2 + i]);
+    uint64_t hash = jobs_hash_request(m, &p->part[2], nimages);
     job_t *j = jobs_find(&b->jobs, c->owner, m->id);
     if (j) { /* the same job again: attach this session from seq 0 */
         if (hash != j->req_hash) {
@@ -266,7 +269,7 @@ static void on_submit(broker_t *b, client_t *c, wire_msg_t *m, wire_parts_t *p, 
         return;
     }
     bool grace = now - b->started < b->cfg.startup_grace_ms;
-    for (int st = 0; st < 2 && !grace; st++)
+    for (int st = nimages ? 0 : 1; st < 2 && !grace; st++) /* a text-only job needs no encoder */
         if (!workers_model_known(&b->reg, st, m->model, now, b->cfg.model_ttl_ms)) {
             char msg[256];
             snprintf(msg, sizeof msg, "unknown model '%s' (no %s worker serves it)", m->model, k_service[st]);
@@ -275,7 +278,7 @@ static void on_submit(broker_t *b, client_t *c, wire_msg_t *m, wire_parts_t *p, 
             return;
         }
     int service;
-    const char *why = admission_limit(b, c, zmq_msg_size(&p->part[2]), &service);
+    const char *why = admission_limit(b, c, image_bytes, &service);
     if (why) {
         send_busy(b, c, m->id, service, why);
         return;
@@ -288,16 +291,16 @@ static void on_submit(broker_t *b, client_t *c, wire_msg_t *m, wire_parts_t *p, 
     j->req = *m; /* move the header in */
     memset(m, 0, sizeof *m);
     j->req_hash = hash;
-    wire_parts_take(p, 2, &j->image);
-    j->has_image = true;
-    b->jobs.bytes_images += zmq_msg_size(&j->image);
+    for (int i = 0; i < nimages; i++) wire_parts_take(p, 2 + i, &j->images[i]);
+    j->nimages = nimages;
+    b->jobs.bytes_images += image_bytes;
     jobs_account(&b->jobs, j);
     j->t_accept = now;
     int64_t dl = j->req.deadline_ms ? j->req.deadline_ms : b->cfg.deadline_ms;
     if (dl > b->cfg.max_deadline_ms) dl = b->cfg.max_deadline_ms;
     j->deadline = now + dl;
-    j->state = JOB_QUEUED_ENC;
-    jobs_enqueue(&b->jobs, j, 0, false, now);
+    j->state = nimages ? JOB_QUEUED_ENC : JOB_QUEUED_DEC; /* text only: straight to a decoder */
+    jobs_enqueue(&b->jobs, j, nimages ? 0 : 1, false, now);
     b->stats.accepted++;
     b->dirty = true;
     wire_msg_t a;

@@ -35,10 +35,20 @@ const char *jobs_state_name(job_state_t s) {
     return (unsigned)s < ARRAY_LEN(n) ? n[s] : "?";
 }
 
-uint64_t jobs_hash_request(const wire_msg_t *r, const void *image, size_t image_len) {
+uint64_t jobs_hash_request(const wire_msg_t *r, zmq_msg_t *images, int n) {
     uint64_t h = 0xcbf29ce484222325ull;
     h = fnv(h, r->model, strlen(r->model) + 1);
     if (r->prompt) h = fnv(h, r->prompt, strlen(r->prompt) + 1);
+    h = fnv(h, &r->n_messages, sizeof r->n_messages);
+    for (uint32_t i = 0; r->messages && i < r->n_messages; i++) {
+        const wire_message_t *x = &r->messages[i];
+        h = fnv(h, &x->role, sizeof x->role);
+        h = fnv(h, &x->n_parts, sizeof x->n_parts);
+        for (uint32_t k = 0; k < x->n_parts; k++) {
+            const char *t = x->parts[k].text;
+            h = t ? fnv(h, t, strlen(t) + 1) : fnv(h, "\xff", 1); /* an image part */
+        }
+    }
     const wire_params_t *p = &r->params;
     h = fnv(h, &p->max_tokens, sizeof p->max_tokens);
     h = fnv(h, &p->temperature, sizeof p->temperature);
@@ -50,9 +60,37 @@ uint64_t jobs_hash_request(const wire_msg_t *r, const void *image, size_t image_
     h = fnv(h, &p->alpha, sizeof p->alpha);
     h = fnv(h, p->newline, strlen(p->newline) + 1);
     h = fnv(h, &p->stream, sizeof p->stream);
-    h = fnv(h, &image_len, sizeof image_len);
-    if (image) h = fnv(h, image, image_len);
+    h = fnv(h, &n, sizeof n);
+    for (int i = 0; i < n; i++) {
+        size_t len = zmq_msg_size(&images[i]);
+        h = fnv(h, &len, sizeof len);
+        h = fnv(h, zmq_msg_data(&images[i]), len);
+    }
     return h;
+}
+
+size_t jobs_image_bytes(const job_t *j) {
+    size_t n = 0;
+    for (int i = 0; i < j->nimages; i++) n += zmq_msg_size((zmq_msg_t *)&j->images[i]);
+    return n;
+}
+
+void jobs_drop_images(job_table_t *t, job_t *j) {
+    t->bytes_images -= jobs_image_bytes(j);
+    for (int i = 0; i < j->nimages; i++) {
+        zmq_msg_close(&j->images[i]);
+        zmq_msg_init(&j->images[i]);
+    }
+    j->nimages = 0;
+}
+
+/* Closes j's tensor frames. */
+static void drop_tensors(job_t *j) {
+    for (int i = 0; i < j->ntensors; i++) {
+        zmq_msg_close(&j->tensors[i]);
+        zmq_msg_init(&j->tensors[i]);
+    }
+    j->ntensors = 0;
 }
 
 int jobs_init(job_table_t *t, uint64_t epoch) {
@@ -89,8 +127,10 @@ job_t *jobs_add(job_table_t *t, client_t *c, const char *id) {
     snprintf(j->wid, sizeof j->wid, "j%llx", (unsigned long long)++t->next_wid);
     j->queue = -1;
     j->client = c;
-    zmq_msg_init(&j->image);
-    zmq_msg_init(&j->tensor);
+    for (int i = 0; i < WIRE_MAX_IMAGES; i++) {
+        zmq_msg_init(&j->images[i]);
+        zmq_msg_init(&j->tensors[i]);
+    }
     size_t b = bucket(t, owner_of(j), id);
     j->hnext = t->buckets[b];
     t->buckets[b] = j;
@@ -145,11 +185,10 @@ void jobs_remove(job_table_t *t, job_t *j) {
     if (j->next) j->next->prev = j->prev;
     if (j->state != JOB_FINISHED) t->active--;
     t->count--;
-    if (j->has_image) t->bytes_images -= zmq_msg_size(&j->image);
+    jobs_drop_images(t, j);
+    drop_tensors(j);
     t->bytes_total -= j->bytes;
     client_unlink(j);
-    zmq_msg_close(&j->image);
-    zmq_msg_close(&j->tensor);
     wire_msg_clear(&j->req);
     wire_msg_clear(&j->enc);
     wire_msg_clear(&j->final);
@@ -226,9 +265,10 @@ int jobs_log_token(job_t *j, int32_t token, const char *text) {
 size_t jobs_stream_bytes(const job_t *j) { return (size_t)j->captok * sizeof(tok_t) + j->text_cap; }
 
 void jobs_account(job_table_t *t, job_t *j) {
-    size_t b = sizeof *j + jobs_stream_bytes(j) + (j->req.prompt ? strlen(j->req.prompt) : 0);
-    if (j->has_image) b += zmq_msg_size(&j->image);
-    if (j->has_tensor) b += zmq_msg_size(&j->tensor) + (size_t)j->enc.kept * 6;
+    size_t b = sizeof *j + jobs_stream_bytes(j) + wire_msg_text_bytes(&j->req) +
+               (size_t)j->req.n_messages * sizeof(wire_message_t) + jobs_image_bytes(j);
+    for (int i = 0; i < j->ntensors; i++) b += zmq_msg_size(&j->tensors[i]);
+    for (uint32_t i = 0; i < j->enc.n_visuals; i++) b += sizeof(wire_visual_t) + (size_t)j->enc.visuals[i].kept * 6;
     if (j->final.text) b += strlen(j->final.text);
     if (j->final.message) b += strlen(j->final.message);
     t->bytes_total += b - j->bytes; /* unsigned wrap-around cancels out */
@@ -238,15 +278,12 @@ void jobs_account(job_table_t *t, job_t *j) {
 
 void jobs_finish(job_table_t *t, job_t *j, wire_msg_t *final, int64_t now) {
     jobs_dequeue(t, j, now);
-    if (j->has_image) t->bytes_images -= zmq_msg_size(&j->image);
-    zmq_msg_close(&j->image);
-    zmq_msg_init(&j->image);
-    zmq_msg_close(&j->tensor);
-    zmq_msg_init(&j->tensor);
-    j->has_image = j->has_tensor = false;
+    jobs_drop_images(t, j);
+    drop_tensors(j);
     wire_msg_clear(&j->enc);
     mem_free(j->req.prompt); /* the hash still identifies the request */
     j->req.prompt = NULL;
+    wire_msg_set_messages(&j->req, NULL, 0); /* frees them */
     wire_msg_clear(&j->final);
     j->final = *final;
     memset(final, 0, sizeof *final);

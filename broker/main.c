@@ -50,6 +50,8 @@ static const cfg_entry_t k_cfg[] = {
      "after start, jobs for unknown models wait this long for workers; -1 = 3 x heartbeat x liveness"},
     {"broker.max_image_bytes", CFG_INT, O(max_image_bytes), 1, WIRE_MAX_IMAGE, "33554432", NULL,
      "largest SUBMIT image"},
+    {"broker.max_job_image_bytes", CFG_INT, O(max_job_image_bytes), 1, WIRE_MAX_IMAGES_BYTES, "67108864", NULL,
+     "all images of one SUBMIT together (a request may carry up to 16 images)"},
     {"broker.max_prompt_bytes", CFG_INT, O(max_prompt_bytes), 1, WIRE_MAX_PROMPT, "65536", NULL,
      "longest prompt"},
     {"broker.client_grace_ms", CFG_INT, O(client_grace_ms), 100, 86400000, "5000", NULL,

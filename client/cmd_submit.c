@@ -1,5 +1,6 @@
-/* cmd_submit.c — `hired submit` (one question about one image, through a running broker, the
- * answer streamed to stdout) and `hired status` (the broker's pools, queues, jobs in flight,
+/* cmd_submit.c — `hired submit` (a request through a running broker, the answer streamed to
+ * stdout: one question about one image, or a conversation of system / user / assistant turns
+ * with 0..16 images given as `hired run` takes it, cli_conv.h) and `hired status` (the broker's pools, queues, jobs in flight,
  * counters and stage timings; pretty text or --json).
  *
  * Both talk to the broker's frontend through libhired only (hired_client.h). submit prints
@@ -19,13 +20,12 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cli_conv.h"
 #include "err.h"
 #include "file.h"
 #include "hired_client.h"
 #include "mem.h"
 #include "wire.h"
-
-#define SUBMIT_MAX_IMAGE (32u * 1024 * 1024)
 
 static volatile sig_atomic_t g_interrupted;
 
@@ -82,18 +82,22 @@ static const char *conn_broker(const conn_opts_t *c) { return c->broker[0] ? c->
 
 typedef struct {
     conn_opts_t conn;
-    char *model, *image, *id, *strategy, *newline;
+    char *model, *messages, *id, *strategy, *newline;
+    cfg_strlist_t image;
     double budget, alpha, temperature, top_p;
     int64_t max_tokens, top_k, seed, deadline_ms, connect_timeout_ms;
     bool no_stream;
 } submit_opts_t;
 
-#define SUBMIT_OWN 15
+#define SUBMIT_OWN 16
 #define O(f) offsetof(submit_opts_t, f)
 static const cfg_entry_t k_submit_own[SUBMIT_OWN] = {
     {"model", CFG_STRING, O(model), 0, WIRE_MAX_MODEL, "", NULL,
      "model name the workers serve ($HIRED_MODEL_NAME, else the last component of the model directory $HIRED_MODEL)"},
-    {"image", CFG_STRING, O(image), 0, 4096, "", NULL, "the image file (required)"},
+    {"image", CFG_STRLIST, O(image), 0, WIRE_MAX_IMAGES, "", NULL,
+     "an image file for the last user turn, in order (none: text only)"},
+    {"messages", CFG_STRING, O(messages), 0, 4096, "", NULL,
+     "the conversation as JSON in the OpenAI messages shape (as `hired run --messages`)"},
     {"strategy", CFG_STRING, O(strategy), 1, WIRE_MAX_STRATEGY, "hired", NULL, "none | hired | spatial | prumerge | prumerge+"},
     {"budget", CFG_DOUBLE, O(budget), 1e-9, 1, "0.2", NULL, "visual token budget rate"},
     {"alpha", CFG_DOUBLE, O(alpha), 0, 1, "0.5", NULL, "HiRED base-image share"},
@@ -118,32 +122,21 @@ static void print_timings(const hired_event *ev) {
         if (ev->timings_ms[s] >= 0) fprintf(stderr, " %s %.1f", names[s], ev->timings_ms[s]);
 }
 
-/* Reads the image, submits job (its model, prompt and params set) and streams the answer:
- * the exit status (0 done, 1 failed, 2 refused parameters). */
-static int send_job(hired_job *job_in, const char *broker, const hired_client_opts *co, const char *image) {
+/* Submits job (its model, params and request set) and streams the answer: the exit status
+ * (0 done, 1 failed, 2 refused parameters). */
+static int send_job(hired_job *job_in, const char *broker, const hired_client_opts *co) {
     hired_job job = *job_in;
-    uint8_t *bytes = NULL;
-    size_t nb = 0;
-    char ferr[HIRED_ERR_LEN];
-    if (file_read(image, SUBMIT_MAX_IMAGE, &bytes, &nb, ferr)) {
-        fprintf(stderr, "hired submit: %s\n", ferr);
-        return 1;
-    }
-    job.image = bytes;
-    job.image_len = nb;
-
     char err[HIRED_ERR_LEN];
     hired_client *c = hired_client_open(broker, co, err);
     if (!c) {
         fprintf(stderr, "hired submit: %s\n", err);
-        mem_free(bytes);
         return 1;
     }
     char id[HIRED_JOB_ID_LEN];
-    int rc = hired_submit(c, &job, id);
-    mem_free(bytes);
+    int rc = hired_submit_err(c, &job, id, err);
     if (rc) {
-        fprintf(stderr, "hired submit: %s (check the parameters against `hired submit --help`)\n", hired_strerror(rc));
+        fprintf(stderr, "hired submit: %s: %s (check the parameters against `hired submit --help`)\n",
+                hired_strerror(rc), err);
         hired_client_destroy(&c);
         return 2;
     }
@@ -195,22 +188,26 @@ static int send_job(hired_job *job_in, const char *broker, const hired_client_op
     return status;
 }
 
-/* submit's body: the job from the options, sent and streamed. */
+/* submit's body: the job from the options, sent and streamed. The classic form (one question,
+ * one --image, no other turn) travels as a prompt, which the decoder wraps exactly as `hired
+ * run` does; anything else as messages with their images. */
 static int submit_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_pos) {
-    (void)cmd;
     const submit_opts_t *o = values;
-    const char *model = o->model[0] ? o->model : default_model(), *image = o->image, *question = n_pos ? pos[0] : NULL;
-    if (!model || !*model || !question) {
-        fprintf(stderr, "hired submit: %s required\n", !question ? "a question is" : "--model (or $HIRED_MODEL_NAME) is");
+    const turns_t *turns = cmd->user;
+    const char *model = o->model[0] ? o->model : default_model(), *question = n_pos ? pos[0] : NULL;
+    const char *messages = o->messages[0] ? o->messages : NULL;
+    if (!model || !*model) {
+        fprintf(stderr, "hired submit: --model (or $HIRED_MODEL_NAME) is required\n");
         return 2;
     }
+    int usage = cli_conv_usage("hired submit", turns, question, messages, o->image.n);
+    if (usage) return usage;
     const char *broker = conn_broker(&o->conn);
     hired_client_opts co = conn_client_opts(&o->conn);
     co.connect_timeout_ms = (int)o->connect_timeout_ms;
     hired_job job;
     hired_job_init(&job);
     job.model = model;
-    job.prompt = question;
     job.id = o->id[0] ? o->id : NULL;
     job.deadline_ms = (int)o->deadline_ms;
     job.params.strategy = o->strategy;
@@ -223,22 +220,57 @@ static int submit_body(const cli_cmd_t *cmd, void *values, const char **pos, int
     job.params.top_k = (int)o->top_k;
     job.params.seed = (uint64_t)o->seed;
     job.params.stream = !o->no_stream;
-    return send_job(&job, broker, &co, image);
+
+    char err[HIRED_ERR_LEN];
+    conv_t *c = mem_calloc(1, sizeof *c);
+    hired_message *msgs = mem_calloc(RUN_MAX_TURNS, sizeof *msgs);
+    hired_part *parts = mem_calloc(RUN_MAX_PARTS, sizeof *parts);
+    hired_image imgs[GEN_MAX_IMAGES];
+    int rc = c && msgs && parts ? HIRED_OK : hired_errf(err, HIRED_ENOMEM, "out of memory");
+    if (!rc) rc = cli_conv_build(c, turns, question, messages, (const char *const *)o->image.items, o->image.n, err);
+    if (!rc && !messages && !turns->n && question && c->n_img == 1) { /* the classic form */
+        job.prompt = question;
+        job.image = c->img[0].bytes;
+        job.image_len = c->img[0].n;
+    } else if (!rc) {
+        for (int i = 0; i < c->n_msg; i++) {
+            const tpl_message_t *m = &c->msg[i];
+            hired_part *p = parts + (m->parts - c->part);
+            for (int k = 0; k < m->n_parts; k++) p[k].text = m->parts[k].kind == TPL_PART_TEXT ? m->parts[k].text : NULL;
+            msgs[i] = (hired_message){m->role, p, m->n_parts};
+        }
+        for (int i = 0; i < c->n_img; i++) imgs[i] = (hired_image){c->img[i].bytes, c->img[i].n};
+        job.messages = msgs, job.n_messages = c->n_msg;
+        job.images = imgs, job.n_images = c->n_img;
+    }
+    int status = rc ? 1 : send_job(&job, broker, &co);
+    if (rc) fprintf(stderr, "hired submit: %s\n", err);
+    if (c) cli_conv_free(c);
+    mem_free(c);
+    mem_free(msgs);
+    mem_free(parts);
+    return status;
 }
 
 int cmd_submit(int argc, char **argv) {
-    static const cli_cmd_t cmd = {
+    turns_t turns = {0};
+    const cli_cmd_t cmd = {
         .prog = "hired submit",
-        .usage = "usage: hired submit [--broker EP] --model NAME --image FILE [options] \"question\"\n"
+        .usage = "usage: hired submit [--broker EP] --model NAME [--image FILE]... [options] [\"question\"]\n"
                  "  sends a job to a running hired-broker and streams the answer: the answer goes to stdout,\n"
-                 "  a summary line (usage, timings) to stderr\n",
+                 "  a summary line (usage, timings) to stderr\n"
+                 "The request is given as for `hired run`: --system T, --user T, --assistant T (repeatable, in\n"
+                 "command-line order; the question is the last user turn, the --image files go to it), or\n"
+                 "--messages FILE (OpenAI messages JSON; {\"type\": \"image\"} parts take the --image files in\n"
+                 "order). Up to 16 images; none: a text-only request.\n",
         .t = k_submit_own,
         .n = SUBMIT_OWN,
         .group = conn_entries,
         .group_n = CONN_N,
         .group_base = offsetof(submit_opts_t, conn),
-        .required = {"image"},
         .max_pos = 1,
+        .extra = cli_take_turn,
+        .user = &turns,
         .body = submit_body,
     };
     submit_opts_t o = {0};

@@ -43,9 +43,10 @@
 #define QUIET_MAX_MS 10000 /* longest wait between two tries of the same thing */
 
 typedef struct cjob {
-    wire_msg_t submit;      /* the SUBMIT header (owns the prompt) */
-    void *image;            /* [image_len], for resubmission */
-    size_t image_len;
+    wire_msg_t submit;      /* the SUBMIT header (owns the prompt or the messages) */
+    void *image[WIRE_MAX_IMAGES]; /* [nimages] frames, for resubmission */
+    size_t image_len[WIRE_MAX_IMAGES];
+    int nimages;
     uint32_t next_seq;      /* next TOKEN seq to deliver */
     bool accepted;          /* ACCEPTED delivered */
     bool need_send;         /* SUBMIT (again) */
@@ -94,7 +95,7 @@ static cjob_t *find_job(hired_client *c, const char *id) {
 
 static void free_job(cjob_t *j) {
     wire_msg_clear(&j->submit);
-    free(j->image);
+    for (int i = 0; i < j->nimages; i++) free(j->image[i]);
     mem_free(j);
 }
 
@@ -154,12 +155,17 @@ static void send_simple(hired_client *c, void *sock, wire_type_t t, const char *
 }
 
 static void send_submit(hired_client *c, void *sock, cjob_t *j, int64_t now) {
-    zmq_msg_t img;
-    if (zmq_msg_init_size(&img, j->image_len) != 0) return;
-    memcpy(zmq_msg_data(&img), j->image, j->image_len);
+    zmq_msg_t img[WIRE_MAX_IMAGES];
+    for (int i = 0; i < j->nimages; i++)
+        if (zmq_msg_init_size(&img[i], j->image_len[i]) != 0) {
+            while (i--) zmq_msg_close(&img[i]);
+            return;
+        } else {
+            memcpy(zmq_msg_data(&img[i]), j->image[i], j->image_len[i]);
+        }
     char err[HIRED_ERR_LEN];
-    int rc = wire_send(sock, NULL, 0, &j->submit, &img, err);
-    zmq_msg_close(&img);
+    int rc = wire_sendv(sock, NULL, 0, &j->submit, img, j->nimages, err);
+    for (int i = 0; i < j->nimages; i++) zmq_msg_close(&img[i]);
     if (rc == 0) {
         j->need_send = false;
         j->resume_pending = false;
@@ -495,20 +501,64 @@ void hired_client_destroy(hired_client **pc) {
     *pc = NULL;
 }
 
-int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN]) {
-    if (!c || !job || !job->model || !job->prompt || !job->image) return HIRED_EINVAL;
+/* The job's conversation as m's messages. HIRED_EINVAL / HIRED_ENOMEM with err. */
+static int take_messages(wire_msg_t *m, const hired_job *job, char *err) {
+    if (job->n_messages < 1 || job->n_messages > WIRE_MAX_MESSAGES)
+        return hired_errf(err, HIRED_EINVAL, "a conversation has 1 to %d messages (got %d)", WIRE_MAX_MESSAGES,
+                          job->n_messages);
+    wire_message_t *msgs = mem_calloc((size_t)job->n_messages, sizeof *msgs);
+    if (!msgs) return hired_errf(err, HIRED_ENOMEM, "out of memory");
+    int rc = HIRED_OK;
+    for (int i = 0; i < job->n_messages && !rc; i++) {
+        const hired_message *x = &job->messages[i];
+        if (wire_role_parse(x->role, &msgs[i].role))
+            rc = hired_errf(err, HIRED_EINVAL, "messages[%d].role must be system, user or assistant", i);
+        else if (x->n_parts < 0 || x->n_parts > WIRE_MAX_CONTENT || (x->n_parts && !x->parts))
+            rc = hired_errf(err, HIRED_EINVAL, "messages[%d] has %d parts (0 to %d)", i, x->n_parts, WIRE_MAX_CONTENT);
+        else if (x->n_parts && !(msgs[i].parts = mem_calloc((size_t)x->n_parts, sizeof *msgs[i].parts)))
+            rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
+        msgs[i].n_parts = rc ? 0 : (uint32_t)x->n_parts;
+        for (int k = 0; !rc && k < x->n_parts; k++) /* borrowed: wire_msg_set_messages copies them */
+            msgs[i].parts[k].text = (char *)x->parts[k].text;
+    }
+    if (!rc && wire_msg_set_messages(m, msgs, (uint32_t)job->n_messages)) rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
+    for (int i = 0; i < job->n_messages; i++) mem_free(msgs[i].parts);
+    mem_free(msgs);
+    return rc;
+}
+
+int hired_submit_err(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN], char *err) {
+    char ebuf[HIRED_ERR_LEN];
+    if (!err) err = ebuf;
+    err[0] = 0;
+    if (!c || !job || !job->model) return hired_errf(err, HIRED_EINVAL, "a client and a job with a model are required");
+    const bool chat = job->messages != NULL;
+    if (chat && (job->prompt || job->image))
+        return hired_errf(err, HIRED_EINVAL, "a job is a prompt with an image or a conversation (messages), not both");
+    if (!chat && (!job->prompt || !job->image))
+        return hired_errf(err, HIRED_EINVAL, "a job needs a prompt and an image, or messages");
+    if (chat && (job->n_images < 0 || job->n_images > WIRE_MAX_IMAGES || (job->n_images && !job->images)))
+        return hired_errf(err, HIRED_EINVAL, "a conversation carries 0 to %d images (got %d)", WIRE_MAX_IMAGES,
+                          job->n_images);
     cjob_t *j = mem_calloc(1, sizeof *j);
-    if (!j) return HIRED_ENOMEM;
+    if (!j) return hired_errf(err, HIRED_ENOMEM, "out of memory");
     wire_msg_t *m = &j->submit;
     wire_msg_init(m, WIRE_SUBMIT);
     snprintf(m->session, sizeof m->session, "%s", c->session);
+    int rc = HIRED_OK;
     if (job->id) {
-        if (strlen(job->id) > WIRE_MAX_ID) goto inval;
+        if (strlen(job->id) > WIRE_MAX_ID) {
+            rc = hired_errf(err, HIRED_EINVAL, "job id longer than %d characters", WIRE_MAX_ID);
+            goto fail;
+        }
         strcpy(m->id, job->id);
     } else {
         random_hex(m->id, 16);
     }
-    if (strlen(job->model) > WIRE_MAX_MODEL) goto inval;
+    if (strlen(job->model) > WIRE_MAX_MODEL) {
+        rc = hired_errf(err, HIRED_EINVAL, "model name longer than %d characters", WIRE_MAX_MODEL);
+        goto fail;
+    }
     strcpy(m->model, job->model);
     const hired_params *p = &job->params;
     m->params.max_tokens = p->max_tokens;
@@ -522,24 +572,37 @@ int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JO
     if (snprintf(m->params.strategy, sizeof m->params.strategy, "%s", p->strategy ? p->strategy : "hired") >=
             (int)sizeof m->params.strategy ||
         snprintf(m->params.newline, sizeof m->params.newline, "%s", p->newline ? p->newline : "hf") >=
-            (int)sizeof m->params.newline)
-        goto inval;
+            (int)sizeof m->params.newline) {
+        rc = hired_errf(err, HIRED_EINVAL, "unknown strategy or newline policy");
+        goto fail;
+    }
     int dl = job->deadline_ms > 0 ? job->deadline_ms : c->timeout_ms;
     m->deadline_ms = (uint32_t)dl;
-    if (wire_msg_set_prompt(m, job->prompt)) goto nomem;
-    char err[HIRED_ERR_LEN];
-    int rc = wire_validate(m, NULL, err);
-    size_t sz = job->image_len;
-    if (rc == 0) rc = wire_check_payloads(m, 1, &sz, NULL, err);
+    if (chat ? (rc = take_messages(m, job, err)) != 0 : (rc = wire_msg_set_prompt(m, job->prompt)) != 0) {
+        if (!chat) hired_errf(err, rc, "out of memory");
+        goto fail;
+    }
+    const hired_image one = {job->image, job->image_len};
+    const hired_image *imgs = chat ? job->images : &one;
+    const int nimg = chat ? job->n_images : 1;
+    size_t sz[WIRE_MAX_IMAGES];
+    for (int i = 0; i < nimg; i++) sz[i] = imgs[i].bytes ? imgs[i].len : 0;
+    rc = wire_validate(m, NULL, err);
+    if (rc == 0) rc = wire_check_payloads(m, nimg, sz, NULL, err);
     if (rc) {
         log_debug("hired_submit: %s", err);
-        free_job(j);
-        return rc == HIRED_ERANGE ? HIRED_ERANGE : HIRED_EINVAL;
+        rc = rc == HIRED_ERANGE ? HIRED_ERANGE : HIRED_EINVAL;
+        goto fail;
     }
-    j->image = malloc(job->image_len);
-    if (!j->image) goto nomem;
-    memcpy(j->image, job->image, job->image_len);
-    j->image_len = job->image_len;
+    for (int i = 0; i < nimg; i++) {
+        if (!(j->image[i] = malloc(imgs[i].len))) {
+            rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
+            goto fail;
+        }
+        j->nimages = i + 1;
+        memcpy(j->image[i], imgs[i].bytes, imgs[i].len);
+        j->image_len[i] = imgs[i].len;
+    }
     j->need_send = true;
     int64_t now = clock_now_ms();
     j->submitted = j->last_rx = now;
@@ -547,7 +610,8 @@ int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JO
     pthread_mutex_lock(&c->mu);
     if (find_job(c, m->id)) {
         pthread_mutex_unlock(&c->mu);
-        goto inval;
+        rc = hired_errf(err, HIRED_EINVAL, "job id '%s' is already pending", m->id);
+        goto fail;
     }
     j->next = c->jobs;
     c->jobs = j;
@@ -556,12 +620,13 @@ int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JO
     pthread_mutex_unlock(&c->mu);
     wake(c);
     return HIRED_OK;
-inval:
+fail:
     free_job(j);
-    return HIRED_EINVAL;
-nomem:
-    free_job(j);
-    return HIRED_ENOMEM;
+    return rc;
+}
+
+int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN]) {
+    return hired_submit_err(c, job, job_id_out, NULL);
 }
 
 int hired_next_event(hired_client *c, int timeout_ms, hired_event *ev) {

@@ -1,4 +1,5 @@
-/* hired_client.h — libhired: submit image + prompt jobs to a hired broker and receive their
+/* hired_client.h — libhired: submit jobs (a question about an image, or a conversation of
+ * system / user / assistant messages with 0..16 images) to a hired broker and receive their
  * streamed answers. Installed as <hired/hired_client.h>; build with
  * `cc app.c $(pkg-config --cflags --libs hired)`.
  *
@@ -92,14 +93,43 @@ typedef struct hired_params {
     bool stream;         /* TOKEN events; false = only DONE with the full text. Default true */
 } hired_params;
 
+/* One content part of a message: text, or (text == NULL) an image, which is the next entry of
+ * hired_job.images (the image parts of all messages take them in order). */
+typedef struct hired_part {
+    const char *text;
+} hired_part;
+
+/* One message of a conversation. The decoder renders the conversation with the checkpoint's chat
+ * template; each image part becomes that image's kept visual tokens at its own <image>. */
+typedef struct hired_message {
+    const char *role;        /* "system", "user" or "assistant" */
+    const hired_part *parts; /* [n_parts], at most 64 */
+    int n_parts;
+} hired_message;
+
+typedef struct hired_image {
+    const void *bytes; /* encoded image file bytes (JPEG/PNG), at most 32 MiB each */
+    size_t len;
+} hired_image;
+
+/* A job is one of two forms:
+ *   a question about one image: prompt and image set, messages NULL;
+ *   a conversation: messages[0..n_messages) (1..256) with images[0..n_images) for their image
+ *   parts, in order (n_images must equal the number of image parts, 0..16; 0 = text only;
+ *   64 MiB of images together by default); prompt and image NULL.
+ * Text: at most 64 KiB (the prompt, or all text parts together). */
 typedef struct hired_job {
     const char *id;      /* NULL: the library makes a random one */
     const char *model;   /* required */
-    const char *prompt;  /* required, at most 64 KiB */
-    const void *image;   /* required: encoded image file bytes, at most 32 MiB */
+    const char *prompt;  /* the question form: at most 64 KiB */
+    const void *image;   /* the question form: encoded image file bytes, at most 32 MiB */
     size_t image_len;
     hired_params params;
     int deadline_ms;     /* 0 = opts.timeout_ms */
+    const hired_message *messages; /* the conversation form */
+    int n_messages;
+    const hired_image *images;
+    int n_images;
 } hired_job;
 
 typedef enum {
@@ -151,8 +181,11 @@ void hired_client_destroy(hired_client **pc);
 
 /* Submits a job. The library copies everything it needs (job and its buffers are borrowed for
  * the call only). job_id_out (may be NULL) receives the id. 0, HIRED_EINVAL / HIRED_ERANGE
- * (a parameter or size outside the protocol's limits), HIRED_ENOMEM. */
+ * (a parameter or size outside the protocol's limits, both forms or neither, an unknown role,
+ * images that do not match the image parts), HIRED_ENOMEM. hired_submit_err is the same with
+ * the reason in err (may be NULL; HIRED_ERR_LEN bytes). */
 int hired_submit(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN]);
+int hired_submit_err(hired_client *c, const hired_job *job, char job_id_out[HIRED_JOB_ID_LEN], char *err);
 
 /* Waits up to timeout_ms (-1 = forever, 0 = poll) for the next event and moves it into *ev
  * (caller clears it with hired_event_clear). 0 or HIRED_ETIMEOUT. */

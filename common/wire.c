@@ -1,22 +1,25 @@
 /* wire.c — header encode / decode / validation for the hired protocol (see wire.h and
  * docs/protocol.md).
  *
- * Decoding outside bytes happens in three steps: (1) scan() walks the raw msgpack and checks
- * every declared length and element count against the bytes that remain and the nesting depth,
- * because msgpack-c's unpacker allocates a container's slots from its declared count before
- * reading them (a 5-byte "array of 4 billion" would ask for 96 GB); (2) msgpack-c unpacks the
- * now-bounded object; (3) the field table below checks keys, types and presence per message
- * type, and wire_validate checks ranges. Nothing asserts on input.
- * Not here: sockets and frames (wire_io.c). */
+ * Decoding outside bytes happens in three steps: (1) wp_scan() (wire_parse.c) walks the raw
+ * msgpack and checks every declared length and element count against the bytes that remain and
+ * the nesting depth, because msgpack-c's unpacker allocates a container's slots from its declared
+ * count before reading them (a 5-byte "array of 4 billion" would ask for 96 GB); (2) msgpack-c
+ * unpacks the now-bounded object; (3) the field table below checks keys, types and presence per
+ * message type (with the typed readers of wire_parse.c), and wire_validate checks ranges.
+ * Nothing asserts on input.
+ * Not here: sockets and frames (wire_io.c), the msgpack readers (wire_parse.c). */
 #include "wire.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <msgpack.h>
 
 #include "mem.h"
+#include "wire_int.h"
 
 // ---- names ----------------------------------------------------------------------------------
 
@@ -62,12 +65,13 @@ size_t wire_count_nonfinite(const void *data, size_t n, wire_dtype_t dt) {
 }
 
 wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
-    wire_limits_t r = {WIRE_MAX_HEADER, WIRE_MAX_FRAME, WIRE_MAX_IMAGE, WIRE_MAX_PROMPT};
+    wire_limits_t r = {WIRE_MAX_HEADER, WIRE_MAX_FRAME, WIRE_MAX_IMAGE, WIRE_MAX_PROMPT, WIRE_MAX_IMAGES_BYTES};
     if (lim) {
         if (lim->max_header && lim->max_header < r.max_header) r.max_header = lim->max_header;
         if (lim->max_frame && lim->max_frame < r.max_frame) r.max_frame = lim->max_frame;
         if (lim->max_image && lim->max_image < r.max_image) r.max_image = lim->max_image;
         if (lim->max_prompt && lim->max_prompt < r.max_prompt) r.max_prompt = lim->max_prompt;
+        if (lim->max_images_bytes && lim->max_images_bytes < r.max_images_bytes) r.max_images_bytes = lim->max_images_bytes;
     }
     return r;
 }
@@ -78,44 +82,40 @@ wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
 static const char *const k_field_names[] = {
     "id", "model", "service", "prompt", "params", "deadline_ms", "attempt", "capacity", "epoch",
     "attached", "seq", "token", "text", "code", "message", "retry_ms", "finish", "usage",
-    "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "parts", "session",
-    "fingerprint", "patch_grid",
+    "timings", "session", "fingerprint", "messages", "visuals",
 };
 #define N_FIELDS ((int)ARRAY_LEN(k_field_names))
 
-#define F_RESULT (WIRE_F_KEPT | WIRE_F_DIM | WIRE_F_DTYPE | WIRE_F_POSITIONS | WIRE_F_PARTS | WIRE_F_PATCH_GRID)
-#define F_RESULT_OPT (WIRE_F_GRID | WIRE_F_IMAGE_SIZE)
-
-/* Per type: keys that must be present, keys that may be, payload frames. A client's `session`
- * is optional in CANCEL, HEARTBEAT and STATUS because the broker sends CANCEL and HEARTBEAT to
- * workers too and a STATUS without one is anonymous; the broker requires it where it acts on a
- * job. Worker messages carry `attempt` (and DONE its `seq`) as optional keys for the same reason:
- * the broker relays TOKEN, DONE and ERROR to clients without them, and requires them from
- * workers. */
+/* Per type: keys that must be present, keys that may be. A client's `session` is optional in
+ * CANCEL, HEARTBEAT and STATUS because the broker sends CANCEL and HEARTBEAT to workers too and a
+ * STATUS without one is anonymous; the broker requires it where it acts on a job. Worker messages
+ * carry `attempt` (and DONE its `seq`) as optional keys for the same reason: the broker relays
+ * TOKEN, DONE and ERROR to clients without them, and requires them from workers. A job's text is
+ * `prompt` or `messages` (wire_validate requires exactly one in SUBMIT and a decode JOB, none in
+ * an encode JOB); a decode JOB of a text-only conversation has no `visuals`. Payload frames
+ * follow from the fields (wire_check_payloads). */
 static const struct {
     uint32_t req, opt;
-    int payloads;
 } k_rules[WIRE_TYPE_COUNT] = {
-    [WIRE_SUBMIT] = {WIRE_F_ID | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_SESSION, WIRE_F_PARAMS | WIRE_F_DEADLINE, 1},
-    [WIRE_ACCEPTED] = {WIRE_F_ID, WIRE_F_EPOCH | WIRE_F_ATTACHED, 0},
-    [WIRE_TOKEN] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_TOKEN | WIRE_F_TEXT, WIRE_F_ATTEMPT, 0},
-    [WIRE_DONE] = {WIRE_F_ID,
-                   WIRE_F_USAGE | WIRE_F_TIMINGS | WIRE_F_FINISH | WIRE_F_TEXT | WIRE_F_SEQ | WIRE_F_ATTEMPT, 0},
-    [WIRE_ERROR] = {WIRE_F_CODE | WIRE_F_MESSAGE, WIRE_F_ID | WIRE_F_ATTEMPT, 0},
-    [WIRE_BUSY] = {WIRE_F_ID | WIRE_F_SERVICE, WIRE_F_RETRY | WIRE_F_MESSAGE, 0},
-    [WIRE_CANCEL] = {WIRE_F_ID, WIRE_F_SESSION, 0},
-    [WIRE_STATUS] = {0, WIRE_F_SESSION, 0},
-    [WIRE_STATUS_REPLY] = {0, 0, 1},
-    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION, 0},
-    [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY | WIRE_F_FINGERPRINT, 0, 0},
-    [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_PARAMS |
-                      WIRE_F_ATTEMPT,
-                  WIRE_F_DEADLINE | F_RESULT | F_RESULT_OPT | WIRE_F_FINGERPRINT, 1},
-    [WIRE_RESULT] = {WIRE_F_ID | F_RESULT | WIRE_F_ATTEMPT | WIRE_F_FINGERPRINT, F_RESULT_OPT | WIRE_F_TIMINGS, 1},
-    [WIRE_DISCONNECT] = {0, 0, 0},
-    [WIRE_RESUME] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_SESSION, 0, 0},
-    [WIRE_ACK] = {WIRE_F_ID | WIRE_F_SESSION, 0, 0},
-    [WIRE_BYE] = {WIRE_F_SESSION, 0, 0},
+    [WIRE_SUBMIT] = {WIRE_F_ID | WIRE_F_MODEL | WIRE_F_SESSION,
+                     WIRE_F_PROMPT | WIRE_F_MESSAGES | WIRE_F_PARAMS | WIRE_F_DEADLINE},
+    [WIRE_ACCEPTED] = {WIRE_F_ID, WIRE_F_EPOCH | WIRE_F_ATTACHED},
+    [WIRE_TOKEN] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_TOKEN | WIRE_F_TEXT, WIRE_F_ATTEMPT},
+    [WIRE_DONE] = {WIRE_F_ID, WIRE_F_USAGE | WIRE_F_TIMINGS | WIRE_F_FINISH | WIRE_F_TEXT | WIRE_F_SEQ | WIRE_F_ATTEMPT},
+    [WIRE_ERROR] = {WIRE_F_CODE | WIRE_F_MESSAGE, WIRE_F_ID | WIRE_F_ATTEMPT},
+    [WIRE_BUSY] = {WIRE_F_ID | WIRE_F_SERVICE, WIRE_F_RETRY | WIRE_F_MESSAGE},
+    [WIRE_CANCEL] = {WIRE_F_ID, WIRE_F_SESSION},
+    [WIRE_STATUS] = {0, WIRE_F_SESSION},
+    [WIRE_STATUS_REPLY] = {0, 0},
+    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION},
+    [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY | WIRE_F_FINGERPRINT, 0},
+    [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PARAMS | WIRE_F_ATTEMPT,
+                  WIRE_F_DEADLINE | WIRE_F_PROMPT | WIRE_F_MESSAGES | WIRE_F_VISUALS | WIRE_F_FINGERPRINT},
+    [WIRE_RESULT] = {WIRE_F_ID | WIRE_F_VISUALS | WIRE_F_ATTEMPT | WIRE_F_FINGERPRINT, WIRE_F_TIMINGS},
+    [WIRE_DISCONNECT] = {0, 0},
+    [WIRE_RESUME] = {WIRE_F_ID | WIRE_F_SEQ | WIRE_F_SESSION, 0},
+    [WIRE_ACK] = {WIRE_F_ID | WIRE_F_SESSION, 0},
+    [WIRE_BYE] = {WIRE_F_SESSION, 0},
 };
 
 static int field_index(uint32_t bit) {
@@ -146,7 +146,8 @@ void wire_msg_clear(wire_msg_t *m) {
     mem_free(m->prompt);
     mem_free(m->text);
     mem_free(m->message);
-    mem_free(m->positions);
+    wr_messages_free(m->messages, m->n_messages);
+    wr_visuals_free(m->visuals, m->n_visuals);
     memset(m, 0, sizeof *m);
 }
 
@@ -172,30 +173,18 @@ int wire_msg_set_text(wire_msg_t *m, const char *s) {
 int wire_msg_set_message(wire_msg_t *m, const char *s) {
     return set_bytes((void **)&m->message, s, s ? strlen(s) : 0, 1);
 }
-int wire_msg_set_positions(wire_msg_t *m, const uint16_t *pos, uint32_t kept) {
-    return set_bytes((void **)&m->positions, pos, (size_t)kept * 3 * sizeof(uint16_t), 0);
-}
-int wire_msg_copy_result(wire_msg_t *dst, const wire_msg_t *src) {
-    dst->kept = src->kept;
-    dst->dim = src->dim;
-    dst->dtype = src->dtype;
-    memcpy(dst->grid, src->grid, sizeof dst->grid);
-    memcpy(dst->image_size, src->image_size, sizeof dst->image_size);
-    dst->parts = src->parts;
-    dst->patch_grid = src->patch_grid;
-    dst->positions = NULL;
-    return wire_msg_set_positions(dst, src->positions, src->kept) ? HIRED_ENOMEM : HIRED_OK;
-}
-
 int wire_msg_copy(wire_msg_t *dst, const wire_msg_t *src) {
     *dst = *src;
     dst->prompt = dst->text = dst->message = NULL;
-    dst->positions = NULL;
+    dst->messages = NULL, dst->visuals = NULL;
+    dst->n_messages = dst->n_visuals = 0;
     if (wire_msg_set_prompt(dst, src->prompt) || wire_msg_set_text(dst, src->text) ||
-        wire_msg_set_message(dst, src->message) || wire_msg_copy_result(dst, src)) {
+        wire_msg_set_message(dst, src->message) || wire_msg_set_messages(dst, src->messages, src->n_messages) ||
+        wr_visuals_copy(&dst->visuals, src->visuals, src->n_visuals)) {
         wire_msg_clear(dst);
         return HIRED_ENOMEM;
     }
+    dst->n_visuals = src->visuals ? src->n_visuals : 0;
     return HIRED_OK;
 }
 
@@ -270,10 +259,8 @@ static bool field_set(const wire_msg_t *m, uint32_t bit) {
         return m->usage.prompt_tokens || m->usage.image_tokens || m->usage.completion_tokens ||
                m->usage.visual_kept || m->usage.visual_total || m->usage.result_bytes;
     case WIRE_F_TIMINGS: return m->timings_mask != 0;
-    case WIRE_F_KEPT: case WIRE_F_DIM: case WIRE_F_DTYPE: case WIRE_F_POSITIONS: case WIRE_F_PARTS:
-    case WIRE_F_PATCH_GRID: return m->kept != 0;
-    case WIRE_F_GRID: return m->grid[0] || m->grid[1];
-    case WIRE_F_IMAGE_SIZE: return m->image_size[0] || m->image_size[1];
+    case WIRE_F_MESSAGES: return m->n_messages != 0;
+    case WIRE_F_VISUALS: return m->n_visuals != 0;
     case WIRE_F_SESSION: return m->session[0] != 0;
     case WIRE_F_FINGERPRINT: return m->fingerprint[0] != 0;
     case WIRE_F_SEQ: return m->type != WIRE_DONE || m->seq != 0; /* DONE: optional, 0 = no tokens */
@@ -314,12 +301,34 @@ int wire_validate(const wire_msg_t *m, const wire_limits_t *lim_in, char *err) {
     if ((has & WIRE_F_SERVICE) && field_set(m, WIRE_F_SERVICE) && strcmp(m->service, "encode") &&
         strcmp(m->service, "decode"))
         return hired_errf(err, HIRED_EPROTO, "%s: field 'service' must be 'encode' or 'decode'", tn);
+    /* The job's text: `prompt` (one image) or `messages` (its image parts), never both. */
+    const bool decode_job = m->type == WIRE_JOB && !strcmp(m->service, "decode");
+    if (m->type == WIRE_SUBMIT || decode_job) {
+        if (m->prompt && m->n_messages)
+            return hired_errf(err, HIRED_EPROTO, "%s: 'prompt' and 'messages' are two forms of the request: set one, "
+                              "not both", tn);
+        if (!m->prompt && !m->n_messages) return hired_errf(err, HIRED_EPROTO, "%s: missing field 'prompt' (or 'messages')", tn);
+    } else if (m->type == WIRE_JOB && (m->prompt || m->n_messages || m->n_visuals)) {
+        return hired_errf(err, HIRED_EPROTO, "JOB: an encode job carries no 'prompt', 'messages' or 'visuals'");
+    }
     if ((has & WIRE_F_PROMPT) && m->prompt) {
         size_t n = strlen(m->prompt);
         if (n == 0) return hired_errf(err, HIRED_EPROTO, "%s: field 'prompt' is empty", tn);
         if (n > lim.max_prompt)
             return hired_errf(err, HIRED_ERANGE, "%s: prompt is %zu bytes, limit %zu", tn, n,
                               lim.max_prompt);
+    }
+    if ((has & WIRE_F_MESSAGES) && m->n_messages) {
+        int rc = wr_check_messages(m, &lim, tn, err);
+        if (rc) return rc;
+    }
+    if (has & WIRE_F_VISUALS) {
+        int rc = wr_check_visuals(m, &lim, tn, err);
+        if (rc) return rc;
+        if (decode_job && m->n_visuals != wire_msg_images(m))
+            return hired_errf(err, HIRED_EPROTO, "JOB: the decode job's %s takes %u image%s but it carries %u visual "
+                              "record%s", m->prompt ? "prompt" : "messages", wire_msg_images(m),
+                              wire_msg_images(m) == 1 ? "" : "s", m->n_visuals, m->n_visuals == 1 ? "" : "s");
     }
     if (has & WIRE_F_PARAMS) {
         int rc = check_params(&m->params, tn, err);
@@ -350,29 +359,6 @@ int wire_validate(const wire_msg_t *m, const wire_limits_t *lim_in, char *err) {
             if ((m->timings_mask & (1u << s)) && !finite_in(m->timings[s], 0, 1e12))
                 return hired_errf(err, HIRED_ERANGE, "%s: timings.%s must be a finite number >= 0",
                                   tn, k_stage_names[s]);
-    }
-    /* Encoder result: required in RESULT and in a JOB for service "decode". */
-    bool need_result = m->type == WIRE_RESULT || (m->type == WIRE_JOB && strcmp(m->service, "decode") == 0);
-    if (need_result || ((has & WIRE_F_KEPT) && m->kept)) {
-        if (m->kept < 1 || m->kept > WIRE_MAX_KEPT)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'kept' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_KEPT, m->kept);
-        if (m->dim < 1 || m->dim > WIRE_MAX_DIM)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'dim' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_DIM, m->dim);
-        if ((unsigned)m->dtype >= ARRAY_LEN(k_dtype_names))
-            return hired_errf(err, HIRED_EPROTO, "%s: field 'dtype' must be f16, bf16 or f32", tn);
-        if (!m->positions)
-            return hired_errf(err, HIRED_EPROTO, "%s: missing field 'positions'", tn);
-        if (m->parts < 1 || m->parts > WIRE_MAX_VISUAL_PARTS)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'parts' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_VISUAL_PARTS, m->parts);
-        if (m->patch_grid < 1 || m->patch_grid > WIRE_MAX_PATCH_GRID)
-            return hired_errf(err, HIRED_ERANGE, "%s: field 'patch_grid' must be in [1, %d] (got %u)", tn,
-                              WIRE_MAX_PATCH_GRID, m->patch_grid);
-        if ((uint64_t)m->kept * m->dim * wire_dtype_size(m->dtype) > lim.max_frame)
-            return hired_errf(err, HIRED_ERANGE, "%s: tensor [%u, %u] %s exceeds the frame limit %zu",
-                              tn, m->kept, m->dim, wire_dtype_name(m->dtype), lim.max_frame);
     }
     return HIRED_OK;
 }
@@ -438,30 +424,10 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
             }
         break;
     }
-    case WIRE_F_KEPT: msgpack_pack_uint32(pk, m->kept); break;
-    case WIRE_F_DIM: msgpack_pack_uint32(pk, m->dim); break;
-    case WIRE_F_DTYPE: pack_str(pk, wire_dtype_name(m->dtype)); break;
-    case WIRE_F_GRID:
-        msgpack_pack_array(pk, 2); msgpack_pack_uint32(pk, m->grid[0]); msgpack_pack_uint32(pk, m->grid[1]);
-        break;
-    case WIRE_F_IMAGE_SIZE:
-        msgpack_pack_array(pk, 2);
-        msgpack_pack_uint32(pk, m->image_size[0]);
-        msgpack_pack_uint32(pk, m->image_size[1]);
-        break;
-    case WIRE_F_POSITIONS: {
-        size_t n = (size_t)m->kept * 3;
-        msgpack_pack_bin(pk, n * 2);
-        for (size_t i = 0; i < n; i++) {
-            uint8_t le[2] = {(uint8_t)(m->positions[i] & 0xff), (uint8_t)(m->positions[i] >> 8)};
-            msgpack_pack_bin_body(pk, le, 2);
-        }
-        break;
-    }
-    case WIRE_F_PARTS: msgpack_pack_uint32(pk, m->parts); break;
-    case WIRE_F_PATCH_GRID: msgpack_pack_uint32(pk, m->patch_grid); break;
     case WIRE_F_SESSION: pack_str(pk, m->session); break;
     case WIRE_F_FINGERPRINT: pack_str(pk, m->fingerprint); break;
+    case WIRE_F_MESSAGES: wr_pack_messages(pk, m); break;
+    case WIRE_F_VISUALS: wr_pack_visuals(pk, m); break;
     default: msgpack_pack_nil(pk); break;
     }
 }
@@ -528,325 +494,95 @@ int wire_encode(const wire_msg_t *m, zmq_msg_t *out, char *err) {
     return HIRED_OK;
 }
 
-// ---- decoding step 1: bounded structural scan -------------------------------------------------
-
-static uint64_t rd_be(const uint8_t *p, int n) {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = (v << 8) | p[i];
-    return v;
-}
-
-/* Walks one object at p[*pos], checking lengths against n. 0 or HIRED_EPROTO. */
-static int scan(const uint8_t *p, size_t n, size_t *pos, int depth, char *err) {
-    if (depth > WIRE_MAX_DEPTH)
-        return hired_errf(err, HIRED_EPROTO, "header nests deeper than %d levels", WIRE_MAX_DEPTH);
-    if (*pos >= n) return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
-    uint8_t b = p[(*pos)++];
-    size_t left = n - *pos;
-    uint64_t count = 0, skip = 0;
-    int lenbytes = 0, kind = 0; /* kind: 0 scalar/bytes, 1 array, 2 map */
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return HIRED_OK;
-    if (b >= 0x80 && b <= 0x8f) { kind = 2; count = b & 0x0f; }
-    else if (b >= 0x90 && b <= 0x9f) { kind = 1; count = b & 0x0f; }
-    else if (b >= 0xa0 && b <= 0xbf) { skip = b & 0x1f; }
-    else switch (b) {
-        case 0xc4: case 0xd9: lenbytes = 1; break;
-        case 0xc5: case 0xda: lenbytes = 2; break;
-        case 0xc6: case 0xdb: lenbytes = 4; break;
-        case 0xc7: lenbytes = 1; skip = 1; break; /* ext: + type byte */
-        case 0xc8: lenbytes = 2; skip = 1; break;
-        case 0xc9: lenbytes = 4; skip = 1; break;
-        case 0xca: skip = 4; break;
-        case 0xcb: skip = 8; break;
-        case 0xcc: case 0xd0: skip = 1; break;
-        case 0xcd: case 0xd1: skip = 2; break;
-        case 0xce: case 0xd2: skip = 4; break;
-        case 0xcf: case 0xd3: skip = 8; break;
-        case 0xd4: skip = 2; break;
-        case 0xd5: skip = 3; break;
-        case 0xd6: skip = 5; break;
-        case 0xd7: skip = 9; break;
-        case 0xd8: skip = 17; break;
-        case 0xdc: kind = 1; lenbytes = 2; break;
-        case 0xdd: kind = 1; lenbytes = 4; break;
-        case 0xde: kind = 2; lenbytes = 2; break;
-        case 0xdf: kind = 2; lenbytes = 4; break;
-        default: return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (byte 0x%02x)", b);
-        }
-    if (lenbytes) {
-        if (left < (size_t)lenbytes)
-            return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
-        uint64_t v = rd_be(p + *pos, lenbytes);
-        *pos += (size_t)lenbytes;
-        left -= (size_t)lenbytes;
-        if (kind) count = v; else skip += v;
-    }
-    if (kind == 0) {
-        if (skip > left) return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (truncated)");
-        *pos += (size_t)skip;
-        return HIRED_OK;
-    }
-    /* Every element takes at least one byte, so a count above what is left is a lie. */
-    uint64_t elems = kind == 2 ? count * 2 : count;
-    if (elems > left)
-        return hired_errf(err, HIRED_EPROTO, "header is not valid msgpack (%s of %llu elements in %zu bytes)",
-                          kind == 2 ? "map" : "array", (unsigned long long)count, left);
-    for (uint64_t i = 0; i < elems; i++) {
-        int rc = scan(p, n, pos, depth + 1, err);
-        if (rc) return rc;
-    }
-    return HIRED_OK;
-}
-
-// ---- decoding step 3: field parsers ---------------------------------------------------------
-
-typedef struct {
-    const char *tn; /* message type name for errors */
-    char *err;
-} ctx_t;
-
-static bool key_is(const msgpack_object *k, const char *s) {
-    size_t n = strlen(s);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
-}
-
-static int type_err(ctx_t *c, const char *field, const char *what) {
-    return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' must be %s", c->tn, field, what);
-}
-
-static int get_u64(ctx_t *c, const msgpack_object *o, const char *f, uint64_t max, uint64_t *out) {
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) return type_err(c, f, "a non-negative integer");
-    if (o->via.u64 > max)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %llu, limit %llu", c->tn, f,
-                          (unsigned long long)o->via.u64, (unsigned long long)max);
-    *out = o->via.u64;
-    return HIRED_OK;
-}
-
-static int get_u32(ctx_t *c, const msgpack_object *o, const char *f, uint32_t max, uint32_t *out) {
-    uint64_t v = 0;
-    int rc = get_u64(c, o, f, max, &v);
-    if (rc == 0) *out = (uint32_t)v;
-    return rc;
-}
-
-static int get_i32(ctx_t *c, const msgpack_object *o, const char *f, int32_t *out) {
-    int64_t v;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o->via.u64 > INT32_MAX) return type_err(c, f, "a 32-bit integer");
-        v = (int64_t)o->via.u64;
-    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        if (o->via.i64 < INT32_MIN) return type_err(c, f, "a 32-bit integer");
-        v = o->via.i64;
-    } else {
-        return type_err(c, f, "an integer");
-    }
-    *out = (int32_t)v;
-    return HIRED_OK;
-}
-
-static int get_double(ctx_t *c, const msgpack_object *o, const char *f, double *out) {
-    switch (o->type) {
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: *out = o->via.f64; break;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: *out = (double)o->via.u64; break;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: *out = (double)o->via.i64; break;
-    default: return type_err(c, f, "a number");
-    }
-    if (!isfinite(*out)) return type_err(c, f, "a finite number");
-    return HIRED_OK;
-}
-
-static int get_bool(ctx_t *c, const msgpack_object *o, const char *f, bool *out) {
-    if (o->type != MSGPACK_OBJECT_BOOLEAN) return type_err(c, f, "a boolean");
-    *out = o->via.boolean;
-    return HIRED_OK;
-}
-
-/* String into a fixed buffer of cap+1 bytes. */
-static int get_fixed(ctx_t *c, const msgpack_object *o, const char *f, char *dst, size_t cap) {
-    if (o->type != MSGPACK_OBJECT_STR) return type_err(c, f, "a string");
-    size_t n = o->via.str.size;
-    if (n == 0) return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' is empty", c->tn, f);
-    if (n > cap)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %zu bytes, limit %zu", c->tn, f, n, cap);
-    if (memchr(o->via.str.ptr, 0, n))
-        return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' contains a NUL byte", c->tn, f);
-    memcpy(dst, o->via.str.ptr, n);
-    dst[n] = 0;
-    return HIRED_OK;
-}
-
-/* String into an owned allocation (limit checked here so huge ones are not copied). */
-static int get_owned(ctx_t *c, const msgpack_object *o, const char *f, size_t cap, char **dst) {
-    if (o->type != MSGPACK_OBJECT_STR) return type_err(c, f, "a string");
-    size_t n = o->via.str.size;
-    if (n > cap)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %zu bytes, limit %zu", c->tn, f, n, cap);
-    if (memchr(o->via.str.ptr, 0, n))
-        return hired_errf(c->err, HIRED_EPROTO, "%s: field '%s' contains a NUL byte", c->tn, f);
-    char *s = mem_alloc(n + 1);
-    if (!s) return hired_errf(c->err, HIRED_ENOMEM, "out of memory");
-    memcpy(s, o->via.str.ptr, n);
-    s[n] = 0;
-    mem_free(*dst);
-    *dst = s;
-    return HIRED_OK;
-}
-
-static int get_pair(ctx_t *c, const msgpack_object *o, const char *f, uint32_t out[2]) {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2)
-        return type_err(c, f, "an array of 2 non-negative integers");
-    for (int i = 0; i < 2; i++) {
-        int rc = get_u32(c, &o->via.array.ptr[i], f, 1u << 20, &out[i]);
-        if (rc) return rc;
-    }
-    return HIRED_OK;
-}
-
-/* Iterates a sub-map with a per-key callback, rejecting non-string and duplicate keys. */
-typedef int (*sub_fn)(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen);
-
-static int get_submap(ctx_t *c, const msgpack_object *o, const char *f, sub_fn fn, void *dst) {
-    if (o->type != MSGPACK_OBJECT_MAP) return type_err(c, f, "a map");
-    uint32_t seen = 0;
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR)
-            return hired_errf(c->err, HIRED_EPROTO, "%s: '%s' has a key that is not a string", c->tn, f);
-        int rc = fn(c, &kv->key, &kv->val, dst, &seen);
-        if (rc) return rc;
-    }
-    return HIRED_OK;
-}
-
-static int unknown_sub(ctx_t *c, const char *f, const msgpack_object *k) {
-    int n = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
-    return hired_errf(c->err, HIRED_EPROTO, "%s: unknown key '%s.%.*s'", c->tn, f, n, k->via.str.ptr);
-}
-
-static int dup_check(ctx_t *c, const char *f, int i, uint32_t *seen) {
-    if (*seen & (1u << i)) return hired_errf(c->err, HIRED_EPROTO, "%s: duplicate key in '%s'", c->tn, f);
-    *seen |= 1u << i;
-    return HIRED_OK;
-}
-
-static int params_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+static int params_kv(wp_ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
     wire_params_t *p = dst;
     static const char *const keys[] = {"max_tokens", "temperature", "top_p", "top_k", "seed",
                                        "budget", "strategy", "alpha", "newline", "stream"};
     for (int i = 0; i < (int)ARRAY_LEN(keys); i++) {
-        if (!key_is(k, keys[i])) continue;
-        int rc = dup_check(c, "params", i, seen);
+        if (!wp_key_is(k, keys[i])) continue;
+        int rc = wp_dup_check(c, "params", i, seen);
         if (rc) return rc;
         char name[32];
         snprintf(name, sizeof name, "params.%s", keys[i]);
         uint64_t u = 0; /* get_u64 sets it on success; gcc -O3 cannot see that */
         switch (i) {
-        case 0: return get_i32(c, v, name, &p->max_tokens);
-        case 1: return get_double(c, v, name, &p->temperature);
-        case 2: return get_double(c, v, name, &p->top_p);
-        case 3: return get_i32(c, v, name, &p->top_k);
-        case 4: rc = get_u64(c, v, name, UINT64_MAX, &u); if (!rc) p->seed = u; return rc;
-        case 5: return get_double(c, v, name, &p->budget);
-        case 6: return get_fixed(c, v, name, p->strategy, WIRE_MAX_STRATEGY);
-        case 7: return get_double(c, v, name, &p->alpha);
-        case 8: return get_fixed(c, v, name, p->newline, WIRE_MAX_NEWLINE);
-        default: return get_bool(c, v, name, &p->stream);
+        case 0: return wp_get_i32(c, v, name, &p->max_tokens);
+        case 1: return wp_get_double(c, v, name, &p->temperature);
+        case 2: return wp_get_double(c, v, name, &p->top_p);
+        case 3: return wp_get_i32(c, v, name, &p->top_k);
+        case 4: rc = wp_get_u64(c, v, name, UINT64_MAX, &u); if (!rc) p->seed = u; return rc;
+        case 5: return wp_get_double(c, v, name, &p->budget);
+        case 6: return wp_get_fixed(c, v, name, p->strategy, WIRE_MAX_STRATEGY);
+        case 7: return wp_get_double(c, v, name, &p->alpha);
+        case 8: return wp_get_fixed(c, v, name, p->newline, WIRE_MAX_NEWLINE);
+        default: return wp_get_bool(c, v, name, &p->stream);
         }
     }
-    return unknown_sub(c, "params", k);
+    return wp_unknown_sub(c, "params", k);
 }
 
-static int usage_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+static int usage_kv(wp_ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
     wire_usage_t *u = dst;
     static const char *const keys[] = {"prompt_tokens", "image_tokens", "completion_tokens",
                                        "visual_kept", "visual_total", "result_bytes"};
     uint32_t *vals[] = {&u->prompt_tokens, &u->image_tokens, &u->completion_tokens,
                         &u->visual_kept, &u->visual_total, &u->result_bytes};
     for (int i = 0; i < 6; i++)
-        if (key_is(k, keys[i])) {
-            int rc = dup_check(c, "usage", i, seen);
-            return rc ? rc : get_u32(c, v, keys[i], UINT32_MAX, vals[i]);
+        if (wp_key_is(k, keys[i])) {
+            int rc = wp_dup_check(c, "usage", i, seen);
+            return rc ? rc : wp_get_u32(c, v, keys[i], UINT32_MAX, vals[i]);
         }
-    return unknown_sub(c, "usage", k);
+    return wp_unknown_sub(c, "usage", k);
 }
 
-static int timings_kv(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
+static int timings_kv(wp_ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen) {
     wire_msg_t *m = dst;
     for (int s = 0; s < WIRE_STAGE_COUNT; s++)
-        if (key_is(k, k_stage_names[s])) {
-            int rc = dup_check(c, "timings", s, seen);
+        if (wp_key_is(k, k_stage_names[s])) {
+            int rc = wp_dup_check(c, "timings", s, seen);
             if (rc) return rc;
-            rc = get_double(c, v, k_stage_names[s], &m->timings[s]);
+            rc = wp_get_double(c, v, k_stage_names[s], &m->timings[s]);
             if (rc) return rc;
             m->timings_mask |= 1u << s;
             return HIRED_OK;
         }
-    return unknown_sub(c, "timings", k);
-}
-
-static int get_bin(ctx_t *c, const msgpack_object *o, const char *f, size_t cap, const char **ptr, size_t *n) {
-    if (o->type != MSGPACK_OBJECT_BIN) return type_err(c, f, "binary");
-    if (o->via.bin.size > cap)
-        return hired_errf(c->err, HIRED_ERANGE, "%s: field '%s' is %u bytes, limit %zu", c->tn, f,
-                          o->via.bin.size, cap);
-    *ptr = o->via.bin.ptr;
-    *n = o->via.bin.size;
-    return HIRED_OK;
+    return wp_unknown_sub(c, "timings", k);
 }
 
 /* Parses one top-level field (bit) of m from v. */
-static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, size_t *pos_bytes,
-                       const char **pos_ptr, const wire_limits_t *lim) {
+static int parse_field(wp_ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_object *v, const wire_limits_t *lim) {
     const char *f = k_field_names[field_index(bit)];
     uint64_t u = 0; /* get_u64 sets it on success */
     int rc;
     switch (bit) {
-    case WIRE_F_ID: return get_fixed(c, v, f, m->id, WIRE_MAX_ID);
-    case WIRE_F_MODEL: return get_fixed(c, v, f, m->model, WIRE_MAX_MODEL);
-    case WIRE_F_SERVICE: return get_fixed(c, v, f, m->service, WIRE_MAX_SERVICE);
+    case WIRE_F_ID: return wp_get_fixed(c, v, f, m->id, WIRE_MAX_ID);
+    case WIRE_F_MODEL: return wp_get_fixed(c, v, f, m->model, WIRE_MAX_MODEL);
+    case WIRE_F_SERVICE: return wp_get_fixed(c, v, f, m->service, WIRE_MAX_SERVICE);
     case WIRE_F_PROMPT:
         if (v->type == MSGPACK_OBJECT_STR && v->via.str.size > lim->max_prompt)
             return hired_errf(c->err, HIRED_ERANGE, "%s: prompt is %u bytes, limit %zu", c->tn,
                               v->via.str.size, lim->max_prompt);
-        return get_owned(c, v, f, lim->max_prompt, &m->prompt);
-    case WIRE_F_PARAMS: return get_submap(c, v, f, params_kv, &m->params);
-    case WIRE_F_DEADLINE: return get_u32(c, v, f, 86400000u, &m->deadline_ms);
-    case WIRE_F_ATTEMPT: return get_u32(c, v, f, UINT32_MAX, &m->attempt);
-    case WIRE_F_CAPACITY: return get_u32(c, v, f, UINT32_MAX, &m->capacity);
-    case WIRE_F_EPOCH: rc = get_u64(c, v, f, UINT64_MAX, &u); if (!rc) m->epoch = u; return rc;
-    case WIRE_F_ATTACHED: return get_bool(c, v, f, &m->attached);
-    case WIRE_F_SEQ: return get_u32(c, v, f, UINT32_MAX, &m->seq);
-    case WIRE_F_TOKEN: return get_i32(c, v, f, &m->token);
+        return wp_get_owned(c, v, f, lim->max_prompt, &m->prompt);
+    case WIRE_F_PARAMS: return wp_get_submap(c, v, f, params_kv, &m->params);
+    case WIRE_F_DEADLINE: return wp_get_u32(c, v, f, 86400000u, &m->deadline_ms);
+    case WIRE_F_ATTEMPT: return wp_get_u32(c, v, f, UINT32_MAX, &m->attempt);
+    case WIRE_F_CAPACITY: return wp_get_u32(c, v, f, UINT32_MAX, &m->capacity);
+    case WIRE_F_EPOCH: rc = wp_get_u64(c, v, f, UINT64_MAX, &u); if (!rc) m->epoch = u; return rc;
+    case WIRE_F_ATTACHED: return wp_get_bool(c, v, f, &m->attached);
+    case WIRE_F_SEQ: return wp_get_u32(c, v, f, UINT32_MAX, &m->seq);
+    case WIRE_F_TOKEN: return wp_get_i32(c, v, f, &m->token);
     case WIRE_F_TEXT:
-        return get_owned(c, v, f, m->type == WIRE_TOKEN ? WIRE_MAX_TOKEN_TEXT : WIRE_MAX_TEXT, &m->text);
-    case WIRE_F_CODE: return get_i32(c, v, f, &m->code);
-    case WIRE_F_MESSAGE: return get_owned(c, v, f, WIRE_MAX_MESSAGE, &m->message);
-    case WIRE_F_RETRY: return get_u32(c, v, f, 3600000u, &m->retry_ms);
-    case WIRE_F_FINISH: return get_fixed(c, v, f, m->finish, WIRE_MAX_FINISH);
-    case WIRE_F_USAGE: return get_submap(c, v, f, usage_kv, &m->usage);
-    case WIRE_F_TIMINGS: return get_submap(c, v, f, timings_kv, m);
-    case WIRE_F_KEPT: return get_u32(c, v, f, WIRE_MAX_KEPT, &m->kept);
-    case WIRE_F_DIM: return get_u32(c, v, f, WIRE_MAX_DIM, &m->dim);
-    case WIRE_F_DTYPE: {
-        char s[8];
-        rc = get_fixed(c, v, f, s, 4);
-        if (rc) return rc;
-        for (size_t i = 0; i < ARRAY_LEN(k_dtype_names); i++)
-            if (strcmp(s, k_dtype_names[i]) == 0) {
-                m->dtype = (wire_dtype_t)i;
-                return HIRED_OK;
-            }
-        return type_err(c, f, "f16, bf16 or f32");
-    }
-    case WIRE_F_GRID: return get_pair(c, v, f, m->grid);
-    case WIRE_F_IMAGE_SIZE: return get_pair(c, v, f, m->image_size);
-    case WIRE_F_POSITIONS: return get_bin(c, v, f, (size_t)WIRE_MAX_KEPT * 6, pos_ptr, pos_bytes);
-    case WIRE_F_PARTS: return get_u32(c, v, f, WIRE_MAX_VISUAL_PARTS, &m->parts);
-    case WIRE_F_PATCH_GRID: return get_u32(c, v, f, WIRE_MAX_PATCH_GRID, &m->patch_grid);
-    case WIRE_F_SESSION: return get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
-    case WIRE_F_FINGERPRINT: return get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
+        return wp_get_owned(c, v, f, m->type == WIRE_TOKEN ? WIRE_MAX_TOKEN_TEXT : WIRE_MAX_TEXT, &m->text);
+    case WIRE_F_CODE: return wp_get_i32(c, v, f, &m->code);
+    case WIRE_F_MESSAGE: return wp_get_owned(c, v, f, WIRE_MAX_MESSAGE, &m->message);
+    case WIRE_F_RETRY: return wp_get_u32(c, v, f, 3600000u, &m->retry_ms);
+    case WIRE_F_FINISH: return wp_get_fixed(c, v, f, m->finish, WIRE_MAX_FINISH);
+    case WIRE_F_USAGE: return wp_get_submap(c, v, f, usage_kv, &m->usage);
+    case WIRE_F_TIMINGS: return wp_get_submap(c, v, f, timings_kv, m);
+    case WIRE_F_SESSION: return wp_get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
+    case WIRE_F_FINGERPRINT: return wp_get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
+    case WIRE_F_MESSAGES: return wr_parse_messages(c, v, lim->max_prompt, m);
+    case WIRE_F_VISUALS: return wr_parse_visuals(c, v, m);
     default: return hired_errf(c->err, HIRED_EPROTO, "%s: internal: unhandled field", c->tn);
     }
 }
@@ -862,9 +598,9 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
         const msgpack_object *k = &map->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return hired_errf(err, HIRED_EPROTO, "header has a key that is not a string");
-        if (key_is(k, "v")) v = v ? root : &map->ptr[i].val;
-        else if (key_is(k, "type")) type = type ? root : &map->ptr[i].val;
-        else if (key_is(k, "id")) id = &map->ptr[i].val;
+        if (wp_key_is(k, "v")) v = v ? root : &map->ptr[i].val;
+        else if (wp_key_is(k, "type")) type = type ? root : &map->ptr[i].val;
+        else if (wp_key_is(k, "id")) id = &map->ptr[i].val;
     }
     if (v == root || type == root) return hired_errf(err, HIRED_EPROTO, "header has a duplicate key");
     if (!v) return hired_errf(err, HIRED_EPROTO, "header: missing field 'v' (protocol version)");
@@ -873,11 +609,11 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
     /* Read the type before judging the version so the reply can say what it refused. */
     if (type && type->type == MSGPACK_OBJECT_STR)
         for (int t = 1; t < WIRE_TYPE_COUNT; t++)
-            if (key_is(type, k_type_names[t])) m->type = (wire_type_t)t;
-    ctx_t c = {m->type ? wire_type_name(m->type) : "header", err};
+            if (wp_key_is(type, k_type_names[t])) m->type = (wire_type_t)t;
+    wp_ctx_t c = {m->type ? wire_type_name(m->type) : "header", err};
     if (id && id->type == MSGPACK_OBJECT_STR && id->via.str.size <= WIRE_MAX_ID) {
         char tmp[WIRE_MAX_ID + 1];
-        if (get_fixed(&c, id, "id", tmp, WIRE_MAX_ID) == 0 && charset_ok(tmp, "._:-")) strcpy(m->id, tmp);
+        if (wp_get_fixed(&c, id, "id", tmp, WIRE_MAX_ID) == 0 && charset_ok(tmp, "._:-")) strcpy(m->id, tmp);
     }
     if (v->via.u64 != WIRE_VERSION)
         return hired_errf(err, HIRED_EPROTO, "protocol version %llu not supported (this peer speaks version %d)",
@@ -896,14 +632,12 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
     strcpy(m->id, keep_id);
 
     uint32_t allowed = k_rules[t].req | k_rules[t].opt;
-    const char *pos_ptr = NULL;
-    size_t pos_bytes = 0;
     for (uint32_t i = 0; i < map->size; i++) {
         const msgpack_object *k = &map->ptr[i].key, *val = &map->ptr[i].val;
-        if (key_is(k, "v") || key_is(k, "type")) continue;
+        if (wp_key_is(k, "v") || wp_key_is(k, "type")) continue;
         int fi = -1;
         for (int j = 0; j < N_FIELDS; j++)
-            if (key_is(k, k_field_names[j])) fi = j;
+            if (wp_key_is(k, k_field_names[j])) fi = j;
         uint32_t bit = fi >= 0 ? 1u << fi : 0;
         if (!(bit & allowed)) {
             int n = k->via.str.size > 64 ? 64 : (int)k->via.str.size;
@@ -912,32 +646,12 @@ static int decode_root(const msgpack_object *root, const wire_limits_t *lim, wir
         if (m->present & bit)
             return hired_errf(err, HIRED_EPROTO, "%s: duplicate field '%s'", c.tn, k_field_names[fi]);
         m->present |= bit;
-        int rc = parse_field(&c, m, bit, val, &pos_bytes, &pos_ptr, lim);
+        int rc = parse_field(&c, m, bit, val, lim);
         if (rc) return rc;
     }
     uint32_t missing = k_rules[t].req & ~m->present;
     if (missing)
         return hired_errf(err, HIRED_EPROTO, "%s: missing field '%s'", c.tn, k_field_names[field_index(missing & -missing)]);
-    /* The encoder-result fields travel together. */
-    uint32_t res = m->present & F_RESULT;
-    if (res && res != F_RESULT)
-        return hired_errf(err, HIRED_EPROTO, "%s: missing field '%s'", c.tn,
-                          k_field_names[field_index((F_RESULT & ~res) & -(F_RESULT & ~res))]);
-    if (t == WIRE_JOB && strcmp(m->service, "decode") == 0 && !res)
-        return hired_errf(err, HIRED_EPROTO, "JOB: a decode job needs the encoder result (field 'kept')");
-    if (res) {
-        if (pos_bytes != (size_t)m->kept * 6)
-            return hired_errf(err, HIRED_EPROTO, "%s: positions is %zu bytes, expected kept*6 = %zu", c.tn,
-                              pos_bytes, (size_t)m->kept * 6);
-        m->positions = mem_alloc(pos_bytes ? pos_bytes : 1);
-        if (!m->positions) return hired_errf(err, HIRED_ENOMEM, "out of memory");
-        for (size_t i = 0; i < pos_bytes / 2; i++)
-            m->positions[i] = (uint16_t)((uint8_t)pos_ptr[2 * i] | ((uint8_t)pos_ptr[2 * i + 1] << 8));
-    }
-    /* Required strings must not be empty (an empty prompt, text or message is allowed only
-     * where the field is optional or the text of a token). */
-    if ((k_rules[t].req & WIRE_F_PROMPT) && !m->prompt)
-        return hired_errf(err, HIRED_EPROTO, "%s: missing field 'prompt'", c.tn);
     return wire_validate(m, lim, err);
 }
 
@@ -948,7 +662,7 @@ int wire_decode(const void *buf, size_t len, const wire_limits_t *lim_in, wire_m
         return hired_errf(err, HIRED_ERANGE, "header is %zu bytes, limit %zu", len, lim.max_header);
     if (len == 0) return hired_errf(err, HIRED_EPROTO, "header frame is empty");
     size_t pos = 0;
-    int rc = scan(buf, len, &pos, 0, err);
+    int rc = wp_scan(buf, len, &pos, 0, err);
     if (rc) return rc;
     if (pos != len)
         return hired_errf(err, HIRED_EPROTO, "header has %zu trailing bytes after the msgpack map", len - pos);
@@ -970,34 +684,68 @@ int wire_decode(const void *buf, size_t len, const wire_limits_t *lim_in, wire_m
 
 // ---- payload frames -----------------------------------------------------------------------------
 
+/* The image frames sizes[0..n) of a SUBMIT or encode JOB: each 1..max_image, all together at most
+ * max_images_bytes. */
+static int check_images(const char *tn, int n, const size_t *sizes, const wire_limits_t *lim, char *err) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) {
+        char which[32] = "image";
+        if (n > 1) snprintf(which, sizeof which, "image %d of %d", i + 1, n);
+        if (sizes[i] == 0) return hired_errf(err, HIRED_EPROTO, "%s: %s frame is empty", tn, which);
+        if (sizes[i] > lim->max_image)
+            return hired_errf(err, HIRED_ERANGE, "%s: %s is %zu bytes, limit %zu", tn, which, sizes[i], lim->max_image);
+        total += sizes[i];
+    }
+    if (total > lim->max_images_bytes)
+        return hired_errf(err, HIRED_ERANGE, "%s: the %d images are %zu bytes together, limit %zu", tn, n, total,
+                          lim->max_images_bytes);
+    return HIRED_OK;
+}
+
 int wire_check_payloads(const wire_msg_t *m, int n, const size_t *sizes, const wire_limits_t *lim_in,
                         char *err) {
     if (m->type <= WIRE_NONE || m->type >= WIRE_TYPE_COUNT)
         return hired_errf(err, HIRED_EPROTO, "unknown message type %d", (int)m->type);
     wire_limits_t lim = wire_limits_resolve(lim_in);
     const char *tn = wire_type_name(m->type);
-    int want = k_rules[m->type].payloads;
-    if (n != want)
-        return hired_errf(err, HIRED_EPROTO, "%s: expected %d payload frame%s after the header, got %d", tn,
-                          want, want == 1 ? "" : "s", n);
     for (int i = 0; i < n; i++)
         if (sizes[i] > lim.max_frame)
-            return hired_errf(err, HIRED_ERANGE, "%s: payload frame is %zu bytes, limit %zu", tn, sizes[i],
+            return hired_errf(err, HIRED_ERANGE, "%s: payload frame %d is %zu bytes, limit %zu", tn, i + 1, sizes[i],
                               lim.max_frame);
-    bool image = m->type == WIRE_SUBMIT || (m->type == WIRE_JOB && strcmp(m->service, "encode") == 0);
-    bool tensor = m->type == WIRE_RESULT || (m->type == WIRE_JOB && strcmp(m->service, "decode") == 0);
-    if (image) {
-        if (sizes[0] == 0) return hired_errf(err, HIRED_EPROTO, "%s: image frame is empty", tn);
-        if (sizes[0] > lim.max_image)
-            return hired_errf(err, HIRED_ERANGE, "%s: image is %zu bytes, limit %zu", tn, sizes[0],
-                              lim.max_image);
+    const bool job = m->type == WIRE_JOB, encode = job && !strcmp(m->service, "encode");
+    if (m->type == WIRE_SUBMIT && m->n_messages) { /* one frame per image part, in order */
+        uint32_t parts = wire_msg_image_parts(m);
+        if ((uint32_t)n < parts)
+            return hired_errf(err, HIRED_EPROTO, "SUBMIT: the messages have %u image part%s but %d image frame%s "
+                              "follow%s the header (image part %d has no frame)", parts, parts == 1 ? "" : "s", n,
+                              n == 1 ? "" : "s", n == 1 ? "s" : "", n + 1);
+        if ((uint32_t)n > parts)
+            return hired_errf(err, HIRED_EPROTO, "SUBMIT: %d image frame%s follow%s the header but the messages have %u "
+                              "image part%s (frame %u has no image part)", n, n == 1 ? "" : "s", n == 1 ? "s" : "",
+                              parts, parts == 1 ? "" : "s", parts + 1);
+        return check_images(tn, n, sizes, &lim, err);
     }
-    if (tensor) {
-        uint64_t want_bytes = (uint64_t)m->kept * m->dim * wire_dtype_size(m->dtype);
-        if (sizes[0] != want_bytes)
-            return hired_errf(err, HIRED_EPROTO, "%s: tensor frame is %zu bytes, expected [%u, %u] %s = %llu",
-                              tn, sizes[0], m->kept, m->dim, wire_dtype_name(m->dtype),
-                              (unsigned long long)want_bytes);
+    if (encode) {
+        if (n < 1 || n > WIRE_MAX_IMAGES)
+            return hired_errf(err, HIRED_EPROTO, "JOB: an encode job takes 1-%d image frames, got %d", WIRE_MAX_IMAGES, n);
+        return check_images(tn, n, sizes, &lim, err);
     }
-    return HIRED_OK;
+    if (m->type == WIRE_RESULT || job) { /* one tensor per visual record */
+        if ((uint32_t)n != m->n_visuals)
+            return hired_errf(err, HIRED_EPROTO, "%s: %u visual record%s but %d tensor frame%s after the header", tn,
+                              m->n_visuals, m->n_visuals == 1 ? "" : "s", n, n == 1 ? "" : "s");
+        for (int i = 0; i < n; i++) {
+            const wire_visual_t *v = &m->visuals[i];
+            uint64_t want = (uint64_t)v->kept * v->dim * wire_dtype_size(v->dtype);
+            if (sizes[i] != want)
+                return hired_errf(err, HIRED_EPROTO, "%s: tensor frame %d is %zu bytes, expected [%u, %u] %s = %llu", tn,
+                                  i + 1, sizes[i], v->kept, v->dim, wire_dtype_name(v->dtype), (unsigned long long)want);
+        }
+        return HIRED_OK;
+    }
+    int want = m->type == WIRE_SUBMIT || m->type == WIRE_STATUS_REPLY ? 1 : 0;
+    if (n != want)
+        return hired_errf(err, HIRED_EPROTO, "%s: expected %d payload frame%s after the header%s, got %d", tn, want,
+                          want == 1 ? "" : "s", m->type == WIRE_SUBMIT ? " (the image of its 'prompt')" : "", n);
+    return m->type == WIRE_SUBMIT ? check_images(tn, n, sizes, &lim, err) : HIRED_OK;
 }

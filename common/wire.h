@@ -22,23 +22,33 @@
 
 // ---- version and limits ---------------------------------------------------------------------
 
-#define WIRE_VERSION 4 /* 2: DONE usage gained visual_kept, visual_total, result_bytes;
+#define WIRE_VERSION 5 /* 2: DONE usage gained visual_kept, visual_total, result_bytes;
                           3: client sessions (RESUME, ACK, BYE, `session`), attempt fencing on
                              worker messages, DONE `seq`, checkpoint `fingerprint`;
                           4: the encoder result's geometry as typed fields `parts` and
-                             `patch_grid` (RESULT, decode JOB); the opaque `meta` is gone */
+                             `patch_grid` (RESULT, decode JOB); the opaque `meta` is gone;
+                          5: conversations and several images: SUBMIT carries `prompt` (one image)
+                             or `messages` (0..16 images, one frame per image part); the encoder
+                             result is the array `visuals` (one record and one tensor frame per
+                             image) in RESULT and the decode JOB; an encode JOB carries no text */
 
 #define WIRE_MAX_HEADER (256u * 1024)         /* bytes of the msgpack header frame */
 #define WIRE_MAX_FRAME (64u * 1024 * 1024)    /* any frame; also ZMQ_MAXMSGSIZE on every socket */
-#define WIRE_MAX_IMAGE (32u * 1024 * 1024)    /* SUBMIT image frame */
-#define WIRE_MAX_PROMPT (64u * 1024)          /* prompt bytes */
-#define WIRE_MAX_PAYLOADS 1                   /* payload frames after the header */
+#define WIRE_MAX_IMAGE (32u * 1024 * 1024)    /* one SUBMIT image frame */
+#define WIRE_MAX_IMAGES 16                    /* images of one job: SUBMIT frames, visual records */
+#define WIRE_MAX_IMAGES_BYTES (64u * 1024 * 1024) /* all image frames of one SUBMIT together */
+#define WIRE_MAX_PROMPT (64u * 1024)          /* text bytes: the prompt, or all text parts of the
+                                                 messages together */
+#define WIRE_MAX_MESSAGES 256                 /* messages of one conversation */
+#define WIRE_MAX_CONTENT 64                   /* content parts of one message */
+#define WIRE_MAX_PAYLOADS WIRE_MAX_IMAGES     /* payload frames after the header */
 #define WIRE_MAX_PARTS (2 + WIRE_MAX_PAYLOADS) /* routing id + header + payloads */
 #define WIRE_MAX_ID 64                        /* job id chars: [A-Za-z0-9._:-] */
 #define WIRE_MAX_MODEL 128                    /* model name chars: [A-Za-z0-9._:/+-] */
 #define WIRE_MAX_SERVICE 6                    /* "encode" | "decode" */
 #define WIRE_MAX_STRATEGY 16                  /* none|hired|prumerge|prumerge+|spatial */
 #define WIRE_MAX_NEWLINE 4                    /* hf|none */
+#define WIRE_MAX_ROLE 9                       /* system|user|assistant */
 #define WIRE_MAX_FINISH 16                    /* stop|length|cancelled */
 #define WIRE_MAX_TOKEN_TEXT 256               /* bytes of one TOKEN's text */
 #define WIRE_MAX_TEXT (128u * 1024)           /* bytes of DONE's full text */
@@ -59,15 +69,16 @@
 typedef struct wire_limits {
     size_t max_header;
     size_t max_frame;
-    size_t max_image;
-    size_t max_prompt;
+    size_t max_image;        /* one image frame */
+    size_t max_prompt;       /* text bytes of a job */
+    size_t max_images_bytes; /* all image frames of one SUBMIT */
 } wire_limits_t;
 
 // ---- message types and fields ---------------------------------------------------------------
 
 typedef enum {
     WIRE_NONE = 0,
-    WIRE_SUBMIT,       /* client -> broker: job; payload = image bytes */
+    WIRE_SUBMIT,       /* client -> broker: job; payload = image bytes, one frame per image */
     WIRE_ACCEPTED,     /* broker -> client */
     WIRE_TOKEN,        /* decoder -> broker -> client */
     WIRE_DONE,         /* decoder -> broker -> client */
@@ -78,8 +89,8 @@ typedef enum {
     WIRE_STATUS_REPLY, /* broker -> client; payload = JSON text */
     WIRE_HEARTBEAT,    /* both ways on both sockets */
     WIRE_READY,        /* worker -> broker */
-    WIRE_JOB,          /* broker -> worker; payload = image (encode) or tensor (decode) */
-    WIRE_RESULT,       /* encoder -> broker; payload = tensor [kept, dim] */
+    WIRE_JOB,          /* broker -> worker; payload = images (encode) or tensors (decode) */
+    WIRE_RESULT,       /* encoder -> broker; payload = one tensor [kept, dim] per visual */
     WIRE_DISCONNECT,   /* worker -> broker (leaving), broker -> worker (unknown, re-announce) */
     WIRE_RESUME,       /* client -> broker: send job `id` again from TOKEN `seq` */
     WIRE_ACK,          /* client -> broker: the final message of job `id` arrived; forget it */
@@ -133,11 +144,36 @@ enum {
     WIRE_F_CAPACITY = 1u << 7, WIRE_F_EPOCH = 1u << 8, WIRE_F_ATTACHED = 1u << 9,
     WIRE_F_SEQ = 1u << 10, WIRE_F_TOKEN = 1u << 11, WIRE_F_TEXT = 1u << 12, WIRE_F_CODE = 1u << 13,
     WIRE_F_MESSAGE = 1u << 14, WIRE_F_RETRY = 1u << 15, WIRE_F_FINISH = 1u << 16,
-    WIRE_F_USAGE = 1u << 17, WIRE_F_TIMINGS = 1u << 18, WIRE_F_KEPT = 1u << 19, WIRE_F_DIM = 1u << 20,
-    WIRE_F_DTYPE = 1u << 21, WIRE_F_GRID = 1u << 22, WIRE_F_IMAGE_SIZE = 1u << 23,
-    WIRE_F_POSITIONS = 1u << 24, WIRE_F_PARTS = 1u << 25, WIRE_F_SESSION = 1u << 26,
-    WIRE_F_FINGERPRINT = 1u << 27, WIRE_F_PATCH_GRID = 1u << 28,
+    WIRE_F_USAGE = 1u << 17, WIRE_F_TIMINGS = 1u << 18, WIRE_F_SESSION = 1u << 19,
+    WIRE_F_FINGERPRINT = 1u << 20, WIRE_F_MESSAGES = 1u << 21, WIRE_F_VISUALS = 1u << 22,
 };
+
+/* A conversation (SUBMIT, decode JOB): messages whose content is text and image parts. */
+typedef enum { WIRE_ROLE_SYSTEM = 0, WIRE_ROLE_USER, WIRE_ROLE_ASSISTANT, WIRE_ROLE_COUNT } wire_role_t;
+
+/* One content part: text, or an image (text == NULL) whose bytes are the next image frame. */
+typedef struct wire_part {
+    char *text; /* owned, NUL-terminated (may be empty); NULL: an image part */
+} wire_part_t;
+
+typedef struct wire_message {
+    wire_role_t role;
+    uint32_t n_parts;   /* [0, WIRE_MAX_CONTENT] */
+    wire_part_t *parts; /* [n_parts], owned */
+} wire_message_t;
+
+/* The encoder's record of one image (RESULT, decode JOB; common/visual.h is its decoded form),
+ * next to its tensor frame [kept, dim] of dtype. */
+typedef struct wire_visual {
+    uint32_t kept;          /* K visual tokens kept, [1, WIRE_MAX_KEPT] */
+    uint32_t dim;           /* D feature width, [1, WIRE_MAX_DIM] */
+    wire_dtype_t dtype;     /* element type of the tensor frame [K, D] */
+    uint32_t grid[2];       /* anyres grid of sub-images: rows, cols (0,0 = not given) */
+    uint32_t image_size[2]; /* original image width, height (0,0 = not given) */
+    uint16_t *positions;    /* [kept][3] (partition, row, col) per kept token. Owned. */
+    uint32_t parts;         /* partitions of the image, [1, WIRE_MAX_VISUAL_PARTS] (base first) */
+    uint32_t patch_grid;    /* patches per partition side, [1, WIRE_MAX_PATCH_GRID] */
+} wire_visual_t;
 
 /* One header, any type. Only the fields of `type` are meaningful (docs/protocol.md lists them).
  * Pointer fields are owned by the struct (wire_msg_clear frees them with mem_free); to set one,
@@ -150,7 +186,7 @@ typedef struct wire_msg {
     char id[WIRE_MAX_ID + 1];
     char model[WIRE_MAX_MODEL + 1];
     char service[WIRE_MAX_SERVICE + 1];
-    char *prompt; /* owned, NUL-terminated */
+    char *prompt; /* owned, NUL-terminated: one question about one image (SUBMIT, decode JOB) */
     wire_params_t params;
     uint32_t deadline_ms; /* SUBMIT: job deadline from acceptance (0 = broker default);
                              JOB: milliseconds left */
@@ -171,15 +207,12 @@ typedef struct wire_msg {
     wire_usage_t usage;               /* DONE */
     double timings[WIRE_STAGE_COUNT]; /* DONE, RESULT: milliseconds per stage */
     uint32_t timings_mask;            /* bit (1 << stage) per stage present */
-    /* Encoder result: RESULT, and JOB for service "decode". */
-    uint32_t kept;               /* K visual tokens kept, [1, WIRE_MAX_KEPT] */
-    uint32_t dim;                /* D feature width, [1, WIRE_MAX_DIM] */
-    wire_dtype_t dtype;          /* element type of the tensor frame [K, D] */
-    uint32_t grid[2];            /* anyres grid of sub-images: rows, cols (0,0 = not given) */
-    uint32_t image_size[2];      /* original image width, height (0,0 = not given) */
-    uint16_t *positions;         /* [kept][3] (partition, row, col) per kept token. Owned. */
-    uint32_t parts;              /* partitions of the image, [1, WIRE_MAX_VISUAL_PARTS] (base first) */
-    uint32_t patch_grid;         /* patches per partition side, [1, WIRE_MAX_PATCH_GRID] */
+    /* The conversation: SUBMIT (instead of prompt), decode JOB. */
+    wire_message_t *messages;    /* [n_messages], owned */
+    uint32_t n_messages;         /* [1, WIRE_MAX_MESSAGES] when set */
+    /* The encoder's records, one per image in order: RESULT, decode JOB. */
+    wire_visual_t *visuals;      /* [n_visuals], owned */
+    uint32_t n_visuals;          /* [0, WIRE_MAX_IMAGES] */
     char session[WIRE_MAX_SESSION + 1];         /* client messages: the client's session secret */
     char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* READY, RESULT, decode JOB: checkpoint hash */
 } wire_msg_t;
@@ -194,12 +227,28 @@ void wire_msg_clear(wire_msg_t *m);
 int wire_msg_set_prompt(wire_msg_t *m, const char *s);
 int wire_msg_set_text(wire_msg_t *m, const char *s);
 int wire_msg_set_message(wire_msg_t *m, const char *s);
-int wire_msg_set_positions(wire_msg_t *m, const uint16_t *pos, uint32_t kept); /* pos [kept][3] */
+/* A deep copy of msgs[0..n) (borrowed) as m's conversation (replacing the old one). HIRED_ENOMEM. */
+int wire_msg_set_messages(wire_msg_t *m, const wire_message_t *msgs, uint32_t n);
+/* n zeroed records as m's visuals (replacing the old ones); n may be 0. HIRED_ENOMEM. */
+int wire_msg_new_visuals(wire_msg_t *m, uint32_t n);
 /* Deep copy of src into dst (dst is overwritten, not cleared first). HIRED_ENOMEM. */
 int wire_msg_copy(wire_msg_t *dst, const wire_msg_t *src);
-/* Copies the encoder-result fields (kept, dim, dtype, grid, image_size, positions, parts,
- * patch_grid) of src into dst. HIRED_ENOMEM. */
-int wire_msg_copy_result(wire_msg_t *dst, const wire_msg_t *src);
+/* Image parts of m's messages (0 without messages). */
+uint32_t wire_msg_image_parts(const wire_msg_t *m);
+/* Images the job's text takes: 1 for a prompt, the image parts of messages. */
+uint32_t wire_msg_images(const wire_msg_t *m);
+/* Bytes of text: the prompt's, or all text parts of the messages together. */
+size_t wire_msg_text_bytes(const wire_msg_t *m);
+
+/* A record's positions: a copy of pos [kept][3] (replacing the old ones). HIRED_ENOMEM. */
+int wire_visual_set_positions(wire_visual_t *v, const uint16_t *pos, uint32_t kept);
+/* Deep copy of src into dst (dst is overwritten, not cleared first). HIRED_ENOMEM. */
+int wire_visual_copy(wire_visual_t *dst, const wire_visual_t *src);
+/* Frees the positions and zeroes v. */
+void wire_visual_clear(wire_visual_t *v);
+/* "system", "user", "assistant" ("?" when out of range); parse: 0 or HIRED_EPROTO. */
+const char *wire_role_name(wire_role_t r);
+int wire_role_parse(const char *s, wire_role_t *r);
 
 /* Checks m against the rules of its type (required fields, ranges, charsets, lengths).
  * lim may be NULL (defaults). HIRED_EPROTO / HIRED_ERANGE with err naming the field. */
@@ -217,9 +266,11 @@ int wire_encode_buf(const wire_msg_t *m, char **buf, size_t *len, char *err);
 /* Same, into a zmq message that owns the buffer (no copy). out is initialised on success only. */
 int wire_encode(const wire_msg_t *m, zmq_msg_t *out, char *err);
 
-/* Payload frame rules for m's type: count (SUBMIT, JOB, RESULT, STATUS_REPLY: exactly 1; others
- * 0) and sizes (image <= max_image, RESULT/decode JOB tensor == kept*dim*dtype size, JSON <=
- * max_frame). sizes[n]. HIRED_EPROTO / HIRED_ERANGE with err naming the frame. */
+/* Payload frame rules for m's type: how many (SUBMIT: 1 for a prompt, one per image part of the
+ * messages; encode JOB: 1..WIRE_MAX_IMAGES; RESULT, decode JOB: one per visual; STATUS_REPLY: 1;
+ * others: 0) and their sizes (images 1..max_image bytes each and max_images_bytes together; a
+ * tensor exactly kept*dim*dtype size of its visual; any frame <= max_frame). sizes[n].
+ * HIRED_EPROTO / HIRED_ERANGE with err naming the frame. */
 int wire_check_payloads(const wire_msg_t *m, int n, const size_t *sizes, const wire_limits_t *lim,
                         char *err);
 
@@ -260,6 +311,9 @@ void wire_parts_take(wire_parts_t *p, int i, zmq_msg_t *out);
  * sent), HIRED_EIO. */
 int wire_send(void *sock, const void *route, size_t route_len, const wire_msg_t *m, zmq_msg_t *payload,
               char *err);
+/* The same with n payload frames payloads[0..n) (n in [0, WIRE_MAX_PAYLOADS]), each moved. */
+int wire_sendv(void *sock, const void *route, size_t route_len, const wire_msg_t *m, zmq_msg_t *payloads, int n,
+               char *err);
 
 /* Socket options every hired socket gets: ZMQ_MAXMSGSIZE = lim->max_frame (bigger frames drop
  * the connection), linger, and TCP keepalive. CURVE, when configured, is applied by the

@@ -49,13 +49,30 @@ int wire_recv(void *sock, wire_parts_t *p, int flags) {
 
 int wire_send(void *sock, const void *route, size_t route_len, const wire_msg_t *m, zmq_msg_t *payload,
               char *err) {
+    return wire_sendv(sock, route, route_len, m, payload, payload ? 1 : 0, err);
+}
+
+/* Closes payloads[0..n) and leaves each an empty message. */
+static void drop_payloads(zmq_msg_t *payloads, int n) {
+    for (int i = 0; i < n; i++) {
+        zmq_msg_close(&payloads[i]);
+        zmq_msg_init(&payloads[i]);
+    }
+}
+
+int wire_sendv(void *sock, const void *route, size_t route_len, const wire_msg_t *m, zmq_msg_t *payloads, int n,
+               char *err) {
+    if (n < 0 || n > WIRE_MAX_PAYLOADS || (n && !payloads)) {
+        if (n > 0 && payloads) drop_payloads(payloads, n);
+        return hired_errf(err, HIRED_EINVAL, "%d payload frames (at most %d)", n, WIRE_MAX_PAYLOADS);
+    }
     zmq_msg_t hdr;
     int rc = wire_encode(m, &hdr, err);
     if (rc) {
-        if (payload) zmq_msg_close(payload);
+        drop_payloads(payloads, n);
         return rc;
     }
-    int more_after_hdr = payload ? ZMQ_SNDMORE : 0;
+    int more_after_hdr = n ? ZMQ_SNDMORE : 0;
     if (route) {
         if (zmq_send(sock, route, route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
             /* with ZMQ_ROUTER_MANDATORY: a full pipe, or no peer of that routing id */
@@ -68,22 +85,21 @@ int wire_send(void *sock, const void *route, size_t route_len, const wire_msg_t 
         rc = errno == EAGAIN ? HIRED_EBUSY : HIRED_EIO;
         goto fail;
     }
-    if (payload && zmq_msg_send(payload, sock, 0) < 0) {
-        zmq_msg_close(payload);
-        zmq_msg_init(payload);
-        return hired_errf(err, HIRED_EIO, "send failed: %s", zmq_strerror(errno));
+    for (int i = 0; i < n; i++) {
+        if (zmq_msg_send(&payloads[i], sock, i + 1 < n ? ZMQ_SNDMORE : 0) < 0) {
+            hired_errf(err, HIRED_EIO, "send failed: %s", zmq_strerror(errno));
+            drop_payloads(payloads + i, n - i);
+            return HIRED_EIO;
+        }
+        zmq_msg_init(&payloads[i]); /* sent: leave an empty message behind */
     }
-    if (payload) zmq_msg_init(payload); /* sent: leave an empty message behind */
     return HIRED_OK;
 fail_io:
     rc = HIRED_EIO;
 fail:
     hired_errf(err, rc, "send %s failed: %s", wire_type_name(m->type), zmq_strerror(errno));
     zmq_msg_close(&hdr);
-    if (payload) {
-        zmq_msg_close(payload);
-        zmq_msg_init(payload);
-    }
+    drop_payloads(payloads, n);
     return rc;
 }
 

@@ -7,7 +7,7 @@
 #include "half.h"
 #include "mem.h"
 
-int wire_put_visual(const visual_t *v, wire_dtype_t dtype, wire_msg_t *m, zmq_msg_t *tensor, char *err) {
+int wire_put_visual(const visual_t *v, wire_dtype_t dtype, wire_visual_t *m, zmq_msg_t *tensor, char *err) {
     if (v->k < 1 || v->k > WIRE_MAX_KEPT || v->d < 1 || v->d > WIRE_MAX_DIM)
         return hired_errf(err, HIRED_ERANGE, "%d kept tokens of width %d exceed the protocol's limits", v->k, v->d);
     m->kept = (uint32_t)v->k;
@@ -26,7 +26,7 @@ int wire_put_visual(const visual_t *v, wire_dtype_t dtype, wire_msg_t *m, zmq_ms
         pos[3 * i + 1] = (uint16_t)v->pos[i].row; /* -1 (summary token) -> 0xFFFF */
         pos[3 * i + 2] = (uint16_t)v->pos[i].col;
     }
-    int rc = wire_msg_set_positions(m, pos, (uint32_t)v->k);
+    int rc = wire_visual_set_positions(m, pos, (uint32_t)v->k);
     mem_free(pos);
     if (rc) return hired_errf(err, HIRED_ENOMEM, "out of memory");
 
@@ -51,8 +51,11 @@ int wire_put_visual(const visual_t *v, wire_dtype_t dtype, wire_msg_t *m, zmq_ms
     return HIRED_OK;
 }
 
-int wire_get_visual(const wire_msg_t *m, const zmq_msg_t *tensor, visual_t *v, char *err) {
+int wire_get_visual(const wire_msg_t *job, uint32_t i, const zmq_msg_t *tensor, visual_t *v, char *err) {
     memset(v, 0, sizeof *v);
+    if (i >= job->n_visuals || !job->visuals)
+        return hired_errf(err, HIRED_EPROTO, "visual record %u of %u", i + 1, job->n_visuals);
+    const wire_visual_t *m = &job->visuals[i];
     const int K = (int)m->kept, D = (int)m->dim;
     const size_t es = wire_dtype_size(m->dtype), bytes = zmq_msg_size((zmq_msg_t *)tensor);
     if (K < 1 || D < 1 || !m->positions || !m->parts || !m->patch_grid || bytes != (size_t)K * D * es)
@@ -61,17 +64,17 @@ int wire_get_visual(const wire_msg_t *m, const zmq_msg_t *tensor, visual_t *v, c
     *v = (visual_t){.n = (int)m->parts, .rows = m->grid[0] ? (int)m->grid[0] : 1,
                     .cols = m->grid[1] ? (int)m->grid[1] : 1, .grid = (int)m->patch_grid,
                     .orig_w = (int)m->image_size[0], .orig_h = (int)m->image_size[1],
-                    .merged = !strncmp(m->params.strategy, "prumerge", 8), .k = K, .d = D};
+                    .merged = !strncmp(job->params.strategy, "prumerge", 8), .k = K, .d = D};
     v->pos = mem_alloc((size_t)K * sizeof *v->pos);
     v->features = mem_alloc_aligned((size_t)K * D * sizeof(float)); /* [K, D] */
     if (!v->pos || !v->features) {
         visual_free(v);
         return hired_errf(err, HIRED_ENOMEM, "out of memory for %d x %d features", K, D);
     }
-    for (int i = 0; i < K; i++) {
-        int row = m->positions[3 * i + 1], col = m->positions[3 * i + 2];
+    for (int t = 0; t < K; t++) {
+        int row = m->positions[3 * t + 1], col = m->positions[3 * t + 2];
         if (row == 0xFFFF && col == 0xFFFF && v->merged) row = col = -1; /* PruMerge summary token */
-        v->pos[i] = (visual_pos_t){.part = (int16_t)m->positions[3 * i], .row = (int16_t)row, .col = (int16_t)col};
+        v->pos[t] = (visual_pos_t){.part = (int16_t)m->positions[3 * t], .row = (int16_t)row, .col = (int16_t)col};
     }
     int rc = visual_check(v, err);
     const void *src = zmq_msg_data((zmq_msg_t *)tensor); /* [K, D] of dtype, 64-byte aligned */
@@ -85,7 +88,7 @@ int wire_get_visual(const wire_msg_t *m, const zmq_msg_t *tensor, visual_t *v, c
         memcpy(v->features, src, n * sizeof(float));
     } else {
         const uint16_t *h = src;
-        for (size_t i = 0; i < n; i++) v->features[i] = m->dtype == WIRE_DTYPE_F16 ? half_to_f32(h[i]) : bf16_to_f32(h[i]);
+        for (size_t t = 0; t < n; t++) v->features[t] = m->dtype == WIRE_DTYPE_F16 ? half_to_f32(h[t]) : bf16_to_f32(h[t]);
     }
     return HIRED_OK;
 }

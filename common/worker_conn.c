@@ -24,8 +24,8 @@
 #include "mem.h"
 
 typedef struct out_item {
-    zmq_msg_t hdr, payload;
-    bool has_payload;
+    zmq_msg_t hdr, payloads[WIRE_MAX_PAYLOADS];
+    int n_payloads;
     uint64_t session;        /* 0 = any session */
     struct out_item *next;
 } out_item_t;
@@ -154,7 +154,7 @@ static bool any_item(worker_conn_t *c, const in_item_t *it, const void *arg) {
 void worker_job_destroy(worker_job_t **pj) {
     if (!pj || !*pj) return;
     wire_msg_clear(&(*pj)->hdr);
-    zmq_msg_close(&(*pj)->payload);
+    for (int i = 0; i < (*pj)->n_payloads; i++) zmq_msg_close(&(*pj)->payloads[i]);
     mem_free(*pj);
     *pj = NULL;
 }
@@ -183,28 +183,37 @@ static int align_payload(zmq_msg_t *msg) {
 
 static void out_free(out_item_t *o) {
     zmq_msg_close(&o->hdr);
-    if (o->has_payload) zmq_msg_close(&o->payload);
+    for (int i = 0; i < o->n_payloads; i++) zmq_msg_close(&o->payloads[i]);
     mem_free(o);
 }
 
-/* Queues an encoded message. Caller holds no lock. Takes ownership of *payload if given. */
-static int enqueue(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *payload, uint64_t session, char *err) {
+/* Closes payloads[0..n) and leaves each an empty message. */
+static void drop_payloads(zmq_msg_t *payloads, int n) {
+    for (int i = 0; i < n; i++) zmq_msg_close(&payloads[i]), zmq_msg_init(&payloads[i]);
+}
+
+/* Queues an encoded message. Caller holds no lock. Takes ownership of payloads[0..n). */
+static int enqueue(worker_conn_t *c, const wire_msg_t *m, zmq_msg_t *payloads, int n, uint64_t session, char *err) {
+    if (n < 0 || n > WIRE_MAX_PAYLOADS) {
+        drop_payloads(payloads, n < 0 ? 0 : n);
+        return hired_errf(err, HIRED_EINVAL, "%d payload frames (at most %d)", n, WIRE_MAX_PAYLOADS);
+    }
     out_item_t *o = mem_calloc(1, sizeof *o);
     if (!o) {
-        if (payload) zmq_msg_close(payload), zmq_msg_init(payload);
+        drop_payloads(payloads, n);
         return hired_errf(err, HIRED_ENOMEM, "out of memory");
     }
     int rc = wire_encode(m, &o->hdr, err);
     if (rc) {
         mem_free(o);
-        if (payload) zmq_msg_close(payload), zmq_msg_init(payload);
+        drop_payloads(payloads, n);
         return rc;
     }
-    zmq_msg_init(&o->payload);
-    if (payload) {
-        zmq_msg_move(&o->payload, payload);
-        o->has_payload = true;
+    for (int i = 0; i < n; i++) {
+        zmq_msg_init(&o->payloads[i]);
+        zmq_msg_move(&o->payloads[i], &payloads[i]);
     }
+    o->n_payloads = n;
     o->session = session;
     pthread_mutex_lock(&c->mu);
     if (c->out_tail) c->out_tail->next = o;
@@ -263,12 +272,17 @@ static void flush_out(worker_conn_t *c, void *sock) {
         }
         pthread_mutex_unlock(&c->mu);
         if (!o) return;
-        int more = o->has_payload ? ZMQ_SNDMORE : 0;
+        int more = o->n_payloads ? ZMQ_SNDMORE : 0;
         if (zmq_msg_send(&o->hdr, sock, more | ZMQ_DONTWAIT) < 0) {
             if (errno == EAGAIN) return; /* retry on the next round */
             log_warn("worker_conn: send failed: %s", zmq_strerror(errno));
-        } else if (o->has_payload && zmq_msg_send(&o->payload, sock, 0) < 0) {
-            log_warn("worker_conn: payload send failed: %s", zmq_strerror(errno));
+        } else {
+            /* the header went out: the frames after it are part of the same message (atomic) */
+            for (int i = 0; i < o->n_payloads; i++)
+                if (zmq_msg_send(&o->payloads[i], sock, i + 1 < o->n_payloads ? ZMQ_SNDMORE : 0) < 0) {
+                    log_warn("worker_conn: payload send failed: %s", zmq_strerror(errno));
+                    break;
+                }
         }
         pthread_mutex_lock(&c->mu);
         c->out_head = o->next;
@@ -323,8 +337,13 @@ static bool on_message(void *user, void *sock, wire_parts_t *p, int64_t now) {
         }
         job->hdr = m;
         wire_msg_init(&m, WIRE_NONE);
-        wire_parts_take(p, 1, &job->payload);
-        if (align_payload(&job->payload)) {
+        int np = p->n - 1, bad = 0;
+        for (int i = 0; i < np; i++) {
+            wire_parts_take(p, 1 + i, &job->payloads[i]);
+            job->n_payloads = i + 1;
+            bad |= align_payload(&job->payloads[i]);
+        }
+        if (bad) {
             log_error("worker_conn: out of memory for job %s", job->hdr.id);
             worker_job_destroy(&job);
             mem_free(it);
@@ -382,7 +401,7 @@ static bool on_message(void *user, void *sock, wire_parts_t *p, int64_t now) {
             e.attempt = owed[i].attempt;
             e.code = HIRED_EINVAL;
             e.message = (char *)"cancelled before it started"; /* borrowed for the encode */
-            if (enqueue(c, &e, NULL, session, err)) log_warn("worker_conn: %s", err);
+            if (enqueue(c, &e, NULL, 0, session, err)) log_warn("worker_conn: %s", err);
             e.message = NULL;
         }
     }
@@ -589,40 +608,40 @@ int worker_conn_send_token(worker_conn_t *c, const worker_job_t *job, uint32_t s
     m.seq = seq;
     m.token = token;
     m.text = (char *)text; /* borrowed for the encode */
-    int rc = enqueue(c, &m, NULL, s, err);
+    int rc = enqueue(c, &m, NULL, 0, s, err);
     m.text = NULL;
     return rc;
 }
 
 /* Enqueues a copy of the borrowed terminal message m with the job's id and attempt (and for
  * DONE the TOKEN count) filled in. Takes ownership of *payload when given. */
-static int send_terminal(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *payload,
-                         char *err) {
+static int send_terminal(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *payloads,
+                         int np, char *err) {
     uint32_t n = 0;
     uint64_t s = send_session(c, job, true, false, false, &n);
     if (!s) {
-        if (payload) zmq_msg_close(payload), zmq_msg_init(payload);
+        drop_payloads(payloads, np);
         return HIRED_OK;
     }
     wire_msg_t t = *m; /* shallow: the pointers stay borrowed from m */
     snprintf(t.id, sizeof t.id, "%s", job->hdr.id);
     t.attempt = job->hdr.attempt;
     if (t.type == WIRE_DONE) t.seq = n;
-    return enqueue(c, &t, payload, s, err);
+    return enqueue(c, &t, payloads, np, s, err);
 }
 
 int worker_conn_send_done(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, char *err) {
     if (m->type != WIRE_DONE) return hired_errf(err, HIRED_EINVAL, "worker_conn_send_done: not a DONE");
-    return send_terminal(c, job, m, NULL, err);
+    return send_terminal(c, job, m, NULL, 0, err);
 }
 
-int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *tensor,
+int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *tensors, int n,
                             char *err) {
     if (m->type != WIRE_RESULT) {
-        zmq_msg_close(tensor), zmq_msg_init(tensor);
+        drop_payloads(tensors, n);
         return hired_errf(err, HIRED_EINVAL, "worker_conn_send_result: not a RESULT");
     }
-    return send_terminal(c, job, m, tensor, err);
+    return send_terminal(c, job, m, tensors, n, err);
 }
 
 int worker_conn_send_error(worker_conn_t *c, const worker_job_t *job, int code, const char *message, char *err) {
@@ -630,7 +649,7 @@ int worker_conn_send_error(worker_conn_t *c, const worker_job_t *job, int code, 
     wire_msg_init(&m, WIRE_ERROR);
     m.code = code;
     m.message = (char *)message; /* borrowed for the encode */
-    return send_terminal(c, job, &m, NULL, err);
+    return send_terminal(c, job, &m, NULL, 0, err);
 }
 
 void worker_conn_get_stats(worker_conn_t *c, worker_conn_stats_t *out) {

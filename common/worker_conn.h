@@ -50,11 +50,13 @@ typedef struct worker_conn_opts {
 
 /* One job from the broker. Caller owns it (worker_job_destroy). */
 typedef struct worker_job {
-    wire_msg_t hdr;     /* the JOB header: id, service, model, prompt, params, attempt, deadline_ms;
-                           for decode also kept, dim, dtype, positions, parts, patch_grid */
-    zmq_msg_t payload;  /* encode: image file bytes; decode: tensor [kept, dim] of hdr.dtype.
-                           Its data is 64-byte aligned (copied once on arrival if ZeroMQ's
-                           receive buffer left it unaligned). */
+    wire_msg_t hdr;     /* the JOB header: id, service, model, params, attempt, deadline_ms; for
+                           decode also the prompt or messages and the visual records */
+    zmq_msg_t payloads[WIRE_MAX_PAYLOADS]; /* [n_payloads] encode: the image files' bytes, in
+                           order; decode: one tensor [kept, dim] of its record's dtype per visual
+                           record (none for a text-only job). Each one's data is 64-byte aligned
+                           (copied once on arrival if ZeroMQ's receive buffer left it unaligned). */
+    int n_payloads;
     int64_t received_ms; /* clock_now_ms() when it arrived */
 } worker_job_t;
 
@@ -94,9 +96,9 @@ int worker_conn_send_token(worker_conn_t *c, const worker_job_t *job, uint32_t s
                            char *err);
 /* Terminal sends for job: `m` is borrowed (copied into the queue) and must have the right type
  * (WIRE_DONE / WIRE_RESULT); its id, attempt (and for DONE its seq: the number of TOKENs sent)
- * are filled in here. send_result takes ownership of *tensor (left empty). */
+ * are filled in here. send_result takes ownership of tensors[0..n) (one per visual record; left empty). */
 int worker_conn_send_done(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, char *err);
-int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *tensor,
+int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wire_msg_t *m, zmq_msg_t *tensors, int n,
                             char *err);
 int worker_conn_send_error(worker_conn_t *c, const worker_job_t *job, int code, const char *message, char *err);
 

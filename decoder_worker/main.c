@@ -3,9 +3,11 @@
  * placed on model.device and shared by every job — never the vision tower, and this binary
  * links no image decoder), connects to the broker's backend and serves decode jobs:
  *
- *   the visual record as typed wire fields + tensor [K, D] of the wire dtype (from
- *   hired-encoder; common/wire_visual.h) -> float32 host record -> gen_prompt_build (chat
- *   template, tokenize, the single <image>, projector, packing with the job's newline policy) ->
+ *   the conversation (a prompt: one question about one image; or messages of system / user /
+ *   assistant turns with 0..16 image parts) + one visual record per image as typed wire fields
+ *   + tensor [K, D] of the wire dtype (from hired-encoder; common/wire_visual.h) -> float32 host
+ *   records -> gen_prompt_build_chat (chat template, tokenize, each image's kept tokens projected
+ *   and packed at its own <image> in order, with the job's newline policy) ->
  *   gen_decode (prefill, seeded sampling) -> TOKEN seq 0, 1, ... -> DONE with usage and timings.
  *
  * Per-stage timings in DONE: `transfer` (job arrival at this worker -> features ready in
@@ -22,8 +24,8 @@
  * broker never sends more than `capacity` jobs at once. A CANCEL (or a lost broker session)
  * stops generation at the next token; the job still ends with one terminal send (ERROR
  * "cancelled", dropped or returning credit).
- * Bad input (a prompt without <image> or with several, a prompt longer than the context, a
- * record that does not fit the model) gets an ERROR naming it; the worker keeps serving.
+ * Bad input (<image> placeholders that do not match the images, a prompt longer than the context,
+ * a record that does not fit the model) gets an ERROR naming it; the worker keeps serving.
  * A backend fault (HIRED_ECUDA) ends the process with status 1 without answering (the broker
  * re-queues; systemd restarts). The daemon's life — configuration, --check-config, load,
  * warm-up, READY, drain, exit status — is common/svc.h's svc_main.
@@ -150,15 +152,45 @@ static void fatal_backend(const char *id, const char *msg) {
     _exit(1);
 }
 
-/* The job's record: the checkpoint must be the one this decoder serves. */
-static int job_visual(const dec_t *d, const worker_job_t *job, visual_t *vis, char *err) {
+/* The job's records vis[0..n_visuals), in order: the checkpoint must be the one this decoder
+ * serves. On failure the records made so far are freed. */
+static int job_visuals(const dec_t *d, const worker_job_t *job, visual_t *vis, char *err) {
     const wire_msg_t *j = &job->hdr;
-    if (strcmp(j->fingerprint, d->svc.fingerprint) != 0)
+    if (j->n_visuals && strcmp(j->fingerprint, d->svc.fingerprint) != 0)
         return hired_errf(err, HIRED_EINVAL,
                           "the features come from checkpoint %s, this decoder serves %s (same model name, "
                           "different checkpoints)",
                           j->fingerprint[0] ? j->fingerprint : "(none)", d->svc.fingerprint);
-    return wire_get_visual(j, &job->payload, vis, err);
+    for (uint32_t i = 0; i < j->n_visuals; i++) {
+        char verr[HIRED_ERR_LEN];
+        int rc = (int)i < job->n_payloads ? wire_get_visual(j, i, &job->payloads[i], &vis[i], verr)
+                                          : hired_errf(verr, HIRED_EPROTO, "no tensor frame");
+        if (rc) {
+            while (i--) visual_free(&vis[i]);
+            return hired_errf(err, rc, "image %u of %u: %s", i + 1, j->n_visuals, verr);
+        }
+    }
+    return HIRED_OK;
+}
+
+/* The job's conversation as template messages: msgs[] and parts[] borrow the header's strings.
+ * A prompt is the single-question message (gen_question_message), as `hired run` makes it. */
+static void job_messages(const wire_msg_t *j, const gen_params_t *p, tpl_message_t *msgs, tpl_part_t *parts,
+                         int *n_msgs) {
+    if (j->prompt) {
+        msgs[0] = gen_question_message(j->prompt, p, parts);
+        *n_msgs = 1;
+        return;
+    }
+    int np = 0;
+    for (uint32_t i = 0; i < j->n_messages; i++) {
+        const wire_message_t *x = &j->messages[i];
+        msgs[i] = (tpl_message_t){wire_role_name(x->role), parts + np, (int)x->n_parts};
+        for (uint32_t k = 0; k < x->n_parts; k++)
+            parts[np++] = x->parts[k].text ? (tpl_part_t){TPL_PART_TEXT, x->parts[k].text}
+                                           : (tpl_part_t){TPL_PART_IMAGE, NULL};
+    }
+    *n_msgs = (int)j->n_messages;
 }
 
 /* svc_daemon_t.serve */
@@ -167,7 +199,13 @@ static void serve(void *app, int slot, worker_job_t *job) {
     char err[HIRED_ERR_LEN], serr[HIRED_ERR_LEN];
     const wire_msg_t *j = &job->hdr;
     const char *id = j->id;
-    visual_t vis = {0};
+    visual_t vis[WIRE_MAX_IMAGES];
+    memset(vis, 0, sizeof vis);
+    tpl_message_t msgs[WIRE_MAX_MESSAGES];
+    size_t n_parts = 2; /* a prompt's message: [image, question] */
+    for (uint32_t i = 0; i < j->n_messages; i++) n_parts += j->messages[i].n_parts;
+    tpl_part_t *parts = mem_calloc(n_parts, sizeof *parts); /* [n_parts]: the messages' parts */
+    int n_msgs = 0;
     gen_prompt_t pr;
     memset(&pr, 0, sizeof pr);
     gen_stats_t st;
@@ -184,11 +222,16 @@ static void serve(void *app, int slot, worker_job_t *job) {
     int rc = pack_newline_parse(j->params.newline, &p.newline)
                  ? hired_errf(err, HIRED_EINVAL, "unknown newline policy '%.20s' (hf, none)", j->params.newline)
                  : HIRED_OK;
-    if (!rc) rc = job_visual(d, job, &vis, err);
-    const int vis_total = rc ? 0 : visual_total(&vis); /* tokens before selection */
+    if (!rc && !parts) rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
+    if (!rc) job_messages(j, &p, msgs, parts, &n_msgs);
+    if (!rc) rc = job_visuals(d, job, vis, err);
+    const int n_vis = rc ? 0 : (int)j->n_visuals;
+    int vis_total = 0, vis_kept = 0; /* tokens before and after selection, all images */
+    for (int i = 0; i < n_vis; i++) vis_total += visual_total(&vis[i]), vis_kept += vis[i].k;
     double ms_transfer = (double)(clock_now_ms() - job->received_ms); /* arrival -> float32 features */
-    if (!rc) rc = gen_prompt_build(d->model, d->ctx[slot], &vis, j->prompt ? j->prompt : "", &p, &pr, &st, err);
-    visual_free(&vis);
+    if (!rc) rc = gen_prompt_build_chat(d->model, d->ctx[slot], vis, n_vis, msgs, n_msgs, &p, &pr, &st, err);
+    for (int i = 0; i < n_vis; i++) visual_free(&vis[i]);
+    mem_free(parts);
     if (!rc && worker_conn_cancelled(d->svc.conn, job)) s.cancelled = true;
     if (!rc && !s.cancelled)
         rc = gen_decode(d->model, d->ctx[slot], &pr, &p, emit_token, &s, NULL, NULL, 0, NULL, &st, err);
@@ -204,7 +247,7 @@ static void serve(void *app, int slot, worker_job_t *job) {
         m.usage.prompt_tokens = (uint32_t)st.prompt_tokens;
         m.usage.image_tokens = (uint32_t)st.image_tokens;
         m.usage.completion_tokens = (uint32_t)st.generated;
-        m.usage.visual_kept = j->kept;                                 /* the broker sets it too */
+        m.usage.visual_kept = (uint32_t)vis_kept;                      /* the broker sets it too */
         m.usage.visual_total = vis_total > 0 ? (uint32_t)vis_total : 0; /* result_bytes: the broker */
         m.timings[WIRE_STAGE_TRANSFER] = ms_transfer;
         m.timings[WIRE_STAGE_PROJECT] = st.ms_project;

@@ -5,9 +5,10 @@
  *
  *   image bytes -> enc_run (decode, anyres / CLIP preprocessing, vision tower, token selection:
  *   the same call `hired run` makes, so a job served here selects exactly the tokens `hired run`
- *   selects) -> ONE RESULT: the visual record as typed wire fields (common/wire_visual.h): kept
- *   features [K, D] in the wire dtype (f16 by default), the K (partition, row, col) positions,
- *   the partitions, patch grid, sub-image grid and image size.
+ *   selects) -> ONE RESULT for the job's images (1..16, each encoded on its own, in order): per image a
+ *   visual record as typed wire fields (common/wire_visual.h) and a tensor frame: kept features
+ *   [K, D] in the wire dtype (f16 by default), the K (partition, row, col) positions, the
+ *   partitions, patch grid, sub-image grid and image size. Timings are summed over the images.
  *
  * Per-stage timings in RESULT: `preprocess` (image decode + preprocessing; the protocol has no
  * separate decode stage), `vit`, `select` (all 0 for a cache hit).
@@ -132,18 +133,6 @@ static int job_params(const enc_t *e, const wire_params_t *p, enc_params_t *o, c
     return HIRED_OK;
 }
 
-/* RESULT header and tensor frame from a finished encode. */
-static int make_result(const enc_t *e, const char *id, const visual_t *v, const enc_stats_t *st, wire_msg_t *r,
-                       zmq_msg_t *t, char *err) {
-    wire_msg_init(r, WIRE_RESULT);
-    snprintf(r->id, sizeof r->id, "%s", id);
-    snprintf(r->fingerprint, sizeof r->fingerprint, "%s", e->svc.fingerprint);
-    r->timings[WIRE_STAGE_PREPROCESS] = st->ms_decode_image + st->ms_preprocess;
-    r->timings[WIRE_STAGE_VIT] = st->ms_vision;
-    r->timings[WIRE_STAGE_SELECT] = st->ms_select;
-    r->timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
-    return wire_put_visual(v, (wire_dtype_t)e->cfg.wire_dtype, r, t, err);
-}
 
 /* A backend fault leaves the device in an unknown state: end the process without answering, so
  * the broker re-queues the job on another worker (counting an attempt) and systemd restarts us. */
@@ -164,8 +153,8 @@ typedef struct enc_cache {
     uint64_t h1, h2, tick;
     size_t len;
     sel_opts_t opts;
-    wire_msg_t r;  /* RESULT fields; id and timings unset */
-    zmq_msg_t t;   /* tensor [kept, dim] */
+    wire_visual_t v; /* the image's record */
+    zmq_msg_t t;     /* its tensor [kept, dim] */
 } enc_cache_t;
 
 static void image_hash(const uint8_t *b, size_t n, uint64_t *h1, uint64_t *h2) {
@@ -184,30 +173,28 @@ static bool same_opts(const sel_opts_t *a, const sel_opts_t *b) {
            a->spatial == b->spatial;
 }
 
-/* On a hit fills r (a copy with this job's id) and t (a shared copy of the tensor): true. */
-static bool cache_get(enc_t *e, uint64_t h1, uint64_t h2, size_t len, const sel_opts_t *o, const char *id,
-                      wire_msg_t *r, zmq_msg_t *t) {
+/* On a hit fills v (a copy of the record) and t (a shared copy of the tensor): true. */
+static bool cache_get(enc_t *e, uint64_t h1, uint64_t h2, size_t len, const sel_opts_t *o, wire_visual_t *v,
+                      zmq_msg_t *t) {
     bool hit = false;
     pthread_mutex_lock(&e->cache_mu);
     for (int i = 0; i < e->cfg.cache_entries && !hit; i++) {
         enc_cache_t *c = &e->cache[i];
         if (!c->used || c->h1 != h1 || c->h2 != h2 || c->len != len || !same_opts(&c->opts, o)) continue;
-        wire_msg_init(r, WIRE_RESULT);
-        if (wire_msg_copy(r, &c->r) == 0 && zmq_msg_copy(t, &c->t) == 0) {
-            snprintf(r->id, sizeof r->id, "%s", id);
+        if (wire_visual_copy(v, &c->v) == 0 && zmq_msg_copy(t, &c->t) == 0) {
             c->tick = ++e->cache_tick;
             hit = true;
         } else {
-            wire_msg_clear(r);
+            wire_visual_clear(v);
         }
     }
     pthread_mutex_unlock(&e->cache_mu);
     return hit;
 }
 
-/* Keeps a copy of r (without id and timings) and a shared reference to t, evicting the least
- * recently used entry. Failures only mean no caching. */
-static void cache_put(enc_t *e, uint64_t h1, uint64_t h2, size_t len, const sel_opts_t *o, const wire_msg_t *r,
+/* Keeps a copy of record r and a shared reference to t, evicting the least recently used entry.
+ * Failures only mean no caching. */
+static void cache_put(enc_t *e, uint64_t h1, uint64_t h2, size_t len, const sel_opts_t *o, const wire_visual_t *r,
                       zmq_msg_t *t) {
     pthread_mutex_lock(&e->cache_mu);
     enc_cache_t *v = NULL;
@@ -220,20 +207,17 @@ static void cache_put(enc_t *e, uint64_t h1, uint64_t h2, size_t len, const sel_
         if (!v || c->tick < v->tick) v = c;
     }
     if (v->used) {
-        wire_msg_clear(&v->r);
+        wire_visual_clear(&v->v);
         zmq_msg_close(&v->t);
         v->used = false;
     }
-    wire_msg_init(&v->r, WIRE_RESULT);
     zmq_msg_init(&v->t);
-    if (wire_msg_copy(&v->r, r) == 0 && zmq_msg_copy(&v->t, t) == 0) {
-        v->r.id[0] = 0;
-        v->r.timings_mask = 0;
+    if (wire_visual_copy(&v->v, r) == 0 && zmq_msg_copy(&v->t, t) == 0) {
         v->h1 = h1, v->h2 = h2, v->len = len, v->opts = *o;
         v->tick = ++e->cache_tick;
         v->used = true;
     } else {
-        wire_msg_clear(&v->r);
+        wire_visual_clear(&v->v);
         zmq_msg_close(&v->t);
     }
     pthread_mutex_unlock(&e->cache_mu);
@@ -248,66 +232,89 @@ static int cache_new(enc_t *e) {
 static void cache_free(enc_t *e) {
     for (int i = 0; e->cache && i < e->cfg.cache_entries; i++)
         if (e->cache[i].used) {
-            wire_msg_clear(&e->cache[i].r);
+            wire_visual_clear(&e->cache[i].v);
             zmq_msg_close(&e->cache[i].t);
         }
     mem_free(e->cache);
     e->cache = NULL;
 }
 
-/* svc_daemon_t.serve */
+/* Image i of the job into record r->visuals[i] and tensor *t: from the cache, or decoded,
+ * preprocessed, run through the tower and selected (enc_run, as `hired run`). Timings add up in
+ * r. *hit says whether the cache answered. */
+static int encode_image(enc_t *e, int slot, const worker_job_t *job, int i, const enc_params_t *p, wire_msg_t *r,
+                        zmq_msg_t *t, bool *hit, char *err) {
+    const uint8_t *bytes = zmq_msg_data((zmq_msg_t *)&job->payloads[i]);
+    const size_t nb = zmq_msg_size((zmq_msg_t *)&job->payloads[i]);
+    uint64_t h1 = 0, h2 = 0;
+    *hit = false;
+    if (e->cache) {
+        image_hash(bytes, nb, &h1, &h2);
+        if (cache_get(e, h1, h2, nb, &p->sel, &r->visuals[i], t)) {
+            *hit = true;
+            atomic_fetch_add(&e->cache_hits, 1);
+            return HIRED_OK;
+        }
+    }
+    visual_t vis = {0};
+    enc_stats_t st = {0};
+    int rc = enc_run(e->model, e->ctx[slot], bytes, nb, p, &vis, &st, NULL, err);
+    if (rc == HIRED_ECUDA) fatal_backend(job->hdr.id, err);
+    if (!rc) rc = wire_put_visual(&vis, (wire_dtype_t)e->cfg.wire_dtype, &r->visuals[i], t, err);
+    visual_free(&vis);
+    if (rc) return rc;
+    r->timings[WIRE_STAGE_PREPROCESS] += st.ms_decode_image + st.ms_preprocess;
+    r->timings[WIRE_STAGE_VIT] += st.ms_vision;
+    r->timings[WIRE_STAGE_SELECT] += st.ms_select;
+    if (e->cache) cache_put(e, h1, h2, nb, &p->sel, &r->visuals[i], t);
+    return HIRED_OK;
+}
+
+/* svc_daemon_t.serve: every image of the job in order, one RESULT of one record per image. */
 static void serve(void *app, int slot, worker_job_t *job) {
     enc_t *e = app;
     char err[HIRED_ERR_LEN], serr[HIRED_ERR_LEN];
     const char *id = job->hdr.id;
+    const int n = job->n_payloads;
     double t0 = clock_ms();
-    const uint8_t *bytes = zmq_msg_data(&job->payload);
-    const size_t nb = zmq_msg_size(&job->payload);
-    uint64_t h1 = 0, h2 = 0;
     enc_params_t p;
-    visual_t vis = {0};
-    enc_stats_t st = {0};
-    int rc = job_params(e, &job->hdr.params, &p, err);
-    if (!rc && worker_conn_cancelled(e->svc.conn, job)) rc = hired_errf(err, HIRED_EINVAL, "cancelled");
-    if (!rc && e->cache) {
-        image_hash(bytes, nb, &h1, &h2);
-        wire_msg_t r;
-        zmq_msg_t t;
-        zmq_msg_init(&t);
-        if (cache_get(e, h1, h2, nb, &p.sel, id, &r, &t)) {
-            memset(r.timings, 0, sizeof r.timings); /* nothing was computed */
-            r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
-            rc = worker_conn_send_result(e->svc.conn, job, &r, &t, serr);
-            if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
-            else log_info("encode %s: cache hit, %u tokens", id, r.kept);
-            zmq_msg_close(&t);
-            wire_msg_clear(&r);
-            atomic_fetch_add(&e->cache_hits, 1);
-            atomic_fetch_add(&e->served, 1);
-            return;
-        }
-        zmq_msg_close(&t);
-    }
-    if (!rc) rc = enc_run(e->model, e->ctx[slot], bytes, nb, &p, &vis, &st, NULL, err);
-    if (rc == HIRED_ECUDA) fatal_backend(id, err);
+    wire_msg_t r;
+    wire_msg_init(&r, WIRE_RESULT);
+    zmq_msg_t t[WIRE_MAX_PAYLOADS];
+    for (int i = 0; i < n; i++) zmq_msg_init(&t[i]);
+    int rc = job_params(e, &job->hdr.params, &p, err), hits = 0;
+    uint32_t kept = 0;
+    if (!rc && wire_msg_new_visuals(&r, (uint32_t)n)) rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
     if (!rc) {
-        wire_msg_t r;
-        zmq_msg_t t;
-        zmq_msg_init(&t);
-        rc = make_result(e, id, &vis, &st, &r, &t, err);
-        if (!rc && e->cache) cache_put(e, h1, h2, nb, &p.sel, &r, &t);
-        if (!rc) {
-            rc = worker_conn_send_result(e->svc.conn, job, &r, &t, serr);
-            if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
-            else
-                log_info("encode %s: %s r=%g kept %d/%d tokens; ms: preprocess %.1f, vit %.1f, select %.1f, total %.1f",
-                         id, sel_strategy_name(p.sel.strategy), p.sel.budget, vis.k, st.visual_total,
-                         st.ms_decode_image + st.ms_preprocess, st.ms_vision, st.ms_select, clock_ms() - t0);
-        }
-        zmq_msg_close(&t);
-        wire_msg_clear(&r);
+        snprintf(r.id, sizeof r.id, "%s", id);
+        snprintf(r.fingerprint, sizeof r.fingerprint, "%s", e->svc.fingerprint);
+        r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
     }
-    visual_free(&vis);
+    for (int i = 0; i < n && !rc; i++) {
+        if (worker_conn_cancelled(e->svc.conn, job)) {
+            rc = hired_errf(err, HIRED_EINVAL, "cancelled");
+            break;
+        }
+        bool hit;
+        char ierr[HIRED_ERR_LEN];
+        rc = encode_image(e, slot, job, i, &p, &r, &t[i], &hit, ierr);
+        if (rc && n > 1) hired_errf(err, rc, "image %d of %d: %s", i + 1, n, ierr);
+        else if (rc) snprintf(err, HIRED_ERR_LEN, "%s", ierr);
+        hits += hit;
+        if (!rc) kept += r.visuals[i].kept;
+    }
+    if (!rc) {
+        rc = worker_conn_send_result(e->svc.conn, job, &r, t, n, serr); /* takes the tensors */
+        if (rc) log_error("hired-encoder: job %s: cannot send RESULT: %s", id, serr);
+        else
+            log_info("encode %s: %d image%s (%d from the cache), %s r=%g kept %u tokens; ms: preprocess %.1f, vit "
+                     "%.1f, select %.1f, total %.1f",
+                     id, n, n == 1 ? "" : "s", hits, sel_strategy_name(p.sel.strategy), p.sel.budget, kept,
+                     r.timings[WIRE_STAGE_PREPROCESS], r.timings[WIRE_STAGE_VIT], r.timings[WIRE_STAGE_SELECT],
+                     clock_ms() - t0);
+    }
+    for (int i = 0; i < n; i++) zmq_msg_close(&t[i]);
+    wire_msg_clear(&r);
     if (rc) {
         /* every job ends with exactly one terminal send, RESULT or ERROR */
         log_warn("encode %s refused: %s", id, err);

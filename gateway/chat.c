@@ -31,9 +31,12 @@ int gw_error_set(gw_error_t *e, int http, const char *type, const char *code, co
 
 void gw_chat_free(gw_chat_t *c) {
     if (!c) return;
-    mem_free(c->prompt);
-    mem_free(c->image);
-    mem_free(c->image_url);
+    for (int i = 0; c->msgs && i < c->n_messages; i++) {
+        for (int k = 0; k < c->msgs[i].n_parts; k++) mem_free(c->msgs[i].parts[k].text);
+        mem_free(c->msgs[i].parts);
+    }
+    mem_free(c->msgs);
+    for (int i = 0; i < c->n_images; i++) mem_free(c->images[i].bytes), mem_free(c->images[i].url);
     for (int i = 0; i < c->n_stop; i++) mem_free(c->stop[i]);
     memset(c, 0, sizeof *c);
 }
@@ -157,32 +160,9 @@ static int get_choice(const cJSON *o, const char *name, const char *choices, cha
 
 // ---- messages --------------------------------------------------------------------------------
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool oom;
-} sbuf_t;
 
-static void sb_add(sbuf_t *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *p = mem_realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p, b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-static void sb_str(sbuf_t *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-/* One image_url part: decodes a data: URI into c->image or keeps an http(s) URL. */
-static int take_image(const cJSON *part, int msg, int idx, const gw_chat_limits_t *lim, gw_chat_t *c, gw_error_t *e) {
+/* One image_url part: decodes a data: URI into im->bytes or keeps an http(s) URL in im->url. */
+static int take_image(const cJSON *part, int msg, int idx, const gw_chat_limits_t *lim, gw_image_t *im, gw_error_t *e) {
     char param[64];
     snprintf(param, sizeof param, "messages[%d].content[%d].image_url", msg, idx);
     const cJSON *iu = cJSON_GetObjectItemCaseSensitive(part, "image_url");
@@ -208,13 +188,13 @@ static int take_image(const cJSON *part, int msg, int idx, const gw_chat_limits_
                                 "%s: media type '%.*s' is not accepted; send image/jpeg or image/png", param,
                                 (int)(ml < 64 ? ml : 64), mt);
         char err[HIRED_ERR_LEN];
-        int rc = gw_base64_decode(comma + 1, strlen(comma + 1), lim->max_image_bytes, &c->image, &c->image_len, err);
+        int rc = gw_base64_decode(comma + 1, strlen(comma + 1), lim->max_image_bytes, &im->bytes, &im->len, err);
         if (rc == HIRED_ENOMEM) return gw_error_set(e, 500, "server_error", NULL, param, "%s: %s", param, err);
         if (rc) return gw_error_set(e, 400, BAD_REQUEST, rc == HIRED_ERANGE ? "image_too_large" : "invalid_base64",
                                     param, "%s: the data: URI %s", param, err);
-        if (!gw_image_kind(c->image, c->image_len))
+        if (!gw_image_kind(im->bytes, im->len))
             return gw_error_set(e, 400, BAD_REQUEST, "invalid_image", param,
-                                "%s: the data (%zu bytes) is not a JPEG or PNG image", param, c->image_len);
+                                "%s: the data (%zu bytes) is not a JPEG or PNG image", param, im->len);
         return 0;
     }
     if (!strncmp(u, "http://", 7) || !strncmp(u, "https://", 8)) {
@@ -224,8 +204,8 @@ static int take_image(const cJSON *part, int msg, int idx, const gw_chat_limits_
                                 "as a data: URI",
                                 param);
         if (strlen(u) > 8192) return gw_error_set(e, 400, BAD_REQUEST, NULL, param, "%s: URL longer than 8192 bytes", param);
-        c->image_url = mem_strdup(u);
-        if (!c->image_url) return gw_error_set(e, 500, "server_error", NULL, param, "out of memory");
+        im->url = mem_strdup(u);
+        if (!im->url) return gw_error_set(e, 500, "server_error", NULL, param, "out of memory");
         return 0;
     }
     return gw_error_set(e, 400, BAD_REQUEST, "image_url_not_allowed", param,
@@ -233,53 +213,63 @@ static int take_image(const cJSON *part, int msg, int idx, const gw_chat_limits_
                         lim->fetch_http ? " and http(s) URLs" : "", u);
 }
 
-/* The text of message m (content string, or its text parts joined with "\n") appended to b;
- * counts its images into *n_images (the first is decoded into c). */
-static int message_text(const cJSON *m, int idx, const char *role, sbuf_t *b, int *n_images,
-                        const gw_chat_limits_t *lim, gw_chat_t *c, gw_error_t *e) {
+/* Message m's content into x (its role set): a string is one text part; a list keeps its text
+ * and image_url parts in order, each image taken into c->images. *text counts the bytes. */
+static int message_parts(const cJSON *m, int idx, gw_msg_t *x, size_t *text, const gw_chat_limits_t *lim, gw_chat_t *c,
+                         gw_error_t *e) {
     char param[64];
     snprintf(param, sizeof param, "messages[%d].content", idx);
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
-    if (cJSON_IsString(content)) {
-        sb_str(b, content->valuestring);
-        return 0;
-    }
-    if (!cJSON_IsArray(content))
+    const bool one = cJSON_IsString(content);
+    if (!one && !cJSON_IsArray(content))
         return gw_error_set(e, 400, BAD_REQUEST, NULL, param, "%s must be a string or an array of content parts", param);
-    int k = 0, texts = 0;
-    const cJSON *part;
-    cJSON_ArrayForEach(part, content) {
+    int n = one ? 1 : cJSON_GetArraySize(content);
+    if (n > GW_MAX_PARTS)
+        return gw_error_set(e, 400, BAD_REQUEST, NULL, param, "%s has %d parts; the limit is %d", param, n, GW_MAX_PARTS);
+    if (n && !(x->parts = mem_calloc((size_t)n, sizeof *x->parts)))
+        return gw_error_set(e, 500, "server_error", NULL, param, "out of memory");
+    int k = 0;
+    const cJSON *part = one ? NULL : content->child;
+    for (; k < n; k++, part = part ? part->next : NULL) {
         char pp[80];
         snprintf(pp, sizeof pp, "%s[%d]", param, k);
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
-        if (!cJSON_IsObject(part) || !cJSON_IsString(type))
-            return gw_error_set(e, 400, BAD_REQUEST, NULL, pp, "%s must be an object with a string 'type'", pp);
-        if (!strcmp(type->valuestring, "text")) {
-            const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
-            if (!cJSON_IsString(t)) return gw_error_set(e, 400, BAD_REQUEST, NULL, pp, "%s.text must be a string", pp);
-            if (texts++) sb_str(b, "\n");
-            sb_str(b, t->valuestring);
-        } else if (!strcmp(type->valuestring, "image_url")) {
-            if (strcmp(role, "user") != 0)
-                return gw_error_set(e, 400, BAD_REQUEST, NULL, pp, "%s: images are accepted in user messages only", pp);
-            if (++*n_images == 1) {
-                int rc = take_image(part, idx, k, lim, c, e);
+        const cJSON *t = one ? content : NULL;
+        if (!one) {
+            const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+            if (!cJSON_IsObject(part) || !cJSON_IsString(type))
+                return gw_error_set(e, 400, BAD_REQUEST, NULL, pp, "%s must be an object with a string 'type'", pp);
+            if (!strcmp(type->valuestring, "image_url")) {
+                if (strcmp(x->role, "user") != 0)
+                    return gw_error_set(e, 400, BAD_REQUEST, NULL, pp, "%s: images are accepted in user messages only", pp);
+                if (c->n_images == GW_MAX_IMAGES)
+                    return gw_error_set(e, 400, BAD_REQUEST, "too_many_images", "messages",
+                                        "this server takes at most %d images per request (image_url content parts)",
+                                        GW_MAX_IMAGES);
+                int rc = take_image(part, idx, k, lim, &c->images[c->n_images++], e);
                 if (rc) return rc;
+                x->n_parts = k + 1; /* an image part: text NULL */
+                continue;
             }
-        } else {
-            return gw_error_set(e, 400, BAD_REQUEST, "unsupported_content", pp,
-                                "%s: content part type '%.40s' is not supported (text and image_url are)", pp,
-                                type->valuestring);
+            if (strcmp(type->valuestring, "text"))
+                return gw_error_set(e, 400, BAD_REQUEST, "unsupported_content", pp,
+                                    "%s: content part type '%.40s' is not supported (text and image_url are)", pp,
+                                    type->valuestring);
+            t = cJSON_GetObjectItemCaseSensitive(part, "text");
+            if (!cJSON_IsString(t)) return gw_error_set(e, 400, BAD_REQUEST, NULL, pp, "%s.text must be a string", pp);
         }
-        k++;
+        const char *s = t->valuestring;
+        if (strstr(s, "<image>"))
+            return gw_error_set(e, 400, BAD_REQUEST, NULL, one ? param : pp,
+                                "message text must not contain '<image>' (the model's image placeholder); send images "
+                                "as image_url parts");
+        *text += strlen(s);
+        if (*text > GW_MAX_PROMPT)
+            return gw_error_set(e, 400, BAD_REQUEST, "prompt_too_long", "messages",
+                                "the conversation's text is more than %d bytes (the limit)", GW_MAX_PROMPT);
+        if (!(x->parts[k].text = mem_strdup(s))) return gw_error_set(e, 500, "server_error", NULL, param, "out of memory");
+        x->n_parts = k + 1;
     }
     return 0;
-}
-
-static const char *role_label(const char *role) {
-    if (!strcmp(role, "user")) return "User";
-    if (!strcmp(role, "assistant")) return "Assistant";
-    return "System"; /* system, developer */
 }
 
 static int parse_messages(const cJSON *root, const gw_chat_limits_t *lim, gw_chat_t *c, gw_error_t *e) {
@@ -287,8 +277,13 @@ static int parse_messages(const cJSON *root, const gw_chat_limits_t *lim, gw_cha
     if (!msgs) return gw_error_set(e, 400, BAD_REQUEST, NULL, "messages", "'messages' is required");
     if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
         return gw_error_set(e, 400, BAD_REQUEST, NULL, "messages", "'messages' must be a non-empty array");
-    int n = cJSON_GetArraySize(msgs), n_images = 0, i = 0;
-    sbuf_t head = {0}, last = {0};
+    int n = cJSON_GetArraySize(msgs), i = 0;
+    if (n > GW_MAX_MESSAGES)
+        return gw_error_set(e, 400, BAD_REQUEST, NULL, "messages", "'messages' has %d messages; the limit is %d", n,
+                            GW_MAX_MESSAGES);
+    if (!(c->msgs = mem_calloc((size_t)n, sizeof *c->msgs)))
+        return gw_error_set(e, 500, "server_error", NULL, "messages", "out of memory");
+    size_t text = 0;
     int rc = 0;
     const cJSON *m;
     cJSON_ArrayForEach(m, msgs) {
@@ -309,47 +304,16 @@ static int parse_messages(const cJSON *root, const gw_chat_limits_t *lim, gw_cha
             rc = gw_error_set(e, 400, BAD_REQUEST, NULL, param, "messages[%d]: tool calls are not supported", i);
             break;
         }
-        if (i == n - 1) {
-            if (strcmp(r, "user") != 0) {
-                rc = gw_error_set(e, 400, BAD_REQUEST, NULL, param, "the last message must have role 'user' (got '%.32s')", r);
-                break;
-            }
-            rc = message_text(m, i, r, &last, &n_images, lim, c, e);
-        } else {
-            if (head.n) sb_str(&head, "\n");
-            sb_str(&head, role_label(r));
-            sb_str(&head, ": ");
-            rc = message_text(m, i, r, &head, &n_images, lim, c, e);
+        if (i == n - 1 && strcmp(r, "user") != 0) {
+            rc = gw_error_set(e, 400, BAD_REQUEST, NULL, param, "the last message must have role 'user' (got '%.32s')", r);
+            break;
         }
+        c->msgs[i].role = !strcmp(r, "user") ? "user" : !strcmp(r, "assistant") ? "assistant" : "system";
+        c->n_messages = i + 1; /* gw_chat_free frees what a failure leaves */
+        rc = message_parts(m, i, &c->msgs[i], &text, lim, c, e);
         if (rc) break;
         i++;
     }
-    if (!rc && (head.oom || last.oom)) rc = gw_error_set(e, 500, "server_error", NULL, "messages", "out of memory");
-    if (!rc && n_images != 1)
-        rc = gw_error_set(e, 400, BAD_REQUEST, n_images ? "too_many_images" : "image_required", "messages",
-                          "this server takes exactly one image per request (one image_url content part in a user "
-                          "message); the request has %d. Several images and text-only requests are not supported yet",
-                          n_images);
-    if (!rc) {
-        sbuf_t p = {0};
-        if (head.n) {
-            sb_add(&p, head.p, head.n);
-            sb_str(&p, "\n\n");
-        }
-        sb_add(&p, last.p ? last.p : "", last.n);
-        if (p.oom) rc = gw_error_set(e, 500, "server_error", NULL, "messages", "out of memory");
-        else if (p.n > GW_MAX_PROMPT)
-            rc = gw_error_set(e, 400, BAD_REQUEST, "prompt_too_long", "messages",
-                              "the conversation's text is %zu bytes; the limit is %d", p.n, GW_MAX_PROMPT);
-        else if (memchr(p.p, 0, p.n) || strstr(p.p, "<image>"))
-            rc = gw_error_set(e, 400, BAD_REQUEST, NULL, "messages",
-                              "message text must not contain NUL bytes or '<image>' (the model's image placeholder)");
-        if (rc) mem_free(p.p);
-        else c->prompt = p.p;
-    }
-    c->n_messages = n;
-    mem_free(head.p);
-    mem_free(last.p);
     return rc;
 }
 

@@ -1,19 +1,19 @@
 /* chat.h — an OpenAI chat completions request body (POST /v1/chat/completions) turned into the
- * one job the hired wire carries today: one model name, one prompt string, exactly one image,
- * and the sampling and selection parameters. Pure functions (no I/O, no threads): the gateway's
- * HTTP layer calls gw_chat_parse on the body and submits what comes out.
+ * job the hired wire carries (protocol v5): one model name, the conversation as messages of text
+ * and image parts, 0..16 images, and the sampling and selection parameters. Pure functions (no
+ * I/O, no threads): the gateway's HTTP layer calls gw_chat_parse on the body and submits what
+ * comes out.
  *
- * The conversation -> prompt mapping (docs/gateway.md §3 states it for users):
- *   - the request must carry exactly one image (an `image_url` content part, in a user message;
- *     none or several is a 400 naming the limit) and end with a user message;
- *   - a request of a single user message becomes its text parts joined with "\n": exactly the
- *     question `hired submit "question"` sends, so both give the same answer for the same seed;
- *   - otherwise every earlier message becomes one line "Role: text" (System, User, Assistant;
- *     "developer" counts as System; its text parts joined with "\n"), the lines joined with "\n",
- *     then a blank line, then the last user message's text as above;
- *   - the decoder wraps that prompt in the model's chat template as one user turn with the image
- *     ahead of it (decoder_worker/template.h), wherever the image was in the conversation;
- *   - text containing "<image>" is refused (it is the decoder's image placeholder).
+ * The conversation (docs/gateway.md §3 states it for users):
+ *   - the messages travel as they are: role (system, user, assistant; "developer" counts as
+ *     system) and content, a string or a list of `text` and `image_url` parts kept in order; the
+ *     decoder renders them with the model's chat template, each image part becoming that image's
+ *     kept visual tokens at its own place;
+ *   - images are accepted in user messages only, at most 16 per request (more is a 400
+ *     `too_many_images`); none is a text-only request;
+ *   - the last message must be a user message (the answer is the assistant's next turn);
+ *   - text containing "<image>" is refused (it is the decoder's image placeholder), and the text
+ *     of all messages together is at most 64 KiB (the wire's limit).
  * Images: `data:image/jpeg;base64,...` / `data:image/png;base64,...` are decoded here and must
  * be a JPEG or PNG by their first bytes; http(s) URLs are left in `image_url` for the caller to
  * fetch when fetching is enabled and refused otherwise; any other scheme (file:, ftp:, ...) is
@@ -36,7 +36,10 @@
 #define GW_MAX_STOP 4           /* stop strings per request (OpenAI's limit) */
 #define GW_MAX_STOP_LEN 256     /* bytes per stop string */
 #define GW_MAX_MODEL 128        /* model name characters, [A-Za-z0-9._:/+-] (the wire's rule) */
-#define GW_MAX_PROMPT (64 * 1024) /* prompt bytes (the wire's limit) */
+#define GW_MAX_PROMPT (64 * 1024) /* text bytes of all messages together (the wire's limit) */
+#define GW_MAX_IMAGES 16          /* images per request (the wire's limit) */
+#define GW_MAX_MESSAGES 256       /* messages per request (the wire's limit) */
+#define GW_MAX_PARTS 64           /* content parts per message (the wire's limit) */
 
 /* What a refusal says: the HTTP status and the OpenAI error object's fields. */
 typedef struct gw_error {
@@ -59,13 +62,30 @@ typedef struct gw_chat_limits {
     int max_deadline_ms;      /* largest deadline_ms a request may ask for */
 } gw_chat_limits_t;
 
+/* One content part: text, or (text == NULL) an image, the next entry of gw_chat_t.images. */
+typedef struct gw_part {
+    char *text;
+} gw_part_t;
+
+typedef struct gw_msg {
+    const char *role;  /* "system", "user" or "assistant" (static) */
+    gw_part_t *parts;  /* [n_parts] */
+    int n_parts;
+} gw_msg_t;
+
+/* One image: decoded data: URI bytes, or an http(s) URL the caller fetches. */
+typedef struct gw_image {
+    uint8_t *bytes;    /* NULL when url is set */
+    size_t len;
+    char *url;
+} gw_image_t;
+
 /* One parsed request. Strings and buffers are owned, allocated with mem.h (gw_chat_free). */
 typedef struct gw_chat {
     char model[GW_MAX_MODEL + 1];
-    char *prompt;            /* the mapped prompt (above) */
-    uint8_t *image;          /* decoded data: URI bytes, or NULL when image_url is set */
-    size_t image_len;
-    char *image_url;         /* an http(s) URL to fetch, or NULL */
+    gw_msg_t *msgs;          /* [n_messages], the conversation in order */
+    gw_image_t images[GW_MAX_IMAGES]; /* [n_images], in the order of the image parts */
+    int n_images;
     hired_params params;     /* strategy / newline point into the two arrays below */
     char strategy[16], newline[8];
     bool stream, include_usage;

@@ -98,8 +98,11 @@ struct gw_req {
     bool fetch_done;            /* fetch result below is set */
     int fetch_rc;
     char fetch_err[HIRED_ERR_LEN];
-    uint8_t *fetched;
+    uint8_t *fetched;           /* the image being fetched (malloc'd), moved into fetched_img */
     size_t fetched_len;
+    int fetch_at;               /* the image (chat.images index) being fetched */
+    uint8_t *fetched_img[GW_MAX_IMAGES]; /* fetched http(s) images by chat.images index (free()) */
+    size_t fetched_img_len[GW_MAX_IMAGES];
 
     /* http thread only */
     char *body;

@@ -43,6 +43,7 @@
 #include "err.h"
 #include "gw.h"
 #include "log.h"
+#include "mem.h"
 #include "status.h"
 
 #define JSON_TYPE "application/json"
@@ -361,17 +362,35 @@ static enum MHD_Result submit(gw_t *g, gw_req_t *r) {
     hired_job_init(&job);
     job.id = r->job_id;
     job.model = r->chat.model;
-    job.prompt = r->chat.prompt;
-    job.image = r->chat.image ? (const void *)r->chat.image : (const void *)r->fetched;
-    job.image_len = r->chat.image ? r->chat.image_len : r->fetched_len;
+    /* the conversation as it came, each image decoded from its data: URI or fetched */
+    hired_message msgs[GW_MAX_MESSAGES];
+    hired_image imgs[GW_MAX_IMAGES];
+    size_t n_parts = 0;
+    for (int i = 0; i < r->chat.n_messages; i++) n_parts += (size_t)r->chat.msgs[i].n_parts;
+    hired_part *parts = mem_calloc(n_parts ? n_parts : 1, sizeof *parts); /* borrowed by hired_submit */
+    if (!parts) return fail(r, 503, "server_error", NULL, NULL, "out of memory submitting the job");
+    for (int i = 0, at = 0; i < r->chat.n_messages; i++) {
+        const gw_msg_t *m = &r->chat.msgs[i];
+        for (int k = 0; k < m->n_parts; k++) parts[at + k].text = m->parts[k].text;
+        msgs[i] = (hired_message){m->role, parts + at, m->n_parts};
+        at += m->n_parts;
+    }
+    for (int i = 0; i < r->chat.n_images; i++) {
+        const gw_image_t *im = &r->chat.images[i];
+        imgs[i] = im->bytes ? (hired_image){im->bytes, im->len} : (hired_image){r->fetched_img[i], r->fetched_img_len[i]};
+    }
+    job.messages = msgs, job.n_messages = r->chat.n_messages;
+    job.images = imgs, job.n_images = r->chat.n_images;
     job.params = r->chat.params;
     job.deadline_ms = r->chat.deadline_ms ? r->chat.deadline_ms : (int)c->deadline_ms;
     gw_map_add(g, r); /* before submitting: its events may come at once */
-    int rc = hired_submit(g->client, &job, NULL);
+    char err[HIRED_ERR_LEN];
+    int rc = hired_submit_err(g->client, &job, NULL, err);
+    mem_free(parts);
     if (rc) {
         gw_map_del(g, r);
         if (rc == HIRED_ENOMEM) return fail(r, 503, "server_error", NULL, NULL, "out of memory submitting the job");
-        return fail(r, 400, "invalid_request_error", NULL, NULL, "the job was refused: %s", hired_strerror(rc));
+        return fail(r, 400, "invalid_request_error", NULL, NULL, "the job was refused: %s (%s)", err, hired_strerror(rc));
     }
     r->submitted = true;
     r->phase = GW_PH_JOB;
@@ -388,7 +407,8 @@ static enum MHD_Result check_model(gw_t *g, gw_req_t *r, bool fresh) {
     if (!listed) return fail(r, 404, "invalid_request_error", "model_not_found", "model", "The model '%s' is not served here", m);
     int ne = 0, nd = 0;
     bool known = g->status && gw_status_model(g->status, m, &ne, &nd);
-    if (known && ne > 0 && nd > 0) return submit(g, r);
+    const bool text_only = r->chat.n_images == 0; /* goes straight to a decoder */
+    if (known && (ne > 0 || text_only) && nd > 0) return submit(g, r);
     if (!fresh) {
         r->phase = GW_PH_STATUS;
         gw_want_status(g, r);
@@ -400,7 +420,22 @@ static enum MHD_Result check_model(gw_t *g, gw_req_t *r, bool fresh) {
         return fail(r, 404, "invalid_request_error", "model_not_found", "model",
                     "The model '%s' does not exist: no worker of the broker serves it (GET /v1/models lists them)", m);
     return fail(r, 503, "server_error", "no_workers", "model",
-                "model '%s' has %d usable encode and %d usable decode workers; it needs at least one of each", m, ne, nd);
+                "model '%s' has %d usable encode and %d usable decode workers; it needs at least one of each (a "
+                "text-only request: one decode worker)", m, ne, nd);
+}
+
+/* Under mu: fetches the next http(s) image after r->fetch_at (one at a time, in order), or goes
+ * on to the model check when none is left. */
+static enum MHD_Result fetch_next(gw_t *g, gw_req_t *r) {
+    int i = r->fetch_at + 1;
+    while (i < r->chat.n_images && !r->chat.images[i].url) i++;
+    if (i >= r->chat.n_images) return check_model(g, r, false);
+    r->fetch_at = i;
+    r->fetch_done = false;
+    r->phase = GW_PH_FETCH;
+    if (g->stopping) return shutting_down(r);
+    if (!gw_want_fetch(g, r, r->chat.images[i].url)) return fail(r, 503, "server_error", NULL, NULL, "out of memory");
+    return suspend(r) ? MHD_YES : shutting_down(r);
 }
 
 /* The body is complete: parse it and go on. */
@@ -415,15 +450,8 @@ static enum MHD_Result start_chat(gw_t *g, gw_req_t *r) {
     free(r->body);
     r->body = NULL;
     pthread_mutex_lock(&g->mu);
-    enum MHD_Result ret;
-    if (r->chat.image_url) {
-        r->phase = GW_PH_FETCH;
-        if (g->stopping) ret = shutting_down(r);
-        else if (!gw_want_fetch(g, r, r->chat.image_url)) ret = fail(r, 503, "server_error", NULL, NULL, "out of memory");
-        else ret = suspend(r) ? MHD_YES : shutting_down(r);
-    } else {
-        ret = check_model(g, r, false);
-    }
+    r->fetch_at = -1;
+    enum MHD_Result ret = fetch_next(g, r);
     pthread_mutex_unlock(&g->mu);
     return ret;
 }
@@ -431,7 +459,7 @@ static enum MHD_Result start_chat(gw_t *g, gw_req_t *r) {
 /* Under mu, phase FETCH woken: the image arrived (or did not). */
 static enum MHD_Result fetch_step(gw_t *g, gw_req_t *r) {
     if (!r->fetch_done) return suspend(r) ? MHD_YES : shutting_down(r);
-    const char *url = r->chat.image_url;
+    const char *url = r->chat.images[r->fetch_at].url;
     if (r->fetch_rc) {
         g->metrics.image_fetch_failures++;
         return fail(r, 400, "invalid_request_error", "image_fetch_failed", "messages", "image_url %.200s: %s", url,
@@ -445,7 +473,9 @@ static enum MHD_Result fetch_step(gw_t *g, gw_req_t *r) {
     if (!gw_image_kind(r->fetched, r->fetched_len))
         return fail(r, 400, "invalid_request_error", "invalid_image", "messages",
                     "image_url %.200s: the data (%zu bytes) is not a JPEG or PNG image", url, r->fetched_len);
-    return check_model(g, r, false);
+    r->fetched_img[r->fetch_at] = r->fetched, r->fetched_img_len[r->fetch_at] = r->fetched_len;
+    r->fetched = NULL, r->fetched_len = 0;
+    return fetch_next(g, r);
 }
 
 // ---- GET endpoints ---------------------------------------------------------------------------
@@ -652,6 +682,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(r->text);
     free(r->out);
     free(r->fetched);
+    for (int i = 0; i < GW_MAX_IMAGES; i++) free(r->fetched_img[i]);
     gw_chat_free(&r->chat);
     free(r);
 }

@@ -39,7 +39,7 @@ echo "== fuzz: the wire-message decoder under libFuzzer for 60 s (clang, ASan+UB
 bf=${HIRED_BUILD_FUZZ:-build-fuzz}
 mkdir -p "$bf"
 clang -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -Icommon tests/fuzz/fuzz_wire.c common/wire.c common/wire_io.c common/err.c common/mem.c common/log.c \
+  -Icommon tests/fuzz/fuzz_wire.c common/wire.c common/wire_parse.c common/wire_records.c common/wire_io.c common/err.c common/mem.c common/log.c \
   $(pkg-config --cflags --libs libzmq msgpack) -lpthread -lm -o "$bf/fuzz_wire"
 rm -rf "$bf/corpus" && cp -r tests/fuzz/corpus "$bf/corpus"
 "$bf/fuzz_wire" -max_total_time=60 -max_len=4096 -print_final_stats=1 "$bf/corpus" 2>"$bf/fuzz.log" || {

@@ -24,7 +24,7 @@ if(CMAKE_C_COMPILER_ID MATCHES Clang)
   pkg_check_modules(ZMQ REQUIRED IMPORTED_TARGET libzmq)
   pkg_check_modules(MSGPACK REQUIRED IMPORTED_TARGET msgpack)
   add_executable(fuzz_wire fuzz/fuzz_wire.c
-    ../common/wire.c ../common/wire_io.c ../common/err.c ../common/mem.c ../common/log.c)
+    ../common/wire.c ../common/wire_parse.c ../common/wire_records.c ../common/wire_io.c ../common/err.c ../common/mem.c ../common/log.c)
   target_include_directories(fuzz_wire PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/../common)
   target_compile_options(fuzz_wire PRIVATE -fsanitize=fuzzer,address,undefined)
   target_link_options(fuzz_wire PRIVATE -fsanitize=fuzzer,address,undefined)

@@ -60,3 +60,9 @@ add_dependencies(test_broker_memory hired-broker fake_worker)
 # Three hosts in network namespaces with CURVE, links cut mid-work (root + iproute2; else 77).
 hired_add_test(test_netns SOURCES integration/test_netns.c LIBS hired_rt_util hired_svc LABELS integration)
 add_dependencies(test_netns hired-broker hired-encoder hired-decoder)
+
+# Conversations, several images and text-only requests through the wire (protocol v5): `hired
+# submit` against the real broker and workers gives exactly what `hired run` gives; bad input
+# (too many images, placeholder mismatch, empty, oversize) gets a clear ERROR.
+hired_add_test(test_real_chat SOURCES integration/test_real_chat.c LIBS hired_rt_util LABELS integration)
+add_dependencies(test_real_chat hired-broker hired-encoder hired-decoder hired)

@@ -22,11 +22,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (wire_encode_buf(&m, &buf, &len, err) != 0) abort(); /* decoder accepted, encoder refuses */
         wire_msg_t m2;
         if (wire_decode(buf, len, NULL, &m2, err) != 0) abort();
-        if (m2.type != m.type || strcmp(m2.id, m.id) || m2.kept != m.kept || m2.seq != m.seq ||
-            m2.params.max_tokens != m.params.max_tokens || m2.timings_mask != m.timings_mask)
+        if (m2.type != m.type || strcmp(m2.id, m.id) || m2.n_visuals != m.n_visuals || m2.seq != m.seq ||
+            m2.n_messages != m.n_messages || m2.params.max_tokens != m.params.max_tokens ||
+            m2.timings_mask != m.timings_mask)
             abort();
         if (m.prompt && strcmp(m.prompt, m2.prompt)) abort();
-        if (m.kept && memcmp(m.positions, m2.positions, (size_t)m.kept * 6)) abort();
+        for (uint32_t i = 0; i < m.n_visuals; i++)
+            if (m2.visuals[i].kept != m.visuals[i].kept ||
+                memcmp(m.visuals[i].positions, m2.visuals[i].positions, (size_t)m.visuals[i].kept * 6))
+                abort();
+        for (uint32_t i = 0; i < m.n_messages; i++) {
+            const wire_message_t *a = &m.messages[i], *b = &m2.messages[i];
+            if (a->role != b->role || a->n_parts != b->n_parts) abort();
+            for (uint32_t k = 0; k < a->n_parts; k++)
+                if (!a->parts[k].text != !b->parts[k].text || (a->parts[k].text && strcmp(a->parts[k].text, b->parts[k].text)))
+                    abort();
+        }
         wire_msg_clear(&m2);
         free(buf);
     } else if (err[0] == 0) {

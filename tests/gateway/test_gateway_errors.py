@@ -4,13 +4,13 @@ fake workers (tests/integration/fake_worker.c: the decoder streams the prompt ba
 bad request gets its status and an OpenAI error object naming the problem, and after all of them
 the gateway still answers a good request correctly:
 
-  - bad requests: no image, two images, broken base64, a non-image, a 50 MB body (413 before the
-    body is read: raw headers, and curl sending it), a chunked body over the limit, wrong types,
+  - bad requests: seventeen images, <image> in the text, a last turn not the user's, broken
+    base64, a non-image, a 50 MB body (413 before the body is read: raw headers, and curl sending it), a chunked body over the limit, wrong types,
     an unknown model (404), negative max_tokens, malformed JSON, a wrong method, an unknown path;
   - API keys (401 without or with a wrong key; /health and /metrics stay open);
   - BUSY from a full broker queue is 429 with Retry-After, and the admitted requests complete;
   - a deadline is 504, or an `error` event then [DONE] once a stream has begun; a worker's
-    refusal of the job is a 400 with its message;
+    refusal of the job is a 400 with its message; text-only and two-image requests are served;
   - a client that disconnects mid-stream, or while waiting for a non-streaming answer, has its
     job cancelled: the broker's STATUS shows `cancelled` up by one and no active job within a
     moment (the job would have run 8 s; the time is printed);
@@ -102,8 +102,11 @@ def bad_requests(s, url):
     img = {"type": "image_url", "image_url": {"url": uri}}
     msgs = lambda *parts: [{"role": "user", "content": list(parts)}]
     cases = [
-        ("no image", {"model": MODEL, "messages": msgs(txt)}, 400, "exactly one image", "messages"),
-        ("two images", {"model": MODEL, "messages": msgs(txt, img, img)}, 400, "the request has 2", "messages"),
+        ("seventeen images", {"model": MODEL, "messages": msgs(txt, *[img] * 17)}, 400, "at most 16 images", "messages"),
+        ("<image> in the text", {"model": MODEL, "messages": msgs({"type": "text", "text": "see <image>"}, img)}, 400,
+         "'<image>'", "messages[0].content[0]"),
+        ("the last turn not the user's", {"model": MODEL, "messages": msgs(txt, img) + [
+            {"role": "assistant", "content": "x"}]}, 400, "the last message must have role 'user'", "messages[1].role"),
         ("broken base64", {"model": MODEL, "messages": msgs(txt, {"type": "image_url", "image_url": {
             "url": "data:image/png;base64,iVBORw0K!!!"}})}, 400, "invalid base64 character '!'",
          "messages[0].content[1].image_url"),
@@ -273,6 +276,18 @@ def deadline(url):
     got = "".join(json.loads(e)["choices"][0]["delta"].get("content") or "" for e in ev[:-2] if json.loads(e).get("choices"))
     g.check(got.startswith("w0 w1 ") and len(got) < len(" ".join(f"w{i}" for i in range(40))),
             f"streamed deadline: the text before the error: {got!r}")
+
+
+def conversations(url):
+    # protocol v5: text-only and several-image requests reach the (fake) workers; the fake decoder
+    # streams the conversation's last text part back, having checked one record per image
+    uri = g.data_uri(IMAGE)
+    img = {"type": "image_url", "image_url": {"url": uri}}
+    for what, msgs in (("text only", [{"role": "system", "content": "x"}, {"role": "user", "content": "w0 w1 w2"}]),
+                       ("two images", [{"role": "user", "content": [img, {"type": "text", "text": "w0 w1"}, img]}])):
+        st, _, raw = g.request(url, "POST", "/v1/chat/completions", {"model": MODEL, "messages": msgs})
+        want = msgs[-1]["content"] if isinstance(msgs[-1]["content"], str) else "w0 w1"
+        g.check(st == 200 and json.loads(raw)["choices"][0]["message"]["content"] == want, f"{what}: {st} {raw[:300]}")
 
 
 def worker_refusal(url):
@@ -452,6 +467,7 @@ def main():
         api_keys(s, front)
         deadline(url)
         worker_refusal(url)
+        conversations(url)
         disconnects(front, url)
         g.check(good(url, stream=False) == (200, WORDS_SHORT), "a good request after the disconnects")
         health_without_decoder(s, front, back, url, dec)

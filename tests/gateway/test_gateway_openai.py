@@ -6,8 +6,9 @@ and by curl:
     the real `hired submit` gives for the same question, image, seed and max tokens (greedy, and
     sampled at temperature 0.9 with a seed); curl gets the same text through server-sent events
     ending with `data: [DONE]`;
-  - a conversation (system message, earlier turns) gives what `hired submit` gives for the prompt
-    the documented mapping makes of it (docs/gateway.md §3);
+  - a conversation (system message, earlier turns, the image in an earlier turn), a text-only
+    request and two images in one request give what `hired submit` gives for the same messages
+    (the gateway passes the messages and all images through, docs/gateway.md §3);
   - a stop string cuts the answer where it first occurs, finish_reason "stop";
   - usage carries the decoder's token counts and hired's figures; strategy "none" keeps every
     visual token and "hired" at budget 0.2 fewer;
@@ -33,9 +34,11 @@ QUESTION = "What is in the picture?"
 MAX_TOKENS = 24
 
 
-def hired_submit(front, prompt, seed=0, temperature=0.0, max_tokens=MAX_TOKENS):
-    r = subprocess.run([g.bin_path("client/hired"), "submit", "--broker", front, "--model", MODEL, "--image", IMAGE,
-                        "--seed", str(seed), "--temperature", str(temperature), "--max-tokens", str(max_tokens), prompt],
+def hired_submit(front, prompt, seed=0, temperature=0.0, max_tokens=MAX_TOKENS, request=None, image=True):
+    request = request if request is not None else [prompt]
+    r = subprocess.run([g.bin_path("client/hired"), "submit", "--broker", front, "--model", MODEL] +
+                       (["--image", IMAGE] if image else []) +
+                       ["--seed", str(seed), "--temperature", str(temperature), "--max-tokens", str(max_tokens)] + request,
                        capture_output=True, timeout=120 * g.SCALE)
     g.check(r.returncode == 0, f"hired submit: status {r.returncode}: {r.stderr.decode(errors='replace')}")
     out = r.stdout.decode("utf-8", "replace")
@@ -122,16 +125,33 @@ def main():
         r = client.chat.completions.create(model=MODEL, messages=msgs, max_tokens=MAX_TOKENS, seed=11, temperature=0.9)
         g.check(r.choices[0].message.content == sampled, f"sampled: {r.choices[0].message.content!r} != {sampled!r}")
 
-        # a conversation, mapped as docs/gateway.md §3 says
+        # a conversation travels as messages (docs/gateway.md §3): what `hired submit --messages`
+        # gives for the same messages, the image where it was
         conv = [{"role": "system", "content": "Answer briefly."},
                 {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_uri}},
                                              {"type": "text", "text": "What is it?"}]},
                 {"role": "assistant", "content": "A rocket."},
                 {"role": "user", "content": "What colour is it?"}]
-        mapped = "System: Answer briefly.\nUser: What is it?\nAssistant: A rocket.\n\nWhat colour is it?"
-        want = hired_submit(front, mapped)
+        conv_file = s.path("conv.json")
+        with open(conv_file, "w") as f:
+            json.dump([conv[0], {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]},
+                       conv[2], conv[3]], f)
+        want = hired_submit(front, None, request=["--messages", conv_file])
         r = client.chat.completions.create(model=MODEL, messages=conv, max_tokens=MAX_TOKENS, seed=0)
         g.check(r.choices[0].message.content == want, f"conversation: {r.choices[0].message.content!r} != {want!r}")
+        # text only (no encoder work) and two images in one request, against `hired submit`
+        text_only = [{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Say hello."}]
+        want = hired_submit(front, "Say hello.", request=["--system", "Answer briefly.", "Say hello."],
+                            image=False)
+        r = client.chat.completions.create(model=MODEL, messages=text_only, max_tokens=MAX_TOKENS, seed=0)
+        g.check(r.choices[0].message.content == want, f"text only: {r.choices[0].message.content!r} != {want!r}")
+        g.check(r.usage.model_extra["hired"].get("visual_tokens_total", 0) == 0, f"text only usage {r.usage}")
+        two = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_uri}},
+                                            {"type": "image_url", "image_url": {"url": image_uri}},
+                                            {"type": "text", "text": "Are they the same?"}]}]
+        want = hired_submit(front, None, request=["--image", IMAGE, "Are they the same?"])
+        r = client.chat.completions.create(model=MODEL, messages=two, max_tokens=MAX_TOKENS, seed=0)
+        g.check(r.choices[0].message.content == want, f"two images: {r.choices[0].message.content!r} != {want!r}")
 
         # a stop string: cut where it first occurs
         stop = next((expect[i:i + 3] for i in range(2, len(expect) - 3) if expect[i:i + 3].strip()), None)

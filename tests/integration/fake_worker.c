@@ -53,46 +53,61 @@ static uint64_t fnv(const void *p, size_t n) {
 
 static float feature(uint64_t h, int i) { return (float)((h >> (i % 48)) & 0xffff) + (float)i; }
 
+/* One record per image, in order: 4 tokens of width 8 derived from the image bytes' hash. */
 static void run_encode(worker_job_t *job) {
     char err[HIRED_ERR_LEN];
     sleep_ms(g_delay_ms);
-    uint64_t h = fnv(zmq_msg_data(&job->payload), zmq_msg_size(&job->payload));
     wire_msg_t r;
     wire_msg_init(&r, WIRE_RESULT);
     strcpy(r.id, job->hdr.id);
-    r.kept = 4, r.dim = 8, r.dtype = WIRE_DTYPE_F32;
-    r.grid[0] = 1, r.grid[1] = 2;
-    r.parts = 3, r.patch_grid = 2;
-    uint16_t pos[12];
-    for (int i = 0; i < 12; i++) pos[i] = i < 4 ? (uint16_t)(h >> (16 * i)) : (uint16_t)i;
-    wire_msg_set_positions(&r, pos, 4);
+    zmq_msg_t t[WIRE_MAX_PAYLOADS];
+    wire_msg_new_visuals(&r, (uint32_t)job->n_payloads);
+    for (int k = 0; k < job->n_payloads; k++) {
+        uint64_t h = fnv(zmq_msg_data(&job->payloads[k]), zmq_msg_size(&job->payloads[k]));
+        wire_visual_t *v = &r.visuals[k];
+        v->kept = 4, v->dim = 8, v->dtype = WIRE_DTYPE_F32;
+        v->grid[0] = 1, v->grid[1] = 2;
+        v->parts = 3, v->patch_grid = 2;
+        uint16_t pos[12];
+        for (int i = 0; i < 12; i++) pos[i] = i < 4 ? (uint16_t)(h >> (16 * i)) : (uint16_t)i;
+        wire_visual_set_positions(v, pos, 4);
+        zmq_msg_init_size(&t[k], 4 * 8 * sizeof(float));
+        float *f = zmq_msg_data(&t[k]); /* [4, 8] */
+        for (int i = 0; i < 32; i++) f[i] = feature(h, i);
+    }
     r.timings[WIRE_STAGE_PREPROCESS] = 1, r.timings[WIRE_STAGE_VIT] = 2, r.timings[WIRE_STAGE_SELECT] = 0.5;
     r.timings_mask = (1u << WIRE_STAGE_PREPROCESS) | (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
-    zmq_msg_t t;
-    zmq_msg_init_size(&t, 4 * 8 * sizeof(float));
-    float *f = zmq_msg_data(&t); /* [4, 8] */
-    for (int i = 0; i < 32; i++) f[i] = feature(h, i);
     snprintf(r.fingerprint, sizeof r.fingerprint, "%s", g_fingerprint);
-    if (worker_conn_send_result(g_conn, job, &r, &t, err)) log_error("fake encoder: %s", err);
-    zmq_msg_close(&t);
+    if (worker_conn_send_result(g_conn, job, &r, t, job->n_payloads, err)) log_error("fake encoder: %s", err);
     wire_msg_clear(&r);
 }
 
+/* Checks every record against the features the fake encoder derives from its positions, then
+ * streams the prompt (or the conversation's last text part) back word by word. */
 static void run_decode(worker_job_t *job) {
     char err[HIRED_ERR_LEN];
     const wire_msg_t *j = &job->hdr;
-    uint64_t h = 0;
-    bool ok = j->kept == 4 && j->positions && zmq_msg_size(&job->payload) == 32 * sizeof(float);
-    if (ok) {
-        for (int i = 0; i < 4; i++) h |= (uint64_t)j->positions[i] << (16 * i);
-        const float *f = zmq_msg_data(&job->payload);
+    bool ok = (int)j->n_visuals == job->n_payloads;
+    for (uint32_t k = 0; ok && k < j->n_visuals; k++) {
+        const wire_visual_t *v = &j->visuals[k];
+        uint64_t h = 0;
+        ok = v->kept == 4 && v->positions && zmq_msg_size(&job->payloads[k]) == 32 * sizeof(float);
+        if (!ok) break;
+        for (int i = 0; i < 4; i++) h |= (uint64_t)v->positions[i] << (16 * i);
+        const float *f = zmq_msg_data(&job->payloads[k]);
         for (int i = 0; i < 32; i++) ok = ok && f[i] == feature(h, i);
     }
-    if (!ok || strncmp(j->prompt, "FAIL", 4) == 0) {
+    const char *text = j->prompt; /* or the conversation's last text part */
+    for (uint32_t i = 0; !j->prompt && i < j->n_messages; i++)
+        for (uint32_t k = 0; k < j->messages[i].n_parts; k++)
+            if (j->messages[i].parts[k].text) text = j->messages[i].parts[k].text;
+    if (!text) text = "";
+    if (!ok || strncmp(text, "FAIL", 4) == 0) {
         worker_conn_send_error(g_conn, job, HIRED_EINVAL, ok ? "fake failure requested" : "tensor mismatch", err);
         return;
     }
-    const char *p = j->prompt;
+    const uint32_t kept = 4 * j->n_visuals;
+    const char *p = text;
     uint32_t seq = 0;
     while (*p && (int)seq < j->params.max_tokens) {
         sleep_ms(g_delay_ms);
@@ -114,8 +129,8 @@ static void run_decode(worker_job_t *job) {
     wire_msg_init(&d, WIRE_DONE);
     strcpy(d.id, j->id);
     strcpy(d.finish, *p ? "length" : "stop");
-    d.usage.prompt_tokens = 1, d.usage.image_tokens = j->kept, d.usage.completion_tokens = seq;
-    d.usage.visual_kept = j->kept, d.usage.visual_total = 2 * j->kept; /* result_bytes: the broker's */
+    d.usage.prompt_tokens = 1, d.usage.image_tokens = kept, d.usage.completion_tokens = seq;
+    d.usage.visual_kept = kept, d.usage.visual_total = 2 * kept; /* result_bytes: the broker's */
     d.timings[WIRE_STAGE_PREFILL] = 1.5;
     d.timings[WIRE_STAGE_DECODE] = (double)seq * g_delay_ms;
     d.timings_mask = (1u << WIRE_STAGE_PREFILL) | (1u << WIRE_STAGE_DECODE);

@@ -154,13 +154,18 @@ const char *h_path(const char *name) {
     return buf;
 }
 
+static int g_worker_heartbeat_ms = 200;
+
+void h_worker_heartbeat(int ms) { g_worker_heartbeat_ms = ms; }
+
 pid_t h_worker(const char *back_ep, const char *service, const char *model, int capacity, int delay_ms) {
-    char path[1024], cap[16], delay[16];
+    char path[1024], cap[16], delay[16], hb[16];
     snprintf(path, sizeof path, "%s", bin("tests/fake_worker"));
     snprintf(cap, sizeof cap, "%d", capacity);
     snprintf(delay, sizeof delay, "%d", delay_ms);
+    snprintf(hb, sizeof hb, "%d", g_worker_heartbeat_ms);
     char *argv[] = {path, "--endpoint", (char *)back_ep, "--service", (char *)service, "--model", (char *)model,
-                    "--capacity", cap, "--delay-ms", delay, "--heartbeat-ms", "200", NULL};
+                    "--capacity", cap, "--delay-ms", delay, "--heartbeat-ms", hb, NULL};
     return spawn(argv);
 }
 

@@ -35,6 +35,9 @@ pid_t h_spawn(char *const argv[], const char *out_path, unsigned flags);
 const char *h_path(const char *name);
 /* Starts fake_worker. */
 pid_t h_worker(const char *back_ep, const char *service, const char *model, int capacity, int delay_ms);
+/* The heartbeat interval of the fake workers h_worker starts from now on (200 ms unless set);
+ * it must equal the broker's broker.heartbeat_ms. */
+void h_worker_heartbeat(int ms);
 void h_kill(pid_t pid, int sig);
 /* Waits for pid to exit (up to timeout_ms, then SIGKILL). Returns its exit status or -1. */
 int h_wait(pid_t pid, int timeout_ms);

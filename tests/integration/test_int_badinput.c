@@ -99,7 +99,7 @@ int main(void) {
     EXPECT(s, WIRE_ERROR, "elements", "");
     hdr(&r, 2, "SUBMIT", "v2job", MODEL, NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
-    EXPECT(s, WIRE_ERROR, "protocol version 2 not supported (this peer speaks version 4)", "v2job");
+    EXPECT(s, WIRE_ERROR, "protocol version 2 not supported (this peer speaks version 5)", "v2job");
     msgpack_sbuffer_destroy(&r.sb);
     /* an id the protocol cannot carry still gets an ERROR (without the id) */
     hdr(&r, WIRE_VERSION, "SUBMIT", "caf\xc3\xa9", MODEL, NULL, 0);
@@ -119,7 +119,9 @@ int main(void) {
     EXPECT(s, WIRE_ERROR, "image is 2000 bytes, limit 1000", "bigimg");
     raw_send(s, r.sb.data, r.sb.size, 0, 0);
     EXPECT(s, WIRE_ERROR, "expected 1 payload frame", "bigimg");
-    raw_send(s, r.sb.data, r.sb.size, 3, 10);
+    raw_send(s, r.sb.data, r.sb.size, 3, 10); /* a prompt takes one image */
+    EXPECT(s, WIRE_ERROR, "expected 1 payload frame after the header (the image of its 'prompt'), got 3", "bigimg");
+    raw_send(s, r.sb.data, r.sb.size, WIRE_MAX_PAYLOADS + 1, 10); /* more frames than any message has */
     EXPECT(s, WIRE_ERROR, "more than", NULL);
     msgpack_sbuffer_destroy(&r.sb);
     hdr(&r, WIRE_VERSION, "SUBMIT", "bighdr", MODEL, NULL, 300000);

@@ -2,7 +2,7 @@
  * binary) against the real broker and workers on the tiny LLaVA-1.5 model:
  * submit streams exactly the answer `hired run` gives (stdout holds the answer and a newline,
  * the summary goes to stderr, exit 0); a corrupt image ends with the encoder's ERROR on stderr
- * and exit 1; a usage error exits 2; status prints the pools and counters, and --json the
+ * and exit 1; a usage error (no question, a budget out of range) exits 2; status prints the pools and counters, and --json the
  * broker's STATUS JSON, whose 64-bit epoch is a decimal string equal, digit for digit, to the
  * epoch the broker's HEARTBEAT carries (a JSON number would have lost its low bits). A
  * malformed endpoint is refused at once and an unreachable one after --connect-timeout-ms
@@ -150,8 +150,9 @@ int main(void) {
     free(errs);
 
     /* usage errors */
-    snprintf(args, sizeof args, "submit --broker %s --model %s 'no image'", front, MODEL);
+    snprintf(args, sizeof args, "submit --broker %s --model %s --image '%s'", front, MODEL, image); /* no question */
     CHECK_EQ_INT(drive(args, &out, &errs), 2);
+    CHECK_MSG(strstr(errs, "a question (or --user / --messages) is required") != NULL, "stderr: %s", errs);
     free(out);
     free(errs);
     snprintf(args, sizeof args, "submit --broker %s --model %s --image '%s' --budget 2 'q'", front, MODEL, image);

@@ -52,10 +52,28 @@ static void test_jobs(void) {
     strcpy(m1.model, "m"), strcpy(m2.model, "m");
     wire_msg_set_prompt(&m1, "p");
     wire_msg_set_prompt(&m2, "p");
-    CHECK(jobs_hash_request(&m1, "img1", 4) == jobs_hash_request(&m2, "img1", 4));
-    CHECK(jobs_hash_request(&m1, "img1", 4) != jobs_hash_request(&m2, "img2", 4)); /* another image */
+    zmq_msg_t img[3];
+    const char *bytes[3] = {"img1", "img2", "img1"};
+    for (int i = 0; i < 3; i++) zmq_msg_init_size(&img[i], 4), memcpy(zmq_msg_data(&img[i]), bytes[i], 4);
+    CHECK(jobs_hash_request(&m1, &img[0], 1) == jobs_hash_request(&m2, &img[2], 1));
+    CHECK(jobs_hash_request(&m1, &img[0], 1) != jobs_hash_request(&m2, &img[1], 1)); /* another image */
+    CHECK(jobs_hash_request(&m1, &img[0], 1) != jobs_hash_request(&m2, &img[0], 2)); /* one more image */
     m2.params.seed = 1;
-    CHECK(jobs_hash_request(&m1, "img1", 4) != jobs_hash_request(&m2, "img1", 4));
+    CHECK(jobs_hash_request(&m1, &img[0], 1) != jobs_hash_request(&m2, &img[0], 1));
+    /* a conversation: another role or another order of parts is another request */
+    wire_part_t q[2] = {{NULL}, {"p"}}, q2[2] = {{"p"}, {NULL}};
+    wire_message_t c1 = {WIRE_ROLE_USER, 2, q}, c2 = {WIRE_ROLE_SYSTEM, 2, q}, c3 = {WIRE_ROLE_USER, 2, q2};
+    wire_msg_set_prompt(&m1, NULL);
+    wire_msg_set_prompt(&m2, NULL);
+    m2.params.seed = 0;
+    wire_msg_set_messages(&m1, &c1, 1);
+    wire_msg_set_messages(&m2, &c1, 1);
+    CHECK(jobs_hash_request(&m1, &img[0], 1) == jobs_hash_request(&m2, &img[0], 1));
+    wire_msg_set_messages(&m2, &c2, 1);
+    CHECK(jobs_hash_request(&m1, &img[0], 1) != jobs_hash_request(&m2, &img[0], 1));
+    wire_msg_set_messages(&m2, &c3, 1);
+    CHECK(jobs_hash_request(&m1, &img[0], 1) != jobs_hash_request(&m2, &img[0], 1));
+    for (int i = 0; i < 3; i++) zmq_msg_close(&img[i]);
     wire_msg_clear(&m1);
     wire_msg_clear(&m2);
     wire_msg_t fin;

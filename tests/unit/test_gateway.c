@@ -43,7 +43,14 @@ static void refused(const char *json, int http, const char *param, const char *n
     CHECK_MSG(rc == http, "%d != %d for %s (%s)", rc, http, json, e.message);
     CHECK_MSG(!strcmp(e.param, param), "param '%s' != '%s' (%s)", e.param, param, e.message);
     CHECK_MSG(strstr(e.message, needle) != NULL, "'%s' not in '%s'", needle, e.message);
-    CHECK(c.prompt == NULL && c.image == NULL);
+    CHECK(c.msgs == NULL && c.n_images == 0 && c.n_messages == 0);
+}
+
+/* Part k of message i of c is the text want (NULL: an image part). */
+static bool part_is(const gw_chat_t *c, int i, int k, const char *want) {
+    if (i >= c->n_messages || k >= c->msgs[i].n_parts) return false;
+    const char *t = c->msgs[i].parts[k].text;
+    return want ? t && !strcmp(t, want) : t == NULL;
 }
 
 static void test_base64(void) {
@@ -75,11 +82,12 @@ static void test_base64(void) {
 static void test_parse_ok(void) {
     gw_chat_t c;
     gw_error_t e;
-    /* one user message: its text alone, exactly what `hired submit "question"` sends */
+    /* one user message: its parts in order, the image decoded */
     CHECK_EQ_INT(parse(req("", "[" USER_IMG("What is this?") "]"), &c, &e), 0);
-    CHECK(!strcmp(c.prompt, "What is this?"));
+    CHECK(c.n_messages == 1 && !strcmp(c.msgs[0].role, "user") && c.msgs[0].n_parts == 2);
+    CHECK(part_is(&c, 0, 0, "What is this?") && part_is(&c, 0, 1, NULL));
     CHECK(!strcmp(c.model, "m-1"));
-    CHECK(c.image_len == 16 && c.image[0] == 0x89);
+    CHECK(c.n_images == 1 && c.images[0].len == 16 && c.images[0].bytes[0] == 0x89 && !c.images[0].url);
     CHECK_EQ_INT(c.params.max_tokens, 77);
     CHECK(c.params.temperature == 0 && c.params.top_p == 1 && c.params.seed == 0);
     CHECK(!strcmp(c.params.strategy, "hired") && !strcmp(c.params.newline, "hf") && c.params.budget == 0.2);
@@ -87,7 +95,7 @@ static void test_parse_ok(void) {
     gw_chat_free(&c);
     gw_chat_free(&c); /* twice is safe */
 
-    /* a conversation: earlier turns as "Role: text" lines, a blank line, the last user text */
+    /* a conversation travels as it is: roles (developer -> system), parts in order */
     const char *conv = "[{\"role\":\"system\",\"content\":\"Be brief.\"},"
                        "{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/jpeg;base64," JPG64 "\"}},"
                        "{\"type\":\"text\",\"text\":\"What colour?\"},{\"type\":\"text\",\"text\":\"Answer in one word.\"}]},"
@@ -95,11 +103,14 @@ static void test_parse_ok(void) {
                        "{\"role\":\"developer\",\"content\":[{\"type\":\"text\",\"text\":\"No lists.\"}]},"
                        "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"And the sky?\"}]}]";
     CHECK_EQ_INT(parse(req("", conv), &c, &e), 0);
-    CHECK_MSG(!strcmp(c.prompt, "System: Be brief.\nUser: What colour?\nAnswer in one word.\nAssistant: Red.\n"
-                                "System: No lists.\n\nAnd the sky?"),
-              "%s", c.prompt);
-    CHECK(c.image_len == 10 && c.image[0] == 0xff);
     CHECK_EQ_INT(c.n_messages, 5);
+    CHECK(!strcmp(c.msgs[0].role, "system") && part_is(&c, 0, 0, "Be brief.") && c.msgs[0].n_parts == 1);
+    CHECK(!strcmp(c.msgs[1].role, "user") && c.msgs[1].n_parts == 3 && part_is(&c, 1, 0, NULL) &&
+          part_is(&c, 1, 1, "What colour?") && part_is(&c, 1, 2, "Answer in one word."));
+    CHECK(!strcmp(c.msgs[2].role, "assistant") && part_is(&c, 2, 0, "Red."));
+    CHECK(!strcmp(c.msgs[3].role, "system") && part_is(&c, 3, 0, "No lists."));
+    CHECK(!strcmp(c.msgs[4].role, "user") && part_is(&c, 4, 0, "And the sky?"));
+    CHECK(c.n_images == 1 && c.images[0].len == 10 && c.images[0].bytes[0] == 0xff);
     gw_chat_free(&c);
 
     /* every parameter; max_completion_tokens wins over max_tokens; unknown fields ignored */
@@ -126,7 +137,19 @@ static void test_parse_ok(void) {
     CHECK_EQ_INT(parse(req("", "[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":\"https://x.test/a.png\"}]}]"),
                        &c, &e),
                  0);
-    CHECK(c.image == NULL && c.image_url && !strcmp(c.image_url, "https://x.test/a.png") && !strcmp(c.prompt, ""));
+    CHECK(c.n_images == 1 && c.images[0].bytes == NULL && c.images[0].url &&
+          !strcmp(c.images[0].url, "https://x.test/a.png") && c.msgs[0].n_parts == 1 && part_is(&c, 0, 0, NULL));
+    gw_chat_free(&c);
+    /* several images, data: and http(s) mixed, in the order of their parts; text only */
+    CHECK_EQ_INT(parse(req("", "[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":\"https://x.test/1.png\"},"
+                               "{\"type\":\"text\",\"text\":\"vs\"}]}," USER_IMG("and?") "]"),
+                       &c, &e),
+                 0);
+    CHECK(c.n_images == 2 && c.images[0].url && c.images[1].bytes && c.images[1].len == 16);
+    CHECK(part_is(&c, 0, 0, NULL) && part_is(&c, 0, 1, "vs") && part_is(&c, 1, 0, "and?") && part_is(&c, 1, 1, NULL));
+    gw_chat_free(&c);
+    CHECK_EQ_INT(parse(req("", "[{\"role\":\"user\",\"content\":\"hi\"}]"), &c, &e), 0);
+    CHECK(c.n_images == 0 && c.n_messages == 1 && part_is(&c, 0, 0, "hi"));
     gw_chat_free(&c);
     refused(req("", "[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"file:///etc/passwd\"}}]}]"),
             400, "messages[0].content[0].image_url", "only data: URIs and http(s) URLs");
@@ -142,10 +165,15 @@ static void test_parse_refused(void) {
     refused("{\"model\":\"m\"}", 400, "messages", "'messages' is required");
     refused(req("", "[]"), 400, "messages", "non-empty array");
     refused(req("", "{}"), 400, "messages", "non-empty array");
-    /* no image, two images: the limit is named */
-    refused(req("", "[{\"role\":\"user\",\"content\":\"hi\"}]"), 400, "messages", "exactly one image");
-    refused(req("", "[{\"role\":\"user\",\"content\":\"hi\"}]"), 400, "messages", "has 0");
-    refused(req("", "[" USER_IMG("a") "," USER_IMG("b") "]"), 400, "messages", "has 2");
+    /* more than 16 images: the limit is named; text with the placeholder; the last turn not the user's */
+    static char seventeen[8192];
+    int at = snprintf(seventeen, sizeof seventeen, "[");
+    for (int i = 0; i < 17; i++) at += snprintf(seventeen + at, sizeof seventeen - (size_t)at, "%s" USER_IMG("x"), i ? "," : "");
+    snprintf(seventeen + at, sizeof seventeen - (size_t)at, "]");
+    refused(req("", seventeen), 400, "messages", "at most 16 images");
+    refused(req("", "[{\"role\":\"user\",\"content\":\"see <image>\"}]"), 400, "messages[0].content", "'<image>'");
+    refused(req("", "[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"assistant\",\"content\":\"yo\"}]"), 400,
+            "messages[1].role", "the last message must have role 'user'");
     /* broken base64, a non-image, a media type that is not one, a non-base64 data URI */
     refused(req("", "[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,iVBO%%%\"}}]}]"),
             400, "messages[0].content[0].image_url", "invalid base64 character '%' at offset 4");
@@ -205,7 +233,7 @@ static void test_parse_refused(void) {
             "text must be a string");
     refused(req("", "[{\"role\":\"assistant\",\"content\":[{\"type\":\"image_url\",\"image_url\":\"data:,\"}]},{\"role\":\"user\",\"content\":\"x\"}]"),
             400, "messages[0].content[0]", "user messages only");
-    refused(req("", "[" USER_IMG("look: <image>") "]"), 400, "messages", "'<image>'");
+    refused(req("", "[" USER_IMG("look: <image>") "]"), 400, "messages[0].content[0]", "'<image>'");
 }
 
 static void test_stop(void) {
@@ -411,13 +439,14 @@ static void test_alloc_failures(void) {
         int rc = gw_chat_parse(body, strlen(body), &g_lim, &c, &e);
         mem_fail_after(-1, false);
         if (rc == 0) {
-            CHECK(!strcmp(c.prompt, "System: S\nAssistant: x\n\nq") && c.n_stop == 2 && c.image_len == 16);
+            CHECK(c.n_messages == 3 && part_is(&c, 0, 0, "S") && part_is(&c, 1, 0, "x") && part_is(&c, 2, 0, "q") &&
+                  c.n_stop == 2 && c.n_images == 1 && c.images[0].len == 16);
             gw_chat_free(&c);
             break;
         }
         fails++;
         CHECK_MSG((rc == 500 || rc == 400) && e.message[0], "allocation %d: %d %s", i, rc, e.message);
-        CHECK(c.prompt == NULL && c.image == NULL && c.n_stop == 0);
+        CHECK(c.msgs == NULL && c.n_images == 0 && c.n_stop == 0);
     }
     CHECK_MSG(i < 1000 && fails >= 8, "the sweep ended after %d allocations (%d failed)", i, fails);
     cJSON_InitHooks(NULL);

@@ -62,22 +62,25 @@ static void test_roundtrip(void) {
     strcpy(m.id, "r1");
     m.attempt = 3;
     strcpy(m.fingerprint, "0123abcd");
-    m.kept = 3;
-    m.dim = 1024;
-    m.dtype = WIRE_DTYPE_BF16;
-    m.grid[0] = 2, m.grid[1] = 3;
-    m.image_size[0] = 640, m.image_size[1] = 480;
+    CHECK(wire_msg_new_visuals(&m, 1) == 0);
+    wire_visual_t *mv = &m.visuals[0];
+    mv->kept = 3;
+    mv->dim = 1024;
+    mv->dtype = WIRE_DTYPE_BF16;
+    mv->grid[0] = 2, mv->grid[1] = 3;
+    mv->image_size[0] = 640, mv->image_size[1] = 480;
     uint16_t pos[9] = {0, 1, 2, 1, 23, 23, 4, 0, 65535};
-    wire_msg_set_positions(&m, pos, 3);
-    m.parts = 7, m.patch_grid = 24;
+    wire_visual_set_positions(mv, pos, 3);
+    mv->parts = 7, mv->patch_grid = 24;
     m.timings[WIRE_STAGE_VIT] = 12.5;
     m.timings[WIRE_STAGE_SELECT] = 0.25;
     m.timings_mask = (1u << WIRE_STAGE_VIT) | (1u << WIRE_STAGE_SELECT);
-    if (roundtrip(&m, &d) == 0) {
-        CHECK(d.kept == 3 && d.dim == 1024 && d.dtype == WIRE_DTYPE_BF16);
-        CHECK(d.grid[0] == 2 && d.grid[1] == 3 && d.image_size[0] == 640 && d.image_size[1] == 480);
-        CHECK(memcmp(d.positions, pos, sizeof pos) == 0);
-        CHECK(d.parts == 7 && d.patch_grid == 24);
+    if (roundtrip(&m, &d) == 0 && d.n_visuals == 1) {
+        const wire_visual_t *dv = &d.visuals[0];
+        CHECK(dv->kept == 3 && dv->dim == 1024 && dv->dtype == WIRE_DTYPE_BF16);
+        CHECK(dv->grid[0] == 2 && dv->grid[1] == 3 && dv->image_size[0] == 640 && dv->image_size[1] == 480);
+        CHECK(memcmp(dv->positions, pos, sizeof pos) == 0);
+        CHECK(dv->parts == 7 && dv->patch_grid == 24);
         CHECK(d.timings_mask == m.timings_mask && d.timings[WIRE_STAGE_VIT] == 12.5);
         CHECK(d.attempt == 3 && strcmp(d.fingerprint, "0123abcd") == 0);
         size_t sz = 3 * 1024 * 2;
@@ -94,20 +97,22 @@ static void test_roundtrip(void) {
     strcpy(j.model, "m");
     wire_msg_set_prompt(&j, "p");
     j.attempt = 2;
-    CHECK(wire_validate(&j, NULL, g_err) != 0); /* decode job without result */
-    CHECK(wire_msg_copy_result(&j, &m) == 0);
+    CHECK(wire_validate(&j, NULL, g_err) != 0); /* decode job of a prompt without its record */
+    CHECK(strstr(g_err, "takes 1 image but it carries 0 visual records") != NULL);
+    CHECK(wire_msg_new_visuals(&j, 1) == 0 && wire_visual_copy(&j.visuals[0], mv) == 0);
     wire_msg_t dj;
     strcpy(j.fingerprint, "0123abcd");
-    if (roundtrip(&j, &dj) == 0)
-        CHECK(dj.kept == 3 && dj.attempt == 2 && memcmp(dj.positions, pos, sizeof pos) == 0 &&
-              !strcmp(dj.fingerprint, "0123abcd") && dj.parts == 7 && dj.patch_grid == 24);
+    if (roundtrip(&j, &dj) == 0 && dj.n_visuals == 1)
+        CHECK(dj.visuals[0].kept == 3 && dj.attempt == 2 && memcmp(dj.visuals[0].positions, pos, sizeof pos) == 0 &&
+              !strcmp(dj.fingerprint, "0123abcd") && dj.visuals[0].parts == 7 && dj.visuals[0].patch_grid == 24);
     /* the geometry's ranges: parts [1, 16], patch_grid [1, 1024] */
     const uint32_t bad_geom[][2] = {{0, 24}, {17, 24}, {7, 0}, {7, 1025}};
     for (size_t i = 0; i < ARRAY_LEN(bad_geom); i++) {
-        m.parts = bad_geom[i][0], m.patch_grid = bad_geom[i][1];
-        CHECK(wire_validate(&m, NULL, g_err) == HIRED_ERANGE && strstr(g_err, i < 2 ? "'parts'" : "'patch_grid'"));
+        mv->parts = bad_geom[i][0], mv->patch_grid = bad_geom[i][1];
+        CHECK(wire_validate(&m, NULL, g_err) == HIRED_ERANGE &&
+              strstr(g_err, i < 2 ? "'visuals[0].parts'" : "'visuals[0].patch_grid'"));
     }
-    m.parts = 7, m.patch_grid = 24;
+    mv->parts = 7, mv->patch_grid = 24;
     CHECK(wire_validate(&m, NULL, g_err) == 0);
     wire_msg_clear(&dj);
     wire_msg_clear(&j);
@@ -280,15 +285,18 @@ static void raw_submit_head(raw_t *r, size_t extra) {
     raw_kv(r, "session", SESSION);
 }
 
-/* A RESULT header with `kept` tokens and 6 bytes of positions (the geometry `parts` and
- * `patch_grid` when geometry), room for `extra` more keys. */
+/* A RESULT header of one visual record with `kept` tokens and 6 bytes of positions (the
+ * geometry `parts` and `patch_grid` when geometry), room for `extra` more keys in the record. */
 static void raw_result_head(raw_t *r, uint32_t kept, bool geometry, size_t extra) {
-    raw_begin(r, (geometry ? 11 : 9) + extra);
+    raw_begin(r, 6);
     raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
     raw_kv(r, "type", "RESULT");
     raw_kv(r, "id", "j");
     raw_str(r, "attempt"), msgpack_pack_uint32(&r->pk, 1);
     raw_kv(r, "fingerprint", "ab");
+    raw_str(r, "visuals");
+    msgpack_pack_array(&r->pk, 1);
+    msgpack_pack_map(&r->pk, (geometry ? 6 : 4) + extra);
     raw_str(r, "kept"), msgpack_pack_uint32(&r->pk, kept);
     raw_str(r, "dim"), msgpack_pack_uint32(&r->pk, 4);
     raw_kv(r, "dtype", "f16");
@@ -304,15 +312,19 @@ static void test_rejections(void) {
     raw_begin(&r, 2);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 2); /* version 2 had no sessions */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 4)");
+    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 5)");
     raw_begin(&r, 2);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 3); /* version 3 carried the encoder's geometry in `meta` */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 3 not supported (this peer speaks version 4)");
+    EXPECT(&r, HIRED_EPROTO, "version 3 not supported (this peer speaks version 5)");
     raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 5);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 4); /* version 4 had one image and no conversations */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 5 not supported (this peer speaks version 4)");
+    EXPECT(&r, HIRED_EPROTO, "version 4 not supported (this peer speaks version 5)");
+    raw_begin(&r, 2);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 6);
+    raw_kv(&r, "type", "SUBMIT");
+    EXPECT(&r, HIRED_EPROTO, "version 6 not supported (this peer speaks version 5)");
     raw_begin(&r, 1);
     raw_kv(&r, "type", "SUBMIT");
     EXPECT(&r, HIRED_EPROTO, "missing field 'v'");
@@ -426,14 +438,20 @@ static void test_rejections(void) {
     msgpack_sbuffer_destroy(&r.sb);
     /* RESULT with positions of the wrong length. */
     raw_result_head(&r, 2, true, 0);
-    EXPECT(&r, HIRED_EPROTO, "positions is 6 bytes, expected kept*6 = 12");
-    /* RESULT without the geometry (v4: `parts` and `patch_grid` are required) */
+    EXPECT(&r, HIRED_EPROTO, "visuals[0].positions is 6 bytes, expected kept*6 = 12");
+    /* a record without the geometry (`parts` and `patch_grid` are required) */
     raw_result_head(&r, 1, false, 0);
-    EXPECT(&r, HIRED_EPROTO, "parts");
-    /* the old opaque `meta` is an unknown key now */
+    EXPECT(&r, HIRED_EPROTO, "visuals[0]: missing key 'parts'");
+    /* an unknown key in a record */
     raw_result_head(&r, 1, true, 1);
     raw_str(&r, "meta"), msgpack_pack_bin_with_body(&r.pk, "{}", 2);
     EXPECT(&r, HIRED_EPROTO, "meta");
+    /* v4's top-level result fields are unknown in v5 */
+    raw_begin(&r, 3);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
+    raw_kv(&r, "type", "RESULT");
+    raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 1);
+    EXPECT(&r, HIRED_EPROTO, "unknown field 'kept'");
 }
 
 static void test_payloads(void) {
@@ -451,6 +469,121 @@ static void test_payloads(void) {
     CHECK(wire_check_payloads(&m, 0, sz, NULL, g_err) == 0);
 }
 
+/* A SUBMIT with a conversation (protocol v5): text and image parts survive the round trip in
+ * order, a one-text message travels as a string, the frames must match the image parts, and
+ * every limit names what it refuses. */
+static void test_conversation(void) {
+    wire_part_t sys[1] = {{"Be brief."}}, u1[3] = {{NULL}, {"What is this?"}, {NULL}}, a1[1] = {{"A cat."}},
+                u2[2] = {{NULL}, {"And this one?"}};
+    const wire_message_t msgs[4] = {{WIRE_ROLE_SYSTEM, 1, sys}, {WIRE_ROLE_USER, 3, u1}, {WIRE_ROLE_ASSISTANT, 1, a1},
+                                    {WIRE_ROLE_USER, 2, u2}};
+    wire_msg_t m, d;
+    wire_msg_init(&m, WIRE_SUBMIT);
+    strcpy(m.id, "c1");
+    strcpy(m.model, "m");
+    strcpy(m.session, SESSION);
+    CHECK(wire_msg_set_messages(&m, msgs, 4) == 0);
+    CHECK_EQ_INT((int)wire_msg_images(&m), 3);
+    CHECK_EQ_INT((int)wire_msg_text_bytes(&m), 9 + 13 + 6 + 13);
+    if (roundtrip(&m, &d) == 0) {
+        CHECK(d.n_messages == 4 && d.prompt == NULL);
+        CHECK(d.messages[0].role == WIRE_ROLE_SYSTEM && d.messages[0].n_parts == 1 &&
+              !strcmp(d.messages[0].parts[0].text, "Be brief."));
+        CHECK(d.messages[1].role == WIRE_ROLE_USER && d.messages[1].n_parts == 3 && !d.messages[1].parts[0].text &&
+              !strcmp(d.messages[1].parts[1].text, "What is this?") && !d.messages[1].parts[2].text);
+        CHECK(d.messages[2].role == WIRE_ROLE_ASSISTANT && !strcmp(d.messages[2].parts[0].text, "A cat."));
+        CHECK(d.messages[3].n_parts == 2 && !d.messages[3].parts[0].text);
+        size_t sz[4] = {10, 20, 30, 40};
+        CHECK(wire_check_payloads(&d, 3, sz, NULL, g_err) == 0);
+        CHECK(wire_check_payloads(&d, 2, sz, NULL, g_err) == HIRED_EPROTO &&
+              strstr(g_err, "the messages have 3 image parts but 2 image frames follow the header"));
+        CHECK(wire_check_payloads(&d, 4, sz, NULL, g_err) == HIRED_EPROTO &&
+              strstr(g_err, "4 image frames follow the header but the messages have 3 image parts"));
+        wire_limits_t lim = {.max_images_bytes = 59};
+        CHECK(wire_check_payloads(&d, 3, sz, &lim, g_err) == HIRED_ERANGE &&
+              strstr(g_err, "the 3 images are 60 bytes together, limit 59"));
+        lim = (wire_limits_t){.max_image = 25};
+        CHECK(wire_check_payloads(&d, 3, sz, &lim, g_err) == HIRED_ERANGE && strstr(g_err, "image 3 of 3 is 30 bytes"));
+        wire_msg_t c;
+        CHECK(wire_msg_copy(&c, &d) == 0 && c.n_messages == 4 && !strcmp(c.messages[3].parts[1].text, "And this one?"));
+        wire_msg_clear(&c);
+    }
+    wire_msg_clear(&d);
+    /* text only: no image parts, no frames */
+    CHECK(wire_msg_set_messages(&m, msgs, 1) == 0);
+    size_t none = 0;
+    CHECK(wire_check_payloads(&m, 0, &none, NULL, g_err) == 0);
+    /* prompt and messages together, neither */
+    wire_msg_set_prompt(&m, "hi");
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "set one, not both"));
+    wire_msg_set_prompt(&m, NULL);
+    CHECK(wire_msg_set_messages(&m, NULL, 0) == 0);
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "missing field 'prompt' (or 'messages')"));
+    /* more image parts than a job may carry */
+    wire_part_t many[WIRE_MAX_IMAGES + 1];
+    for (int i = 0; i <= WIRE_MAX_IMAGES; i++) many[i].text = NULL;
+    const wire_message_t big = {WIRE_ROLE_USER, WIRE_MAX_IMAGES + 1, many};
+    CHECK(wire_msg_set_messages(&m, &big, 1) == 0);
+    CHECK(wire_validate(&m, NULL, g_err) == HIRED_ERANGE && strstr(g_err, "17 image parts, limit 16"));
+    /* text over the limit, counted over all parts */
+    CHECK(wire_msg_set_messages(&m, msgs, 4) == 0);
+    wire_limits_t small = {.max_prompt = 40};
+    CHECK(wire_validate(&m, &small, g_err) == HIRED_ERANGE && strstr(g_err, "41 bytes of text, limit 40"));
+    wire_msg_clear(&m);
+
+    /* raw headers: an empty conversation, a bad role, a bad part */
+    raw_t r;
+    raw_begin(&r, 6);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "j1");
+    raw_kv(&r, "model", "m");
+    raw_kv(&r, "session", SESSION);
+    raw_str(&r, "messages"), msgpack_pack_array(&r.pk, 0);
+    EXPECT(&r, HIRED_EPROTO, "field 'messages' is empty");
+    raw_begin(&r, 6);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "j1");
+    raw_kv(&r, "model", "m");
+    raw_kv(&r, "session", SESSION);
+    raw_str(&r, "messages"), msgpack_pack_array(&r.pk, 1), msgpack_pack_map(&r.pk, 2);
+    raw_kv(&r, "role", "robot"), raw_kv(&r, "content", "hi");
+    EXPECT(&r, HIRED_EPROTO, "messages[0].role must be system, user or assistant (got 'robot')");
+    raw_begin(&r, 6);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
+    raw_kv(&r, "type", "SUBMIT");
+    raw_kv(&r, "id", "j1");
+    raw_kv(&r, "model", "m");
+    raw_kv(&r, "session", SESSION);
+    raw_str(&r, "messages"), msgpack_pack_array(&r.pk, 1), msgpack_pack_map(&r.pk, 2);
+    raw_kv(&r, "role", "user"), raw_str(&r, "content"), msgpack_pack_array(&r.pk, 1), msgpack_pack_map(&r.pk, 1);
+    raw_kv(&r, "type", "video");
+    EXPECT(&r, HIRED_EPROTO, "messages[0].content[0].type");
+
+    /* a decode JOB of a text-only conversation carries no records; an encode JOB no text */
+    wire_msg_t j;
+    wire_msg_init(&j, WIRE_JOB);
+    strcpy(j.id, "w1");
+    strcpy(j.service, "decode");
+    strcpy(j.model, "m");
+    j.attempt = 1;
+    CHECK(wire_msg_set_messages(&j, msgs, 1) == 0);
+    CHECK(wire_validate(&j, NULL, g_err) == 0);
+    CHECK(wire_check_payloads(&j, 0, &none, NULL, g_err) == 0);
+    CHECK(wire_check_payloads(&j, 1, &none, NULL, g_err) == HIRED_EPROTO);
+    CHECK(wire_msg_set_messages(&j, msgs, 2) == 0); /* two image parts, no records */
+    CHECK(wire_validate(&j, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "takes 2 images but it carries 0"));
+    strcpy(j.service, "encode");
+    CHECK(wire_validate(&j, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "an encode job carries no"));
+    CHECK(wire_msg_set_messages(&j, NULL, 0) == 0);
+    CHECK(wire_validate(&j, NULL, g_err) == 0);
+    size_t three[3] = {5, 5, 5};
+    CHECK(wire_check_payloads(&j, 3, three, NULL, g_err) == 0);
+    CHECK(wire_check_payloads(&j, 0, three, NULL, g_err) == HIRED_EPROTO && strstr(g_err, "1-16 image frames"));
+    wire_msg_clear(&j);
+}
+
 /* Every allocation of a decode may fail; the result is ENOMEM or success, never a leak. */
 static void test_oom(void) {
     wire_msg_t m;
@@ -458,10 +591,11 @@ static void test_oom(void) {
     strcpy(m.id, "o");
     m.attempt = 1;
     strcpy(m.fingerprint, "ab");
-    m.kept = 2, m.dim = 2;
+    CHECK(wire_msg_new_visuals(&m, 1) == 0);
+    m.visuals[0].kept = 2, m.visuals[0].dim = 2;
     uint16_t pos[6] = {1, 2, 3, 4, 5, 6};
-    wire_msg_set_positions(&m, pos, 2);
-    m.parts = 1, m.patch_grid = 2;
+    wire_visual_set_positions(&m.visuals[0], pos, 2);
+    m.visuals[0].parts = 1, m.visuals[0].patch_grid = 2;
     char *buf;
     size_t len;
     CHECK(wire_encode_buf(&m, &buf, &len, g_err) == 0);
@@ -486,6 +620,7 @@ int main(void) {
     test_nonfinite();
     test_rejections();
     test_payloads();
+    test_conversation();
     test_oom();
     return test_summary();
 }

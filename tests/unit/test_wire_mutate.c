@@ -13,7 +13,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define NSEEDS 15
+#define NSEEDS 16
 static char *g_seed[NSEEDS];
 static size_t g_len[NSEEDS];
 
@@ -21,7 +21,10 @@ static void make_seeds(void) {
     wire_msg_t m[NSEEDS];
     wire_type_t types[NSEEDS] = {WIRE_SUBMIT, WIRE_ACCEPTED, WIRE_TOKEN, WIRE_DONE, WIRE_ERROR, WIRE_BUSY,
                                  WIRE_CANCEL, WIRE_HEARTBEAT, WIRE_READY, WIRE_JOB, WIRE_RESULT, WIRE_STATUS,
-                                 WIRE_RESUME, WIRE_ACK, WIRE_BYE};
+                                 WIRE_RESUME, WIRE_ACK, WIRE_BYE, WIRE_SUBMIT};
+    /* the last SUBMIT is a conversation of two images (protocol v5) */
+    wire_part_t sys[1] = {{"Be brief."}}, user[3] = {{NULL}, {"Compare"}, {NULL}};
+    const wire_message_t conv[2] = {{WIRE_ROLE_SYSTEM, 1, sys}, {WIRE_ROLE_USER, 3, user}};
     uint16_t pos[6] = {0, 1, 2, 3, 4, 5};
     for (int i = 0; i < NSEEDS; i++) {
         wire_msg_t *x = &m[i];
@@ -29,7 +32,8 @@ static void make_seeds(void) {
         strcpy(x->id, "job-0");
         strcpy(x->model, "llava");
         strcpy(x->service, "decode");
-        wire_msg_set_prompt(x, "USER: <image>\nhi ASSISTANT:");
+        if (i == NSEEDS - 1) wire_msg_set_messages(x, conv, 2);
+        else wire_msg_set_prompt(x, "USER: <image>\nhi ASSISTANT:");
         wire_msg_set_text(x, "tok");
         wire_msg_set_message(x, "boom");
         x->code = HIRED_EPROTO;
@@ -38,10 +42,14 @@ static void make_seeds(void) {
         x->epoch = 42;
         x->deadline_ms = 1000;
         x->seq = 3;
-        x->kept = 2, x->dim = 4, x->dtype = WIRE_DTYPE_F16;
-        x->grid[0] = 2, x->grid[1] = 2;
-        wire_msg_set_positions(x, pos, 2);
-        x->parts = 5, x->patch_grid = 24;
+        if (types[i] == WIRE_JOB || types[i] == WIRE_RESULT) {
+            wire_msg_new_visuals(x, 1);
+            wire_visual_t *v = &x->visuals[0];
+            v->kept = 2, v->dim = 4, v->dtype = WIRE_DTYPE_F16;
+            v->grid[0] = 2, v->grid[1] = 2;
+            wire_visual_set_positions(v, pos, 2);
+            v->parts = 5, v->patch_grid = 24;
+        }
         x->timings[WIRE_STAGE_VIT] = 1.5;
         x->timings_mask = 1u << WIRE_STAGE_VIT;
         x->usage.completion_tokens = 3;
