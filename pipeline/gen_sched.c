@@ -45,7 +45,7 @@ typedef struct seq {
     int prefilled, step, max_new;
     int32_t eos[HF_MAX_EOS + 1], mask[HF_MAX_EOS + 1];
     int n_eos, n_mask;
-    double t_prefill, t_decode;
+    double t_submit, t_prefill, t_decode;
 } seq_t;
 
 struct gen_sched {
@@ -185,7 +185,7 @@ static bool seq_sample(gen_sched_t *s, seq_t *q) {
         q->rc = hired_errf(q->err, rc, "sampling failed");
         return false;
     }
-    q->step++;
+    if (q->step++ == 0) q->st->ms_first = clock_ms() - q->t_submit;
     if (q->tokens) q->tokens[q->st->generated] = t;
     q->st->generated++;
     for (int e = 0; e < q->n_eos; e++)
@@ -297,10 +297,12 @@ static void step(gen_sched_t *s) {
     }
     reap(s);
     /* one prefill chunk */
+    double t0 = clock_ms(), ms_prefill = 0, ms_decode = 0;
     for (seq_t *q = s->running; q; q = q->next)
         if (q->state == SEQ_PREFILL) {
             int rc = seq_prefill(s, q, llm_prefill_chunk(s->llm), err);
             if (rc) seq_fail(s, q, rc, err);
+            ms_prefill = clock_ms() - t0;
             break;
         }
     /* sampling */
@@ -317,8 +319,10 @@ static void step(gen_sched_t *s) {
         }
     if (n) {
         k_ctx_release(s->ctx, s->mark);
+        t0 = clock_ms();
         int rc = llm_embed(s->llm, s->ctx, s->bids, n, s->bx, err);
         if (!rc) rc = llm_forward_batch(s->llm, s->ctx, s->bkv, s->bx, n, s->blogits, err);
+        ms_decode = clock_ms() - t0;
         for (int i = 0; i < n; i++) {
             if (rc) {
                 seq_fail(s, s->bseq[i], rc, err);
@@ -331,6 +335,8 @@ static void step(gen_sched_t *s) {
     }
     pthread_mutex_lock(&s->mu);
     s->stats.batch = n;
+    s->stats.prefill_ms += ms_prefill;
+    s->stats.decode_ms += ms_decode;
     if (n) {
         s->stats.steps++;
         s->stats.rows += (uint64_t)n;
@@ -439,7 +445,8 @@ int gen_sched_run(gen_sched_t *s, const gen_prompt_t *pr, const gen_params_t *p,
     const int L = pr->length;
     if (L < 1 || L > tc->max_pos)
         return hired_errf(err, HIRED_ERANGE, "prompt is %d tokens, the model's context is %d", L, tc->max_pos);
-    seq_t q = {.pr = pr, .p = *p, .emit = emit, .cancelled = cancelled, .user = user, .tokens = tokens, .st = st};
+    seq_t q = {.pr = pr, .p = *p, .emit = emit, .cancelled = cancelled, .user = user, .tokens = tokens, .st = st,
+               .t_submit = clock_ms()};
     q.cap = gen_kv_positions(s->m, L, p->max_tokens);
     if (tc->sliding_window > 0 && q.cap > tc->sliding_window)
         return hired_errf(err, HIRED_EUNSUPPORTED, "%d positions exceed the sliding window of %d (not implemented)",

@@ -79,6 +79,8 @@ typedef struct {
     size_t kv_block_bytes; /* bytes per block */
     uint64_t steps;        /* decode batches run */
     uint64_t rows;         /* decode rows run (sum of batch sizes) */
+    double decode_ms;      /* time in the decode batches' forward passes */
+    double prefill_ms;     /* time in prefill chunks */
 } gen_sched_stats_t;
 void gen_sched_get_stats(gen_sched_t *s, gen_sched_stats_t *out);
 /* Resets peak_running to the current count (benchmarks measure one phase at a time). */

@@ -65,6 +65,28 @@ gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err) {
     return m;
 }
 
+gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt,
+                                   uint64_t seed, char *err) {
+    gen_model_t *m = mem_calloc(1, sizeof *m);
+    if (!m) {
+        hired_errf(err, HIRED_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->dev = dev;
+    int rc = hf_config_load(dir, &m->cfg, err);
+    if (!rc && !(m->tok = tok_load(dir, err))) rc = HIRED_ENOTFOUND;
+    if (!rc) {
+        m->fallback_name = "vicuna";
+        if (!(m->fallback = tpl_builtin(m->fallback_name, err))) rc = HIRED_ENOMEM;
+    }
+    if (!rc) {
+        m->cfg.text = *tc;
+        if (!(m->llm = llm_new_random(&m->cfg.text, dev, wdt, seed, err))) rc = HIRED_ENOMEM;
+    }
+    if (rc) gen_model_destroy(&m);
+    return m;
+}
+
 void gen_model_destroy(gen_model_t **pm) {
     if (!pm || !*pm) return;
     gen_model_t *m = *pm;
