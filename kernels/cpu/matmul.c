@@ -200,9 +200,25 @@ K_CLONES static void rows_f32(const mm_ctx *c, int j0, int j1) {
     }
 }
 
-/* F16/BF16 with the AVX2 kernel: each x row alone through the one-row path of the fused
- * variant (so a row's bits equal an m = 1 fused matmul). */
-static void rows_half_simd(const mm_ctx *c, int j0, int j1) {
+/* F16/BF16 with the AVX2 kernel: each weight row converted once into w32 (exact), then dotted
+ * with every x row in the accumulation order of the m = 1 fused path (so a row's bits equal an
+ * m = 1 fused matmul). dot: [m] scratch. */
+static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *dot) {
+    const k_matmul_args *a = c->a;
+    const uint16_t *w = a->w;
+    for (int j = j0; j < j1; j++) {
+        const uint16_t *src = w + (size_t)j * a->k;
+        if (a->w_dtype == TENSOR_DTYPE_F16)
+            k_cpu_f16_to_f32_f16c(w32, src, (size_t)a->k);
+        else
+            k_cpu_to_f32_portable(w32, src, a->w_dtype, (size_t)a->k);
+        k_cpu_dot_rows_like1_x86(w32, a->k, 1, c->x, c->ldx, a->m, dot, 1);
+        for (int i = 0; i < a->m; i++) rows_store(c, i, j, dot[i]);
+    }
+}
+
+/* The same without scratch: each x row alone through the one-row fused kernel. */
+static void rows_half_simd_noscratch(const mm_ctx *c, int j0, int j1) {
     const k_matmul_args *a = c->a;
     float dot[ROWS_JB];
     for (int jb = j0; jb < j1; jb += ROWS_JB) {
@@ -215,20 +231,26 @@ static void rows_half_simd(const mm_ctx *c, int j0, int j1) {
     }
 }
 
-static void run_rows(const mm_ctx *c, const k_matmul_launch *l) {
+static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     const k_matmul_args *a = c->a;
     int n_threads = l->n_threads;
+    size_t mark = k_ctx_mark(ctx);
+    size_t per = (size_t)a->k + (size_t)a->m; /* floats per thread: one converted row + its dots */
+    float *scratch = l->simd && a->w_dtype != TENSOR_DTYPE_F32 ? k_ctx_alloc(ctx, per * n_threads * sizeof(float)) : NULL;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
     for (int s = 0; s < n_threads; s++) {
         int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
         if (a->w_dtype == TENSOR_DTYPE_F32)
             rows_f32(c, j0, j1);
+        else if (l->simd && scratch)
+            rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + a->k);
         else if (l->simd)
-            rows_half_simd(c, j0, j1);
+            rows_half_simd_noscratch(c, j0, j1);
         else /* the portable fused loop keeps one set of partial sums per x row: row-invariant */
             for (int r0 = 0; r0 < a->m; r0 += K_MATMUL_FUSED_MAX_M)
                 fused_rows(c, r0, r0 + K_MATMUL_FUSED_MAX_M < a->m ? r0 + K_MATMUL_FUSED_MAX_M : a->m, j0, j1);
     }
+    k_ctx_release(ctx, mark);
 }
 
 // ---- CONVERT: half weights, many rows of x -----------------------------------------------------
@@ -266,7 +288,7 @@ int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_la
     switch (l->variant) {
     case K_MATMUL_SGEMM: run_sgemm(&c, l); break;
     case K_MATMUL_FUSED: run_fused(&c, l); break;
-    case K_MATMUL_ROWS: run_rows(&c, l); break;
+    case K_MATMUL_ROWS: run_rows(ctx, &c, l); break;
     case K_MATMUL_CONVERT:
         if (!run_convert(ctx, &c, l)) run_fused(&c, l);
         break;

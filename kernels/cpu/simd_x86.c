@@ -81,9 +81,9 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint
         }
         float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
         float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
-        for (int p = k16; p < k; p++) {
-            s0 += scalar_w(w0[p], bf16) * x[p], s1 += scalar_w(w1[p], bf16) * x[p];
-            s2 += scalar_w(w2[p], bf16) * x[p], s3 += scalar_w(w3[p], bf16) * x[p];
+        for (int p = k16; p < k; p++) { /* explicit fused tails: the row-invariant kernel repeats them exactly */
+            s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0), s1 = __builtin_fmaf(scalar_w(w1[p], bf16), x[p], s1);
+            s2 = __builtin_fmaf(scalar_w(w2[p], bf16), x[p], s2), s3 = __builtin_fmaf(scalar_w(w3[p], bf16), x[p], s3);
         }
         dot[j - j0] = s0, dot[j + 1 - j0] = s1, dot[j + 2 - j0] = s2, dot[j + 3 - j0] = s3;
     }
@@ -95,7 +95,7 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint
             a1 = fma8(a1, w0 + p + 8, _mm256_loadu_ps(x + p + 8), bf16);
         }
         float s0 = hsum(_mm256_add_ps(a0, a1));
-        for (int p = k16; p < k; p++) s0 += scalar_w(w0[p], bf16) * x[p];
+        for (int p = k16; p < k; p++) s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0);
         dot[j - j0] = s0;
     }
 }
@@ -117,6 +117,54 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint
             float s = hsum(acc[r]);
             for (int p = k8; p < k; p++) s += scalar_w(wr[p], bf16) * x[r * ldx + p];
             dot[r * ld_dot + (size_t)(j - j0)] = s;
+        }
+    }
+}
+
+/* Float32 weight rows w32 [nj, k] dotted with nr x rows, each x row with the accumulation
+ * order of dot_rows_1 (two 8-wide sums over 16-element steps, added, reduced, then the tail):
+ * the bits dot_rows_1 gives for the same weights as halves, since half -> float is exact. Four
+ * x rows share each weight load. */
+K_TARGET void k_cpu_dot_rows_like1_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
+                                       size_t ld_dot) {
+    const int k16 = k / 16 * 16;
+    for (int j = 0; j < nj; j++) {
+        const float *wr = w32 + (size_t)j * k;
+        int r = 0;
+        for (; r + 4 <= nr; r += 4) {
+            const float *x0 = x + (size_t)r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+            for (int p = 0; p < k16; p += 16) {
+                __m256 w0 = _mm256_loadu_ps(wr + p), w1 = _mm256_loadu_ps(wr + p + 8);
+                a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + p), a0);
+                a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + p + 8), a1);
+                b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + p), b0);
+                b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + p + 8), b1);
+                c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + p), c0);
+                c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x2 + p + 8), c1);
+                d0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + p), d0);
+                d1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x3 + p + 8), d1);
+            }
+            float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
+            float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
+            for (int p = k16; p < k; p++) {
+                s0 = __builtin_fmaf(wr[p], x0[p], s0), s1 = __builtin_fmaf(wr[p], x1[p], s1);
+                s2 = __builtin_fmaf(wr[p], x2[p], s2), s3 = __builtin_fmaf(wr[p], x3[p], s3);
+            }
+            dot[(size_t)r * ld_dot + j] = s0, dot[(size_t)(r + 1) * ld_dot + j] = s1;
+            dot[(size_t)(r + 2) * ld_dot + j] = s2, dot[(size_t)(r + 3) * ld_dot + j] = s3;
+        }
+        for (; r < nr; r++) {
+            const float *x0 = x + (size_t)r * ldx;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            for (int p = 0; p < k16; p += 16) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + p), _mm256_loadu_ps(x0 + p), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + p + 8), _mm256_loadu_ps(x0 + p + 8), a1);
+            }
+            float s0 = hsum(_mm256_add_ps(a0, a1));
+            for (int p = k16; p < k; p++) s0 = __builtin_fmaf(wr[p], x0[p], s0);
+            dot[(size_t)r * ld_dot + j] = s0;
         }
     }
 }
@@ -147,6 +195,16 @@ void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1
 }
 
 #else /* not x86-64 */
+
+void k_cpu_dot_rows_like1_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
+                              size_t ld_dot) {
+    for (int j = 0; j < nj; j++)
+        for (int r = 0; r < nr; r++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) s += w32[(size_t)j * k + p] * x[r * ldx + p];
+            dot[r * ld_dot + (size_t)j] = s;
+        }
+}
 
 bool k_cpu_have_f16c(void) { return false; }
 void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {
