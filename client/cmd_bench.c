@@ -675,7 +675,8 @@ typedef struct {
     char *model, *broker, *model_name, *strategies, *budgets, *image, *json;
     int64_t runs, warmup, max_tokens, timeout_ms;
     char *concurrency;
-    int64_t text_layers, kv_bytes, image_tokens;
+    int64_t text_layers, kv_bytes, image_tokens, pool_image_tokens;
+    int kv_dtype;
 } bench_opts_t;
 
 #define O(f) offsetof(bench_opts_t, f)
@@ -706,6 +707,10 @@ static const cfg_entry_t k_bench_opts[] = {
      "with --concurrency: the fixed KV pool of the jobs-at-once comparison; 0 = 4 jobs at the largest budget"},
     {"image-tokens", CFG_INT, O(image_tokens), 1, 65536, "576", NULL,
      "with --concurrency: visual positions of a prompt before selection (576: one 336px tile)"},
+    {"pool-image-tokens", CFG_INT, O(pool_image_tokens), 1, 65536, "2880", NULL,
+     "with --concurrency: visual positions before selection of the fixed-pool count's prompts (2880: LLaVA-NeXT's "
+     "five 336px partitions)"},
+    {"kv-dtype", CFG_ENUM, O(kv_dtype), 0, 0, "f16", "f16|f32", "with --concurrency: the KV cache's element type"},
 };
 #undef O
 
@@ -817,7 +822,8 @@ static int bench_main(const bench_opts_t *o) {
         bench_batch_opts_t bo = {.model = o->model, .concurrency = o->concurrency,
                                  .budgets = strcmp(o->budgets, "1.0,0.4,0.2,0.1") ? o->budgets : "0.2,1.0",
                                  .text_layers = o->text_layers, .kv_bytes = o->kv_bytes,
-                                 .image_tokens = o->image_tokens, .max_tokens = o->max_tokens, .json = o->json};
+                                 .image_tokens = o->image_tokens, .pool_image_tokens = o->pool_image_tokens, .max_tokens = o->max_tokens, .json = o->json,
+                                 .kv_f32 = o->kv_dtype == 1};
         if (!o->model[0] && o->text_layers <= 0) {
             fprintf(stderr, "hired bench: --concurrency needs --model DIR or --text-layers N\n");
             return 2;

@@ -11,9 +11,11 @@
  *   req tok/s          median over jobs of generated / its decode time (first token -> end)
  *   TTFT p50/p95       submit -> first token drawn (KV admission wait and prefill included)
  *   KV/job, peak       the job's KV bytes (whole blocks) and the most jobs running at once
- * Then, with one fixed KV pool (--kv-bytes, default: room for 4 jobs at the largest budget),
- * the most jobs running at once at each budget with max(C) jobs submitted, from the scheduler's
- * own count, and its ratio to the largest budget's.
+ * Then, with one fixed KV pool (--kv-bytes, default: room for 4 jobs at the largest budget) and
+ * prompts of --pool-image-tokens visual positions (2880: LLaVA-NeXT), the most jobs admitted at
+ * once at each budget with 64 jobs submitted, from the scheduler's own count, and its ratio to
+ * the largest budget's (each job ends as soon as all are submitted and it is admitted: the
+ * count needs no decoding).
  *
  * The text model: --model DIR's own, or with --text-layers N a random F16 text model of
  * LLaVA-NeXT-7B's widths (hidden 4096, 32 heads, MLP 11008) with N layers and DIR's tokenizer
@@ -22,6 +24,7 @@
  * broker and workers (cmd_bench.c). */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,23 +40,37 @@
 
 #define BB_MAX_LIST 16
 #define BB_TEXT_POSITIONS 40
+#define BB_POOL_JOBS 64 /* submitted at once for the fixed-pool count (more than any budget fits) */
 
 typedef struct {
     gen_sched_t *s;
     const gen_prompt_t *pr;
     const gen_params_t *p;
+    gen_cancel_fn cancel; /* the fixed-pool count: NULL, or bb_admitted */
     gen_stats_t st;
     double t_submit, t_done;
     int rc;
     char err[HIRED_ERR_LEN];
 } bb_job_t;
 
+static atomic_int g_submitted; /* jobs that called gen_sched_run in this round */
+static int g_expected;         /* jobs of the round */
+
 static void *bb_job_main(void *arg) {
     bb_job_t *j = arg;
     j->t_submit = clock_ms();
-    j->rc = gen_sched_run(j->s, j->pr, j->p, NULL, NULL, NULL, NULL, &j->st, j->err);
+    atomic_fetch_add(&g_submitted, 1); /* (a job enqueued a moment later is still waiting, not counted) */
+    j->rc = gen_sched_run(j->s, j->pr, j->p, NULL, j->cancel, j, NULL, &j->st, j->err);
     j->t_done = clock_ms();
     return NULL;
+}
+
+/* The fixed-pool count: every job has been submitted and this one has been admitted (its cache
+ * exists): it ends, handing its blocks to the next. The most jobs admitted at once is the count
+ * (it needs no decoding, and the 2880-position prompts of r = 1.0 would take minutes each). */
+static bool bb_admitted(void *user) {
+    bb_job_t *j = user;
+    return atomic_load(&g_submitted) >= g_expected && j->st.kv_bytes > 0;
 }
 
 static int cmp_d(const void *a, const void *b) {
@@ -91,9 +108,11 @@ typedef struct {
 } bb_row_t;
 
 /* C jobs of prompt pr at once on a fresh scheduler (pool bytes, batch of max_seqs). */
+static tensor_dtype_t g_kv_dtype = TENSOR_DTYPE_F16;
+
 static int bb_run(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p, int conc, int max_seqs, size_t pool,
-                  bb_row_t *row, char *err) {
-    gen_sched_opts_t so = {.kv_bytes = pool, .max_seqs = max_seqs, .kv_dtype = TENSOR_DTYPE_F32};
+                  bool count_only, bb_row_t *row, char *err) {
+    gen_sched_opts_t so = {.kv_bytes = pool, .max_seqs = max_seqs, .kv_dtype = g_kv_dtype};
     gen_sched_t *s = gen_sched_new(m, &so, err);
     if (!s) return HIRED_EINVAL;
     bb_job_t *jobs = calloc((size_t)conc, sizeof *jobs);
@@ -102,8 +121,10 @@ static int bb_run(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p,
     gen_sched_stats_t a, b;
     gen_sched_get_stats(s, &a);
     int started = 0;
+    atomic_store(&g_submitted, 0);
+    g_expected = conc;
     for (int i = 0; !rc && i < conc; i++) {
-        jobs[i] = (bb_job_t){.s = s, .pr = pr, .p = p};
+        jobs[i] = (bb_job_t){.s = s, .pr = pr, .p = p, .cancel = count_only ? bb_admitted : NULL};
         if (pthread_create(&th[i], NULL, bb_job_main, &jobs[i])) rc = hired_errf(err, HIRED_EIO, "cannot start threads");
         else started++;
     }
@@ -118,6 +139,8 @@ static int bb_run(gen_model_t *m, const gen_prompt_t *pr, const gen_params_t *p,
         }
         if (jobs[i].t_submit < first) first = jobs[i].t_submit;
         if (jobs[i].t_done > last) last = jobs[i].t_done;
+        if (!count_only && jobs[i].st.generated != p->max_tokens)
+            rc = hired_errf(err, HIRED_EINVAL, "job %d generated %d of %d tokens", i, jobs[i].st.generated, p->max_tokens);
         gen += jobs[i].st.generated;
         ttft[i] = jobs[i].st.ms_first;
         rate[i] = jobs[i].st.ms_decode > 0 ? jobs[i].st.generated / (jobs[i].st.ms_decode / 1000.0) : NAN;
@@ -182,6 +205,7 @@ int bench_batch(const bench_batch_opts_t *o) {
     for (int i = 0; i < n_bud; i++)
         if (budgets[i] > max_budget) max_budget = budgets[i];
 
+    g_kv_dtype = o->kv_f32 ? TENSOR_DTYPE_F32 : TENSOR_DTYPE_F16;
     const char *dir = o->model && o->model[0] ? o->model : HIRED_SOURCE_DIR "/tests/fixtures/models/llava-next-tiny";
     k_device_t *dev = k_device_open("cpu", err);
     if (!dev) {
@@ -226,7 +250,7 @@ int bench_batch(const bench_batch_opts_t *o) {
     /* pool of the concurrency rows: every job of the largest level at the largest prompt */
     size_t job_max = 0;
     {
-        gen_sched_opts_t so = {.kv_bytes = (size_t)1 << 30, .max_seqs = 1, .kv_dtype = TENSOR_DTYPE_F32};
+        gen_sched_opts_t so = {.kv_bytes = (size_t)1 << 30, .max_seqs = 1, .kv_dtype = g_kv_dtype};
         gen_sched_t *s = rc ? NULL : gen_sched_new(m, &so, err);
         if (s) job_max = gen_sched_job_bytes(s, max_len, p.max_tokens);
         else rc = rc ? rc : HIRED_EINVAL;
@@ -235,9 +259,9 @@ int bench_batch(const bench_batch_opts_t *o) {
     bb_row_t rows[BB_MAX_LIST * BB_MAX_LIST], pool_rows[BB_MAX_LIST];
     int n_rows = 0;
     printf("hired bench --concurrency: text model %d layers x %d wide (%s), %d new tokens per job, prompt = %d text + "
-           "r x %d visual positions, KV float32\n\n",
+           "r x %d visual positions, KV %s\n\n",
            tc->layers, tc->hidden, o->text_layers > 0 ? "random F16" : dir, p.max_tokens, BB_TEXT_POSITIONS,
-           (int)o->image_tokens);
+           (int)o->image_tokens, tensor_dtype_name(g_kv_dtype));
     for (int bi = 0; !rc && bi < n_bud; bi++)
         for (int ci = 0; !rc && ci < n_conc; ci++) {
             bb_row_t *r = &rows[n_rows];
@@ -245,21 +269,33 @@ int bench_batch(const bench_batch_opts_t *o) {
             r->budget = budgets[bi];
             r->length = prompts[bi].length;
             fprintf(stderr, "hired bench: r=%.2f, %d in flight...\n", budgets[bi], (int)conc_d[ci]);
-            rc = bb_run(m, &prompts[bi], &p, (int)conc_d[ci], max_conc, job_max * (size_t)max_conc, r, err);
+            rc = bb_run(m, &prompts[bi], &p, (int)conc_d[ci], max_conc, job_max * (size_t)max_conc, false, r, err);
             if (!rc) n_rows++;
         }
-    /* the fixed pool */
-    size_t pool = o->kv_bytes > 0 ? (size_t)o->kv_bytes : 4 * job_max;
+    /* the fixed pool: prompts of pool_image_tokens visual positions before selection */
+    gen_prompt_t pool_prompts[BB_MAX_LIST];
+    memset(pool_prompts, 0, sizeof pool_prompts);
+    size_t pool_job_max = 0;
+    for (int i = 0; !rc && i < n_bud; i++) {
+        int len = BB_TEXT_POSITIONS + (int)lround(budgets[i] * (double)o->pool_image_tokens);
+        rc = bb_prompt(m, ctx, len, (uint64_t)i + 101, &pool_prompts[i], err);
+        gen_sched_opts_t so = {.kv_bytes = (size_t)1 << 40, .max_seqs = 1, .kv_dtype = g_kv_dtype};
+        gen_sched_t *s = rc ? NULL : gen_sched_new(m, &so, err);
+        if (s && gen_sched_job_bytes(s, len, p.max_tokens) > pool_job_max) pool_job_max = gen_sched_job_bytes(s, len, p.max_tokens);
+        gen_sched_destroy(&s);
+    }
+    size_t pool = o->kv_bytes > 0 ? (size_t)o->kv_bytes : 4 * pool_job_max;
     int n_pool = 0;
     for (int bi = 0; !rc && bi < n_bud; bi++) {
         bb_row_t *r = &pool_rows[n_pool];
         memset(r, 0, sizeof *r);
         r->budget = budgets[bi];
-        r->length = prompts[bi].length;
-        fprintf(stderr, "hired bench: fixed pool of %zu bytes, r=%.2f, %d jobs...\n", pool, budgets[bi], max_conc);
-        rc = bb_run(m, &prompts[bi], &p, max_conc, max_conc, pool, r, err);
+        r->length = pool_prompts[bi].length;
+        fprintf(stderr, "hired bench: fixed pool of %zu bytes, r=%.2f, %d jobs...\n", pool, budgets[bi], BB_POOL_JOBS);
+        rc = bb_run(m, &pool_prompts[bi], &p, BB_POOL_JOBS, BB_POOL_JOBS, pool, true, r, err);
         if (!rc) n_pool++;
     }
+    for (int i = 0; i < n_bud; i++) k_device_free(dev, pool_prompts[i].embeds);
     if (rc) fprintf(stderr, "hired bench: %s\n", err);
 
     printf("| r | prompt | in flight | agg decode tok/s | x vs 1 | agg e2e tok/s | req tok/s | TTFT p50 ms | TTFT p95 ms "
@@ -276,9 +312,10 @@ int bench_batch(const bench_batch_opts_t *o) {
     double top = NAN;
     for (int i = 0; i < n_pool; i++)
         if (pool_rows[i].budget == max_budget) top = pool_rows[i].peak;
-    printf("\nFixed KV pool of %.2f MiB, %d jobs submitted at once: jobs running at once (the scheduler's count)\n\n"
-           "| r | prompt | KV/job MiB | peak running | x vs r=%.2f |\n|---|---|---|---|---|\n",
-           (double)pool / (1 << 20), max_conc, max_budget);
+    printf("\nFixed KV pool of %.2f MiB, %d jobs submitted at once with prompts of %d text + r x %d visual positions: "
+           "the most jobs admitted at once (the scheduler's count; each job ends once all are submitted and it is "
+           "admitted)\n\n| r | prompt | KV/job MiB | peak running | x vs r=%.2f |\n|---|---|---|---|---|\n",
+           (double)pool / (1 << 20), BB_POOL_JOBS, BB_TEXT_POSITIONS, (int)o->pool_image_tokens, max_budget);
     for (int i = 0; i < n_pool; i++)
         printf("| %.2f | %d | %.2f | %d | %.2f |\n", pool_rows[i].budget, pool_rows[i].length,
                (double)pool_rows[i].job_kv / (1 << 20), pool_rows[i].peak, pool_rows[i].peak / top);

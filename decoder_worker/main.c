@@ -60,6 +60,7 @@
 typedef struct {
     svc_cfg_t w; /* the keys every worker has (svc.h) */
     int64_t capacity, prefill_chunk, kv_bytes;
+    int kv_dtype; /* 0 f16, 1 f32 */
     char *template_name;
 } dec_cfg_t;
 
@@ -70,6 +71,9 @@ static const cfg_entry_t k_own_cfg[] = {
     {"decoder.kv_bytes", CFG_INT, O(kv_bytes), 0, 1099511627776.0, "0", NULL,
      "KV cache pool in bytes shared by the running jobs (admission by blocks of 16 positions); "
      "0 = room for decoder.capacity jobs at the model's full context"},
+    {"decoder.kv_dtype", CFG_ENUM, O(kv_dtype), 0, 0, "f16", "f16|f32",
+     "KV cache element type: f16 halves the cache (logits move by about 1e-3 relative, docs/numerics.md); "
+     "f32 gives `hired run`'s numbers"},
     {"decoder.template", CFG_STRING, O(template_name), 0, 64, "", NULL,
      "chat template around the job's prompt: a built-in one (vicuna, llava-1.5, vicuna-system, "
      "vicuna-lmms-eval, mistral, chatml, llama3) or raw (prompt used as is); empty = the checkpoint's own "
@@ -100,7 +104,7 @@ static int load(void *app, svc_t *s, char *err) {
         if (!(d->ctx[i] = k_ctx_new(d->dev, err))) return HIRED_ENOMEM;
     if (d->cfg.prefill_chunk > 0) llm_set_prefill_chunk(gen_model_llm(d->model), (int)d->cfg.prefill_chunk);
     const hf_config_t *hf = gen_model_config(d->model);
-    const tensor_dtype_t kv_dt = TENSOR_DTYPE_F32;
+    const tensor_dtype_t kv_dt = d->cfg.kv_dtype ? TENSOR_DTYPE_F32 : TENSOR_DTYPE_F16;
     size_t full = kv_cache_bytes_for(kv_dt, hf->text.layers, hf->text.kv_heads * hf->text.head_dim,
                                      (hf->text.max_pos + GEN_SCHED_BLOCK - 1) / GEN_SCHED_BLOCK * GEN_SCHED_BLOCK);
     gen_sched_opts_t so = {.kv_bytes = d->cfg.kv_bytes > 0 ? (size_t)d->cfg.kv_bytes : full * (size_t)s->capacity,

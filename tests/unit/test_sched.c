@@ -12,6 +12,7 @@
  *     fit at once (admission by KV blocks);
  *   - a job whose cache can never fit the pool is refused at once with an error naming the pool,
  *     and the scheduler keeps serving. */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +179,41 @@ static void check_batch_logits(gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t 
     mem_free(x), mem_free(lb), mem_free(l1), mem_free(l2);
 }
 
+/* How far an F16 KV cache moves the prompt logits from the float32 cache's (relative L2 error per
+ * position, as test_llm measures against transformers; its tolerance there is 1e-4), printed;
+ * it must move them (the cache really is F16) and stay within F16_KV_TOL. */
+#define F16_KV_TOL 2e-3
+static double f16_kv_shift(gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr) {
+    llm_t *llm = gen_model_llm(m);
+    const hf_text_config_t *tc = llm_config(llm);
+    const int V = tc->vocab, L = pr->length;
+    char err[HIRED_ERR_LEN];
+    float *a = mem_alloc((size_t)L * V * sizeof(float)), *b = mem_alloc((size_t)L * V * sizeof(float));
+    kv_cache_t *k32 = kv_cache_new(llm_device(llm), TENSOR_DTYPE_F32, tc->layers, tc->kv_heads * tc->head_dim, L, err);
+    kv_cache_t *k16 = kv_cache_new(llm_device(llm), TENSOR_DTYPE_F16, tc->layers, tc->kv_heads * tc->head_dim, L, err);
+    double worst = -1;
+    if (a && b && k32 && k16) {
+        k_ctx_reset(ctx);
+        CHECK(llm_forward(llm, ctx, k32, pr->embeds, L, LLM_LOGITS_ALL, a, err) == 0);
+        CHECK_MSG(llm_forward(llm, ctx, k16, pr->embeds, L, LLM_LOGITS_ALL, b, err) == 0, "%s", err);
+        CHECK(kv_cache_bytes(k16) * 2 == kv_cache_bytes(k32));
+        worst = 0;
+        for (int i = 0; i < L; i++) {
+            double d2 = 0, r2 = 0;
+            for (int c = 0; c < V; c++) {
+                double x = b[(size_t)i * V + c], y = a[(size_t)i * V + c];
+                d2 += (x - y) * (x - y), r2 += y * y;
+            }
+            double rel = sqrt(d2 / (r2 > 0 ? r2 : 1));
+            if (rel > worst) worst = rel;
+        }
+    }
+    kv_cache_destroy(&k32);
+    kv_cache_destroy(&k16);
+    mem_free(a), mem_free(b);
+    return worst;
+}
+
 static void test_model(k_device_t *dev, const char *name) {
     char err[HIRED_ERR_LEN], mdir[4096];
     snprintf(mdir, sizeof mdir, "%s", test_fixture("models"));
@@ -327,6 +363,35 @@ static void test_model(k_device_t *dev, const char *name) {
         CHECK(after.steps == 0 && after.peak_running == 0);
         fine.rc = gen_sched_run(s, &pr[0], &p[0], collect, NULL, &fine, fine.tokens, &fine.st, fine.err);
         CHECK_MSG(fine.rc == 0 && same(&fine, &solo[0]), "after a refusal: %s", fine.err);
+    }
+    gen_sched_destroy(&s);
+
+    /* the F16 KV cache: how far it moves the logits; batched = alone still holds */
+    double shift = f16_kv_shift(m, ctx, &pr[1]);
+    printf("%s: F16 KV cache moves the prompt logits by %.3g (relative L2, worst position; float32 KV: 0, the "
+           "old numbers)\n", name, shift);
+    CHECK_MSG(shift > 0 && shift <= F16_KV_TOL, "F16 KV shift %.3g", shift);
+    o.kv_bytes = (size_t)1 << 30;
+    o.kv_dtype = TENSOR_DTYPE_F16;
+    s = gen_sched_new(m, &o, err);
+    CHECK_MSG(s != NULL, "%s", err);
+    if (s) {
+        static out_t solo16[N_CASES];
+        int like32 = 0;
+        for (int i = 0; i < N_CASES; i++) {
+            memset(&solo16[i], 0, sizeof solo16[i]);
+            solo16[i].rc = gen_sched_run(s, &pr[i], &p[i], collect, NULL, &solo16[i], solo16[i].tokens, &solo16[i].st,
+                                         solo16[i].err);
+            CHECK_MSG(solo16[i].rc == 0, "%s", solo16[i].err);
+            like32 += same(&solo16[i], &solo[i]);
+        }
+        printf("%s: F16 KV: %d of %d jobs give the float32 cache's tokens\n", name, like32, N_CASES);
+        CHECK(gen_sched_job_bytes(s, pr[1].length, p[1].max_tokens) * 2 ==
+              bytes[1]); /* half the blocks' bytes of the float32 pool */
+        memset(batch, 0, sizeof batch);
+        run_all(s, pr, p, batch);
+        for (int i = 0; i < N_CASES; i++)
+            CHECK_MSG(same(&batch[i], &solo16[i]), "%s case %d: F16 KV batched differs from alone", name, i);
     }
     gen_sched_destroy(&s);
 out:
