@@ -79,7 +79,7 @@ static const char *const k_field_names[] = {
     "id", "model", "service", "prompt", "params", "deadline_ms", "attempt", "capacity", "epoch",
     "attached", "seq", "token", "text", "code", "message", "retry_ms", "finish", "usage",
     "timings", "kept", "dim", "dtype", "grid", "image_size", "positions", "parts", "session",
-    "fingerprint", "patch_grid",
+    "fingerprint", "patch_grid", "load",
 };
 #define N_FIELDS ((int)ARRAY_LEN(k_field_names))
 
@@ -106,7 +106,7 @@ static const struct {
     [WIRE_CANCEL] = {WIRE_F_ID, WIRE_F_SESSION, 0},
     [WIRE_STATUS] = {0, WIRE_F_SESSION, 0},
     [WIRE_STATUS_REPLY] = {0, 0, 1},
-    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION, 0},
+    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION | WIRE_F_LOAD, 0},
     [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY | WIRE_F_FINGERPRINT, 0, 0},
     [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PROMPT | WIRE_F_PARAMS |
                       WIRE_F_ATTEMPT,
@@ -273,6 +273,7 @@ static bool field_set(const wire_msg_t *m, uint32_t bit) {
     case WIRE_F_KEPT: case WIRE_F_DIM: case WIRE_F_DTYPE: case WIRE_F_POSITIONS: case WIRE_F_PARTS:
     case WIRE_F_PATCH_GRID: return m->kept != 0;
     case WIRE_F_GRID: return m->grid[0] || m->grid[1];
+    case WIRE_F_LOAD: return m->load[2] != 0;
     case WIRE_F_IMAGE_SIZE: return m->image_size[0] || m->image_size[1];
     case WIRE_F_SESSION: return m->session[0] != 0;
     case WIRE_F_FINGERPRINT: return m->fingerprint[0] != 0;
@@ -441,6 +442,10 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
     case WIRE_F_KEPT: msgpack_pack_uint32(pk, m->kept); break;
     case WIRE_F_DIM: msgpack_pack_uint32(pk, m->dim); break;
     case WIRE_F_DTYPE: pack_str(pk, wire_dtype_name(m->dtype)); break;
+    case WIRE_F_LOAD:
+        msgpack_pack_array(pk, 3);
+        for (int i = 0; i < 3; i++) msgpack_pack_uint32(pk, m->load[i]);
+        break;
     case WIRE_F_GRID:
         msgpack_pack_array(pk, 2); msgpack_pack_uint32(pk, m->grid[0]); msgpack_pack_uint32(pk, m->grid[1]);
         break;
@@ -704,6 +709,16 @@ static int get_pair(ctx_t *c, const msgpack_object *o, const char *f, uint32_t o
     return HIRED_OK;
 }
 
+static int get_load(ctx_t *c, const msgpack_object *o, const char *f, uint32_t out[3]) {
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 3)
+        return type_err(c, f, "an array of 3 non-negative integers");
+    for (int i = 0; i < 3; i++) {
+        int rc = get_u32(c, &o->via.array.ptr[i], f, (1u << 30) - 1, &out[i]);
+        if (rc) return rc;
+    }
+    return HIRED_OK;
+}
+
 /* Iterates a sub-map with a per-key callback, rejecting non-string and duplicate keys. */
 typedef int (*sub_fn)(ctx_t *c, const msgpack_object *k, const msgpack_object *v, void *dst, uint32_t *seen);
 
@@ -841,6 +856,7 @@ static int parse_field(ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_obje
         return type_err(c, f, "f16, bf16 or f32");
     }
     case WIRE_F_GRID: return get_pair(c, v, f, m->grid);
+    case WIRE_F_LOAD: return get_load(c, v, f, m->load);
     case WIRE_F_IMAGE_SIZE: return get_pair(c, v, f, m->image_size);
     case WIRE_F_POSITIONS: return get_bin(c, v, f, (size_t)WIRE_MAX_KEPT * 6, pos_ptr, pos_bytes);
     case WIRE_F_PARTS: return get_u32(c, v, f, WIRE_MAX_VISUAL_PARTS, &m->parts);

@@ -136,7 +136,7 @@ enum {
     WIRE_F_USAGE = 1u << 17, WIRE_F_TIMINGS = 1u << 18, WIRE_F_KEPT = 1u << 19, WIRE_F_DIM = 1u << 20,
     WIRE_F_DTYPE = 1u << 21, WIRE_F_GRID = 1u << 22, WIRE_F_IMAGE_SIZE = 1u << 23,
     WIRE_F_POSITIONS = 1u << 24, WIRE_F_PARTS = 1u << 25, WIRE_F_SESSION = 1u << 26,
-    WIRE_F_FINGERPRINT = 1u << 27, WIRE_F_PATCH_GRID = 1u << 28,
+    WIRE_F_FINGERPRINT = 1u << 27, WIRE_F_PATCH_GRID = 1u << 28, WIRE_F_LOAD = 1u << 29,
 };
 
 /* One header, any type. Only the fields of `type` are meaningful (docs/protocol.md lists them).
@@ -182,6 +182,9 @@ typedef struct wire_msg {
     uint32_t patch_grid;         /* patches per partition side, [1, WIRE_MAX_PATCH_GRID] */
     char session[WIRE_MAX_SESSION + 1];         /* client messages: the client's session secret */
     char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* READY, RESULT, decode JOB: checkpoint hash */
+    uint32_t load[3];            /* HEARTBEAT from a decoder: jobs in its last decode batch, KV
+                                    blocks in use, KV blocks in its pool (sent when the last is
+                                    non-zero; each < 2^30) */
 } wire_msg_t;
 
 // ---- header encode / decode -----------------------------------------------------------------

@@ -95,7 +95,15 @@ typedef struct {
     atomic_ullong served, failed;
 } dec_t;
 
-/* svc_daemon_t.load: the device, the text half, one context per job thread. */
+/* gen_sched_opts_t.on_step: the batch and KV blocks go to the broker with the next HEARTBEAT. */
+static void publish_load(void *user, const gen_sched_stats_t *st) {
+    dec_t *d = user;
+    if (d->svc.conn)
+        worker_conn_set_load(d->svc.conn, (uint32_t)st->batch, (uint32_t)st->kv_blocks_used,
+                             (uint32_t)st->kv_blocks_total);
+}
+
+/* svc_daemon_t.load: the device, the text half, one context per job thread, the scheduler. */
 static int load(void *app, svc_t *s, char *err) {
     dec_t *d = app;
     if (!(d->dev = k_device_open(d->cfg.w.device, err))) return HIRED_EUNSUPPORTED;
@@ -109,7 +117,7 @@ static int load(void *app, svc_t *s, char *err) {
                                      (hf->text.max_pos + GEN_SCHED_BLOCK - 1) / GEN_SCHED_BLOCK * GEN_SCHED_BLOCK);
     gen_sched_opts_t so = {.kv_bytes = d->cfg.kv_bytes > 0 ? (size_t)d->cfg.kv_bytes : full * (size_t)s->capacity,
                            .max_seqs = s->capacity, .kv_dtype = kv_dt, .omp_threads = omp_set_num_threads,
-                           .threads = (int)d->cfg.w.threads};
+                           .threads = (int)d->cfg.w.threads, .on_step = publish_load, .step_user = d};
     if (!(d->sched = gen_sched_new(d->model, &so, err))) return HIRED_EINVAL;
     log_info("hired-decoder: KV pool %.1f MiB (%s): %.1f jobs at the full context of %d, batch of %d at most",
              (double)so.kv_bytes / (1 << 20), tensor_dtype_name(kv_dt), (double)so.kv_bytes / (double)full,

@@ -341,7 +341,10 @@ static void step(gen_sched_t *s) {
         s->stats.steps++;
         s->stats.rows += (uint64_t)n;
     }
+    gen_sched_stats_t now = s->stats;
+    now.kv_blocks_used = s->blocks_used;
     pthread_mutex_unlock(&s->mu);
+    if (s->o.on_step) s->o.on_step(s->o.step_user, &now);
 }
 
 static void *sched_main(void *arg) {

@@ -39,6 +39,8 @@
 
 #define GEN_SCHED_BLOCK 16 /* KV positions per block */
 
+struct gen_sched_stats;
+
 typedef struct gen_sched gen_sched_t;
 
 typedef struct {
@@ -47,6 +49,9 @@ typedef struct {
     tensor_dtype_t kv_dtype; /* the cache's element type (F32 on the CPU backend today) */
     void (*omp_threads)(int n); /* called on the scheduler thread with threads when set */
     int threads;
+    /* Called on the scheduler thread after every step with the counters (may be NULL). */
+    void (*on_step)(void *user, const struct gen_sched_stats *st);
+    void *step_user;
 } gen_sched_opts_t;
 
 /* Polled once per step for a running or waiting job: true ends it (finish "callback"). */
@@ -70,7 +75,7 @@ int gen_sched_run(gen_sched_t *s, const gen_prompt_t *pr, const gen_params_t *p,
  * (whole blocks). */
 size_t gen_sched_job_bytes(const gen_sched_t *s, int length, int max_tokens);
 
-typedef struct {
+typedef struct gen_sched_stats {
     int running;           /* jobs admitted (prefilling or decoding) */
     int waiting;           /* jobs waiting for KV blocks or a batch slot */
     int batch;             /* decode rows of the last step */
