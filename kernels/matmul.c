@@ -67,6 +67,6 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
 
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
     if (l->variant == K_MATMUL_ROWS && l->simd)
-        return ((size_t)a->k + (size_t)a->m) * (size_t)l->n_threads * sizeof(float) + 64;
+        return 2 * ((size_t)a->k + (size_t)a->m) * (size_t)l->n_threads * sizeof(float) + 64;
     return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;
 }

@@ -206,14 +206,21 @@ K_CLONES static void rows_f32(const mm_ctx *c, int j0, int j1) {
 static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *dot) {
     const k_matmul_args *a = c->a;
     const uint16_t *w = a->w;
-    for (int j = j0; j < j1; j++) {
+    const bool pairs = k_cpu_have_avx512vl(); /* two weight rows per pass: each x load feeds two chains */
+    const int step = pairs ? 2 : 1;
+    for (int j = j0; j < j1; j += step) {
+        const int nj = j + step <= j1 ? step : j1 - j;
         const uint16_t *src = w + (size_t)j * a->k;
         if (a->w_dtype == TENSOR_DTYPE_F16)
-            k_cpu_f16_to_f32_f16c(w32, src, (size_t)a->k);
+            k_cpu_f16_to_f32_f16c(w32, src, (size_t)nj * a->k);
         else
-            k_cpu_to_f32_portable(w32, src, a->w_dtype, (size_t)a->k);
-        k_cpu_dot_rows_like1_x86(w32, a->k, 1, c->x, c->ldx, a->m, dot, 1);
-        for (int i = 0; i < a->m; i++) rows_store(c, i, j, dot[i]);
+            k_cpu_to_f32_portable(w32, src, a->w_dtype, (size_t)nj * a->k);
+        if (pairs)
+            k_cpu_dot_rows_like1_pairs_x86(w32, a->k, nj, c->x, c->ldx, a->m, dot, 2);
+        else
+            k_cpu_dot_rows_like1_x86(w32, a->k, 1, c->x, c->ldx, a->m, dot, 2);
+        for (int i = 0; i < a->m; i++)
+            for (int jj = 0; jj < nj; jj++) rows_store(c, i, j + jj, dot[(size_t)i * 2 + jj]);
     }
 }
 
@@ -235,7 +242,7 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     const k_matmul_args *a = c->a;
     int n_threads = l->n_threads;
     size_t mark = k_ctx_mark(ctx);
-    size_t per = (size_t)a->k + (size_t)a->m; /* floats per thread: one converted row + its dots */
+    size_t per = 2 * ((size_t)a->k + (size_t)a->m); /* floats per thread: two converted rows + their dots */
     float *scratch = l->simd && a->w_dtype != TENSOR_DTYPE_F32 ? k_ctx_alloc(ctx, per * n_threads * sizeof(float)) : NULL;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
     for (int s = 0; s < n_threads; s++) {
@@ -243,7 +250,7 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
         if (a->w_dtype == TENSOR_DTYPE_F32)
             rows_f32(c, j0, j1);
         else if (l->simd && scratch)
-            rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + a->k);
+            rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + 2 * (size_t)a->k);
         else if (l->simd)
             rows_half_simd_noscratch(c, j0, j1);
         else /* the portable fused loop keeps one set of partial sums per x row: row-invariant */
