@@ -327,7 +327,9 @@ void back_message(broker_t *b, wire_parts_t *p, int64_t now) {
     }
     switch (m.type) {
     case WIRE_READY: on_ready(b, route, rlen, &m, now); break;
-    case WIRE_HEARTBEAT: break;
+    case WIRE_HEARTBEAT:
+        if (m.present & WIRE_F_LOAD) memcpy(w->load, m.load, sizeof w->load);
+        break;
     case WIRE_DISCONNECT: back_worker_lost(b, w, "disconnected", false, now); break;
     case WIRE_RESULT:
         if (w->service != 0) goto wrong;

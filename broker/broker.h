@@ -228,6 +228,7 @@ struct worker {
     int64_t quarantined_until;
     double ms_first, ms_token, ms_job; /* moving averages: dispatch -> first token, between
                                           tokens, dispatch -> RESULT/DONE (0 = not yet seen) */
+    uint32_t load[3];           /* its last HEARTBEAT's load: decode batch, KV blocks used / all */
     worker_t *next;
 };
 

@@ -88,6 +88,11 @@ char *stats_status_json(const broker_t *b, const client_t *c, int64_t now) {
             cJSON_AddNumberToObject(wo, "credit", w->credit);
             cJSON_AddNumberToObject(wo, "failed", (double)w->failed);
             cJSON_AddBoolToObject(wo, "quarantined", now < w->quarantined_until);
+            if (w->load[2]) { /* a batching decoder's own figures (its HEARTBEAT) */
+                cJSON_AddNumberToObject(wo, "batch", w->load[0]);
+                cJSON_AddNumberToObject(wo, "kv_blocks_used", w->load[1]);
+                cJSON_AddNumberToObject(wo, "kv_blocks_total", w->load[2]);
+            }
             cap += w->capacity;
             used += w->nasg;
         }

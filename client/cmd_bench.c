@@ -48,6 +48,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "cmd_bench_batch.h"
 #include "clock.h"
 #include "err.h"
 #include "file.h"
@@ -674,6 +675,9 @@ static int write_json(const bench_t *b) {
 typedef struct {
     char *model, *broker, *model_name, *strategies, *budgets, *image, *json, *device;
     int64_t runs, warmup, max_tokens, timeout_ms;
+    char *concurrency;
+    int64_t text_layers, kv_bytes, image_tokens, pool_image_tokens;
+    int kv_dtype;
 } bench_opts_t;
 
 #define O(f) offsetof(bench_opts_t, f)
@@ -696,6 +700,20 @@ static const cfg_entry_t k_bench_opts[] = {
     {"timeout-ms", CFG_INT, O(timeout_ms), 1000, 86400000, "3600000", NULL, "per-job deadline"},
     {"device", CFG_STRING, O(device), 1, 32, "cpu", NULL,
      "the self-contained workers' device: cpu or cuda:N (both workers on it)"},
+    {"concurrency", CFG_STRING, O(concurrency), 0, 511, "", NULL,
+     "comma-separated jobs in flight at once (e.g. 1,4,16): measure continuous batching on the decoder's "
+     "scheduler in this process (text half only; --budgets default there 0.2,1.0) instead of the end-to-end table"},
+    {"text-layers", CFG_INT, O(text_layers), 0, 128, "0", NULL,
+     "with --concurrency: a random F16 text model of LLaVA-NeXT-7B widths with this many layers (--model, "
+     "default the tiny fixture, gives only the tokenizer); 0 = --model's own text model"},
+    {"kv-bytes", CFG_INT, O(kv_bytes), 0, 1099511627776.0, "0", NULL,
+     "with --concurrency: the fixed KV pool of the jobs-at-once comparison; 0 = 4 jobs at the largest budget"},
+    {"image-tokens", CFG_INT, O(image_tokens), 1, 65536, "576", NULL,
+     "with --concurrency: visual positions of a prompt before selection (576: one 336px tile)"},
+    {"pool-image-tokens", CFG_INT, O(pool_image_tokens), 1, 65536, "2880", NULL,
+     "with --concurrency: visual positions before selection of the fixed-pool count's prompts (2880: LLaVA-NeXT's "
+     "five 336px partitions)"},
+    {"kv-dtype", CFG_ENUM, O(kv_dtype), 0, 0, "f16", "f16|f32", "with --concurrency: the KV cache's element type"},
 };
 #undef O
 
@@ -803,6 +821,18 @@ static int run_rows(bench_t *b) {
 
 /* The bench with its options o: the exit status. */
 static int bench_main(const bench_opts_t *o) {
+    if (o->concurrency[0]) {
+        bench_batch_opts_t bo = {.model = o->model, .concurrency = o->concurrency,
+                                 .budgets = strcmp(o->budgets, "1.0,0.4,0.2,0.1") ? o->budgets : "0.2,1.0",
+                                 .text_layers = o->text_layers, .kv_bytes = o->kv_bytes,
+                                 .image_tokens = o->image_tokens, .pool_image_tokens = o->pool_image_tokens, .max_tokens = o->max_tokens, .json = o->json,
+                                 .kv_f32 = o->kv_dtype == 1};
+        if (!o->model[0] && o->text_layers <= 0) {
+            fprintf(stderr, "hired bench: --concurrency needs --model DIR or --text-layers N\n");
+            return 2;
+        }
+        return bench_batch(&bo);
+    }
     static bench_t b; /* large; one bench per process */
     memset(&b, 0, sizeof b);
     b.runs = (int)o->runs;

@@ -303,9 +303,14 @@ static void status_pretty(const cJSON *root, FILE *out) {
         }
         fprintf(out, "  %-7s %-32s %d workers, %d/%d slots in use\n", jstr(pool, "service"), jstr(pool, "model"),
                 cJSON_GetArraySize(ws), used, cap);
-        cJSON_ArrayForEach(w, ws)
-            fprintf(out, "          worker %-12s capacity %3.0f  in use %3.0f  heartbeat %5.0f ms ago\n", jstr(w, "id"),
+        cJSON_ArrayForEach(w, ws) {
+            fprintf(out, "          worker %-12s capacity %3.0f  in use %3.0f  heartbeat %5.0f ms ago", jstr(w, "id"),
                     jnum(w, "capacity"), jnum(w, "in_use"), jnum(w, "last_heartbeat_ms"));
+            if (cJSON_GetObjectItemCaseSensitive(w, "kv_blocks_total")) /* a batching decoder's own figures */
+                fprintf(out, "  batch %3.0f  KV blocks %.0f/%.0f", jnum(w, "batch"), jnum(w, "kv_blocks_used"),
+                        jnum(w, "kv_blocks_total"));
+            fputc('\n', out);
+        }
     }
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "queues");
     fprintf(out, "queues: encode %.0f, decode %.0f\n", jnum(q, "encode"), jnum(q, "decode"));

@@ -82,7 +82,7 @@ wire_limits_t wire_limits_resolve(const wire_limits_t *lim) {
 static const char *const k_field_names[] = {
     "id", "model", "service", "prompt", "params", "deadline_ms", "attempt", "capacity", "epoch",
     "attached", "seq", "token", "text", "code", "message", "retry_ms", "finish", "usage",
-    "timings", "session", "fingerprint", "messages", "visuals",
+    "timings", "session", "fingerprint", "messages", "visuals", "load",
 };
 #define N_FIELDS ((int)ARRAY_LEN(k_field_names))
 
@@ -107,7 +107,7 @@ static const struct {
     [WIRE_CANCEL] = {WIRE_F_ID, WIRE_F_SESSION},
     [WIRE_STATUS] = {0, WIRE_F_SESSION},
     [WIRE_STATUS_REPLY] = {0, 0},
-    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION},
+    [WIRE_HEARTBEAT] = {0, WIRE_F_EPOCH | WIRE_F_SESSION | WIRE_F_LOAD},
     [WIRE_READY] = {WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_CAPACITY | WIRE_F_FINGERPRINT, 0},
     [WIRE_JOB] = {WIRE_F_ID | WIRE_F_SERVICE | WIRE_F_MODEL | WIRE_F_PARAMS | WIRE_F_ATTEMPT,
                   WIRE_F_DEADLINE | WIRE_F_PROMPT | WIRE_F_MESSAGES | WIRE_F_VISUALS | WIRE_F_FINGERPRINT},
@@ -261,6 +261,7 @@ static bool field_set(const wire_msg_t *m, uint32_t bit) {
     case WIRE_F_TIMINGS: return m->timings_mask != 0;
     case WIRE_F_MESSAGES: return m->n_messages != 0;
     case WIRE_F_VISUALS: return m->n_visuals != 0;
+    case WIRE_F_LOAD: return m->load[2] != 0;
     case WIRE_F_SESSION: return m->session[0] != 0;
     case WIRE_F_FINGERPRINT: return m->fingerprint[0] != 0;
     case WIRE_F_SEQ: return m->type != WIRE_DONE || m->seq != 0; /* DONE: optional, 0 = no tokens */
@@ -424,6 +425,10 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
             }
         break;
     }
+    case WIRE_F_LOAD:
+        msgpack_pack_array(pk, 3);
+        for (int i = 0; i < 3; i++) msgpack_pack_uint32(pk, m->load[i]);
+        break;
     case WIRE_F_SESSION: pack_str(pk, m->session); break;
     case WIRE_F_FINGERPRINT: pack_str(pk, m->fingerprint); break;
     case WIRE_F_MESSAGES: wr_pack_messages(pk, m); break;
@@ -579,6 +584,14 @@ static int parse_field(wp_ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_o
     case WIRE_F_FINISH: return wp_get_fixed(c, v, f, m->finish, WIRE_MAX_FINISH);
     case WIRE_F_USAGE: return wp_get_submap(c, v, f, usage_kv, &m->usage);
     case WIRE_F_TIMINGS: return wp_get_submap(c, v, f, timings_kv, m);
+    case WIRE_F_LOAD:
+        if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 3)
+            return wp_type_err(c, f, "an array of 3 non-negative integers");
+        for (int i = 0; i < 3; i++) {
+            int rc = wp_get_u32(c, &v->via.array.ptr[i], f, (1u << 30) - 1, &m->load[i]);
+            if (rc) return rc;
+        }
+        return HIRED_OK;
     case WIRE_F_SESSION: return wp_get_fixed(c, v, f, m->session, WIRE_MAX_SESSION);
     case WIRE_F_FINGERPRINT: return wp_get_fixed(c, v, f, m->fingerprint, WIRE_MAX_FINGERPRINT);
     case WIRE_F_MESSAGES: return wr_parse_messages(c, v, lim->max_prompt, m);

@@ -146,6 +146,7 @@ enum {
     WIRE_F_MESSAGE = 1u << 14, WIRE_F_RETRY = 1u << 15, WIRE_F_FINISH = 1u << 16,
     WIRE_F_USAGE = 1u << 17, WIRE_F_TIMINGS = 1u << 18, WIRE_F_SESSION = 1u << 19,
     WIRE_F_FINGERPRINT = 1u << 20, WIRE_F_MESSAGES = 1u << 21, WIRE_F_VISUALS = 1u << 22,
+    WIRE_F_LOAD = 1u << 23,
 };
 
 /* A conversation (SUBMIT, decode JOB): messages whose content is text and image parts. */
@@ -215,6 +216,9 @@ typedef struct wire_msg {
     uint32_t n_visuals;          /* [0, WIRE_MAX_IMAGES] */
     char session[WIRE_MAX_SESSION + 1];         /* client messages: the client's session secret */
     char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* READY, RESULT, decode JOB: checkpoint hash */
+    uint32_t load[3];            /* HEARTBEAT from a decoder: jobs in its last decode batch, KV
+                                    blocks in use, KV blocks in its pool (sent when the last is
+                                    non-zero; each < 2^30) */
 } wire_msg_t;
 
 // ---- header encode / decode -----------------------------------------------------------------

@@ -60,6 +60,7 @@ struct worker_conn {
     int nheld, capheld;
     uint64_t session;                /* current session, under mu */
     worker_conn_stats_t stats;
+    uint32_t load[3];                /* the HEARTBEAT's load, under mu (all 0: not sent) */
 };
 
 // ---- small helpers ------------------------------------------------------------------------------
@@ -253,8 +254,23 @@ static void send_simple(void *sock, wire_type_t t) {
 }
 
 static void heartbeat(void *user, void *sock) {
-    (void)user;
-    send_simple(sock, WIRE_HEARTBEAT);
+    worker_conn_t *c = user;
+    wire_msg_t m;
+    wire_msg_init(&m, WIRE_HEARTBEAT);
+    pthread_mutex_lock(&c->mu);
+    memcpy(m.load, c->load, sizeof m.load);
+    pthread_mutex_unlock(&c->mu);
+    char err[HIRED_ERR_LEN];
+    if (wire_send(sock, NULL, 0, &m, NULL, err)) log_debug("worker_conn: HEARTBEAT not sent: %s", err);
+}
+
+void worker_conn_set_load(worker_conn_t *c, uint32_t batch, uint32_t kv_used, uint32_t kv_total) {
+    const uint32_t cap = (1u << 30) - 1;
+    pthread_mutex_lock(&c->mu);
+    c->load[0] = batch < cap ? batch : cap;
+    c->load[1] = kv_used < cap ? kv_used : cap;
+    c->load[2] = kv_total < cap ? kv_total : cap;
+    pthread_mutex_unlock(&c->mu);
 }
 
 /* Sends queued messages of the current session; stops at a full pipe. */

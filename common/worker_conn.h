@@ -102,6 +102,11 @@ int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wir
                             char *err);
 int worker_conn_send_error(worker_conn_t *c, const worker_job_t *job, int code, const char *message, char *err);
 
+/* What the next HEARTBEATs tell the broker about this worker's load (`hired status`): the jobs
+ * in its last decode batch and its KV blocks in use and in all (kv_total 0: nothing is sent).
+ * Any thread. */
+void worker_conn_set_load(worker_conn_t *c, uint32_t batch, uint32_t kv_used, uint32_t kv_total);
+
 /* Counters for tests and logs. */
 typedef struct worker_conn_stats {
     uint64_t sessions;   /* READY sent on a fresh session (1 + reconnects + DISCONNECTs seen) */

@@ -19,10 +19,16 @@
  * Sampling is seeded per job (params.seed) and counter-based (sampler.h), so a retried decode
  * emits the same tokens from seq 0 and the broker drops the repeats.
  *
- * Concurrency: decoder.capacity job threads, each running one job at a time with its own device
- * context (slot i uses ctx[i]), KV cache and scratch, all sharing the read-only weights; the
- * broker never sends more than `capacity` jobs at once. A CANCEL (or a lost broker session)
- * stops generation at the next token; the job still ends with one terminal send (ERROR
+ * Concurrency: continuous batching (pipeline/gen_sched.h). decoder.capacity job threads take
+ * jobs from the broker (which never sends more than `capacity` at once) and build each prompt
+ * on their own device context (slot i uses ctx[i]: template, tokenizer, projector, packing);
+ * then one scheduler thread owns every admitted job and decodes them together, one batch per
+ * step (the weights read once per step for all of them), prefilling new prompts a chunk
+ * (decoder.prefill_chunk) per step in between. Jobs are admitted by KV blocks from a pool of
+ * decoder.kv_bytes: a job runs once its whole cache (prompt + max_tokens) fits, else it waits
+ * for running jobs to end; a job that could not fit the empty pool gets an ERROR at once. A
+ * job's tokens do not depend on what else is in the batch. A CANCEL (or a lost broker
+ * session) stops generation at the next step; the job still ends with one terminal send (ERROR
  * "cancelled", dropped or returning credit).
  * Bad input (<image> placeholders that do not match the images, a prompt longer than the context,
  * a record that does not fit the model) gets an ERROR naming it; the worker keeps serving.
@@ -42,6 +48,7 @@
 #include "cfg.h"
 #include "clock.h"
 #include "err.h"
+#include "gen_sched.h"
 #include "generate.h"
 #include "log.h"
 #include "mem.h"
@@ -54,14 +61,21 @@
 
 typedef struct {
     svc_cfg_t w; /* the keys every worker has (svc.h) */
-    int64_t capacity, prefill_chunk;
+    int64_t capacity, prefill_chunk, kv_bytes;
+    int kv_dtype; /* 0 f16, 1 f32 */
     char *template_name;
 } dec_cfg_t;
 
 #define O(f) offsetof(dec_cfg_t, f)
 static const cfg_entry_t k_own_cfg[] = {
     {"decoder.capacity", CFG_INT, O(capacity), 1, SVC_MAX_THREADS, "2", NULL,
-     "jobs decoded at once (one thread and one KV cache each, sharing the weights)"},
+     "jobs decoded at once: the largest decode batch (each job also needs its KV blocks, decoder.kv_bytes)"},
+    {"decoder.kv_bytes", CFG_INT, O(kv_bytes), 0, 1099511627776.0, "0", NULL,
+     "KV cache pool in bytes shared by the running jobs (admission by blocks of 16 positions); "
+     "0 = room for decoder.capacity jobs at the model's full context"},
+    {"decoder.kv_dtype", CFG_ENUM, O(kv_dtype), 0, 0, "f16", "f16|f32",
+     "KV cache element type: f16 halves the cache (logits move by about 1e-3 relative, docs/numerics.md); "
+     "f32 gives `hired run`'s numbers"},
     {"decoder.template", CFG_STRING, O(template_name), 0, 64, "", NULL,
      "chat template around the job's prompt: a built-in one (vicuna, llava-1.5, vicuna-system, "
      "vicuna-lmms-eval, mistral, chatml, llama3) or raw (prompt used as is); empty = the checkpoint's own "
@@ -77,12 +91,21 @@ typedef struct {
     dec_cfg_t cfg;
     k_device_t *dev;
     gen_model_t *model;
-    k_ctx_t *ctx[SVC_MAX_THREADS]; /* one per job thread */
+    k_ctx_t *ctx[SVC_MAX_THREADS]; /* one per job thread: the prompt */
+    gen_sched_t *sched;            /* every admitted job's decode */
     svc_t svc; /* broker connection, job threads, drain (svc.h) */
     atomic_ullong served, failed;
 } dec_t;
 
-/* svc_daemon_t.load: the device, the text half, one context per job thread. */
+/* gen_sched_opts_t.on_step: the batch and KV blocks go to the broker with the next HEARTBEAT. */
+static void publish_load(void *user, const gen_sched_stats_t *st) {
+    dec_t *d = user;
+    if (d->svc.conn)
+        worker_conn_set_load(d->svc.conn, (uint32_t)st->batch, (uint32_t)st->kv_blocks_used,
+                             (uint32_t)st->kv_blocks_total);
+}
+
+/* svc_daemon_t.load: the device, the text half, one context per job thread, the scheduler. */
 static int load(void *app, svc_t *s, char *err) {
     dec_t *d = app;
     if (!(d->dev = k_device_open(d->cfg.w.device, err))) return HIRED_EUNSUPPORTED;
@@ -91,6 +114,16 @@ static int load(void *app, svc_t *s, char *err) {
         if (!(d->ctx[i] = k_ctx_new(d->dev, err))) return HIRED_ENOMEM;
     if (d->cfg.prefill_chunk > 0) llm_set_prefill_chunk(gen_model_llm(d->model), (int)d->cfg.prefill_chunk);
     const hf_config_t *hf = gen_model_config(d->model);
+    const tensor_dtype_t kv_dt = d->cfg.kv_dtype ? TENSOR_DTYPE_F32 : TENSOR_DTYPE_F16;
+    size_t full = kv_cache_bytes_for(kv_dt, hf->text.layers, hf->text.kv_heads * hf->text.head_dim,
+                                     (hf->text.max_pos + GEN_SCHED_BLOCK - 1) / GEN_SCHED_BLOCK * GEN_SCHED_BLOCK);
+    gen_sched_opts_t so = {.kv_bytes = d->cfg.kv_bytes > 0 ? (size_t)d->cfg.kv_bytes : full * (size_t)s->capacity,
+                           .max_seqs = s->capacity, .kv_dtype = kv_dt, .omp_threads = omp_set_num_threads,
+                           .threads = (int)d->cfg.w.threads, .on_step = publish_load, .step_user = d};
+    if (!(d->sched = gen_sched_new(d->model, &so, err))) return HIRED_EINVAL;
+    log_info("hired-decoder: KV pool %.1f MiB (%s): %.1f jobs at the full context of %d, batch of %d at most",
+             (double)so.kv_bytes / (1 << 20), tensor_dtype_name(kv_dt), (double)so.kv_bytes / (double)full,
+             hf->text.max_pos, s->capacity);
     log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) on %s", s->model,
              hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", hf->text.layers, hf->text.hidden,
              hf->text.max_pos, d->cfg.template_name[0] ? d->cfg.template_name : gen_model_default_template(d->model),
@@ -107,6 +140,13 @@ typedef struct {
     bool cancelled;
     int send_rc;
 } stream_t;
+
+/* gen_cancel_fn: the broker cancelled the job, or its session is over. */
+static bool job_cancelled(void *user) {
+    stream_t *s = user;
+    if (worker_conn_cancelled(s->d->svc.conn, s->job)) s->cancelled = true;
+    return s->cancelled;
+}
 
 /* gen_emit_fn: one TOKEN per piece (split at the protocol's limit), NUL -> U+FFFD. */
 static int emit_token(void *user, const char *text, size_t len, int32_t token) {
@@ -234,7 +274,7 @@ static void serve(void *app, int slot, worker_job_t *job) {
     mem_free(parts);
     if (!rc && worker_conn_cancelled(d->svc.conn, job)) s.cancelled = true;
     if (!rc && !s.cancelled)
-        rc = gen_decode(d->model, d->ctx[slot], &pr, &p, emit_token, &s, NULL, NULL, 0, NULL, &st, err);
+        rc = gen_sched_run(d->sched, &pr, &p, emit_token, job_cancelled, &s, NULL, &st, err);
     gen_prompt_free(&pr);
     if (rc == HIRED_ECUDA) fatal_backend(id, err);
     if (!rc && s.send_rc) rc = hired_errf(err, s.send_rc, "cannot stream tokens");
@@ -311,6 +351,7 @@ static void report(void *app) {
 
 static void unload(void *app) {
     dec_t *d = app;
+    gen_sched_destroy(&d->sched);
     for (int i = 0; i < SVC_MAX_THREADS; i++) k_ctx_destroy(&d->ctx[i]);
     gen_model_destroy(&d->model);
     k_device_close(&d->dev);

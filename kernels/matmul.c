@@ -35,6 +35,13 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     l->split_m = false;
     l->block_n = a->n;
+    if (a->row_invariant) {
+        /* weight rows split over threads: a y element is one dot product whichever thread runs it */
+        l->variant = K_MATMUL_ROWS;
+        if ((double)a->n * a->k < 65536.0) l->n_threads = 1;
+        if (l->n_threads > a->n) l->n_threads = a->n;
+        return;
+    }
     if (a->w_dtype == TENSOR_DTYPE_F32) {
         l->variant = K_MATMUL_SGEMM;
         l->split_m = a->m > a->n;
@@ -59,5 +66,7 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
 }
 
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
+    if (l->variant == K_MATMUL_ROWS && l->simd)
+        return 2 * ((size_t)a->k + (size_t)a->m) * (size_t)l->n_threads * sizeof(float) + 64;
     return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;
 }

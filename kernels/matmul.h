@@ -25,6 +25,11 @@ typedef struct {
     int ldy;
     bool accumulate;        /* y += x·wᵀ (+bias) instead of y = x·wᵀ (+bias) */
     tensor_dtype_t dtype;   /* x and y */
+    bool row_invariant;     /* every row of y is the same bits whatever m, the other rows of x
+                             * and the thread count (continuous batching: a sequence's numbers
+                             * do not depend on what else is in the batch). On the CPU with
+                             * F16/BF16 weights these are the bits of the m = 1 fused path, so a
+                             * batched decode row equals a solo decode step. */
 } k_matmul_args;
 
 /* 0, or HIRED_EINVAL with one sentence in err (err may be NULL). */
@@ -39,6 +44,8 @@ typedef enum {
     K_MATMUL_FUSED,     /* F16/BF16, small m: per-row convert + dot (memory-bound decode shape) */
     K_MATMUL_CONVERT,   /* F16/BF16, larger m: convert block_n rows of w (threaded), then sgemm
                          * the block split across threads like SGEMM */
+    K_MATMUL_ROWS,      /* row_invariant: each x row dotted with every w row in a fixed order
+                         * (threads take slices of w's rows; any m) */
 } k_matmul_variant;
 
 typedef struct {

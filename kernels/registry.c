@@ -61,7 +61,7 @@ static void attention_ref(const void *a) { k_attention_ref(a); }
 static int attention_cpu(k_ctx_t *c, const void *a) { return k_attention_cpu(c, a); }
 static bool attention_cpu_sup(const void *p) {
     const k_attention_args *a = p;
-    return a->dtype == F32 && a->kv_dtype == F32;
+    return a->dtype == F32; /* keys and values F32, or F16/BF16 (widened per call) */
 }
 static size_t attention_cpu_ws(const void *a) { return k_attention_cpu_workspace(a); }
 

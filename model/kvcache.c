@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "half.h"
 #include "mem.h"
 
 struct kv_cache {
@@ -74,6 +75,28 @@ static size_t row_offset(const kv_cache_t *kv, int layer, int pos) {
 
 void *kv_cache_k(kv_cache_t *kv, int layer, int pos) { return kv->k + row_offset(kv, layer, pos); }
 void *kv_cache_v(kv_cache_t *kv, int layer, int pos) { return kv->v + row_offset(kv, layer, pos); }
+
+int kv_cache_write(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, const float *k, const float *v, int t) {
+    const size_t n = (size_t)t * kv->kv_dim;
+    void *dst[2] = {kv_cache_k(kv, layer, pos), kv_cache_v(kv, layer, pos)};
+    const float *src[2] = {k, v};
+    if (kv->dtype == TENSOR_DTYPE_F32) {
+        int rc = k_ctx_copy(ctx, dst[0], k, n * sizeof(float));
+        return rc ? rc : k_ctx_copy(ctx, dst[1], v, n * sizeof(float));
+    }
+    k_ctx_t *host = k_ctx_host(ctx);
+    const size_t mark = k_ctx_mark(host);
+    float *f = k_ctx_alloc(host, n * sizeof(float));
+    uint16_t *h = k_ctx_alloc(host, n * sizeof(uint16_t));
+    int rc = f && h ? HIRED_OK : HIRED_ENOMEM;
+    for (int w = 0; !rc && w < 2; w++) {
+        rc = k_ctx_download(ctx, f, src[w], n * sizeof(float));
+        for (size_t i = 0; !rc && i < n; i++) h[i] = kv->dtype == TENSOR_DTYPE_F16 ? f32_to_half(f[i]) : f32_to_bf16(f[i]);
+        if (!rc) rc = k_ctx_upload(ctx, dst[w], h, n * sizeof(uint16_t));
+    }
+    k_ctx_release(host, mark);
+    return rc;
+}
 
 int kv_cache_advance(kv_cache_t *kv, int t) {
     if (t < 0 || t > kv->cap - kv->len) return HIRED_ERANGE;

@@ -1,6 +1,6 @@
 /* kvcache.h — the key/value cache of one generation job, in device memory: per layer, the
- * post-RoPE keys and the values of every position so far, in the cache's dtype (float32 today:
- * what the CPU attention reads; the attention args carry it as kv_dtype).
+ * post-RoPE keys and the values of every position so far, in the cache's dtype (float32, or
+ * F16 to halve it: the attention args carry it as kv_dtype).
  *
  * Invariants: 0 ≤ len ≤ cap; rows [0, len) of every layer hold valid data; rows ≥ len are
  * scratch the next forward pass writes before it advances len. Capacity is fixed at creation
@@ -39,6 +39,13 @@ tensor_dtype_t kv_cache_dtype(const kv_cache_t *kv);
  * rows [len, len + t) then calls kv_cache_advance. */
 void *kv_cache_k(kv_cache_t *kv, int layer, int pos);
 void *kv_cache_v(kv_cache_t *kv, int layer, int pos);
+
+/* Writes t rows of keys k and values v (float32 [t, kv_dim], device memory) at positions
+ * pos.. of layer `layer`, in the cache's dtype (F16/BF16 rounded to nearest even). Through
+ * ctx: a copy for a float32 cache; otherwise staged through the host, converted there and
+ * uploaded (a device conversion op would spare the round trip on a GPU). 0 or the transfer's
+ * HIRED_E* (k_ctx_err). */
+int kv_cache_write(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, const float *k, const float *v, int t);
 
 /* len += t. HIRED_ERANGE when that would pass cap (len unchanged). */
 int kv_cache_advance(kv_cache_t *kv, int t);

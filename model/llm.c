@@ -190,6 +190,8 @@ llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_
 const hf_text_config_t *llm_config(const llm_t *m) { return &m->cfg; }
 
 void llm_set_prefill_chunk(llm_t *m, int rows) { m->chunk = rows < 1 ? 1 : rows; }
+int llm_prefill_chunk(const llm_t *m) { return m->chunk; }
+k_device_t *llm_device(const llm_t *m) { return m->dev; }
 
 kv_cache_t *llm_kv_new(const llm_t *m, int cap, char *err) {
     return kv_cache_new(m->dev, TENSOR_DTYPE_F32, m->cfg.layers, m->kv_dim, cap, err);
@@ -212,10 +214,14 @@ int llm_embed(const llm_t *m, k_ctx_t *ctx, const int32_t *ids, int n, float *ou
 
 // ---- forward -----------------------------------------------------------------------------------
 
-static int linear(k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y, bool accumulate) {
+static int linear_mode(k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y, bool accumulate, bool inv) {
     k_matmul_args a = {.m = t, .n = (int)w->rows, .k = (int)w->cols, .x = x, .w = w->data, .w_dtype = w->dtype,
-                       .y = y, .accumulate = accumulate};
+                       .y = y, .accumulate = accumulate, .row_invariant = inv};
     return k_matmul(ctx, &a);
+}
+
+static int linear(k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y, bool accumulate) {
+    return linear_mode(ctx, x, t, w, y, accumulate, false);
 }
 
 static int rmsnorm(k_ctx_t *ctx, const float *x, float *y, int t, int d, const k_weight_t *g, float eps) {
@@ -248,16 +254,21 @@ static int scratch_alloc(const llm_t *m, k_ctx_t *ctx, int rows, llm_scratch_t *
     return HIRED_OK;
 }
 
-/* One chunk of t rows (already copied into s->x) at positions p0.., every layer. */
-static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, int p0, llm_scratch_t *s) {
+/* One chunk of t rows (already copied into s->x) at positions p0.., every layer. A float32
+ * cache gets its new keys and values straight from the projections (RoPE applied in place);
+ * another dtype gets them through kb, vb ([t, kv_dim] float32 scratch: RoPE in float32, then
+ * one rounding as they are stored). */
+static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, int p0, llm_scratch_t *s, float *kb,
+                         float *vb) {
     const hf_text_config_t *c = &m->cfg;
     const int D = c->hidden, I = c->intermediate;
     const float scale = (float)(1.0 / sqrt((double)c->head_dim));
     int rc = HIRED_OK;
     for (int l = 0; !rc && l < c->layers; l++) {
         const llm_layer_t *L = &m->layers[l];
-        void *kc = kv_cache_k(kv, l, 0), *vc = kv_cache_v(kv, l, 0);        /* [cap, kvd] */
-        void *krows = kv_cache_k(kv, l, p0), *vrows = kv_cache_v(kv, l, p0); /* [t, kvd] */
+        void *kc = kv_cache_k(kv, l, 0), *vc = kv_cache_v(kv, l, 0); /* [cap, kvd] */
+        const bool direct = kv_cache_dtype(kv) == TENSOR_DTYPE_F32;
+        void *krows = direct ? kv_cache_k(kv, l, p0) : kb, *vrows = direct ? kv_cache_v(kv, l, p0) : vb; /* [t, kvd] */
 
         rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->in_norm, c->rms_eps);
         if (!rc) rc = linear(ctx, s->xn, t, &L->q, s->q, false);
@@ -266,12 +277,13 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
         k_rope_args rq = {.t = t, .n_head = c->heads, .head_dim = c->head_dim, .x = s->q, .pos0 = p0,
                           .theta = c->rope_theta};
         k_rope_args rk = {.t = t, .n_head = c->kv_heads, .head_dim = c->head_dim, .x = krows, .pos0 = p0,
-                          .theta = c->rope_theta, .dtype = kv_cache_dtype(kv)};
+                          .theta = c->rope_theta, .dtype = TENSOR_DTYPE_F32};
         k_attention_args at = {.t_q = t, .t_k = p0 + t, .n_head = c->heads, .n_head_kv = c->kv_heads,
                                .head_dim = c->head_dim, .q = s->q, .k = kc, .v = vc, .out = s->att, .scale = scale,
                                .causal = true, .q_pos0 = p0, .kv_dtype = kv_cache_dtype(kv)};
         if (!rc) rc = k_rope(ctx, &rq);
         if (!rc) rc = k_rope(ctx, &rk);
+        if (!rc && !direct) rc = kv_cache_write(kv, ctx, l, p0, kb, vb, t);
         if (!rc) rc = k_attention(ctx, &at);
         if (!rc) rc = linear(ctx, s->att, t, &L->o, s->x, true); /* x += attn · Woᵀ */
 
@@ -318,7 +330,10 @@ int llm_forward_rows(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *
     const int chunk = t < m->chunk ? t : m->chunk;
     const size_t mark = k_ctx_mark(ctx);
     llm_scratch_t s = {0};
-    if (scratch_alloc(m, ctx, chunk, &s)) {
+    float *kb = NULL, *vb = NULL; /* a cache of another dtype than float32: new keys and values */
+    const size_t kvb = (size_t)chunk * m->kv_dim * sizeof(float);
+    if (scratch_alloc(m, ctx, chunk, &s) ||
+        (kv_cache_dtype(kv) != TENSOR_DTYPE_F32 && (!(kb = k_ctx_alloc(ctx, kvb)) || !(vb = k_ctx_alloc(ctx, kvb))))) {
         k_ctx_release(ctx, mark);
         return hired_errf(err, HIRED_ENOMEM, "text model: out of memory for a %d-row chunk", chunk);
     }
@@ -326,7 +341,7 @@ int llm_forward_rows(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *
     for (int r0 = 0; !rc && r0 < t; r0 += chunk) {
         const int n = t - r0 < chunk ? t - r0 : chunk;
         rc = k_ctx_copy(ctx, s.x, x + (size_t)r0 * D, (size_t)n * D * sizeof(float));
-        if (!rc) rc = forward_chunk(m, ctx, kv, n, p_start + r0, &s);
+        if (!rc) rc = forward_chunk(m, ctx, kv, n, p_start + r0, &s, kb, vb);
         /* runs of consecutive wanted rows inside this chunk go through the head together */
         while (!rc && next < n_rows && rows[next] < r0 + n) {
             int run = 1;
@@ -362,13 +377,90 @@ int llm_forward(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, in
     return rc;
 }
 
+// ---- batched decode -----------------------------------------------------------------------------
+
+/* One layer of a decode batch: row i is sequence i's next position kv_cache_len(kvs[i]). The
+ * projections and the MLP run over all rows at once (weights read once), row-invariantly; RoPE,
+ * the cache write and attention run per row against that row's own cache. */
+static int forward_batch_layer(const llm_t *m, k_ctx_t *ctx, kv_cache_t *const *kvs, int n, int l, llm_scratch_t *s,
+                               float *kb, float *vb) {
+    const hf_text_config_t *c = &m->cfg;
+    const int D = c->hidden, I = c->intermediate;
+    const float scale = (float)(1.0 / sqrt((double)c->head_dim));
+    const llm_layer_t *L = &m->layers[l];
+    int rc = rmsnorm(ctx, s->x, s->xn, n, D, &L->in_norm, c->rms_eps);
+    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->q, s->q, false, true);
+    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->k, kb, false, true);
+    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->v, vb, false, true);
+    for (int i = 0; !rc && i < n; i++) {
+        kv_cache_t *kv = kvs[i];
+        const int p = kv_cache_len(kv);
+        float *q = s->q + (size_t)i * m->q_dim, *krow = kb + (size_t)i * m->kv_dim, *vrow = vb + (size_t)i * m->kv_dim;
+        k_rope_args rq = {.t = 1, .n_head = c->heads, .head_dim = c->head_dim, .x = q, .pos0 = p, .theta = c->rope_theta};
+        k_rope_args rk = {.t = 1, .n_head = c->kv_heads, .head_dim = c->head_dim, .x = krow, .pos0 = p,
+                          .theta = c->rope_theta, .dtype = TENSOR_DTYPE_F32};
+        k_attention_args at = {.t_q = 1, .t_k = p + 1, .n_head = c->heads, .n_head_kv = c->kv_heads,
+                               .head_dim = c->head_dim, .q = q, .k = kv_cache_k(kv, l, 0), .v = kv_cache_v(kv, l, 0),
+                               .out = s->att + (size_t)i * m->q_dim, .scale = scale, .causal = true, .q_pos0 = p,
+                               .kv_dtype = kv_cache_dtype(kv)};
+        rc = k_rope(ctx, &rq);
+        if (!rc) rc = k_rope(ctx, &rk); /* in float32, then stored (the same bits as RoPE in a float32 cache) */
+        if (!rc) rc = kv_cache_write(kv, ctx, l, p, krow, vrow, 1);
+        if (!rc) rc = k_attention(ctx, &at);
+    }
+    if (!rc) rc = linear_mode(ctx, s->att, n, &L->o, s->x, true, true);
+    if (!rc) rc = rmsnorm(ctx, s->x, s->xn, n, D, &L->post_norm, c->rms_eps);
+    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->gate, s->g, false, true);
+    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->up, s->u, false, true);
+    k_silu_mul_args sm = {.n = (int64_t)n * I, .gate = s->g, .up = s->u, .y = s->g};
+    if (!rc) rc = k_silu_mul(ctx, &sm);
+    if (!rc) rc = linear_mode(ctx, s->g, n, &L->down, s->x, true, true);
+    return rc;
+}
+
+int llm_forward_batch(const llm_t *m, k_ctx_t *ctx, kv_cache_t *const *kvs, const float *x, int n, float *logits,
+                      char *err) {
+    if (n <= 0 || !kvs || !x || !logits)
+        return hired_errf(err, HIRED_EINVAL, "text model: batch of %d rows without caches, input or logits", n);
+    for (int i = 0; i < n; i++) {
+        if (!kvs[i] || kv_cache_layers(kvs[i]) != m->cfg.layers || kv_cache_dim(kvs[i]) != m->kv_dim)
+            return hired_errf(err, HIRED_EINVAL, "text model: batch row %d: KV cache does not fit the model", i);
+        if (kv_cache_len(kvs[i]) >= kv_cache_cap(kvs[i]))
+            return hired_errf(err, HIRED_ERANGE, "text model: batch row %d: the KV cache is full (%d positions)", i,
+                              kv_cache_cap(kvs[i]));
+        for (int j = 0; j < i; j++)
+            if (kvs[j] == kvs[i])
+                return hired_errf(err, HIRED_EINVAL, "text model: batch rows %d and %d share a KV cache", j, i);
+    }
+    const int D = m->cfg.hidden;
+    const size_t mark = k_ctx_mark(ctx);
+    llm_scratch_t s = {0};
+    float *kb = NULL, *vb = NULL;
+    int rc = scratch_alloc(m, ctx, n, &s);
+    if (!rc && (!(kb = k_ctx_alloc(ctx, (size_t)n * m->kv_dim * sizeof(float))) ||
+                !(vb = k_ctx_alloc(ctx, (size_t)n * m->kv_dim * sizeof(float)))))
+        rc = HIRED_ENOMEM;
+    if (rc) {
+        k_ctx_release(ctx, mark);
+        return hired_errf(err, HIRED_ENOMEM, "text model: out of memory for a batch of %d rows", n);
+    }
+    rc = k_ctx_copy(ctx, s.x, x, (size_t)n * D * sizeof(float));
+    for (int l = 0; !rc && l < m->cfg.layers; l++) rc = forward_batch_layer(m, ctx, kvs, n, l, &s, kb, vb);
+    if (!rc) rc = rmsnorm(ctx, s.x, s.xn, n, D, &m->final_norm, m->cfg.rms_eps);
+    if (!rc) rc = linear_mode(ctx, s.xn, n, &m->head, logits, false, true);
+    k_ctx_release(ctx, mark);
+    if (rc) return k_ctx_report(ctx, rc, err, "text model"); /* no cache advanced: the rows are not valid */
+    for (int i = 0; i < n; i++) kv_cache_advance(kvs[i], 1);
+    return HIRED_OK;
+}
+
 /* Arena bytes of an allocation of n (the arena hands out multiples of 64). */
 static size_t arena_round(size_t n) { return (n ? n + 63 : 64) / 64 * 64; }
 
 size_t llm_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int t, int kv_cap) {
     const hf_text_config_t *c = &m->cfg;
     const int rows = t < m->chunk ? t : m->chunk;
-    size_t sz[6], total = 0;
+    size_t sz[6], total = 2 * arena_round((size_t)rows * m->kv_dim * sizeof(float)); /* kb, vb (non-F32 caches) */
     scratch_sizes(m, rows, sz);
     for (int i = 0; i < 6; i++) total += arena_round(sz[i]);
     const void *any = m; /* the sizes, not the pointers, decide the workspace */
@@ -386,6 +478,18 @@ size_t llm_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int t, int kv_cap) {
                            .causal = true};
     size_t b = arena_round(k_workspace(ctx, K_OP_ATTENTION, &at));
     return total + (b > most ? b : most);
+}
+
+size_t llm_batch_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int n, int kv_cap) {
+    const hf_text_config_t *c = &m->cfg;
+    size_t sz[6], total = 2 * arena_round((size_t)n * m->kv_dim * sizeof(float));
+    scratch_sizes(m, n, sz);
+    for (int i = 0; i < 6; i++) total += arena_round(sz[i]);
+    const void *any = m;
+    k_attention_args at = {.t_q = 1, .t_k = kv_cap, .n_head = c->heads, .n_head_kv = c->kv_heads,
+                           .head_dim = c->head_dim, .q = any, .k = any, .v = any, .out = (void *)any, .scale = 1.0f,
+                           .causal = true};
+    return total + arena_round(k_workspace(ctx, K_OP_ATTENTION, &at));
 }
 
 // ---- cost model (benchmarks) --------------------------------------------------------------------

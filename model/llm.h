@@ -48,6 +48,9 @@ const hf_text_config_t *llm_config(const llm_t *m);
 /* Rows of prefill processed at once (default 1024; ≥ 1): larger chunks convert F16 weights
  * fewer times, smaller ones need less scratch (chunk · (2·intermediate + 4·hidden) floats). */
 void llm_set_prefill_chunk(llm_t *m, int rows);
+int llm_prefill_chunk(const llm_t *m);
+/* The device the model's weights are on. */
+k_device_t *llm_device(const llm_t *m);
 
 /* A KV cache for cap positions of this model, on its device. Caller owns it (kv_cache_destroy). */
 kv_cache_t *llm_kv_new(const llm_t *m, int cap, char *err);
@@ -68,6 +71,18 @@ int llm_forward(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, in
  * [0, t)) into logits [n_rows, vocab]; n_rows = 0 computes none. rows is borrowed. */
 int llm_forward_rows(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int t, const int32_t *rows,
                      int n_rows, float *logits, char *err);
+/* A decode batch: one row per sequence, x[n, hidden] (device) row i being the next input of the
+ * sequence whose cache is kvs[i] (its position kv_cache_len(kvs[i]); n distinct caches, each
+ * with room for one more position). Appends each row's key and value to its own cache, advances
+ * each by one and writes logits [n, vocab] (device). The weights are read once for all rows;
+ * every matmul is row_invariant (matmul.h), RoPE and attention run per row on its own cache, so
+ * row i's logits do not depend on the other rows — and with F16/BF16 weights on a CPU with the
+ * AVX2 kernels they are the bits llm_forward gives for that row alone. On error no cache
+ * advances. */
+int llm_forward_batch(const llm_t *m, k_ctx_t *ctx, kv_cache_t *const *kvs, const float *x, int n, float *logits,
+                      char *err);
+/* Arena bytes llm_forward_batch takes for n rows with caches of at most kv_cap positions. */
+size_t llm_batch_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int n, int kv_cap);
 /* Arena bytes a forward of up to t rows takes on ctx with a cache of kv_cap positions (the
  * attention's workspace grows with the keys): what a job reserves (k_ctx_reserve) so that its
  * prefill and decode steps allocate nothing. */

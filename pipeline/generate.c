@@ -2,6 +2,7 @@
  * the merged prompt built on the device, the decode job step by step, and the stop-string
  * filter that sits between the streaming detokeniser and the caller's callback. */
 #include "generate.h"
+#include "gen_text.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -60,6 +61,28 @@ gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err) {
     if (!rc) rc = st_model_open_rc(dir, &m->st, err);
     if (!rc && !(m->proj = projector_load(m->st, &m->cfg, dev, err))) rc = HIRED_ENOTFOUND;
     if (!rc && !(m->llm = llm_load(m->st, &m->cfg.text, dev, err))) rc = HIRED_ENOTFOUND;
+    if (rc) gen_model_destroy(&m);
+    return m;
+}
+
+gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt,
+                                   uint64_t seed, char *err) {
+    gen_model_t *m = mem_calloc(1, sizeof *m);
+    if (!m) {
+        hired_errf(err, HIRED_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->dev = dev;
+    int rc = hf_config_load(dir, &m->cfg, err);
+    if (!rc && !(m->tok = tok_load(dir, err))) rc = HIRED_ENOTFOUND;
+    if (!rc) {
+        m->fallback_name = "vicuna";
+        if (!(m->fallback = tpl_builtin(m->fallback_name, err))) rc = HIRED_ENOMEM;
+    }
+    if (!rc) {
+        m->cfg.text = *tc;
+        if (!(m->llm = llm_new_random(&m->cfg.text, dev, wdt, seed, err))) rc = HIRED_ENOMEM;
+    }
     if (rc) gen_model_destroy(&m);
     return m;
 }
@@ -439,18 +462,7 @@ bool gen_job_is_eos(const gen_job_t *j, int32_t token) {
     return false;
 }
 
-/* Decoded answer text, with everything that might still become a stop string held back. */
-typedef struct {
-    char *buf;
-    size_t len, cap, sent;
-    const char *const *stop;
-    gen_emit_fn emit;
-    void *user;
-    bool stopped;   /* a stop string was found */
-    bool cancelled; /* the callback asked to stop */
-} text_out_t;
-
-static int text_append(text_out_t *o, const char *s, size_t n) {
+int gen_text_append(gen_text_t *o, const char *s, size_t n) {
     if (o->len + n + 1 > o->cap) {
         size_t cap = (o->cap ? o->cap * 2 : 256);
         while (cap < o->len + n + 1) cap *= 2;
@@ -465,7 +477,7 @@ static int text_append(text_out_t *o, const char *s, size_t n) {
     return HIRED_OK;
 }
 
-static void text_emit(text_out_t *o, size_t upto, int32_t token) {
+static void text_emit(gen_text_t *o, size_t upto, int32_t token) {
     if (upto > o->sent && o->emit && !o->cancelled) {
         if (o->emit(o->user, o->buf + o->sent, upto - o->sent, token)) o->cancelled = true;
     }
@@ -473,7 +485,7 @@ static void text_emit(text_out_t *o, size_t upto, int32_t token) {
 }
 
 /* After new text: emit what can no longer be part of a stop string; at_end emits the rest. */
-static void text_flush(text_out_t *o, int32_t token, bool at_end) {
+void gen_text_flush(gen_text_t *o, int32_t token, bool at_end) {
     size_t hold = 0;
     for (size_t i = 0; o->stop && o->stop[i]; i++) {
         size_t sl = strlen(o->stop[i]);
@@ -509,7 +521,7 @@ int gen_decode(const gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr, const
     int rc = gen_job_open(m, ctx, pr, p, logit_rows, n_logit_rows, prompt_logits, &j, st, err);
     if (rc) return rc;
     tok_stream_t *ts = tok_stream_new(m->tok, true);
-    text_out_t txt = {.stop = p->stop, .emit = emit, .user = user};
+    gen_text_t txt = {.stop = p->stop, .emit = emit, .user = user};
     if (!ts) {
         rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
         goto done;
@@ -531,11 +543,11 @@ int gen_decode(const gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr, const
         }
         size_t n = 0;
         const char *piece = tok_stream_feed(ts, t, &n);
-        if (!piece || text_append(&txt, piece, n)) {
+        if (!piece || gen_text_append(&txt, piece, n)) {
             rc = hired_errf(err, HIRED_ENOMEM, "out of memory while detokenising");
             goto done;
         }
-        text_flush(&txt, t, false);
+        gen_text_flush(&txt, t, false);
         if (txt.stopped || txt.cancelled || gen_job_left(j) == 0) break;
         if ((rc = gen_job_feed(j, t, err))) goto done;
     }
@@ -543,11 +555,11 @@ int gen_decode(const gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr, const
     if (!txt.stopped && !txt.cancelled) {
         size_t n = 0;
         const char *rest = tok_stream_finish(ts, &n);
-        if (!rest || text_append(&txt, rest, n)) {
+        if (!rest || gen_text_append(&txt, rest, n)) {
             rc = hired_errf(err, HIRED_ENOMEM, "out of memory while detokenising");
             goto done;
         }
-        text_flush(&txt, -1, true);
+        gen_text_flush(&txt, -1, true);
     }
     if (txt.stopped) st->finish = GEN_FINISH_STOP;
     else if (txt.cancelled) st->finish = GEN_FINISH_CALLBACK;

@@ -80,6 +80,8 @@ typedef struct {
     int prompt_tokens; /* merged prompt length */
     int generated;     /* tokens sampled (an EOS counts) */
     size_t kv_bytes;   /* KV cache allocated for the job */
+    double ms_first;   /* gen_sched_run only: the call -> the first token drawn (queueing for KV
+                          blocks, prefill and the steps in between included) */
     gen_finish_t finish;
 } gen_stats_t;
 
@@ -97,6 +99,11 @@ const char *gen_finish_name(gen_finish_t f);
  * (gen_model_destroy). NULL with err filled (a missing tokenizer.json names the path). */
 gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err);
 void gen_model_destroy(gen_model_t **m);
+/* Benchmarks: config.json and tokenizer.json of dir, with a random text model of geometry tc
+ * (its EOS ids and vocabulary must suit the tokenizer) in weight dtype wdt; no projector, so
+ * prompts are built by the caller (gen_prompt_t.length and .embeds are all the decode reads). */
+gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt,
+                                   uint64_t seed, char *err);
 
 /* Borrowed parts, valid until gen_model_destroy. */
 const hf_config_t *gen_model_config(const gen_model_t *m);

@@ -37,3 +37,6 @@ endforeach()
 # No heap allocation per generated token nor per vision layer once a context is warm (counted
 # through common/mem.h's hook).
 hired_add_test(test_zero_alloc SOURCES unit/test_zero_alloc.c LIBS hired_run LABELS unit)
+# Continuous batching (pipeline/gen_sched.h): batched vs alone vs gen_decode on both fixture
+# models, cancellation mid-batch, admission by KV blocks, the never-fits refusal.
+hired_add_test(test_sched SOURCES unit/test_sched.c LIBS hired_generate TIMEOUT 900 LABELS unit)

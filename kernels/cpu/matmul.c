@@ -162,6 +162,104 @@ static void run_fused(const mm_ctx *c, const k_matmul_launch *l) {
     }
 }
 
+// ---- ROWS: row-invariant, any m ----------------------------------------------------------------
+
+/* Weight rows per block: a block of a 4096- to 11008-wide matrix stays in L2 while every x row
+ * is dotted with it, so w still streams from memory once per call. */
+#define ROWS_JB 16
+
+/* y[i, j] from its dot product s: bias, then set or accumulate (what the fused path does). */
+static inline void rows_store(const mm_ctx *c, int i, int j, float s) {
+    const k_matmul_args *a = c->a;
+    if (a->bias) s += a->bias[j];
+    float *y = c->y + (size_t)i * c->ldy + j;
+    *y = a->accumulate ? *y + s : s;
+}
+
+/* One float32 dot product in a fixed order (16 partial sums, then the tail): the same bits for
+ * a given x row whatever else is computed. */
+K_CLONES static void rows_f32(const mm_ctx *c, int j0, int j1) {
+    const k_matmul_args *a = c->a;
+    const float *w = a->w;
+    const int k16 = a->k / 16 * 16;
+    for (int jb = j0; jb < j1; jb += ROWS_JB) {
+        int je = jb + ROWS_JB < j1 ? jb + ROWS_JB : j1;
+        for (int i = 0; i < a->m; i++) {
+            const float *xr = c->x + (size_t)i * c->ldx;
+            for (int j = jb; j < je; j++) {
+                const float *wr = w + (size_t)j * a->k;
+                float acc[16] = {0};
+                for (int p = 0; p < k16; p += 16)
+                    for (int l = 0; l < 16; l++) acc[l] += wr[p + l] * xr[p + l];
+                float s = 0.0f;
+                for (int p = k16; p < a->k; p++) s += wr[p] * xr[p];
+                for (int l = 0; l < 16; l++) s += acc[l];
+                rows_store(c, i, j, s);
+            }
+        }
+    }
+}
+
+/* F16/BF16 with the AVX2 kernel: each weight row converted once into w32 (exact), then dotted
+ * with every x row in the accumulation order of the m = 1 fused path (so a row's bits equal an
+ * m = 1 fused matmul). dot: [m] scratch. */
+static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *dot) {
+    const k_matmul_args *a = c->a;
+    const uint16_t *w = a->w;
+    const bool pairs = k_cpu_have_avx512vl(); /* two weight rows per pass: each x load feeds two chains */
+    const int step = pairs ? 2 : 1;
+    for (int j = j0; j < j1; j += step) {
+        const int nj = j + step <= j1 ? step : j1 - j;
+        const uint16_t *src = w + (size_t)j * a->k;
+        if (a->w_dtype == TENSOR_DTYPE_F16)
+            k_cpu_f16_to_f32_f16c(w32, src, (size_t)nj * a->k);
+        else
+            k_cpu_to_f32_portable(w32, src, a->w_dtype, (size_t)nj * a->k);
+        if (pairs)
+            k_cpu_dot_rows_like1_pairs_x86(w32, a->k, nj, c->x, c->ldx, a->m, dot, 2);
+        else
+            k_cpu_dot_rows_like1_x86(w32, a->k, 1, c->x, c->ldx, a->m, dot, 2);
+        for (int i = 0; i < a->m; i++)
+            for (int jj = 0; jj < nj; jj++) rows_store(c, i, j + jj, dot[(size_t)i * 2 + jj]);
+    }
+}
+
+/* The same without scratch: each x row alone through the one-row fused kernel. */
+static void rows_half_simd_noscratch(const mm_ctx *c, int j0, int j1) {
+    const k_matmul_args *a = c->a;
+    float dot[ROWS_JB];
+    for (int jb = j0; jb < j1; jb += ROWS_JB) {
+        int je = jb + ROWS_JB < j1 ? jb + ROWS_JB : j1;
+        for (int i = 0; i < a->m; i++) {
+            k_cpu_half_dot_rows_x86(a->w, a->w_dtype == TENSOR_DTYPE_BF16, a->k, jb, je, c->x + (size_t)i * c->ldx,
+                                    c->ldx, 1, dot, ROWS_JB);
+            for (int j = jb; j < je; j++) rows_store(c, i, j, dot[j - jb]);
+        }
+    }
+}
+
+static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
+    const k_matmul_args *a = c->a;
+    int n_threads = l->n_threads;
+    size_t mark = k_ctx_mark(ctx);
+    size_t per = 2 * ((size_t)a->k + (size_t)a->m); /* floats per thread: two converted rows + their dots */
+    float *scratch = l->simd && a->w_dtype != TENSOR_DTYPE_F32 ? k_ctx_alloc(ctx, per * n_threads * sizeof(float)) : NULL;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int s = 0; s < n_threads; s++) {
+        int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
+        if (a->w_dtype == TENSOR_DTYPE_F32)
+            rows_f32(c, j0, j1);
+        else if (l->simd && scratch)
+            rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + 2 * (size_t)a->k);
+        else if (l->simd)
+            rows_half_simd_noscratch(c, j0, j1);
+        else /* the portable fused loop keeps one set of partial sums per x row: row-invariant */
+            for (int r0 = 0; r0 < a->m; r0 += K_MATMUL_FUSED_MAX_M)
+                fused_rows(c, r0, r0 + K_MATMUL_FUSED_MAX_M < a->m ? r0 + K_MATMUL_FUSED_MAX_M : a->m, j0, j1);
+    }
+    k_ctx_release(ctx, mark);
+}
+
 // ---- CONVERT: half weights, many rows of x -----------------------------------------------------
 
 /* Returns false (having done nothing) when the scratch cannot be allocated. */
@@ -197,6 +295,7 @@ int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_la
     switch (l->variant) {
     case K_MATMUL_SGEMM: run_sgemm(&c, l); break;
     case K_MATMUL_FUSED: run_fused(&c, l); break;
+    case K_MATMUL_ROWS: run_rows(ctx, &c, l); break;
     case K_MATMUL_CONVERT:
         if (!run_convert(ctx, &c, l)) run_fused(&c, l);
         break;

@@ -81,9 +81,9 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint
         }
         float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
         float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
-        for (int p = k16; p < k; p++) {
-            s0 += scalar_w(w0[p], bf16) * x[p], s1 += scalar_w(w1[p], bf16) * x[p];
-            s2 += scalar_w(w2[p], bf16) * x[p], s3 += scalar_w(w3[p], bf16) * x[p];
+        for (int p = k16; p < k; p++) { /* explicit fused tails: the row-invariant kernel repeats them exactly */
+            s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0), s1 = __builtin_fmaf(scalar_w(w1[p], bf16), x[p], s1);
+            s2 = __builtin_fmaf(scalar_w(w2[p], bf16), x[p], s2), s3 = __builtin_fmaf(scalar_w(w3[p], bf16), x[p], s3);
         }
         dot[j - j0] = s0, dot[j + 1 - j0] = s1, dot[j + 2 - j0] = s2, dot[j + 3 - j0] = s3;
     }
@@ -95,7 +95,7 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint
             a1 = fma8(a1, w0 + p + 8, _mm256_loadu_ps(x + p + 8), bf16);
         }
         float s0 = hsum(_mm256_add_ps(a0, a1));
-        for (int p = k16; p < k; p++) s0 += scalar_w(w0[p], bf16) * x[p];
+        for (int p = k16; p < k; p++) s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0);
         dot[j - j0] = s0;
     }
 }
@@ -119,6 +119,122 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint
             dot[r * ld_dot + (size_t)(j - j0)] = s;
         }
     }
+}
+
+/* Float32 weight rows w32 [nj, k] dotted with nr x rows, each x row with the accumulation
+ * order of dot_rows_1 (two 8-wide sums over 16-element steps, added, reduced, then the tail):
+ * the bits dot_rows_1 gives for the same weights as halves, since half -> float is exact. Four
+ * x rows share each weight load. */
+K_TARGET void k_cpu_dot_rows_like1_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
+                                       size_t ld_dot) {
+    const int k16 = k / 16 * 16;
+    for (int j = 0; j < nj; j++) {
+        const float *wr = w32 + (size_t)j * k;
+        int r = 0;
+        for (; r + 4 <= nr; r += 4) {
+            const float *x0 = x + (size_t)r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+            for (int p = 0; p < k16; p += 16) {
+                __m256 w0 = _mm256_loadu_ps(wr + p), w1 = _mm256_loadu_ps(wr + p + 8);
+                a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + p), a0);
+                a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + p + 8), a1);
+                b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + p), b0);
+                b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + p + 8), b1);
+                c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + p), c0);
+                c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x2 + p + 8), c1);
+                d0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + p), d0);
+                d1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x3 + p + 8), d1);
+            }
+            float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
+            float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
+            for (int p = k16; p < k; p++) {
+                s0 = __builtin_fmaf(wr[p], x0[p], s0), s1 = __builtin_fmaf(wr[p], x1[p], s1);
+                s2 = __builtin_fmaf(wr[p], x2[p], s2), s3 = __builtin_fmaf(wr[p], x3[p], s3);
+            }
+            dot[(size_t)r * ld_dot + j] = s0, dot[(size_t)(r + 1) * ld_dot + j] = s1;
+            dot[(size_t)(r + 2) * ld_dot + j] = s2, dot[(size_t)(r + 3) * ld_dot + j] = s3;
+        }
+        for (; r < nr; r++) {
+            const float *x0 = x + (size_t)r * ldx;
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            for (int p = 0; p < k16; p += 16) {
+                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + p), _mm256_loadu_ps(x0 + p), a0);
+                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + p + 8), _mm256_loadu_ps(x0 + p + 8), a1);
+            }
+            float s0 = hsum(_mm256_add_ps(a0, a1));
+            for (int p = k16; p < k; p++) s0 = __builtin_fmaf(wr[p], x0[p], s0);
+            dot[(size_t)r * ld_dot + j] = s0;
+        }
+    }
+}
+
+/* The same for weight rows in pairs with AVX-512VL's 32 vector registers: two weight rows and
+ * four x rows per pass (16 partial sums), so each x load feeds two chains. Only ymm arithmetic,
+ * in the same order per (weight row, x row): the same bits. */
+#define K_TARGET512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
+
+bool k_cpu_have_avx512vl(void) {
+    __builtin_cpu_init();
+    return k_cpu_have_f16c() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+}
+
+K_TARGET512 static inline float hsum512(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+K_TARGET512 void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr,
+                                                float *dot, size_t ld_dot) {
+    const int k16 = k / 16 * 16;
+    int j = 0;
+    for (; j + 2 <= nj; j += 2) {
+        const float *u = w32 + (size_t)j * k, *v = u + k;
+        int r = 0;
+        for (; r + 4 <= nr; r += 4) {
+            const float *x0 = x + (size_t)r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+            __m256 ua0 = _mm256_setzero_ps(), ua1 = _mm256_setzero_ps(), ub0 = _mm256_setzero_ps(), ub1 = _mm256_setzero_ps();
+            __m256 uc0 = _mm256_setzero_ps(), uc1 = _mm256_setzero_ps(), ud0 = _mm256_setzero_ps(), ud1 = _mm256_setzero_ps();
+            __m256 va0 = _mm256_setzero_ps(), va1 = _mm256_setzero_ps(), vb0 = _mm256_setzero_ps(), vb1 = _mm256_setzero_ps();
+            __m256 vc0 = _mm256_setzero_ps(), vc1 = _mm256_setzero_ps(), vd0 = _mm256_setzero_ps(), vd1 = _mm256_setzero_ps();
+            for (int p = 0; p < k16; p += 16) {
+                __m256 u0 = _mm256_loadu_ps(u + p), u1 = _mm256_loadu_ps(u + p + 8);
+                __m256 v0 = _mm256_loadu_ps(v + p), v1 = _mm256_loadu_ps(v + p + 8);
+                __m256 xa = _mm256_loadu_ps(x0 + p), xb = _mm256_loadu_ps(x0 + p + 8);
+                ua0 = _mm256_fmadd_ps(u0, xa, ua0), ua1 = _mm256_fmadd_ps(u1, xb, ua1);
+                va0 = _mm256_fmadd_ps(v0, xa, va0), va1 = _mm256_fmadd_ps(v1, xb, va1);
+                xa = _mm256_loadu_ps(x1 + p), xb = _mm256_loadu_ps(x1 + p + 8);
+                ub0 = _mm256_fmadd_ps(u0, xa, ub0), ub1 = _mm256_fmadd_ps(u1, xb, ub1);
+                vb0 = _mm256_fmadd_ps(v0, xa, vb0), vb1 = _mm256_fmadd_ps(v1, xb, vb1);
+                xa = _mm256_loadu_ps(x2 + p), xb = _mm256_loadu_ps(x2 + p + 8);
+                uc0 = _mm256_fmadd_ps(u0, xa, uc0), uc1 = _mm256_fmadd_ps(u1, xb, uc1);
+                vc0 = _mm256_fmadd_ps(v0, xa, vc0), vc1 = _mm256_fmadd_ps(v1, xb, vc1);
+                xa = _mm256_loadu_ps(x3 + p), xb = _mm256_loadu_ps(x3 + p + 8);
+                ud0 = _mm256_fmadd_ps(u0, xa, ud0), ud1 = _mm256_fmadd_ps(u1, xb, ud1);
+                vd0 = _mm256_fmadd_ps(v0, xa, vd0), vd1 = _mm256_fmadd_ps(v1, xb, vd1);
+            }
+            float su[4] = {hsum512(_mm256_add_ps(ua0, ua1)), hsum512(_mm256_add_ps(ub0, ub1)),
+                           hsum512(_mm256_add_ps(uc0, uc1)), hsum512(_mm256_add_ps(ud0, ud1))};
+            float sv[4] = {hsum512(_mm256_add_ps(va0, va1)), hsum512(_mm256_add_ps(vb0, vb1)),
+                           hsum512(_mm256_add_ps(vc0, vc1)), hsum512(_mm256_add_ps(vd0, vd1))};
+            const float *xs[4] = {x0, x1, x2, x3};
+            for (int i = 0; i < 4; i++) {
+                for (int p = k16; p < k; p++) {
+                    su[i] = __builtin_fmaf(u[p], xs[i][p], su[i]);
+                    sv[i] = __builtin_fmaf(v[p], xs[i][p], sv[i]);
+                }
+                dot[(size_t)(r + i) * ld_dot + j] = su[i];
+                dot[(size_t)(r + i) * ld_dot + j + 1] = sv[i];
+            }
+        }
+        if (r < nr) {
+            k_cpu_dot_rows_like1_x86(u, k, 1, x + (size_t)r * ldx, ldx, nr - r, dot + (size_t)r * ld_dot + j, ld_dot);
+            k_cpu_dot_rows_like1_x86(v, k, 1, x + (size_t)r * ldx, ldx, nr - r, dot + (size_t)r * ld_dot + j + 1, ld_dot);
+        }
+    }
+    if (j < nj) k_cpu_dot_rows_like1_x86(w32 + (size_t)j * k, k, 1, x, ldx, nr, dot + j, ld_dot);
 }
 
 /* The two instantiations per dtype (the dtype flag is a constant inside each). */
@@ -147,6 +263,22 @@ void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1
 }
 
 #else /* not x86-64 */
+
+bool k_cpu_have_avx512vl(void) { return false; }
+void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
+                                    size_t ld_dot) {
+    k_cpu_dot_rows_like1_x86(w32, k, nj, x, ldx, nr, dot, ld_dot);
+}
+
+void k_cpu_dot_rows_like1_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
+                              size_t ld_dot) {
+    for (int j = 0; j < nj; j++)
+        for (int r = 0; r < nr; r++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) s += w32[(size_t)j * k + p] * x[r * ldx + p];
+            dot[r * ld_dot + (size_t)j] = s;
+        }
+}
 
 bool k_cpu_have_f16c(void) { return false; }
 void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {

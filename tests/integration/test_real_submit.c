@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -184,6 +185,36 @@ int main(void) {
     cJSON_Delete(root);
     free(out);
     free(errs);
+    /* the decoder's own batch and KV blocks (its HEARTBEATs after its first step), pretty and in
+     * JSON; polled: a heartbeat may not have come yet */
+    double kv_total = 0;
+    bool pretty_kv = false;
+    for (int tries = 0; tries < 300 && !(kv_total > 0 && pretty_kv); tries++) {
+        if (tries) usleep(100 * 1000);
+        snprintf(args, sizeof args, "status --json --broker %s", front);
+        if (drive(args, &out, &errs) == 0 && (root = cJSON_Parse(out))) {
+            const cJSON *pool;
+            cJSON_ArrayForEach(pool, cJSON_GetObjectItem(root, "pools")) {
+                const cJSON *svc = cJSON_GetObjectItem(pool, "service"), *w;
+                if (!cJSON_IsString(svc) || strcmp(svc->valuestring, "decode")) continue;
+                cJSON_ArrayForEach(w, cJSON_GetObjectItem(pool, "workers")) {
+                    const cJSON *t = cJSON_GetObjectItem(w, "kv_blocks_total"), *u = cJSON_GetObjectItem(w, "kv_blocks_used");
+                    if (cJSON_IsNumber(t) && cJSON_IsNumber(u) && cJSON_IsNumber(cJSON_GetObjectItem(w, "batch")) &&
+                        u->valuedouble <= t->valuedouble)
+                        kv_total = t->valuedouble;
+                }
+            }
+            cJSON_Delete(root);
+        }
+        free(out);
+        free(errs);
+        snprintf(args, sizeof args, "status --broker %s", front);
+        if (drive(args, &out, &errs) == 0) pretty_kv = strstr(out, "KV blocks") != NULL;
+        free(out);
+        free(errs);
+    }
+    CHECK_MSG(kv_total > 0, "no decoder reported its KV blocks in status");
+    CHECK_MSG(pretty_kv, "status does not print the decoder's KV blocks");
     /* $HIRED_MODEL is a model directory (as for scripts/run-main.sh): without --model, submit
      * asks for the name the workers serve that directory under, its last component */
     char withslash[2100];

@@ -50,8 +50,15 @@ pid_t rt_encoder(const char *back_ep, const char *model_dir, const char *const *
     return worker("encoder_worker/hired-encoder", back_ep, model_dir, opts);
 }
 
+/* The decoders get a float32 KV cache first (later opts may override): the tests compare their
+ * text with `hired run` in this process, whose cache is float32 (the default F16 cache moves the
+ * logits by ~1e-3, test_sched shows how much). */
 pid_t rt_decoder(const char *back_ep, const char *model_dir, const char *const *opts) {
-    return worker("decoder_worker/hired-decoder", back_ep, model_dir, opts);
+    const char *all[36] = {"--decoder.kv_dtype=f32"};
+    int n = 1;
+    for (int i = 0; opts && opts[i] && n < 35; i++) all[n++] = opts[i];
+    all[n] = NULL;
+    return worker("decoder_worker/hired-decoder", back_ep, model_dir, all);
 }
 
 int rt_run(const char *rel_bin, const char *const *args, const char *out_path, int timeout_ms) {

@@ -197,6 +197,50 @@ static void test_plan(void) {
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 5 && l.n_threads == 1);
 }
 
+
+/* row_invariant: every row of a batched product has the bits of that row computed alone (m = 1,
+ * row_invariant), under 1 and 2 threads' plans, for each weight dtype; with F16/BF16 weights on
+ * a CPU with the AVX2 kernel they are also the bits of the default m = 1 (fused) plan — a batched
+ * decode row equals a solo decode step. Against the reference within the usual tolerance. */
+static void test_row_invariant(void) {
+    const tensor_dtype_t dts[] = {TENSOR_DTYPE_F32, TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
+    const int m = 13, n = 70, k = 300; /* k not a multiple of 16: the tails too */
+    for (size_t d = 0; d < ARRAY_LEN(dts); d++) {
+        float *x = malloc((size_t)m * k * 4), *w32 = malloc((size_t)n * k * 4), *b = malloc((size_t)n * 4);
+        float *y = malloc((size_t)m * n * 4), *y1 = malloc((size_t)n * 4), *yr = malloc((size_t)m * n * 4);
+        kverify_fill(x, (size_t)m * k, seed++, -1, 1);
+        kverify_fill(w32, (size_t)n * k, seed++, -1, 1);
+        kverify_fill(b, (size_t)n, seed++, -1, 1);
+        void *w = make_weights(w32, (size_t)n * k, dts[d]);
+        k_matmul_args a = {.m = m, .n = n, .k = k, .x = x, .w = w, .w_dtype = dts[d], .bias = b, .y = y,
+                           .row_invariant = true};
+        CHECK_EQ_INT(k_matmul_cpu(ktest_ctx(), &a), 0);
+        k_matmul_args r = a;
+        r.y = yr;
+        k_matmul_ref(&r);
+        CHECK(kverify_nmse(y, yr, (size_t)m * n, 1e-10).ok);
+        int same = 0, same_default = 0;
+        for (int i = 0; i < m; i++) {
+            k_matmul_args one = a;
+            one.m = 1;
+            one.x = x + (size_t)i * k;
+            one.y = y1;
+            k_matmul_launch l;
+            k_matmul_plan(&one, i % 2 ? 2 : 1, cpu_has_simd(), &l);
+            CHECK(l.variant == K_MATMUL_ROWS);
+            CHECK_EQ_INT(k_matmul_cpu_planned(ktest_ctx(), &one, &l), 0);
+            same += !memcmp(y1, y + (size_t)i * n, (size_t)n * 4);
+            one.row_invariant = false;
+            CHECK_EQ_INT(k_matmul_cpu(ktest_ctx(), &one), 0);
+            same_default += !memcmp(y1, y + (size_t)i * n, (size_t)n * 4);
+        }
+        CHECK_EQ_INT(same, m);
+        if (dts[d] != TENSOR_DTYPE_F32 && cpu_has_simd()) CHECK_EQ_INT(same_default, m);
+        free(w);
+        free(x), free(w32), free(b), free(y), free(y1), free(yr);
+    }
+}
+
 static void test_check(void) {
     float x[4] = {0}, y[4];
     char err[HIRED_ERR_LEN];
@@ -230,6 +274,7 @@ int main(void) {
     test_forced_variants();
     test_plan();
     test_check();
+    test_row_invariant();
     test_against_ref();
     return test_summary();
 }

@@ -170,6 +170,25 @@ static void test_roundtrip(void) {
     strcpy(m.fingerprint, "00ff");
     if (roundtrip(&m, &d) == 0) CHECK(d.capacity == 4 && strcmp(d.service, "encode") == 0 && !strcmp(d.fingerprint, "00ff"));
     wire_msg_clear(&d);
+    {
+        /* a decoder's HEARTBEAT with its load; none without KV blocks */
+        wire_msg_t h, hd;
+        wire_msg_init(&h, WIRE_HEARTBEAT);
+        h.load[0] = 3, h.load[1] = 10, h.load[2] = 100;
+        if (roundtrip(&h, &hd) == 0)
+            CHECK((hd.present & WIRE_F_LOAD) && hd.load[0] == 3 && hd.load[1] == 10 && hd.load[2] == 100);
+        wire_msg_clear(&hd);
+        h.load[2] = 0;
+        if (roundtrip(&h, &hd) == 0) CHECK(!(hd.present & WIRE_F_LOAD) && hd.load[0] == 0);
+        wire_msg_clear(&hd);
+        h.load[2] = 1u << 30; /* out of range: refused by the decoder */
+        char *buf = NULL;
+        size_t len = 0;
+        CHECK(wire_encode_buf(&h, &buf, &len, g_err) == 0);
+        CHECK(buf && wire_decode(buf, len, NULL, &hd, g_err) != 0 && strstr(g_err, "load"));
+        wire_msg_clear(&hd);
+        free(buf);
+    }
     m.capacity = 0;
     CHECK(wire_validate(&m, NULL, g_err) != 0 && strstr(g_err, "capacity"));
     m.capacity = 5000;
