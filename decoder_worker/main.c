@@ -89,10 +89,10 @@ static int load(void *app, svc_t *s, char *err) {
         if (!(d->ctx[i] = k_ctx_new(d->dev, err))) return HIRED_ENOMEM;
     if (d->cfg.prefill_chunk > 0) llm_set_prefill_chunk(gen_model_llm(d->model), (int)d->cfg.prefill_chunk);
     const hf_config_t *hf = gen_model_config(d->model);
-    log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) on %s", s->model,
+    log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) on %s, %s", s->model,
              hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", hf->text.layers, hf->text.hidden,
              hf->text.max_pos, d->cfg.template_name[0] ? d->cfg.template_name : gen_model_default_template(d->model),
-             k_device_name(d->dev));
+             k_device_name(d->dev), k_device_kernels(d->dev));
     return HIRED_OK;
 }
 

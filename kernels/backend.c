@@ -9,11 +9,13 @@
  * that overflowed once runs from the block the next time. */
 #include "backend.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "mem.h"
 
 struct k_device {
@@ -74,6 +76,17 @@ void k_device_close(k_device_t **pd) {
 
 k_backend_t k_device_backend(const k_device_t *d) { return d->backend; }
 const char *k_device_name(const k_device_t *d) { return d->name; }
+
+static char kernels_line[192];
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_describe(void) { snprintf(kernels_line, sizeof kernels_line, "gemm: %s", k_cpu_gemm_family()); }
+
+const char *k_device_kernels(const k_device_t *d) {
+    (void)d; /* the CPU backend is the only one that opens today */
+    pthread_once(&kernels_once, kernels_describe);
+    return kernels_line;
+}
 
 void *k_device_alloc(k_device_t *d, size_t n) {
     (void)d;

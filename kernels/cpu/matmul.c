@@ -1,15 +1,16 @@
-/* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads (BLAS itself single-
- * threaded), F16/BF16 weights either converted block by block into one float32 scratch (prefill
- * and encoder shapes) or streamed through a fused convert-and-dot kernel (decode shapes,
- * memory-bound; AVX2/F16C when the CPU has it). The plan (kernels/matmul.c) picks the variant;
- * this file only executes it; the convert scratch comes from the context's arena.
+/* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads (k_cpu_sgemm, gemm.h:
+ * the GEMM library itself single-threaded), F16/BF16 weights either converted block by block
+ * into one float32 scratch (prefill and encoder shapes) or streamed through a fused
+ * convert-and-dot kernel (decode shapes, memory-bound; AVX2/F16C when the CPU has it). The plan
+ * (kernels/matmul.c) picks the variant; this file only executes it; the convert scratch comes
+ * from the context's arena.
  * Not here: the reference loops (matmul_ref.c). */
-#include <cblas.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 #include "cpu_util.h"
+#include "gemm.h"
 #include "kmath.h"
 #include "simd_x86.h"
 
@@ -43,12 +44,8 @@ static void gemm_block(const mm_ctx *c, int i0, int i1, int j0, int j1, const fl
         bias_prepass(c, i0, i1, j0, j1);
         beta = 1.0f;
     }
-    if (i1 - i0 == 1) /* one row: sgemv streams w once; sgemm would first pack all of it */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, j1 - j0, a->k, 1.0f, w32, a->k, c->x + i0 * c->ldx, 1, beta,
-                    c->y + i0 * c->ldy + j0, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, j1 - j0, a->k, 1.0f, c->x + i0 * c->ldx, (int)c->ldx,
-                    w32, a->k, beta, c->y + i0 * c->ldy + j0, (int)c->ldy);
+    k_cpu_sgemm(true, i1 - i0, j1 - j0, a->k, 1.0f, c->x + i0 * c->ldx, c->ldx, w32, (size_t)a->k, beta,
+                c->y + i0 * c->ldy + j0, c->ldy);
 }
 
 /* Slice s of n_slices over [0, len), boundaries rounded to multiples of 16. */

@@ -1,7 +1,8 @@
 /* test_k_matmul — k_matmul_cpu against k_matmul_ref on shapes that take every plan branch
  * (SGEMM split over rows / columns, serial and threaded; FUSED for m ≤ 8; CONVERT with several
  * blocks; the fused fallback when scratch allocation fails), with ragged sizes, padded strides,
- * bias on/off, accumulate on/off and F32/F16/BF16 weights. Tolerance: NMSE ≤ 1e-10 (matmul.h).
+ * bias on/off, accumulate on/off and F32/F16/BF16 weights, under each GEMM library (gemm.h:
+ * oneDNN, OpenBLAS). Tolerance: NMSE ≤ 1e-10 (matmul.h).
  * Plus a hand-computed product, the plan's decisions, and _check's rejections. */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #endif
 
 #include "err.h"
+#include "gemm.h"
 #include "half.h"
 #include "kverify.h"
 #include "matmul.h"
@@ -225,11 +227,32 @@ static void test_check(void) {
     CHECK_EQ_INT(k_matmul_check(&a, NULL), HIRED_EINVAL); /* err may be NULL */
 }
 
+/* The GEMM family follows the CPU's features (gemm.h): oneDNN where its JIT GEMM runs (AVX2 or
+ * better), OpenBLAS otherwise, unless HIRED_GEMM names one; the description names it. */
+static void test_family_choice(void) {
+    const char *env = getenv("HIRED_GEMM");
+    k_gemm_family want = cpu_has_simd() ? K_GEMM_ONEDNN : K_GEMM_OPENBLAS;
+    if (env && !strcmp(env, "openblas")) want = K_GEMM_OPENBLAS;
+    if (env && !strcmp(env, "onednn")) want = K_GEMM_ONEDNN;
+    CHECK_EQ_INT((int)k_cpu_gemm_family_id(), (int)want);
+    const char *d = k_cpu_gemm_family();
+    CHECK_MSG(strstr(d, want == K_GEMM_ONEDNN ? "oneDNN " : "OpenBLAS ") == d, "family description '%s'", d);
+    CHECK(!k_cpu_gemm_force(K_GEMM_FAMILY_COUNT));
+}
+
 int main(void) {
+    test_family_choice();
     test_known();
     test_forced_variants();
     test_plan();
     test_check();
-    test_against_ref();
+    /* every shape and variant under each GEMM library the CPU backend can choose */
+    for (int f = 0; f < K_GEMM_FAMILY_COUNT; f++) {
+        CHECK(k_cpu_gemm_force((k_gemm_family)f));
+        fprintf(stderr, "gemm family %s: %s\n", k_cpu_gemm_family_name((k_gemm_family)f), k_cpu_gemm_family());
+        test_known();
+        test_forced_variants();
+        test_against_ref();
+    }
     return test_summary();
 }

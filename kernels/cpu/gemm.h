@@ -1,0 +1,40 @@
+/* gemm.h — the one float32 GEMM every CPU fast path calls (matmul, attention, patch embedding),
+ * row-major, C[m,n] = alpha · A[m,k] · op(B) + beta · C with op(B) = B [k,n] or Bᵀ (B [n,k]).
+ *
+ * Which library runs it is chosen once per process from what the CPU can do, never from a table
+ * of CPU models (hired-bench-gemm measured the candidates side by side; gemm.c says why the
+ * winner won):
+ *   K_GEMM_ONEDNN    oneDNN's sgemm, whose JIT kernels follow the ISA oneDNN reads from cpuid
+ *                    (AVX-512, AVX2 ...). Chosen when oneDNN's effective ISA is AVX2 or better.
+ *   K_GEMM_OPENBLAS  OpenBLAS as the process loaded it. Chosen on CPUs without AVX2, where
+ *                    oneDNN has no JIT GEMM and OpenBLAS's own kernels for old cores are sound.
+ * HIRED_GEMM=onednn|openblas in the environment overrides the choice (comparisons, bisecting a
+ * numerics question); anything else there is ignored with a warning.
+ *
+ * Threads: called from inside an OpenMP parallel region each library runs on the calling thread
+ * alone (oneDNN checks omp_in_parallel; OpenBLAS is set to one thread, cpu_util.h), so the
+ * callers' OpenMP splits stay the only parallelism. Internal to kernels/cpu. */
+#ifndef HIRED_K_CPU_GEMM_H
+#define HIRED_K_CPU_GEMM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { K_GEMM_OPENBLAS = 0, K_GEMM_ONEDNN, K_GEMM_FAMILY_COUNT } k_gemm_family;
+
+/* The family this process runs (chosen on first call, thread-safe). */
+k_gemm_family k_cpu_gemm_family_id(void);
+/* One line for logs and benchmarks, e.g. "oneDNN 2.6.3 (avx512_core_bf16)" or
+ * "OpenBLAS 0.3.21 (Prescott)". Static storage. */
+const char *k_cpu_gemm_family(void);
+/* Tests and benchmarks: run family f from now on (false when f is not available). Not to be
+ * called while another thread runs a kernel. */
+bool k_cpu_gemm_force(k_gemm_family f);
+/* The family's name alone ("onednn", "openblas"). */
+const char *k_cpu_gemm_family_name(k_gemm_family f);
+
+/* C = alpha·A·op(B) + beta·C as above; lda ≥ k, ldb ≥ (trans_b ? k : n), ldc ≥ n, all > 0. */
+void k_cpu_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, size_t lda, const float *b, size_t ldb,
+                 float beta, float *c, size_t ldc);
+
+#endif
