@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "matmul.h"
 #include "mem.h"
 
 struct k_device {
@@ -80,7 +81,13 @@ const char *k_device_name(const k_device_t *d) { return d->name; }
 static char kernels_line[192];
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
-static void kernels_describe(void) { snprintf(kernels_line, sizeof kernels_line, "gemm: %s", k_cpu_gemm_family()); }
+static void kernels_describe(void) {
+    bool bf16 = k_cpu_have_bf16_gemm();
+    snprintf(kernels_line, sizeof kernels_line, "gemm: %s; matmul with F16/BF16 weights: %s", k_cpu_gemm_family(),
+             k_matmul_default_prec() == K_MATMUL_PREC_BF16 ? (bf16 ? "bf16 products (HIRED_MATMUL_PRECISION=bf16)"
+                                                                  : "float32 (bf16 asked, the CPU has no native bf16)")
+                                                           : (bf16 ? "float32 (bf16 available)" : "float32"));
+}
 
 const char *k_device_kernels(const k_device_t *d) {
     (void)d; /* the CPU backend is the only one that opens today */

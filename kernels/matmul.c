@@ -2,6 +2,10 @@
  * matmul.h). Plain C, shared by every backend. */
 #include "matmul.h"
 
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "err.h"
 #include "registry.h"
 
@@ -22,19 +26,41 @@ int k_matmul_check(const k_matmul_args *a, char *err) {
 
 int k_matmul(k_ctx_t *ctx, const k_matmul_args *a) { return k_run(ctx, K_OP_MATMUL, a); }
 
+static pthread_once_t prec_once = PTHREAD_ONCE_INIT;
+static k_matmul_prec default_prec = K_MATMUL_PREC_F32;
+
+static void read_default_prec(void) {
+    const char *e = getenv("HIRED_MATMUL_PRECISION");
+    if (e && !strcmp(e, "bf16")) default_prec = K_MATMUL_PREC_BF16;
+}
+
+k_matmul_prec k_matmul_default_prec(void) {
+    pthread_once(&prec_once, read_default_prec);
+    return default_prec;
+}
+
+k_matmul_prec k_matmul_prec_of(const k_matmul_args *a) {
+    return a->prec == K_MATMUL_PREC_DEFAULT ? k_matmul_default_prec() : a->prec;
+}
+
 /* Below this many flops a GEMM runs on one thread (thread start-up would dominate). */
 #define SERIAL_FLOPS (1 << 22)
 /* Scratch for converted weight rows, in floats (16 MiB: whole CLIP matrices fit, and glibc
  * keeps blocks of this size on the heap between calls instead of mapping them afresh). */
 #define CONVERT_SCRATCH_FLOATS (1 << 22)
 
-void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_matmul_launch *l) {
+/* BF16: bytes of bf16 x rows and of bf16 weight rows per scratch block. */
+#define BF16_X_BYTES (8 << 20)
+#define BF16_W_BYTES (16 << 20)
+
+void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l) {
     if (max_threads < 1) max_threads = 1;
     l->simd = have_simd && a->w_dtype != TENSOR_DTYPE_F32;
     double flops = 2.0 * a->m * a->n * a->k;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     l->split_m = false;
     l->block_n = a->n;
+    l->block_m = a->m;
     if (a->w_dtype == TENSOR_DTYPE_F32) {
         l->variant = K_MATMUL_SGEMM;
         l->split_m = a->m > a->n;
@@ -45,6 +71,19 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
         l->variant = K_MATMUL_FUSED;
         if ((double)a->n * a->k < 65536.0) l->n_threads = 1;
         if (l->n_threads > a->n) l->n_threads = a->n;
+        return;
+    }
+    if (have_bf16 && k_matmul_prec_of(a) == K_MATMUL_PREC_BF16) {
+        /* oneDNN threads the whole product itself; scratch bounded by blocking m and (F16) n */
+        l->variant = K_MATMUL_BF16;
+        int bm = (int)(BF16_X_BYTES / 2 / a->k);
+        bm = bm < 16 ? 16 : bm / 16 * 16;
+        l->block_m = bm < a->m ? bm : a->m;
+        if (a->w_dtype == TENSOR_DTYPE_F16) {
+            int bn = (int)(BF16_W_BYTES / 2 / a->k);
+            bn = bn < 16 ? 16 : bn / 16 * 16;
+            l->block_n = bn < a->n ? bn : a->n;
+        }
         return;
     }
     /* convert as many rows as fit, then one threaded sgemm per block, so x is packed by BLAS
@@ -59,5 +98,7 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
 }
 
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
+    if (l->variant == K_MATMUL_BF16)
+        return (size_t)l->block_m * a->k * 2 + (a->w_dtype == TENSOR_DTYPE_F16 ? (size_t)l->block_n * a->k * 2 : 0);
     return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;
 }

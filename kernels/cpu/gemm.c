@@ -112,3 +112,68 @@ void k_cpu_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a,
         cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, (int)lda, b,
                     (int)ldb, beta, c, (int)ldc);
 }
+
+// ---- bf16 × bf16 → f32 through oneDNN's matmul primitive ----------------------------------------
+
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t engine; /* one CPU engine for the process (thread-safe, never destroyed) */
+
+static void engine_create(void) {
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+}
+
+bool k_cpu_have_bf16_gemm(void) {
+    /* the bf16 bit of oneDNN's ISA set: avx512_core_bf16 (0xe7) and avx512_core_amx (0x3e7) */
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & 0x80u) && (isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
+}
+
+bool k_cpu_gemm_bf16_nt(int m, int n, int k, const uint16_t *a, size_t lda, const uint16_t *b, size_t ldb,
+                        const float *bias, bool accumulate, float *c, size_t ldc) {
+    pthread_once(&engine_once, engine_create);
+    if (!engine) return false;
+    bool ok = false;
+    dnnl_memory_desc_t ad, bd, cd, biasd;
+    dnnl_dims_t adims = {m, k}, bdims = {k, n}, cdims = {m, n}, bias_dims = {1, n};
+    dnnl_dims_t astr = {(dnnl_dim_t)lda, 1}, bstr = {1, (dnnl_dim_t)ldb}, cstr = {(dnnl_dim_t)ldc, 1};
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_t prim = NULL;
+    dnnl_memory_t am = NULL, bm = NULL, cm = NULL, biasm = NULL;
+    dnnl_stream_t st = NULL;
+    dnnl_matmul_desc_t md;
+    if (dnnl_memory_desc_init_by_strides(&ad, 2, adims, dnnl_bf16, astr) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&bd, 2, bdims, dnnl_bf16, bstr) != dnnl_success ||
+        dnnl_memory_desc_init_by_strides(&cd, 2, cdims, dnnl_f32, cstr) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&biasd, 2, bias_dims, dnnl_f32, dnnl_ab) != dnnl_success)
+        goto out;
+    if (dnnl_matmul_desc_init(&md, &ad, &bd, bias ? &biasd : NULL, &cd) != dnnl_success) goto out;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) goto out;
+    if (accumulate) { /* C = C + (A·B + bias) */
+        if (dnnl_post_ops_create(&po) != dnnl_success || dnnl_post_ops_append_sum(po, 1.0f) != dnnl_success ||
+            dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success)
+            goto out;
+    }
+    if (dnnl_primitive_desc_create(&pd, &md, attr, engine, NULL) != dnnl_success) goto out;
+    if (dnnl_primitive_create(&prim, pd) != dnnl_success) goto out;
+    if (dnnl_memory_create(&am, &ad, engine, (void *)a) != dnnl_success ||
+        dnnl_memory_create(&bm, &bd, engine, (void *)b) != dnnl_success ||
+        dnnl_memory_create(&cm, &cd, engine, c) != dnnl_success ||
+        (bias && dnnl_memory_create(&biasm, &biasd, engine, (void *)bias) != dnnl_success))
+        goto out;
+    if (dnnl_stream_create(&st, engine, dnnl_stream_default_flags) != dnnl_success) goto out;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}, {DNNL_ARG_BIAS, biasm}};
+    ok = dnnl_primitive_execute(prim, st, bias ? 4 : 3, args) == dnnl_success && dnnl_stream_wait(st) == dnnl_success;
+out:
+    if (st) dnnl_stream_destroy(st);
+    if (biasm) dnnl_memory_destroy(biasm);
+    if (cm) dnnl_memory_destroy(cm);
+    if (bm) dnnl_memory_destroy(bm);
+    if (am) dnnl_memory_destroy(am);
+    if (prim) dnnl_primitive_destroy(prim);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    return ok;
+}

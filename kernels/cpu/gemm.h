@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { K_GEMM_OPENBLAS = 0, K_GEMM_ONEDNN, K_GEMM_FAMILY_COUNT } k_gemm_family;
 
@@ -36,5 +37,15 @@ const char *k_cpu_gemm_family_name(k_gemm_family f);
 /* C = alpha·A·op(B) + beta·C as above; lda ≥ k, ldb ≥ (trans_b ? k : n), ldc ≥ n, all > 0. */
 void k_cpu_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                  float beta, float *c, size_t ldc);
+
+/* True when oneDNN runs bf16 matmul natively on this CPU (its ISA has AVX512-BF16 or AMX):
+ * the condition for matmul's BF16 precision (matmul.h). Emulated bf16 is never used. */
+bool k_cpu_have_bf16_gemm(void);
+/* C[m,n] = A[m,k] · B[n,k]ᵀ (+ bias[n]) with bf16 A and B (row strides lda, ldb) and float32
+ * C (ldc), products exact in float32 and sums in float32; accumulate: C += that instead. oneDNN
+ * threads it over the OpenMP threads (one inside a parallel region). False, with C untouched,
+ * when oneDNN refuses (the caller then runs the float32 path). */
+bool k_cpu_gemm_bf16_nt(int m, int n, int k, const uint16_t *a, size_t lda, const uint16_t *b, size_t ldb,
+                        const float *bias, bool accumulate, float *c, size_t ldc);
 
 #endif
