@@ -3,10 +3,13 @@
 #include "matmul.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "err.h"
+#include "mem.h"
 #include "registry.h"
 
 int k_matmul_check(const k_matmul_args *a, char *err) {
@@ -101,4 +104,39 @@ size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
     if (l->variant == K_MATMUL_BF16)
         return (size_t)l->block_m * a->k * 2 + (a->w_dtype == TENSOR_DTYPE_F16 ? (size_t)l->block_n * a->k * 2 : 0);
     return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;
+}
+
+double k_matmul_rate(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t w_dtype, k_matmul_prec prec, int reps) {
+    k_device_t *d = k_ctx_device(ctx);
+    size_t nx = (size_t)m * k, nw = (size_t)n * k;
+    float *hx = mem_alloc(nx * sizeof(float)), *hw = mem_alloc(nw * sizeof(float));
+    void *hw_typed = mem_alloc(nw * tensor_dtype_size(w_dtype));
+    float *x = k_device_alloc(d, nx * sizeof(float)), *y = k_device_alloc(d, (size_t)m * n * sizeof(float));
+    void *w = k_device_alloc(d, nw * tensor_dtype_size(w_dtype));
+    double best = 0;
+    if (hx && hw && hw_typed && x && y && w) {
+        uint32_t s = 12345;
+        for (size_t i = 0; i < nx; i++) hx[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < nw; i++) hw[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        tensor_convert_from_f32(hw_typed, hw, w_dtype, nw);
+        k_matmul_args a = {.m = m, .n = n, .k = k, .x = x, .w = w, .w_dtype = w_dtype, .y = y, .prec = prec};
+        if (!k_ctx_upload(ctx, x, hx, nx * sizeof(float)) &&
+            !k_ctx_upload(ctx, w, hw_typed, nw * tensor_dtype_size(w_dtype)) && !k_matmul(ctx, &a)) {
+            double t_best = 1e30;
+            for (int r = 0; r < reps; r++) {
+                double t0 = clock_ms();
+                if (k_matmul(ctx, &a)) break;
+                double t = (clock_ms() - t0) / 1e3;
+                if (t < t_best) t_best = t;
+            }
+            if (t_best < 1e29) best = 2.0 * m * n * k / t_best * 1e-9;
+        }
+    }
+    k_device_free(d, x);
+    k_device_free(d, y);
+    k_device_free(d, w);
+    mem_free(hx);
+    mem_free(hw);
+    mem_free(hw_typed);
+    return best;
 }

@@ -54,6 +54,12 @@ int k_matmul_check(const k_matmul_args *a, char *err);
 /* Runs the op on ctx's backend: 0, or HIRED_E* with k_ctx_err(ctx). */
 int k_matmul(k_ctx_t *ctx, const k_matmul_args *a);
 
+/* The rate k_matmul reaches on ctx at m×n×k with weights of w_dtype and precision prec: best of
+ * reps timed calls after one warm-up, in GFLOP/s (0 when the buffers cannot be allocated or the
+ * op fails). For benchmarks: the "measured peak" they print beside their figures. The data are
+ * fixed pseudo-random values; the device buffers are freed before it returns. */
+double k_matmul_rate(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t w_dtype, k_matmul_prec prec, int reps);
+
 // ---- plan: the CPU path's choices, in plain C so tests can reach every branch ---------------
 
 typedef enum {
