@@ -1,28 +1,33 @@
 /* gemm.c — the CPU backend's float32 GEMM (see gemm.h): oneDNN or OpenBLAS, chosen once per
  * process from the CPU's features.
  *
- * Why oneDNN. hired-bench-gemm on an AMD EPYC with AVX-512 (incl. BF16), a 2-core machine shared
- * with other builds, so GFLOP per CPU-second of one thread (the cleaner figure there):
- *   shape (m n k)          openblas(as loaded: Cooperlake) openblas SkylakeX  blis(zen3)  onednn
- *   clip qkv 577 1024 1024       87.0                        96.7             88.7       96.5
- *   clip fc1 577 4096 1024       87.8                        92.2             74.7       90.1
- *   clip fc2 577 1024 4096       83.6                        92.8             78.8       94.0
- *   llm qkvo 2900 4096 4096      98.5                       100.2             77.9      105.7
- *   decode m=16 4096 4096        27.1                        28.3             27.1       28.6
- *   decode m=1  4096 4096        10.0                        11.3             11.3        9.5
- * oneDNN is within noise of the best float32 figure at every prefill/encoder shape (96% of the
- * per-shape best on average, OpenBLAS as loaded 91%, BLIS 87%), ~84% at the m = 1 matvec (which
- * the decoder runs on F16/BF16 weights through its own fused kernel, not here), and its bf16
- * path (matmul.h) reaches 126-173 at the same shapes. On this CPU OpenBLAS 0.3.21 happens to
- * pick Cooperlake; on newer Intel Xeons it falls back to generic Prescott kernels (35-41 GFLOP/s
- * where SkylakeX gives 150-255, issue 15).
- * Debian's OpenBLAS 0.3.21 does not know this CPU and runs its generic Prescott kernels; forcing
- * its core type from the CPU's features (OPENBLAS_CORETYPE=SkylakeX) is as fast as oneDNN, but
- * OpenBLAS reads that variable in its load-time constructor, before main: a process could only
- * get it by re-executing itself, which a library (libhired) cannot do for its host program, and
- * which would also override a user's own setting. oneDNN dispatches its JIT kernels on cpuid
- * feature bits at run time, so CPUs newer than the build are served without a table of models.
- * BLIS 0.9 likewise picks a sub-configuration from cpuid but trails at these shapes.
+ * Why oneDNN. hired-bench-gemm (OMP_NUM_THREADS=2, every library single-threaded on one OpenMP
+ * thread's slice as the backend calls it, candidates interleaved) on an AMD EPYC with AVX-512
+ * incl. BF16, a 2-core machine shared with other builds (load 8-11), so in GFLOP per
+ * CPU-second, the figure such load disturbs least:
+ *   shape (m n k)             openblas     openblas   blis     onednn | onednn
+ *                             as loaded    SkylakeX   (zen3)   f32    | bf16
+ *                             (Cooperlake) (cpuid)                    |
+ *   clip qkv  577 1024 1024     80.6        75.8       95.5     80.5  |  75.8
+ *   clip fc1  577 4096 1024     86.6        88.2       86.1    100.9  | 100.7
+ *   clip fc2  577 1024 4096     86.3        86.1       90.3     89.2  | 100.7
+ *   clip fc1 2885 4096 1024     94.6        96.0       89.1    103.1  | 170.6
+ *   llm qkvo 2900 4096 4096     92.1        94.6       80.1    100.2  | 161.9
+ *   llm up  2900 11008 4096     98.3        99.9       88.4    103.6  | 171.9
+ *   llm down 2900 4096 11008    95.6        98.8       89.9    104.4  | 178.3
+ *   decode m=1  4096 4096        4.2         4.5        4.7      7.0  |   7.3
+ *   decode m=16 4096 4096       19.4        23.2       25.3     27.4  |  67.1
+ *   mean share of the per-shape float32 best: openblas 81%, SkylakeX 82%, blis 88%, onednn 98%.
+ * oneDNN is the best or within noise of it at every encoder, prefill and decode shape; its bf16
+ * matmul (matmul.h, BF16 precision) runs 1.6-1.7x the float32 rate at the large shapes. On this
+ * CPU OpenBLAS 0.3.21 happens to pick Cooperlake; on newer Intel Xeons it falls back to generic
+ * Prescott kernels (35-41 GFLOP/s where SkylakeX gives 150-255, issue 15). Forcing its core
+ * type from the CPU's features (OPENBLAS_CORETYPE=SkylakeX) repairs that, but OpenBLAS reads
+ * the variable in its load-time constructor, before main: a process could only get it by
+ * re-executing itself, which a library (libhired) cannot do for its host program, and which
+ * would also override a user's own setting. oneDNN dispatches its JIT kernels on cpuid feature
+ * bits at run time, so CPUs newer than the build are served without a table of models. BLIS 0.9
+ * likewise picks a sub-configuration from cpuid but trails at most shapes.
  * Compiled with the fast-path flags (kernels/CMakeLists.txt). */
 #include "gemm.h"
 
