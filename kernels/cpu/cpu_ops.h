@@ -53,7 +53,8 @@ int k_softmax_cpu(k_ctx_t *ctx, const k_softmax_args *a);
 void k_attention_ref(const k_attention_args *a);
 int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a);
 size_t k_attention_cpu_workspace(const k_attention_args *a);
-/* attn_row: per head one sgemv of the keys with the query, then the shared exp row. */
+/* attn_row: per head one matrix-vector product (k_cpu_sgemm) of the keys with the query, then
+ * the shared exp row. */
 void k_attn_row_ref(const k_attn_row_args *a);
 int k_attn_row_cpu(k_ctx_t *ctx, const k_attn_row_args *a);
 
