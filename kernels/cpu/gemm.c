@@ -105,7 +105,7 @@ bool k_cpu_gemm_force(k_gemm_family f) {
 
 void k_cpu_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                  float beta, float *c, size_t ldc) {
-    if (k_cpu_gemm_family_id() == K_GEMM_ONEDNN &&
+    if (m > 1 && k_cpu_gemm_family_id() == K_GEMM_ONEDNN &&
         dnnl_sgemm('N', trans_b ? 'T' : 'N', m, n, k, alpha, a, (dnnl_dim_t)lda, b, (dnnl_dim_t)ldb, beta, c,
                    (dnnl_dim_t)ldc) == dnnl_success)
         return;
