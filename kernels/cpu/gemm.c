@@ -27,7 +27,8 @@
  * re-executing itself, which a library (libhired) cannot do for its host program, and which
  * would also override a user's own setting. oneDNN dispatches its JIT kernels on cpuid feature
  * bits at run time, so CPUs newer than the build are served without a table of models. BLIS 0.9
- * likewise picks a sub-configuration from cpuid but trails at most shapes.
+ * likewise picks a sub-configuration from cpuid but trails at most shapes. One-row products
+ * (m = 1) stay on OpenBLAS's sgemv (gemm.h says why).
  * Compiled with the fast-path flags (kernels/CMakeLists.txt). */
 #include "gemm.h"
 
