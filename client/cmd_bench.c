@@ -53,6 +53,7 @@
 #include "err.h"
 #include "file.h"
 #include "hired_client.h"
+#include "matmul.h"
 #include "mem.h"
 #include "wire.h"
 
@@ -109,7 +110,24 @@ typedef struct {
     row_t rows_[BENCH_MAX_ROWS];
     int n_rows;
     char load_start[64], load_end[64]; /* /proc/loadavg: the machine may be shared */
+    /* this machine's kernels (the workers, started with the same environment, choose the same)
+     * and its measured GEMM peak, before the services start */
+    char kernels[192];
+    double peak_f32, peak_bf16; /* GFLOP/s, k_matmul at CLIP fc1's shape (577x4096x1024) */
 } bench_t;
+
+/* Fills b's kernel line and measured peaks on the workers' device (b->device), in this process. */
+static void measure_kernels(bench_t *b) {
+    cli_dev_t d;
+    char err[HIRED_ERR_LEN];
+    snprintf(b->kernels, sizeof b->kernels, "unknown");
+    if (!cli_dev_open(&d, b->device, err)) {
+        snprintf(b->kernels, sizeof b->kernels, "%s", k_device_kernels(d.dev));
+        b->peak_f32 = k_matmul_rate(d.ctx, 577, 4096, 1024, TENSOR_DTYPE_F32, K_MATMUL_PREC_F32, 3);
+        b->peak_bf16 = k_matmul_rate(d.ctx, 577, 4096, 1024, TENSOR_DTYPE_F16, K_MATMUL_PREC_BF16, 3);
+    }
+    cli_dev_close(&d);
+}
 
 // ---- statistics ------------------------------------------------------------------------------
 
@@ -460,6 +478,9 @@ static void fmt_mb(long kb, char *out, size_t cap) {
 }
 
 static void print_table(const bench_t *b) {
+    printf("\nkernels: %s; measured GEMM peak (k_matmul 577x4096x1024): float32 %.1f GFLOP/s, bf16 %.1f GFLOP/s "
+           "(bf16 runs only with HIRED_MATMUL_PRECISION=bf16 on a CPU with native bf16)\n",
+           b->kernels, b->peak_f32, b->peak_bf16);
     printf("\n| strategy | r | kept/img | wire/img | tok/s (p10-p90) | TTFT ms (p10-p90) | e2e ms | peak RSS MB enc/dec/broker | vs r=1.0 |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < b->n_rows; i++) {
@@ -557,6 +578,9 @@ static int write_json(const bench_t *b) {
     cJSON_AddNumberToObject(env, "cores", (double)sysconf(_SC_NPROCESSORS_ONLN));
     const char *ct = getenv("OPENBLAS_CORETYPE"), *omp = getenv("OMP_NUM_THREADS");
     cJSON_AddStringToObject(env, "openblas_coretype", ct && *ct ? ct : "unset");
+    cJSON_AddStringToObject(env, "kernels", b->kernels);
+    cJSON_AddNumberToObject(env, "gemm_peak_gflops", b->peak_f32);
+    cJSON_AddNumberToObject(env, "gemm_peak_bf16_gflops", b->peak_bf16);
     cJSON_AddStringToObject(env, "omp_num_threads", omp && *omp ? omp : "unset");
     if (!uname(&u)) cJSON_AddStringToObject(env, "kernel", u.release);
     cJSON_AddStringToObject(env, "mode", b->own ? "self-contained" : "broker");
@@ -868,6 +892,7 @@ static int bench_main(const bench_opts_t *o) {
         return 1;
     }
 
+    measure_kernels(&b);
     int rc = 1;
     if (!b.broker && start_services(&b)) goto out;
     hired_client_opts co = {.timeout_ms = b.timeout_ms};

@@ -124,10 +124,11 @@ static int run_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_
     fprintf(stderr,
             "hired run: visual tokens %d/%d kept (%s, %d packed), prompt %d tokens; ms: decode-image %.1f, "
             "preprocess %.1f, vision %.1f, select %.1f, project %.1f, prefill %.1f, decode %.1f; %d tokens "
-            "(%s), %.1f tokens/s; KV cache %zu bytes\n",
+            "(%s), %.1f tokens/s; KV cache %zu bytes; %s\n",
             es->visual_kept, es->visual_total, sel_strategy_name(rp.enc.sel.strategy), st->image_tokens,
             st->prompt_tokens, es->ms_decode_image, es->ms_preprocess, es->ms_vision, es->ms_select, st->ms_project,
-            st->ms_prefill, st->ms_decode, st->generated, gen_finish_name(st->finish), tps, st->kv_bytes);
+            st->ms_prefill, st->ms_decode, st->generated, gen_finish_name(st->finish), tps, st->kv_bytes,
+            k_device_kernels(d.dev));
     run_model_destroy(&m);
     cli_dev_close(&d);
     return 0;

@@ -124,10 +124,10 @@ static int load(void *app, svc_t *s, char *err) {
     log_info("hired-decoder: KV pool %.1f MiB (%s): %.1f jobs at the full context of %d, batch of %d at most",
              (double)so.kv_bytes / (1 << 20), tensor_dtype_name(kv_dt), (double)so.kv_bytes / (double)full,
              hf->text.max_pos, s->capacity);
-    log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) on %s", s->model,
+    log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) on %s, %s", s->model,
              hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", hf->text.layers, hf->text.hidden,
              hf->text.max_pos, d->cfg.template_name[0] ? d->cfg.template_name : gen_model_default_template(d->model),
-             k_device_name(d->dev));
+             k_device_name(d->dev), k_device_kernels(d->dev));
     return HIRED_OK;
 }
 

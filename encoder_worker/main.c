@@ -103,9 +103,9 @@ static int load(void *app, svc_t *s, char *err) {
         if (!(e->ctx[i] = k_ctx_new(e->dev, err))) return HIRED_ENOMEM;
     if (cache_new(e)) return hired_errf(err, HIRED_ENOMEM, "out of memory for %lld cache entries", (long long)e->cfg.cache_entries);
     const hf_config_t *hf = enc_model_config(e->model);
-    log_info("hired-encoder: model '%s' (%s, vision %d layers, width %d) on %s", s->model,
+    log_info("hired-encoder: model '%s' (%s, vision %d layers, width %d) on %s, %s", s->model,
              hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", hf->vision.layers, hf->vision.hidden,
-             k_device_name(e->dev));
+             k_device_name(e->dev), k_device_kernels(e->dev));
     return HIRED_OK;
 }
 

@@ -12,12 +12,15 @@
  * that overflowed once runs from the block the next time. */
 #include "backend.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "log.h"
+#include "matmul.h"
 #include "mem.h"
 #ifdef HIRED_HAVE_CUDA
 #include "cuda_ctx.h"
@@ -113,6 +116,24 @@ void k_device_close(k_device_t **pd) {
 
 k_backend_t k_device_backend(const k_device_t *d) { return d->backend; }
 const char *k_device_name(const k_device_t *d) { return d->name; }
+
+static char kernels_line[192];
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+static void kernels_describe(void) {
+    bool bf16 = k_cpu_have_bf16_gemm();
+    snprintf(kernels_line, sizeof kernels_line, "gemm: %s; matmul with F16/BF16 weights: %s", k_cpu_gemm_family(),
+             k_matmul_default_prec() == K_MATMUL_PREC_BF16 ? (bf16 ? "bf16 products (HIRED_MATMUL_PRECISION=bf16)"
+                                                                  : "float32 (bf16 asked, the CPU has no native bf16)")
+                                                           : (bf16 ? "float32 (bf16 available)" : "float32"));
+}
+
+const char *k_device_kernels(const k_device_t *d) {
+    if (d->backend == K_BACKEND_CUDA) return "gemm: cuBLAS (cublasGemmEx, float32 accumulation)";
+    pthread_once(&kernels_once, kernels_describe);
+    return kernels_line;
+}
+
 
 /* Device memory of n bytes; what names it in an out-of-memory message (err may be NULL). */
 static void *dev_alloc(k_device_t *d, size_t n, const char *what, char *err) {

@@ -2,7 +2,14 @@
  * matmul.h). Plain C, shared by every backend. */
 #include "matmul.h"
 
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
 #include "err.h"
+#include "mem.h"
 #include "registry.h"
 
 int k_matmul_check(const k_matmul_args *a, char *err) {
@@ -22,19 +29,41 @@ int k_matmul_check(const k_matmul_args *a, char *err) {
 
 int k_matmul(k_ctx_t *ctx, const k_matmul_args *a) { return k_run(ctx, K_OP_MATMUL, a); }
 
+static pthread_once_t prec_once = PTHREAD_ONCE_INIT;
+static k_matmul_prec default_prec = K_MATMUL_PREC_F32;
+
+static void read_default_prec(void) {
+    const char *e = getenv("HIRED_MATMUL_PRECISION");
+    if (e && !strcmp(e, "bf16")) default_prec = K_MATMUL_PREC_BF16;
+}
+
+k_matmul_prec k_matmul_default_prec(void) {
+    pthread_once(&prec_once, read_default_prec);
+    return default_prec;
+}
+
+k_matmul_prec k_matmul_prec_of(const k_matmul_args *a) {
+    return a->prec == K_MATMUL_PREC_DEFAULT ? k_matmul_default_prec() : a->prec;
+}
+
 /* Below this many flops a GEMM runs on one thread (thread start-up would dominate). */
 #define SERIAL_FLOPS (1 << 22)
 /* Scratch for converted weight rows, in floats (16 MiB: whole CLIP matrices fit, and glibc
  * keeps blocks of this size on the heap between calls instead of mapping them afresh). */
 #define CONVERT_SCRATCH_FLOATS (1 << 22)
 
-void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_matmul_launch *l) {
+/* BF16: bytes of bf16 x rows and of bf16 weight rows per scratch block. */
+#define BF16_X_BYTES (8 << 20)
+#define BF16_W_BYTES (16 << 20)
+
+void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l) {
     if (max_threads < 1) max_threads = 1;
     l->simd = have_simd && a->w_dtype != TENSOR_DTYPE_F32;
     double flops = 2.0 * a->m * a->n * a->k;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     l->split_m = false;
     l->block_n = a->n;
+    l->block_m = a->m;
     if (a->row_invariant) {
         /* weight rows split over threads: a y element is one dot product whichever thread runs it */
         l->variant = K_MATMUL_ROWS;
@@ -54,6 +83,19 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
         if (l->n_threads > a->n) l->n_threads = a->n;
         return;
     }
+    if (have_bf16 && k_matmul_prec_of(a) == K_MATMUL_PREC_BF16) {
+        /* oneDNN threads the whole product itself; scratch bounded by blocking m and (F16) n */
+        l->variant = K_MATMUL_BF16;
+        int bm = (int)(BF16_X_BYTES / 2 / a->k);
+        bm = bm < 16 ? 16 : bm / 16 * 16;
+        l->block_m = bm < a->m ? bm : a->m;
+        if (a->w_dtype == TENSOR_DTYPE_F16) {
+            int bn = (int)(BF16_W_BYTES / 2 / a->k);
+            bn = bn < 16 ? 16 : bn / 16 * 16;
+            l->block_n = bn < a->n ? bn : a->n;
+        }
+        return;
+    }
     /* convert as many rows as fit, then one threaded sgemm per block, so x is packed by BLAS
      * once per block rather than once per small per-thread block */
     l->variant = K_MATMUL_CONVERT;
@@ -68,5 +110,42 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_ma
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
     if (l->variant == K_MATMUL_ROWS && l->simd)
         return 2 * ((size_t)a->k + (size_t)a->m) * (size_t)l->n_threads * sizeof(float) + 64;
+    if (l->variant == K_MATMUL_BF16)
+        return (size_t)l->block_m * a->k * 2 + (a->w_dtype == TENSOR_DTYPE_F16 ? (size_t)l->block_n * a->k * 2 : 0);
     return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;
+}
+
+double k_matmul_rate(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t w_dtype, k_matmul_prec prec, int reps) {
+    k_device_t *d = k_ctx_device(ctx);
+    size_t nx = (size_t)m * k, nw = (size_t)n * k;
+    float *hx = mem_alloc(nx * sizeof(float)), *hw = mem_alloc(nw * sizeof(float));
+    void *hw_typed = mem_alloc(nw * tensor_dtype_size(w_dtype));
+    float *x = k_device_alloc(d, nx * sizeof(float)), *y = k_device_alloc(d, (size_t)m * n * sizeof(float));
+    void *w = k_device_alloc(d, nw * tensor_dtype_size(w_dtype));
+    double best = 0;
+    if (hx && hw && hw_typed && x && y && w) {
+        uint32_t s = 12345;
+        for (size_t i = 0; i < nx; i++) hx[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        for (size_t i = 0; i < nw; i++) hw[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+        tensor_convert_from_f32(hw_typed, hw, w_dtype, nw);
+        k_matmul_args a = {.m = m, .n = n, .k = k, .x = x, .w = w, .w_dtype = w_dtype, .y = y, .prec = prec};
+        if (!k_ctx_upload(ctx, x, hx, nx * sizeof(float)) &&
+            !k_ctx_upload(ctx, w, hw_typed, nw * tensor_dtype_size(w_dtype)) && !k_matmul(ctx, &a)) {
+            double t_best = 1e30;
+            for (int r = 0; r < reps; r++) {
+                double t0 = clock_ms();
+                if (k_matmul(ctx, &a)) break;
+                double t = (clock_ms() - t0) / 1e3;
+                if (t < t_best) t_best = t;
+            }
+            if (t_best < 1e29) best = 2.0 * m * n * k / t_best * 1e-9;
+        }
+    }
+    k_device_free(d, x);
+    k_device_free(d, y);
+    k_device_free(d, w);
+    mem_free(hx);
+    mem_free(hw);
+    mem_free(hw_typed);
+    return best;
 }

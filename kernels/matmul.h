@@ -1,9 +1,17 @@
 /* matmul.h — the linear layer: y[m,n] (+)= x[m,k] · wᵀ (+ bias), w in torch Linear layout [n,k].
  *
  * Activations x and y are of dtype `dtype` (F32: the only one the CPU backend runs); weights
- * may be F32, F16 or BF16 (converted to float32 on the fly, products and sums in float32 or
- * wider). Tolerance against the reference: NMSE ≤ 1e-10 for every weight dtype (conversion to
- * float32 is exact; only the summation order and precision differ).
+ * may be F32, F16 or BF16. Precision (k_matmul_prec, per call or the process default):
+ *   F32   weights converted to float32 on the fly, products and sums in float32 or wider: the
+ *         reference path. Tolerance against the reference: NMSE ≤ 1e-10 for every weight dtype
+ *         (conversion to float32 is exact; only the summation order and precision differ).
+ *   BF16  for F16/BF16 weights on a CPU with native bf16 dot products (AVX512-BF16, AMX; see
+ *         k_cpu_have_bf16_gemm): x rounded to bf16 (round to nearest even), F16 weights rounded
+ *         to bf16, bf16 × bf16 products accumulated in float32 (oneDNN's bf16 matmul) for
+ *         m > K_MATMUL_FUSED_MAX_M; decode shapes keep the exact fused kernel. Each rounding is
+ *         a relative error ≤ 2⁻⁹, so for products of independent terms NMSE ≈ 1.3e-6 per rounded
+ *         operand. Tolerance: NMSE ≤ 1e-5 (both operands rounded, margin for short sums).
+ *         Where the CPU lacks native bf16 the F32 path runs instead.
  * Every pointer is device memory borrowed for the duration of the call; nothing is retained.
  * Not here: attention's GEMMs (attention.h), patch embedding (embed.h), the CPU paths
  * (kernels/cpu/cpu_ops.h). */
@@ -13,6 +21,13 @@
 #include <stdbool.h>
 
 #include "backend.h"
+
+/* Arithmetic of a matmul with F16/BF16 weights (F32 weights always run in float32). */
+typedef enum {
+    K_MATMUL_PREC_DEFAULT = 0, /* the process default: k_matmul_default_prec() */
+    K_MATMUL_PREC_F32,         /* float32 products: the reference path */
+    K_MATMUL_PREC_BF16,        /* bf16 × bf16 products, float32 sums, where the CPU has them */
+} k_matmul_prec;
 
 typedef struct {
     int m, n, k;
@@ -30,12 +45,25 @@ typedef struct {
                              * do not depend on what else is in the batch). On the CPU with
                              * F16/BF16 weights these are the bits of the m = 1 fused path, so a
                              * batched decode row equals a solo decode step. */
+    k_matmul_prec prec;     /* 0: the process default */
 } k_matmul_args;
+
+/* The process default precision: HIRED_MATMUL_PRECISION=bf16 or f32 in the environment (read
+ * once; anything else, or unset, is F32). Never K_MATMUL_PREC_DEFAULT. */
+k_matmul_prec k_matmul_default_prec(void);
+/* a->prec resolved against the default. */
+k_matmul_prec k_matmul_prec_of(const k_matmul_args *a);
 
 /* 0, or HIRED_EINVAL with one sentence in err (err may be NULL). */
 int k_matmul_check(const k_matmul_args *a, char *err);
 /* Runs the op on ctx's backend: 0, or HIRED_E* with k_ctx_err(ctx). */
 int k_matmul(k_ctx_t *ctx, const k_matmul_args *a);
+
+/* The rate k_matmul reaches on ctx at m×n×k with weights of w_dtype and precision prec: best of
+ * reps timed calls after one warm-up, in GFLOP/s (0 when the buffers cannot be allocated or the
+ * op fails). For benchmarks: the "measured peak" they print beside their figures. The data are
+ * fixed pseudo-random values; the device buffers are freed before it returns. */
+double k_matmul_rate(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t w_dtype, k_matmul_prec prec, int reps);
 
 // ---- plan: the CPU path's choices, in plain C so tests can reach every branch ---------------
 
@@ -46,23 +74,28 @@ typedef enum {
                          * the block split across threads like SGEMM */
     K_MATMUL_ROWS,      /* row_invariant: each x row dotted with every w row in a fixed order
                          * (threads take slices of w's rows; any m) */
+    K_MATMUL_BF16,      /* F16/BF16, larger m, BF16 precision: x (block_m rows at a time) and,
+                         * for F16, block_n rows of w rounded to bf16, then oneDNN's bf16 matmul */
 } k_matmul_variant;
 
 typedef struct {
     k_matmul_variant variant;
     int n_threads; /* OpenMP threads worth using (1 = serial) */
     bool split_m;  /* SGEMM/CONVERT: threads take slices of x's rows (else slices of w's rows) */
-    int block_n;   /* CONVERT: rows of w converted per scratch block (multiple of 16 or n) */
+    int block_n;   /* CONVERT/BF16: rows of w converted per scratch block (multiple of 16 or n) */
+    int block_m;   /* BF16: rows of x rounded to bf16 per scratch block */
     bool simd;     /* F16/BF16 weights: use the AVX2+FMA+F16C kernels (only on CPUs with them) */
 } k_matmul_launch;
 
 /* Largest m that takes the fused path for F16/BF16 weights. */
 #define K_MATMUL_FUSED_MAX_M 8
 
-/* Fills *l for a checked a, at most max_threads threads (≥ 1) and whether the CPU has
- * AVX2+FMA+F16C (the CPU path passes what it detects at run time). */
-void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, k_matmul_launch *l);
-/* Scratch bytes the CPU path takes for l (CONVERT: one block of converted weights). */
+/* Fills *l for a checked a, at most max_threads threads (≥ 1), whether the CPU has
+ * AVX2+FMA+F16C and whether it has native bf16 GEMM (the CPU path passes what it detects at run
+ * time). */
+void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l);
+/* Scratch bytes the CPU path takes for l (CONVERT: one block of converted weights; BF16: a block
+ * of x and, for F16 weights, a block of w, both in bf16). */
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l);
 
 #endif

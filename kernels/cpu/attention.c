@@ -3,19 +3,20 @@
  * S = scale·Q·Kᵀ with one sgemm into per-thread scratch, applies the causal limit and turns each
  * row into exp(s − max) (zero past the visible keys), then O = E·V with a second sgemm straight
  * into out, and finally divides each head_dim-wide output row by its row's Σexp (cheaper than
- * normalising the t_k-wide score rows). Work items are spread over OpenMP threads; BLAS stays
- * single-threaded (cpu_util.h). The plan (kernels/attention.c) chooses the blocking; the score
- * blocks come from the context's arena; the STREAM fallback (used only when that scratch cannot
- * be allocated) needs no memory at all. attn_row: one sgemv of a head's keys with the query,
- * then the shared exp row, straight into probs.
+ * normalising the t_k-wide score rows). Work items are spread over OpenMP threads; the GEMMs go
+ * through k_cpu_sgemm (gemm.h), single-threaded inside them. The plan (kernels/attention.c)
+ * chooses the blocking; the score blocks come from the context's arena; the STREAM fallback
+ * (used only when that scratch cannot be allocated) needs no memory at all. attn_row: per head
+ * one matrix-vector product (k_cpu_sgemm, m = 1) of its keys with the query, then the shared exp
+ * row, straight into probs.
  * Not here: the reference (attention_ref.c), RoPE, the KV cache. */
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 #include "cpu_util.h"
+#include "gemm.h"
 #include "simd_x86.h"
 
 typedef struct {
@@ -50,14 +51,13 @@ static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s, float
     const float *q = c->q + i0 * c->ldq + (size_t)h * d;
     const float *k = c->k + (size_t)hk * d;
     const float *v = c->v + (size_t)hk * d;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mq, width, d, a->scale, q, (int)c->ldq, k, (int)c->ldk, 0.0f, s,
-                width);
+    k_cpu_sgemm(true, mq, width, d, a->scale, q, c->ldq, k, c->ldk, 0.0f, s, (size_t)width);
     for (int r = 0; r < mq; r++) {
         float *row = s + (size_t)r * width;
         inv[r] = 1.0f / k_cpu_exp_row(row, visible(a, i0 + r), width);
     }
     float *o = c->out + i0 * c->ldo + (size_t)h * d;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f, o, (int)c->ldo);
+    k_cpu_sgemm(false, mq, d, width, 1.0f, s, (size_t)width, v, c->ldv, 0.0f, o, c->ldo);
     scale_rows(o, c->ldo, d, inv, mq);
 }
 
@@ -69,21 +69,15 @@ static void decode_item(const at_ctx *c, int hk, float *s, float *inv) {
     const float *q = c->q + (size_t)hk * g * d;
     const float *k = c->k + (size_t)hk * d;
     const float *v = c->v + (size_t)hk * d;
-    /* with one q head per kv head (MHA) these are matrix-vector products; sgemv streams K and V
-     * once where sgemm would pack them first */
-    if (g == 1)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, width, d, a->scale, k, (int)c->ldk, q, 1, 0.0f, s, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g, width, d, a->scale, q, d, k, (int)c->ldk, 0.0f, s, width);
+    /* with one q head per kv head (MHA) these are matrix-vector products (m = 1), which both GEMM
+     * families run as such (gemm.h), streaming K and V once */
+    k_cpu_sgemm(true, g, width, d, a->scale, q, (size_t)d, k, c->ldk, 0.0f, s, (size_t)width);
     for (int r = 0; r < g; r++) {
         float *row = s + (size_t)r * width;
         inv[r] = 1.0f / k_cpu_exp_row(row, width, width);
     }
     float *o = c->out + (size_t)hk * g * d;
-    if (g == 1)
-        cblas_sgemv(CblasRowMajor, CblasTrans, width, d, 1.0f, v, (int)c->ldv, s, 1, 0.0f, o, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g, d, width, 1.0f, s, width, v, (int)c->ldv, 0.0f, o, d);
+    k_cpu_sgemm(false, g, d, width, 1.0f, s, (size_t)width, v, c->ldv, 0.0f, o, (size_t)d);
     scale_rows(o, (size_t)d, d, inv, g);
 }
 
@@ -213,8 +207,8 @@ int k_attn_row_cpu(k_ctx_t *ctx, const k_attn_row_args *a) {
     const size_t ldk = a->ldk ? (size_t)a->ldk : (size_t)a->n_head_kv * d, ldp = a->ldp ? (size_t)a->ldp : (size_t)a->t_k;
     for (int h = 0; h < a->n_head; h++) {
         float *row = probs + h * ldp;
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, a->t_k, d, a->scale, k + (size_t)(h / group) * d, (int)ldk,
-                    q + (size_t)h * d, 1, 0.0f, row, 1);
+        k_cpu_sgemm(true, 1, a->t_k, d, a->scale, q + (size_t)h * d, (size_t)d, k + (size_t)(h / group) * d, ldk, 0.0f,
+                    row, (size_t)a->t_k);
         float inv = 1.0f / k_cpu_exp_row(row, a->t_k, a->t_k);
         for (int j = 0; j < a->t_k; j++) row[j] *= inv;
     }

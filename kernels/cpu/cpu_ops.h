@@ -35,8 +35,8 @@ int k_matmul_cpu(k_ctx_t *ctx, const k_matmul_args *a);
 size_t k_matmul_cpu_workspace(const k_matmul_args *a);
 /* k_matmul_cpu with a given launch instead of its own plan — any variant on any shape (tests
  * force each branch; the bench compares them). l->variant must suit a->w_dtype (SGEMM for F32
- * weights, FUSED or CONVERT otherwise) and l->simd must only be set on a CPU with
- * AVX2+FMA+F16C. */
+ * weights, FUSED, CONVERT or BF16 otherwise; BF16 only where k_cpu_have_bf16_gemm()) and
+ * l->simd must only be set on a CPU with AVX2+FMA+F16C. */
 int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_launch *l);
 
 void k_layernorm_ref(const k_layernorm_args *a);
@@ -53,7 +53,8 @@ int k_softmax_cpu(k_ctx_t *ctx, const k_softmax_args *a);
 void k_attention_ref(const k_attention_args *a);
 int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a);
 size_t k_attention_cpu_workspace(const k_attention_args *a);
-/* attn_row: per head one sgemv of the keys with the query, then the shared exp row. */
+/* attn_row: per head one matrix-vector product (k_cpu_sgemm) of the keys with the query, then
+ * the shared exp row. */
 void k_attn_row_ref(const k_attn_row_args *a);
 int k_attn_row_cpu(k_ctx_t *ctx, const k_attn_row_args *a);
 

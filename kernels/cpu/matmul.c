@@ -1,15 +1,16 @@
-/* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads (BLAS itself single-
- * threaded), F16/BF16 weights either converted block by block into one float32 scratch (prefill
- * and encoder shapes) or streamed through a fused convert-and-dot kernel (decode shapes,
- * memory-bound; AVX2/F16C when the CPU has it). The plan (kernels/matmul.c) picks the variant;
- * this file only executes it; the convert scratch comes from the context's arena.
+/* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads (k_cpu_sgemm, gemm.h:
+ * the GEMM library itself single-threaded), F16/BF16 weights either converted block by block
+ * into one float32 scratch (prefill and encoder shapes) or streamed through a fused
+ * convert-and-dot kernel (decode shapes, memory-bound; AVX2/F16C when the CPU has it). The plan
+ * (kernels/matmul.c) picks the variant; this file only executes it; the convert scratch comes
+ * from the context's arena.
  * Not here: the reference loops (matmul_ref.c). */
-#include <cblas.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "cpu_ops.h"
 #include "cpu_util.h"
+#include "gemm.h"
 #include "kmath.h"
 #include "simd_x86.h"
 
@@ -43,12 +44,8 @@ static void gemm_block(const mm_ctx *c, int i0, int i1, int j0, int j1, const fl
         bias_prepass(c, i0, i1, j0, j1);
         beta = 1.0f;
     }
-    if (i1 - i0 == 1) /* one row: sgemv streams w once; sgemm would first pack all of it */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, j1 - j0, a->k, 1.0f, w32, a->k, c->x + i0 * c->ldx, 1, beta,
-                    c->y + i0 * c->ldy + j0, 1);
-    else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, j1 - j0, a->k, 1.0f, c->x + i0 * c->ldx, (int)c->ldx,
-                    w32, a->k, beta, c->y + i0 * c->ldy + j0, (int)c->ldy);
+    k_cpu_sgemm(true, i1 - i0, j1 - j0, a->k, 1.0f, c->x + i0 * c->ldx, c->ldx, w32, (size_t)a->k, beta,
+                c->y + i0 * c->ldy + j0, c->ldy);
 }
 
 /* Slice s of n_slices over [0, len), boundaries rounded to multiples of 16. */
@@ -289,6 +286,95 @@ static bool run_convert(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l)
     return true;
 }
 
+// ---- BF16: bf16 × bf16 products, float32 sums --------------------------------------------------
+
+/* dst[i] = x rounded to bf16 (to nearest even; NaN stays NaN) for n floats. */
+K_CLONES static void f32_to_bf16_n(uint16_t *restrict dst, const float *restrict src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        k_fbits v;
+        v.f = src[i];
+        uint32_t u = (uint32_t)v.i;
+        uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        dst[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+    }
+}
+
+/* F16 → bf16 (through float32; exact up to the bf16 rounding). */
+K_CLONES static void f16_to_bf16_n(uint16_t *restrict dst, const uint16_t *restrict src, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        k_fbits v;
+        v.f = k_half_to_f32(src[i]);
+        uint32_t u = (uint32_t)v.i;
+        uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        dst[i] = (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : r);
+    }
+}
+
+/* Rows [r0, r1) of a row-major matrix with stride ld, converted in parallel chunks of 16 rows
+ * into dst (stride k). */
+static void rows_to_bf16(uint16_t *dst, const void *src, bool src_f16, size_t ld, int r0, int r1, int k, int n_threads) {
+    int n_chunks = (r1 - r0 + 15) / 16;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && n_chunks > 1)
+    for (int ch = 0; ch < n_chunks; ch++) {
+        int a = r0 + ch * 16, b = a + 16 < r1 ? a + 16 : r1;
+        for (int r = a; r < b; r++) {
+            uint16_t *d = dst + (size_t)(r - r0) * k;
+            if (src_f16)
+                f16_to_bf16_n(d, (const uint16_t *)src + (size_t)r * ld, (size_t)k);
+            else
+                f32_to_bf16_n(d, (const float *)src + (size_t)r * ld, (size_t)k);
+        }
+    }
+}
+
+/* y[i0:i1, j0:j1] through the exact fused kernel, columns over the threads: the BF16 path's
+ * fallback should oneDNN refuse a block (it does not for the shapes and dtypes planned here). */
+static void fused_region(const mm_ctx *c, const k_matmul_launch *l, int i0, int i1, int j0, int j1) {
+    int nt = l->n_threads;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int lo = j0 + (int)((long long)(j1 - j0) * t / nt), hi = j0 + (int)((long long)(j1 - j0) * (t + 1) / nt);
+        for (int r0 = i0; r0 < i1; r0 += K_MATMUL_FUSED_MAX_M) {
+            int r1 = r0 + K_MATMUL_FUSED_MAX_M < i1 ? r0 + K_MATMUL_FUSED_MAX_M : i1;
+            if (l->simd)
+                fused_rows_simd(c, r0, r1, lo, hi);
+            else
+                fused_rows(c, r0, r1, lo, hi);
+        }
+    }
+}
+
+/* Returns false (having done nothing) when the scratch cannot be allocated. */
+static bool run_bf16(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
+    const k_matmul_args *a = c->a;
+    bool f16 = a->w_dtype == TENSOR_DTYPE_F16;
+    size_t mark = k_ctx_mark(ctx);
+    uint16_t *xb = k_ctx_alloc(ctx, k_matmul_plan_scratch(a, l));
+    if (!xb) return false;
+    uint16_t *wb = f16 ? xb + (size_t)l->block_m * a->k : NULL;
+    for (int j0 = 0; j0 < a->n; j0 += l->block_n) {
+        int j1 = j0 + l->block_n < a->n ? j0 + l->block_n : a->n;
+        const uint16_t *w = (const uint16_t *)a->w + (size_t)j0 * a->k;
+        if (f16) {
+            rows_to_bf16(wb, a->w, true, (size_t)a->k, j0, j1, a->k, l->n_threads);
+            w = wb;
+        }
+        for (int i0 = 0; i0 < a->m; i0 += l->block_m) {
+            int i1 = i0 + l->block_m < a->m ? i0 + l->block_m : a->m;
+            rows_to_bf16(xb, c->x, false, c->ldx, i0, i1, a->k, l->n_threads);
+            if (!k_cpu_gemm_bf16_nt(i1 - i0, j1 - j0, a->k, xb, (size_t)a->k, w, (size_t)a->k, a->bias ? a->bias + j0 : NULL,
+                                    a->accumulate, c->y + i0 * c->ldy + j0, c->ldy)) {
+                fused_region(c, l, i0, a->m, j0, j1); /* the rest of this column block */
+                fused_region(c, l, 0, a->m, j1, a->n); /* and the column blocks after it */
+                k_ctx_release(ctx, mark);
+                return true;
+            }
+        }
+    }
+    k_ctx_release(ctx, mark);
+    return true;
+}
+
 int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_launch *l) {
     k_cpu_blas_init();
     mm_ctx c = {a, a->x, a->y, a->ldx ? (size_t)a->ldx : (size_t)a->k, a->ldy ? (size_t)a->ldy : (size_t)a->n};
@@ -299,12 +385,15 @@ int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_la
     case K_MATMUL_CONVERT:
         if (!run_convert(ctx, &c, l)) run_fused(&c, l);
         break;
+    case K_MATMUL_BF16:
+        if (!run_bf16(ctx, &c, l)) run_fused(&c, l);
+        break;
     }
     return HIRED_OK;
 }
 
 static void plan(const k_matmul_args *a, k_matmul_launch *l) {
-    k_matmul_plan(a, k_cpu_max_threads(), k_cpu_have_f16c(), l);
+    k_matmul_plan(a, k_cpu_max_threads(), k_cpu_have_f16c(), k_cpu_have_bf16_gemm(), l);
 }
 
 int k_matmul_cpu(k_ctx_t *ctx, const k_matmul_args *a) {

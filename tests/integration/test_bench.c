@@ -125,6 +125,13 @@ int main(void) {
         CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(env, "cpu_model")));
         CHECK(num(env, "cores") >= 1);
         CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(env, "openblas_coretype")));
+        /* the kernel family and the measured GEMM peak beside the figures */
+        const cJSON *kern = cJSON_GetObjectItemCaseSensitive(env, "kernels");
+        CHECK_MSG(cJSON_IsString(kern) && !strncmp(kern->valuestring, "gemm: ", 6), "environment.kernels");
+        CHECK(num(env, "gemm_peak_gflops") > 0);
+        CHECK(num(env, "gemm_peak_bf16_gflops") >= 0);
+        CHECK_MSG(table && strstr(table, "kernels: gemm: ") && strstr(table, "measured GEMM peak"), "table: %s",
+                  table ? table : "(none)");
         CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(env, "model_dir")));
         CHECK(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(env, "image")));
         CHECK_EQ_INT(num(env, "max_tokens"), 4);

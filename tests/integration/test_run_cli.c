@@ -121,6 +121,7 @@ int main(void) {
     run(&a, sampled);
     CHECK_MSG(a.status == 0, "exit %d: %s", a.status, a.err);
     CHECK_MSG(strstr(a.err, "prefill") && strstr(a.err, "tokens/s") && strstr(a.err, "vision"), "%s", a.err);
+    CHECK_MSG(strstr(a.err, "; gemm: "), "the summary names the kernel family: %s", a.err);
     CHECK(a.out[0] && a.out[strlen(a.out) - 1] == '\n');
     int total, k = kept(&a, &total);
     CHECK_MSG(k == 115 && total == 576, "LLaVA-1.5 at r = 0.2 keeps int(576*0.2) of 576: %s", a.err);

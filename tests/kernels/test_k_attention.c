@@ -10,6 +10,7 @@
 
 #include "attention.h"
 #include "err.h"
+#include "gemm.h"
 #include "kverify.h"
 #include "mem.h"
 #include "ktest.h"
@@ -255,5 +256,10 @@ int main(void) {
     test_plan();
     test_check();
     test_against_ref();
+    /* the score and output GEMMs under each GEMM library the CPU backend can choose (gemm.h) */
+    for (int f = 0; f < K_GEMM_FAMILY_COUNT; f++) {
+        CHECK(k_cpu_gemm_force((k_gemm_family)f));
+        test_against_ref();
+    }
     return test_summary();
 }

@@ -1,7 +1,8 @@
 /* test_k_matmul — k_matmul_cpu against k_matmul_ref on shapes that take every plan branch
  * (SGEMM split over rows / columns, serial and threaded; FUSED for m ≤ 8; CONVERT with several
  * blocks; the fused fallback when scratch allocation fails), with ragged sizes, padded strides,
- * bias on/off, accumulate on/off and F32/F16/BF16 weights. Tolerance: NMSE ≤ 1e-10 (matmul.h).
+ * bias on/off, accumulate on/off and F32/F16/BF16 weights, under each GEMM library (gemm.h:
+ * oneDNN, OpenBLAS). Tolerance: NMSE ≤ 1e-10 (matmul.h).
  * Plus a hand-computed product, the plan's decisions, and _check's rejections. */
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #endif
 
 #include "err.h"
+#include "gemm.h"
 #include "half.h"
 #include "kverify.h"
 #include "matmul.h"
@@ -38,9 +40,20 @@ typedef struct {
     int m, n, k, pad_x, pad_y;
     bool bias, acc;
     tensor_dtype_t dt;
+    k_matmul_prec prec; /* 0: the process default */
 } mm_case;
 
+/* Whether the kernel runs this case with bf16 products (matmul.h): BF16 precision asked, half
+ * weights, more rows than the fused kernel takes, a CPU with native bf16 GEMM. */
+static bool takes_bf16(const mm_case *c, const k_matmul_launch *force) {
+    if (force) return force->variant == K_MATMUL_BF16;
+    k_matmul_args a = {.w_dtype = c->dt, .prec = c->prec};
+    return c->dt != TENSOR_DTYPE_F32 && c->m > K_MATMUL_FUSED_MAX_M && k_cpu_have_bf16_gemm() &&
+           k_matmul_prec_of(&a) == K_MATMUL_PREC_BF16;
+}
+
 static int seed = 100;
+static int n_bf16_cases; /* cases that ran with bf16 products */
 
 /* Runs one case through k_matmul_cpu, or through k_matmul_cpu_planned(ktest_ctx(), force) when force is
  * set; fail_alloc makes the kernel's scratch allocation fail. */
@@ -56,7 +69,11 @@ static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *for
     memcpy(yr, y, ny * 4);
     void *w = make_weights(w32, nw, c.dt);
     k_matmul_args a = {.m = c.m, .n = c.n, .k = c.k, .x = x, .ldx = c.pad_x ? ldx : 0, .w = w, .w_dtype = c.dt,
-                       .bias = c.bias ? b : NULL, .y = y, .ldy = c.pad_y ? ldy : 0, .accumulate = c.acc};
+                       .bias = c.bias ? b : NULL, .y = y, .ldy = c.pad_y ? ldy : 0, .accumulate = c.acc,
+                       .prec = c.prec};
+    bool bf16 = !fail_alloc && takes_bf16(&c, force);
+    float *y0 = bf16 ? malloc(ny * 4) : NULL;
+    if (y0) memcpy(y0, y, ny * 4);
     char err[HIRED_ERR_LEN];
     CHECK_MSG(k_matmul_check(&a, err) == 0, "%s", err);
     if (fail_alloc) mem_fail_after(0, true);
@@ -68,12 +85,35 @@ static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *for
     a.y = yr;
     k_matmul_ref(&a);
     char name[160];
-    snprintf(name, sizeof name, "matmul m=%d n=%d k=%d ldx+%d ldy+%d bias=%d acc=%d %s%s%s", c.m, c.n, c.k, c.pad_x, c.pad_y,
-             c.bias, c.acc, tensor_dtype_name(c.dt), fail_alloc ? " (no scratch)" : "",
-             force ? (force->variant == K_MATMUL_FUSED ? (force->simd ? " forced FUSED/simd" : " forced FUSED") :
-                      force->simd ? " forced CONVERT/simd" : " forced CONVERT") : "");
-    kverify_result r = kverify_nmse(y, yr, ny, 1e-10);
+    snprintf(name, sizeof name, "matmul m=%d n=%d k=%d ldx+%d ldy+%d bias=%d acc=%d %s%s%s%s", c.m, c.n, c.k, c.pad_x,
+             c.pad_y, c.bias, c.acc, tensor_dtype_name(c.dt), fail_alloc ? " (no scratch)" : "",
+             force ? (force->variant == K_MATMUL_BF16 ? " forced BF16" :
+                      force->variant == K_MATMUL_FUSED ? (force->simd ? " forced FUSED/simd" : " forced FUSED") :
+                      force->simd ? " forced CONVERT/simd" : " forced CONVERT") : "",
+             bf16 ? " (bf16 products)" : "");
+    /* matmul.h: NMSE ≤ 1e-10 in float32, ≤ 1e-5 with bf16 products */
+    kverify_result r = kverify_nmse(y, yr, ny, bf16 ? 1e-5 : 1e-10);
     CHECK_MSG(kverify_report(name, &r, y, yr), "%s", name);
+    if (bf16) {
+        /* the rounding really happened (x is not bf16-exact) and is the only difference: against
+         * the reference on x and w rounded to bf16 the kernel agrees to float32 summation */
+        CHECK_MSG(r.nmse > 1e-12, "%s: NMSE %.3g, no sign of bf16 rounding", name, r.nmse);
+        uint16_t *wbf = malloc(nw * 2);
+        for (size_t i = 0; i < nw; i++) wbf[i] = f32_to_bf16(w32[i]);
+        for (size_t i = 0; i < nx; i++) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
+        k_matmul_args ar = a;
+        ar.w = wbf;
+        ar.w_dtype = TENSOR_DTYPE_BF16;
+        ar.y = y0;
+        k_matmul_ref(&ar);
+        kverify_result r2 = kverify_nmse(y, y0, ny, 1e-10);
+        char n2[200];
+        snprintf(n2, sizeof n2, "%s vs bf16-rounded reference", name);
+        CHECK_MSG(kverify_report(n2, &r2, y, y0), "%s", n2);
+        free(wbf);
+        n_bf16_cases++;
+    }
+    free(y0);
     /* padding columns untouched */
     int pad_ok = 1;
     for (int i = 0; i < c.m; i++)
@@ -99,9 +139,25 @@ static bool cpu_has_simd(void) {
 /* Every half-weight variant on ragged shapes, with and without the x86 SIMD kernels, whatever the
  * plan would pick: FUSED for a large m (groups of 8 rows), CONVERT for m = 1, odd block sizes. */
 static void test_forced_variants(void) {
-    const mm_case shapes[] = {{1, 67, 1025, 0, 0, true, false, 0},  {3, 130, 33, 2, 1, false, true, 0},
-                              {8, 64, 64, 0, 0, true, true, 0},     {19, 33, 100, 0, 3, true, false, 0},
-                              {1, 1, 7, 0, 0, false, false, 0},     {2, 5, 17, 1, 0, true, false, 0}};
+    /* BF16: x blocks of 16 rows and (F16) w blocks of 16/32 rows, ragged edges, bias and
+     * accumulate through oneDNN's post-op; only where the CPU has native bf16 */
+    if (k_cpu_have_bf16_gemm()) {
+        const mm_case bshapes[] = {{19, 33, 100, 0, 3, true, false, 0, 0}, {40, 70, 64, 2, 0, false, true, 0, 0},
+                                   {17, 48, 1025, 1, 1, true, true, 0, 0}, {9, 1, 7, 0, 0, true, false, 0, 0}};
+        const tensor_dtype_t bdts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
+        for (size_t s = 0; s < ARRAY_LEN(bshapes); s++)
+            for (size_t d = 0; d < ARRAY_LEN(bdts); d++) {
+                mm_case c = bshapes[s];
+                c.dt = bdts[d];
+                c.prec = K_MATMUL_PREC_BF16;
+                k_matmul_launch l = {.variant = K_MATMUL_BF16, .n_threads = 1 + (int)(s % 2), .block_m = 16,
+                                     .block_n = 16 + 16 * (int)(s % 2), .simd = cpu_has_simd()};
+                run_case_with(c, false, &l);
+            }
+    }
+    const mm_case shapes[] = {{1, 67, 1025, 0, 0, true, false, 0, 0},  {3, 130, 33, 2, 1, false, true, 0, 0},
+                              {8, 64, 64, 0, 0, true, true, 0, 0},     {19, 33, 100, 0, 3, true, false, 0, 0},
+                              {1, 1, 7, 0, 0, false, false, 0, 0},     {2, 5, 17, 1, 0, true, false, 0, 0}};
     const k_matmul_variant variants[] = {K_MATMUL_FUSED, K_MATMUL_CONVERT};
     const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
     bool have_simd = cpu_has_simd();
@@ -121,10 +177,10 @@ static void test_forced_variants(void) {
 static void test_against_ref(void) {
     const tensor_dtype_t dts[] = {TENSOR_DTYPE_F32, TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
     const mm_case shapes[] = {
-        {1, 1, 1, 0, 0, false, false, 0},     {3, 33, 64, 0, 0, true, false, 0},  {1, 1025, 1025, 0, 0, true, false, 0},
-        {8, 300, 1025, 5, 3, false, true, 0}, {9, 100, 300, 0, 0, true, true, 0}, {33, 1025, 64, 7, 0, true, false, 0},
-        {577, 64, 33, 0, 1, false, false, 0}, {64, 1025, 96, 0, 0, true, true, 0}, {2, 17, 3, 1, 1, true, true, 0},
-        {1, 3000, 77, 3, 0, true, true, 0},   {1, 3000, 77, 0, 0, false, true, 0}, /* decode: sgemv for F32 */
+        {1, 1, 1, 0, 0, false, false, 0, 0},     {3, 33, 64, 0, 0, true, false, 0, 0},  {1, 1025, 1025, 0, 0, true, false, 0, 0},
+        {8, 300, 1025, 5, 3, false, true, 0, 0}, {9, 100, 300, 0, 0, true, true, 0, 0}, {33, 1025, 64, 7, 0, true, false, 0, 0},
+        {577, 64, 33, 0, 1, false, false, 0, 0}, {64, 1025, 96, 0, 0, true, true, 0, 0}, {2, 17, 3, 1, 1, true, true, 0, 0},
+        {1, 3000, 77, 3, 0, true, true, 0, 0},   {1, 3000, 77, 0, 0, false, true, 0, 0}, /* decode: sgemv for F32 */
     };
     for (size_t d = 0; d < ARRAY_LEN(dts); d++)
         for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
@@ -132,9 +188,22 @@ static void test_against_ref(void) {
             c.dt = dts[d];
             run_case(c, false);
         }
+    /* BF16 precision by the plan: bf16 products for m > 8 where the CPU has them, the exact
+     * fused kernel for decode shapes, float32 always for F32 weights */
+    const mm_case bshapes[] = {{1, 3000, 77, 3, 0, true, true, 0, 0},     {8, 300, 1025, 5, 3, false, true, 0, 0},
+                               {33, 1025, 64, 7, 0, true, false, 0, 0},  {577, 64, 33, 0, 1, false, false, 0, 0},
+                               {64, 1025, 96, 0, 0, true, true, 0, 0}};
+    for (size_t d = 0; d < ARRAY_LEN(dts); d++)
+        for (size_t s = 0; s < ARRAY_LEN(bshapes); s++) {
+            mm_case c = bshapes[s];
+            c.dt = dts[d];
+            c.prec = K_MATMUL_PREC_BF16;
+            run_case(c, false);
+        }
+    run_case((mm_case){33, 1025, 64, 0, 0, true, true, TENSOR_DTYPE_BF16, K_MATMUL_PREC_BF16}, true); /* no scratch: fused */
     /* without scratch the CONVERT plan falls back to the fused kernel (in groups of 8 rows) */
-    run_case((mm_case){33, 1025, 64, 0, 0, true, true, TENSOR_DTYPE_F16}, true);
-    run_case((mm_case){64, 300, 96, 3, 0, false, false, TENSOR_DTYPE_BF16}, true);
+    run_case((mm_case){33, 1025, 64, 0, 0, true, true, TENSOR_DTYPE_F16, 0}, true);
+    run_case((mm_case){64, 300, 96, 3, 0, false, false, TENSOR_DTYPE_BF16, 0}, true);
 }
 
 static void test_known(void) {
@@ -157,44 +226,69 @@ static void test_known(void) {
 static void test_plan(void) {
     k_matmul_launch l;
     k_matmul_args a = {.m = 577, .n = 4096, .k = 1024, .w_dtype = TENSOR_DTYPE_F32};
-    k_matmul_plan(&a, 2, false, &l);
+    k_matmul_plan(&a, 2, false, false, &l);
     CHECK(l.variant == K_MATMUL_SGEMM && !l.split_m && l.n_threads == 2);
     a.n = 64; /* tall: split the rows */
-    k_matmul_plan(&a, 4, false, &l);
+    k_matmul_plan(&a, 4, false, false, &l);
     CHECK(l.variant == K_MATMUL_SGEMM && l.split_m && l.n_threads == 4);
     a = (k_matmul_args){.m = 2, .n = 3, .k = 4, .w_dtype = TENSOR_DTYPE_F32};
-    k_matmul_plan(&a, 8, false, &l);
+    k_matmul_plan(&a, 8, false, false, &l);
     CHECK_EQ_INT(l.n_threads, 1); /* tiny: serial */
     a = (k_matmul_args){.m = 1, .n = 32064, .k = 4096, .w_dtype = TENSOR_DTYPE_F16};
-    k_matmul_plan(&a, 2, false, &l);
+    k_matmul_plan(&a, 2, false, false, &l);
     CHECK(l.variant == K_MATMUL_FUSED && l.n_threads == 2 && !l.simd);
-    k_matmul_plan(&a, 2, true, &l);
+    k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_FUSED && l.simd);
     a.w_dtype = TENSOR_DTYPE_BF16;
-    k_matmul_plan(&a, 2, true, &l);
+    k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_FUSED && l.simd);
     a.w_dtype = TENSOR_DTYPE_F32; /* BLAS does its own */
-    k_matmul_plan(&a, 2, true, &l);
+    k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_SGEMM && !l.simd);
     a.m = K_MATMUL_FUSED_MAX_M + 1;
     a.w_dtype = TENSOR_DTYPE_BF16;
-    k_matmul_plan(&a, 2, false, &l);
+    k_matmul_plan(&a, 2, false, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n % 16 == 0 && l.block_n >= 16 && l.block_n <= a.n);
     CHECK((size_t)l.block_n * a.k <= (1u << 22)); /* scratch budget */
     a = (k_matmul_args){.m = 2885, .n = 4096, .k = 1024, .w_dtype = TENSOR_DTYPE_F16};
-    k_matmul_plan(&a, 2, true, &l);
+    k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 4096 && l.simd && !l.split_m); /* whole CLIP fc1 at once */
     a = (k_matmul_args){.m = 512, .n = 14336, .k = 4096, .w_dtype = TENSOR_DTYPE_BF16};
-    k_matmul_plan(&a, 2, true, &l);
+    k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 1024 && l.simd && l.n_threads == 2);
-    k_matmul_plan(&a, 2, false, &l);
+    k_matmul_plan(&a, 2, false, false, &l);
     CHECK(!l.simd);
     a = (k_matmul_args){.m = 40, .n = 3, .k = 1 << 20, .w_dtype = TENSOR_DTYPE_F16};
-    k_matmul_plan(&a, 2, false, &l);
+    k_matmul_plan(&a, 2, false, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 3 && l.split_m); /* rows longer than the budget */
     a = (k_matmul_args){.m = 20, .n = 5, .k = 3, .w_dtype = TENSOR_DTYPE_F16};
-    k_matmul_plan(&a, 2, false, &l);
+    k_matmul_plan(&a, 2, false, false, &l);
     CHECK(l.variant == K_MATMUL_CONVERT && l.block_n == 5 && l.n_threads == 1);
+    /* BF16 precision: oneDNN's bf16 matmul for m > 8 where the CPU has it, else as before */
+    a = (k_matmul_args){.m = 2900, .n = 11008, .k = 4096, .w_dtype = TENSOR_DTYPE_F16, .prec = K_MATMUL_PREC_BF16};
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_BF16 && l.block_m == 1024 && l.block_n == 2048);
+    CHECK(k_matmul_plan_scratch(&a, &l) == (size_t)(1024 + 2048) * 4096 * 2);
+    a.w_dtype = TENSOR_DTYPE_BF16; /* weights used in place: no weight block */
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_BF16 && l.block_n == a.n && k_matmul_plan_scratch(&a, &l) == (size_t)1024 * 4096 * 2);
+    a.m = 577;
+    a.k = 1024;
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_BF16 && l.block_m == 577);
+    k_matmul_plan(&a, 2, true, false, &l); /* no native bf16 */
+    CHECK(l.variant == K_MATMUL_CONVERT);
+    a.prec = K_MATMUL_PREC_F32;
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_CONVERT);
+    a.prec = K_MATMUL_PREC_BF16;
+    a.m = K_MATMUL_FUSED_MAX_M;
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_FUSED);
+    a.m = 577;
+    a.w_dtype = TENSOR_DTYPE_F32;
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_SGEMM);
 }
 
 
@@ -226,7 +320,7 @@ static void test_row_invariant(void) {
             one.x = x + (size_t)i * k;
             one.y = y1;
             k_matmul_launch l;
-            k_matmul_plan(&one, i % 2 ? 2 : 1, cpu_has_simd(), &l);
+            k_matmul_plan(&one, i % 2 ? 2 : 1, cpu_has_simd(), false, &l);
             CHECK(l.variant == K_MATMUL_ROWS);
             CHECK_EQ_INT(k_matmul_cpu_planned(ktest_ctx(), &one, &l), 0);
             same += !memcmp(y1, y + (size_t)i * n, (size_t)n * 4);
@@ -269,12 +363,36 @@ static void test_check(void) {
     CHECK_EQ_INT(k_matmul_check(&a, NULL), HIRED_EINVAL); /* err may be NULL */
 }
 
+/* The GEMM family follows the CPU's features (gemm.h): oneDNN where its JIT GEMM runs (AVX2 or
+ * better), OpenBLAS otherwise, unless HIRED_GEMM names one; the description names it. */
+static void test_family_choice(void) {
+    const char *env = getenv("HIRED_GEMM");
+    k_gemm_family want = cpu_has_simd() ? K_GEMM_ONEDNN : K_GEMM_OPENBLAS;
+    if (env && !strcmp(env, "openblas")) want = K_GEMM_OPENBLAS;
+    if (env && !strcmp(env, "onednn")) want = K_GEMM_ONEDNN;
+    CHECK_EQ_INT((int)k_cpu_gemm_family_id(), (int)want);
+    const char *d = k_cpu_gemm_family();
+    CHECK_MSG(strstr(d, want == K_GEMM_ONEDNN ? "oneDNN " : "OpenBLAS ") == d, "family description '%s'", d);
+    CHECK(!k_cpu_gemm_force(K_GEMM_FAMILY_COUNT));
+}
+
 int main(void) {
+    test_family_choice();
     test_known();
     test_forced_variants();
     test_plan();
     test_check();
+    /* every shape and variant under each GEMM library the CPU backend can choose */
+    for (int f = 0; f < K_GEMM_FAMILY_COUNT; f++) {
+        CHECK(k_cpu_gemm_force((k_gemm_family)f));
+        fprintf(stderr, "gemm family %s: %s\n", k_cpu_gemm_family_name((k_gemm_family)f), k_cpu_gemm_family());
+        test_known();
+        test_forced_variants();
+        test_against_ref();
+    }
     test_row_invariant();
-    test_against_ref();
+    fprintf(stderr, "native bf16 GEMM: %s; %d cases ran with bf16 products\n", k_cpu_have_bf16_gemm() ? "yes" : "no",
+            n_bf16_cases);
+    CHECK(!k_cpu_have_bf16_gemm() || n_bf16_cases > 0);
     return test_summary();
 }

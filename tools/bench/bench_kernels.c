@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
+#include "gemm.h"
 #include "half.h"
 #include "kverify.h"
 #include "matmul.h"
@@ -312,6 +313,8 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("OPENBLAS_CORETYPE: %s\n", ct ? ct : "(not set)");
     printf("OpenMP threads: %d; %s\n", omp_get_max_threads(), openblas_get_config());
+    printf("kernels: gemm: %s (the raw sgemm rows below are OpenBLAS as loaded; k_matmul rows run the family)\n",
+           k_cpu_gemm_family());
     k_cpu_blas_init();
     const char *only = argc > 2 ? argv[2] : NULL;
     bool all = !only;

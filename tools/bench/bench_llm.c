@@ -210,18 +210,26 @@ int main(int argc, char **argv) {
            "(%.2f GB streamed per decode step), built in %.1f s\n",
            layers, llm_weight_bytes_per_step(m) / 1e9, now_s() - t0);
 
-    /* what the machine can do */
+    /* what the machine can do: the chosen GEMM family's float32 rate and, where it applies, the
+     * bf16 rate (the peak when HIRED_MATMUL_PRECISION=bf16 is in force) */
+    printf("kernels: %s\n", k_device_kernels(dev));
     double rate = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3);
+    double rate_bf16 = k_matmul_rate(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, K_MATMUL_PREC_BF16, 3);
+    bool bf16 = k_matmul_default_prec() == K_MATMUL_PREC_BF16;
     double bw = read_gbps(5);
-    printf("machine: sgemm (k_matmul, F32 weights, 512x4096x4096) %.1f GFLOP/s; read bandwidth %.1f GB/s\n", rate, bw);
+    printf("machine: sgemm (k_matmul, F32 weights, 512x4096x4096) %.1f GFLOP/s; bf16 (F16 weights) %.1f GFLOP/s; "
+           "read bandwidth %.1f GB/s\n",
+           rate, rate_bf16, bw);
+    printf("machine: measured peak for the precision in force (%s): %.1f GFLOP/s\n", bf16 ? "bf16" : "float32",
+           bf16 && rate_bf16 > rate ? rate_bf16 : rate);
 
     /* the F16 kernels at the model's shapes */
     double conv_qkv = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, 3);
     double conv_mlp = sgemm_gflops(ctx, 512, 11008, 4096, TENSOR_DTYPE_F16, 2);
     double fz_4k = fused_gbps(ctx, 4096, 4096, 5), fz_mlp = fused_gbps(ctx, 11008, 4096, 5);
-    printf("kernels: F16 convert+sgemm 512x4096x4096 %.1f GFLOP/s (%.2fx of sgemm), 512x11008x4096 %.1f GFLOP/s "
+    printf("kernels: F16 weights (%s) 512x4096x4096 %.1f GFLOP/s (%.2fx of sgemm), 512x11008x4096 %.1f GFLOP/s "
            "(%.2fx)\n",
-           conv_qkv, conv_qkv / rate, conv_mlp, conv_mlp / rate);
+           bf16 ? "bf16 products" : "convert+sgemm", conv_qkv, conv_qkv / rate, conv_mlp, conv_mlp / rate);
     printf("kernels: F16 fused decode 1x4096x4096 %.1f GB/s (%.2fx of bandwidth), 1x11008x4096 %.1f GB/s (%.2fx)\n",
            fz_4k, fz_4k / bw, fz_mlp, fz_mlp / bw);
 
