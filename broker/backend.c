@@ -76,6 +76,13 @@ void back_requeue(broker_t *b, job_t *j, const char *why, bool count, int64_t no
     b->dirty = true;
 }
 
+/* A worker's attempt at j failed by its own fault (a bad or inconsistent reply): the worker gets a
+ * strike and j is queued again, the attempt counted (back_requeue also clears j->worker). */
+static void fail_attempt(broker_t *b, worker_t *w, job_t *j, const char *why, int64_t now) {
+    strike(b, w, j, why, now);
+    back_requeue(b, j, why, true, now);
+}
+
 void back_attempt_failed(broker_t *b, worker_t *w, job_t *j, const char *why, bool count, int64_t now) {
     back_withdraw(b, j, now);
     strike(b, w, j, why, now);
@@ -117,17 +124,13 @@ static void on_result(broker_t *b, worker_t *w, wire_msg_t *m, wire_parts_t *p, 
     if (!j) return;
     const char *fp = workers_model_fingerprint(&b->reg, j->req.model, now, b->cfg.model_ttl_ms);
     if (fp && strcmp(fp, m->fingerprint) != 0) {
-        j->worker = NULL;
-        strike(b, w, j, "RESULT from another checkpoint", now);
-        back_requeue(b, j, "the encoder's RESULT came from another checkpoint", true, now);
+        fail_attempt(b, w, j, "the encoder's RESULT came from another checkpoint", now);
         return;
     }
     if (m->n_visuals != (uint32_t)j->nimages) { /* one record per image, in order */
         char why[128];
         snprintf(why, sizeof why, "the encoder's RESULT has %u visual records for %d images", m->n_visuals, j->nimages);
-        j->worker = NULL;
-        strike(b, w, j, why, now);
-        back_requeue(b, j, why, true, now);
+        fail_attempt(b, w, j, why, now);
         return;
     }
     workers_success(w);
@@ -198,9 +201,7 @@ static void on_done(broker_t *b, worker_t *w, wire_msg_t *m, int64_t now) {
     if (m->seq != j->attempt_seq) { /* TOKENs went missing between the worker and us */
         char why[96];
         snprintf(why, sizeof why, "DONE after %u TOKENs, %u arrived", m->seq, j->attempt_seq);
-        j->worker = NULL;
-        strike(b, w, j, why, now);
-        back_requeue(b, j, why, true, now);
+        fail_attempt(b, w, j, why, now);
         return;
     }
     if (j->attempt_seq < j->ntok) { /* a retry that ended before reaching what was delivered */
@@ -304,9 +305,7 @@ void back_message(broker_t *b, wire_parts_t *p, int64_t now) {
         job_t *j = (w && m.id[0]) ? jobs_find_wid(&b->jobs, m.id) : NULL;
         if (j && j->worker == w && (m.type == WIRE_RESULT || m.type == WIRE_DONE)) {
             workers_release(w, j->wid, j->fence);
-            j->worker = NULL;
-            strike(b, w, j, "malformed reply", now);
-            back_requeue(b, j, "malformed reply from worker", true, now);
+            fail_attempt(b, w, j, "malformed reply from the worker", now);
         }
         wire_msg_clear(&m);
         return;

@@ -41,15 +41,24 @@ const char *gen_finish_name(gen_finish_t f) {
 
 // ---- model ---------------------------------------------------------------------------------------
 
-gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err) {
+/* A model with dir's config and tokenizer (what every text model here starts from), or NULL with
+ * err; *rc is 0, or the error when a model was allocated but its config or tokenizer failed. */
+static gen_model_t *model_begin(const char *dir, k_device_t *dev, int *rc, char *err) {
     gen_model_t *m = mem_calloc(1, sizeof *m);
     if (!m) {
         hired_errf(err, HIRED_ENOMEM, "out of memory");
         return NULL;
     }
     m->dev = dev;
-    int rc = hf_config_load(dir, &m->cfg, err);
-    if (!rc && !(m->tok = tok_load(dir, err))) rc = HIRED_ENOTFOUND;
+    *rc = hf_config_load(dir, &m->cfg, err);
+    if (!*rc && !(m->tok = tok_load(dir, err))) *rc = HIRED_ENOTFOUND;
+    return m;
+}
+
+gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err) {
+    int rc;
+    gen_model_t *m = model_begin(dir, dev, &rc, err);
+    if (!m) return NULL;
     if (!rc) rc = tpl_load(dir, &m->tpl, err);
     if (!rc) {
         m->fallback_name = tok_id(m->tok, "<|im_start|>") >= 0          ? "chatml"
@@ -67,14 +76,9 @@ gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err) {
 
 gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt,
                                    uint64_t seed, char *err) {
-    gen_model_t *m = mem_calloc(1, sizeof *m);
-    if (!m) {
-        hired_errf(err, HIRED_ENOMEM, "out of memory");
-        return NULL;
-    }
-    m->dev = dev;
-    int rc = hf_config_load(dir, &m->cfg, err);
-    if (!rc && !(m->tok = tok_load(dir, err))) rc = HIRED_ENOTFOUND;
+    int rc;
+    gen_model_t *m = model_begin(dir, dev, &rc, err);
+    if (!m) return NULL;
     if (!rc) {
         m->fallback_name = "vicuna";
         if (!(m->fallback = tpl_builtin(m->fallback_name, err))) rc = HIRED_ENOMEM;
