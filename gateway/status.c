@@ -212,12 +212,23 @@ static bool valid_metric_name(const char *s) {
         if (!gw_buf_printf(out, len, cap, __VA_ARGS__)) return false; \
     } while (0)
 
+/* The sum of one numeric field over a pool's workers (absent counts 0). */
+static double sum_workers(const cJSON *pool, const char *field) {
+    double v = 0;
+    const cJSON *w;
+    cJSON_ArrayForEach(w, cJSON_GetObjectItemCaseSensitive(pool, "workers")) v += num(w, field);
+    return v;
+}
+
 static bool pools_prom(const cJSON *status, char **out, size_t *len, size_t *cap) {
     static const char *const names[][2] = {
         {"workers", "registered workers per pool"},
         {"workers_usable", "registered workers per pool that are not quarantined"},
         {"worker_capacity", "jobs the pool's workers may hold at once"},
         {"workers_in_use", "jobs the pool's workers hold now"},
+        {"decode_batch", "jobs in the pool's decoders' last decode batches (continuous batching)"},
+        {"kv_blocks_used", "KV-cache blocks (16 positions) the pool's decoders hold for running jobs"},
+        {"kv_blocks_total", "KV-cache blocks in the pool's decoders' pools"},
     };
     for (size_t k = 0; k < ARRAY_LEN(names); k++) {
         P("# HELP hired_broker_%s %s\n# TYPE hired_broker_%s gauge\n", names[k][0], names[k][1], names[k][0]);
@@ -227,7 +238,10 @@ static bool pools_prom(const cJSON *status, char **out, size_t *len, size_t *cap
             double v = k == 0 ? cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(pool, "workers"))
                      : k == 1 ? usable_workers(pool)
                      : k == 2 ? num(pool, "capacity")
-                              : num(pool, "in_use");
+                     : k == 3 ? num(pool, "in_use")
+                     : k == 4 ? sum_workers(pool, "batch")
+                     : k == 5 ? sum_workers(pool, "kv_blocks_used")
+                              : sum_workers(pool, "kv_blocks_total");
             P("hired_broker_%s{service=\"%s\",model=\"%s\"} %.0f\n", names[k][0],
               gw_prom_label(str(pool, "service"), sv, sizeof sv), gw_prom_label(str(pool, "model"), md, sizeof md), v);
         }

@@ -210,6 +210,11 @@ def main():
         g.check(d == 1, f"hired_broker_completed_total moved by {d}")
         g.check(sample(after, "hired_broker_up") == 1, "hired_broker_up")
         g.check(sample(after, "hired_broker_workers", service="decode", model=MODEL) == 1, "hired_broker_workers{decode}")
+        # the decoder's KV pool, from its heartbeats (it has run jobs, so it has reported it)
+        kv_total = sample(after, "hired_broker_kv_blocks_total", service="decode", model=MODEL)
+        kv_used = sample(after, "hired_broker_kv_blocks_used", service="decode", model=MODEL)
+        g.check(kv_total > 0 and 0 <= kv_used <= kv_total, f"decoder KV blocks {kv_used}/{kv_total}")
+        g.check(sample(after, "hired_broker_kv_blocks_total", service="encode", model=MODEL) == 0, "encoders have no KV pool")
         g.check(sample(after, "hired_broker_stage_seconds_count", stage="vit") >= 9, "broker stage summary")
     return g.summary()
 
