@@ -302,6 +302,16 @@ static void serve(void *app, int slot, worker_job_t *job) {
         else if (rc) snprintf(err, HIRED_ERR_LEN, "%s", ierr);
         hits += hit;
         if (!rc) kept += r.visuals[i].kept;
+        /* The language model needs at least one position per kept token: once the images so far
+         * need more than its context holds, the rest are not encoded (the decoder would refuse
+         * the job anyway, after the whole encode). */
+        const int ctx_len = enc_model_config(e->model)->text.max_pos;
+        if (!rc && ctx_len > 0 && kept > (uint32_t)ctx_len)
+            rc = hired_errf(err, HIRED_ERANGE,
+                            "the images need more positions than the model's context holds: %u visual tokens kept "
+                            "for the first %d of %d images, the model's context is %d (use fewer images or a "
+                            "smaller budget)",
+                            kept, i + 1, n, ctx_len);
     }
     if (!rc) {
         rc = worker_conn_send_result(e->svc.conn, job, &r, t, n, serr); /* takes the tensors */

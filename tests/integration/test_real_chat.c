@@ -11,8 +11,8 @@
  *   - a text-only job is served by a model that has a decoder and no encoder at all (it goes
  *     straight to a decoder), while an image job for that model is refused naming the encoder;
  *   - bad input gets a clear ERROR and the processes keep serving: more images than the model's
- *     context holds (the decoder's error), image parts that do not match the <image>
- *     placeholders, an empty conversation and 17 images (libhired refuses them before sending;
+ *     context holds (the encoder refuses it once the kept tokens pass the context), image parts
+ *     that do not match the <image> placeholders, an empty conversation and 17 images (libhired refuses them before sending;
  *     the broker refuses the same headers sent raw), images over broker.max_job_image_bytes
  *     together (the broker's error), and a good job after all of them. */
 #include <stdio.h>
@@ -249,7 +249,8 @@ int main(void) {
     wire_msg_clear(&m);
 
     /* 4. more images than the model's context holds: 8 x 576 tokens > 4096 (small files, so the
-     * byte limit lets them through; the decoder refuses the prompt's length) */
+     * byte limit lets them through; the encoder refuses once the kept tokens pass the context,
+     * before the job reaches a decoder) */
     static const uint8_t png1[] = { /* a 2x2 RGB PNG (76 bytes) */
         0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52, 0x00, 0x00, 0x00,
         0x02, 0x00, 0x00, 0x00, 0x02, 0x08, 0x02, 0x00, 0x00, 0x00, 0xfd, 0xd4, 0x9a, 0x73, 0x00, 0x00, 0x00, 0x13, 0x49,
@@ -261,7 +262,8 @@ int main(void) {
     memset(r, 0, sizeof r);
     snprintf(r[0].id, sizeof r[0].id, "context");
     CHECK(h_collect(c, r, 1, 120000) == 1);
-    CHECK_MSG(r[0].final == HIRED_EVENT_ERROR && strstr(r[0].message, "the model's context is 4096"),
+    CHECK_MSG(r[0].final == HIRED_EVENT_ERROR && strstr(r[0].message, "the model's context is 4096") &&
+                  strstr(r[0].message, "4608 visual tokens kept for the first 8 of 8 images"),
               "8 images over the context: %d %s", r[0].final, r[0].message);
 
     /* 5. still serving: two images in one job through libhired, kept tokens counted per image */
