@@ -113,11 +113,7 @@ int main(int argc, char **argv) {
     char err[HIRED_ERR_LEN];
     int n = (int)ARRAY_LEN(k_cfg);
     bool check = false;
-    int ac = 0;
-    char **av = NULL;
-    int rc = proc_args_rewrite(argc, argv, NULL, 0, &ac, &av, &check, err); /* takes out --check-config */
-    if (!rc) rc = cfg_args(k_cfg, n, &cfg, ac, av, err);
-    proc_args_free(ac, &av);
+    int rc = proc_cfg_args(k_cfg, n, &cfg, argc, argv, NULL, 0, &check, err);
     if (rc == 1) {
         printf("\nhired-broker [-c FILE] [--check-config] [--KEY=VALUE | -o KEY=VALUE]...\n");
         cfg_free(k_cfg, n, &cfg);

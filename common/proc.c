@@ -10,6 +10,7 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "cfg.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"
@@ -171,4 +172,14 @@ int proc_parse_device(const char *s, int *cuda_index, char *err) {
         return hired_errf(err, HIRED_EINVAL, "device '%.100s' is not cpu, cuda:N or N (N in [0, 63])", s);
     *cuda_index = (int)v;
     return HIRED_OK;
+}
+
+int proc_cfg_args(const cfg_entry_t *t, int n, void *values, int argc, char **argv, const char *const (*aliases)[2],
+                  int n_aliases, bool *check, char *err) {
+    int ac = 0;
+    char **av = NULL;
+    int rc = proc_args_rewrite(argc, argv, aliases, n_aliases, &ac, &av, check, err);
+    if (!rc) rc = cfg_args(t, n, values, ac, av, err);
+    proc_args_free(ac, &av);
+    return rc;
 }

@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cfg.h"
+
 /* Installs the SIGTERM/SIGINT handler (sets the stop flag) and ignores SIGPIPE. 0 or HIRED_EIO. */
 int proc_signals_install(void);
 /* True once SIGTERM or SIGINT arrived (or proc_request_stop was called). */
@@ -73,6 +75,11 @@ int proc_watchdog_sleep_ms(const proc_watchdog_t *wd, int idle_ms);
 int proc_args_rewrite(int argc, char **argv, const char *const (*aliases)[2], int n_aliases, int *out_argc,
                       char ***out, bool *check, char *err);
 void proc_args_free(int argc, char ***argv);
+/* A daemon's whole command line into values: proc_args_rewrite, then cfg_args on the result
+ * (cfg.h: -c FILE, -o / --KEY=VALUE, --help). cfg_args's return: 0, 1 (--help: the keys were
+ * printed, the caller adds its usage line) or HIRED_E* with err. */
+int proc_cfg_args(const cfg_entry_t *t, int n, void *values, int argc, char **argv, const char *const (*aliases)[2],
+                  int n_aliases, bool *check, char *err);
 
 /* Parses a compute device: "cpu" -> -1; "cuda:N" or "N" (a systemd instance %i) -> N in
  * [0, 63]. HIRED_EINVAL with err naming the text. */

@@ -98,11 +98,7 @@ int svc_model_name(const svc_cfg_t *c, char out[WIRE_MAX_MODEL + 1], char *err) 
 static int configure(const char *prog, const cfg_entry_t *t, int n, void *values, svc_cfg_t *c, int argc,
                   char **argv, bool *check, int (*extra)(void *values, char *err)) {
     char err[HIRED_ERR_LEN];
-    int ac = 0;
-    char **av = NULL;
-    int rc = proc_args_rewrite(argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), &ac, &av, check, err);
-    if (!rc) rc = cfg_args(t, n, values, ac, av, err);
-    proc_args_free(ac, &av);
+    int rc = proc_cfg_args(t, n, values, argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), check, err);
     if (rc == 1) {
         printf("\n%s [-c FILE] [--model DIR] [--device cpu|cuda:N] [--check-config] [--KEY=VALUE | -o "
                "KEY=VALUE]...\n",

@@ -359,14 +359,6 @@ static void unload(void *app) {
 
 static int capacity(const void *values) { return (int)((const dec_cfg_t *)values)->capacity; }
 
-/* svc_daemon_t.probe_device: --check-config opens the device once (a CUDA build, the GPU there). */
-static int probe_device(const char *device, char *err) {
-    k_device_t *dev = k_device_open(device, err);
-    if (!dev) return HIRED_EUNSUPPORTED;
-    k_device_close(&dev);
-    return HIRED_OK;
-}
-
 int main(int argc, char **argv) {
     static dec_t d;
     static const svc_daemon_t worker = {
@@ -374,7 +366,7 @@ int main(int argc, char **argv) {
         .warmup_help = "run one token through the text model before announcing READY",
         .own = k_own_cfg, .n_own = (int)ARRAY_LEN(k_own_cfg), .cfg_offset = offsetof(dec_cfg_t, w),
         .check = check_template, .capacity = capacity, .load = load, .warmup = warmup, .serve = serve,
-        .report = report, .unload = unload, .omp_threads = omp_set_num_threads, .probe_device = probe_device,
+        .report = report, .unload = unload, .omp_threads = omp_set_num_threads, .probe_device = k_device_probe,
     };
     return svc_main(&worker, &d, &d.cfg, &d.svc, argc, argv);
 }

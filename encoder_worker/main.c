@@ -361,14 +361,6 @@ static void unload(void *app) {
 
 static int capacity(const void *values) { return (int)((const enc_cfg_t *)values)->capacity; }
 
-/* svc_daemon_t.probe_device: --check-config opens the device once (a CUDA build, the GPU there). */
-static int probe_device(const char *device, char *err) {
-    k_device_t *dev = k_device_open(device, err);
-    if (!dev) return HIRED_EUNSUPPORTED;
-    k_device_close(&dev);
-    return HIRED_OK;
-}
-
 int main(int argc, char **argv) {
     static enc_t e; /* large; zero-initialised */
     static const svc_daemon_t d = {
@@ -376,7 +368,7 @@ int main(int argc, char **argv) {
         .warmup_help = "run one synthetic image through the tower before announcing READY",
         .own = k_own_cfg, .n_own = (int)ARRAY_LEN(k_own_cfg), .cfg_offset = offsetof(enc_cfg_t, w),
         .capacity = capacity, .load = load, .warmup = warmup, .serve = serve, .report = report, .unload = unload,
-        .omp_threads = omp_set_num_threads, .probe_device = probe_device,
+        .omp_threads = omp_set_num_threads, .probe_device = k_device_probe,
     };
     return svc_main(&d, &e, &e.cfg, &e.svc, argc, argv);
 }

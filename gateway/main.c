@@ -178,11 +178,7 @@ int main(int argc, char **argv) {
     char err[HIRED_ERR_LEN];
     int n = (int)ARRAY_LEN(k_cfg);
     bool check = false;
-    int ac = 0;
-    char **av = NULL;
-    int rc = proc_args_rewrite(argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), &ac, &av, &check, err);
-    if (!rc) rc = cfg_args(k_cfg, n, &cfg, ac, av, err);
-    proc_args_free(ac, &av);
+    int rc = proc_cfg_args(k_cfg, n, &cfg, argc, argv, k_aliases, (int)ARRAY_LEN(k_aliases), &check, err);
     if (rc == 1) {
         printf("\nhired-gateway [-c FILE] [--broker EP] [--port N] [--check-config] [--KEY=VALUE | -o KEY=VALUE]...\n");
         cfg_free(k_cfg, n, &cfg);

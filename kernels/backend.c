@@ -114,6 +114,13 @@ void k_device_close(k_device_t **pd) {
     *pd = NULL;
 }
 
+int k_device_probe(const char *spec, char *err) {
+    k_device_t *dev = k_device_open(spec, err);
+    if (!dev) return HIRED_EUNSUPPORTED;
+    k_device_close(&dev);
+    return HIRED_OK;
+}
+
 k_backend_t k_device_backend(const k_device_t *d) { return d->backend; }
 const char *k_device_name(const k_device_t *d) { return d->name; }
 
@@ -133,7 +140,6 @@ const char *k_device_kernels(const k_device_t *d) {
     pthread_once(&kernels_once, kernels_describe);
     return kernels_line;
 }
-
 
 /* Device memory of n bytes; what names it in an out-of-memory message (err may be NULL). */
 static void *dev_alloc(k_device_t *d, size_t n, const char *what, char *err) {

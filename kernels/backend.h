@@ -43,6 +43,9 @@ typedef struct k_ctx k_ctx_t;
 k_device_t *k_device_open(const char *spec, char *err);
 /* Frees the device. Everything placed on it must have been freed first. NULL-safe; sets *d = NULL. */
 void k_device_close(k_device_t **d);
+/* Opens spec's device and closes it again (--check-config's device check, svc_daemon_t.
+ * probe_device): 0, or HIRED_EUNSUPPORTED with k_device_open's message in err. */
+int k_device_probe(const char *spec, char *err);
 k_backend_t k_device_backend(const k_device_t *d);
 /* "cpu", "cuda:0". Static or device-owned storage, valid until k_device_close. */
 const char *k_device_name(const k_device_t *d);

@@ -29,24 +29,6 @@
 #define MODEL "llava15-tiny"
 #define TEXT_ONLY_MODEL "decoder-only"
 
-/* The file as a string; "" when it cannot be read. */
-static char *slurp(const char *path) {
-    char *s = rt_slurp(path);
-    return s ? s : calloc(1, 1);
-}
-
-/* Runs `hired ARGS` with stdout and stderr to separate files (through sh): the exit status. */
-static int drive(const char *args, char **out, char **errs) {
-    char o[600], e[600], cmd[8192];
-    snprintf(o, sizeof o, "%s", h_path("stdout.txt"));
-    snprintf(e, sizeof e, "%s", h_path("stderr.txt"));
-    snprintf(cmd, sizeof cmd, "timeout 120 '%s' %s > '%s' 2> '%s'", rt_bin("client/hired"), args, o, e);
-    int st = system(cmd);
-    *out = slurp(o);
-    *errs = slurp(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The tokens generated, from run's summary ("; N tokens (") or submit's ("in, N out"); -1. */
 static int generated(const char *errs, bool run) {
     const char *p = strstr(errs, run ? " tokens (" : " out;");
@@ -59,10 +41,10 @@ static int generated(const char *errs, bool run) {
 static void same_answer(const char *what, const char *front, const char *dir, const char *req) {
     char args[6000], *ro, *re, *so, *se;
     snprintf(args, sizeof args, "run --model '%s' %s", dir, req);
-    int rs = drive(args, &ro, &re);
+    int rs = rt_drive(args, 120, &ro, &re);
     CHECK_MSG(rs == 0, "%s: hired run exit %d: %s", what, rs, re);
     snprintf(args, sizeof args, "submit --broker %s --model %s %s", front, MODEL, req);
-    int ss = drive(args, &so, &se);
+    int ss = rt_drive(args, 120, &so, &se);
     CHECK_MSG(ss == 0, "%s: hired submit exit %d: %s", what, ss, se);
     CHECK_MSG(ro[0] && !strcmp(ro, so), "%s: submit printed '%s', run '%s'", what, so, ro);
     int gr = generated(re, true), gs = generated(se, false);
@@ -145,9 +127,9 @@ int main(void) {
              "run --model '%s' --budget 0.5 --max-tokens 12 --system 'Be brief.' --user 'Hello.' --assistant "
              "'Hi! Show me.' --image '%s' --image '%s' 'Compare the two pictures.'",
              dir, img2, img1);
-    CHECK_EQ_INT(drive(args, &ro, &re), 0);
+    CHECK_EQ_INT(rt_drive(args, 120, &ro, &re), 0);
     snprintf(args, sizeof args, "submit --broker %s --model %s %s", front, MODEL, req);
-    CHECK_EQ_INT(drive(args, &so, &se), 0);
+    CHECK_EQ_INT(rt_drive(args, 120, &so, &se), 0);
     CHECK_MSG(ro[0] && strcmp(ro, so) != 0, "the images swapped give the same answer '%s': the test cannot see order", ro);
     free(ro), free(re), free(so), free(se);
     snprintf(msgs, sizeof msgs, "%s", h_path("messages.json"));
@@ -171,12 +153,12 @@ int main(void) {
     char *out, *errs;
     snprintf(args, sizeof args, "submit --broker %s --model %s --max-tokens 3 --user 'Hi' 'Again?'", front,
              TEXT_ONLY_MODEL);
-    CHECK_EQ_INT(drive(args, &out, &errs), 0);
+    CHECK_EQ_INT(rt_drive(args, 120, &out, &errs), 0);
     CHECK_MSG(strstr(errs, " done (") != NULL, "text only without an encoder: %s", errs);
     free(out), free(errs);
     snprintf(args, sizeof args, "submit --broker %s --model %s --max-tokens 3 --image '%s' 'What?'", front,
              TEXT_ONLY_MODEL, img1);
-    CHECK_EQ_INT(drive(args, &out, &errs), 1);
+    CHECK_EQ_INT(rt_drive(args, 120, &out, &errs), 1);
     CHECK_MSG(strstr(errs, "no encode worker serves it") != NULL, "image job without an encoder: %s", errs);
     free(out), free(errs);
 

@@ -28,24 +28,6 @@
 #define MODEL "llava15-tiny"
 #define DRIVER "client/hired"
 
-/* The file as a string; "" when it cannot be read. */
-static char *slurp(const char *path) {
-    char *s = rt_slurp(path);
-    return s ? s : calloc(1, 1);
-}
-
-/* Runs `hired` with stdout and stderr to separate files (through sh). */
-static int drive(const char *args, char **out, char **errs) {
-    char o[600], e[600], cmd[4096];
-    snprintf(o, sizeof o, "%s", h_path("stdout.txt"));
-    snprintf(e, sizeof e, "%s", h_path("stderr.txt"));
-    snprintf(cmd, sizeof cmd, "timeout 60 '%s' %s > '%s' 2> '%s'", rt_bin(DRIVER), args, o, e);
-    int st = system(cmd);
-    *out = slurp(o);
-    *errs = slurp(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* The broker's epoch as the protocol carries it: a client HEARTBEAT on the frontend is answered
  * with a HEARTBEAT holding the epoch (docs/protocol.md). 0 when no answer came in 10 s. */
 static uint64_t heartbeat_epoch(const char *front) {
@@ -121,7 +103,7 @@ int main(void) {
              "submit --broker %s --model %s --image '%s' --strategy spatial --budget 0.5 --temperature 0.7 "
              "--seed 31 --max-tokens 12 '%s'",
              front, MODEL, image, q);
-    CHECK_EQ_INT(drive(args, &out, &errs), 0);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 0);
     char want[1100];
     snprintf(want, sizeof want, "%s\n", expect);
     CHECK_MSG(!strcmp(out, want), "stdout '%s' want '%s'", out, want);
@@ -134,7 +116,7 @@ int main(void) {
              "submit --no-stream --broker %s --model %s --image '%s' --strategy spatial --budget 0.5 "
              "--temperature 0.7 --seed 31 --max-tokens 12 '%s'",
              front, MODEL, image, q);
-    CHECK_EQ_INT(drive(args, &out, &errs), 0);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 0);
     CHECK_MSG(!strcmp(out, want), "stdout '%s' want '%s'", out, want);
     free(out);
     free(errs);
@@ -145,33 +127,33 @@ int main(void) {
     FILE *f = fopen(junk, "w");
     if (f) fputs("\x89PNG\r\n\x1a\n garbage", f), fclose(f);
     snprintf(args, sizeof args, "submit --broker %s --model %s --image '%s' 'What?'", front, MODEL, junk);
-    CHECK_EQ_INT(drive(args, &out, &errs), 1);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 1);
     CHECK_MSG(strstr(errs, "failed") && strstr(errs, "image"), "stderr: %s", errs);
     free(out);
     free(errs);
 
     /* usage errors */
     snprintf(args, sizeof args, "submit --broker %s --model %s --image '%s'", front, MODEL, image); /* no question */
-    CHECK_EQ_INT(drive(args, &out, &errs), 2);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 2);
     CHECK_MSG(strstr(errs, "a question (or --user / --messages) is required") != NULL, "stderr: %s", errs);
     free(out);
     free(errs);
     snprintf(args, sizeof args, "submit --broker %s --model %s --image '%s' --budget 2 'q'", front, MODEL, image);
-    CHECK_EQ_INT(drive(args, &out, &errs), 2);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 2);
     CHECK_MSG(strstr(errs, "--budget") != NULL, "stderr: %s", errs);
     free(out);
     free(errs);
 
     /* status, pretty and JSON */
     snprintf(args, sizeof args, "status --broker %s", front);
-    CHECK_EQ_INT(drive(args, &out, &errs), 0);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 0);
     CHECK_MSG(strstr(out, "pools:") && strstr(out, MODEL) && strstr(out, "encode") && strstr(out, "decode") &&
                   strstr(out, "queues:") && strstr(out, "counters:") && strstr(out, "completed 2"),
               "status:\n%s", out);
     free(out);
     free(errs);
     snprintf(args, sizeof args, "status --json --broker %s", front);
-    CHECK_EQ_INT(drive(args, &out, &errs), 0);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 0);
     cJSON *root = cJSON_Parse(out);
     CHECK_MSG(root && cJSON_GetObjectItem(root, "counters") && cJSON_GetObjectItem(root, "pools"), "json: %s", out);
     /* the epoch, exactly: a decimal string equal to what HEARTBEAT carries */
@@ -192,7 +174,7 @@ int main(void) {
     for (int tries = 0; tries < 300 && !(kv_total > 0 && pretty_kv); tries++) {
         if (tries) usleep(100 * 1000);
         snprintf(args, sizeof args, "status --json --broker %s", front);
-        if (drive(args, &out, &errs) == 0 && (root = cJSON_Parse(out))) {
+        if (rt_drive(args, 60, &out, &errs) == 0 && (root = cJSON_Parse(out))) {
             const cJSON *pool;
             cJSON_ArrayForEach(pool, cJSON_GetObjectItem(root, "pools")) {
                 const cJSON *svc = cJSON_GetObjectItem(pool, "service"), *w;
@@ -209,7 +191,7 @@ int main(void) {
         free(out);
         free(errs);
         snprintf(args, sizeof args, "status --broker %s", front);
-        if (drive(args, &out, &errs) == 0) pretty_kv = strstr(out, "KV blocks") != NULL;
+        if (rt_drive(args, 60, &out, &errs) == 0) pretty_kv = strstr(out, "KV blocks") != NULL;
         free(out);
         free(errs);
     }
@@ -221,26 +203,26 @@ int main(void) {
     snprintf(withslash, sizeof withslash, "%s/", dir);
     setenv("HIRED_MODEL", withslash, 1);
     snprintf(args, sizeof args, "submit --broker %s --image '%s' --max-tokens 2 'q'", front, image);
-    CHECK_EQ_INT(drive(args, &out, &errs), 0);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 0);
     CHECK_MSG(strstr(errs, " done (") != NULL, "stderr: %s", errs);
     free(out);
     free(errs);
     unsetenv("HIRED_MODEL");
 
     /* no broker there: status gives up with exit 1 */
-    CHECK_EQ_INT(drive("status --timeout-ms 300 --broker tcp://127.0.0.1:1", &out, &errs), 1);
+    CHECK_EQ_INT(rt_drive("status --timeout-ms 300 --broker tcp://127.0.0.1:1", 60, &out, &errs), 1);
     free(out);
     free(errs);
 
     /* endpoints: malformed (at once), unreachable (after the connect timeout) */
     snprintf(args, sizeof args, "submit --broker localhost:5555 --model %s --image '%s' 'q'", MODEL, image);
-    CHECK_EQ_INT(drive(args, &out, &errs), 1);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 1);
     CHECK_MSG(strstr(errs, "'localhost:5555' is not usable") && strstr(errs, "tcp://"), "stderr: %s", errs);
     free(out);
     free(errs);
     snprintf(args, sizeof args, "submit --broker tcp://127.0.0.1:1 --connect-timeout-ms 500 --model %s --image '%s' 'q'",
              MODEL, image);
-    CHECK_EQ_INT(drive(args, &out, &errs), 1);
+    CHECK_EQ_INT(rt_drive(args, 60, &out, &errs), 1);
     CHECK_MSG(strstr(errs, "no answer from the broker at tcp://127.0.0.1:1 within 500 ms"), "stderr: %s", errs);
     free(out);
     free(errs);

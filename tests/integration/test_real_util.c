@@ -128,6 +128,23 @@ char *rt_slurp(const char *path) {
     return s;
 }
 
+/* rt_slurp, or "" */
+static char *slurp_or_empty(const char *path) {
+    char *s = rt_slurp(path);
+    return s ? s : calloc(1, 1);
+}
+
+int rt_drive(const char *args, int timeout_s, char **out, char **errs) {
+    char o[600], e[600], cmd[8192];
+    snprintf(o, sizeof o, "%s", h_path("stdout.txt"));
+    snprintf(e, sizeof e, "%s", h_path("stderr.txt"));
+    snprintf(cmd, sizeof cmd, "timeout %d '%s' %s > '%s' 2> '%s'", timeout_s, rt_bin("client/hired"), args, o, e);
+    int st = system(cmd);
+    *out = slurp_or_empty(o);
+    *errs = slurp_or_empty(e);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
 const char *rt_model_dir(const char *name) {
     static char buf[2048];
     const char *root = getenv("HIRED_FIXTURES");

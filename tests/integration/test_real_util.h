@@ -40,6 +40,10 @@ int rt_cleanup(void);
 int rt_read(const char *path, uint8_t **bytes, size_t *n);
 /* A whole text file as a NUL-terminated malloc'd string (free()), or NULL. */
 char *rt_slurp(const char *path);
+/* Runs `hired ARGS` (ARGS as a shell would split them) with stdout and stderr into files of the
+ * test directory, killed after timeout_s: its exit status (-1 when it did not exit), and both
+ * outputs as malloc'd strings ("" when unreadable; free()). */
+int rt_drive(const char *args, int timeout_s, char **out, char **errs);
 /* Path of a fixture model directory ("llava-next-tiny") or image ("tiny.png"). Static buffers,
  * one for each. */
 const char *rt_model_dir(const char *name);
