@@ -282,6 +282,19 @@ static void raw_begin(raw_t *r, size_t n) {
 }
 static void raw_str(raw_t *r, const char *s) { msgpack_pack_str_with_body(&r->pk, s, strlen(s)); }
 static void raw_kv(raw_t *r, const char *k, const char *v) { raw_str(r, k); raw_str(r, v); }
+/* A map of n fields whose first two are this version's "v" and "type". */
+static void raw_head(raw_t *r, size_t n, const char *type) {
+    raw_begin(r, n);
+    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
+    raw_kv(r, "type", type);
+}
+/* A SUBMIT's head (v, type, id, model "m", the session) with room for `extra` more fields. */
+static void raw_submit(raw_t *r, const char *id, size_t extra) {
+    raw_head(r, 5 + extra, "SUBMIT");
+    raw_kv(r, "id", id);
+    raw_kv(r, "model", "m");
+    raw_kv(r, "session", SESSION);
+}
 
 /* Decodes r's bytes, expects code and a message containing want; frees r. */
 static void expect(raw_t *r, int code, const char *want, int line) {
@@ -294,22 +307,16 @@ static void expect(raw_t *r, int code, const char *want, int line) {
 }
 #define EXPECT(r, code, want) expect(r, code, want, __LINE__)
 
+/* A whole valid SUBMIT (prompt "hi") with room for `extra` more fields. */
 static void raw_submit_head(raw_t *r, size_t extra) {
-    raw_begin(r, 6 + extra);
-    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
-    raw_kv(r, "type", "SUBMIT");
-    raw_kv(r, "id", "j1");
-    raw_kv(r, "model", "m");
+    raw_submit(r, "j1", 1 + extra);
     raw_kv(r, "prompt", "hi");
-    raw_kv(r, "session", SESSION);
 }
 
 /* A RESULT header of one visual record with `kept` tokens and 6 bytes of positions (the
  * geometry `parts` and `patch_grid` when geometry), room for `extra` more keys in the record. */
 static void raw_result_head(raw_t *r, uint32_t kept, bool geometry, size_t extra) {
-    raw_begin(r, 6);
-    raw_str(r, "v"), msgpack_pack_uint32(&r->pk, WIRE_VERSION);
-    raw_kv(r, "type", "RESULT");
+    raw_head(r, 6, "RESULT");
     raw_kv(r, "id", "j");
     raw_str(r, "attempt"), msgpack_pack_uint32(&r->pk, 1);
     raw_kv(r, "fingerprint", "ab");
@@ -347,13 +354,9 @@ static void test_rejections(void) {
     raw_begin(&r, 1);
     raw_kv(&r, "type", "SUBMIT");
     EXPECT(&r, HIRED_EPROTO, "missing field 'v'");
-    raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "FROB");
+    raw_head(&r, 2, "FROB");
     EXPECT(&r, HIRED_EPROTO, "unknown message type 'FROB'");
-    raw_begin(&r, 5);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
+    raw_head(&r, 5, "SUBMIT");
     raw_kv(&r, "id", "j1");
     raw_kv(&r, "prompt", "x");
     raw_kv(&r, "session", SESSION);
@@ -379,18 +382,14 @@ static void test_rejections(void) {
     raw_submit_head(&r, 1);
     raw_kv(&r, "id", "again");
     EXPECT(&r, HIRED_EPROTO, "duplicate field 'id'");
-    raw_begin(&r, 6);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
+    raw_head(&r, 6, "SUBMIT");
     raw_kv(&r, "id", "bad id!");
     raw_kv(&r, "model", "m");
     raw_kv(&r, "prompt", "x");
     raw_kv(&r, "session", SESSION);
     EXPECT(&r, HIRED_EPROTO, "field 'id' must be");
     /* An id that is itself the problem is not kept, so an ERROR reply can still be sent. */
-    raw_begin(&r, 6);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
+    raw_head(&r, 6, "SUBMIT");
     raw_kv(&r, "id", "caf\xc3\xa9");
     raw_kv(&r, "model", "m");
     raw_kv(&r, "prompt", "x");
@@ -402,24 +401,14 @@ static void test_rejections(void) {
         wire_msg_clear(&m);
         msgpack_sbuffer_destroy(&r.sb);
     }
-    raw_begin(&r, 6);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
-    raw_kv(&r, "id", "j");
-    raw_kv(&r, "model", "m");
-    raw_kv(&r, "session", SESSION);
+    raw_submit(&r, "j", 1);
     raw_str(&r, "prompt"), msgpack_pack_str_with_body(&r.pk, "a\0b", 3);
     EXPECT(&r, HIRED_EPROTO, "NUL");
     /* Oversized prompt: named with its size. */
     char *big = malloc(WIRE_MAX_PROMPT + 2);
     memset(big, 'a', WIRE_MAX_PROMPT + 1);
     big[WIRE_MAX_PROMPT + 1] = 0;
-    raw_begin(&r, 6);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
-    raw_kv(&r, "id", "j");
-    raw_kv(&r, "model", "m");
-    raw_kv(&r, "session", SESSION);
+    raw_submit(&r, "j", 1);
     raw_kv(&r, "prompt", big);
     EXPECT(&r, HIRED_ERANGE, "prompt is 65537 bytes, limit 65536");
     free(big);
@@ -466,9 +455,7 @@ static void test_rejections(void) {
     raw_str(&r, "meta"), msgpack_pack_bin_with_body(&r.pk, "{}", 2);
     EXPECT(&r, HIRED_EPROTO, "meta");
     /* v4's top-level result fields are unknown in v5 */
-    raw_begin(&r, 3);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "RESULT");
+    raw_head(&r, 3, "RESULT");
     raw_str(&r, "kept"), msgpack_pack_uint32(&r.pk, 1);
     EXPECT(&r, HIRED_EPROTO, "unknown field 'kept'");
 }
@@ -552,29 +539,14 @@ static void test_conversation(void) {
 
     /* raw headers: an empty conversation, a bad role, a bad part */
     raw_t r;
-    raw_begin(&r, 6);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
-    raw_kv(&r, "id", "j1");
-    raw_kv(&r, "model", "m");
-    raw_kv(&r, "session", SESSION);
+    raw_submit(&r, "j1", 1);
     raw_str(&r, "messages"), msgpack_pack_array(&r.pk, 0);
     EXPECT(&r, HIRED_EPROTO, "field 'messages' is empty");
-    raw_begin(&r, 6);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
-    raw_kv(&r, "id", "j1");
-    raw_kv(&r, "model", "m");
-    raw_kv(&r, "session", SESSION);
+    raw_submit(&r, "j1", 1);
     raw_str(&r, "messages"), msgpack_pack_array(&r.pk, 1), msgpack_pack_map(&r.pk, 2);
     raw_kv(&r, "role", "robot"), raw_kv(&r, "content", "hi");
     EXPECT(&r, HIRED_EPROTO, "messages[0].role must be system, user or assistant (got 'robot')");
-    raw_begin(&r, 6);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, WIRE_VERSION);
-    raw_kv(&r, "type", "SUBMIT");
-    raw_kv(&r, "id", "j1");
-    raw_kv(&r, "model", "m");
-    raw_kv(&r, "session", SESSION);
+    raw_submit(&r, "j1", 1);
     raw_str(&r, "messages"), msgpack_pack_array(&r.pk, 1), msgpack_pack_map(&r.pk, 2);
     raw_kv(&r, "role", "user"), raw_str(&r, "content"), msgpack_pack_array(&r.pk, 1), msgpack_pack_map(&r.pk, 1);
     raw_kv(&r, "type", "video");
