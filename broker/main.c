@@ -94,10 +94,8 @@ static const cfg_entry_t k_cfg[] = {
 static int check_config(const main_cfg_t *c, char *err) {
     const char *eps[2][2] = {{"broker.frontend", c->b.frontend}, {"broker.backend", c->b.backend}};
     for (int i = 0; i < 2; i++) {
-        const char *sep = strstr(eps[i][1], "://");
-        if (!sep || sep == eps[i][1] || !sep[3])
-            return hired_errf(err, HIRED_EINVAL, "%s '%s' is not a ZeroMQ endpoint (transport://address, e.g. tcp://*:5555)",
-                              eps[i][0], eps[i][1]);
+        int rc = proc_check_endpoint(eps[i][0], eps[i][1], "transport://address, e.g. tcp://*:5555", err);
+        if (rc) return rc;
     }
     curve_cfg_t cv = {.server_cert = c->b.curve_server_cert, .authorized_keys = c->b.curve_authorized_keys,
                       .worker_keys = c->b.curve_worker_keys, .admin_keys = c->b.curve_admin_keys};

@@ -183,3 +183,10 @@ int proc_cfg_args(const cfg_entry_t *t, int n, void *values, int argc, char **ar
     proc_args_free(ac, &av);
     return rc;
 }
+
+int proc_check_endpoint(const char *key, const char *value, const char *hint, char *err) {
+    const char *sep = strstr(value, "://");
+    if (!sep || sep == value || !sep[3])
+        return hired_errf(err, HIRED_EINVAL, "%s '%s' is not a ZeroMQ endpoint (%s)", key, value, hint);
+    return HIRED_OK;
+}

@@ -81,6 +81,11 @@ void proc_args_free(int argc, char ***argv);
 int proc_cfg_args(const cfg_entry_t *t, int n, void *values, int argc, char **argv, const char *const (*aliases)[2],
                   int n_aliases, bool *check, char *err);
 
+/* 0 when `value` looks like a ZeroMQ endpoint (transport://address); else HIRED_EINVAL with
+ * err "KEY 'VALUE' is not a ZeroMQ endpoint (HINT)". ZeroMQ itself says more when it binds or
+ * connects; this catches the common mistake (no transport) at --check-config. */
+int proc_check_endpoint(const char *key, const char *value, const char *hint, char *err);
+
 /* Parses a compute device: "cpu" -> -1; "cuda:N" or "N" (a systemd instance %i) -> N in
  * [0, 63]. HIRED_EINVAL with err naming the text. */
 int proc_parse_device(const char *s, int *cuda_index, char *err);

@@ -117,16 +117,13 @@ static void free_keys(char ***keys, int *n) {
 /* What --check-config checks (and every start): the broker endpoint, CURVE files, the listen
  * address, the keys file. */
 static int check_config(const gw_cfg_t *c, char *err) {
-    const char *sep = strstr(c->endpoint, "://");
-    if (!sep || sep == c->endpoint || !sep[3])
-        return hired_errf(err, HIRED_EINVAL, "broker.endpoint '%s' is not a ZeroMQ endpoint (e.g. tcp://broker:5555)",
-                          c->endpoint);
+    int rc = proc_check_endpoint("broker.endpoint", c->endpoint, "e.g. tcp://broker:5555", err);
+    if (rc) return rc;
     if ((c->curve_server_key[0] != 0) != (c->curve_cert[0] != 0))
         return hired_errf(err, HIRED_EINVAL, "curve.server_key and curve.cert must be set together");
     curve_cfg_t cv = {.server_key = c->curve_server_key, .client_cert = c->curve_cert};
     char sub[HIRED_ERR_LEN];
-    int rc = curve_check(&cv, sub);
-    if (rc) return hired_errf(err, rc, "curve.*: %s", sub);
+    if ((rc = curve_check(&cv, sub))) return hired_errf(err, rc, "curve.*: %s", sub);
     struct sockaddr_storage ss;
     socklen_t sl;
     if ((rc = gw_http_resolve(c->listen, (int)c->port, &ss, &sl, err))) return rc;
