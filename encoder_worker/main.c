@@ -284,6 +284,7 @@ static void serve(void *app, int slot, worker_job_t *job) {
     for (int i = 0; i < n; i++) zmq_msg_init(&t[i]);
     int rc = job_params(e, &job->hdr.params, &p, err), hits = 0;
     uint32_t kept = 0;
+    const int ctx_len = enc_model_config(e->model)->text.max_pos;
     if (!rc && wire_msg_new_visuals(&r, (uint32_t)n)) rc = hired_errf(err, HIRED_ENOMEM, "out of memory");
     if (!rc) {
         snprintf(r.id, sizeof r.id, "%s", id);
@@ -305,7 +306,6 @@ static void serve(void *app, int slot, worker_job_t *job) {
         /* The language model needs at least one position per kept token: once the images so far
          * need more than its context holds, the rest are not encoded (the decoder would refuse
          * the job anyway, after the whole encode). */
-        const int ctx_len = enc_model_config(e->model)->text.max_pos;
         if (!rc && ctx_len > 0 && kept > (uint32_t)ctx_len)
             rc = hired_errf(err, HIRED_ERANGE,
                             "the images need more positions than the model's context holds: %u visual tokens kept "
