@@ -7,13 +7,14 @@
 #include "half.h"
 #include "mem.h"
 
-size_t tensor_dtype_size(tensor_dtype_t dt) { return dt == TENSOR_DTYPE_F32 ? 4 : 2; }
+size_t tensor_dtype_size(tensor_dtype_t dt) { return dt == TENSOR_DTYPE_F32 ? 4 : dt == TENSOR_DTYPE_Q8 ? 1 : 2; }
 
 const char *tensor_dtype_name(tensor_dtype_t dt) {
     switch (dt) {
     case TENSOR_DTYPE_F32: return "F32";
     case TENSOR_DTYPE_F16: return "F16";
     case TENSOR_DTYPE_BF16: return "BF16";
+    case TENSOR_DTYPE_Q8: return "Q8";
     }
     return "?";
 }
@@ -104,6 +105,7 @@ void tensor_convert_to_f32(float *dst, const void *src, tensor_dtype_t dt, size_
     case TENSOR_DTYPE_BF16:
         for (size_t i = 0; i < n; i++) dst[i] = bf16_to_f32(h[i]);
         break;
+    case TENSOR_DTYPE_Q8: break; /* a weight format, not an element type */
     }
 }
 
@@ -117,5 +119,6 @@ void tensor_convert_from_f32(void *dst, const float *src, tensor_dtype_t dt, siz
     case TENSOR_DTYPE_BF16:
         for (size_t i = 0; i < n; i++) h[i] = f32_to_bf16(src[i]);
         break;
+    case TENSOR_DTYPE_Q8: break;
     }
 }

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "matmul.h"
 #include "mem.h"
+#include "q8.h"
 #ifdef HIRED_HAVE_CUDA
 #include "cuda_ctx.h"
 #endif
@@ -182,6 +183,11 @@ int k_weight_place(k_device_t *d, const void *host, tensor_dtype_t dtype, int64_
         if (take) mem_free_aligned((void *)host);
         return hired_errf(err, HIRED_EINVAL, "weight: empty [%lld, %lld]", (long long)rows, (long long)cols);
     }
+    if (dtype == TENSOR_DTYPE_Q8 && d && k_device_backend(d) != K_BACKEND_CPU) {
+        if (take) mem_free_aligned((void *)host);
+        return hired_errf(err, HIRED_EUNSUPPORTED, "8-bit weights run on the CPU backend only (device %s)",
+                          k_device_name(d));
+    }
 #ifdef HIRED_HAVE_CUDA
     if (d->backend == K_BACKEND_CUDA) {
         /* one copy to the device in the stored dtype; a taken host block is freed at once */
@@ -224,7 +230,10 @@ void k_weight_free(k_device_t *d, k_weight_t *w) {
     memset(w, 0, sizeof *w);
 }
 
-size_t k_weight_bytes(const k_weight_t *w) { return (size_t)w->rows * (size_t)w->cols * tensor_dtype_size(w->dtype); }
+size_t k_weight_bytes(const k_weight_t *w) {
+    if (w->dtype == TENSOR_DTYPE_Q8) return k_q8_bytes(w->rows, w->cols);
+    return (size_t)w->rows * (size_t)w->cols * tensor_dtype_size(w->dtype);
+}
 
 // ---- contexts -----------------------------------------------------------------------------------
 

@@ -81,12 +81,14 @@ typedef struct {
  * block from mem_alloc_aligned, which the weight then frees (on the CPU it is used in place;
  * elsewhere it is copied and freed at once); otherwise host is borrowed (the CPU backend keeps
  * pointing at it, so it must outlive the weight) or copied. 0 or HIRED_ENOMEM with err; on
- * failure a taken block is freed and *w is zeroed. */
+ * failure a taken block is freed and *w is zeroed. Q8 weights (q8.h: host is the whole block
+ * of k_q8_bytes) are placed on the CPU backend only: elsewhere HIRED_EUNSUPPORTED ("8-bit weights
+ * run on the CPU backend only"). */
 int k_weight_place(k_device_t *d, const void *host, tensor_dtype_t dtype, int64_t rows, int64_t cols, bool take,
                    k_weight_t *w, char *err);
 /* Frees what the weight owns and zeroes it. NULL-safe, safe on a zeroed weight. */
 void k_weight_free(k_device_t *d, k_weight_t *w);
-/* Bytes of the weight's data. */
+/* Bytes of the weight's data (Q8: quants and scales). */
 size_t k_weight_bytes(const k_weight_t *w);
 
 // ---- contexts -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "err.h"
 #include "mem.h"
+#include "q8.h"
 #include "registry.h"
 
 int k_matmul_check(const k_matmul_args *a, char *err) {
@@ -17,7 +18,8 @@ int k_matmul_check(const k_matmul_args *a, char *err) {
     if (a->m <= 0 || a->n <= 0 || a->k <= 0)
         return hired_errf(err, HIRED_EINVAL, "matmul: sizes must be positive (m=%d n=%d k=%d)", a->m, a->n, a->k);
     if (!a->x || !a->w || !a->y) return hired_errf(err, HIRED_EINVAL, "matmul: x, w and y must not be NULL");
-    if (a->w_dtype != TENSOR_DTYPE_F32 && a->w_dtype != TENSOR_DTYPE_F16 && a->w_dtype != TENSOR_DTYPE_BF16)
+    if (a->w_dtype != TENSOR_DTYPE_F32 && a->w_dtype != TENSOR_DTYPE_F16 && a->w_dtype != TENSOR_DTYPE_BF16 &&
+        a->w_dtype != TENSOR_DTYPE_Q8)
         return hired_errf(err, HIRED_EINVAL, "matmul: unknown weight dtype %d", (int)a->w_dtype);
     if (a->ldx != 0 && a->ldx < a->k)
         return hired_errf(err, HIRED_EINVAL, "matmul: ldx %d is smaller than k %d", a->ldx, a->k);
@@ -64,6 +66,15 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool
     l->split_m = false;
     l->block_n = a->n;
     l->block_m = a->m;
+    if (a->w_dtype == TENSOR_DTYPE_Q8) {
+        /* like ROWS: weight rows split over threads, x quantised a group of rows at a time */
+        l->variant = K_MATMUL_Q8;
+        l->simd = false;
+        if ((double)a->n * a->k < 65536.0) l->n_threads = 1;
+        if (l->n_threads > a->n) l->n_threads = a->n;
+        l->block_m = a->m < K_MATMUL_Q8_BLOCK_M ? a->m : K_MATMUL_Q8_BLOCK_M;
+        return;
+    }
     if (a->row_invariant) {
         /* weight rows split over threads: a y element is one dot product whichever thread runs it */
         l->variant = K_MATMUL_ROWS;
@@ -108,6 +119,7 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool
 }
 
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
+    if (l->variant == K_MATMUL_Q8) return (size_t)l->block_m * k_q8_act_row_bytes(a->k);
     if (l->variant == K_MATMUL_ROWS && l->simd)
         return 2 * ((size_t)a->k + (size_t)a->m) * (size_t)l->n_threads * sizeof(float) + 64;
     if (l->variant == K_MATMUL_BF16)
@@ -119,18 +131,22 @@ double k_matmul_rate(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t w_dtype, 
     k_device_t *d = k_ctx_device(ctx);
     size_t nx = (size_t)m * k, nw = (size_t)n * k;
     float *hx = mem_alloc(nx * sizeof(float)), *hw = mem_alloc(nw * sizeof(float));
-    void *hw_typed = mem_alloc(nw * tensor_dtype_size(w_dtype));
+    const size_t wbytes = w_dtype == TENSOR_DTYPE_Q8 ? k_q8_bytes(n, k) : nw * tensor_dtype_size(w_dtype);
+    void *hw_typed = mem_alloc(wbytes);
     float *x = k_device_alloc(d, nx * sizeof(float)), *y = k_device_alloc(d, (size_t)m * n * sizeof(float));
-    void *w = k_device_alloc(d, nw * tensor_dtype_size(w_dtype));
+    void *w = k_device_alloc(d, wbytes);
     double best = 0;
     if (hx && hw && hw_typed && x && y && w) {
         uint32_t s = 12345;
         for (size_t i = 0; i < nx; i++) hx[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
         for (size_t i = 0; i < nw; i++) hw[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
-        tensor_convert_from_f32(hw_typed, hw, w_dtype, nw);
+        if (w_dtype == TENSOR_DTYPE_Q8)
+            k_q8_quantize(hw, TENSOR_DTYPE_F32, n, k, hw_typed);
+        else
+            tensor_convert_from_f32(hw_typed, hw, w_dtype, nw);
         k_matmul_args a = {.m = m, .n = n, .k = k, .x = x, .w = w, .w_dtype = w_dtype, .y = y, .prec = prec};
         if (!k_ctx_upload(ctx, x, hx, nx * sizeof(float)) &&
-            !k_ctx_upload(ctx, w, hw_typed, nw * tensor_dtype_size(w_dtype)) && !k_matmul(ctx, &a)) {
+            !k_ctx_upload(ctx, w, hw_typed, wbytes) && !k_matmul(ctx, &a)) {
             double t_best = 1e30;
             for (int r = 0; r < reps; r++) {
                 double t0 = clock_ms();

@@ -12,6 +12,10 @@
  *         a relative error ≤ 2⁻⁹, so for products of independent terms NMSE ≈ 1.3e-6 per rounded
  *         operand. Tolerance: NMSE ≤ 1e-5 (both operands rounded, margin for short sums).
  *         Where the CPU lacks native bf16 the F32 path runs instead.
+ * Q8 weights (q8.h; the CPU backend only): x quantised per row and 32-block to int8, integer
+ *         block dot products, float32 combination of the blocks — one arithmetic for every m,
+ *         row-invariant by construction. Against the reference (the same quantisation, block
+ *         terms summed in double): NMSE ≤ 1e-10 (only float32 rounding of at most k/32 terms).
  * Every pointer is device memory borrowed for the duration of the call; nothing is retained.
  * Not here: attention's GEMMs (attention.h), patch embedding (embed.h), the CPU paths
  * (kernels/cpu/cpu_ops.h). */
@@ -34,7 +38,7 @@ typedef struct {
     const void *x;          /* [m, k] of dtype, row stride ldx (0 means k) */
     int ldx;
     const void *w;          /* [n, k] row-major (torch Linear weight [out,in]), dtype w_dtype */
-    tensor_dtype_t w_dtype; /* F32, F16 or BF16 */
+    tensor_dtype_t w_dtype; /* F32, F16, BF16, or Q8 (q8.h: w is the whole block, quants and scales) */
     const float *bias;      /* [n] or NULL */
     void *y;                /* [m, n] of dtype, row stride ldy (0 means n); must not overlap x, w, bias */
     int ldy;
@@ -76,6 +80,9 @@ typedef enum {
                          * (threads take slices of w's rows; any m) */
     K_MATMUL_BF16,      /* F16/BF16, larger m, BF16 precision: x (block_m rows at a time) and,
                          * for F16, block_n rows of w rounded to bf16, then oneDNN's bf16 matmul */
+    K_MATMUL_Q8,        /* Q8 weights, any m: block_m x rows at a time quantised to int8, then
+                         * integer block dot products (q8.h); threads take slices of w's rows.
+                         * Row-invariant whether or not asked */
 } k_matmul_variant;
 
 typedef struct {
@@ -83,9 +90,12 @@ typedef struct {
     int n_threads; /* OpenMP threads worth using (1 = serial) */
     bool split_m;  /* SGEMM/CONVERT: threads take slices of x's rows (else slices of w's rows) */
     int block_n;   /* CONVERT/BF16: rows of w converted per scratch block (multiple of 16 or n) */
-    int block_m;   /* BF16: rows of x rounded to bf16 per scratch block */
+    int block_m;   /* BF16: rows of x rounded to bf16 per scratch block; Q8: rows of x quantised */
     bool simd;     /* F16/BF16 weights: use the AVX2+FMA+F16C kernels (only on CPUs with them) */
 } k_matmul_launch;
+
+/* Rows of x quantised per group by the Q8 path (bounds its scratch). */
+#define K_MATMUL_Q8_BLOCK_M 64
 
 /* Largest m that takes the fused path for F16/BF16 weights. */
 #define K_MATMUL_FUSED_MAX_M 8
@@ -95,7 +105,7 @@ typedef struct {
  * time). */
 void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l);
 /* Scratch bytes the CPU path takes for l (CONVERT: one block of converted weights; BF16: a block
- * of x and, for F16 weights, a block of w, both in bf16). */
+ * of x and, for F16 weights, a block of w, both in bf16; Q8: block_m quantised x rows). */
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l);
 
 #endif

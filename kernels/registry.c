@@ -167,6 +167,10 @@ static bool mask_cpu_sup(const void *p) {
 
 #ifdef HIRED_HAVE_CUDA
 static int matmul_cuda(k_ctx_t *c, const void *a) { return k_matmul_cuda(c, a); }
+static bool matmul_cuda_sup(const void *p) {
+    const k_matmul_args *a = p;
+    return a->dtype == F32 && a->w_dtype != TENSOR_DTYPE_Q8; /* 8-bit weights: the CPU backend only */
+}
 static size_t matmul_cuda_ws(const void *a) { return k_matmul_cuda_workspace(a); }
 static int layernorm_cuda(k_ctx_t *c, const void *a) { return k_layernorm_cuda(c, a); }
 static int rmsnorm_cuda(k_ctx_t *c, const void *a) { return k_rmsnorm_cuda(c, a); }
@@ -186,14 +190,16 @@ static int topk_cuda(k_ctx_t *c, const void *a) { return k_topk_cuda(c, a); }
 static int gather_cuda(k_ctx_t *c, const void *a) { return k_gather_cuda(c, a); }
 static int mask_cuda(k_ctx_t *c, const void *a) { return k_mask_cuda(c, a); }
 #define CUDA_IMPL(op, ws) {op##_cuda, op##_cpu_sup, ws}
+#define CUDA_MATMUL {matmul_cuda, matmul_cuda_sup, matmul_cuda_ws}
 #else
 #define CUDA_IMPL(op, ws) {NULL, NULL, NULL}
+#define CUDA_MATMUL {NULL, NULL, NULL}
 #endif
 
 /* {id, name, check, ref, {{cpu run, supports, workspace}, {cuda run, supports, workspace}}}. The
- * CUDA column supports what the CPU does (the same `supports` adapters). */
+ * CUDA column supports what the CPU does (the same `supports` adapters), except Q8 weights. */
 static const k_op_entry ops[] = {
-    {K_OP_MATMUL, "matmul", matmul_check, matmul_ref, {{matmul_cpu, matmul_cpu_sup, matmul_cpu_ws}, CUDA_IMPL(matmul, matmul_cuda_ws)}},
+    {K_OP_MATMUL, "matmul", matmul_check, matmul_ref, {{matmul_cpu, matmul_cpu_sup, matmul_cpu_ws}, CUDA_MATMUL}},
     {K_OP_LAYERNORM, "layernorm", layernorm_check, layernorm_ref, {{layernorm_cpu, layernorm_cpu_sup, NULL}, CUDA_IMPL(layernorm, NULL)}},
     {K_OP_RMSNORM, "rmsnorm", rmsnorm_check, rmsnorm_ref, {{rmsnorm_cpu, rmsnorm_cpu_sup, NULL}, CUDA_IMPL(rmsnorm, NULL)}},
     {K_OP_SOFTMAX, "softmax", softmax_check, softmax_ref, {{softmax_cpu, softmax_cpu_sup, NULL}, CUDA_IMPL(softmax, NULL)}},

@@ -11,6 +11,7 @@
 #ifndef HIRED_K_CPU_OPS_H
 #define HIRED_K_CPU_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "act.h"
@@ -38,6 +39,18 @@ size_t k_matmul_cpu_workspace(const k_matmul_args *a);
  * weights, FUSED, CONVERT or BF16 otherwise; BF16 only where k_cpu_have_bf16_gemm()) and
  * l->simd must only be set on a CPU with AVX2+FMA+F16C. */
 int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_launch *l);
+
+/* Q8 weights (q8.h, kernels/cpu/matmul_q8.c): the kernel family, chosen by CPUID. */
+typedef enum { K_Q8_ISA_PORTABLE = 0, K_Q8_ISA_AVX2, K_Q8_ISA_VNNI, K_Q8_ISA_COUNT } k_q8_isa;
+/* The best kernel this CPU runs (what k_matmul_cpu uses). */
+k_q8_isa k_matmul_q8_best_isa(void);
+bool k_matmul_q8_isa_available(k_q8_isa isa);
+/* "AVX-512 VNNI", "AVX2 maddubs", "portable C". Static storage. */
+const char *k_matmul_q8_isa_name(k_q8_isa isa);
+/* A checked matmul with Q8 weights under launch l (variant K_MATMUL_Q8: n_threads, block_m) with
+ * the kernel isa (which must be available; tests run each). 0, or HIRED_ENOMEM with k_ctx_err
+ * when the arena cannot hold block_m quantised x rows. */
+int k_matmul_q8_cpu(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_launch *l, k_q8_isa isa);
 
 void k_layernorm_ref(const k_layernorm_args *a);
 int k_layernorm_cpu(k_ctx_t *ctx, const k_layernorm_args *a);

@@ -388,6 +388,7 @@ int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_la
     case K_MATMUL_BF16:
         if (!run_bf16(ctx, &c, l)) run_fused(&c, l);
         break;
+    case K_MATMUL_Q8: return k_matmul_q8_cpu(ctx, a, l, k_matmul_q8_best_isa()); /* matmul_q8.c */
     }
     return HIRED_OK;
 }
