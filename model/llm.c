@@ -40,6 +40,7 @@ struct llm {
     k_weight_t head;      /* [vocab, D]; a copy of embed's fields when tied (head_tied) */
     bool head_tied;
     k_weight_t final_norm; /* [D] float32 */
+    llm_weights_t wkind;  /* how the linear layers are held */
     llm_layer_t *layers;  /* [layers] */
 };
 
@@ -112,15 +113,36 @@ static int check_device(const llm_t *m, char *err) {
     return HIRED_OK;
 }
 
+const char *llm_weights_name(llm_weights_t w) { return w == LLM_WEIGHTS_Q8 ? "q8" : "native"; }
+
+int llm_weights_parse(const char *s, llm_weights_t *w) {
+    if (s && !strcmp(s, "native")) *w = LLM_WEIGHTS_NATIVE;
+    else if (s && !strcmp(s, "q8")) *w = LLM_WEIGHTS_Q8;
+    else return HIRED_EINVAL;
+    return HIRED_OK;
+}
+
+llm_weights_t llm_weights(const llm_t *m) { return m->wkind; }
+
 llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, char *err) {
+    return llm_load_as(st, tc, dev, LLM_WEIGHTS_NATIVE, err);
+}
+
+llm_t *llm_load_as(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk, char *err) {
     llm_t *m = llm_alloc(tc, dev, err);
     if (!m) return NULL;
+    m->wkind = wk;
+    /* the linear layers: in place, or quantised to 8 bits now */
+    int (*linear_w)(const st_model_t *, k_device_t *, const char *, int, const int64_t *, k_weight_t *, char *) =
+        wk == LLM_WEIGHTS_Q8 ? weights_matrix_q8 : weights_matrix;
     const int64_t D = tc->hidden, I = tc->intermediate, V = tc->vocab;
     char name[256];
     int rc = weights_matrix(st, dev, LLM_PREFIX "model.embed_tokens.weight", 2, (const int64_t[]){V, D}, &m->embed, err);
     if (!rc) {
         if (st_model_has(st, LLM_PREFIX "lm_head.weight") || !tc->tie_embeddings) {
-            rc = weights_matrix(st, dev, LLM_PREFIX "lm_head.weight", 2, (const int64_t[]){V, D}, &m->head, err);
+            rc = linear_w(st, dev, LLM_PREFIX "lm_head.weight", 2, (const int64_t[]){V, D}, &m->head, err);
+        } else if (wk == LLM_WEIGHTS_Q8) { /* a tied head of its own: the table quantised */
+            rc = linear_w(st, dev, LLM_PREFIX "model.embed_tokens.weight", 2, (const int64_t[]){V, D}, &m->head, err);
         } else {
             m->head = m->embed;
             m->head_tied = true;
@@ -143,7 +165,7 @@ llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *de
         for (size_t i = 0; !rc && i < ARRAY_LEN(ts); i++) {
             snprintf(name, sizeof name, LLM_PREFIX "model.layers.%d.%s", l, ts[i].suffix);
             const int64_t shape[2] = {ts[i].rows, ts[i].cols};
-            rc = ts[i].cols ? weights_matrix(st, dev, name, 2, shape, ts[i].dst, err)
+            rc = ts[i].cols ? linear_w(st, dev, name, 2, shape, ts[i].dst, err)
                             : weights_f32(st, dev, name, 1, shape, ts[i].dst, err);
         }
     }
@@ -152,9 +174,9 @@ llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *de
         llm_destroy(&m);
         return NULL;
     }
-    log_debug("text model: %d layers, hidden %d, heads %d/%d (head_dim %d), mlp %d, vocab %d, %s weights on %s",
+    log_debug("text model: %d layers, hidden %d, heads %d/%d (head_dim %d), mlp %d, vocab %d, %s weights (%s) on %s",
               tc->layers, (int)D, tc->heads, tc->kv_heads, tc->head_dim, (int)I, (int)V,
-              tensor_dtype_name(m->embed.dtype), k_device_name(dev));
+              tensor_dtype_name(m->embed.dtype), llm_weights_name(wk), k_device_name(dev));
     return m;
 }
 
@@ -164,7 +186,9 @@ llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_
     const int64_t D = tc->hidden, I = tc->intermediate, V = tc->vocab;
     const float sd = 1.0f / sqrtf((float)D), si = 1.0f / sqrtf((float)I), so = 1.0f / sqrtf((float)m->q_dim);
     uint64_t s = seed;
-    int rc = weights_random(dev, wdt, V, D, s += 0x1234567ull, 0, 1.0f, &m->embed, err);
+    if (wdt == TENSOR_DTYPE_Q8) m->wkind = LLM_WEIGHTS_Q8;
+    const tensor_dtype_t edt = wdt == TENSOR_DTYPE_Q8 ? TENSOR_DTYPE_F16 : wdt; /* the table is looked up, not multiplied */
+    int rc = weights_random(dev, edt, V, D, s += 0x1234567ull, 0, 1.0f, &m->embed, err);
     if (!rc) rc = weights_random(dev, wdt, V, D, s += 0x1234567ull, 0, sd, &m->head, err);
     if (!rc) rc = weights_random(dev, TENSOR_DTYPE_F32, D, 1, s += 7, 1, 0.1f, &m->final_norm, err);
     for (int l = 0; !rc && l < tc->layers; l++) {

@@ -25,6 +25,19 @@
 
 typedef struct llm llm_t;
 
+/* How the linear layers' weights are held (llm_load_as). */
+typedef enum {
+    LLM_WEIGHTS_NATIVE = 0, /* the checkpoint's dtype, used in place */
+    LLM_WEIGHTS_Q8,         /* q/k/v/o, gate/up/down and lm_head quantised to 8 bits at load
+                             * (kernels/q8.h; the CPU backend only); the embedding table and the
+                             * norms stay as they are */
+} llm_weights_t;
+
+/* "native", "q8". */
+const char *llm_weights_name(llm_weights_t w);
+/* Parses "native" or "q8" into *w: 0, or HIRED_EINVAL. */
+int llm_weights_parse(const char *s, llm_weights_t *w);
+
 typedef enum {
     LLM_LOGITS_NONE = 0, /* no logits (prefill of a prefix) */
     LLM_LOGITS_LAST,     /* logits of the last row only: [vocab] */
@@ -37,7 +50,13 @@ typedef enum {
  * an unsupported config (tied embeddings without lm_head are accepted by reading embed_tokens
  * as the head) or weights the device cannot run. */
 llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, char *err);
-/* A model with tc's geometry and random weights in dtype wdt (benchmarks), on dev. */
+/* llm_load with the linear layers held as wk says. LLM_WEIGHTS_Q8 on a device other than the
+ * CPU: NULL with HIRED_EUNSUPPORTED's message ("8-bit weights run on the CPU backend only"). */
+llm_t *llm_load_as(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk, char *err);
+/* The way the model's linear layers are held. */
+llm_weights_t llm_weights(const llm_t *m);
+/* A model with tc's geometry and random weights in dtype wdt (benchmarks), on dev; wdt Q8: the
+ * linear layers in Q8, the embedding table in F16. */
 llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt, uint64_t seed, char *err);
 /* Frees. Accepts NULL; sets *m = NULL. */
 void llm_destroy(llm_t **m);

@@ -3,6 +3,7 @@
 
 #include "err.h"
 #include "mem.h"
+#include "q8.h"
 
 /* Rows and columns of the matrix view of shape[0..ndim). */
 static void as_matrix(int ndim, const int64_t *shape, int64_t *rows, int64_t *cols) {
@@ -19,6 +20,24 @@ int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int 
     int64_t rows, cols;
     as_matrix(ndim, shape, &rows, &cols);
     return k_weight_place(dev, t.data, t.dtype, rows, cols, false, w, err);
+}
+
+int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                      k_weight_t *w, char *err) {
+    tensor_t t;
+    int rc = st_model_get_shaped(st, name, ndim, shape, &t, err);
+    if (rc) return rc;
+    int64_t rows, cols;
+    as_matrix(ndim, shape, &rows, &cols);
+    if (k_device_backend(dev) != K_BACKEND_CPU) /* before any work: the placement would refuse it */
+        return k_weight_place(dev, t.data, TENSOR_DTYPE_Q8, rows, cols, false, w, err);
+    void *q = mem_alloc_aligned(k_q8_bytes(rows, cols));
+    if (!q || k_q8_quantize(t.data, t.dtype, rows, cols, q)) {
+        mem_free_aligned(q);
+        return hired_errf(err, HIRED_ENOMEM, "%s: out of memory quantising [%lld, %lld] to 8 bits", name,
+                          (long long)rows, (long long)cols);
+    }
+    return k_weight_place(dev, q, TENSOR_DTYPE_Q8, rows, cols, true, w, err);
 }
 
 int weights_f32(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
@@ -39,8 +58,37 @@ static float rnd_at(uint64_t seed, uint64_t i, float scale) {
     return scale * ((float)(z >> 40) / (float)(1ull << 24) * 2.0f - 1.0f);
 }
 
+/* Q8: each row's values in float32, then quantised (one row buffer per thread). */
+static int random_q8(k_device_t *dev, int64_t rows, int64_t cols, uint64_t seed, float base, float scale, k_weight_t *w,
+                     char *err) {
+    uint8_t *host = mem_alloc_aligned(k_q8_bytes(rows, cols));
+    if (!host) return hired_errf(err, HIRED_ENOMEM, "out of memory for [%lld, %lld] random 8-bit weights",
+                                 (long long)rows, (long long)cols);
+    const int64_t kp = k_q8_row_stride(cols), nb = k_q8_row_blocks(cols);
+    float *scales = (float *)(host + (size_t)rows * (size_t)kp);
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        float *row = mem_alloc((size_t)cols * sizeof(float));
+        failed = !row;
+#pragma omp for schedule(static)
+        for (int64_t j = 0; j < rows; j++) {
+            if (!row) continue;
+            for (int64_t p = 0; p < cols; p++) row[p] = base + rnd_at(seed, (uint64_t)(j * cols + p), scale);
+            k_q8_quantize_row(row, cols, (int8_t *)host + (size_t)j * (size_t)kp, scales + (size_t)j * (size_t)nb);
+        }
+        mem_free(row);
+    }
+    if (failed) {
+        mem_free_aligned(host);
+        return hired_errf(err, HIRED_ENOMEM, "out of memory for random 8-bit weights");
+    }
+    return k_weight_place(dev, host, TENSOR_DTYPE_Q8, rows, cols, true, w, err);
+}
+
 int weights_random(k_device_t *dev, tensor_dtype_t dtype, int64_t rows, int64_t cols, uint64_t seed, float base,
                    float scale, k_weight_t *w, char *err) {
+    if (dtype == TENSOR_DTYPE_Q8) return random_q8(dev, rows, cols, seed, base, scale, w, err);
     const size_t n = (size_t)rows * (size_t)cols, esz = tensor_dtype_size(dtype), block = 4096;
     uint8_t *host = mem_alloc_aligned(n * esz);
     if (!host) return hired_errf(err, HIRED_ENOMEM, "out of memory for %zu random weights", n);

@@ -19,12 +19,18 @@
  * checkpoint dtype (a conv weight [D, C, p, p] becomes [D, C·p·p]). 0 or HIRED_E* with err. */
 int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
                    k_weight_t *w, char *err);
+/* The same quantised to 8 bits at load (kernels/q8.h: per row, blocks of 32 int8 with a float32
+ * scale) from its F16/BF16/F32 checkpoint values: a new block owned by the weight (the
+ * checkpoint's mmap is only read). HIRED_EUNSUPPORTED on a device other than the CPU. */
+int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                      k_weight_t *w, char *err);
 /* Tensor `name` of exactly shape[0..ndim) converted to float32 and placed as [shape[0],
  * Π shape[1..]] (a vector [n] becomes [n, 1]). 0 or HIRED_E* with err. */
 int weights_f32(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
                 k_weight_t *w, char *err);
 /* A [rows, cols] weight in dtype with values base + u, u uniform in [−scale, scale), a pure
- * function of (seed, element index) (filled in parallel, reproducible). Owned by the weight. */
+ * function of (seed, element index) (filled in parallel, reproducible). Owned by the weight.
+ * Q8: those float32 values quantised (kernels/q8.h). */
 int weights_random(k_device_t *dev, tensor_dtype_t dtype, int64_t rows, int64_t cols, uint64_t seed, float base,
                    float scale, k_weight_t *w, char *err);
 

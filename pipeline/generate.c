@@ -56,6 +56,10 @@ static gen_model_t *model_begin(const char *dir, k_device_t *dev, int *rc, char 
 }
 
 gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err) {
+    return gen_model_load_as(dir, dev, LLM_WEIGHTS_NATIVE, err);
+}
+
+gen_model_t *gen_model_load_as(const char *dir, k_device_t *dev, llm_weights_t wk, char *err) {
     int rc;
     gen_model_t *m = model_begin(dir, dev, &rc, err);
     if (!m) return NULL;
@@ -69,7 +73,7 @@ gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err) {
     }
     if (!rc) rc = st_model_open_rc(dir, &m->st, err);
     if (!rc && !(m->proj = projector_load(m->st, &m->cfg, dev, err))) rc = HIRED_ENOTFOUND;
-    if (!rc && !(m->llm = llm_load(m->st, &m->cfg.text, dev, err))) rc = HIRED_ENOTFOUND;
+    if (!rc && !(m->llm = llm_load_as(m->st, &m->cfg.text, dev, wk, err))) rc = HIRED_ENOTFOUND;
     if (rc) gen_model_destroy(&m);
     return m;
 }

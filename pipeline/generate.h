@@ -98,6 +98,9 @@ const char *gen_finish_name(gen_finish_t f);
  * image_newline, text model — never the vision tower. Borrows dev. Caller owns the result
  * (gen_model_destroy). NULL with err filled (a missing tokenizer.json names the path). */
 gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err);
+/* gen_model_load with the text model's linear layers held as wk (llm_load_as: LLM_WEIGHTS_Q8
+ * quantises them to 8 bits at load, the CPU backend only). */
+gen_model_t *gen_model_load_as(const char *dir, k_device_t *dev, llm_weights_t wk, char *err);
 void gen_model_destroy(gen_model_t **m);
 /* Benchmarks: config.json and tokenizer.json of dir, with a random text model of geometry tc
  * (its EOS ids and vocabulary must suit the tokenizer) in weight dtype wdt; no projector, so

@@ -18,12 +18,16 @@ void run_params_default(run_params_t *p) {
 }
 
 run_model_t *run_model_load(const char *dir, k_device_t *dev, char *err) {
+    return run_model_load_as(dir, dev, LLM_WEIGHTS_NATIVE, err);
+}
+
+run_model_t *run_model_load_as(const char *dir, k_device_t *dev, llm_weights_t wk, char *err) {
     run_model_t *m = mem_calloc(1, sizeof *m);
     if (!m) {
         hired_errf(err, HIRED_ENOMEM, "out of memory");
         return NULL;
     }
-    if (!(m->txt = gen_model_load(dir, dev, err)) || !(m->enc = enc_model_load(dir, dev, err))) run_model_destroy(&m);
+    if (!(m->txt = gen_model_load_as(dir, dev, wk, err)) || !(m->enc = enc_model_load(dir, dev, err))) run_model_destroy(&m);
     return m;
 }
 

@@ -40,6 +40,8 @@ void run_params_default(run_params_t *p);
 /* Loads both halves of the model directory onto dev (borrowed). Caller owns the result
  * (run_model_destroy). NULL with err filled. */
 run_model_t *run_model_load(const char *dir, k_device_t *dev, char *err);
+/* The same with the text model's linear layers held as wk (gen_model_load_as). */
+run_model_t *run_model_load_as(const char *dir, k_device_t *dev, llm_weights_t wk, char *err);
 void run_model_destroy(run_model_t **m);
 /* The halves. Borrowed, valid until run_model_destroy. */
 const enc_model_t *run_model_encoder(const run_model_t *m);

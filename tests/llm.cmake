@@ -25,6 +25,16 @@ foreach(shard "llava-next-tiny;0;2" "llava-next-tiny;2;2" "llava-next-tiny;4;2" 
   add_test(NAME ${name} COMMAND test_llm ${model} ${first} ${count})
   hired_test_properties(${name} LABELS fidelity)
 endforeach()
+# 8-bit linear layers (decoder.weights = q8): how far the logits move and where greedy tokens
+# first differ from the reference, on both fixture models
+foreach(shard "llava-next-tiny;0;3" "llava-next-tiny;3;3" "llava-next-tiny;6;4" "llava15-tiny;0;5" "llava15-tiny;5;5")
+  list(GET shard 0 model)
+  list(GET shard 1 first)
+  list(GET shard 2 count)
+  set(name test_llm_q8_${model}_${first})
+  add_test(NAME ${name} COMMAND test_llm q8 ${model} ${first} ${count})
+  hired_test_properties(${name} LABELS fidelity)
+endforeach()
 # --compat authors against the HiRED authors' fork (fixtures from make_authors_fixtures.py), in
 # two shards of five images
 add_executable(test_compat fidelity/test_compat.c)
