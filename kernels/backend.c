@@ -11,6 +11,7 @@
  * offset since the last reset decides how large the block becomes at the next reset, so work
  * that overflowed once runs from the block the next time. */
 #include "backend.h"
+#include "cpu_ops.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -125,7 +126,7 @@ int k_device_probe(const char *spec, char *err) {
 k_backend_t k_device_backend(const k_device_t *d) { return d->backend; }
 const char *k_device_name(const k_device_t *d) { return d->name; }
 
-static char kernels_line[192];
+static char kernels_line[256];
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
 static void kernels_describe(void) {
@@ -134,6 +135,8 @@ static void kernels_describe(void) {
              k_matmul_default_prec() == K_MATMUL_PREC_BF16 ? (bf16 ? "bf16 products (HIRED_MATMUL_PRECISION=bf16)"
                                                                   : "float32 (bf16 asked, the CPU has no native bf16)")
                                                            : (bf16 ? "float32 (bf16 available)" : "float32"));
+    size_t n = strlen(kernels_line);
+    snprintf(kernels_line + n, sizeof kernels_line - n, "; Q8 weights: %s", k_matmul_q8_isa_name(k_matmul_q8_best_isa()));
 }
 
 const char *k_device_kernels(const k_device_t *d) {

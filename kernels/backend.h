@@ -53,7 +53,7 @@ const char *k_device_name(const k_device_t *d);
 const char *k_backend_name(k_backend_t b);
 /* The kernel family d's GEMMs run, one line for start-up logs and benchmark output, e.g.
  * "gemm: oneDNN 2.6.3 (avx512_core_bf16)" (CPU: chosen from the CPU's features, see
- * kernels/cpu/gemm.h). Static storage. */
+ * kernels/cpu/gemm.h; also the Q8 matmul's kernel, kernels/q8.h). Static storage. */
 const char *k_device_kernels(const k_device_t *d);
 
 /* n bytes of device memory, 64-byte aligned, uninitialised. Caller owns it (k_device_free).

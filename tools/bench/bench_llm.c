@@ -5,13 +5,17 @@
  *   one decode step      vs  the bytes it must stream (weights + KV cache) ÷ the read bandwidth.
  * Also times the F16 matmul paths alone (convert-and-sgemm for prefill shapes, fused
  * convert-and-dot for decode shapes) so a shortfall can be pinned on a kernel.
+ * With 8-bit weights (--weights q8, the default; native skips it): the same model shape with its
+ * linear layers in Q8 (kernels/q8.h), decode steps alternated with the F16 model's on one KV
+ * cache, so the q8/f16 step-time ratio is measured side by side; and the Q8 matmul alone at the
+ * decode shapes (GB/s of the bytes it streams).
  * Prints figures; asserts nothing.
  *
  * OpenBLAS reads OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE when it is loaded, so when either is set
  * the program re-executes itself once with both removed (for this command only) and says so;
  * --keep-env measures with them as they are.
  *
- *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--keep-env] */
+ *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--weights native|q8] [--keep-env] */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -28,6 +32,7 @@
 #include "llm.h"
 #include "matmul.h"
 #include "mem.h"
+#include "q8.h"
 
 extern char **environ;
 
@@ -169,16 +174,51 @@ static double fused_gbps(k_ctx_t *ctx, int n, int k, int reps) {
     return (double)n * k * 2 / best / 1e9;
 }
 
+/* Decode-shape Q8 matmul (m = 1): achieved GB/s of the weight bytes (quants and scales). */
+static double q8_gbps(k_ctx_t *ctx, int n, int k, int reps) {
+    double gflops = k_matmul_rate(ctx, 1, n, k, TENSOR_DTYPE_Q8, K_MATMUL_PREC_DEFAULT, reps);
+    return gflops / (2.0 * k) * ((double)k_q8_bytes(n, k) / n); /* flops/s → rows/s → bytes/s */
+}
+
+/* Decode steps of the F16 model m and the Q8 model mq alternated on one cache (the same
+ * geometry; each step appends one position): best and mean per step of each. */
+static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int hidden, int steps,
+                        float *logits, char *err) {
+    double best[2] = {1e30, 1e30}, sum[2] = {0, 0};
+    for (int s = 0; s < steps; s++)
+        for (int w = 0; w < 2; w++) {
+            double t0 = now_s();
+            if (llm_forward(w ? mq : m, ctx, kv, x + (size_t)(2 * s + w) * hidden, 1, LLM_LOGITS_LAST, logits, err))
+                return 1;
+            double dt = now_s() - t0;
+            sum[w] += dt;
+            if (dt < best[w]) best[w] = dt;
+        }
+    const int layers = llm_config(m)->layers;
+    printf("decode f16 vs q8 (alternating steps, same cache, position ~%d): F16 best %.1f ms, mean %.1f ms; "
+           "Q8 best %.1f ms, mean %.1f ms; q8/f16 step time %.2fx best, %.2fx mean (speed-up %.2fx)\n",
+           kv_cache_len(kv), best[0] * 1e3, sum[0] / steps * 1e3, best[1] * 1e3, sum[1] / steps * 1e3, best[1] / best[0],
+           sum[1] / sum[0], sum[0] / sum[1]);
+    printf("decode q8: %.2f GB of weights per step (F16 %.2f GB); a 32-layer model would take ~%.0f ms per step "
+           "(F16 ~%.0f ms)\n",
+           llm_weight_bytes_per_step(mq) / 1e9, llm_weight_bytes_per_step(m) / 1e9, sum[1] / steps * 1e3 * 32.0 / layers,
+           sum[0] / steps * 1e3 * 32.0 / layers);
+    return 0;
+}
+
 int main(int argc, char **argv) {
-    int layers = 2, tokens = 3000, steps = 8, reps = 2, keep_env = 0;
+    int layers = 2, tokens = 3000, steps = 8, reps = 2, keep_env = 0, q8 = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep-env")) keep_env = 1;
+        else if (!strcmp(argv[i], "--weights") && i + 1 < argc && (!strcmp(argv[i + 1], "q8") || !strcmp(argv[i + 1], "native")))
+            q8 = !strcmp(argv[++i], "q8");
         else {
-            fprintf(stderr, "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--keep-env]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--weights native|q8] [--keep-env]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -239,15 +279,16 @@ int main(int argc, char **argv) {
 
     /* prefill, bracketed by sgemm measurements: the machine may be shared, so each run is compared
      * with the rate measured next to it and the best of the runs is reported */
-    kv_cache_t *kv = llm_kv_new(m, tokens + reps * steps, err);
-    float *x = mem_alloc_aligned((size_t)(tokens + reps * steps) * tc.hidden * sizeof(float));
+    const int extra = reps * steps + (q8 ? 2 * steps : 0); /* decode positions after the prompt */
+    kv_cache_t *kv = llm_kv_new(m, tokens + extra, err);
+    float *x = mem_alloc_aligned((size_t)(tokens + extra) * tc.hidden * sizeof(float));
     float *logits = mem_alloc_aligned((size_t)tc.vocab * sizeof(float));
     k_ctx_reset(ctx);
-    if (!kv || !x || !logits || k_ctx_reserve(ctx, llm_arena_bytes(m, ctx, tokens, tokens + reps * steps))) {
+    if (!kv || !x || !logits || k_ctx_reserve(ctx, llm_arena_bytes(m, ctx, tokens, tokens + extra))) {
         fprintf(stderr, "bench: out of memory\n");
         return 1;
     }
-    fill(x, (size_t)(tokens + reps * steps) * tc.hidden, 7);
+    fill(x, (size_t)(tokens + extra) * tc.hidden, 7);
     double flops = llm_matmul_flops(m, tokens, 0, 1), best_ratio = 1e30;
     for (int r = 0; r < reps; r++) {
         double before = r ? sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3) : rate;
@@ -297,6 +338,27 @@ int main(int argc, char **argv) {
            bytes / 1e9, llm_weight_bytes_per_step(m) / 1e9, kv_read / 1e9, best_dec);
     printf("decode: %.1f tokens/s at this depth; a 32-layer model would take ~%.0f ms per step\n",
            reps * steps / sum_all, sum_all / (reps * steps) * 1e3 * 32.0 / layers);
+
+    if (q8) {
+        /* the same shape with 8-bit linear layers, its steps alternated with the F16 model's */
+        t0 = now_s();
+        llm_t *mq = llm_new_random(&tc, dev, TENSOR_DTYPE_Q8, 42, err);
+        if (!mq) {
+            fprintf(stderr, "bench: %s\n", err);
+            return 1;
+        }
+        printf("q8: the same model with Q8 linear layers, built in %.1f s (%s)\n", now_s() - t0, k_device_kernels(dev));
+        double q4k = q8_gbps(ctx, 4096, 4096, 5), qmlp = q8_gbps(ctx, 11008, 4096, 5);
+        double f4k = fused_gbps(ctx, 4096, 4096, 5);
+        printf("kernels: Q8 decode 1x4096x4096 %.1f GB/s (%.2fx of bandwidth; F16 fused %.1f GB/s), 1x11008x4096 "
+               "%.1f GB/s (%.2fx)\n",
+               q4k, q4k / bw, f4k, qmlp, qmlp / bw);
+        if (side_by_side(m, mq, ctx, kv, x + (size_t)(tokens + reps * steps) * tc.hidden, tc.hidden, steps, logits, err)) {
+            fprintf(stderr, "bench: %s\n", err);
+            return 1;
+        }
+        llm_destroy(&mq);
+    }
 
     mem_free_aligned(x);
     mem_free_aligned(logits);
