@@ -67,6 +67,11 @@ sel_opts_t cli_sel_opts(const cli_sel_t *s);
 #define CLI_OPT_IMAGE(off) {"image", CFG_STRING, (off), 0, 4096, "", NULL, "JPEG, PNG, GIF or BMP (required)"}
 #define CLI_OPT_DEVICE(off) \
     {"device", CFG_STRING, (off), 1, 32, "cpu", NULL, "where the model runs: cpu or cuda:N (a CUDA build)"}
+/* An int field taking llm_weights_t's values in order (decoder.weights of hired-decoder). */
+#define CLI_OPT_WEIGHTS(off)                                                                                    \
+    {"weights", CFG_ENUM, (off), 0, 0, "native", "native|q8",                                                   \
+     "the text model's linear layers: native (the checkpoint's dtype) or q8 (8 bits, quantised at load; the " \
+     "CPU device only; docs/numerics.md)"}
 
 /* The in-process subcommands' device (--device: cpu or cuda:N) and one context on it. */
 typedef struct {

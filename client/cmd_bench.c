@@ -52,6 +52,7 @@
 #include "clock.h"
 #include "err.h"
 #include "file.h"
+#include "llm.h"
 #include "hired_client.h"
 #include "matmul.h"
 #include "mem.h"
@@ -92,6 +93,7 @@ typedef struct {
 typedef struct {
     /* options */
     const char *broker, *model_dir, *model_name, *image, *json_path, *device;
+    const char *weights; /* the decoder's decoder.weights: "native" or "q8" */
     char strategies[8][32];
     int n_strategies;
     double budgets[16];
@@ -288,12 +290,13 @@ static int start_services(bench_t *b) {
         }
         usleep(20000);
     }
-    char ep[300], model[1100], dev[64];
+    char ep[300], model[1100], dev[64], wts[64];
     snprintf(ep, sizeof ep, "--broker.endpoint=%s", back);
     snprintf(model, sizeof model, "--model.dir=%s", b->model_dir);
     snprintf(dev, sizeof dev, "--model.device=%s", b->device);
     char *eargv[] = {bins[P_ENCODER], model, ep, dev, "--encoder.wire_dtype=f16", "--log.level=info", NULL};
-    char *dargv[] = {bins[P_DECODER], model, ep, dev, "--log.level=warn", NULL};
+    snprintf(wts, sizeof wts, "--decoder.weights=%s", b->weights);
+    char *dargv[] = {bins[P_DECODER], model, ep, dev, wts, "--log.level=warn", NULL};
     snprintf(logp, sizeof logp, "%s/encoder.log", b->tmp);
     if ((b->pid[P_ENCODER] = spawn_logged(eargv, logp)) < 0) return -1;
     snprintf(logp, sizeof logp, "%s/decoder.log", b->tmp);
@@ -479,8 +482,8 @@ static void fmt_mb(long kb, char *out, size_t cap) {
 
 static void print_table(const bench_t *b) {
     printf("\nkernels: %s; measured GEMM peak (k_matmul 577x4096x1024): float32 %.1f GFLOP/s, bf16 %.1f GFLOP/s "
-           "(bf16 runs only with HIRED_MATMUL_PRECISION=bf16 on a CPU with native bf16)\n",
-           b->kernels, b->peak_f32, b->peak_bf16);
+           "(bf16 runs only with HIRED_MATMUL_PRECISION=bf16 on a CPU with native bf16); decoder weights %s\n",
+           b->kernels, b->peak_f32, b->peak_bf16, b->broker ? "as the running decoder has them" : b->weights);
     printf("\n| strategy | r | kept/img | wire/img | tok/s (p10-p90) | TTFT ms (p10-p90) | e2e ms | peak RSS MB enc/dec/broker | vs r=1.0 |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < b->n_rows; i++) {
@@ -579,6 +582,7 @@ static int write_json(const bench_t *b) {
     const char *ct = getenv("OPENBLAS_CORETYPE"), *omp = getenv("OMP_NUM_THREADS");
     cJSON_AddStringToObject(env, "openblas_coretype", ct && *ct ? ct : "unset");
     cJSON_AddStringToObject(env, "kernels", b->kernels);
+    if (!b->broker) cJSON_AddStringToObject(env, "decoder_weights", b->weights);
     cJSON_AddNumberToObject(env, "gemm_peak_gflops", b->peak_f32);
     cJSON_AddNumberToObject(env, "gemm_peak_bf16_gflops", b->peak_bf16);
     cJSON_AddStringToObject(env, "omp_num_threads", omp && *omp ? omp : "unset");
@@ -702,6 +706,7 @@ typedef struct {
     char *concurrency;
     int64_t text_layers, kv_bytes, image_tokens, pool_image_tokens;
     int kv_dtype;
+    int weights; /* llm_weights_t */
 } bench_opts_t;
 
 #define O(f) offsetof(bench_opts_t, f)
@@ -738,6 +743,7 @@ static const cfg_entry_t k_bench_opts[] = {
      "with --concurrency: visual positions before selection of the fixed-pool count's prompts (2880: LLaVA-NeXT's "
      "five 336px partitions)"},
     {"kv-dtype", CFG_ENUM, O(kv_dtype), 0, 0, "f16", "f16|f32", "with --concurrency: the KV cache's element type"},
+    CLI_OPT_WEIGHTS(O(weights)),
 };
 #undef O
 
@@ -850,7 +856,7 @@ static int bench_main(const bench_opts_t *o) {
                                  .budgets = strcmp(o->budgets, "1.0,0.4,0.2,0.1") ? o->budgets : "0.2,1.0",
                                  .text_layers = o->text_layers, .kv_bytes = o->kv_bytes,
                                  .image_tokens = o->image_tokens, .pool_image_tokens = o->pool_image_tokens, .max_tokens = o->max_tokens, .json = o->json,
-                                 .kv_f32 = o->kv_dtype == 1};
+                                 .kv_f32 = o->kv_dtype == 1, .q8 = o->weights == LLM_WEIGHTS_Q8};
         if (!o->model[0] && o->text_layers <= 0) {
             fprintf(stderr, "hired bench: --concurrency needs --model DIR or --text-layers N\n");
             return 2;
@@ -867,6 +873,7 @@ static int bench_main(const bench_opts_t *o) {
     b.image = o->image;
     b.model_dir = o->model[0] ? o->model : NULL;
     b.device = o->device;
+    b.weights = llm_weights_name((llm_weights_t)o->weights);
     b.broker = o->broker[0] ? o->broker : NULL;
     b.model_name = o->model_name[0] ? o->model_name : NULL;
     static char base[256];

@@ -219,12 +219,12 @@ int bench_batch(const bench_batch_opts_t *o) {
             hf_text_config_t tc = cfg.text;
             tc.hidden = 4096, tc.heads = 32, tc.kv_heads = 32, tc.head_dim = 128, tc.intermediate = 11008;
             tc.layers = (int)o->text_layers, tc.max_pos = 4096, tc.sliding_window = -1;
-            fprintf(stderr, "hired bench: building a random F16 text model (4096 wide, %d layers, vocab %d)...\n",
-                    tc.layers, tc.vocab);
-            m = gen_model_random_text(dir, &tc, dev, TENSOR_DTYPE_F16, 1, err);
+            fprintf(stderr, "hired bench: building a random %s text model (4096 wide, %d layers, vocab %d)...\n",
+                    o->q8 ? "Q8" : "F16", tc.layers, tc.vocab);
+            m = gen_model_random_text(dir, &tc, dev, o->q8 ? TENSOR_DTYPE_Q8 : TENSOR_DTYPE_F16, 1, err);
         }
     } else {
-        m = gen_model_load(dir, dev, err);
+        m = gen_model_load_as(dir, dev, o->q8 ? LLM_WEIGHTS_Q8 : LLM_WEIGHTS_NATIVE, err);
     }
     k_ctx_t *ctx = m ? k_ctx_new(dev, err) : NULL;
     if (!m || !ctx) {
@@ -260,7 +260,8 @@ int bench_batch(const bench_batch_opts_t *o) {
     int n_rows = 0;
     printf("hired bench --concurrency: text model %d layers x %d wide (%s), %d new tokens per job, prompt = %d text + "
            "r x %d visual positions, KV %s\n\n",
-           tc->layers, tc->hidden, o->text_layers > 0 ? "random F16" : dir, p.max_tokens, BB_TEXT_POSITIONS,
+           tc->layers, tc->hidden, o->text_layers > 0 ? (o->q8 ? "random Q8" : "random F16") : dir, p.max_tokens,
+           BB_TEXT_POSITIONS,
            (int)o->image_tokens, tensor_dtype_name(g_kv_dtype));
     for (int bi = 0; !rc && bi < n_bud; bi++)
         for (int ci = 0; !rc && ci < n_conc; ci++) {
@@ -324,6 +325,7 @@ int bench_batch(const bench_batch_opts_t *o) {
         cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "concurrency"),
               *parr = cJSON_AddArrayToObject(root, "fixed_pool");
         cJSON_AddNumberToObject(root, "text_layers", tc->layers);
+        cJSON_AddStringToObject(root, "weights", o->q8 ? "q8" : "native");
         cJSON_AddNumberToObject(root, "hidden", tc->hidden);
         cJSON_AddNumberToObject(root, "max_tokens", p.max_tokens);
         cJSON_AddNumberToObject(root, "pool_bytes", (double)pool);

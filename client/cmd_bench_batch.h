@@ -17,6 +17,7 @@ typedef struct {
     int64_t max_tokens;
     const char *json;
     bool kv_f32;             /* float32 KV cache instead of F16 */
+    bool q8;                 /* the text model's linear layers in 8 bits (LLM_WEIGHTS_Q8) */
 } bench_batch_opts_t;
 
 /* The exit status: 0, 1 (a failure), 2 (usage). */

@@ -33,12 +33,13 @@ typedef struct {
     char *model, *messages, *template_name, *device;
     cfg_strlist_t image, stop;
     int newline, compat; /* pack_newline_t, prep_compat_t */
+    int weights;         /* llm_weights_t */
     int64_t max_tokens, top_k, seed;
     double temperature, top_p;
     cli_sel_t sel;
 } run_opts_t;
 
-#define RUN_OWN 13
+#define RUN_OWN 14
 #define O(f) offsetof(run_opts_t, f)
 static const cfg_entry_t k_run_own[RUN_OWN] = {
     CLI_OPT_MODEL_DIR(O(model)),
@@ -60,6 +61,7 @@ static const cfg_entry_t k_run_own[RUN_OWN] = {
     {"seed", CFG_INT, O(seed), 0, 9223372036854775807.0, "0", NULL, "per-job sampling seed"},
     {"stop", CFG_STRLIST, O(stop), 0, RUN_MAX_STOP, "", NULL, "a stop string"},
     CLI_OPT_DEVICE(O(device)),
+    CLI_OPT_WEIGHTS(O(weights)),
 };
 #undef O
 
@@ -100,7 +102,7 @@ static int run_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_
     cli_dev_t d = {0};
     run_model_t *m = NULL;
     if (!rc) rc = cli_dev_open(&d, o->device, err);
-    if (!rc && !(m = run_model_load(model, d.dev, err))) rc = HIRED_ENOTFOUND;
+    if (!rc && !(m = run_model_load_as(model, d.dev, (llm_weights_t)o->weights, err))) rc = HIRED_ENOTFOUND;
     run_stats_t rs;
     if (!rc) {
         /* the classic single-question form keeps its "<image> in the question" rule */
@@ -124,11 +126,11 @@ static int run_body(const cli_cmd_t *cmd, void *values, const char **pos, int n_
     fprintf(stderr,
             "hired run: visual tokens %d/%d kept (%s, %d packed), prompt %d tokens; ms: decode-image %.1f, "
             "preprocess %.1f, vision %.1f, select %.1f, project %.1f, prefill %.1f, decode %.1f; %d tokens "
-            "(%s), %.1f tokens/s; KV cache %zu bytes; %s\n",
+            "(%s), %.1f tokens/s; KV cache %zu bytes; weights %s; %s\n",
             es->visual_kept, es->visual_total, sel_strategy_name(rp.enc.sel.strategy), st->image_tokens,
             st->prompt_tokens, es->ms_decode_image, es->ms_preprocess, es->ms_vision, es->ms_select, st->ms_project,
             st->ms_prefill, st->ms_decode, st->generated, gen_finish_name(st->finish), tps, st->kv_bytes,
-            k_device_kernels(d.dev));
+            llm_weights_name(llm_weights(gen_model_llm(run_model_text(m)))), k_device_kernels(d.dev));
     run_model_destroy(&m);
     cli_dev_close(&d);
     return 0;

@@ -63,6 +63,7 @@ typedef struct {
     svc_cfg_t w; /* the keys every worker has (svc.h) */
     int64_t capacity, prefill_chunk, kv_bytes;
     int kv_dtype; /* 0 f16, 1 f32 */
+    int weights;  /* llm_weights_t: 0 native, 1 q8 */
     char *template_name;
 } dec_cfg_t;
 
@@ -82,6 +83,10 @@ static const cfg_entry_t k_own_cfg[] = {
      "chat_template, else the text model's built-in default, as `hired run`"},
     {"decoder.prefill_chunk", CFG_INT, O(prefill_chunk), 0, 65536, "0", NULL,
      "prompt rows per prefill pass (bounds the activation scratch); 0 = the library's default"},
+    {"decoder.weights", CFG_ENUM, O(weights), 0, 0, "native", "native|q8",
+     "the text model's linear layers: native = the checkpoint's dtype in place; q8 = quantised to 8 bits at "
+     "load (blocks of 32 with a scale; about half the bytes per decode step, logits move by ~3e-2 relative, "
+     "docs/numerics.md; the CPU device only)"},
 };
 #undef O
 
@@ -109,7 +114,8 @@ static void publish_load(void *user, const gen_sched_stats_t *st) {
 static int load(void *app, svc_t *s, char *err) {
     dec_t *d = app;
     if (!(d->dev = k_device_open(d->cfg.w.device, err))) return HIRED_EUNSUPPORTED;
-    if (!(d->model = gen_model_load(d->cfg.w.model_dir, d->dev, err))) return HIRED_ENOTFOUND;
+    if (!(d->model = gen_model_load_as(d->cfg.w.model_dir, d->dev, (llm_weights_t)d->cfg.weights, err)))
+        return HIRED_ENOTFOUND;
     for (int i = 0; i < s->capacity; i++)
         if (!(d->ctx[i] = k_ctx_new(d->dev, err))) return HIRED_ENOMEM;
     if (d->cfg.prefill_chunk > 0) llm_set_prefill_chunk(gen_model_llm(d->model), (int)d->cfg.prefill_chunk);
@@ -124,10 +130,10 @@ static int load(void *app, svc_t *s, char *err) {
     log_info("hired-decoder: KV pool %.1f MiB (%s): %.1f jobs at the full context of %d, batch of %d at most",
              (double)so.kv_bytes / (1 << 20), tensor_dtype_name(kv_dt), (double)so.kv_bytes / (double)full,
              hf->text.max_pos, s->capacity);
-    log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s) on %s, %s", s->model,
-             hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", hf->text.layers, hf->text.hidden,
+    log_info("hired-decoder: model '%s' (%s, text %d layers, width %d, context %d, template %s, weights %s) on %s, %s",
+             s->model, hf->kind == HF_MODEL_LLAVA_NEXT ? "llava-next" : "llava-1.5", hf->text.layers, hf->text.hidden,
              hf->text.max_pos, d->cfg.template_name[0] ? d->cfg.template_name : gen_model_default_template(d->model),
-             k_device_name(d->dev), k_device_kernels(d->dev));
+             llm_weights_name(llm_weights(gen_model_llm(d->model))), k_device_name(d->dev), k_device_kernels(d->dev));
     return HIRED_OK;
 }
 

@@ -255,6 +255,14 @@ int main(void) {
     CHECK_EQ_INT(run("decoder_worker/hired-decoder", tpl, &out), 2);
     CHECK_MSG(strstr(out, "alpaca") != NULL, "%s", out);
     free(out);
+    /* decoder.weights: q8 checks out and the worker names it; an unknown value is named */
+    const char *q8[] = {"-c", example("decoder"), "--model", g_model, "--decoder.weights=q8", "--check-config", NULL};
+    CHECK_EQ_INT(run("decoder_worker/hired-decoder", q8, &out), 0);
+    free(out);
+    const char *q4[] = {"-c", example("decoder"), "--model", g_model, "--decoder.weights=q4", "--check-config", NULL};
+    CHECK_EQ_INT(run("decoder_worker/hired-decoder", q4, &out), 2);
+    CHECK_MSG(strstr(out, "decoder.weights") != NULL, "%s", out);
+    free(out);
     /* no model directory at all */
     const char *nomodel[] = {"--check-config", NULL};
     CHECK_EQ_INT(run("encoder_worker/hired-encoder", nomodel, &out), 2);

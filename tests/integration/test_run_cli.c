@@ -1,7 +1,7 @@
 /* test_run_cli — the built `hired run` command ($HIRED_BUILD_DIR/client/hired) as a user runs
  * it, through posix_spawn (no shell): the answer on stdout and the summary line on stderr,
  * seeded sampling that reproduces, the KV cache at r = 0.2 within 25% of r = 1.0 for the same
- * image, and the exit codes and messages of bad invocations. */
+ * image, --weights q8, and the exit codes and messages of bad invocations. */
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
@@ -128,6 +128,22 @@ int main(void) {
     run(&b, sampled);
     CHECK(b.status == 0);
     CHECK_MSG(!strcmp(a.out, b.out), "'%s' vs '%s'", a.out, b.out);
+
+    /* 8-bit linear layers (--weights q8): the same request runs and says so; an unknown value is a
+     * usage error */
+    const char *const greedy15[] = {"run", "--model", v15, "--image", img15, "--max-tokens", "6", "Describe it.", NULL};
+    const char *const greedy15_q8[] = {"run", "--model", v15, "--image", img15, "--max-tokens", "6", "--weights", "q8",
+                                       "Describe it.", NULL};
+    run(&a, greedy15);
+    run(&b, greedy15_q8);
+    CHECK_MSG(a.status == 0 && strstr(a.err, "weights native;"), "native: exit %d %s", a.status, a.err);
+    CHECK_MSG(b.status == 0 && strstr(b.err, "weights q8;") && strstr(b.err, "Q8 weights: "), "q8: exit %d %s",
+              b.status, b.err);
+    CHECK(b.out[0] && b.out[strlen(b.out) - 1] == '\n');
+    printf("greedy, native: %s", a.out);
+    printf("greedy, q8:     %s", b.out);
+    run(&a, (const char *const[]){"run", "--model", v15, "--image", img15, "--weights", "q4", "Q?", NULL});
+    CHECK_MSG(a.status == 2 && strstr(a.err, "weights"), "exit %d %s", a.status, a.err);
 
     /* KV cache at r = 0.2 is at most a quarter of r = 1.0 (LLaVA-NeXT, 2x2 grid) */
     run(&a, (const char *const[]){"run", "--model", next, "--image", img, "--budget", "1.0", "--max-tokens", "8",
