@@ -229,15 +229,13 @@ int k_matmul_q8_cpu(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_launch 
     const float *x = a->x;
     for (int g0 = 0; g0 < a->m; g0 += gm) {
         const int gn = a->m - g0 < gm ? a->m - g0 : gm;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-        {
-#pragma omp for schedule(static)
-            for (int r = 0; r < gn; r++) quantize_xrow(x + (size_t)(g0 + r) * ldx, a->k, xs, r);
-#pragma omp for schedule(static)
-            for (int s = 0; s < nt; s++) {
-                const int j0 = (int)((long long)a->n * s / nt), j1 = (int)((long long)a->n * (s + 1) / nt);
-                group_slice(a, dot, xs, g0, gn, j0, j1, ldy);
-            }
+        /* on this thread: a group is at most k·block_m values against n·k·block_m products, and
+         * the threads then meet once per group instead of twice */
+        for (int r = 0; r < gn; r++) quantize_xrow(x + (size_t)(g0 + r) * ldx, a->k, xs, r);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int s = 0; s < nt; s++) {
+            const int j0 = (int)((long long)a->n * s / nt), j1 = (int)((long long)a->n * (s + 1) / nt);
+            group_slice(a, dot, xs, g0, gn, j0, j1, ldy);
         }
     }
     k_ctx_release(ctx, mark);
