@@ -33,6 +33,7 @@
 #include "embed.h"
 #include "gather.h"
 #include "matmul.h"
+#include "q8.h"
 #include "norm.h"
 #include "rope.h"
 #include "softmax.h"
@@ -106,6 +107,16 @@ static void *wbuf(case_t *c, size_t n, tensor_dtype_t dt) {
     for (size_t i = 0; i < n; i++) h[i] = dt == TENSOR_DTYPE_F16 ? f32_to_half(tmp[i]) : f32_to_bf16(tmp[i]);
     free(tmp);
     return h;
+}
+
+/* A Q8 weight [n, k] (kernels/q8.h) of fresh values in [−1, 1). */
+static void *wbuf_q8(case_t *c, int n, int k) {
+    float *tmp = malloc((size_t)n * k * sizeof(float));
+    kverify_fill(tmp, (size_t)n * k, g_seed++, -1, 1);
+    void *w = bbuf(c, k_q8_bytes(n, k), false);
+    CHECK_EQ_INT(k_q8_quantize(tmp, TENSOR_DTYPE_F32, n, k, w), 0);
+    free(tmp);
+    return w;
 }
 
 static void tol_close(case_t *c, double atol, double rtol) { c->tol = TOL_CLOSE, c->atol = atol, c->rtol = rtol; }
@@ -203,12 +214,14 @@ static void run_case(case_t *c, k_ctx_t *const *ctx) {
 static void cases_matmul(k_ctx_t *const *ctx) {
     /* SGEMM split by columns and by rows, serial (tiny) and threaded; FUSED (m ≤ 8) and CONVERT
      * with several blocks (k large, so a block holds fewer rows than n) for half weights; bias
-     * and accumulate; padded strides. NMSE ≤ 1e-10 (matmul.h). */
+     * and accumulate; padded strides; Q8 weights (the CPU only: CUDA's supports refuses them).
+     * NMSE ≤ 1e-10 (matmul.h). */
     const struct { int m, n, k, pad; bool bias, acc; tensor_dtype_t dt; } s[] = {
         {3, 5, 7, 0, false, false, TENSOR_DTYPE_F32},   {577, 64, 96, 0, true, false, TENSOR_DTYPE_F32},
         {40, 700, 64, 3, true, true, TENSOR_DTYPE_F32},  {1, 300, 200, 0, true, false, TENSOR_DTYPE_F16},
         {8, 130, 70, 2, false, true, TENSOR_DTYPE_BF16}, {9, 130, 70, 0, true, false, TENSOR_DTYPE_F16},
         {20, 1100, 8192, 0, false, false, TENSOR_DTYPE_F16}, {33, 48, 40, 5, true, true, TENSOR_DTYPE_BF16},
+        {1, 300, 200, 0, true, false, TENSOR_DTYPE_Q8},  {70, 130, 100, 3, false, true, TENSOR_DTYPE_Q8},
     };
     for (size_t i = 0; i < ARRAY_LEN(s); i++) {
         case_t c;
@@ -218,7 +231,7 @@ static void cases_matmul(k_ctx_t *const *ctx) {
         c.a.mm = (k_matmul_args){.m = s[i].m, .n = s[i].n, .k = s[i].k, .ldx = s[i].pad ? ldx : 0,
                                  .ldy = s[i].pad ? ldy : 0, .w_dtype = s[i].dt, .accumulate = s[i].acc};
         c.a.mm.x = fbuf(&c, (size_t)s[i].m * ldx, -1, 1, false);
-        c.a.mm.w = wbuf(&c, (size_t)s[i].n * s[i].k, s[i].dt);
+        c.a.mm.w = s[i].dt == TENSOR_DTYPE_Q8 ? wbuf_q8(&c, s[i].n, s[i].k) : wbuf(&c, (size_t)s[i].n * s[i].k, s[i].dt);
         c.a.mm.bias = s[i].bias ? fbuf(&c, (size_t)s[i].n, -1, 1, false) : NULL;
         c.a.mm.y = fbuf(&c, (size_t)s[i].m * ldy, -1, 1, true);
         tol_nmse(&c, 1e-10);
