@@ -17,6 +17,7 @@
 #include "half.h"
 #include "matmul.h"
 #include "mem.h"
+#include "q8.h"
 #include "registry.h"
 
 static void test_names(void) {
@@ -65,6 +66,15 @@ static void test_weights(k_device_t *d, k_ctx_t *c) {
     CHECK_MSG(strstr(err, "needed") && strstr(err, "free") && strstr(err, "2251799813685248 bytes"), "%s", err);
     CHECK(w.data == NULL);
     printf("too large: %s\n", err);
+
+    /* 8-bit weights are the CPU backend's only: refused by name, a taken block freed, nothing
+     * placed (ASan would see a leak otherwise) */
+    uint8_t *q8 = mem_alloc_aligned(k_q8_bytes(4, 64));
+    memset(q8, 0, k_q8_bytes(4, 64));
+    err[0] = 0;
+    CHECK_EQ_INT(k_weight_place(d, q8, TENSOR_DTYPE_Q8, 4, 64, true, &w, err), HIRED_EUNSUPPORTED);
+    CHECK_MSG(strstr(err, "8-bit weights run on the CPU backend only") != NULL, "%s", err);
+    CHECK(w.data == NULL);
 }
 
 static void test_arena(k_ctx_t *c) {
