@@ -8,7 +8,7 @@
  * With 8-bit weights (--weights q8, the default; native skips it): the same model shape with its
  * linear layers in Q8 (kernels/q8.h), decode steps alternated with the F16 model's on one KV
  * cache, so the q8/f16 step-time ratio is measured side by side; and the Q8 matmul alone at the
- * decode shapes (GB/s of the bytes it streams).
+ * decode shapes (GB/s of the bytes it streams) and at a prefill shape (GFLOP/s beside F16's).
  * Prints figures; asserts nothing.
  *
  * OpenBLAS reads OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE when it is loaded, so when either is set
@@ -353,6 +353,11 @@ int main(int argc, char **argv) {
         printf("kernels: Q8 decode 1x4096x4096 %.1f GB/s (%.2fx of bandwidth; F16 fused %.1f GB/s), 1x11008x4096 "
                "%.1f GB/s (%.2fx)\n",
                q4k, q4k / bw, f4k, qmlp, qmlp / bw);
+        /* prefill shapes run the same integer kernels (x quantised too), not the float32 GEMM */
+        double qpre = k_matmul_rate(ctx, 512, 4096, 4096, TENSOR_DTYPE_Q8, K_MATMUL_PREC_DEFAULT, 2);
+        double fpre = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, 2);
+        printf("kernels: Q8 prefill shape 512x4096x4096 %.1f GFLOP/s (F16 weights %.1f GFLOP/s, %.2fx)\n", qpre, fpre,
+               qpre / fpre);
         if (side_by_side(m, mq, ctx, kv, x + (size_t)(tokens + reps * steps) * tc.hidden, tc.hidden, steps, logits, err)) {
             fprintf(stderr, "bench: %s\n", err);
             return 1;
