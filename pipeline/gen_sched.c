@@ -296,15 +296,25 @@ static void step(gen_sched_t *s) {
         }
     }
     reap(s);
-    /* one prefill chunk */
+    /* prefill: a budget of one chunk's rows per step, spent on the oldest prompts first in the
+     * chunks each would get alone (a chunk that does not fit what is left waits for the next
+     * step; the first always runs) */
     double t0 = clock_ms(), ms_prefill = 0, ms_decode = 0;
-    for (seq_t *q = s->running; q; q = q->next)
-        if (q->state == SEQ_PREFILL) {
-            int rc = seq_prefill(s, q, llm_prefill_chunk(s->llm), err);
-            if (rc) seq_fail(s, q, rc, err);
-            ms_prefill = clock_ms() - t0;
-            break;
+    const int chunk = llm_prefill_chunk(s->llm);
+    int budget = chunk;
+    for (seq_t *q = s->running; q && budget > 0; q = q->next)
+        while (q->state == SEQ_PREFILL) {
+            const int n = q->pr->length - q->prefilled < chunk ? q->pr->length - q->prefilled : chunk;
+            if (n > budget && budget < chunk) break;
+            int rc = seq_prefill(s, q, chunk, err);
+            budget -= n;
+            if (rc) {
+                seq_fail(s, q, rc, err);
+                break;
+            }
+            if (budget <= 0) break;
         }
+    if (budget < chunk) ms_prefill = clock_ms() - t0;
     /* sampling */
     for (seq_t *q = s->running; q; q = q->next)
         if (q->state == SEQ_DECODE && q->fresh && !seq_sample(s, q)) seq_end(s, q);

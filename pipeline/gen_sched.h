@@ -7,8 +7,10 @@
  *      max_tokens − 1 positions, capped by the context (gen_kv_positions) — fits, so a running
  *      job never waits for memory and nothing is preempted; a job that could not fit even an
  *      empty pool is refused at once (HIRED_ERANGE naming both sizes);
- *   2. prefills one chunk (llm_set_prefill_chunk rows) of the oldest job still in prefill, so a
- *      long prompt does not stall the others' tokens for longer than one chunk;
+ *   2. prefills up to one chunk's worth of rows (llm_set_prefill_chunk) of the jobs still in
+ *      prefill, oldest first, each prompt in the very chunks it would get alone (whole prompts
+ *      while they fit: a burst of short prompts joins the batch within a few steps; a long one
+ *      goes one chunk per step), so no step stalls the others' tokens for more than one chunk;
  *   3. samples every job that has fresh logits with its own parameters, seed and step number,
  *      streams the text (stop strings held back, as gen_decode) and ends the jobs that stop;
  *   4. runs the next token of every decoding job as one batch (llm_forward_batch: the weights
