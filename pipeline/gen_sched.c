@@ -64,6 +64,7 @@ struct gen_sched {
     seq_t *waiting_head, *waiting_tail; /* under mu */
     int blocks_used;                    /* under mu */
     gen_sched_stats_t stats;            /* under mu */
+    kv_pool_t *pool; /* every job's KV blocks (its free list: scheduler thread only) */
     /* scheduler thread only */
     seq_t *running;
     float *blogits; /* [max_seqs, vocab] device (arena) */
@@ -115,9 +116,7 @@ static int seq_open(gen_sched_t *s, seq_t *q, char *err) {
         if (q->eos[e] >= 0 && q->eos[e] < s->V) q->mask[q->n_mask++] = q->eos[e];
     q->max_new = q->p.max_tokens < q->cap - q->pr->length + 1 ? q->p.max_tokens : q->cap - q->pr->length + 1;
     char kerr[HIRED_ERR_LEN];
-    if (!(q->kv = kv_cache_new(k_ctx_device(s->ctx), s->o.kv_dtype, cfg->text.layers,
-                               cfg->text.kv_heads * cfg->text.head_dim, q->cap, kerr)))
-        return hired_errf(err, HIRED_ENOMEM, "%s", kerr);
+    if (!(q->kv = kv_cache_new_paged(s->pool, s->ctx, q->cap, kerr))) return hired_errf(err, HIRED_ENOMEM, "%s", kerr);
     q->smp = sampler_new(k_ctx_host(s->ctx), s->V);
     q->ts = tok_stream_new(tok, true);
     q->host = mem_alloc_aligned((size_t)s->V * sizeof(float));
@@ -413,6 +412,11 @@ gen_sched_t *gen_sched_new(gen_model_t *m, const gen_sched_opts_t *o, char *err)
         gen_sched_destroy(&s);
         return NULL;
     }
+    if (!(s->pool = kv_pool_new(llm_device(s->llm), o->kv_dtype, tc->layers, tc->kv_heads * tc->head_dim, s->blocks_total,
+                                GEN_SCHED_BLOCK, err))) {
+        gen_sched_destroy(&s);
+        return NULL;
+    }
     s->blogits = k_ctx_alloc(s->ctx, (size_t)B * s->V * sizeof(float));
     s->bx = k_ctx_alloc(s->ctx, (size_t)B * s->D * sizeof(float));
     s->mark = k_ctx_mark(s->ctx);
@@ -436,6 +440,7 @@ void gen_sched_destroy(gen_sched_t **ps) {
         pthread_join(s->th, NULL);
     }
     k_ctx_destroy(&s->ctx);
+    kv_pool_destroy(&s->pool);
     pthread_cond_destroy(&s->ended);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
