@@ -67,12 +67,11 @@ struct gen_sched {
     kv_pool_t *pool; /* every job's KV blocks (its free list: scheduler thread only) */
     /* scheduler thread only */
     seq_t *running;
-    float *blogits; /* [max_seqs, vocab] device (arena) */
-    float *bx;      /* [max_seqs, hidden] device (arena) */
+    float *blogits; /* [max_seqs, vocab] device */
+    float *bx;      /* [max_seqs, hidden] device */
     kv_cache_t **bkv;
     seq_t **bseq;
     int32_t *bids;
-    size_t mark;
 };
 
 // ---- sizes ---------------------------------------------------------------------------------------
@@ -278,6 +277,9 @@ static void reap(gen_sched_t *s) {
 
 static void step(gen_sched_t *s) {
     char err[HIRED_ERR_LEN];
+    /* the scratch of the last step goes; the arena grows to the largest step so far, so once
+     * warm a step allocates nothing */
+    k_ctx_reset(s->ctx);
     /* opening admitted jobs, cancellations */
     for (seq_t *q = s->running; q; q = q->next) {
         if (q->state == SEQ_PREFILL && !q->kv) {
@@ -327,7 +329,6 @@ static void step(gen_sched_t *s) {
             s->bids[n++] = q->feed;
         }
     if (n) {
-        k_ctx_release(s->ctx, s->mark);
         t0 = clock_ms();
         int rc = llm_embed(s->llm, s->ctx, s->bids, n, s->bx, err);
         if (!rc) rc = llm_forward_batch(s->llm, s->ctx, s->bkv, s->bx, n, s->blogits, err);
@@ -417,9 +418,8 @@ gen_sched_t *gen_sched_new(gen_model_t *m, const gen_sched_opts_t *o, char *err)
         gen_sched_destroy(&s);
         return NULL;
     }
-    s->blogits = k_ctx_alloc(s->ctx, (size_t)B * s->V * sizeof(float));
-    s->bx = k_ctx_alloc(s->ctx, (size_t)B * s->D * sizeof(float));
-    s->mark = k_ctx_mark(s->ctx);
+    s->blogits = k_device_alloc(llm_device(s->llm), (size_t)B * s->V * sizeof(float));
+    s->bx = k_device_alloc(llm_device(s->llm), (size_t)B * s->D * sizeof(float));
     if (!s->blogits || !s->bx || pthread_create(&s->th, NULL, sched_main, s)) {
         hired_errf(err, HIRED_ENOMEM, "scheduler: out of memory or threads");
         gen_sched_destroy(&s);
@@ -441,6 +441,8 @@ void gen_sched_destroy(gen_sched_t **ps) {
     }
     k_ctx_destroy(&s->ctx);
     kv_pool_destroy(&s->pool);
+    k_device_free(llm_device(s->llm), s->blogits);
+    k_device_free(llm_device(s->llm), s->bx);
     pthread_cond_destroy(&s->ended);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);
