@@ -228,7 +228,8 @@ struct worker {
     int64_t quarantined_until;
     double ms_first, ms_token, ms_job; /* moving averages: dispatch -> first token, between
                                           tokens, dispatch -> RESULT/DONE (0 = not yet seen) */
-    uint32_t load[3];           /* its last HEARTBEAT's load: decode batch, KV blocks used / all */
+    uint32_t load[4];           /* its last HEARTBEAT's load: decode batch, KV blocks used / all,
+                                   jobs waiting in it for KV blocks (not 0: it takes no new job) */
     worker_t *next;
 };
 

@@ -92,6 +92,7 @@ char *stats_status_json(const broker_t *b, const client_t *c, int64_t now) {
                 cJSON_AddNumberToObject(wo, "batch", w->load[0]);
                 cJSON_AddNumberToObject(wo, "kv_blocks_used", w->load[1]);
                 cJSON_AddNumberToObject(wo, "kv_blocks_total", w->load[2]);
+                cJSON_AddNumberToObject(wo, "kv_waiting", w->load[3]);
             }
             cap += w->capacity;
             used += w->nasg;

@@ -99,7 +99,7 @@ void workers_free(worker_reg_t *r) {
 }
 
 bool workers_has_credit(const worker_t *w, int64_t now) {
-    return w->nasg < w->credit && now >= w->quarantined_until;
+    return w->nasg < w->credit && now >= w->quarantined_until && w->load[3] == 0;
 }
 
 static bool avoided(const job_t *j, const worker_t *w) {
@@ -116,7 +116,7 @@ worker_t *workers_pick(worker_reg_t *r, int service, const char *model, const jo
         if (w->service != service || strcmp(w->model, model) != 0) continue;
         bool ok = now >= w->quarantined_until && !avoided(j, w);
         other |= ok;
-        if (!ok || w->nasg >= w->credit) continue;
+        if (!ok || w->nasg >= w->credit || w->load[3]) continue; /* load[3]: jobs wait in it for KV */
         double load = (double)w->nasg / w->credit;
         /* Ties go to the one that served least, so equal workers share the work. */
         if (!best || load < best_load || (load == best_load && w->served < best->served)) {
@@ -128,7 +128,7 @@ worker_t *workers_pick(worker_reg_t *r, int service, const char *model, const jo
     /* Every worker of the pool is quarantined or failed this job before: rather than let the job
      * wait for its deadline, give it to the least loaded of them. */
     for (worker_t *w = r->head; w; w = w->next) {
-        if (w->service != service || strcmp(w->model, model) != 0 || w->nasg >= w->credit) continue;
+        if (w->service != service || strcmp(w->model, model) != 0 || w->nasg >= w->credit || w->load[3]) continue;
         double load = (double)w->nasg / w->credit;
         if (!best || load < best_load) best = w, best_load = load;
     }

@@ -307,8 +307,8 @@ static void status_pretty(const cJSON *root, FILE *out) {
             fprintf(out, "          worker %-12s capacity %3.0f  in use %3.0f  heartbeat %5.0f ms ago", jstr(w, "id"),
                     jnum(w, "capacity"), jnum(w, "in_use"), jnum(w, "last_heartbeat_ms"));
             if (cJSON_GetObjectItemCaseSensitive(w, "kv_blocks_total")) /* a batching decoder's own figures */
-                fprintf(out, "  batch %3.0f  KV blocks %.0f/%.0f", jnum(w, "batch"), jnum(w, "kv_blocks_used"),
-                        jnum(w, "kv_blocks_total"));
+                fprintf(out, "  batch %3.0f  KV blocks %.0f/%.0f  waiting for KV %.0f", jnum(w, "batch"),
+                        jnum(w, "kv_blocks_used"), jnum(w, "kv_blocks_total"), jnum(w, "kv_waiting"));
             fputc('\n', out);
         }
     }

@@ -426,8 +426,8 @@ static void pack_field(msgpack_packer *pk, const wire_msg_t *m, uint32_t bit) {
         break;
     }
     case WIRE_F_LOAD:
-        msgpack_pack_array(pk, 3);
-        for (int i = 0; i < 3; i++) msgpack_pack_uint32(pk, m->load[i]);
+        msgpack_pack_array(pk, 4);
+        for (int i = 0; i < 4; i++) msgpack_pack_uint32(pk, m->load[i]);
         break;
     case WIRE_F_SESSION: pack_str(pk, m->session); break;
     case WIRE_F_FINGERPRINT: pack_str(pk, m->fingerprint); break;
@@ -585,9 +585,9 @@ static int parse_field(wp_ctx_t *c, wire_msg_t *m, uint32_t bit, const msgpack_o
     case WIRE_F_USAGE: return wp_get_submap(c, v, f, usage_kv, &m->usage);
     case WIRE_F_TIMINGS: return wp_get_submap(c, v, f, timings_kv, m);
     case WIRE_F_LOAD:
-        if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 3)
-            return wp_type_err(c, f, "an array of 3 non-negative integers");
-        for (int i = 0; i < 3; i++) {
+        if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 4)
+            return wp_type_err(c, f, "an array of 4 non-negative integers");
+        for (int i = 0; i < 4; i++) {
             int rc = wp_get_u32(c, &v->via.array.ptr[i], f, (1u << 30) - 1, &m->load[i]);
             if (rc) return rc;
         }

@@ -22,7 +22,7 @@
 
 // ---- version and limits ---------------------------------------------------------------------
 
-#define WIRE_VERSION 5 /* 2: DONE usage gained visual_kept, visual_total, result_bytes;
+#define WIRE_VERSION 6 /* 2: DONE usage gained visual_kept, visual_total, result_bytes;
                           3: client sessions (RESUME, ACK, BYE, `session`), attempt fencing on
                              worker messages, DONE `seq`, checkpoint `fingerprint`;
                           4: the encoder result's geometry as typed fields `parts` and
@@ -30,7 +30,10 @@
                           5: conversations and several images: SUBMIT carries `prompt` (one image)
                              or `messages` (0..16 images, one frame per image part); the encoder
                              result is the array `visuals` (one record and one tensor frame per
-                             image) in RESULT and the decode JOB; an encode JOB carries no text */
+                             image) in RESULT and the decode JOB; an encode JOB carries no text;
+                          6: a decoder's HEARTBEAT `load` gained a fourth number, the jobs it
+                             holds that wait for KV blocks (the broker sends it no new job
+                             while that is not 0) */
 
 #define WIRE_MAX_HEADER (256u * 1024)         /* bytes of the msgpack header frame */
 #define WIRE_MAX_FRAME (64u * 1024 * 1024)    /* any frame; also ZMQ_MAXMSGSIZE on every socket */
@@ -216,9 +219,9 @@ typedef struct wire_msg {
     uint32_t n_visuals;          /* [0, WIRE_MAX_IMAGES] */
     char session[WIRE_MAX_SESSION + 1];         /* client messages: the client's session secret */
     char fingerprint[WIRE_MAX_FINGERPRINT + 1]; /* READY, RESULT, decode JOB: checkpoint hash */
-    uint32_t load[3];            /* HEARTBEAT from a decoder: jobs in its last decode batch, KV
-                                    blocks in use, KV blocks in its pool (sent when the last is
-                                    non-zero; each < 2^30) */
+    uint32_t load[4];            /* HEARTBEAT from a decoder: jobs in its last decode batch, KV
+                                    blocks in use, KV blocks in its pool, jobs waiting in it for
+                                    KV blocks (sent when the third is non-zero; each < 2^30) */
 } wire_msg_t;
 
 // ---- header encode / decode -----------------------------------------------------------------

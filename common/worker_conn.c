@@ -60,7 +60,9 @@ struct worker_conn {
     int nheld, capheld;
     uint64_t session;                /* current session, under mu */
     worker_conn_stats_t stats;
-    uint32_t load[3];                /* the HEARTBEAT's load, under mu (all 0: not sent) */
+    uint32_t load[4];                /* the HEARTBEAT's load, under mu (all 0: not sent) */
+    bool load_now;                   /* under mu: send a HEARTBEAT at the next round (the
+                                        waiting count went from 0 to more or back) */
 };
 
 // ---- small helpers ------------------------------------------------------------------------------
@@ -264,13 +266,17 @@ static void heartbeat(void *user, void *sock) {
     if (wire_send(sock, NULL, 0, &m, NULL, err)) log_debug("worker_conn: HEARTBEAT not sent: %s", err);
 }
 
-void worker_conn_set_load(worker_conn_t *c, uint32_t batch, uint32_t kv_used, uint32_t kv_total) {
+void worker_conn_set_load(worker_conn_t *c, uint32_t batch, uint32_t kv_used, uint32_t kv_total, uint32_t waiting) {
     const uint32_t cap = (1u << 30) - 1;
     pthread_mutex_lock(&c->mu);
+    bool change = (c->load[3] > 0) != (waiting > 0);
     c->load[0] = batch < cap ? batch : cap;
     c->load[1] = kv_used < cap ? kv_used : cap;
     c->load[2] = kv_total < cap ? kv_total : cap;
+    c->load[3] = waiting < cap ? waiting : cap;
+    c->load_now |= change && c->load[2] != 0;
     pthread_mutex_unlock(&c->mu);
+    if (change) wake(c); /* the broker should know at once that this decoder is full, or not */
 }
 
 /* Sends queued messages of the current session; stops at a full pipe. */
@@ -314,8 +320,10 @@ static int round_out(void *user, void *sock, int64_t now) {
     (void)now;
     flush_out(c, sock);
     pthread_mutex_lock(&c->mu);
-    bool pending = c->out_head != NULL;
+    bool pending = c->out_head != NULL, load_now = c->load_now;
+    c->load_now = false;
     pthread_mutex_unlock(&c->mu);
+    if (load_now) heartbeat(c, sock);
     return pending ? 5 : -1;
 }
 

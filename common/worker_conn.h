@@ -103,9 +103,11 @@ int worker_conn_send_result(worker_conn_t *c, const worker_job_t *job, const wir
 int worker_conn_send_error(worker_conn_t *c, const worker_job_t *job, int code, const char *message, char *err);
 
 /* What the next HEARTBEATs tell the broker about this worker's load (`hired status`): the jobs
- * in its last decode batch and its KV blocks in use and in all (kv_total 0: nothing is sent).
- * Any thread. */
-void worker_conn_set_load(worker_conn_t *c, uint32_t batch, uint32_t kv_used, uint32_t kv_total);
+ * in its last decode batch, its KV blocks in use and in all (kv_total 0: nothing is sent), and
+ * the jobs it holds that wait for KV blocks. While that last is not 0 the broker sends this
+ * worker no new job (they wait in the broker's queue, where any decoder can take them); when it
+ * changes from 0 to more or back, a HEARTBEAT goes out at once. Any thread. */
+void worker_conn_set_load(worker_conn_t *c, uint32_t batch, uint32_t kv_used, uint32_t kv_total, uint32_t waiting);
 
 /* Counters for tests and logs. */
 typedef struct worker_conn_stats {

@@ -26,7 +26,9 @@
  * step (the weights read once per step for all of them), prefilling new prompts a chunk
  * (decoder.prefill_chunk) per step in between. Jobs are admitted by KV blocks from a pool of
  * decoder.kv_bytes: a job runs once its whole cache (prompt + max_tokens) fits, else it waits
- * for running jobs to end; a job that could not fit the empty pool gets an ERROR at once. A
+ * for running jobs to end — and while any job waits, the decoder's heartbeat says so (load
+ * `kv_waiting`, sent at once when it changes) and the broker sends it no new job; a job that
+ * could not fit the empty pool gets an ERROR at once. A
  * job's tokens do not depend on what else is in the batch. A CANCEL (or a lost broker
  * session) stops generation at the next step; the job still ends with one terminal send (ERROR
  * "cancelled", dropped or returning credit).
@@ -107,7 +109,7 @@ static void publish_load(void *user, const gen_sched_stats_t *st) {
     dec_t *d = user;
     if (d->svc.conn)
         worker_conn_set_load(d->svc.conn, (uint32_t)st->batch, (uint32_t)st->kv_blocks_used,
-                             (uint32_t)st->kv_blocks_total);
+                             (uint32_t)st->kv_blocks_total, (uint32_t)st->waiting);
 }
 
 /* svc_daemon_t.load: the device, the text half, one context per job thread, the scheduler. */

@@ -229,6 +229,7 @@ static bool pools_prom(const cJSON *status, char **out, size_t *len, size_t *cap
         {"decode_batch", "jobs in the pool's decoders' last decode batches (continuous batching)"},
         {"kv_blocks_used", "KV-cache blocks (16 positions) the pool's decoders hold for running jobs"},
         {"kv_blocks_total", "KV-cache blocks in the pool's decoders' pools"},
+        {"kv_waiting", "jobs the pool's decoders hold that wait for KV blocks (such a decoder takes no new job)"},
     };
     for (size_t k = 0; k < ARRAY_LEN(names); k++) {
         P("# HELP hired_broker_%s %s\n# TYPE hired_broker_%s gauge\n", names[k][0], names[k][1], names[k][0]);
@@ -241,7 +242,8 @@ static bool pools_prom(const cJSON *status, char **out, size_t *len, size_t *cap
                      : k == 3 ? num(pool, "in_use")
                      : k == 4 ? sum_workers(pool, "batch")
                      : k == 5 ? sum_workers(pool, "kv_blocks_used")
-                              : sum_workers(pool, "kv_blocks_total");
+                     : k == 6 ? sum_workers(pool, "kv_blocks_total")
+                              : sum_workers(pool, "kv_waiting");
             P("hired_broker_%s{service=\"%s\",model=\"%s\"} %.0f\n", names[k][0],
               gw_prom_label(str(pool, "service"), sv, sizeof sv), gw_prom_label(str(pool, "model"), md, sizeof md), v);
         }

@@ -25,6 +25,9 @@ int k_attention_check(const k_attention_args *a, char *err) {
     if (!(a->scale == a->scale)) return hired_errf(err, HIRED_EINVAL, "attention: scale is NaN");
     if (!k_dtype_known(a->dtype) || !k_dtype_known(a->kv_dtype))
         return hired_errf(err, HIRED_EINVAL, "attention: unknown dtype %d / kv dtype %d", (int)a->dtype, (int)a->kv_dtype);
+    if (a->kv_blocks && (a->kv_block <= 0 || a->kv_block_stride == 0))
+        return hired_errf(err, HIRED_EINVAL, "attention: paged keys need a block size and stride (got %d, %zu)",
+                          a->kv_block, a->kv_block_stride);
     return HIRED_OK;
 }
 

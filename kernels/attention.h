@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "backend.h"
 
@@ -30,7 +31,20 @@ typedef struct {
     int q_pos0;
     tensor_dtype_t dtype;            /* q and out */
     tensor_dtype_t kv_dtype;         /* k and v */
+    /* Paged keys and values (a KV cache in blocks out of one pool; NULL: dense rows). Key j is
+     * row j % kv_block of block kv_blocks[j / kv_block], which starts kv_blocks[..] ·
+     * kv_block_stride elements (of kv_dtype) after k; rows within a block are ldk apart. v
+     * likewise from v with ldv. kv_blocks: device memory, ⌈t_k / kv_block⌉ entries ≥ 0. */
+    const int32_t *kv_blocks;
+    int kv_block;
+    size_t kv_block_stride;
 } k_attention_args;
+
+/* Element offset of key (or value) row j from k (v) with row stride ld: dense or paged. */
+static inline size_t k_attention_row(const k_attention_args *a, int j, size_t ld) {
+    if (!a->kv_blocks) return (size_t)j * ld;
+    return (size_t)a->kv_blocks[j / a->kv_block] * a->kv_block_stride + (size_t)(j % a->kv_block) * ld;
+}
 
 int k_attention_check(const k_attention_args *a, char *err);
 int k_attention(k_ctx_t *ctx, const k_attention_args *a);

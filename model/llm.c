@@ -279,8 +279,8 @@ static int scratch_alloc(const llm_t *m, k_ctx_t *ctx, int rows, llm_scratch_t *
 }
 
 /* One chunk of t rows (already copied into s->x) at positions p0.., every layer. A float32
- * cache gets its new keys and values straight from the projections (RoPE applied in place);
- * another dtype gets them through kb, vb ([t, kv_dim] float32 scratch: RoPE in float32, then
+ * dense cache gets its new keys and values straight from the projections (RoPE applied in
+ * place); another dtype or a paged cache gets them through kb, vb ([t, kv_dim] float32 scratch: RoPE in float32, then
  * one rounding as they are stored). */
 static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, int p0, llm_scratch_t *s, float *kb,
                          float *vb) {
@@ -290,8 +290,7 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
     int rc = HIRED_OK;
     for (int l = 0; !rc && l < c->layers; l++) {
         const llm_layer_t *L = &m->layers[l];
-        void *kc = kv_cache_k(kv, l, 0), *vc = kv_cache_v(kv, l, 0); /* [cap, kvd] */
-        const bool direct = kv_cache_dtype(kv) == TENSOR_DTYPE_F32;
+        const bool direct = kv_cache_dtype(kv) == TENSOR_DTYPE_F32 && !kv_cache_paged(kv);
         void *krows = direct ? kv_cache_k(kv, l, p0) : kb, *vrows = direct ? kv_cache_v(kv, l, p0) : vb; /* [t, kvd] */
 
         rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->in_norm, c->rms_eps);
@@ -303,8 +302,9 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
         k_rope_args rk = {.t = t, .n_head = c->kv_heads, .head_dim = c->head_dim, .x = krows, .pos0 = p0,
                           .theta = c->rope_theta, .dtype = TENSOR_DTYPE_F32};
         k_attention_args at = {.t_q = t, .t_k = p0 + t, .n_head = c->heads, .n_head_kv = c->kv_heads,
-                               .head_dim = c->head_dim, .q = s->q, .k = kc, .v = vc, .out = s->att, .scale = scale,
-                               .causal = true, .q_pos0 = p0, .kv_dtype = kv_cache_dtype(kv)};
+                               .head_dim = c->head_dim, .q = s->q, .out = s->att, .scale = scale, .causal = true,
+                               .q_pos0 = p0};
+        kv_cache_attention(kv, l, &at);
         if (!rc) rc = k_rope(ctx, &rq);
         if (!rc) rc = k_rope(ctx, &rk);
         if (!rc && !direct) rc = kv_cache_write(kv, ctx, l, p0, kb, vb, t);
@@ -357,7 +357,7 @@ int llm_forward_rows(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *
     float *kb = NULL, *vb = NULL; /* a cache of another dtype than float32: new keys and values */
     const size_t kvb = (size_t)chunk * m->kv_dim * sizeof(float);
     if (scratch_alloc(m, ctx, chunk, &s) ||
-        (kv_cache_dtype(kv) != TENSOR_DTYPE_F32 && (!(kb = k_ctx_alloc(ctx, kvb)) || !(vb = k_ctx_alloc(ctx, kvb))))) {
+        ((kv_cache_dtype(kv) != TENSOR_DTYPE_F32 || kv_cache_paged(kv)) && (!(kb = k_ctx_alloc(ctx, kvb)) || !(vb = k_ctx_alloc(ctx, kvb))))) {
         k_ctx_release(ctx, mark);
         return hired_errf(err, HIRED_ENOMEM, "text model: out of memory for a %d-row chunk", chunk);
     }
@@ -424,9 +424,9 @@ static int forward_batch_layer(const llm_t *m, k_ctx_t *ctx, kv_cache_t *const *
         k_rope_args rk = {.t = 1, .n_head = c->kv_heads, .head_dim = c->head_dim, .x = krow, .pos0 = p,
                           .theta = c->rope_theta, .dtype = TENSOR_DTYPE_F32};
         k_attention_args at = {.t_q = 1, .t_k = p + 1, .n_head = c->heads, .n_head_kv = c->kv_heads,
-                               .head_dim = c->head_dim, .q = q, .k = kv_cache_k(kv, l, 0), .v = kv_cache_v(kv, l, 0),
-                               .out = s->att + (size_t)i * m->q_dim, .scale = scale, .causal = true, .q_pos0 = p,
-                               .kv_dtype = kv_cache_dtype(kv)};
+                               .head_dim = c->head_dim, .q = q, .out = s->att + (size_t)i * m->q_dim, .scale = scale,
+                               .causal = true, .q_pos0 = p};
+        kv_cache_attention(kv, l, &at);
         rc = k_rope(ctx, &rq);
         if (!rc) rc = k_rope(ctx, &rk); /* in float32, then stored (the same bits as RoPE in a float32 cache) */
         if (!rc) rc = kv_cache_write(kv, ctx, l, p, krow, vrow, 1);

@@ -64,14 +64,14 @@ struct gen_sched {
     seq_t *waiting_head, *waiting_tail; /* under mu */
     int blocks_used;                    /* under mu */
     gen_sched_stats_t stats;            /* under mu */
+    kv_pool_t *pool; /* every job's KV blocks (its free list: scheduler thread only) */
     /* scheduler thread only */
     seq_t *running;
-    float *blogits; /* [max_seqs, vocab] device (arena) */
-    float *bx;      /* [max_seqs, hidden] device (arena) */
+    float *blogits; /* [max_seqs, vocab] device */
+    float *bx;      /* [max_seqs, hidden] device */
     kv_cache_t **bkv;
     seq_t **bseq;
     int32_t *bids;
-    size_t mark;
 };
 
 // ---- sizes ---------------------------------------------------------------------------------------
@@ -115,9 +115,7 @@ static int seq_open(gen_sched_t *s, seq_t *q, char *err) {
         if (q->eos[e] >= 0 && q->eos[e] < s->V) q->mask[q->n_mask++] = q->eos[e];
     q->max_new = q->p.max_tokens < q->cap - q->pr->length + 1 ? q->p.max_tokens : q->cap - q->pr->length + 1;
     char kerr[HIRED_ERR_LEN];
-    if (!(q->kv = kv_cache_new(k_ctx_device(s->ctx), s->o.kv_dtype, cfg->text.layers,
-                               cfg->text.kv_heads * cfg->text.head_dim, q->cap, kerr)))
-        return hired_errf(err, HIRED_ENOMEM, "%s", kerr);
+    if (!(q->kv = kv_cache_new_paged(s->pool, s->ctx, q->cap, kerr))) return hired_errf(err, HIRED_ENOMEM, "%s", kerr);
     q->smp = sampler_new(k_ctx_host(s->ctx), s->V);
     q->ts = tok_stream_new(tok, true);
     q->host = mem_alloc_aligned((size_t)s->V * sizeof(float));
@@ -279,6 +277,9 @@ static void reap(gen_sched_t *s) {
 
 static void step(gen_sched_t *s) {
     char err[HIRED_ERR_LEN];
+    /* the scratch of the last step goes; the arena grows to the largest step so far, so once
+     * warm a step allocates nothing */
+    k_ctx_reset(s->ctx);
     /* opening admitted jobs, cancellations */
     for (seq_t *q = s->running; q; q = q->next) {
         if (q->state == SEQ_PREFILL && !q->kv) {
@@ -296,15 +297,25 @@ static void step(gen_sched_t *s) {
         }
     }
     reap(s);
-    /* one prefill chunk */
+    /* prefill: a budget of one chunk's rows per step, spent on the oldest prompts first in the
+     * chunks each would get alone (a chunk that does not fit what is left waits for the next
+     * step; the first always runs) */
     double t0 = clock_ms(), ms_prefill = 0, ms_decode = 0;
-    for (seq_t *q = s->running; q; q = q->next)
-        if (q->state == SEQ_PREFILL) {
-            int rc = seq_prefill(s, q, llm_prefill_chunk(s->llm), err);
-            if (rc) seq_fail(s, q, rc, err);
-            ms_prefill = clock_ms() - t0;
-            break;
+    const int chunk = llm_prefill_chunk(s->llm);
+    int budget = chunk;
+    for (seq_t *q = s->running; q && budget > 0; q = q->next)
+        while (q->state == SEQ_PREFILL) {
+            const int n = q->pr->length - q->prefilled < chunk ? q->pr->length - q->prefilled : chunk;
+            if (n > budget && budget < chunk) break;
+            int rc = seq_prefill(s, q, chunk, err);
+            budget -= n;
+            if (rc) {
+                seq_fail(s, q, rc, err);
+                break;
+            }
+            if (budget <= 0) break;
         }
+    if (budget < chunk) ms_prefill = clock_ms() - t0;
     /* sampling */
     for (seq_t *q = s->running; q; q = q->next)
         if (q->state == SEQ_DECODE && q->fresh && !seq_sample(s, q)) seq_end(s, q);
@@ -318,7 +329,6 @@ static void step(gen_sched_t *s) {
             s->bids[n++] = q->feed;
         }
     if (n) {
-        k_ctx_release(s->ctx, s->mark);
         t0 = clock_ms();
         int rc = llm_embed(s->llm, s->ctx, s->bids, n, s->bx, err);
         if (!rc) rc = llm_forward_batch(s->llm, s->ctx, s->bkv, s->bx, n, s->blogits, err);
@@ -403,9 +413,13 @@ gen_sched_t *gen_sched_new(gen_model_t *m, const gen_sched_opts_t *o, char *err)
         gen_sched_destroy(&s);
         return NULL;
     }
-    s->blogits = k_ctx_alloc(s->ctx, (size_t)B * s->V * sizeof(float));
-    s->bx = k_ctx_alloc(s->ctx, (size_t)B * s->D * sizeof(float));
-    s->mark = k_ctx_mark(s->ctx);
+    if (!(s->pool = kv_pool_new(llm_device(s->llm), o->kv_dtype, tc->layers, tc->kv_heads * tc->head_dim, s->blocks_total,
+                                GEN_SCHED_BLOCK, err))) {
+        gen_sched_destroy(&s);
+        return NULL;
+    }
+    s->blogits = k_device_alloc(llm_device(s->llm), (size_t)B * s->V * sizeof(float));
+    s->bx = k_device_alloc(llm_device(s->llm), (size_t)B * s->D * sizeof(float));
     if (!s->blogits || !s->bx || pthread_create(&s->th, NULL, sched_main, s)) {
         hired_errf(err, HIRED_ENOMEM, "scheduler: out of memory or threads");
         gen_sched_destroy(&s);
@@ -426,6 +440,9 @@ void gen_sched_destroy(gen_sched_t **ps) {
         pthread_join(s->th, NULL);
     }
     k_ctx_destroy(&s->ctx);
+    kv_pool_destroy(&s->pool);
+    k_device_free(llm_device(s->llm), s->blogits);
+    k_device_free(llm_device(s->llm), s->bx);
     pthread_cond_destroy(&s->ended);
     pthread_cond_destroy(&s->work);
     pthread_mutex_destroy(&s->mu);

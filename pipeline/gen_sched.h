@@ -7,8 +7,10 @@
  *      max_tokens − 1 positions, capped by the context (gen_kv_positions) — fits, so a running
  *      job never waits for memory and nothing is preempted; a job that could not fit even an
  *      empty pool is refused at once (HIRED_ERANGE naming both sizes);
- *   2. prefills one chunk (llm_set_prefill_chunk rows) of the oldest job still in prefill, so a
- *      long prompt does not stall the others' tokens for longer than one chunk;
+ *   2. prefills up to one chunk's worth of rows (llm_set_prefill_chunk) of the jobs still in
+ *      prefill, oldest first, each prompt in the very chunks it would get alone (whole prompts
+ *      while they fit: a burst of short prompts joins the batch within a few steps; a long one
+ *      goes one chunk per step), so no step stalls the others' tokens for more than one chunk;
  *   3. samples every job that has fresh logits with its own parameters, seed and step number,
  *      streams the text (stop strings held back, as gen_decode) and ends the jobs that stop;
  *   4. runs the next token of every decoding job as one batch (llm_forward_batch: the weights
@@ -19,11 +21,13 @@
  * what else is in the batch: with the same seed it gives the same tokens alone or batched. With
  * F16/BF16 weights on a CPU with the AVX2 kernels they are also gen_decode's tokens.
  *
- * KV pool: kv_bytes of cache, counted in blocks of GEN_SCHED_BLOCK positions (all layers, keys
- * and values, in kv_dtype). A job takes the blocks its cache needs for its whole life; they are
- * one allocation per job today (the attention reads a job's positions contiguously), not pages
- * scattered over one pool. At HiRED budget 0.2 a job's prompt is about a fifth of the image
- * tokens, so the same pool runs several times as many jobs at once.
+ * KV pool: kv_bytes of cache, allocated once when the scheduler starts, in blocks of
+ * GEN_SCHED_BLOCK positions (all layers, keys and values, in kv_dtype; model/kvcache.h). A job
+ * takes the blocks its cache needs for its whole life, wherever they lie in the pool (its
+ * block table says which; attention reads through it), and gives them back when it ends, so
+ * the pool never fragments and no job allocates KV memory. At HiRED budget 0.2 a job's prompt
+ * is about a fifth of the image tokens, so the same pool runs several times as many jobs at
+ * once.
  *
  * Threads: gen_sched_run may be called from any number of threads at once; each call blocks
  * until its job has ended (the prompt is borrowed until then; emit and cancelled are called on

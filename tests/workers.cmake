@@ -66,3 +66,6 @@ add_dependencies(test_netns hired-broker hired-encoder hired-decoder)
 # (too many images, placeholder mismatch, empty, oversize) gets a clear ERROR.
 hired_add_test(test_real_chat SOURCES integration/test_real_chat.c LIBS hired_rt_util LABELS integration)
 add_dependencies(test_real_chat hired-broker hired-encoder hired-decoder hired)
+# A decoder whose KV pool is full takes no new job: it waits in the broker for another decoder.
+hired_add_test(test_real_kvwait SOURCES integration/test_real_kvwait.c LIBS hired_rt_util LABELS integration)
+add_dependencies(test_real_kvwait hired-broker hired-decoder)

@@ -130,18 +130,25 @@ size_t k_attention_cpu_workspace(const k_attention_args *a) {
         k_attention_plan(&b, max_threads, &l);
         if (l.scratch_floats > most) most = l.scratch_floats;
     }
-    size_t widen = a->kv_dtype != TENSOR_DTYPE_F32 ? 2 * ((size_t)a->t_k * a->n_head_kv * a->head_dim * sizeof(float) + 64) : 0;
+    size_t widen = a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks
+                       ? 2 * ((size_t)a->t_k * a->n_head_kv * a->head_dim * sizeof(float) + 64)
+                       : 0;
     return most * (size_t)max_threads * sizeof(float) + widen;
 }
 
-/* Keys or values of a half dtype [t_k, kvrow] (row stride ld) as float32 rows (exact). */
-static void widen_rows(float *dst, const uint16_t *src, size_t ld, int t_k, size_t kvrow, tensor_dtype_t dt) {
+/* Keys or values [t_k, kvrow] (row stride ld; dense or paged, k_attention_row) as dense
+ * float32 rows: half dtypes widened (exact), float32 copied. */
+static void widen_rows(float *dst, const void *src, size_t ld, const k_attention_args *a, size_t kvrow) {
+    const tensor_dtype_t dt = a->kv_dtype;
     bool simd = dt == TENSOR_DTYPE_F16 && k_cpu_have_f16c();
-    for (int i = 0; i < t_k; i++) {
-        if (simd)
-            k_cpu_f16_to_f32_f16c(dst + (size_t)i * kvrow, src + (size_t)i * ld, kvrow);
+    for (int i = 0; i < a->t_k; i++) {
+        size_t off = k_attention_row(a, i, ld);
+        if (dt == TENSOR_DTYPE_F32)
+            memcpy(dst + (size_t)i * kvrow, (const float *)src + off, kvrow * sizeof(float));
+        else if (simd)
+            k_cpu_f16_to_f32_f16c(dst + (size_t)i * kvrow, (const uint16_t *)src + off, kvrow);
         else
-            k_cpu_to_f32_portable(dst + (size_t)i * kvrow, src + (size_t)i * ld, dt, kvrow);
+            k_cpu_to_f32_portable(dst + (size_t)i * kvrow, (const uint16_t *)src + off, dt, kvrow);
     }
 }
 
@@ -157,17 +164,18 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
     k_attention_launch l;
     k_attention_plan(a, k_cpu_max_threads(), &l);
     size_t mark = k_ctx_mark(ctx);
-    if (a->kv_dtype != TENSOR_DTYPE_F32) {
-        /* a half KV cache: widened once per call, then the float32 path (the same bits as
-         * float32 keys and values holding the rounded numbers) */
+    if (a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks) {
+        /* a half or paged KV cache: widened or gathered into dense rows once per call, then
+         * the float32 path (the same bits as dense float32 keys and values holding the same
+         * numbers) */
         float *k32 = k_ctx_alloc(ctx, (size_t)a->t_k * kvrow * sizeof(float));
         float *v32 = k_ctx_alloc(ctx, (size_t)a->t_k * kvrow * sizeof(float));
         if (!k32 || !v32) {
             k_ctx_release(ctx, mark);
             return k_ctx_fail(ctx, HIRED_ENOMEM, "attention: no memory to widen %d half keys", a->t_k);
         }
-        widen_rows(k32, a->k, c.ldk, a->t_k, kvrow, a->kv_dtype);
-        widen_rows(v32, a->v, c.ldv, a->t_k, kvrow, a->kv_dtype);
+        widen_rows(k32, a->k, c.ldk, a, kvrow);
+        widen_rows(v32, a->v, c.ldv, a, kvrow);
         c.k = k32, c.v = v32, c.ldk = c.ldv = kvrow;
     }
     float *scratch = k_ctx_alloc(ctx, l.scratch_floats * l.n_threads * sizeof(float)); /* per thread */

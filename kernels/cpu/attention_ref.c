@@ -1,6 +1,7 @@
 /* attention_ref.c — reference attention: for every (query, q head), three passes over the
  * visible keys in double (max score, sum of exponentials, probability-weighted sum of v),
- * recomputing each score rather than storing it, so no memory is needed. The row
+ * recomputing each score rather than storing it, so no memory is needed; paged keys and values
+ * are read in place through their block table (float32). The row
  * probabilities (attn_row) the same way, for one query over every key. */
 #include <math.h>
 
@@ -33,19 +34,20 @@ void k_attention_ref(const k_attention_args *a) {
             const float *vb = va + (size_t)hk * a->head_dim;
             double mx = -INFINITY;
             for (int j = 0; j < n_vis; j++) {
-                double s = score(a, q, kb + j * ldk);
+                double s = score(a, q, kb + k_attention_row(a, j, ldk));
                 if (s > mx) mx = s;
             }
             double sum = 0.0;
-            for (int j = 0; j < n_vis; j++) sum += exp(score(a, q, kb + j * ldk) - mx);
+            for (int j = 0; j < n_vis; j++) sum += exp(score(a, q, kb + k_attention_row(a, j, ldk)) - mx);
             /* weighted sum of v, 64 output columns at a time (one score per key and chunk) */
             float *o = oa + i * ldo + (size_t)h * a->head_dim;
             for (int c0 = 0; c0 < a->head_dim; c0 += 64) {
                 int nc = a->head_dim - c0 < 64 ? a->head_dim - c0 : 64;
                 double acc[64] = {0};
                 for (int j = 0; j < n_vis; j++) {
-                    double p = exp(score(a, q, kb + j * ldk) - mx) / sum;
-                    for (int c = 0; c < nc; c++) acc[c] += p * vb[j * ldv + c0 + c];
+                    double p = exp(score(a, q, kb + k_attention_row(a, j, ldk)) - mx) / sum;
+                    const float *vr = vb + k_attention_row(a, j, ldv);
+                    for (int c = 0; c < nc; c++) acc[c] += p * vr[c0 + c];
                 }
                 for (int c = 0; c < nc; c++) o[c0 + c] = (float)acc[c];
             }

@@ -221,6 +221,26 @@ static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *d
     }
 }
 
+/* F16/BF16 on a CPU with AVX-512: register tiles of 4 weight rows × 4 x rows straight from the
+ * half weights (k_cpu_half_dot_tile_like1_x86), the bits of the m = 1 fused path. The 4 weight
+ * rows of a tile stay in cache while every group of x rows passes over them, so w streams from
+ * memory once per call and each weight load feeds up to four rows. */
+static void rows_half_tiles(const mm_ctx *c, int j0, int j1) {
+    const k_matmul_args *a = c->a;
+    const uint16_t *w = a->w;
+    const bool bf16 = a->w_dtype == TENSOR_DTYPE_BF16;
+    float dot[16];
+    for (int j = j0; j < j1; j += 4) {
+        const int nw = j + 4 <= j1 ? 4 : j1 - j;
+        for (int i = 0; i < a->m; i += 4) {
+            const int nx = i + 4 <= a->m ? 4 : a->m - i;
+            k_cpu_half_dot_tile_like1_x86(w + (size_t)j * a->k, bf16, a->k, nw, c->x + (size_t)i * c->ldx, c->ldx, nx, dot, 4);
+            for (int r = 0; r < nx; r++)
+                for (int jj = 0; jj < nw; jj++) rows_store(c, i + r, j + jj, dot[r * 4 + jj]);
+        }
+    }
+}
+
 /* The same without scratch: each x row alone through the one-row fused kernel. */
 static void rows_half_simd_noscratch(const mm_ctx *c, int j0, int j1) {
     const k_matmul_args *a = c->a;
@@ -239,13 +259,16 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     const k_matmul_args *a = c->a;
     int n_threads = l->n_threads;
     size_t mark = k_ctx_mark(ctx);
+    const bool tiles = l->simd && k_cpu_have_avx512vl();
     size_t per = 2 * ((size_t)a->k + (size_t)a->m); /* floats per thread: two converted rows + their dots */
-    float *scratch = l->simd && a->w_dtype != TENSOR_DTYPE_F32 ? k_ctx_alloc(ctx, per * n_threads * sizeof(float)) : NULL;
+    float *scratch = l->simd && !tiles && a->w_dtype != TENSOR_DTYPE_F32 ? k_ctx_alloc(ctx, per * n_threads * sizeof(float)) : NULL;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
     for (int s = 0; s < n_threads; s++) {
         int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
         if (a->w_dtype == TENSOR_DTYPE_F32)
             rows_f32(c, j0, j1);
+        else if (l->simd && tiles)
+            rows_half_tiles(c, j0, j1);
         else if (l->simd && scratch)
             rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + 2 * (size_t)a->k);
         else if (l->simd)

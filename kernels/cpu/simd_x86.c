@@ -237,6 +237,88 @@ K_TARGET512 void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj,
     if (j < nj) k_cpu_dot_rows_like1_x86(w32 + (size_t)j * k, k, 1, x, ldx, nr, dot + j, ld_dot);
 }
 
+/* ---- the register-tiled row-invariant kernel (AVX-512F) ----------------------------------------
+ * One zmm accumulator per (x row, weight row) covers the 16 elements of a step: its low eight
+ * lanes are dot_rows_1's a0 and its high eight its a1, each lane updated by the same fused
+ * multiply-add in the same order, so adding the halves, reducing and the fused tail give the
+ * bits of dot_rows_1 for that x row alone. Tiles of up to 4 weight rows × 4 x rows keep 16
+ * accumulators in registers through the whole k loop: 8 loads feed 16 FMAs, so the product is
+ * bound by arithmetic, not by loads, once several x rows share the weights. */
+
+K_TARGET512 static inline __m512 load16w(const uint16_t *w, bool bf16) {
+    __m256i h = _mm256_loadu_si256((const __m256i *)w);
+    if (bf16) return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    return _mm512_cvtph_ps(h);
+}
+
+/* hsum(a0 + a1) of dot_rows_1, with a0, a1 the halves of v. */
+K_TARGET512 static inline float hsum_halves(__m512 v) {
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+    return hsum512(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
+}
+
+K_TARGET512 static inline __attribute__((always_inline)) void like1_tile(const uint16_t *w, int k, const int nw,
+                                                                         const float *x, size_t ldx, const int nx,
+                                                                         float *dot, size_t ld_dot, bool bf16) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
+    const int k16 = k / 16 * 16;
+    for (int p = 0; p < k16; p += 16) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            if (j < nw) wv[j] = load16w(w + (size_t)j * k + p, bf16);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            if (r >= nx) continue;
+            __m512 xv = _mm512_loadu_ps(x + (size_t)r * ldx + p);
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                if (j < nw) acc[r][j] = _mm512_fmadd_ps(wv[j], xv, acc[r][j]);
+        }
+    }
+    for (int r = 0; r < nx; r++)
+        for (int j = 0; j < nw; j++) {
+            float s = hsum_halves(acc[r][j]);
+            const uint16_t *wr = w + (size_t)j * k;
+            const float *xr = x + (size_t)r * ldx;
+            for (int p = k16; p < k; p++) s = __builtin_fmaf(scalar_w(wr[p], bf16), xr[p], s);
+            dot[(size_t)r * ld_dot + j] = s;
+        }
+}
+
+/* The tile shapes as constants, so every branch on nw and nx above folds away. */
+#define LIKE1_TILE_CASES(BF)                                                                                          \
+    switch (nw * 8 + nx) {                                                                                            \
+    case 4 * 8 + 4: like1_tile(w, k, 4, x, ldx, 4, dot, ld_dot, BF); break;                                           \
+    case 4 * 8 + 3: like1_tile(w, k, 4, x, ldx, 3, dot, ld_dot, BF); break;                                           \
+    case 4 * 8 + 2: like1_tile(w, k, 4, x, ldx, 2, dot, ld_dot, BF); break;                                           \
+    case 4 * 8 + 1: like1_tile(w, k, 4, x, ldx, 1, dot, ld_dot, BF); break;                                           \
+    default:                                                                                                          \
+        for (int j = 0; j < nw; j++) like1_tile(w + (size_t)j * k, k, 1, x, ldx, nx, dot + j, ld_dot, BF);           \
+    }
+
+K_TARGET512 static void like1_tile_f16(const uint16_t *w, int k, int nw, const float *x, size_t ldx, int nx, float *dot,
+                                       size_t ld_dot) {
+    LIKE1_TILE_CASES(false)
+}
+
+K_TARGET512 static void like1_tile_bf16(const uint16_t *w, int k, int nw, const float *x, size_t ldx, int nx,
+                                        float *dot, size_t ld_dot) {
+    LIKE1_TILE_CASES(true)
+}
+
+void k_cpu_half_dot_tile_like1_x86(const uint16_t *w, bool bf16, int k, int nw, const float *x, size_t ldx, int nx,
+                                   float *dot, size_t ld_dot) {
+    if (bf16)
+        like1_tile_bf16(w, k, nw, x, ldx, nx, dot, ld_dot);
+    else
+        like1_tile_f16(w, k, nw, x, ldx, nx, dot, ld_dot);
+}
+
 /* The two instantiations per dtype (the dtype flag is a constant inside each). */
 K_TARGET static void dot_f16(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
                              size_t ld_dot) {
@@ -263,6 +345,11 @@ void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1
 }
 
 #else /* not x86-64 */
+
+void k_cpu_half_dot_tile_like1_x86(const uint16_t *w, bool bf16, int k, int nw, const float *x, size_t ldx, int nx,
+                                   float *dot, size_t ld_dot) {
+    for (int r = 0; r < nx; r++) k_cpu_half_dot_rows_x86(w, bf16, k, 0, nw, x + (size_t)r * ldx, ldx, 1, dot + (size_t)r * ld_dot, 1);
+}
 
 bool k_cpu_have_avx512vl(void) { return false; }
 void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,

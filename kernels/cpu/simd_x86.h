@@ -31,4 +31,10 @@ bool k_cpu_have_avx512vl(void);
 void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
                                     size_t ld_dot);
 
+/* nw ≤ 4 weight rows w [nw, k] (F16, or BF16 when bf16) and nx ≤ 4 rows of x (stride ldx):
+ * dot[r·ld_dot + j] = the bits k_cpu_half_dot_rows_x86 gives for x row r alone (nr = 1), from
+ * a register tile of zmm accumulators. Requires k_cpu_have_avx512vl(). */
+void k_cpu_half_dot_tile_like1_x86(const uint16_t *w, bool bf16, int k, int nw, const float *x, size_t ldx, int nx,
+                                   float *dot, size_t ld_dot);
+
 #endif

@@ -208,7 +208,16 @@ typedef struct {
     float scale;
     bool causal;
     int q_pos0;
+    const int32_t *blocks; /* paged keys and values (k_attention_args.kv_blocks), or NULL */
+    int block;
+    size_t block_stride;
 } attn_params;
+
+/* Element offset of key/value row j (k_attention_row on the device). */
+__device__ static inline size_t attn_row_off(const attn_params &P, int j, size_t ld) {
+    if (!P.blocks) return (size_t)j * ld;
+    return (size_t)P.blocks[j / P.block] * P.block_stride + (size_t)(j % P.block) * ld;
+}
 
 /* One block per (query, q head): blockIdx.x the query (up to 2^31 − 1), blockIdx.y the head. Keys are visited in tiles of blockDim.x: thread t scores key
  * j0+t, the tile's maximum updates the running maximum M (the running sum L and the output
@@ -233,7 +242,7 @@ __global__ static void attention_kernel(attn_params P) {
         int nt = n_vis - j0 < T ? n_vis - j0 : T;
         float s = -INFINITY;
         if (tid < nt) {
-            const float *kr = P.k + (size_t)(j0 + tid) * P.ldk + (size_t)hk * P.d;
+            const float *kr = P.k + attn_row_off(P, j0 + tid, P.ldk) + (size_t)hk * P.d;
             float dot = 0.0f;
             for (int c = 0; c < P.d; c++) dot += qs[c] * kr[c];
             s = dot * P.scale;
@@ -251,9 +260,9 @@ __global__ static void attention_kernel(attn_params P) {
         for (int t = 0; t < nt; t++) ts += p[t];
         L = L * corr + ts;
         for (int c = tid; c < P.d; c += T) {
-            const float *vc = P.v + (size_t)j0 * P.ldv + (size_t)hk * P.d + c;
+            const float *vc = P.v + (size_t)hk * P.d + c;
             float o = acc[c] * corr;
-            for (int t = 0; t < nt; t++) o += p[t] * vc[(size_t)t * P.ldv];
+            for (int t = 0; t < nt; t++) o += p[t] * vc[attn_row_off(P, j0 + t, P.ldv)];
             acc[c] = o;
         }
         M = Mn;
@@ -269,7 +278,7 @@ extern "C" int k_attention_cuda(k_ctx_t *kc, const k_attention_args *a) {
     attn_params P = {(const float *)a->q, (const float *)a->k, (const float *)a->v, (float *)a->out, a->t_k,
                      a->n_head, a->n_head / a->n_head_kv, a->head_dim, a->ldq ? (size_t)a->ldq : qrow,
                      a->ldk ? (size_t)a->ldk : kvrow, a->ldv ? (size_t)a->ldv : kvrow, a->ldo ? (size_t)a->ldo : qrow,
-                     a->scale, a->causal, a->q_pos0};
+                     a->scale, a->causal, a->q_pos0, a->kv_blocks, a->kv_block, a->kv_block_stride};
     size_t shmem = (2 * (size_t)a->head_dim + ATTN_THREADS) * sizeof(float);
     if (shmem > 48 * 1024)
         return k_ctx_fail(kc, HIRED_EUNSUPPORTED, "attention: head_dim %d too large for the CUDA kernel",

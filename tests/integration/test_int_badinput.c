@@ -99,7 +99,7 @@ int main(void) {
     EXPECT(s, WIRE_ERROR, "elements", "");
     hdr(&r, 2, "SUBMIT", "v2job", MODEL, NULL, 0);
     raw_send(s, r.sb.data, r.sb.size, 1, 10);
-    EXPECT(s, WIRE_ERROR, "protocol version 2 not supported (this peer speaks version 5)", "v2job");
+    EXPECT(s, WIRE_ERROR, "protocol version 2 not supported (this peer speaks version 6)", "v2job");
     msgpack_sbuffer_destroy(&r.sb);
     /* an id the protocol cannot carry still gets an ERROR (without the id) */
     hdr(&r, WIRE_VERSION, "SUBMIT", "caf\xc3\xa9", MODEL, NULL, 0);

@@ -11,6 +11,7 @@
 #include "attention.h"
 #include "err.h"
 #include "gemm.h"
+#include "half.h"
 #include "kverify.h"
 #include "mem.h"
 #include "ktest.h"
@@ -249,8 +250,71 @@ static void test_check(void) {
     CHECK_EQ_INT(k_attn_row_check(&r, err), HIRED_EINVAL);
 }
 
+/* Paged keys and values (a block table over one pool, blocks out of order and interleaved with
+ * another layer's rows): the fast path gives exactly the bits of the same keys and values dense,
+ * for float32 and F16 caches, prefill and decode shapes; the reference reads the table too. */
+static void test_paged(void) {
+    const int B = 16, T = 150, HKV = 2, H = 4, D = 16, KV = HKV * D, NB = (T + B - 1) / B, POOL = NB + 3;
+    const int32_t table[] = {7, 2, 9, 0, 4, 11, 1, 5, 3, 10}; /* NB = 10 blocks of POOL = 13 */
+    CHECK_EQ_INT((int)ARRAY_LEN(table), NB);
+    const size_t stride = (size_t)2 * 2 * B * KV; /* [2 layers][k, v][B][KV]: layer 1 is used */
+    for (int half = 0; half < 2; half++) {
+        const tensor_dtype_t dt = half ? TENSOR_DTYPE_F16 : TENSOR_DTYPE_F32;
+        const size_t esz = half ? 2 : 4;
+        float *k = malloc((size_t)T * KV * 4), *v = malloc((size_t)T * KV * 4), *q = malloc((size_t)T * H * D * 4);
+        uint8_t *dk = malloc((size_t)T * KV * esz), *dv = malloc((size_t)T * KV * esz);
+        uint8_t *pool = calloc((size_t)POOL * stride, esz);
+        kverify_fill(k, (size_t)T * KV, seed++, -1, 1);
+        kverify_fill(v, (size_t)T * KV, seed++, -1, 1);
+        kverify_fill(q, (size_t)T * H * D, seed++, -1, 1);
+        const size_t lk = (size_t)2 * B * KV, lv = lk + (size_t)B * KV; /* layer 1's keys and values in a block */
+        for (int j = 0; j < T; j++)
+            for (int e = 0; e < KV; e++) {
+                size_t at = (size_t)table[j / B] * stride + (size_t)(j % B) * KV + e;
+                float kf = k[(size_t)j * KV + e], vf = v[(size_t)j * KV + e];
+                if (half) {
+                    ((uint16_t *)dk)[(size_t)j * KV + e] = ((uint16_t *)pool)[lk + at] = f32_to_half(kf);
+                    ((uint16_t *)dv)[(size_t)j * KV + e] = ((uint16_t *)pool)[lv + at] = f32_to_half(vf);
+                } else {
+                    ((float *)dk)[(size_t)j * KV + e] = ((float *)pool)[lk + at] = kf;
+                    ((float *)dv)[(size_t)j * KV + e] = ((float *)pool)[lv + at] = vf;
+                }
+            }
+        const int shapes[][2] = {{T, 0}, {40, 110}, {1, T - 1}}; /* t_q, q_pos0: prefill, a later chunk, decode */
+        for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
+            const int tq = shapes[s][0], p0 = shapes[s][1];
+            float *o1 = malloc((size_t)tq * H * D * 4), *o2 = malloc((size_t)tq * H * D * 4);
+            k_attention_args a = {.t_q = tq, .t_k = p0 + tq, .n_head = H, .n_head_kv = HKV, .head_dim = D,
+                                  .q = q, .k = dk, .v = dv, .out = o1, .scale = 0.25f, .causal = true, .q_pos0 = p0,
+                                  .kv_dtype = dt};
+            CHECK_EQ_INT(k_attention_cpu(ktest_ctx(), &a), 0);
+            k_attention_args pg = a;
+            pg.k = pool + lk * esz, pg.v = pool + lv * esz, pg.ldk = pg.ldv = KV;
+            pg.kv_blocks = table, pg.kv_block = B, pg.kv_block_stride = stride, pg.out = o2;
+            char err[HIRED_ERR_LEN];
+            CHECK_MSG(k_attention_check(&pg, err) == 0, "%s", err);
+            CHECK_EQ_INT(k_attention_cpu(ktest_ctx(), &pg), 0);
+            CHECK_MSG(!memcmp(o1, o2, (size_t)tq * H * D * 4), "paged %s t_q=%d pos0=%d: not the dense bits",
+                      half ? "f16" : "f32", tq, p0);
+            if (!half) { /* the reference through the table vs the fast path */
+                pg.out = o1;
+                k_attention_ref(&pg);
+                kverify_result r = kverify_close(o2, o1, (size_t)tq * H * D, 1e-5, 1e-4);
+                CHECK_MSG(kverify_report("paged ref", &r, o2, o1), "paged reference t_q=%d", tq);
+            }
+            free(o1), free(o2);
+        }
+        k_attention_args bad = {.t_q = 1, .t_k = 1, .n_head = 1, .n_head_kv = 1, .head_dim = 1, .q = q, .k = k, .v = v,
+                                .out = q, .kv_blocks = table};
+        char err[HIRED_ERR_LEN];
+        CHECK(k_attention_check(&bad, err) == HIRED_EINVAL && strstr(err, "block size"));
+        free(k), free(v), free(q), free(dk), free(dv), free(pool);
+    }
+}
+
 int main(void) {
     test_known();
+    test_paged();
     test_attn_row_strided();
     test_workspace_bound();
     test_plan();

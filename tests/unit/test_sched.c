@@ -215,6 +215,41 @@ static double f16_kv_shift(gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr)
     return worst;
 }
 
+/* A paged cache whose blocks are not in pool order gives the dense cache's prompt logits bit for
+ * bit (float32 and F16); the pool counts its blocks, gives them back, and refuses a cache it
+ * cannot hold with a message naming the blocks. */
+static void paged_same(gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr) {
+    llm_t *llm = gen_model_llm(m);
+    const hf_text_config_t *tc = llm_config(llm);
+    const int V = tc->vocab, L = pr->length, kvd = tc->kv_heads * tc->head_dim, nb = 2 * ((L + 15) / 16) + 2;
+    char err[HIRED_ERR_LEN];
+    for (int half = 0; half < 2; half++) {
+        const tensor_dtype_t dt = half ? TENSOR_DTYPE_F16 : TENSOR_DTYPE_F32;
+        float *a = mem_alloc((size_t)L * V * sizeof(float)), *b = mem_alloc((size_t)L * V * sizeof(float));
+        kv_cache_t *dense = kv_cache_new(llm_device(llm), dt, tc->layers, kvd, L, err);
+        kv_pool_t *pool = kv_pool_new(llm_device(llm), dt, tc->layers, kvd, nb, 16, err);
+        CHECK_MSG(a && b && dense && pool, "%s", err);
+        if (!a || !b || !dense || !pool) return;
+        kv_cache_t *f1 = kv_cache_new_paged(pool, ctx, 16, err), *f2 = kv_cache_new_paged(pool, ctx, 16, err);
+        kv_cache_destroy(&f1); /* block 0 free again, block 1 taken: the cache gets 0, 2, 3, ... */
+        kv_cache_t *pg = kv_cache_new_paged(pool, ctx, L, err);
+        CHECK_MSG(pg && kv_cache_paged(pg), "%s", err);
+        CHECK_EQ_INT(kv_pool_free_blocks(pool), nb - 1 - (L + 15) / 16);
+        CHECK(kv_cache_new_paged(pool, ctx, nb * 16, err) == NULL && strstr(err, "blocks wanted"));
+        k_ctx_reset(ctx);
+        CHECK(llm_forward(llm, ctx, dense, pr->embeds, L, LLM_LOGITS_ALL, a, err) == 0);
+        CHECK_MSG(llm_forward(llm, ctx, pg, pr->embeds, L, LLM_LOGITS_ALL, b, err) == 0, "%s", err);
+        CHECK_MSG(!memcmp(a, b, (size_t)L * V * sizeof(float)), "paged %s cache: prompt logits differ from dense",
+                  half ? "f16" : "f32");
+        kv_cache_destroy(&pg);
+        kv_cache_destroy(&f2);
+        CHECK_EQ_INT(kv_pool_free_blocks(pool), nb);
+        kv_pool_destroy(&pool);
+        kv_cache_destroy(&dense);
+        mem_free(a), mem_free(b);
+    }
+}
+
 static void test_model(k_device_t *dev, const char *name) {
     char err[HIRED_ERR_LEN], mdir[4096];
     snprintf(mdir, sizeof mdir, "%s", test_fixture("models"));
@@ -368,6 +403,7 @@ static void test_model(k_device_t *dev, const char *name) {
     gen_sched_destroy(&s);
 
     /* the F16 KV cache: how far it moves the logits; batched = alone still holds */
+    paged_same(m, ctx, &pr[1]);
     double shift = f16_kv_shift(m, ctx, &pr[1]);
     printf("%s: F16 KV cache moves the prompt logits by %.3g (relative L2, worst position; float32 KV: 0, the "
            "old numbers)\n", name, shift);

@@ -174,9 +174,10 @@ static void test_roundtrip(void) {
         /* a decoder's HEARTBEAT with its load; none without KV blocks */
         wire_msg_t h, hd;
         wire_msg_init(&h, WIRE_HEARTBEAT);
-        h.load[0] = 3, h.load[1] = 10, h.load[2] = 100;
+        h.load[0] = 3, h.load[1] = 10, h.load[2] = 100, h.load[3] = 2;
         if (roundtrip(&h, &hd) == 0)
-            CHECK((hd.present & WIRE_F_LOAD) && hd.load[0] == 3 && hd.load[1] == 10 && hd.load[2] == 100);
+            CHECK((hd.present & WIRE_F_LOAD) && hd.load[0] == 3 && hd.load[1] == 10 && hd.load[2] == 100 &&
+                  hd.load[3] == 2);
         wire_msg_clear(&hd);
         h.load[2] = 0;
         if (roundtrip(&h, &hd) == 0) CHECK(!(hd.present & WIRE_F_LOAD) && hd.load[0] == 0);
@@ -338,19 +339,23 @@ static void test_rejections(void) {
     raw_begin(&r, 2);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 2); /* version 2 had no sessions */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 5)");
+    EXPECT(&r, HIRED_EPROTO, "version 2 not supported (this peer speaks version 6)");
     raw_begin(&r, 2);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 3); /* version 3 carried the encoder's geometry in `meta` */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 3 not supported (this peer speaks version 5)");
+    EXPECT(&r, HIRED_EPROTO, "version 3 not supported (this peer speaks version 6)");
     raw_begin(&r, 2);
     raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 4); /* version 4 had one image and no conversations */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 4 not supported (this peer speaks version 5)");
+    EXPECT(&r, HIRED_EPROTO, "version 4 not supported (this peer speaks version 6)");
     raw_begin(&r, 2);
-    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 6);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 5); /* version 5's decoder load had three numbers */
     raw_kv(&r, "type", "SUBMIT");
-    EXPECT(&r, HIRED_EPROTO, "version 6 not supported (this peer speaks version 5)");
+    EXPECT(&r, HIRED_EPROTO, "version 5 not supported (this peer speaks version 6)");
+    raw_begin(&r, 2);
+    raw_str(&r, "v"), msgpack_pack_uint32(&r.pk, 7);
+    raw_kv(&r, "type", "SUBMIT");
+    EXPECT(&r, HIRED_EPROTO, "version 7 not supported (this peer speaks version 6)");
     raw_begin(&r, 1);
     raw_kv(&r, "type", "SUBMIT");
     EXPECT(&r, HIRED_EPROTO, "missing field 'v'");

@@ -42,6 +42,7 @@ static void make_seeds(void) {
         x->epoch = 42;
         x->deadline_ms = 1000;
         x->seq = 3;
+        if (types[i] == WIRE_HEARTBEAT) x->load[0] = 4, x->load[1] = 40, x->load[2] = 512, x->load[3] = 1;
         if (types[i] == WIRE_JOB || types[i] == WIRE_RESULT) {
             wire_msg_new_visuals(x, 1);
             wire_visual_t *v = &x->visuals[0];
