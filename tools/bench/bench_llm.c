@@ -11,6 +11,9 @@
  * the program re-executes itself once with both removed (for this command only) and says so;
  * --keep-env measures with them as they are.
  *
+ * The last line, "summary: key=value ...", repeats the headline figures for scripts
+ * (tools/bench/vs-llamacpp.sh): prefill and decode tokens/s, best run and mean of all runs.
+ *
  *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--keep-env] */
 #include <math.h>
 #include <omp.h>
@@ -248,7 +251,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     fill(x, (size_t)(tokens + reps * steps) * tc.hidden, 7);
-    double flops = llm_matmul_flops(m, tokens, 0, 1), best_ratio = 1e30;
+    double flops = llm_matmul_flops(m, tokens, 0, 1), best_ratio = 1e30, best_pre = 1e30, sum_pre = 0;
     for (int r = 0; r < reps; r++) {
         double before = r ? sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3) : rate;
         kv_cache_reset(kv);
@@ -258,6 +261,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         double t_pre = now_s() - t0;
+        sum_pre += t_pre;
+        if (t_pre < best_pre) best_pre = t_pre;
         double after = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3);
         double adj = 0.5 * (before + after), ideal = flops / (adj * 1e9), ratio = t_pre / ideal;
         if (ratio < best_ratio) best_ratio = ratio;
@@ -271,7 +276,7 @@ int main(int argc, char **argv) {
     /* decode steps after the prompt, in rounds bracketed by bandwidth measurements */
     const double kv_read = 2.0 * layers * (tokens + reps * steps / 2.0) * tc.kv_heads * tc.head_dim * sizeof(float);
     const double bytes = (double)llm_weight_bytes_per_step(m) + kv_read;
-    double best_dec = 1e30, sum_all = 0, bw_before = bw;
+    double best_dec = 1e30, sum_all = 0, bw_before = bw, best_round = 1e30;
     for (int r = 0; r < reps; r++) {
         double best = 1e30, sum = 0;
         for (int s = 0; s < steps; s++) {
@@ -285,6 +290,7 @@ int main(int argc, char **argv) {
             if (dt < best) best = dt;
         }
         sum_all += sum;
+        if (sum < best_round) best_round = sum;
         double bw_after = read_gbps(3), ideal = bytes / (0.5 * (bw_before + bw_after) * 1e9);
         printf("decode: round %d: %d steps at position ~%d: best %.1f ms, mean %.1f ms; bandwidth %.1f before / %.1f "
                "after -> ideal %.1f ms; ratio %.2fx best, %.2fx mean\n",
@@ -297,6 +303,11 @@ int main(int argc, char **argv) {
            bytes / 1e9, llm_weight_bytes_per_step(m) / 1e9, kv_read / 1e9, best_dec);
     printf("decode: %.1f tokens/s at this depth; a 32-layer model would take ~%.0f ms per step\n",
            reps * steps / sum_all, sum_all / (reps * steps) * 1e3 * 32.0 / layers);
+
+    printf("summary: threads=%d layers=%d prefill_tokens=%d prefill_runs=%d prefill_best_tok_s=%.2f "
+           "prefill_mean_tok_s=%.2f decode_steps=%d decode_rounds=%d decode_best_tok_s=%.3f decode_mean_tok_s=%.3f\n",
+           omp_get_max_threads(), layers, tokens, reps, tokens / best_pre, tokens * reps / sum_pre, steps, reps,
+           steps / best_round, reps * steps / sum_all);
 
     mem_free_aligned(x);
     mem_free_aligned(logits);
