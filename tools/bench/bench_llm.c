@@ -14,7 +14,8 @@
  * The last line, "summary: key=value ...", repeats the headline figures for scripts
  * (tools/bench/vs-llamacpp.sh): prefill and decode tokens/s, best run and mean of all runs.
  *
- *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--keep-env] */
+ *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--keep-env]
+ * --reps: prefill runs; --rounds: decode rounds of S steps each (default: as many as --reps). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -173,19 +174,22 @@ static double fused_gbps(k_ctx_t *ctx, int n, int k, int reps) {
 }
 
 int main(int argc, char **argv) {
-    int layers = 2, tokens = 3000, steps = 8, reps = 2, keep_env = 0;
+    int layers = 2, tokens = 3000, steps = 8, reps = 2, rounds = 0, keep_env = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep-env")) keep_env = 1;
         else {
-            fprintf(stderr, "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--keep-env]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--keep-env]\n",
+                    argv[0]);
             return 2;
         }
     }
-    if (layers < 1 || tokens < 1 || steps < 1 || reps < 1) return 2;
+    if (!rounds) rounds = reps;
+    if (layers < 1 || tokens < 1 || steps < 1 || reps < 1 || rounds < 1) return 2;
     if (getenv("HIRED_BENCH_LLM_REEXEC"))
         printf("environment: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this run (re-executed)\n");
     else if (!keep_env)
@@ -242,15 +246,15 @@ int main(int argc, char **argv) {
 
     /* prefill, bracketed by sgemm measurements: the machine may be shared, so each run is compared
      * with the rate measured next to it and the best of the runs is reported */
-    kv_cache_t *kv = llm_kv_new(m, tokens + reps * steps, err);
-    float *x = mem_alloc_aligned((size_t)(tokens + reps * steps) * tc.hidden * sizeof(float));
+    kv_cache_t *kv = llm_kv_new(m, tokens + rounds * steps, err);
+    float *x = mem_alloc_aligned((size_t)(tokens + rounds * steps) * tc.hidden * sizeof(float));
     float *logits = mem_alloc_aligned((size_t)tc.vocab * sizeof(float));
     k_ctx_reset(ctx);
-    if (!kv || !x || !logits || k_ctx_reserve(ctx, llm_arena_bytes(m, ctx, tokens, tokens + reps * steps))) {
+    if (!kv || !x || !logits || k_ctx_reserve(ctx, llm_arena_bytes(m, ctx, tokens, tokens + rounds * steps))) {
         fprintf(stderr, "bench: out of memory\n");
         return 1;
     }
-    fill(x, (size_t)(tokens + reps * steps) * tc.hidden, 7);
+    fill(x, (size_t)(tokens + rounds * steps) * tc.hidden, 7);
     double flops = llm_matmul_flops(m, tokens, 0, 1), best_ratio = 1e30, best_pre = 1e30, sum_pre = 0;
     for (int r = 0; r < reps; r++) {
         double before = r ? sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3) : rate;
@@ -274,10 +278,10 @@ int main(int argc, char **argv) {
            kv_cache_bytes(kv) / 1e6, kv_cache_cap(kv));
 
     /* decode steps after the prompt, in rounds bracketed by bandwidth measurements */
-    const double kv_read = 2.0 * layers * (tokens + reps * steps / 2.0) * tc.kv_heads * tc.head_dim * sizeof(float);
+    const double kv_read = 2.0 * layers * (tokens + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim * sizeof(float);
     const double bytes = (double)llm_weight_bytes_per_step(m) + kv_read;
     double best_dec = 1e30, sum_all = 0, bw_before = bw, best_round = 1e30;
-    for (int r = 0; r < reps; r++) {
+    for (int r = 0; r < rounds; r++) {
         double best = 1e30, sum = 0;
         for (int s = 0; s < steps; s++) {
             t0 = now_s();
@@ -302,12 +306,12 @@ int main(int argc, char **argv) {
     printf("decode: each step streams %.2f GB (%.2f weights + %.2f KV); best ratio %.2fx (target <= 1.5x)\n",
            bytes / 1e9, llm_weight_bytes_per_step(m) / 1e9, kv_read / 1e9, best_dec);
     printf("decode: %.1f tokens/s at this depth; a 32-layer model would take ~%.0f ms per step\n",
-           reps * steps / sum_all, sum_all / (reps * steps) * 1e3 * 32.0 / layers);
+           rounds * steps / sum_all, sum_all / (rounds * steps) * 1e3 * 32.0 / layers);
 
     printf("summary: threads=%d layers=%d prefill_tokens=%d prefill_runs=%d prefill_best_tok_s=%.2f "
            "prefill_mean_tok_s=%.2f decode_steps=%d decode_rounds=%d decode_best_tok_s=%.3f decode_mean_tok_s=%.3f\n",
-           omp_get_max_threads(), layers, tokens, reps, tokens / best_pre, tokens * reps / sum_pre, steps, reps,
-           steps / best_round, reps * steps / sum_all);
+           omp_get_max_threads(), layers, tokens, reps, tokens / best_pre, tokens * reps / sum_pre, steps, rounds,
+           steps / best_round, rounds * steps / sum_all);
 
     mem_free_aligned(x);
     mem_free_aligned(logits);

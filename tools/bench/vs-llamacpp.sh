@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vs-llamacpp.sh — hired and llama.cpp side by side on the same model, the same dtype and the
-# same thread count (issue 15's acceptance figures for the text model).
+# same thread count (issue 15's acceptance figures: text model prefill and decode, CLIP encode).
 #
 # The model is a random LLaMA text model of LLaVA-NeXT-7B widths (hidden 4096, 32 heads without
 # GQA, MLP 11008, vocab 32064, RoPE theta 10000, RMS eps 1e-5, --layers N, default 2): the
@@ -9,46 +9,54 @@
 # loads it) and quantised to Q8_0 with llama-quantize; hired-bench-llm builds the same shapes
 # with its own random F16 weights (the values do not change the cost).
 #
-# What is compared (best run of each engine, both at --threads):
+# What is compared (best run of each engine, both at --threads; --reps prefill runs, --decode-reps
+# decode runs, which are cheap):
 #   prefill  llama-bench -p T            vs  hired-bench-llm --tokens T   (tokens/s of T tokens)
 #   decode   llama-bench -n G -d T       vs  hired-bench-llm --steps G    (tokens/s of G steps
 #            after a T-token prompt: both read a KV cache of ~T positions per step)
+#   CLIP     llama-mtmd-cli on a 672x672 picture (5 slices) vs  hired-bench-vision --partitions 5
+#            (seconds of encode; mmproj: a random CLIP ViT-L/14-336 + LLaVA-NeXT projector)
 # hired has no 8-bit weights yet: the Q8_0 row shows llama.cpp alone and says so.
 #
-# llama.cpp: $LLAMA_CPP_DIR (a built tree with bin/llama-bench and bin/llama-quantize), or else
+# llama.cpp: $LLAMA_CPP_DIR (a built tree with bin/llama-bench, bin/llama-quantize and, unless
+# --no-clip, bin/llama-mtmd-cli), or else
 # the cache folder ${XDG_CACHE_HOME:-$HOME/.cache}/hired/llama.cpp, which the script fills on
 # first use from the llama-cpp-python source package on PyPI (its vendor/llama.cpp is the whole
 # llama.cpp source): CPU backend only, Release, no CURL/OpenSSL, only the targets it runs.
 # Python (gguf, numpy) runs in a venv the script makes under the same cache folder. Nothing it
 # downloads or writes lands in this repository. Not a test: it prints figures and asserts nothing.
 #
-#   tools/bench/vs-llamacpp.sh [--layers N] [--tokens T] [--gen G] [--reps R] [--threads N]
-#                              [--build-only] [--no-q8] [--no-clip]
+#   tools/bench/vs-llamacpp.sh [--layers N] [--tokens T] [--gen G] [--reps R] [--decode-reps D]
+#                              [--threads N] [--build-only] [--no-q8] [--no-clip]
+# Defaults: --layers 2 --tokens 2900 --gen 32 --reps 2 --decode-reps 5 --threads 2.
 # Environment: LLAMA_CPP_DIR, HIRED_BUILD_DIR (default: build), LLAMA_CPP_PYTHON_VERSION (pin the
 # sdist; default: the newest), XDG_CACHE_HOME, PYTHON (for the venv; default python3),
 # BUILD_NICE (niceness of the llama.cpp build, default 10).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-layers=2 tokens=2900 gen=32 reps=2 threads=2 build_only=0 do_q8=1 do_clip=1
+layers=2 tokens=2900 gen=32 reps=2 dreps=5 threads=2 build_only=0 do_q8=1 do_clip=1
 usage() {
-    sed -n 's/^#   \{0,1\}//p' "${BASH_SOURCE[0]}" | sed -n '/^tools\/bench\/vs-llamacpp.sh/,/^Environment/p' >&2
+    echo "usage: tools/bench/vs-llamacpp.sh [--layers N] [--tokens T] [--gen G] [--reps R] [--decode-reps D]" >&2
+    echo "                                  [--threads N] [--build-only] [--no-q8] [--no-clip]" >&2
+    echo "(the header of this script says what it measures and which environment it reads)" >&2
     exit 2
 }
 while [ $# -gt 0 ]; do
     case $1 in
-    --layers) layers=$2; shift 2 ;;
-    --tokens) tokens=$2; shift 2 ;;
-    --gen) gen=$2; shift 2 ;;
-    --reps) reps=$2; shift 2 ;;
-    --threads) threads=$2; shift 2 ;;
+    --layers) layers=${2:-}; shift 2 || usage ;;
+    --tokens) tokens=${2:-}; shift 2 || usage ;;
+    --gen) gen=${2:-}; shift 2 || usage ;;
+    --reps) reps=${2:-}; shift 2 || usage ;;
+    --decode-reps) dreps=${2:-}; shift 2 || usage ;;
+    --threads) threads=${2:-}; shift 2 || usage ;;
     --build-only) build_only=1; shift ;;
     --no-q8) do_q8=0; shift ;;
     --no-clip) do_clip=0; shift ;;
     *) usage ;;
     esac
 done
-for v in "$layers" "$tokens" "$gen" "$reps" "$threads"; do
+for v in "$layers" "$tokens" "$gen" "$reps" "$dreps" "$threads"; do
     case $v in '' | *[!0-9]* | 0) echo "vs-llamacpp: options take positive integers" >&2; exit 2 ;; esac
 done
 
@@ -94,7 +102,9 @@ else
             [ -f "$ldir/src/vendor/llama.cpp/CMakeLists.txt" ] || { echo "vs-llamacpp: $sdist has no vendor/llama.cpp" >&2; exit 1; }
             base=$(basename "$sdist" .tar.gz)
             ggml=$(sed -n 's/^set(GGML_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)).*/\2/p' "$ldir/src/vendor/llama.cpp/ggml/CMakeLists.txt" | paste -sd. -)
-            echo "${base#llama_cpp_python-} (its vendor/llama.cpp: ggml $ggml; sdist sha256 $(sha256sum "$sdist" | cut -c1-16)...)" >"$ldir/VERSION"
+            # the sdist carries the submodule's git data, so the vendored commit can be named
+            commit=$(git -C "$ldir/src/vendor/llama.cpp" log -1 --format='%h of %cs' 2>/dev/null || echo 'commit unknown')
+            echo "${base#llama_cpp_python-}: its vendor/llama.cpp is llama.cpp $commit (ggml $ggml)" >"$ldir/VERSION"
             rm -rf "$ldir/dl"
         fi
         if [ ! -f "$lcpp/CMakeCache.txt" ]; then
@@ -118,6 +128,10 @@ say "llama.cpp: $llama_version"
 
 bench_llm=$hired_build/tools/bench/hired-bench-llm
 [ -x "$bench_llm" ] || { echo "vs-llamacpp: $bench_llm not found: build hired first (cmake --build build)" >&2; exit 1; }
+[ -x "$hired_build/tools/bench/hired-bench-vision" ] || [ "$do_clip" = 0 ] ||
+    { echo "vs-llamacpp: $hired_build/tools/bench/hired-bench-vision not found: build hired first" >&2; exit 1; }
+btype=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$hired_build/CMakeCache.txt" 2>/dev/null || true)
+say "hired: $hired_build (CMAKE_BUILD_TYPE=${btype:-unknown}; llama.cpp is built Release)"
 
 # ---- the model ---------------------------------------------------------------------------------
 mdir=$cache/vs-llamacpp
@@ -221,27 +235,27 @@ fi
 say "benchmarks run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (for their own commands only), $threads threads each"
 clean_env=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_NUM_THREADS="$threads")
 
-lbench() { # name model args... : llama-bench -o json into logs/name.json
-    local name=$1 model=$2
-    shift 2
+lbench() { # name model runs args... : llama-bench -o json into logs/name.json
+    local name=$1 model=$2 runs=$3
+    shift 3
     local t0
     t0=$(date +%s)
-    "${clean_env[@]}" "$lcpp/bin/llama-bench" -m "$model" -t "$threads" -r "$reps" -o json "$@" \
+    "${clean_env[@]}" "$lcpp/bin/llama-bench" -m "$model" -t "$threads" -r "$runs" -o json "$@" \
         >"$mdir/logs/$name.json" 2>"$mdir/logs/$name.err" || { tail -n 20 "$mdir/logs/$name.err" >&2; exit 1; }
     say "llama-bench $name done in $(($(date +%s) - t0)) s"
 }
-say "llama.cpp F16: prefill of $tokens tokens, then $gen decode steps after a $tokens-token prompt ($reps runs each)"
-lbench f16-pp "$f16" -p "$tokens" -n 0
-lbench f16-tg "$f16" -p 0 -n "$gen" -d "$tokens"
+say "llama.cpp F16: prefill of $tokens tokens ($reps runs), then $gen decode steps after a $tokens-token prompt ($dreps runs)"
+lbench f16-pp "$f16" "$reps" -p "$tokens" -n 0
+lbench f16-tg "$f16" "$dreps" -p 0 -n "$gen" -d "$tokens"
 if [ "$do_q8" = 1 ]; then
     say "llama.cpp Q8_0: the same"
-    lbench q8-pp "$q8" -p "$tokens" -n 0
-    lbench q8-tg "$q8" -p 0 -n "$gen" -d "$tokens"
+    lbench q8-pp "$q8" "$reps" -p "$tokens" -n 0
+    lbench q8-tg "$q8" "$dreps" -p 0 -n "$gen" -d "$tokens"
 fi
 
-say "hired F16: hired-bench-llm --layers $layers --tokens $tokens --steps $gen --reps $reps"
+say "hired F16: hired-bench-llm --layers $layers --tokens $tokens --steps $gen --reps $reps --rounds $dreps"
 t0=$(date +%s)
-"${clean_env[@]}" "$bench_llm" --layers "$layers" --tokens "$tokens" --steps "$gen" --reps "$reps" \
+"${clean_env[@]}" "$bench_llm" --layers "$layers" --tokens "$tokens" --steps "$gen" --reps "$reps" --rounds "$dreps" \
     >"$mdir/logs/hired.log" 2>&1 || { tail -n 20 "$mdir/logs/hired.log" >&2; exit 1; }
 say "hired-bench-llm done in $(($(date +%s) - t0)) s"
 grep -E '^(kernels|machine|prefill: run|decode: round)' "$mdir/logs/hired.log" | sed 's/^/  hired: /'
@@ -333,10 +347,14 @@ PY
         "${clean_env[@]}" "$lcpp/bin/llama-mtmd-cli" -m "$f16" --mmproj "$mmproj" --image "$img" \
             -p "What is in the picture?" -n 1 -t "$threads" -c 4096 --chat-template vicuna --temp 0 \
             >"$mdir/logs/clip-llama-$r.log" 2>&1 || { tail -n 20 "$mdir/logs/clip-llama-$r.log" >&2; exit 1; }
-        ms=$(sed -n 's/.*image slice encoded in \([0-9]*\) ms.*/\1/p' "$mdir/logs/clip-llama-$r.log" | awk '{ s += $1 } END { if (NR) print s }')
+        # the encode times it logs, one per batch of slices (summed): "mtmd batch encoding done in N
+        # ms" (llama-mtmd-cli of late 2026) or "image slice encoded in N ms" (the helper's wording)
+        ms=$(sed -n -e 's/.*mtmd batch encoding done in \([0-9]*\) ms.*/\1/p' \
+            -e 's/.*image slice encoded in \([0-9]*\) ms.*/\1/p' "$mdir/logs/clip-llama-$r.log" |
+            awk '{ s += $1; n++ } END { if (n) print s, n }')
         [ -n "$ms" ] || { echo "vs-llamacpp: llama-mtmd-cli printed no encode time (log: $mdir/logs/clip-llama-$r.log)" >&2; exit 1; }
-        echo "$ms" >>"$mdir/logs/clip-llama.txt"
-        say "llama-mtmd-cli run $r: encode $ms ms (the whole command took $(($(date +%s) - t0)) s)"
+        echo "${ms% *}" >>"$mdir/logs/clip-llama.txt"
+        say "llama-mtmd-cli run $r: encode ${ms% *} ms in ${ms#* } batches (the whole command took $(($(date +%s) - t0)) s)"
     done
     say "hired CLIP: hired-bench-vision --partitions 5 --runs $reps"
     t0=$(date +%s)
@@ -369,7 +387,8 @@ print(f"llama.cpp: {version}; build {t.get('build_commit')} ({t.get('build_numbe
       f"n_batch {t.get('n_batch')}, n_ubatch {t.get('n_ubatch')}; threads {t.get('n_threads')}")
 print(f"hired: KV cache float32; threads {summary['threads']}")
 print(f"model: {summary['layers']} LLaMA layers at LLaVA-NeXT-7B widths; prefill {summary['prefill_tokens']} tokens; "
-      f"decode {ttg['n_gen']} steps after a {ttg['n_depth']}-token prompt; best of {t['samples_ts'].__len__()} runs each")
+      f"decode {ttg['n_gen']} steps after a {ttg['n_depth']}-token prompt; best run of each engine "
+      f"({len(t['samples_ts'])} prefill runs, {len(ttg['samples_ts'])} decode runs)")
 h_pp, h_tg = float(summary["prefill_best_tok_s"]), float(summary["decode_best_tok_s"])
 rows = [("llama.cpp", "F16", f16_pp, f16_tg, "", ""),
         ("hired", "F16", h_pp, h_tg, f"{h_pp / f16_pp:.2f}x (target >= 1.2x)", f"{h_tg / f16_tg:.2f}x (target >= 1.0x)")]
