@@ -82,7 +82,9 @@ llama_version=
 if [ -n "${LLAMA_CPP_DIR:-}" ]; then
     lcpp=$LLAMA_CPP_DIR
     [ -x "$lcpp/bin/llama-bench" ] || { echo "vs-llamacpp: $lcpp/bin/llama-bench not found (LLAMA_CPP_DIR must be a built llama.cpp tree)" >&2; exit 1; }
-    llama_version="LLAMA_CPP_DIR=$lcpp"
+    [ "$do_clip" = 0 ] || [ -x "$lcpp/bin/llama-mtmd-cli" ] ||
+        { echo "vs-llamacpp: $lcpp/bin/llama-mtmd-cli not found (build it, or pass --no-clip)" >&2; exit 1; }
+    llama_version="LLAMA_CPP_DIR=$lcpp (its commit: see 'build' below)"
 else
     ldir=$cache/llama.cpp
     lcpp=$ldir/build
