@@ -15,7 +15,13 @@
  * the program re-executes itself once with both removed (for this command only) and says so;
  * --keep-env measures with them as they are.
  *
- *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--weights native|q8] [--keep-env] */
+ * The last line, "summary: key=value ...", repeats the headline figures for scripts
+ * (tools/bench/vs-llamacpp.sh): prefill and decode tokens/s, best run and mean of all runs, and
+ * with q8 the Q8 model's decode tokens/s from the alternated steps.
+ *
+ *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--weights native|q8]
+ *                   [--keep-env]
+ * --reps: prefill runs; --rounds: decode rounds of S steps each (default: as many as --reps). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -183,7 +189,7 @@ static double q8_gbps(k_ctx_t *ctx, int n, int k, int reps) {
 /* Decode steps of the F16 model m and the Q8 model mq alternated on one cache (the same
  * geometry; each step appends one position): best and mean per step of each. */
 static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int hidden, int steps,
-                        float *logits, char *err) {
+                        float *logits, double *q8_best_s, double *q8_mean_s, char *err) {
     double best[2] = {1e30, 1e30}, sum[2] = {0, 0};
     for (int s = 0; s < steps; s++)
         for (int w = 0; w < 2; w++) {
@@ -203,26 +209,32 @@ static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const
            "(F16 ~%.0f ms)\n",
            llm_weight_bytes_per_step(mq) / 1e9, llm_weight_bytes_per_step(m) / 1e9, sum[1] / steps * 1e3 * 32.0 / layers,
            sum[0] / steps * 1e3 * 32.0 / layers);
+    *q8_best_s = best[1];
+    *q8_mean_s = sum[1] / steps;
     return 0;
 }
 
 int main(int argc, char **argv) {
-    int layers = 2, tokens = 3000, steps = 8, reps = 2, keep_env = 0, q8 = 1;
+    int layers = 2, tokens = 3000, steps = 8, reps = 2, rounds = 0, keep_env = 0, q8 = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep-env")) keep_env = 1;
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc && (!strcmp(argv[i + 1], "q8") || !strcmp(argv[i + 1], "native")))
             q8 = !strcmp(argv[++i], "q8");
         else {
-            fprintf(stderr, "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--weights native|q8] [--keep-env]\n",
+            fprintf(stderr,
+                    "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--weights native|q8] "
+                    "[--keep-env]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (layers < 1 || tokens < 1 || steps < 1 || reps < 1) return 2;
+    if (!rounds) rounds = reps;
+    if (layers < 1 || tokens < 1 || steps < 1 || reps < 1 || rounds < 1) return 2;
     if (getenv("HIRED_BENCH_LLM_REEXEC"))
         printf("environment: OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for this run (re-executed)\n");
     else if (!keep_env)
@@ -279,7 +291,7 @@ int main(int argc, char **argv) {
 
     /* prefill, bracketed by sgemm measurements: the machine may be shared, so each run is compared
      * with the rate measured next to it and the best of the runs is reported */
-    const int extra = reps * steps + (q8 ? 2 * steps : 0); /* decode positions after the prompt */
+    const int extra = rounds * steps + (q8 ? 2 * steps : 0); /* decode positions after the prompt */
     kv_cache_t *kv = llm_kv_new(m, tokens + extra, err);
     float *x = mem_alloc_aligned((size_t)(tokens + extra) * tc.hidden * sizeof(float));
     float *logits = mem_alloc_aligned((size_t)tc.vocab * sizeof(float));
@@ -289,7 +301,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     fill(x, (size_t)(tokens + extra) * tc.hidden, 7);
-    double flops = llm_matmul_flops(m, tokens, 0, 1), best_ratio = 1e30;
+    double flops = llm_matmul_flops(m, tokens, 0, 1), best_ratio = 1e30, best_pre = 1e30, sum_pre = 0;
     for (int r = 0; r < reps; r++) {
         double before = r ? sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3) : rate;
         kv_cache_reset(kv);
@@ -299,6 +311,8 @@ int main(int argc, char **argv) {
             return 1;
         }
         double t_pre = now_s() - t0;
+        sum_pre += t_pre;
+        if (t_pre < best_pre) best_pre = t_pre;
         double after = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3);
         double adj = 0.5 * (before + after), ideal = flops / (adj * 1e9), ratio = t_pre / ideal;
         if (ratio < best_ratio) best_ratio = ratio;
@@ -310,10 +324,10 @@ int main(int argc, char **argv) {
            kv_cache_bytes(kv) / 1e6, kv_cache_cap(kv));
 
     /* decode steps after the prompt, in rounds bracketed by bandwidth measurements */
-    const double kv_read = 2.0 * layers * (tokens + reps * steps / 2.0) * tc.kv_heads * tc.head_dim * sizeof(float);
+    const double kv_read = 2.0 * layers * (tokens + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim * sizeof(float);
     const double bytes = (double)llm_weight_bytes_per_step(m) + kv_read;
-    double best_dec = 1e30, sum_all = 0, bw_before = bw;
-    for (int r = 0; r < reps; r++) {
+    double best_dec = 1e30, sum_all = 0, bw_before = bw, best_round = 1e30;
+    for (int r = 0; r < rounds; r++) {
         double best = 1e30, sum = 0;
         for (int s = 0; s < steps; s++) {
             t0 = now_s();
@@ -326,6 +340,7 @@ int main(int argc, char **argv) {
             if (dt < best) best = dt;
         }
         sum_all += sum;
+        if (sum < best_round) best_round = sum;
         double bw_after = read_gbps(3), ideal = bytes / (0.5 * (bw_before + bw_after) * 1e9);
         printf("decode: round %d: %d steps at position ~%d: best %.1f ms, mean %.1f ms; bandwidth %.1f before / %.1f "
                "after -> ideal %.1f ms; ratio %.2fx best, %.2fx mean\n",
@@ -337,8 +352,9 @@ int main(int argc, char **argv) {
     printf("decode: each step streams %.2f GB (%.2f weights + %.2f KV); best ratio %.2fx (target <= 1.5x)\n",
            bytes / 1e9, llm_weight_bytes_per_step(m) / 1e9, kv_read / 1e9, best_dec);
     printf("decode: %.1f tokens/s at this depth; a 32-layer model would take ~%.0f ms per step\n",
-           reps * steps / sum_all, sum_all / (reps * steps) * 1e3 * 32.0 / layers);
+           rounds * steps / sum_all, sum_all / (rounds * steps) * 1e3 * 32.0 / layers);
 
+    double q8_best = 0, q8_mean = 0; /* seconds per Q8 step (0: not measured) */
     if (q8) {
         /* the same shape with 8-bit linear layers, its steps alternated with the F16 model's */
         t0 = now_s();
@@ -358,12 +374,20 @@ int main(int argc, char **argv) {
         double fpre = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, 2);
         printf("kernels: Q8 prefill shape 512x4096x4096 %.1f GFLOP/s (F16 weights %.1f GFLOP/s, %.2fx)\n", qpre, fpre,
                qpre / fpre);
-        if (side_by_side(m, mq, ctx, kv, x + (size_t)(tokens + reps * steps) * tc.hidden, tc.hidden, steps, logits, err)) {
+        if (side_by_side(m, mq, ctx, kv, x + (size_t)(tokens + rounds * steps) * tc.hidden, tc.hidden, steps, logits,
+                         &q8_best, &q8_mean, err)) {
             fprintf(stderr, "bench: %s\n", err);
             return 1;
         }
         llm_destroy(&mq);
     }
+
+    printf("summary: threads=%d layers=%d prefill_tokens=%d prefill_runs=%d prefill_best_tok_s=%.2f "
+           "prefill_mean_tok_s=%.2f decode_steps=%d decode_rounds=%d decode_best_tok_s=%.3f decode_mean_tok_s=%.3f "
+           "q8_decode_best_tok_s=%.3f q8_decode_mean_tok_s=%.3f\n",
+           omp_get_max_threads(), layers, tokens, reps, tokens / best_pre, tokens * reps / sum_pre, steps, rounds,
+           steps / best_round, rounds * steps / sum_all, q8_best > 0 ? 1.0 / q8_best : 0.0,
+           q8_mean > 0 ? 1.0 / q8_mean : 0.0);
 
     mem_free_aligned(x);
     mem_free_aligned(logits);
