@@ -704,7 +704,7 @@ typedef struct {
     char *model, *broker, *model_name, *strategies, *budgets, *image, *json, *device;
     int64_t runs, warmup, max_tokens, timeout_ms;
     char *concurrency;
-    int64_t text_layers, kv_bytes, image_tokens, pool_image_tokens;
+    int64_t text_layers, kv_bytes, image_tokens, pool_image_tokens, rounds;
     int kv_dtype;
     int weights; /* llm_weights_t */
 } bench_opts_t;
@@ -743,6 +743,9 @@ static const cfg_entry_t k_bench_opts[] = {
      "with --concurrency: visual positions before selection of the fixed-pool count's prompts (2880: LLaVA-NeXT's "
      "five 336px partitions)"},
     {"kv-dtype", CFG_ENUM, O(kv_dtype), 0, 0, "f16", "f16|f32", "with --concurrency: the KV cache's element type"},
+    {"rounds", CFG_INT, O(rounds), 1, 100, "1", NULL,
+     "with --concurrency: measure every row this many times, the levels taking turns, and keep each row's best "
+     "aggregate decode rate (on a shared machine a busy minute then falls on every level alike)"},
     CLI_OPT_WEIGHTS(O(weights)),
 };
 #undef O
@@ -855,7 +858,7 @@ static int bench_main(const bench_opts_t *o) {
         bench_batch_opts_t bo = {.model = o->model, .concurrency = o->concurrency,
                                  .budgets = strcmp(o->budgets, "1.0,0.4,0.2,0.1") ? o->budgets : "0.2,1.0",
                                  .text_layers = o->text_layers, .kv_bytes = o->kv_bytes,
-                                 .image_tokens = o->image_tokens, .pool_image_tokens = o->pool_image_tokens, .max_tokens = o->max_tokens, .json = o->json,
+                                 .image_tokens = o->image_tokens, .pool_image_tokens = o->pool_image_tokens, .max_tokens = o->max_tokens, .rounds = o->rounds, .json = o->json,
                                  .kv_f32 = o->kv_dtype == 1, .q8 = o->weights == LLM_WEIGHTS_Q8};
         if (!o->model[0] && o->text_layers <= 0) {
             fprintf(stderr, "hired bench: --concurrency needs --model DIR or --text-layers N\n");

@@ -15,6 +15,8 @@ typedef struct {
     int64_t image_tokens;    /* visual positions before selection */
     int64_t pool_image_tokens; /* the same for the fixed-pool count */
     int64_t max_tokens;
+    int64_t rounds;          /* ≥ 1: the table this many times, levels taking turns; each row keeps
+                                its best aggregate decode rate */
     const char *json;
     bool kv_f32;             /* float32 KV cache instead of F16 */
     bool q8;                 /* the text model's linear layers in 8 bits (LLM_WEIGHTS_Q8) */

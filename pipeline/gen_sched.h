@@ -78,6 +78,9 @@ int gen_sched_run(gen_sched_t *s, const gen_prompt_t *pr, const gen_params_t *p,
 /* Bytes of KV pool a job with a prompt of length positions and max_tokens new tokens takes
  * (whole blocks). */
 size_t gen_sched_job_bytes(const gen_sched_t *s, int length, int max_tokens);
+/* The same for model m and a cache of kv_dtype, without a scheduler (whose pool it would
+ * allocate). */
+size_t gen_sched_job_bytes_for(gen_model_t *m, tensor_dtype_t kv_dtype, int length, int max_tokens);
 
 typedef struct gen_sched_stats {
     int running;           /* jobs admitted (prefilling or decoding) */

@@ -100,6 +100,45 @@ static const cJSON *row_for(const cJSON *summary, double r) {
     return NULL;
 }
 
+/* `hired bench --concurrency` on the tiny model's own text half: every row of every level and
+ * budget present with positive rates, two rounds, and the fixed-pool count larger at the small
+ * budget (its jobs take fewer KV blocks; the counts are the scheduler's, not timings). */
+static void test_concurrency(const char *hired, const char *model, const char *tmp, const char *json, const char *out) {
+    (void)tmp;
+    char *argv[] = {(char *)hired, "bench", "--model", (char *)model, "--concurrency", "1,3", "--budgets", "0.2,1.0",
+                    "--max-tokens", "4", "--rounds", "2", "--json", (char *)json, NULL};
+    CHECK_EQ_INT(run(argv, out, HANG_S), 0);
+    char *table = slurp(out), *text = slurp(json);
+    CHECK_MSG(table && strstr(table, "| r | prompt | in flight | agg decode tok/s") && strstr(table, "best of 2 rounds"),
+              "stdout: %s", table ? table : "(none)");
+    cJSON *root = text ? cJSON_Parse(text) : NULL;
+    CHECK_MSG(root != NULL, "no JSON in %s", json);
+    if (root) {
+        const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "concurrency"), *r;
+        CHECK_EQ_INT(cJSON_GetArraySize(rows), 4);
+        cJSON_ArrayForEach(r, rows) {
+            CHECK_MSG(num(r, "agg_decode_tok_s") > 0 && num(r, "ttft_ms_p95") >= num(r, "ttft_ms_p50") &&
+                          num(r, "kv_bytes_per_job") > 0 && num(r, "peak_running") >= 1 &&
+                          num(r, "peak_running") <= num(r, "in_flight"),
+                      "concurrency row r=%g in flight %g", num(r, "budget"), num(r, "in_flight"));
+        }
+        const cJSON *pool = cJSON_GetObjectItemCaseSensitive(root, "fixed_pool");
+        CHECK_EQ_INT(cJSON_GetArraySize(pool), 2);
+        double small = 0, full = 0;
+        cJSON_ArrayForEach(r, pool) {
+            if (num(r, "budget") < 0.5) small = num(r, "peak_running");
+            else full = num(r, "peak_running");
+        }
+        CHECK_MSG(num(root, "pool_bytes") > 0 && full >= 1 && small > full, "fixed pool: %g jobs at r=0.2, %g at r=1.0",
+                  small, full);
+        printf("bench --concurrency: 4 rows; fixed pool %g jobs at r=0.2 vs %g at r=1.0\n", small, full);
+        cJSON_Delete(root);
+    }
+    if (table && test_failures) fprintf(stderr, "--- hired bench --concurrency stdout\n%s", table);
+    free(table);
+    free(text);
+}
+
 int main(void) {
     const char *build = getenv("HIRED_BUILD_DIR");
     char hired[2048], model[4096], tmp[] = "/tmp/test_bench_XXXXXX", json[600], out[600];
@@ -196,6 +235,7 @@ int main(void) {
     if (table && test_failures) fprintf(stderr, "--- hired bench stdout\n%s", table);
     free(table);
     free(text);
+    test_concurrency(hired, model, tmp, json, out);
     unlink(json);
     unlink(out);
     rmdir(tmp);
