@@ -12,23 +12,29 @@ static void as_matrix(int ndim, const int64_t *shape, int64_t *rows, int64_t *co
     for (int i = 1; i < ndim; i++) *cols *= shape[i];
 }
 
+/* The checked tensor `name` of shape[ndim] and its [rows, cols] view. 0 or HIRED_E* with err. */
+static int get_matrix(const st_model_t *st, const char *name, int ndim, const int64_t *shape, tensor_t *t,
+                      int64_t *rows, int64_t *cols, char *err) {
+    int rc = st_model_get_shaped(st, name, ndim, shape, t, err);
+    if (!rc) as_matrix(ndim, shape, rows, cols);
+    return rc;
+}
+
 int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
                    k_weight_t *w, char *err) {
     tensor_t t;
-    int rc = st_model_get_shaped(st, name, ndim, shape, &t, err);
-    if (rc) return rc;
     int64_t rows, cols;
-    as_matrix(ndim, shape, &rows, &cols);
+    int rc = get_matrix(st, name, ndim, shape, &t, &rows, &cols, err);
+    if (rc) return rc;
     return k_weight_place(dev, t.data, t.dtype, rows, cols, false, w, err);
 }
 
 int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
                       k_weight_t *w, char *err) {
     tensor_t t;
-    int rc = st_model_get_shaped(st, name, ndim, shape, &t, err);
-    if (rc) return rc;
     int64_t rows, cols;
-    as_matrix(ndim, shape, &rows, &cols);
+    int rc = get_matrix(st, name, ndim, shape, &t, &rows, &cols, err);
+    if (rc) return rc;
     if (k_device_backend(dev) != K_BACKEND_CPU) /* before any work: the placement would refuse it */
         return k_weight_place(dev, t.data, TENSOR_DTYPE_Q8, rows, cols, false, w, err);
     void *q = mem_alloc_aligned(k_q8_bytes(rows, cols));

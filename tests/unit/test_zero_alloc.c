@@ -105,15 +105,21 @@ static long decode_steps(const gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t 
     return n;
 }
 
+/* The model at dir on dev and a context for it (*ctx); NULL (and no context) on failure. */
+static gen_model_t *load_model(k_device_t *dev, const char *dir, k_ctx_t **ctx) {
+    char err[HIRED_ERR_LEN];
+    *ctx = k_ctx_new(dev, err);
+    gen_model_t *m = *ctx ? gen_model_load(dir, dev, err) : NULL;
+    CHECK_MSG(m != NULL, "%s", err);
+    if (!m) k_ctx_destroy(ctx);
+    return m;
+}
+
 static void test_decode(k_device_t *dev, const char *dir) {
     char err[HIRED_ERR_LEN];
-    k_ctx_t *ctx = k_ctx_new(dev, err);
-    gen_model_t *m = ctx ? gen_model_load(dir, dev, err) : NULL;
-    CHECK_MSG(m != NULL, "%s", err);
-    if (!m) {
-        k_ctx_destroy(&ctx);
-        return;
-    }
+    k_ctx_t *ctx = NULL;
+    gen_model_t *m = load_model(dev, dir, &ctx);
+    if (!m) return;
     gen_params_t p;
     gen_params_default(&p);
     p.max_tokens = STEPS + 4;
@@ -166,13 +172,9 @@ static void *sched_job(void *arg) {
 
 static void test_sched(k_device_t *dev, const char *dir) {
     char err[HIRED_ERR_LEN];
-    k_ctx_t *ctx = k_ctx_new(dev, err);
-    gen_model_t *m = ctx ? gen_model_load(dir, dev, err) : NULL;
-    CHECK_MSG(m != NULL, "%s", err);
-    if (!m) {
-        k_ctx_destroy(&ctx);
-        return;
-    }
+    k_ctx_t *ctx = NULL;
+    gen_model_t *m = load_model(dev, dir, &ctx);
+    if (!m) return;
     gen_params_t p;
     gen_params_default(&p);
     p.max_tokens = p.min_tokens = 24;
