@@ -8,15 +8,25 @@
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
 #include <immintrin.h>
+#include <pthread.h>
 
 /* avx2 and fma through the compiler's CPU model (which also checks that the OS saves the YMM
  * state); f16c from CPUID leaf 1 directly, because clang's __builtin_cpu_supports does not know
- * the name "f16c". */
-bool k_cpu_have_f16c(void) {
+ * the name "f16c". Asked once per process: every matmul plan asks, and CPUID traps to the
+ * hypervisor in a virtual machine. */
+static pthread_once_t f16c_once = PTHREAD_ONCE_INIT;
+static bool have_f16c;
+
+static void detect_f16c(void) {
     __builtin_cpu_init();
     unsigned a, b, c, d;
     bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+    have_f16c = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
+}
+
+bool k_cpu_have_f16c(void) {
+    pthread_once(&f16c_once, detect_f16c);
+    return have_f16c;
 }
 
 #define K_TARGET __attribute__((target("avx2,fma,f16c")))
