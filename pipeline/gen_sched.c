@@ -78,14 +78,14 @@ struct gen_sched {
 
 static int blocks_for(int positions) { return (positions + GEN_SCHED_BLOCK - 1) / GEN_SCHED_BLOCK; }
 
-size_t gen_sched_job_bytes(const gen_sched_t *s, int length, int max_tokens) {
-    return (size_t)blocks_for(gen_kv_positions(s->m, length, max_tokens)) * s->block_bytes;
-}
-
 size_t gen_sched_job_bytes_for(gen_model_t *m, tensor_dtype_t kv_dtype, int length, int max_tokens) {
     const hf_text_config_t *tc = &gen_model_config(m)->text;
     return (size_t)blocks_for(gen_kv_positions(m, length, max_tokens)) *
            kv_cache_bytes_for(kv_dtype, tc->layers, tc->kv_heads * tc->head_dim, GEN_SCHED_BLOCK);
+}
+
+size_t gen_sched_job_bytes(const gen_sched_t *s, int length, int max_tokens) {
+    return gen_sched_job_bytes_for(s->m, s->o.kv_dtype, length, max_tokens);
 }
 
 // ---- one job's life on the scheduler thread ------------------------------------------------------

@@ -115,6 +115,18 @@ static gen_model_t *load_model(k_device_t *dev, const char *dir, k_ctx_t **ctx) 
     return m;
 }
 
+/* Greedy, top-k and top-p: the sampler's paths (the whole-vocabulary sort among them). */
+static const sampler_params_t k_modes[] = {{.temperature = 0},
+                                           {.temperature = 0.8f, .top_k = 40, .seed = 3},
+                                           {.temperature = 1.0f, .top_p = 0.9f, .seed = 4}};
+
+/* The one question both decode tests ask, in the model's chat template. */
+static int story_prompt(gen_model_t *m, k_ctx_t *ctx, const gen_params_t *p, gen_prompt_t *pr, char *err) {
+    tpl_part_t part = {TPL_PART_TEXT, "Tell me a long story about a lighthouse keeper."};
+    tpl_message_t msg = {"user", &part, 1};
+    return gen_prompt_build_chat(m, ctx, NULL, 0, &msg, 1, p, pr, NULL, err);
+}
+
 static void test_decode(k_device_t *dev, const char *dir) {
     char err[HIRED_ERR_LEN];
     k_ctx_t *ctx = NULL;
@@ -124,15 +136,10 @@ static void test_decode(k_device_t *dev, const char *dir) {
     gen_params_default(&p);
     p.max_tokens = STEPS + 4;
     p.min_tokens = STEPS + 4; /* EOS masked on every step: the mask op runs too */
-    tpl_part_t part = {TPL_PART_TEXT, "Tell me a long story about a lighthouse keeper."};
-    tpl_message_t msg = {"user", &part, 1};
     gen_prompt_t pr;
-    CHECK_MSG(gen_prompt_build_chat(m, ctx, NULL, 0, &msg, 1, &p, &pr, NULL, err) == 0, "%s", err);
-    const sampler_params_t modes[] = {{.temperature = 0},
-                                      {.temperature = 0.8f, .top_k = 40, .seed = 3},
-                                      {.temperature = 1.0f, .top_p = 0.9f, .seed = 4}};
-    for (size_t i = 0; i < ARRAY_LEN(modes); i++) {
-        p.sampling = modes[i];
+    CHECK_MSG(story_prompt(m, ctx, &p, &pr, err) == 0, "%s", err);
+    for (size_t i = 0; i < ARRAY_LEN(k_modes); i++) {
+        p.sampling = k_modes[i];
         long n = decode_steps(m, ctx, &pr, &p);
         CHECK_MSG(n == 0, "decode mode %zu: %ld allocations in %d warm steps", i, n, STEPS - 1);
     }
@@ -142,7 +149,7 @@ static void test_decode(k_device_t *dev, const char *dir) {
     k_ctx_destroy(&ctx);
 }
 
-#define SCHED_JOBS 3
+#define SCHED_JOBS ((int)ARRAY_LEN(k_modes)) /* one job per sampling mode */
 #define SCHED_STEPS 64
 typedef struct {
     long allocs[SCHED_STEPS];
@@ -178,10 +185,8 @@ static void test_sched(k_device_t *dev, const char *dir) {
     gen_params_t p;
     gen_params_default(&p);
     p.max_tokens = p.min_tokens = 24;
-    tpl_part_t part = {TPL_PART_TEXT, "Tell me a long story about a lighthouse keeper."};
-    tpl_message_t msg = {"user", &part, 1};
     gen_prompt_t pr;
-    CHECK_MSG(gen_prompt_build_chat(m, ctx, NULL, 0, &msg, 1, &p, &pr, NULL, err) == 0, "%s", err);
+    CHECK_MSG(story_prompt(m, ctx, &p, &pr, err) == 0, "%s", err);
     static step_log_t lg;
     gen_sched_opts_t o = {.kv_bytes = (size_t)1 << 24, .max_seqs = 4, .kv_dtype = TENSOR_DTYPE_F16, .on_step = on_step,
                           .step_user = &lg};
@@ -189,11 +194,9 @@ static void test_sched(k_device_t *dev, const char *dir) {
     CHECK_MSG(s != NULL, "%s", err);
     sched_job_t jobs[SCHED_JOBS];
     pthread_t th[SCHED_JOBS];
-    const sampler_params_t modes[SCHED_JOBS] = {{.temperature = 0}, {.temperature = 0.8f, .top_k = 40, .seed = 3},
-                                                {.temperature = 1.0f, .top_p = 0.9f, .seed = 4}};
     for (int i = 0; s && i < SCHED_JOBS; i++) {
         jobs[i] = (sched_job_t){.s = s, .pr = &pr, .p = p};
-        jobs[i].p.sampling = modes[i];
+        jobs[i].p.sampling = k_modes[i];
         CHECK(pthread_create(&th[i], NULL, sched_job, &jobs[i]) == 0);
     }
     for (int i = 0; s && i < SCHED_JOBS; i++) {
