@@ -14,7 +14,9 @@
  *     step callbacks; the test's own threads are blocked meanwhile).
  * Also: the counter is not blind (one mem_alloc counts one). */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "err.h"
@@ -155,17 +157,28 @@ typedef struct {
     long allocs[SCHED_STEPS];
     int batch[SCHED_STEPS];
     int n;
+    atomic_bool release; /* the measured jobs all wait: the blocker ends, they start together */
 } step_log_t;
 
+/* After every step (scheduler thread): once all measured jobs wait behind the blocker, release
+ * it and log each step from then on. */
 static void on_step(void *user, const gen_sched_stats_t *st) {
     step_log_t *lg = user;
+    if (!atomic_load(&lg->release)) {
+        if (st->waiting >= SCHED_JOBS) atomic_store(&lg->release, true);
+        return;
+    }
     if (lg->n < SCHED_STEPS) lg->allocs[lg->n] = mem_alloc_count(), lg->batch[lg->n++] = st->batch;
 }
+
+static bool blocker_done(void *user) { return atomic_load(&((step_log_t *)user)->release); }
 
 typedef struct {
     gen_sched_t *s;
     const gen_prompt_t *pr;
     gen_params_t p;
+    gen_cancel_fn cancel;
+    void *cancel_user;
     int rc;
 } sched_job_t;
 
@@ -173,7 +186,7 @@ static void *sched_job(void *arg) {
     sched_job_t *j = arg;
     char err[HIRED_ERR_LEN];
     gen_stats_t st;
-    j->rc = gen_sched_run(j->s, j->pr, &j->p, NULL, NULL, NULL, NULL, &st, err);
+    j->rc = gen_sched_run(j->s, j->pr, &j->p, NULL, j->cancel, j->cancel_user, NULL, &st, err);
     return NULL;
 }
 
@@ -187,23 +200,39 @@ static void test_sched(k_device_t *dev, const char *dir) {
     p.max_tokens = p.min_tokens = 24;
     gen_prompt_t pr;
     CHECK_MSG(story_prompt(m, ctx, &p, &pr, err) == 0, "%s", err);
+    /* A blocker job holds the whole KV pool (room for the measured jobs three times over) until
+     * all three wait; then it ends and they are admitted, prefilled and decoded together, however
+     * late their threads started. */
     static step_log_t lg;
-    gen_sched_opts_t o = {.kv_bytes = (size_t)1 << 24, .max_seqs = 4, .kv_dtype = TENSOR_DTYPE_F16, .on_step = on_step,
-                          .step_user = &lg};
+    gen_params_t bp = p;
+    bp.max_tokens = bp.min_tokens = SCHED_JOBS * (pr.length + p.max_tokens + GEN_SCHED_BLOCK);
+    gen_sched_opts_t o = {.kv_bytes = gen_sched_job_bytes_for(m, TENSOR_DTYPE_F16, pr.length, bp.max_tokens),
+                          .max_seqs = 4, .kv_dtype = TENSOR_DTYPE_F16, .on_step = on_step, .step_user = &lg};
     gen_sched_t *s = gen_sched_new(m, &o, err);
     CHECK_MSG(s != NULL, "%s", err);
-    sched_job_t jobs[SCHED_JOBS];
-    pthread_t th[SCHED_JOBS];
+    sched_job_t jobs[SCHED_JOBS + 1];
+    pthread_t th[SCHED_JOBS + 1];
+    jobs[SCHED_JOBS] = (sched_job_t){.s = s, .pr = &pr, .p = bp, .cancel = blocker_done, .cancel_user = &lg};
+    CHECK(s && pthread_create(&th[SCHED_JOBS], NULL, sched_job, &jobs[SCHED_JOBS]) == 0);
+    /* the blocker first: the measured jobs must queue behind it, not before it */
+    gen_sched_stats_t now = {0};
+    for (int waited = 0; s && now.running < 1 && waited < 60000; waited++) {
+        gen_sched_get_stats(s, &now);
+        if (now.running < 1) usleep(1000);
+    }
+    CHECK_MSG(now.running == 1, "the blocker was never admitted");
     for (int i = 0; s && i < SCHED_JOBS; i++) {
         jobs[i] = (sched_job_t){.s = s, .pr = &pr, .p = p};
         jobs[i].p.sampling = k_modes[i];
         CHECK(pthread_create(&th[i], NULL, sched_job, &jobs[i]) == 0);
     }
-    for (int i = 0; s && i < SCHED_JOBS; i++) {
+    for (int i = 0; s && i <= SCHED_JOBS; i++) {
         pthread_join(th[i], NULL);
         CHECK_EQ_INT(jobs[i].rc, 0);
     }
-    /* steps in which all three decode, after a few to warm up (first tokens, arena growth) */
+    CHECK_MSG(atomic_load(&lg.release), "the measured jobs never all waited behind the blocker");
+    /* steps in which all three decode, after a few to warm up (first tokens, arena growth); they
+     * started together, so all but the first of their 24 steps qualify */
     int warm = 0, checked = 0;
     long worst = 0;
     for (int k = 1; k < lg.n; k++) {
