@@ -69,9 +69,10 @@ sel_opts_t cli_sel_opts(const cli_sel_t *s);
     {"device", CFG_STRING, (off), 1, 32, "cpu", NULL, "where the model runs: cpu or cuda:N (a CUDA build)"}
 /* An int field taking llm_weights_t's values in order (decoder.weights of hired-decoder). */
 #define CLI_OPT_WEIGHTS(off)                                                                                    \
-    {"weights", CFG_ENUM, (off), 0, 0, "native", "native|q8",                                                   \
-     "the text model's linear layers: native (the checkpoint's dtype) or q8 (8 bits, quantised at load; the " \
-     "CPU device only; docs/numerics.md)"}
+    {"weights", CFG_ENUM, (off), 0, 0, "auto", "native|q8|bf16|auto",                                       \
+     "the text model's linear layers: native (the checkpoint's dtype, float32 products: the reference), bf16 " \
+     "(rounded to bf16 at load, bf16 products where the CPU has them), q8 (8 bits, quantised at load; the "   \
+     "CPU device only) or auto (bf16 on a CPU with native bf16, else native); docs/numerics.md"}
 
 /* The in-process subcommands' device (--device: cpu or cuda:N) and one context on it. */
 typedef struct {

@@ -859,7 +859,7 @@ static int bench_main(const bench_opts_t *o) {
                                  .budgets = strcmp(o->budgets, "1.0,0.4,0.2,0.1") ? o->budgets : "0.2,1.0",
                                  .text_layers = o->text_layers, .kv_bytes = o->kv_bytes,
                                  .image_tokens = o->image_tokens, .pool_image_tokens = o->pool_image_tokens, .max_tokens = o->max_tokens, .rounds = o->rounds, .json = o->json,
-                                 .kv_f32 = o->kv_dtype == 1, .q8 = o->weights == LLM_WEIGHTS_Q8};
+                                 .kv_f32 = o->kv_dtype == 1, .weights = (int)o->weights};
         if (!o->model[0] && o->text_layers <= 0) {
             fprintf(stderr, "hired bench: --concurrency needs --model DIR or --text-layers N\n");
             return 2;

@@ -221,12 +221,12 @@ int bench_batch(const bench_batch_opts_t *o) {
             hf_text_config_t tc = cfg.text;
             tc.hidden = 4096, tc.heads = 32, tc.kv_heads = 32, tc.head_dim = 128, tc.intermediate = 11008;
             tc.layers = (int)o->text_layers, tc.max_pos = 4096, tc.sliding_window = -1;
-            fprintf(stderr, "hired bench: building a random %s text model (4096 wide, %d layers, vocab %d)...\n",
-                    o->q8 ? "Q8" : "F16", tc.layers, tc.vocab);
-            m = gen_model_random_text(dir, &tc, dev, o->q8 ? TENSOR_DTYPE_Q8 : TENSOR_DTYPE_F16, 1, err);
+            fprintf(stderr, "hired bench: building a random F16 text model held as %s (4096 wide, %d layers, vocab %d)...\n",
+                    llm_weights_name((llm_weights_t)o->weights), tc.layers, tc.vocab);
+            m = gen_model_random_text(dir, &tc, dev, (llm_weights_t)o->weights, 1, err);
         }
     } else {
-        m = gen_model_load_as(dir, dev, o->q8 ? LLM_WEIGHTS_Q8 : LLM_WEIGHTS_NATIVE, err);
+        m = gen_model_load_as(dir, dev, (llm_weights_t)o->weights, err);
     }
     k_ctx_t *ctx = m ? k_ctx_new(dev, err) : NULL;
     if (!m || !ctx) {
@@ -253,9 +253,9 @@ int bench_batch(const bench_batch_opts_t *o) {
     const size_t job_max = gen_sched_job_bytes_for(m, g_kv_dtype, max_len, p.max_tokens);
     bb_row_t rows[BB_MAX_LIST * BB_MAX_LIST], pool_rows[BB_MAX_LIST];
     int n_rows = 0;
-    printf("hired bench --concurrency: text model %d layers x %d wide (%s), %d new tokens per job, prompt = %d text + "
+    printf("hired bench --concurrency: text model %d layers x %d wide (%s, held as %s), %d new tokens per job, prompt = %d text + "
            "r x %d visual positions, KV %s; each row the best of %d round%s, the levels taking turns\n\n",
-           tc->layers, tc->hidden, o->text_layers > 0 ? (o->q8 ? "random Q8" : "random F16") : dir, p.max_tokens,
+           tc->layers, tc->hidden, o->text_layers > 0 ? "random F16" : dir, llm_weights_name(llm_weights(gen_model_llm(m))), p.max_tokens,
            BB_TEXT_POSITIONS, (int)o->image_tokens, tensor_dtype_name(g_kv_dtype), o->rounds > 1 ? (int)o->rounds : 1,
            o->rounds > 1 ? "s" : "");
     /* one unmeasured job first: the first decode steps of a process fault in its scratch pages */
@@ -333,7 +333,7 @@ int bench_batch(const bench_batch_opts_t *o) {
         cJSON *root = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(root, "concurrency"),
               *parr = cJSON_AddArrayToObject(root, "fixed_pool");
         cJSON_AddNumberToObject(root, "text_layers", tc->layers);
-        cJSON_AddStringToObject(root, "weights", o->q8 ? "q8" : "native");
+        cJSON_AddStringToObject(root, "weights", llm_weights_name(llm_weights(gen_model_llm(m))));
         cJSON_AddNumberToObject(root, "hidden", tc->hidden);
         cJSON_AddNumberToObject(root, "max_tokens", p.max_tokens);
         cJSON_AddNumberToObject(root, "pool_bytes", (double)pool);

@@ -19,7 +19,7 @@ typedef struct {
                                 its best aggregate decode rate */
     const char *json;
     bool kv_f32;             /* float32 KV cache instead of F16 */
-    bool q8;                 /* the text model's linear layers in 8 bits (LLM_WEIGHTS_Q8) */
+    int weights;             /* llm_weights_t: how the text model's linear layers are held */
 } bench_batch_opts_t;
 
 /* The exit status: 0, 1 (a failure), 2 (usage). */

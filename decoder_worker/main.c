@@ -65,7 +65,7 @@ typedef struct {
     svc_cfg_t w; /* the keys every worker has (svc.h) */
     int64_t capacity, prefill_chunk, kv_bytes;
     int kv_dtype; /* 0 f16, 1 f32 */
-    int weights;  /* llm_weights_t: 0 native, 1 q8 */
+    int weights;  /* llm_weights_t: 0 native, 1 q8, 2 bf16, 3 auto */
     char *template_name;
 } dec_cfg_t;
 
@@ -85,10 +85,12 @@ static const cfg_entry_t k_own_cfg[] = {
      "chat_template, else the text model's built-in default, as `hired run`"},
     {"decoder.prefill_chunk", CFG_INT, O(prefill_chunk), 0, 65536, "0", NULL,
      "prompt rows per prefill pass (bounds the activation scratch); 0 = the library's default"},
-    {"decoder.weights", CFG_ENUM, O(weights), 0, 0, "native", "native|q8",
-     "the text model's linear layers: native = the checkpoint's dtype in place; q8 = quantised to 8 bits at "
-     "load (blocks of 32 with a scale; about half the bytes per decode step, logits move by ~3e-2 relative, "
-     "docs/numerics.md; the CPU device only)"},
+    {"decoder.weights", CFG_ENUM, O(weights), 0, 0, "auto", "native|q8|bf16|auto",
+     "the text model's linear layers: native = the checkpoint's dtype in place, float32 products (the "
+     "reference numbers); bf16 = rounded to bf16 at load, bf16 products with float32 sums where the CPU has "
+     "AVX512-BF16 (prefill ~1.7x, batched decode ~1.4x); q8 = quantised to 8 bits at load (blocks of 32 with "
+     "a scale; about half the bytes per decode step; the CPU device only); auto = bf16 on a CPU with native "
+     "bf16, native elsewhere. How far each moves logits: docs/numerics.md"},
 };
 #undef O
 

@@ -24,6 +24,7 @@
 #include "matmul.h"
 #include "mem.h"
 #include "q8.h"
+#include "simd_x86.h"
 #ifdef HIRED_HAVE_CUDA
 #include "cuda_ctx.h"
 #endif
@@ -126,15 +127,19 @@ int k_device_probe(const char *spec, char *err) {
 k_backend_t k_device_backend(const k_device_t *d) { return d->backend; }
 const char *k_device_name(const k_device_t *d) { return d->name; }
 
+bool k_device_bf16_products(const k_device_t *d) {
+    return d->backend == K_BACKEND_CPU && k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot();
+}
+
 static char kernels_line[256];
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
 static void kernels_describe(void) {
-    bool bf16 = k_cpu_have_bf16_gemm();
+    bool bf16 = k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot();
     snprintf(kernels_line, sizeof kernels_line, "gemm: %s; matmul with F16/BF16 weights: %s", k_cpu_gemm_family(),
-             k_matmul_default_prec() == K_MATMUL_PREC_BF16 ? (bf16 ? "bf16 products (HIRED_MATMUL_PRECISION=bf16)"
-                                                                  : "float32 (bf16 asked, the CPU has no native bf16)")
-                                                           : (bf16 ? "float32 (bf16 available)" : "float32"));
+             k_matmul_default_prec() == K_MATMUL_PREC_BF16
+                 ? (bf16 ? "bf16 products (HIRED_MATMUL_PRECISION=bf16)" : "float32 (bf16 asked, the CPU has no native bf16)")
+                 : (bf16 ? "float32 by default, bf16 products for bf16-held weights" : "float32"));
     size_t n = strlen(kernels_line);
     snprintf(kernels_line + n, sizeof kernels_line - n, "; Q8 weights: %s", k_matmul_q8_isa_name(k_matmul_q8_best_isa()));
 }

@@ -75,6 +75,15 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool
         l->block_m = a->m < K_MATMUL_Q8_BLOCK_M ? a->m : K_MATMUL_Q8_BLOCK_M;
         return;
     }
+    if (have_bf16 && a->w_dtype == TENSOR_DTYPE_BF16 && k_matmul_prec_of(a) == K_MATMUL_PREC_BF16 &&
+        (a->row_invariant || a->m <= K_MATMUL_FUSED_MAX_M)) {
+        /* like ROWS: weight rows split over threads, one arithmetic for every m */
+        l->variant = K_MATMUL_BF16DOT;
+        l->simd = false;
+        if ((double)a->n * a->k < 65536.0) l->n_threads = 1;
+        if (l->n_threads > a->n) l->n_threads = a->n;
+        return;
+    }
     if (a->row_invariant) {
         /* weight rows split over threads: a y element is one dot product whichever thread runs it */
         l->variant = K_MATMUL_ROWS;
@@ -120,6 +129,7 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool
 
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
     if (l->variant == K_MATMUL_Q8) return (size_t)l->block_m * k_q8_act_row_bytes(a->k);
+    if (l->variant == K_MATMUL_BF16DOT) return (size_t)a->m * (size_t)((a->k + 31) / 32 * 32) * 2;
     if (l->variant == K_MATMUL_ROWS && l->simd)
         return 2 * ((size_t)a->k + (size_t)a->m) * (size_t)l->n_threads * sizeof(float) + 64;
     if (l->variant == K_MATMUL_BF16)

@@ -8,7 +8,11 @@
  *   BF16  for F16/BF16 weights on a CPU with native bf16 dot products (AVX512-BF16, AMX; see
  *         k_cpu_have_bf16_gemm): x rounded to bf16 (round to nearest even), F16 weights rounded
  *         to bf16, bf16 × bf16 products accumulated in float32 (oneDNN's bf16 matmul) for
- *         m > K_MATMUL_FUSED_MAX_M; decode shapes keep the exact fused kernel. Each rounding is
+ *         m > K_MATMUL_FUSED_MAX_M. Decode shapes (m ≤ K_MATMUL_FUSED_MAX_M) and row-invariant
+ *         calls: BF16 weights take bf16 dot products too (AVX512-BF16 register tiles, the same
+ *         bits for every m); F16 weights keep the exact fused kernel there (rounding them per
+ *         call would cost the bandwidth-bound step; a model that wants bf16 decode holds its
+ *         weights in BF16, llm.h LLM_WEIGHTS_BF16). Each rounding is
  *         a relative error ≤ 2⁻⁹, so for products of independent terms NMSE ≈ 1.3e-6 per rounded
  *         operand. Tolerance: NMSE ≤ 1e-5 (both operands rounded, margin for short sums).
  *         Where the CPU lacks native bf16 the F32 path runs instead.
@@ -55,6 +59,9 @@ typedef struct {
 /* The process default precision: HIRED_MATMUL_PRECISION=bf16 or f32 in the environment (read
  * once; anything else, or unset, is F32). Never K_MATMUL_PREC_DEFAULT. */
 k_matmul_prec k_matmul_default_prec(void);
+/* Whether BF16 precision runs with bf16 products on d (the CPU backend on a CPU with native bf16:
+ * oneDNN's bf16 GEMM and AVX512-BF16 dot products); elsewhere it falls back to float32. */
+bool k_device_bf16_products(const k_device_t *d);
 /* a->prec resolved against the default. */
 k_matmul_prec k_matmul_prec_of(const k_matmul_args *a);
 
@@ -80,6 +87,10 @@ typedef enum {
                          * (threads take slices of w's rows; any m) */
     K_MATMUL_BF16,      /* F16/BF16, larger m, BF16 precision: x (block_m rows at a time) and,
                          * for F16, block_n rows of w rounded to bf16, then oneDNN's bf16 matmul */
+    K_MATMUL_BF16DOT,   /* BF16 weights, BF16 precision, m ≤ K_MATMUL_FUSED_MAX_M or row_invariant:
+                         * x rounded to bf16 once, register tiles of 4 weight rows × 4 x rows
+                         * of bf16 dot products (AVX512-BF16); one arithmetic for every m, so
+                         * row-invariant whether or not asked */
     K_MATMUL_Q8,        /* Q8 weights, any m: block_m x rows at a time quantised to int8, then
                          * integer block dot products (q8.h); threads take slices of w's rows.
                          * Row-invariant whether or not asked */
@@ -101,11 +112,12 @@ typedef struct {
 #define K_MATMUL_FUSED_MAX_M 8
 
 /* Fills *l for a checked a, at most max_threads threads (≥ 1), whether the CPU has
- * AVX2+FMA+F16C and whether it has native bf16 GEMM (the CPU path passes what it detects at run
- * time). */
+ * AVX2+FMA+F16C and whether it has native bf16 (oneDNN's bf16 GEMM and AVX512-BF16 dot
+ * products; the CPU path passes what it detects at run time). */
 void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l);
 /* Scratch bytes the CPU path takes for l (CONVERT: one block of converted weights; BF16: a block
- * of x and, for F16 weights, a block of w, both in bf16; Q8: block_m quantised x rows). */
+ * of x and, for F16 weights, a block of w, both in bf16; BF16DOT: every x row in bf16, padded
+ * to 32 elements; Q8: block_m quantised x rows). */
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l);
 
 #endif

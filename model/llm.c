@@ -113,13 +113,26 @@ static int check_device(const llm_t *m, char *err) {
     return HIRED_OK;
 }
 
-const char *llm_weights_name(llm_weights_t w) { return w == LLM_WEIGHTS_Q8 ? "q8" : "native"; }
+static const char *const weights_names[] = {"native", "q8", "bf16", "auto"};
+
+const char *llm_weights_name(llm_weights_t w) {
+    return (unsigned)w < ARRAY_LEN(weights_names) ? weights_names[w] : "native";
+}
 
 int llm_weights_parse(const char *s, llm_weights_t *w) {
-    if (s && !strcmp(s, "native")) *w = LLM_WEIGHTS_NATIVE;
-    else if (s && !strcmp(s, "q8")) *w = LLM_WEIGHTS_Q8;
-    else return HIRED_EINVAL;
-    return HIRED_OK;
+    for (size_t i = 0; s && i < ARRAY_LEN(weights_names); i++)
+        if (!strcmp(s, weights_names[i])) {
+            *w = (llm_weights_t)i;
+            return HIRED_OK;
+        }
+    return HIRED_EINVAL;
+}
+
+/* AUTO resolved for a checkpoint whose layers are of dtype dt on dev. */
+static llm_weights_t resolve_weights(llm_weights_t wk, tensor_dtype_t dt, const k_device_t *dev) {
+    if (wk != LLM_WEIGHTS_AUTO) return wk;
+    return (dt == TENSOR_DTYPE_F16 || dt == TENSOR_DTYPE_BF16) && k_device_bf16_products(dev) ? LLM_WEIGHTS_BF16
+                                                                                              : LLM_WEIGHTS_NATIVE;
 }
 
 llm_weights_t llm_weights(const llm_t *m) { return m->wkind; }
@@ -131,17 +144,18 @@ llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *de
 llm_t *llm_load_as(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk, char *err) {
     llm_t *m = llm_alloc(tc, dev, err);
     if (!m) return NULL;
-    m->wkind = wk;
-    /* the linear layers: in place, or quantised to 8 bits now */
-    int (*linear_w)(const st_model_t *, k_device_t *, const char *, int, const int64_t *, k_weight_t *, char *) =
-        wk == LLM_WEIGHTS_Q8 ? weights_matrix_q8 : weights_matrix;
     const int64_t D = tc->hidden, I = tc->intermediate, V = tc->vocab;
     char name[256];
     int rc = weights_matrix(st, dev, LLM_PREFIX "model.embed_tokens.weight", 2, (const int64_t[]){V, D}, &m->embed, err);
+    /* the linear layers: in place, quantised to 8 bits now, or rounded to bf16 now */
+    m->wkind = wk = resolve_weights(wk, m->embed.dtype, dev);
+    int (*linear_w)(const st_model_t *, k_device_t *, const char *, int, const int64_t *, k_weight_t *, char *) =
+        wk == LLM_WEIGHTS_Q8 ? weights_matrix_q8 : wk == LLM_WEIGHTS_BF16 ? weights_matrix_bf16 : weights_matrix;
     if (!rc) {
         if (st_model_has(st, LLM_PREFIX "lm_head.weight") || !tc->tie_embeddings) {
             rc = linear_w(st, dev, LLM_PREFIX "lm_head.weight", 2, (const int64_t[]){V, D}, &m->head, err);
-        } else if (wk == LLM_WEIGHTS_Q8) { /* a tied head of its own: the table quantised */
+        } else if (wk == LLM_WEIGHTS_Q8 || (wk == LLM_WEIGHTS_BF16 && m->embed.dtype != TENSOR_DTYPE_BF16)) {
+            /* a tied head of its own: the table quantised or rounded */
             rc = linear_w(st, dev, LLM_PREFIX "model.embed_tokens.weight", 2, (const int64_t[]){V, D}, &m->head, err);
         } else {
             m->head = m->embed;
@@ -180,14 +194,17 @@ llm_t *llm_load_as(const st_model_t *st, const hf_text_config_t *tc, k_device_t 
     return m;
 }
 
-llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt, uint64_t seed, char *err) {
+llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk, uint64_t seed, char *err) {
     llm_t *m = llm_alloc(tc, dev, err);
     if (!m) return NULL;
     const int64_t D = tc->hidden, I = tc->intermediate, V = tc->vocab;
     const float sd = 1.0f / sqrtf((float)D), si = 1.0f / sqrtf((float)I), so = 1.0f / sqrtf((float)m->q_dim);
     uint64_t s = seed;
-    if (wdt == TENSOR_DTYPE_Q8) m->wkind = LLM_WEIGHTS_Q8;
-    const tensor_dtype_t edt = wdt == TENSOR_DTYPE_Q8 ? TENSOR_DTYPE_F16 : wdt; /* the table is looked up, not multiplied */
+    m->wkind = resolve_weights(wk, TENSOR_DTYPE_F16, dev);
+    const tensor_dtype_t wdt = m->wkind == LLM_WEIGHTS_Q8     ? TENSOR_DTYPE_Q8
+                               : m->wkind == LLM_WEIGHTS_BF16 ? TENSOR_DTYPE_BF16
+                                                              : TENSOR_DTYPE_F16;
+    const tensor_dtype_t edt = TENSOR_DTYPE_F16; /* the table is looked up, not multiplied */
     int rc = weights_random(dev, edt, V, D, s += 0x1234567ull, 0, 1.0f, &m->embed, err);
     if (!rc) rc = weights_random(dev, wdt, V, D, s += 0x1234567ull, 0, sd, &m->head, err);
     if (!rc) rc = weights_random(dev, TENSOR_DTYPE_F32, D, 1, s += 7, 1, 0.1f, &m->final_norm, err);
@@ -238,14 +255,17 @@ int llm_embed(const llm_t *m, k_ctx_t *ctx, const int32_t *ids, int n, float *ou
 
 // ---- forward -----------------------------------------------------------------------------------
 
-static int linear_mode(k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y, bool accumulate, bool inv) {
+/* y (+)= x·wᵀ for t rows; bf16-held weights with bf16 products (llm.h LLM_WEIGHTS_BF16). */
+static int linear_mode(const llm_t *m, k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y,
+                       bool accumulate, bool inv) {
     k_matmul_args a = {.m = t, .n = (int)w->rows, .k = (int)w->cols, .x = x, .w = w->data, .w_dtype = w->dtype,
-                       .y = y, .accumulate = accumulate, .row_invariant = inv};
+                       .y = y, .accumulate = accumulate, .row_invariant = inv,
+                       .prec = m->wkind == LLM_WEIGHTS_BF16 ? K_MATMUL_PREC_BF16 : K_MATMUL_PREC_DEFAULT};
     return k_matmul(ctx, &a);
 }
 
-static int linear(k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y, bool accumulate) {
-    return linear_mode(ctx, x, t, w, y, accumulate, false);
+static int linear(const llm_t *m, k_ctx_t *ctx, const float *x, int t, const k_weight_t *w, void *y, bool accumulate) {
+    return linear_mode(m, ctx, x, t, w, y, accumulate, false);
 }
 
 static int rmsnorm(k_ctx_t *ctx, const float *x, float *y, int t, int d, const k_weight_t *g, float eps) {
@@ -294,9 +314,9 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
         void *krows = direct ? kv_cache_k(kv, l, p0) : kb, *vrows = direct ? kv_cache_v(kv, l, p0) : vb; /* [t, kvd] */
 
         rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->in_norm, c->rms_eps);
-        if (!rc) rc = linear(ctx, s->xn, t, &L->q, s->q, false);
-        if (!rc) rc = linear(ctx, s->xn, t, &L->k, krows, false);
-        if (!rc) rc = linear(ctx, s->xn, t, &L->v, vrows, false);
+        if (!rc) rc = linear(m, ctx, s->xn, t, &L->q, s->q, false);
+        if (!rc) rc = linear(m, ctx, s->xn, t, &L->k, krows, false);
+        if (!rc) rc = linear(m, ctx, s->xn, t, &L->v, vrows, false);
         k_rope_args rq = {.t = t, .n_head = c->heads, .head_dim = c->head_dim, .x = s->q, .pos0 = p0,
                           .theta = c->rope_theta};
         k_rope_args rk = {.t = t, .n_head = c->kv_heads, .head_dim = c->head_dim, .x = krows, .pos0 = p0,
@@ -309,14 +329,14 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
         if (!rc) rc = k_rope(ctx, &rk);
         if (!rc && !direct) rc = kv_cache_write(kv, ctx, l, p0, kb, vb, t);
         if (!rc) rc = k_attention(ctx, &at);
-        if (!rc) rc = linear(ctx, s->att, t, &L->o, s->x, true); /* x += attn · Woᵀ */
+        if (!rc) rc = linear(m, ctx, s->att, t, &L->o, s->x, true); /* x += attn · Woᵀ */
 
         if (!rc) rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->post_norm, c->rms_eps);
-        if (!rc) rc = linear(ctx, s->xn, t, &L->gate, s->g, false);
-        if (!rc) rc = linear(ctx, s->xn, t, &L->up, s->u, false);
+        if (!rc) rc = linear(m, ctx, s->xn, t, &L->gate, s->g, false);
+        if (!rc) rc = linear(m, ctx, s->xn, t, &L->up, s->u, false);
         k_silu_mul_args sm = {.n = (int64_t)t * I, .gate = s->g, .up = s->u, .y = s->g};
         if (!rc) rc = k_silu_mul(ctx, &sm);
-        if (!rc) rc = linear(ctx, s->g, t, &L->down, s->x, true); /* x += mlp · Wdᵀ */
+        if (!rc) rc = linear(m, ctx, s->g, t, &L->down, s->x, true); /* x += mlp · Wdᵀ */
     }
     return rc;
 }
@@ -325,7 +345,7 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
 static int head_rows(const llm_t *m, k_ctx_t *ctx, llm_scratch_t *s, int r0, int n, float *logits) {
     const int D = m->cfg.hidden;
     int rc = rmsnorm(ctx, s->x + (size_t)r0 * D, s->xn, n, D, &m->final_norm, m->cfg.rms_eps);
-    return rc ? rc : linear(ctx, s->xn, n, &m->head, logits, false);
+    return rc ? rc : linear(m, ctx, s->xn, n, &m->head, logits, false);
 }
 
 static int check_forward(const llm_t *m, kv_cache_t *kv, const float *x, int t, const int32_t *rows, int n_rows,
@@ -413,9 +433,9 @@ static int forward_batch_layer(const llm_t *m, k_ctx_t *ctx, kv_cache_t *const *
     const float scale = (float)(1.0 / sqrt((double)c->head_dim));
     const llm_layer_t *L = &m->layers[l];
     int rc = rmsnorm(ctx, s->x, s->xn, n, D, &L->in_norm, c->rms_eps);
-    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->q, s->q, false, true);
-    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->k, kb, false, true);
-    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->v, vb, false, true);
+    if (!rc) rc = linear_mode(m, ctx, s->xn, n, &L->q, s->q, false, true);
+    if (!rc) rc = linear_mode(m, ctx, s->xn, n, &L->k, kb, false, true);
+    if (!rc) rc = linear_mode(m, ctx, s->xn, n, &L->v, vb, false, true);
     for (int i = 0; !rc && i < n; i++) {
         kv_cache_t *kv = kvs[i];
         const int p = kv_cache_len(kv);
@@ -432,13 +452,13 @@ static int forward_batch_layer(const llm_t *m, k_ctx_t *ctx, kv_cache_t *const *
         if (!rc) rc = kv_cache_write(kv, ctx, l, p, krow, vrow, 1);
         if (!rc) rc = k_attention(ctx, &at);
     }
-    if (!rc) rc = linear_mode(ctx, s->att, n, &L->o, s->x, true, true);
+    if (!rc) rc = linear_mode(m, ctx, s->att, n, &L->o, s->x, true, true);
     if (!rc) rc = rmsnorm(ctx, s->x, s->xn, n, D, &L->post_norm, c->rms_eps);
-    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->gate, s->g, false, true);
-    if (!rc) rc = linear_mode(ctx, s->xn, n, &L->up, s->u, false, true);
+    if (!rc) rc = linear_mode(m, ctx, s->xn, n, &L->gate, s->g, false, true);
+    if (!rc) rc = linear_mode(m, ctx, s->xn, n, &L->up, s->u, false, true);
     k_silu_mul_args sm = {.n = (int64_t)n * I, .gate = s->g, .up = s->u, .y = s->g};
     if (!rc) rc = k_silu_mul(ctx, &sm);
-    if (!rc) rc = linear_mode(ctx, s->g, n, &L->down, s->x, true, true);
+    if (!rc) rc = linear_mode(m, ctx, s->g, n, &L->down, s->x, true, true);
     return rc;
 }
 
@@ -471,7 +491,7 @@ int llm_forward_batch(const llm_t *m, k_ctx_t *ctx, kv_cache_t *const *kvs, cons
     rc = k_ctx_copy(ctx, s.x, x, (size_t)n * D * sizeof(float));
     for (int l = 0; !rc && l < m->cfg.layers; l++) rc = forward_batch_layer(m, ctx, kvs, n, l, &s, kb, vb);
     if (!rc) rc = rmsnorm(ctx, s.x, s.xn, n, D, &m->final_norm, m->cfg.rms_eps);
-    if (!rc) rc = linear_mode(ctx, s.xn, n, &m->head, logits, false, true);
+    if (!rc) rc = linear_mode(m, ctx, s.xn, n, &m->head, logits, false, true);
     k_ctx_release(ctx, mark);
     if (rc) return k_ctx_report(ctx, rc, err, "text model"); /* no cache advanced: the rows are not valid */
     for (int i = 0; i < n; i++) kv_cache_advance(kvs[i], 1);

@@ -31,11 +31,20 @@ typedef enum {
     LLM_WEIGHTS_Q8,         /* q/k/v/o, gate/up/down and lm_head quantised to 8 bits at load
                              * (kernels/q8.h; the CPU backend only); the embedding table and the
                              * norms stay as they are */
+    LLM_WEIGHTS_BF16,       /* the same layers held in bf16 (F16/F32 rounded to nearest even at
+                             * load, BF16 used in place) and multiplied with bf16 products, float32
+                             * sums (kernels/matmul.h BF16 precision) for every row count: prefill
+                             * through oneDNN's bf16 GEMM, decode and batched decode through
+                             * AVX512-BF16 register tiles. On a device without native bf16 the
+                             * products are float32 on the bf16 values */
+    LLM_WEIGHTS_AUTO,       /* chosen at load: BF16 where the device has native bf16 products
+                             * (k_device_bf16_products) and the checkpoint's layers are F16/BF16,
+                             * NATIVE otherwise. llm_weights() reports the choice */
 } llm_weights_t;
 
-/* "native", "q8". */
+/* "native", "q8", "bf16", "auto". */
 const char *llm_weights_name(llm_weights_t w);
-/* Parses "native" or "q8" into *w: 0, or HIRED_EINVAL. */
+/* Parses one of those names into *w: 0, or HIRED_EINVAL. */
 int llm_weights_parse(const char *s, llm_weights_t *w);
 
 typedef enum {
@@ -53,11 +62,12 @@ llm_t *llm_load(const st_model_t *st, const hf_text_config_t *tc, k_device_t *de
 /* llm_load with the linear layers held as wk says. LLM_WEIGHTS_Q8 on a device other than the
  * CPU: NULL with HIRED_EUNSUPPORTED's message ("8-bit weights run on the CPU backend only"). */
 llm_t *llm_load_as(const st_model_t *st, const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk, char *err);
-/* The way the model's linear layers are held. */
+/* The way the model's linear layers are held (never LLM_WEIGHTS_AUTO: what it resolved to). */
 llm_weights_t llm_weights(const llm_t *m);
-/* A model with tc's geometry and random weights in dtype wdt (benchmarks), on dev; wdt Q8: the
- * linear layers in Q8, the embedding table in F16. */
-llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt, uint64_t seed, char *err);
+/* A model with tc's geometry and random weights (benchmarks), on dev, as an F16 checkpoint held as
+ * wk says: NATIVE F16; Q8 the linear layers in Q8; BF16 (or AUTO resolving to it) the linear
+ * layers in BF16 with bf16 products. The embedding table is F16 in every case. */
+llm_t *llm_new_random(const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk, uint64_t seed, char *err);
 /* Frees. Accepts NULL; sets *m = NULL. */
 void llm_destroy(llm_t **m);
 

@@ -46,6 +46,28 @@ int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, i
     return k_weight_place(dev, q, TENSOR_DTYPE_Q8, rows, cols, true, w, err);
 }
 
+int weights_matrix_bf16(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                        k_weight_t *w, char *err) {
+    tensor_t t;
+    int64_t rows, cols;
+    int rc = get_matrix(st, name, ndim, shape, &t, &rows, &cols, err);
+    if (rc) return rc;
+    if (t.dtype == TENSOR_DTYPE_BF16) return k_weight_place(dev, t.data, t.dtype, rows, cols, false, w, err);
+    const size_t n = (size_t)rows * (size_t)cols, esz = tensor_dtype_size(t.dtype), block = 4096;
+    uint16_t *host = mem_alloc_aligned(n * 2);
+    if (!host) return hired_errf(err, HIRED_ENOMEM, "%s: out of memory rounding [%lld, %lld] to bf16", name,
+                                 (long long)rows, (long long)cols);
+    const long long nb = (long long)((n + block - 1) / block);
+#pragma omp parallel for schedule(static)
+    for (long long b = 0; b < nb; b++) { /* exact to float32, then rounded to nearest even */
+        float buf[4096];
+        size_t i0 = (size_t)b * block, cnt = n - i0 < block ? n - i0 : block;
+        tensor_convert_to_f32(buf, (const uint8_t *)t.data + i0 * esz, t.dtype, cnt);
+        tensor_convert_from_f32(host + i0, buf, TENSOR_DTYPE_BF16, cnt);
+    }
+    return k_weight_place(dev, host, TENSOR_DTYPE_BF16, rows, cols, true, w, err);
+}
+
 int weights_f32(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
                 k_weight_t *w, char *err) {
     float *v = st_model_load_f32(st, name, ndim, shape, err);

@@ -24,6 +24,10 @@ int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int 
  * checkpoint's mmap is only read). HIRED_EUNSUPPORTED on a device other than the CPU. */
 int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
                       k_weight_t *w, char *err);
+/* The same rounded to bf16 at load (to nearest even) from its F16/F32 checkpoint values: a new
+ * block owned by the weight; a BF16 tensor is placed as weights_matrix does (no copy). */
+int weights_matrix_bf16(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
+                        k_weight_t *w, char *err);
 /* Tensor `name` of exactly shape[0..ndim) converted to float32 and placed as [shape[0],
  * Π shape[1..]] (a vector [n] becomes [n, 1]). 0 or HIRED_E* with err. */
 int weights_f32(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,

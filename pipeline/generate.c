@@ -78,7 +78,7 @@ gen_model_t *gen_model_load_as(const char *dir, k_device_t *dev, llm_weights_t w
     return m;
 }
 
-gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt,
+gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk,
                                    uint64_t seed, char *err) {
     int rc;
     gen_model_t *m = model_begin(dir, dev, &rc, err);
@@ -89,7 +89,7 @@ gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, 
     }
     if (!rc) {
         m->cfg.text = *tc;
-        if (!(m->llm = llm_new_random(&m->cfg.text, dev, wdt, seed, err))) rc = HIRED_ENOMEM;
+        if (!(m->llm = llm_new_random(&m->cfg.text, dev, wk, seed, err))) rc = HIRED_ENOMEM;
     }
     if (rc) gen_model_destroy(&m);
     return m;

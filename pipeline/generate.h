@@ -99,13 +99,13 @@ const char *gen_finish_name(gen_finish_t f);
  * (gen_model_destroy). NULL with err filled (a missing tokenizer.json names the path). */
 gen_model_t *gen_model_load(const char *dir, k_device_t *dev, char *err);
 /* gen_model_load with the text model's linear layers held as wk (llm_load_as: LLM_WEIGHTS_Q8
- * quantises them to 8 bits at load, the CPU backend only). */
+ * quantises them to 8 bits at load, the CPU backend only; BF16 rounds them to bf16; AUTO picks). */
 gen_model_t *gen_model_load_as(const char *dir, k_device_t *dev, llm_weights_t wk, char *err);
 void gen_model_destroy(gen_model_t **m);
 /* Benchmarks: config.json and tokenizer.json of dir, with a random text model of geometry tc
- * (its EOS ids and vocabulary must suit the tokenizer) in weight dtype wdt; no projector, so
- * prompts are built by the caller (gen_prompt_t.length and .embeds are all the decode reads). */
-gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, tensor_dtype_t wdt,
+ * (its EOS ids and vocabulary must suit the tokenizer) held as wk (llm_new_random); no projector,
+ * so prompts are built by the caller (gen_prompt_t.length and .embeds are all the decode reads). */
+gen_model_t *gen_model_random_text(const char *dir, const hf_text_config_t *tc, k_device_t *dev, llm_weights_t wk,
                                    uint64_t seed, char *err);
 
 /* Borrowed parts, valid until gen_model_destroy. */

@@ -1,7 +1,7 @@
 # projector / packing / text model / sampler / in-process generation (model/, pipeline/)
 hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm LABELS unit)
 hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm LABELS unit)
-hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common LABELS integration)
+hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common hired_kernels LABELS integration)
 add_dependencies(test_run_cli hired)
 # test_llm without arguments: behaviour and errors; "kv": the KV-cache check (LLaVA-NeXT, r = 0.2
 # vs 1.0). With MODEL FIRST COUNT: fidelity against tests/fixtures/llm on a shard of MODEL's
@@ -33,6 +33,16 @@ foreach(shard "llava-next-tiny;0;3" "llava-next-tiny;3;3" "llava-next-tiny;6;4" 
   list(GET shard 2 count)
   set(name test_llm_q8_${model}_${first})
   add_test(NAME ${name} COMMAND test_llm q8 ${model} ${first} ${count})
+  hired_test_properties(${name} LABELS fidelity)
+endforeach()
+# bf16-held linear layers (decoder.weights = bf16, what auto picks on a CPU with native bf16):
+# the same checks with their own bounds
+foreach(shard "llava-next-tiny;0;5" "llava-next-tiny;5;5" "llava15-tiny;0;5" "llava15-tiny;5;5")
+  list(GET shard 0 model)
+  list(GET shard 1 first)
+  list(GET shard 2 count)
+  set(name test_llm_bf16_${model}_${first})
+  add_test(NAME ${name} COMMAND test_llm bf16 ${model} ${first} ${count})
   hired_test_properties(${name} LABELS fidelity)
 endforeach()
 # --compat authors against the HiRED authors' fork (fixtures from make_authors_fixtures.py), in

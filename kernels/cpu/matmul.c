@@ -398,6 +398,41 @@ static bool run_bf16(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     return true;
 }
 
+// ---- BF16DOT: bf16 weights, bf16 dot products, any m ------------------------------------------
+
+/* Every x row rounded to bf16 once (zero-padded to 32), then register tiles of 4 weight rows ×
+ * 4 x rows (k_cpu_bf16_dot_tile_x86), weight rows split over threads as ROWS does. Returns false
+ * (having done nothing) when the scratch cannot be allocated. */
+static bool run_bf16dot(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
+    const k_matmul_args *a = c->a;
+    const size_t kp = (size_t)(a->k + 31) / 32 * 32;
+    size_t mark = k_ctx_mark(ctx);
+    uint16_t *xb = k_ctx_alloc(ctx, k_matmul_plan_scratch(a, l)); /* [m, kp] */
+    if (!xb) return false;
+    for (int i = 0; i < a->m; i++) {
+        f32_to_bf16_n(xb + (size_t)i * kp, c->x + (size_t)i * c->ldx, (size_t)a->k);
+        memset(xb + (size_t)i * kp + a->k, 0, (kp - (size_t)a->k) * 2);
+    }
+    const uint16_t *w = a->w;
+    int n_threads = l->n_threads;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int s = 0; s < n_threads; s++) {
+        int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
+        float dot[16];
+        for (int j = j0; j < j1; j += 4) {
+            const int nw = j + 4 <= j1 ? 4 : j1 - j;
+            for (int i = 0; i < a->m; i += 4) {
+                const int nx = i + 4 <= a->m ? 4 : a->m - i;
+                k_cpu_bf16_dot_tile_x86(w + (size_t)j * a->k, a->k, nw, xb + (size_t)i * kp, kp, nx, dot, 4);
+                for (int r = 0; r < nx; r++)
+                    for (int jj = 0; jj < nw; jj++) rows_store(c, i + r, j + jj, dot[r * 4 + jj]);
+            }
+        }
+    }
+    k_ctx_release(ctx, mark);
+    return true;
+}
+
 int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_launch *l) {
     k_cpu_blas_init();
     mm_ctx c = {a, a->x, a->y, a->ldx ? (size_t)a->ldx : (size_t)a->k, a->ldy ? (size_t)a->ldy : (size_t)a->n};
@@ -411,13 +446,16 @@ int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_la
     case K_MATMUL_BF16:
         if (!run_bf16(ctx, &c, l)) run_fused(&c, l);
         break;
+    case K_MATMUL_BF16DOT:
+        if (!run_bf16dot(ctx, &c, l)) run_fused(&c, l);
+        break;
     case K_MATMUL_Q8: return k_matmul_q8_cpu(ctx, a, l, k_matmul_q8_best_isa()); /* matmul_q8.c */
     }
     return HIRED_OK;
 }
 
 static void plan(const k_matmul_args *a, k_matmul_launch *l) {
-    k_matmul_plan(a, k_cpu_max_threads(), k_cpu_have_f16c(), k_cpu_have_bf16_gemm(), l);
+    k_matmul_plan(a, k_cpu_max_threads(), k_cpu_have_f16c(), k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot(), l);
 }
 
 int k_matmul_cpu(k_ctx_t *ctx, const k_matmul_args *a) {

@@ -329,6 +329,94 @@ void k_cpu_half_dot_tile_like1_x86(const uint16_t *w, bool bf16, int k, int nw, 
         like1_tile_f16(w, k, nw, x, ldx, nx, dot, ld_dot);
 }
 
+/* ---- bf16 dot products (AVX512-BF16) ----------------------------------------------------------
+ * One zmm accumulator per (x row, weight row): each step of 32 elements is one vdpbf16ps, lane i
+ * taking the products of elements 2i and 2i+1. Every call, whatever the tile shape, runs the same
+ * instruction sequence per (x row, weight row) — the same loads, the same dpbf16 chain, the same
+ * masked tail, the same reduction — so a row's dot product has the same bits for any m. */
+#define K_TARGETBF16 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512bf16")))
+
+static pthread_once_t bf16dot_once = PTHREAD_ONCE_INIT;
+static bool have_bf16dot;
+
+static void detect_bf16dot(void) {
+    __builtin_cpu_init();
+    have_bf16dot = k_cpu_have_avx512vl() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16");
+}
+
+bool k_cpu_have_bf16_dot(void) {
+    pthread_once(&bf16dot_once, detect_bf16dot);
+    return have_bf16dot;
+}
+
+/* The sum of v's 16 lanes in a fixed order: halves, quarters, pairs. */
+K_TARGETBF16 static inline float hsum16(__m512 v) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+K_TARGETBF16 static inline __attribute__((always_inline)) void bf16_tile(const uint16_t *w, int k, const int nw,
+                                                                        const uint16_t *xb, size_t ldxb, const int nx,
+                                                                        float *dot, size_t ld_dot) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm512_setzero_ps();
+    const int k32 = k / 32 * 32;
+    for (int p = 0; p < k32; p += 32) {
+        __m512i wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            if (j < nw) wv[j] = _mm512_loadu_si512((const void *)(w + (size_t)j * k + p));
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            if (r >= nx) continue;
+            __m512i xv = _mm512_loadu_si512((const void *)(xb + (size_t)r * ldxb + p));
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                if (j < nw) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], (__m512bh)xv, (__m512bh)wv[j]);
+        }
+    }
+    if (k32 < k) { /* the tail: weights past k read as zero (x is zero-padded to 32) */
+        const __mmask32 mk = (__mmask32)((1ull << (k - k32)) - 1);
+        __m512i wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            if (j < nw) wv[j] = _mm512_maskz_loadu_epi16(mk, w + (size_t)j * k + k32);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            if (r >= nx) continue;
+            __m512i xv = _mm512_loadu_si512((const void *)(xb + (size_t)r * ldxb + k32));
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                if (j < nw) acc[r][j] = _mm512_dpbf16_ps(acc[r][j], (__m512bh)xv, (__m512bh)wv[j]);
+        }
+    }
+    for (int r = 0; r < nx; r++)
+        for (int j = 0; j < nw; j++) dot[(size_t)r * ld_dot + j] = hsum16(acc[r][j]);
+}
+
+K_TARGETBF16 static void bf16_tile_any(const uint16_t *w, int k, int nw, const uint16_t *xb, size_t ldxb, int nx,
+                                       float *dot, size_t ld_dot) {
+    switch (nw * 8 + nx) {
+    case 4 * 8 + 4: bf16_tile(w, k, 4, xb, ldxb, 4, dot, ld_dot); break;
+    case 4 * 8 + 3: bf16_tile(w, k, 4, xb, ldxb, 3, dot, ld_dot); break;
+    case 4 * 8 + 2: bf16_tile(w, k, 4, xb, ldxb, 2, dot, ld_dot); break;
+    case 4 * 8 + 1: bf16_tile(w, k, 4, xb, ldxb, 1, dot, ld_dot); break;
+    default:
+        for (int j = 0; j < nw; j++) bf16_tile(w + (size_t)j * k, k, 1, xb, ldxb, nx, dot + j, ld_dot);
+    }
+}
+
+void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *xb, size_t ldxb, int nx, float *dot,
+                             size_t ld_dot) {
+    bf16_tile_any(w, k, nw, xb, ldxb, nx, dot, ld_dot);
+}
+
 /* The two instantiations per dtype (the dtype flag is a constant inside each). */
 K_TARGET static void dot_f16(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
                              size_t ld_dot) {
@@ -362,6 +450,11 @@ void k_cpu_half_dot_tile_like1_x86(const uint16_t *w, bool bf16, int k, int nw, 
 }
 
 bool k_cpu_have_avx512vl(void) { return false; }
+bool k_cpu_have_bf16_dot(void) { return false; }
+void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *xb, size_t ldxb, int nx, float *dot,
+                             size_t ld_dot) {
+    (void)w, (void)k, (void)nw, (void)xb, (void)ldxb, (void)nx, (void)dot, (void)ld_dot; /* never planned here */
+}
 void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
                                     size_t ld_dot) {
     k_cpu_dot_rows_like1_x86(w32, k, nj, x, ldx, nr, dot, ld_dot);

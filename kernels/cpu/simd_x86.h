@@ -37,4 +37,14 @@ void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float
 void k_cpu_half_dot_tile_like1_x86(const uint16_t *w, bool bf16, int k, int nw, const float *x, size_t ldx, int nx,
                                    float *dot, size_t ld_dot);
 
+/* Whether the CPU has AVX512-BF16 dot products (vdpbf16ps) with AVX-512BW/VL, for the kernel
+ * below. Asked once per process. */
+bool k_cpu_have_bf16_dot(void);
+/* nw ≤ 4 bf16 weight rows w [nw, k] and nx ≤ 4 bf16 rows of x (stride ldxb ≥ k rounded up to 32,
+ * zero beyond k): dot[r·ld_dot + j] = Σ_p x[r][p]·w[j][p] with bf16 × bf16 products summed in
+ * float32 (vdpbf16ps, 16 lanes, then a fixed reduction). The bits of a (weight row, x row) pair
+ * do not depend on nw, nx or the other rows. Requires k_cpu_have_bf16_dot(). */
+void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *xb, size_t ldxb, int nx, float *dot,
+                             size_t ld_dot);
+
 #endif

@@ -27,6 +27,7 @@
 #include "file.h"
 #include "fixture_util.h"
 #include "json.h"
+#include "matmul.h"
 #include "mem.h"
 #include "run.h"
 #include "st.h"
@@ -47,7 +48,14 @@
 #define Q8_LOGIT_TOL 3e-2
 #define Q8_MARGIN_TIE 5e-2
 #define Q8_FLIP_GAP 0.25
-static int g_q8_cases, g_q8_same; /* q8: cases, and those with all N_NEW greedy tokens equal */
+/* test_llm bf16 MODEL ...: the linear layers rounded to bf16 at load and multiplied with bf16
+ * products where the CPU has them (decoder.weights = bf16, what auto picks on such a CPU). The
+ * same checks as q8 with its own bounds (measured: docs/numerics.md §9.2). */
+#define BF16_LOGIT_TOL 2e-2
+#define BF16_MARGIN_TIE 5e-2
+#define BF16_FLIP_GAP 0.1
+static int g_lossy_cases, g_lossy_same; /* q8/bf16: cases, and those with all N_NEW greedy tokens equal */
+static double g_flip_gap;                /* q8/bf16: the largest reference gap a changed token may have */
 static double g_logit_tol = LOGIT_TOL, g_margin_tie = MARGIN_TIE;
 static llm_weights_t g_weights = LLM_WEIGHTS_NATIVE;
 static double g_worst_abs; /* the largest |ours − ref| of a logit over the run */
@@ -210,20 +218,21 @@ static void compare_case(gen_model_t *m, const st_file_t *f, const char *label, 
         if (worst > *worst_rel) *worst_rel = worst;
         CHECK_EQ_INT(st.generated, N_NEW);
         int upto = N_NEW;
-        if (g_weights == LLM_WEIGHTS_Q8) { /* show the difference: where, and the reference's gap there */
+        if (g_weights != LLM_WEIGHTS_NATIVE) { /* show the difference: where, and the reference's gap there */
+            const char *wn = llm_weights_name(g_weights);
             int d0 = -1;
             for (int i = 0; i < N_NEW && d0 < 0; i++)
                 if (tokens[i] != (int32_t)ref_tok[i]) d0 = i;
             if (d0 < 0) {
-                g_q8_same++;
+                g_lossy_same++;
             } else {
-                printf("%s %s: q8 greedy tokens equal up to step %d (reference gap there %.3g; %d vs %d)\n", label,
-                       cname, d0, margins[d0], tokens[d0], (int)ref_tok[d0]);
+                printf("%s %s: %s greedy tokens equal up to step %d (reference gap there %.3g; %d vs %d)\n", label,
+                       cname, wn, d0, margins[d0], tokens[d0], (int)ref_tok[d0]);
                 /* the prefix is the same, so only a gap the logits' movement can close may flip */
-                CHECK_MSG(margins[d0] < Q8_FLIP_GAP, "%s %s: q8 flips greedy step %d whose reference gap is %.3g", label,
-                          cname, d0, margins[d0]);
+                CHECK_MSG(margins[d0] < g_flip_gap, "%s %s: %s flips greedy step %d whose reference gap is %.3g", label,
+                          cname, wn, d0, margins[d0]);
             }
-            g_q8_cases++;
+            g_lossy_cases++;
             upto = 0;
         }
         for (int i = 0; i < upto; i++)
@@ -309,9 +318,9 @@ static void test_fidelity(const char *model, int first, int count) {
     }
     printf("%s (%s weights): %d cases over %d images, worst relative logit error %.3g, worst absolute %.3g\n", model,
            llm_weights_name(g_weights), n_cases, n_done, worst, g_worst_abs);
-    if (g_weights == LLM_WEIGHTS_Q8)
-        printf("%s (q8 weights): %d of %d cases with all %d greedy tokens equal to the reference\n", model, g_q8_same,
-               g_q8_cases, N_NEW);
+    if (g_weights != LLM_WEIGHTS_NATIVE)
+        printf("%s (%s weights): %d of %d cases with all %d greedy tokens equal to the reference\n", model,
+               llm_weights_name(g_weights), g_lossy_same, g_lossy_cases, N_NEW);
     free(ldir);
     run_model_destroy(&rm);
 }
@@ -664,15 +673,16 @@ static void test_kv(void) {
  *                              order (ctest runs shards: the vision tower is slow under ASan)
  * test_llm q8 MODEL [FIRST COUNT]  the same with 8-bit linear layers: logits within Q8_LOGIT_TOL,
  *                              greedy tokens equal to the reference's up to a step whose
- *                              reference gap is below Q8_FLIP_GAP (the difference is printed) */
+ *                              reference gap is below Q8_FLIP_GAP (the difference is printed)
+ * test_llm bf16 MODEL [FIRST COUNT]  the same with bf16-held linear layers (BF16_* bounds) */
 int main(int argc, char **argv) {
     /* One thread for the bulk (the thread-count independence is checked in test_behaviour): a
      * 2-core CI machine running other tests would otherwise spend most of the time spinning. */
     omp_set_num_threads(1);
     char err[HIRED_ERR_LEN];
     const char *device = getenv("HIRED_TEST_DEVICE");
-    if (argc > 2 && !strcmp(argv[1], "q8")) { /* 8-bit weights: the CPU backend only */
-        g_weights = LLM_WEIGHTS_Q8;
+    if (argc > 2 && (!strcmp(argv[1], "q8") || !strcmp(argv[1], "bf16"))) { /* lossy weights: the CPU backend */
+        g_weights = !strcmp(argv[1], "q8") ? LLM_WEIGHTS_Q8 : LLM_WEIGHTS_BF16;
         argc--, argv++;
         device = "cpu";
     }
@@ -685,7 +695,11 @@ int main(int argc, char **argv) {
     CHECK_MSG(g_dev && (g_ctx = k_ctx_new(g_dev, err)), "%s", err);
     if (!g_ctx) return test_summary();
     if (k_device_backend(g_dev) == K_BACKEND_CUDA) g_logit_tol = CUDA_LOGIT_TOL, g_margin_tie = CUDA_MARGIN_TIE;
-    if (g_weights == LLM_WEIGHTS_Q8) g_logit_tol = Q8_LOGIT_TOL, g_margin_tie = Q8_MARGIN_TIE;
+    if (g_weights == LLM_WEIGHTS_Q8) g_logit_tol = Q8_LOGIT_TOL, g_margin_tie = Q8_MARGIN_TIE, g_flip_gap = Q8_FLIP_GAP;
+    if (g_weights == LLM_WEIGHTS_BF16)
+        g_logit_tol = BF16_LOGIT_TOL, g_margin_tie = BF16_MARGIN_TIE, g_flip_gap = BF16_FLIP_GAP;
+    if (g_weights == LLM_WEIGHTS_BF16)
+        printf("bf16 weights with %s products\n", k_device_bf16_products(g_dev) ? "bf16" : "float32 (no native bf16)");
     printf("device %s: logit bound %g, near-tie gap %g\n", k_device_name(g_dev), g_logit_tol, g_margin_tie);
     if (argc > 1 && !strcmp(argv[1], "kv"))
         test_kv();

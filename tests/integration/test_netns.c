@@ -185,7 +185,9 @@ int main(void) {
     /* the worker hosts */
     const char *eargs[] = {ebin, "--model", dir, "--broker.endpoint=tcp://10.231.1.1:5556", "--broker.heartbeat_ms=200",
                            "--worker.warmup=false", "--worker.drain_ms=0", "--log.level=warn", o_skey, o_wcert, NULL};
-    const char *dargs[] = {dbin, "--model", dir, "--broker.endpoint=tcp://10.231.2.1:5556", "--broker.heartbeat_ms=200",
+    /* a float32 KV cache, as rt_decoder gives: the answers are compared with `hired run` in-process */
+    const char *dargs[] = {dbin, "--model", dir, "--decoder.kv_dtype=f32", "--broker.endpoint=tcp://10.231.2.1:5556",
+                           "--broker.heartbeat_ms=200",
                            "--worker.warmup=false", "--worker.drain_ms=0", "--log.level=warn", o_skey, o_wcert, NULL};
     ns_spawn(g_ns[1], eargs);
     ns_spawn(g_ns[2], dargs);

@@ -189,7 +189,7 @@ struct rt_model {
 rt_model_t *rt_model_load(const char *dir, char *err) {
     rt_model_t *m = calloc(1, sizeof *m);
     if (m && (m->dev = k_device_open("cpu", err)) && (m->ctx = k_ctx_new(m->dev, err)) &&
-        (m->m = run_model_load(dir, m->dev, err)))
+        (m->m = run_model_load_as(dir, m->dev, LLM_WEIGHTS_AUTO, err))) /* as the decoders' default */
         return m;
     rt_model_destroy(&m);
     return NULL;

@@ -12,6 +12,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
+#include "err.h"
+#include "matmul.h"
 #include "test.h"
 
 extern char **environ;
@@ -129,19 +132,31 @@ int main(void) {
     CHECK(b.status == 0);
     CHECK_MSG(!strcmp(a.out, b.out), "'%s' vs '%s'", a.out, b.out);
 
-    /* 8-bit linear layers (--weights q8): the same request runs and says so; an unknown value is a
-     * usage error */
+    /* --weights: auto (the default) is bf16 where this CPU has native bf16 products, native
+     * elsewhere; native, bf16 and q8 run and say so; an unknown value is a usage error */
+    char dev_err[HIRED_ERR_LEN];
+    k_device_t *cpu = k_device_open("cpu", dev_err);
+    CHECK_MSG(cpu != NULL, "%s", dev_err);
+    const bool bf16_native = cpu && k_device_bf16_products(cpu);
+    k_device_close(&cpu);
     const char *const greedy15[] = {"run", "--model", v15, "--image", img15, "--max-tokens", "6", "Describe it.", NULL};
-    const char *const greedy15_q8[] = {"run", "--model", v15, "--image", img15, "--max-tokens", "6", "--weights", "q8",
-                                       "Describe it.", NULL};
     run(&a, greedy15);
-    run(&b, greedy15_q8);
-    CHECK_MSG(a.status == 0 && strstr(a.err, "weights native;"), "native: exit %d %s", a.status, a.err);
-    CHECK_MSG(b.status == 0 && strstr(b.err, "weights q8;") && strstr(b.err, "Q8 weights: "), "q8: exit %d %s",
-              b.status, b.err);
-    CHECK(b.out[0] && b.out[strlen(b.out) - 1] == '\n');
-    printf("greedy, native: %s", a.out);
-    printf("greedy, q8:     %s", b.out);
+    CHECK_MSG(a.status == 0 && strstr(a.err, bf16_native ? "weights bf16;" : "weights native;"), "auto: exit %d %s",
+              a.status, a.err);
+    printf("greedy, auto:   %s", a.out);
+    const char *const wnames[] = {"native", "bf16", "q8"};
+    for (size_t i = 0; i < ARRAY_LEN(wnames); i++) {
+        const char *const args[] = {"run", "--model", v15, "--image", img15, "--max-tokens", "6", "--weights", wnames[i],
+                                    "Describe it.", NULL};
+        run(&b, args);
+        char want[32];
+        snprintf(want, sizeof want, "weights %s;", wnames[i]);
+        CHECK_MSG(b.status == 0 && strstr(b.err, want), "%s: exit %d %s", wnames[i], b.status, b.err);
+        CHECK(b.out[0] && b.out[strlen(b.out) - 1] == '\n');
+        if (i == 2) CHECK_MSG(strstr(b.err, "Q8 weights: "), "%s", b.err);
+        if (i == (bf16_native ? 1u : 0u)) CHECK_MSG(!strcmp(a.out, b.out), "auto '%s' vs %s '%s'", a.out, wnames[i], b.out);
+        printf("greedy, %-6s: %s", wnames[i], b.out);
+    }
     run(&a, (const char *const[]){"run", "--model", v15, "--image", img15, "--weights", "q4", "Q?", NULL});
     CHECK_MSG(a.status == 2 && strstr(a.err, "weights"), "exit %d %s", a.status, a.err);
 

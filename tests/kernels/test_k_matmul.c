@@ -18,6 +18,7 @@
 #include "matmul.h"
 #include "mem.h"
 #include "ktest.h"
+#include "simd_x86.h"
 #include "test.h"
 
 /* Weights of dtype dt holding the values of w32 (rounded to dt first, so w32 is updated to
@@ -45,10 +46,12 @@ typedef struct {
 
 /* Whether the kernel runs this case with bf16 products (matmul.h): BF16 precision asked, half
  * weights, more rows than the fused kernel takes, a CPU with native bf16 GEMM. */
+static bool native_bf16(void) { return k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot(); }
+
 static bool takes_bf16(const mm_case *c, const k_matmul_launch *force) {
-    if (force) return force->variant == K_MATMUL_BF16;
+    if (force) return force->variant == K_MATMUL_BF16 || force->variant == K_MATMUL_BF16DOT;
     k_matmul_args a = {.w_dtype = c->dt, .prec = c->prec};
-    return c->dt != TENSOR_DTYPE_F32 && c->m > K_MATMUL_FUSED_MAX_M && k_cpu_have_bf16_gemm() &&
+    return c->dt != TENSOR_DTYPE_F32 && (c->m > K_MATMUL_FUSED_MAX_M || c->dt == TENSOR_DTYPE_BF16) && native_bf16() &&
            k_matmul_prec_of(&a) == K_MATMUL_PREC_BF16;
 }
 
@@ -88,6 +91,7 @@ static void run_case_with(mm_case c, bool fail_alloc, const k_matmul_launch *for
     snprintf(name, sizeof name, "matmul m=%d n=%d k=%d ldx+%d ldy+%d bias=%d acc=%d %s%s%s%s", c.m, c.n, c.k, c.pad_x,
              c.pad_y, c.bias, c.acc, tensor_dtype_name(c.dt), fail_alloc ? " (no scratch)" : "",
              force ? (force->variant == K_MATMUL_BF16 ? " forced BF16" :
+                      force->variant == K_MATMUL_BF16DOT ? " forced BF16DOT" :
                       force->variant == K_MATMUL_FUSED ? (force->simd ? " forced FUSED/simd" : " forced FUSED") :
                       force->simd ? " forced CONVERT/simd" : " forced CONVERT") : "",
              bf16 ? " (bf16 products)" : "");
@@ -154,6 +158,20 @@ static void test_forced_variants(void) {
                                      .block_n = 16 + 16 * (int)(s % 2), .simd = cpu_has_simd()};
                 run_case_with(c, false, &l);
             }
+    }
+    /* BF16DOT: bf16 weights, bf16 dot products in register tiles; ragged m, n and k (tails of
+     * the 32-element steps, tiles of fewer than 4 rows) */
+    if (native_bf16()) {
+        const mm_case dshapes[] = {{1, 67, 1025, 0, 0, true, false, 0, 0}, {3, 130, 33, 2, 1, false, true, 0, 0},
+                                   {13, 9, 64, 0, 3, true, true, 0, 0},   {1, 1, 7, 0, 0, false, false, 0, 0},
+                                   {6, 5, 31, 1, 0, true, false, 0, 0},   {17, 70, 300, 0, 0, false, true, 0, 0}};
+        for (size_t s = 0; s < ARRAY_LEN(dshapes); s++) {
+            mm_case c = dshapes[s];
+            c.dt = TENSOR_DTYPE_BF16;
+            c.prec = K_MATMUL_PREC_BF16;
+            k_matmul_launch l = {.variant = K_MATMUL_BF16DOT, .n_threads = 1 + (int)(s % 2)};
+            run_case_with(c, false, &l);
+        }
     }
     const mm_case shapes[] = {{1, 67, 1025, 0, 0, true, false, 0, 0},  {3, 130, 33, 2, 1, false, true, 0, 0},
                               {8, 64, 64, 0, 0, true, true, 0, 0},     {19, 33, 100, 0, 3, true, false, 0, 0},
@@ -284,7 +302,27 @@ static void test_plan(void) {
     a.prec = K_MATMUL_PREC_BF16;
     a.m = K_MATMUL_FUSED_MAX_M;
     k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_BF16DOT && l.n_threads == 2); /* BF16 weights: bf16 dot products for decode too */
+    CHECK(k_matmul_plan_scratch(&a, &l) == (size_t)K_MATMUL_FUSED_MAX_M * 1024 * 2);
+    a.k = 1000; /* x rows padded to 32 */
+    CHECK(k_matmul_plan_scratch(&a, &l) == (size_t)K_MATMUL_FUSED_MAX_M * 1024 * 2);
+    a.k = 1024;
+    a.m = 16;
+    a.row_invariant = true; /* a batched decode step: the same kernel */
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_BF16DOT);
+    k_matmul_plan(&a, 2, true, false, &l); /* no native bf16: the float32 row-invariant kernel */
+    CHECK(l.variant == K_MATMUL_ROWS);
+    a.row_invariant = false;
+    a.m = K_MATMUL_FUSED_MAX_M;
+    a.w_dtype = TENSOR_DTYPE_F16; /* F16 weights keep the exact fused kernel at decode shapes */
+    k_matmul_plan(&a, 2, true, true, &l);
     CHECK(l.variant == K_MATMUL_FUSED);
+    a.w_dtype = TENSOR_DTYPE_BF16;
+    a.prec = K_MATMUL_PREC_F32;
+    k_matmul_plan(&a, 2, true, true, &l);
+    CHECK(l.variant == K_MATMUL_FUSED);
+    a.prec = K_MATMUL_PREC_BF16;
     a.m = 577;
     a.w_dtype = TENSOR_DTYPE_F32;
     k_matmul_plan(&a, 2, true, true, &l);
@@ -330,6 +368,27 @@ static void test_row_invariant(void) {
         }
         CHECK_EQ_INT(same, m);
         if (dts[d] != TENSOR_DTYPE_F32 && cpu_has_simd()) CHECK_EQ_INT(same_default, m);
+        if (dts[d] == TENSOR_DTYPE_BF16 && native_bf16()) {
+            /* BF16 precision: bf16 dot products, batched rows = solo rows (m = 1, either plan) */
+            a.prec = K_MATMUL_PREC_BF16;
+            CHECK_EQ_INT(k_matmul_cpu(ktest_ctx(), &a), 0);
+            kverify_result rb = kverify_nmse(y, yr, (size_t)m * n, 1e-5);
+            CHECK(rb.ok && rb.nmse > 1e-12); /* bf16 rounding happened, within matmul.h's bound */
+            int same_bf16 = 0;
+            for (int i = 0; i < m; i++) {
+                k_matmul_args one = a;
+                one.m = 1;
+                one.x = x + (size_t)i * k;
+                one.y = y1;
+                one.row_invariant = i % 2;
+                k_matmul_launch l;
+                k_matmul_plan(&one, i % 3 ? 2 : 1, cpu_has_simd(), true, &l);
+                CHECK(l.variant == K_MATMUL_BF16DOT);
+                CHECK_EQ_INT(k_matmul_cpu_planned(ktest_ctx(), &one, &l), 0);
+                same_bf16 += !memcmp(y1, y + (size_t)i * n, (size_t)n * 4);
+            }
+            CHECK_EQ_INT(same_bf16, m);
+        }
         free(w);
         free(x), free(w32), free(b), free(y), free(y1), free(yr);
     }
@@ -391,8 +450,8 @@ int main(void) {
         test_against_ref();
     }
     test_row_invariant();
-    fprintf(stderr, "native bf16 GEMM: %s; %d cases ran with bf16 products\n", k_cpu_have_bf16_gemm() ? "yes" : "no",
+    fprintf(stderr, "native bf16 GEMM and dot products: %s; %d cases ran with bf16 products\n", native_bf16() ? "yes" : "no",
             n_bf16_cases);
-    CHECK(!k_cpu_have_bf16_gemm() || n_bf16_cases > 0);
+    CHECK(!native_bf16() || n_bf16_cases > 0);
     return test_summary();
 }

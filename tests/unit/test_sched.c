@@ -437,15 +437,18 @@ out:
     gen_model_destroy(&m);
 }
 
-/* 8-bit weights (decoder.weights = q8): a batched decode row has the bits of the same row alone,
- * batched or through llm_forward, on any CPU (the Q8 matmul is row-invariant by construction). */
-static void test_q8(k_device_t *dev, const char *name) {
+/* Weights held otherwise (decoder.weights = q8 or bf16): a batched decode row has the bits of the
+ * same row alone, batched or through llm_forward. Q8's matmul is row-invariant by construction on
+ * any CPU; bf16-held weights run bf16 dot products for decode and batched rows alike on a CPU with
+ * AVX512-BF16 and the float32 row-invariant kernel elsewhere. */
+static void test_held(k_device_t *dev, const char *name, llm_weights_t wk) {
     char err[HIRED_ERR_LEN], mdir[4096];
+    const char *wn = llm_weights_name(wk);
     snprintf(mdir, sizeof mdir, "%s/%s", test_fixture("models"), name);
-    gen_model_t *m = gen_model_load_as(mdir, dev, LLM_WEIGHTS_Q8, err);
-    CHECK_MSG(m != NULL, "%s q8: %s", name, err);
+    gen_model_t *m = gen_model_load_as(mdir, dev, wk, err);
+    CHECK_MSG(m != NULL, "%s %s: %s", name, wn, err);
     if (!m) return;
-    CHECK(llm_weights(gen_model_llm(m)) == LLM_WEIGHTS_Q8);
+    CHECK(llm_weights(gen_model_llm(m)) == wk);
     k_ctx_t *ctx = k_ctx_new(dev, err);
     gen_prompt_t pr[3];
     memset(pr, 0, sizeof pr);
@@ -457,7 +460,7 @@ static void test_q8(k_device_t *dev, const char *name) {
         tpl_part_t part = {TPL_PART_TEXT, qs[i]};
         tpl_message_t msg = {"user", &part, 1};
         ok = gen_prompt_build_chat(m, ctx, NULL, 0, &msg, 1, &p, &pr[i], NULL, err) == 0;
-        CHECK_MSG(ok, "%s q8 prompt %d: %s", name, i, err);
+        CHECK_MSG(ok, "%s %s prompt %d: %s", name, wn, i, err);
     }
     if (ok) check_batch_logits(m, ctx, pr, (const int[]){0, 1, 2}, true);
     for (int i = 0; i < 3; i++) gen_prompt_free(&pr[i]);
@@ -472,8 +475,10 @@ int main(void) {
     if (!dev) return test_summary();
     test_model(dev, "llava15-tiny");
     test_model(dev, "llava-next-tiny");
-    test_q8(dev, "llava15-tiny");
-    test_q8(dev, "llava-next-tiny");
+    test_held(dev, "llava15-tiny", LLM_WEIGHTS_Q8);
+    test_held(dev, "llava15-tiny", LLM_WEIGHTS_BF16);
+    test_held(dev, "llava-next-tiny", LLM_WEIGHTS_BF16);
+    test_held(dev, "llava-next-tiny", LLM_WEIGHTS_Q8);
     k_device_close(&dev);
     return test_summary();
 }

@@ -253,7 +253,7 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     k_device_t *dev = k_device_open("cpu", err);
     k_ctx_t *ctx = dev ? k_ctx_new(dev, err) : NULL;
-    llm_t *m = ctx ? llm_new_random(&tc, dev, TENSOR_DTYPE_F16, 42, err) : NULL;
+    llm_t *m = ctx ? llm_new_random(&tc, dev, LLM_WEIGHTS_NATIVE, 42, err) : NULL;
     if (!m) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
@@ -358,7 +358,7 @@ int main(int argc, char **argv) {
     if (q8) {
         /* the same shape with 8-bit linear layers, its steps alternated with the F16 model's */
         t0 = now_s();
-        llm_t *mq = llm_new_random(&tc, dev, TENSOR_DTYPE_Q8, 42, err);
+        llm_t *mq = llm_new_random(&tc, dev, LLM_WEIGHTS_Q8, 42, err);
         if (!mq) {
             fprintf(stderr, "bench: %s\n", err);
             return 1;
