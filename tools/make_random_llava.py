@@ -26,8 +26,8 @@ import os
 import shutil
 import sys
 
-import torch
-from safetensors.torch import save_file
+import numpy as np
+from safetensors.numpy import save_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TINY = os.path.join(HERE, "..", "tests", "fixtures", "models", "llava-next-tiny")
@@ -158,21 +158,21 @@ def main():
         size += b
     shards.append(cur)
 
-    g = torch.Generator().manual_seed(a.seed)
+    g = np.random.Generator(np.random.PCG64(a.seed))
     weight_map, total = {}, 0
     for i, group in enumerate(shards):
         fname = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
         sd = {}
         for name, shape, kind in group:
             if kind == "w":
-                t = torch.empty(shape, dtype=torch.float32).normal_(0.0, 0.02, generator=g).half()
+                t = (g.standard_normal(shape, dtype=np.float32) * np.float32(0.02)).astype(np.float16)
             elif kind == "one":
-                t = torch.ones(shape, dtype=torch.float16)
+                t = np.ones(shape, dtype=np.float16)
             else:
-                t = torch.zeros(shape, dtype=torch.float16)
+                t = np.zeros(shape, dtype=np.float16)
             sd[name] = t
             weight_map[name] = fname
-            total += 2 * t.numel()
+            total += 2 * t.size
         save_file(sd, os.path.join(a.out, fname), metadata={"format": "pt"})
         print(f"{fname}: {len(group)} tensors", flush=True)
         del sd

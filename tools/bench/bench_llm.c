@@ -20,8 +20,11 @@
  * with q8 the Q8 model's decode tokens/s from the alternated steps.
  *
  *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--weights native|q8]
- *                   [--keep-env]
- * --reps: prefill runs; --rounds: decode rounds of S steps each (default: as many as --reps). */
+ *                   [--held native|bf16|auto] [--keep-env]
+ * --reps: prefill runs; --rounds: decode rounds of S steps each (default: as many as --reps).
+ * --held: how the main model's linear layers are held (llm.h; default native: F16 with float32
+ * products; bf16: rounded to bf16 at load with bf16 products, what decoder.weights = auto picks on
+ * a CPU with native bf16). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -216,6 +219,7 @@ static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const
 
 int main(int argc, char **argv) {
     int layers = 2, tokens = 3000, steps = 8, reps = 2, rounds = 0, keep_env = 0, q8 = 1;
+    llm_weights_t held = LLM_WEIGHTS_NATIVE;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tokens") && i + 1 < argc) tokens = atoi(argv[++i]);
@@ -223,11 +227,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep-env")) keep_env = 1;
+        else if (!strcmp(argv[i], "--held") && i + 1 < argc && !llm_weights_parse(argv[i + 1], &held) &&
+                 held != LLM_WEIGHTS_Q8)
+            i++;
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc && (!strcmp(argv[i + 1], "q8") || !strcmp(argv[i + 1], "native")))
             q8 = !strcmp(argv[++i], "q8");
         else {
             fprintf(stderr,
                     "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--weights native|q8] "
+                    "[--held native|bf16|auto] "
                     "[--keep-env]\n",
                     argv[0]);
             return 2;
@@ -253,21 +261,24 @@ int main(int argc, char **argv) {
     double t0 = now_s();
     k_device_t *dev = k_device_open("cpu", err);
     k_ctx_t *ctx = dev ? k_ctx_new(dev, err) : NULL;
-    llm_t *m = ctx ? llm_new_random(&tc, dev, LLM_WEIGHTS_NATIVE, 42, err) : NULL;
+    llm_t *m = ctx ? llm_new_random(&tc, dev, held, 42, err) : NULL;
     if (!m) {
         fprintf(stderr, "bench: %s\n", err);
         return 1;
     }
-    printf("model: %d layers x (hidden 4096, 32 heads, MLP 11008), vocab 32064, F16 random weights "
+    const bool held_bf16 = llm_weights(m) == LLM_WEIGHTS_BF16;
+    printf("model: %d layers x (hidden 4096, 32 heads, MLP 11008), vocab 32064, F16 random weights held as %s%s "
            "(%.2f GB streamed per decode step), built in %.1f s\n",
-           layers, llm_weight_bytes_per_step(m) / 1e9, now_s() - t0);
+           layers, llm_weights_name(llm_weights(m)),
+           held_bf16 ? (k_device_bf16_products(dev) ? " (bf16 products)" : " (float32 products: no native bf16)") : "",
+           llm_weight_bytes_per_step(m) / 1e9, now_s() - t0);
 
     /* what the machine can do: the chosen GEMM family's float32 rate and, where it applies, the
      * bf16 rate (the peak when HIRED_MATMUL_PRECISION=bf16 is in force) */
     printf("kernels: %s\n", k_device_kernels(dev));
     double rate = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F32, 3);
     double rate_bf16 = k_matmul_rate(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, K_MATMUL_PREC_BF16, 3);
-    bool bf16 = k_matmul_default_prec() == K_MATMUL_PREC_BF16;
+    bool bf16 = (k_matmul_default_prec() == K_MATMUL_PREC_BF16 || held_bf16) && k_device_bf16_products(dev);
     double bw = read_gbps(5);
     printf("machine: sgemm (k_matmul, F32 weights, 512x4096x4096) %.1f GFLOP/s; bf16 (F16 weights) %.1f GFLOP/s; "
            "read bandwidth %.1f GB/s\n",
