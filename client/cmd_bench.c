@@ -127,7 +127,8 @@ static void measure_kernels(bench_t *b) {
     if (!cli_dev_open(&d, b->device, err)) {
         snprintf(b->kernels, sizeof b->kernels, "%s", k_device_kernels(d.dev));
         b->peak_f32 = k_matmul_rate(d.ctx, 577, 4096, 1024, TENSOR_DTYPE_F32, K_MATMUL_PREC_F32, 3);
-        b->peak_bf16 = k_matmul_rate(d.ctx, 577, 4096, 1024, TENSOR_DTYPE_F16, K_MATMUL_PREC_BF16, 3);
+        if (k_device_bf16_products(d.dev))
+            b->peak_bf16 = k_matmul_rate(d.ctx, 577, 4096, 1024, TENSOR_DTYPE_F16, K_MATMUL_PREC_BF16, 3);
     }
     snprintf(b->weights_desc, sizeof b->weights_desc, "%s", b->weights);
     if (!strcmp(b->weights, "auto"))
@@ -487,9 +488,13 @@ static void fmt_mb(long kb, char *out, size_t cap) {
 }
 
 static void print_table(const bench_t *b) {
-    printf("\nkernels: %s; measured GEMM peak (k_matmul 577x4096x1024): float32 %.1f GFLOP/s, bf16 %.1f GFLOP/s "
-           "(the rate of bf16-held weights on a CPU with native bf16); decoder weights %s\n",
-           b->kernels, b->peak_f32, b->peak_bf16, b->broker ? "as the running decoder has them" : b->weights_desc);
+    char bf[96];
+    if (b->peak_bf16 > 0)
+        snprintf(bf, sizeof bf, "bf16 %.1f GFLOP/s (the rate of bf16-held weights)", b->peak_bf16);
+    else
+        snprintf(bf, sizeof bf, "no bf16 rate (no native bf16 products here)");
+    printf("\nkernels: %s; measured GEMM peak (k_matmul 577x4096x1024): float32 %.1f GFLOP/s, %s; decoder weights %s\n",
+           b->kernels, b->peak_f32, bf, b->broker ? "as the running decoder has them" : b->weights_desc);
     printf("\n| strategy | r | kept/img | wire/img | tok/s (p10-p90) | TTFT ms (p10-p90) | e2e ms | peak RSS MB enc/dec/broker | vs r=1.0 |\n");
     printf("|---|---|---|---|---|---|---|---|---|\n");
     for (int i = 0; i < b->n_rows; i++) {

@@ -302,8 +302,25 @@ static int scratch_alloc(const llm_t *m, k_ctx_t *ctx, int rows, llm_scratch_t *
  * dense cache gets its new keys and values straight from the projections (RoPE applied in
  * place); another dtype or a paged cache gets them through kb, vb ([t, kv_dim] float32 scratch: RoPE in float32, then
  * one rounding as they are stored). */
+/* Moves rows keep[i] − base (i < n_keep) of a [*, width] float matrix to rows 0..n_keep (keep
+ * ascending, so keep[i] − base ≥ i and no row overwrites one still to be moved). */
+static int compact_rows(k_ctx_t *ctx, float *a, int width, const int32_t *keep, int n_keep, int base) {
+    int rc = HIRED_OK;
+    for (int i = 0; !rc && i < n_keep; i++)
+        if (keep[i] - base != i)
+            rc = k_ctx_copy(ctx, a + (size_t)i * width, a + (size_t)(keep[i] - base) * width,
+                            (size_t)width * sizeof(float));
+    return rc;
+}
+
+/* One chunk of t rows at positions p0.. through every layer. keep[i] − base (i < n_keep,
+ * ascending) are the chunk rows whose final hidden state is wanted; the others only feed the cache, so after
+ * the last layer's attention (its keys and values are all written by then) the chunk is cut down
+ * to the kept rows, moved to the front of s->x: the last layer's output projection and MLP run
+ * for those rows only — for a prompt prefilled for its last logits, one row instead of t (what
+ * llama.cpp does too). */
 static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, int p0, llm_scratch_t *s, float *kb,
-                         float *vb) {
+                         float *vb, const int32_t *keep, int n_keep, int base) {
     const hf_text_config_t *c = &m->cfg;
     const int D = c->hidden, I = c->intermediate;
     const float scale = (float)(1.0 / sqrt((double)c->head_dim));
@@ -329,6 +346,12 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
         if (!rc) rc = k_rope(ctx, &rk);
         if (!rc && !direct) rc = kv_cache_write(kv, ctx, l, p0, kb, vb, t);
         if (!rc) rc = k_attention(ctx, &at);
+        if (!rc && l == c->layers - 1 && n_keep < t) {
+            rc = compact_rows(ctx, s->att, m->q_dim, keep, n_keep, base);
+            if (!rc) rc = compact_rows(ctx, s->x, D, keep, n_keep, base);
+            t = n_keep;
+            if (!t) break;
+        }
         if (!rc) rc = linear(m, ctx, s->att, t, &L->o, s->x, true); /* x += attn · Woᵀ */
 
         if (!rc) rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->post_norm, c->rms_eps);
@@ -384,15 +407,21 @@ int llm_forward_rows(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *
     int next = 0; /* first entry of rows not yet computed */
     for (int r0 = 0; !rc && r0 < t; r0 += chunk) {
         const int n = t - r0 < chunk ? t - r0 : chunk;
+        /* the wanted rows inside this chunk: rows[next .. next+n_keep) */
+        int n_keep = 0;
+        while (next + n_keep < n_rows && rows[next + n_keep] < r0 + n) n_keep++;
+        const int32_t *keep = rows ? rows + next : NULL;
         rc = k_ctx_copy(ctx, s.x, x + (size_t)r0 * D, (size_t)n * D * sizeof(float));
-        if (!rc) rc = forward_chunk(m, ctx, kv, n, p_start + r0, &s, kb, vb);
-        /* runs of consecutive wanted rows inside this chunk go through the head together */
-        while (!rc && next < n_rows && rows[next] < r0 + n) {
+        if (!rc) rc = forward_chunk(m, ctx, kv, n, p_start + r0, &s, kb, vb, keep, n_keep, r0);
+        /* the chunk's wanted rows are now rows 0..n_keep of s.x; runs of consecutive ones go
+         * through the head together */
+        for (int i = 0; !rc && i < n_keep;) {
             int run = 1;
-            while (next + run < n_rows && rows[next + run] < r0 + n && rows[next + run] == rows[next] + run) run++;
-            rc = head_rows(m, ctx, &s, rows[next] - r0, run, logits + (size_t)next * V);
-            next += run;
+            while (i + run < n_keep && keep[i + run] == keep[i] + run) run++;
+            rc = head_rows(m, ctx, &s, i, run, logits + (size_t)(next + i) * V);
+            i += run;
         }
+        next += n_keep;
         if (!rc) kv_cache_advance(kv, n); /* positions p_start+r0 .. +n−1 are now valid in the cache */
     }
     k_ctx_release(ctx, mark);
@@ -541,11 +570,15 @@ size_t llm_batch_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int n, int kv_c
 double llm_matmul_flops(const llm_t *m, int t, int past, int n_logit_rows) {
     const hf_text_config_t *c = &m->cfg;
     const double D = c->hidden, I = c->intermediate, Q = m->q_dim, KV = m->kv_dim;
-    double per_layer = 2.0 * t * (D * Q + 2 * D * KV + Q * D + 3 * D * I);
+    double per_layer = 2.0 * t * (D * Q + 2 * D * KV);
     /* q·kᵀ and p·v: query i sees past + i + 1 keys */
     double keys = (double)t * past + (double)t * (t + 1) / 2.0;
     per_layer += 2.0 * 2.0 * keys * c->head_dim * c->heads;
-    return per_layer * c->layers + 2.0 * n_logit_rows * D * c->vocab;
+    /* the output projection and MLP: every row but in the last layer, which runs them only for
+     * the rows whose logits are wanted (forward_chunk) */
+    const double tail = 2.0 * (Q * D + 3 * D * I);
+    return per_layer * c->layers + tail * ((double)t * (c->layers - 1) + n_logit_rows) +
+           2.0 * n_logit_rows * D * c->vocab;
 }
 
 size_t llm_weight_bytes_per_step(const llm_t *m) {

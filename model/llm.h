@@ -91,7 +91,9 @@ int llm_embed(const llm_t *m, k_ctx_t *ctx, const int32_t *ids, int n, float *ou
 /* Runs t rows of input embeddings x[t, hidden] (device memory) at positions kv_len ..
  * kv_len+t−1 through ctx, appends their keys and values to kv, and writes logits per mode into
  * logits (device memory, [vocab] or [t, vocab]; may be NULL for LLM_LOGITS_NONE). x is borrowed
- * and not modified. Scratch comes from ctx's arena and is released before returning.
+ * and not modified. Scratch comes from ctx's arena and is released before returning. The last
+ * layer's output projection and MLP run only for the rows whose logits are wanted (the keys and
+ * values of every row are complete before them), so LAST and NONE skip most of that layer.
  * HIRED_ERANGE (the cache is too small: message with the numbers), HIRED_ENOMEM, HIRED_EINVAL,
  * or an op's failure (HIRED_ECUDA), with err. On error the cache length is unchanged. */
 int llm_forward(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int t, llm_logits_t mode,
@@ -118,7 +120,9 @@ size_t llm_batch_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int n, int kv_c
 size_t llm_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int t, int kv_cap);
 
 /* Matmul FLOPs (2·m·n·k summed, attention's two products with the causal half) of a forward
- * of t rows after past cached positions, with n_logit_rows rows through lm_head. */
+ * of t rows after past cached positions, with n_logit_rows rows through lm_head (and, as the
+ * forward runs it, through the last layer's output projection and MLP: the other rows only
+ * feed the cache there). */
 double llm_matmul_flops(const llm_t *m, int t, int past, int n_logit_rows);
 /* Bytes of weights one decode step streams: every layer matrix, the lm_head, one embedding row
  * and the norms (the KV cache not included). */

@@ -197,25 +197,21 @@ K_CLONES static void rows_f32(const mm_ctx *c, int j0, int j1) {
     }
 }
 
-/* F16/BF16 with the AVX2 kernel: each weight row converted once into w32 (exact), then dotted
- * with every x row in the accumulation order of the m = 1 fused path (so a row's bits equal an
- * m = 1 fused matmul). dot: [m] scratch. */
+/* F16/BF16 with AVX2 only: each pair of weight rows converted once into w32 (exact), then dotted
+ * with every x row by register tiles in the accumulation order of the m = 1 fused path
+ * (k_cpu_dot_rows_like1_tiles_x86), so a row's bits equal an m = 1 fused matmul. dot: [m, 2]
+ * scratch. */
 static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *dot) {
     const k_matmul_args *a = c->a;
     const uint16_t *w = a->w;
-    const bool pairs = k_cpu_have_avx512vl(); /* two weight rows per pass: each x load feeds two chains */
-    const int step = pairs ? 2 : 1;
-    for (int j = j0; j < j1; j += step) {
-        const int nj = j + step <= j1 ? step : j1 - j;
+    for (int j = j0; j < j1; j += 2) {
+        const int nj = j + 2 <= j1 ? 2 : j1 - j;
         const uint16_t *src = w + (size_t)j * a->k;
         if (a->w_dtype == TENSOR_DTYPE_F16)
             k_cpu_f16_to_f32_f16c(w32, src, (size_t)nj * a->k);
         else
             k_cpu_to_f32_portable(w32, src, a->w_dtype, (size_t)nj * a->k);
-        if (pairs)
-            k_cpu_dot_rows_like1_pairs_x86(w32, a->k, nj, c->x, c->ldx, a->m, dot, 2);
-        else
-            k_cpu_dot_rows_like1_x86(w32, a->k, 1, c->x, c->ldx, a->m, dot, 2);
+        k_cpu_dot_rows_like1_tiles_x86(w32, a->k, nj, c->x, c->ldx, a->m, dot, 2);
         for (int i = 0; i < a->m; i++)
             for (int jj = 0; jj < nj; jj++) rows_store(c, i, j + jj, dot[(size_t)i * 2 + jj]);
     }

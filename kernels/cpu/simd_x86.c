@@ -131,57 +131,92 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint
     }
 }
 
-/* Float32 weight rows w32 [nj, k] dotted with nr x rows, each x row with the accumulation
- * order of dot_rows_1 (two 8-wide sums over 16-element steps, added, reduced, then the tail):
- * the bits dot_rows_1 gives for the same weights as halves, since half -> float is exact. Four
- * x rows share each weight load. */
-K_TARGET void k_cpu_dot_rows_like1_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
-                                       size_t ld_dot) {
-    const int k16 = k / 16 * 16;
-    for (int j = 0; j < nj; j++) {
-        const float *wr = w32 + (size_t)j * k;
-        int r = 0;
-        for (; r + 4 <= nr; r += 4) {
-            const float *x0 = x + (size_t)r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
-            for (int p = 0; p < k16; p += 16) {
-                __m256 w0 = _mm256_loadu_ps(wr + p), w1 = _mm256_loadu_ps(wr + p + 8);
-                a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x0 + p), a0);
-                a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x0 + p + 8), a1);
-                b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x1 + p), b0);
-                b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x1 + p + 8), b1);
-                c0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x2 + p), c0);
-                c1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x2 + p + 8), c1);
-                d0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x3 + p), d0);
-                d1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x3 + p + 8), d1);
+/* Float32 weight rows w32 [nj, k] (half weights converted exactly) dotted with nr x rows, each
+ * x row with the accumulation order of dot_rows_1 (two 8-wide sums over 16-element steps,
+ * added, reduced, then the fused tail): the bits dot_rows_1 gives for the same weights as
+ * halves and that x row alone. Register tiles for CPUs with AVX2 only (16 vector registers): two weight
+ * rows × three x rows hold 12 accumulators (each pair's a0, a1 of dot_rows_1), so 4 weight loads
+ * and 6 x loads feed 12 FMAs per 16-element step. k runs in blocks of LIKE1_KB elements across
+ * groups of up to LIKE1_SG x rows, the accumulators parked in `acc` between blocks (a store and
+ * a load change no bits), so the block's slice of those x rows stays in L1 while every group
+ * passes over the two weight rows. Each accumulator sees the same FMAs in the same order as
+ * dot_rows_1's for that x row alone. */
+#define LIKE1_KB 256
+#define LIKE1_SG 24
+
+K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(const float *u, const float *v,
+                                                                            const int nw, const float *x, size_t ldx,
+                                                                            const int nx, int p0, int p1,
+                                                                            __m256 *acc /* [nx][2 rows][2 halves] */) {
+    __m256 a[3][2][2];
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; r++)
+#pragma GCC unroll 2
+        for (int j = 0; j < 2; j++)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                if (r < nx && j < nw) a[r][j][h] = _mm256_load_ps((const float *)&acc[r * 4 + j * 2 + h]);
+    for (int p = p0; p < p1; p += 16) {
+#pragma GCC unroll 2
+        for (int h = 0; h < 2; h++) {
+            const __m256 w0 = _mm256_loadu_ps(u + p + 8 * h);
+            const __m256 w1 = nw > 1 ? _mm256_loadu_ps(v + p + 8 * h) : w0;
+#pragma GCC unroll 3
+            for (int r = 0; r < 3; r++) {
+                if (r >= nx) continue;
+                const __m256 xv = _mm256_loadu_ps(x + (size_t)r * ldx + p + 8 * h);
+                a[r][0][h] = _mm256_fmadd_ps(w0, xv, a[r][0][h]);
+                if (nw > 1) a[r][1][h] = _mm256_fmadd_ps(w1, xv, a[r][1][h]);
             }
-            float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
-            float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
-            for (int p = k16; p < k; p++) {
-                s0 = __builtin_fmaf(wr[p], x0[p], s0), s1 = __builtin_fmaf(wr[p], x1[p], s1);
-                s2 = __builtin_fmaf(wr[p], x2[p], s2), s3 = __builtin_fmaf(wr[p], x3[p], s3);
-            }
-            dot[(size_t)r * ld_dot + j] = s0, dot[(size_t)(r + 1) * ld_dot + j] = s1;
-            dot[(size_t)(r + 2) * ld_dot + j] = s2, dot[(size_t)(r + 3) * ld_dot + j] = s3;
         }
-        for (; r < nr; r++) {
-            const float *x0 = x + (size_t)r * ldx;
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            for (int p = 0; p < k16; p += 16) {
-                a0 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + p), _mm256_loadu_ps(x0 + p), a0);
-                a1 = _mm256_fmadd_ps(_mm256_loadu_ps(wr + p + 8), _mm256_loadu_ps(x0 + p + 8), a1);
+    }
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; r++)
+#pragma GCC unroll 2
+        for (int j = 0; j < 2; j++)
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++)
+                if (r < nx && j < nw) _mm256_store_ps((float *)&acc[r * 4 + j * 2 + h], a[r][j][h]);
+}
+
+K_TARGET void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr,
+                                             float *dot, size_t ld_dot) {
+    const int k16 = k / 16 * 16;
+    __m256 acc[LIKE1_SG * 4];
+    for (int j = 0; j < nj; j += 2) {
+        const int nw = j + 2 <= nj ? 2 : 1;
+        const float *u = w32 + (size_t)j * k, *v = nw > 1 ? u + k : u;
+        for (int r0 = 0; r0 < nr; r0 += LIKE1_SG) {
+            const int ng = r0 + LIKE1_SG <= nr ? LIKE1_SG : nr - r0;
+            for (int i = 0; i < ng * 4; i++) acc[i] = _mm256_setzero_ps();
+            for (int p0 = 0; p0 < k16; p0 += LIKE1_KB) {
+                const int p1 = p0 + LIKE1_KB < k16 ? p0 + LIKE1_KB : k16;
+                for (int r = 0; r < ng; r += 3) {
+                    const float *xr = x + (size_t)(r0 + r) * ldx;
+                    const int nx = r + 3 <= ng ? 3 : ng - r;
+                    /* constant tile shapes, so every branch on nw and nx folds away */
+                    if (nw == 2 && nx == 3) like1_avx2_block(u, v, 2, xr, ldx, 3, p0, p1, acc + r * 4);
+                    else if (nw == 2 && nx == 2) like1_avx2_block(u, v, 2, xr, ldx, 2, p0, p1, acc + r * 4);
+                    else if (nw == 2) like1_avx2_block(u, v, 2, xr, ldx, 1, p0, p1, acc + r * 4);
+                    else if (nx == 3) like1_avx2_block(u, v, 1, xr, ldx, 3, p0, p1, acc + r * 4);
+                    else if (nx == 2) like1_avx2_block(u, v, 1, xr, ldx, 2, p0, p1, acc + r * 4);
+                    else like1_avx2_block(u, v, 1, xr, ldx, 1, p0, p1, acc + r * 4);
+                }
             }
-            float s0 = hsum(_mm256_add_ps(a0, a1));
-            for (int p = k16; p < k; p++) s0 = __builtin_fmaf(wr[p], x0[p], s0);
-            dot[(size_t)r * ld_dot + j] = s0;
+            for (int r = 0; r < ng; r++) {
+                const float *xr = x + (size_t)(r0 + r) * ldx;
+                for (int jj = 0; jj < nw; jj++) {
+                    const float *wr = w32 + (size_t)(j + jj) * k;
+                    float s = hsum(_mm256_add_ps(acc[r * 4 + jj * 2], acc[r * 4 + jj * 2 + 1]));
+                    for (int p = k16; p < k; p++) s = __builtin_fmaf(wr[p], xr[p], s);
+                    dot[(size_t)(r0 + r) * ld_dot + j + jj] = s;
+                }
+            }
         }
     }
 }
 
-/* The same for weight rows in pairs with AVX-512VL's 32 vector registers: two weight rows and
- * four x rows per pass (16 partial sums), so each x load feeds two chains. Only ymm arithmetic,
- * in the same order per (weight row, x row): the same bits. */
+/* AVX-512VL's 32 vector registers: the tiles below. */
 #define K_TARGET512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
 
 bool k_cpu_have_avx512vl(void) {
@@ -194,57 +229,6 @@ K_TARGET512 static inline float hsum512(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
-}
-
-K_TARGET512 void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr,
-                                                float *dot, size_t ld_dot) {
-    const int k16 = k / 16 * 16;
-    int j = 0;
-    for (; j + 2 <= nj; j += 2) {
-        const float *u = w32 + (size_t)j * k, *v = u + k;
-        int r = 0;
-        for (; r + 4 <= nr; r += 4) {
-            const float *x0 = x + (size_t)r * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
-            __m256 ua0 = _mm256_setzero_ps(), ua1 = _mm256_setzero_ps(), ub0 = _mm256_setzero_ps(), ub1 = _mm256_setzero_ps();
-            __m256 uc0 = _mm256_setzero_ps(), uc1 = _mm256_setzero_ps(), ud0 = _mm256_setzero_ps(), ud1 = _mm256_setzero_ps();
-            __m256 va0 = _mm256_setzero_ps(), va1 = _mm256_setzero_ps(), vb0 = _mm256_setzero_ps(), vb1 = _mm256_setzero_ps();
-            __m256 vc0 = _mm256_setzero_ps(), vc1 = _mm256_setzero_ps(), vd0 = _mm256_setzero_ps(), vd1 = _mm256_setzero_ps();
-            for (int p = 0; p < k16; p += 16) {
-                __m256 u0 = _mm256_loadu_ps(u + p), u1 = _mm256_loadu_ps(u + p + 8);
-                __m256 v0 = _mm256_loadu_ps(v + p), v1 = _mm256_loadu_ps(v + p + 8);
-                __m256 xa = _mm256_loadu_ps(x0 + p), xb = _mm256_loadu_ps(x0 + p + 8);
-                ua0 = _mm256_fmadd_ps(u0, xa, ua0), ua1 = _mm256_fmadd_ps(u1, xb, ua1);
-                va0 = _mm256_fmadd_ps(v0, xa, va0), va1 = _mm256_fmadd_ps(v1, xb, va1);
-                xa = _mm256_loadu_ps(x1 + p), xb = _mm256_loadu_ps(x1 + p + 8);
-                ub0 = _mm256_fmadd_ps(u0, xa, ub0), ub1 = _mm256_fmadd_ps(u1, xb, ub1);
-                vb0 = _mm256_fmadd_ps(v0, xa, vb0), vb1 = _mm256_fmadd_ps(v1, xb, vb1);
-                xa = _mm256_loadu_ps(x2 + p), xb = _mm256_loadu_ps(x2 + p + 8);
-                uc0 = _mm256_fmadd_ps(u0, xa, uc0), uc1 = _mm256_fmadd_ps(u1, xb, uc1);
-                vc0 = _mm256_fmadd_ps(v0, xa, vc0), vc1 = _mm256_fmadd_ps(v1, xb, vc1);
-                xa = _mm256_loadu_ps(x3 + p), xb = _mm256_loadu_ps(x3 + p + 8);
-                ud0 = _mm256_fmadd_ps(u0, xa, ud0), ud1 = _mm256_fmadd_ps(u1, xb, ud1);
-                vd0 = _mm256_fmadd_ps(v0, xa, vd0), vd1 = _mm256_fmadd_ps(v1, xb, vd1);
-            }
-            float su[4] = {hsum512(_mm256_add_ps(ua0, ua1)), hsum512(_mm256_add_ps(ub0, ub1)),
-                           hsum512(_mm256_add_ps(uc0, uc1)), hsum512(_mm256_add_ps(ud0, ud1))};
-            float sv[4] = {hsum512(_mm256_add_ps(va0, va1)), hsum512(_mm256_add_ps(vb0, vb1)),
-                           hsum512(_mm256_add_ps(vc0, vc1)), hsum512(_mm256_add_ps(vd0, vd1))};
-            const float *xs[4] = {x0, x1, x2, x3};
-            for (int i = 0; i < 4; i++) {
-                for (int p = k16; p < k; p++) {
-                    su[i] = __builtin_fmaf(u[p], xs[i][p], su[i]);
-                    sv[i] = __builtin_fmaf(v[p], xs[i][p], sv[i]);
-                }
-                dot[(size_t)(r + i) * ld_dot + j] = su[i];
-                dot[(size_t)(r + i) * ld_dot + j + 1] = sv[i];
-            }
-        }
-        if (r < nr) {
-            k_cpu_dot_rows_like1_x86(u, k, 1, x + (size_t)r * ldx, ldx, nr - r, dot + (size_t)r * ld_dot + j, ld_dot);
-            k_cpu_dot_rows_like1_x86(v, k, 1, x + (size_t)r * ldx, ldx, nr - r, dot + (size_t)r * ld_dot + j + 1, ld_dot);
-        }
-    }
-    if (j < nj) k_cpu_dot_rows_like1_x86(w32 + (size_t)j * k, k, 1, x, ldx, nr, dot + j, ld_dot);
 }
 
 /* ---- the register-tiled row-invariant kernel (AVX-512F) ----------------------------------------
@@ -455,12 +439,7 @@ void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *x
                              size_t ld_dot) {
     (void)w, (void)k, (void)nw, (void)xb, (void)ldxb, (void)nx, (void)dot, (void)ld_dot; /* never planned here */
 }
-void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
-                                    size_t ld_dot) {
-    k_cpu_dot_rows_like1_x86(w32, k, nj, x, ldx, nr, dot, ld_dot);
-}
-
-void k_cpu_dot_rows_like1_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
+void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
                               size_t ld_dot) {
     for (int j = 0; j < nj; j++)
         for (int r = 0; r < nr; r++) {

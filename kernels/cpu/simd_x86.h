@@ -21,15 +21,12 @@ void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1
 
 /* Float32 weight rows w32 [nj, k] (half weights converted exactly) dotted with nr rows of x:
  * dot[r·ld_dot + j] has the bits k_cpu_half_dot_rows_x86 gives for that x row alone (nr = 1)
- * — the row-invariant matmul's kernel. Requires k_cpu_have_f16c(). */
-void k_cpu_dot_rows_like1_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
-                              size_t ld_dot);
+ * — the row-invariant matmul's kernel on AVX2 machines (register tiles of 2 weight rows × 3 x
+ * rows, k in blocks). Requires k_cpu_have_f16c(). */
+void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
+                                    size_t ld_dot);
 /* Whether the CPU also has AVX-512F/VL (32 vector registers) for the kernel below. */
 bool k_cpu_have_avx512vl(void);
-/* k_cpu_dot_rows_like1_x86 with two weight rows per pass (the same bits). Requires
- * k_cpu_have_avx512vl(). */
-void k_cpu_dot_rows_like1_pairs_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
-                                    size_t ld_dot);
 
 /* nw ≤ 4 weight rows w [nw, k] (F16, or BF16 when bf16) and nx ≤ 4 rows of x (stride ldx):
  * dot[r·ld_dot + j] = the bits k_cpu_half_dot_rows_x86 gives for x row r alone (nr = 1), from

@@ -250,6 +250,48 @@ static void paged_same(gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr) {
     }
 }
 
+/* The last layer's output projection and MLP run only for the rows whose logits are wanted
+ * (model/llm.c forward_chunk): those rows' logits match an all-rows pass within float32 noise
+ * (their GEMMs have fewer rows), and the cache holds the same keys and values bit for bit, so a
+ * decode step after a pass for some rows, or for none, gives the all-rows pass's logits exactly. */
+static void kept_rows_same(gen_model_t *m, k_ctx_t *ctx, const gen_prompt_t *pr) {
+    llm_t *llm = gen_model_llm(m);
+    const hf_text_config_t *tc = llm_config(llm);
+    const int V = tc->vocab, L = pr->length, D = tc->hidden, kvd = tc->kv_heads * tc->head_dim;
+    char err[HIRED_ERR_LEN];
+    CHECK(L >= 6);
+    if (L < 6) return;
+    const int32_t rows[4] = {0, L / 2, L / 2 + 1, L - 1};
+    float *all = mem_alloc((size_t)L * V * sizeof(float)), *sel = mem_alloc(4 * (size_t)V * sizeof(float));
+    float *d[3] = {mem_alloc((size_t)V * sizeof(float)), mem_alloc((size_t)V * sizeof(float)),
+                   mem_alloc((size_t)V * sizeof(float))};
+    kv_cache_t *kc[3];
+    for (int i = 0; i < 3; i++) kc[i] = kv_cache_new(llm_device(llm), TENSOR_DTYPE_F32, tc->layers, kvd, L + 1, err);
+    CHECK_MSG(all && sel && d[0] && d[1] && d[2] && kc[0] && kc[1] && kc[2], "%s", err);
+    if (all && sel && d[0] && d[1] && d[2] && kc[0] && kc[1] && kc[2]) {
+        k_ctx_reset(ctx);
+        CHECK(llm_forward(llm, ctx, kc[0], pr->embeds, L, LLM_LOGITS_ALL, all, err) == 0);
+        CHECK_MSG(llm_forward_rows(llm, ctx, kc[1], pr->embeds, L, rows, 4, sel, err) == 0, "%s", err);
+        CHECK_MSG(llm_forward(llm, ctx, kc[2], pr->embeds, L, LLM_LOGITS_NONE, NULL, err) == 0, "%s", err);
+        double worst = 0, scale = 0;
+        for (int r = 0; r < 4; r++)
+            for (int v = 0; v < V; v++) {
+                const double ref = all[(size_t)rows[r] * V + v], got = sel[(size_t)r * V + v];
+                worst = fmax(worst, fabs(got - ref));
+                scale = fmax(scale, fabs(ref));
+            }
+        CHECK_MSG(worst <= 1e-4 * scale + 1e-6, "kept rows' logits differ from the all-rows pass by %g (scale %g)",
+                  worst, scale);
+        /* the next position: the last prompt row's input again */
+        for (int i = 0; i < 3; i++)
+            CHECK(llm_forward(llm, ctx, kc[i], pr->embeds + (size_t)(L - 1) * D, 1, LLM_LOGITS_LAST, d[i], err) == 0);
+        CHECK_MSG(!memcmp(d[0], d[1], (size_t)V * sizeof(float)), "decode after a pass for 4 rows differs");
+        CHECK_MSG(!memcmp(d[0], d[2], (size_t)V * sizeof(float)), "decode after a pass for no rows differs");
+    }
+    for (int i = 0; i < 3; i++) kv_cache_destroy(&kc[i]);
+    mem_free(all), mem_free(sel), mem_free(d[0]), mem_free(d[1]), mem_free(d[2]);
+}
+
 static void test_model(k_device_t *dev, const char *name) {
     char err[HIRED_ERR_LEN], mdir[4096];
     snprintf(mdir, sizeof mdir, "%s", test_fixture("models"));
@@ -404,6 +446,7 @@ static void test_model(k_device_t *dev, const char *name) {
 
     /* the F16 KV cache: how far it moves the logits; batched = alone still holds */
     paged_same(m, ctx, &pr[1]);
+    kept_rows_same(m, ctx, &pr[1]);
     double shift = f16_kv_shift(m, ctx, &pr[1]);
     printf("%s: F16 KV cache moves the prompt logits by %.3g (relative L2, worst position; float32 KV: 0, the "
            "old numbers)\n", name, shift);

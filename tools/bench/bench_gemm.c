@@ -390,6 +390,8 @@ int main(int argc, char **argv) {
     printf("onednn: oneDNN %d.%d.%d, effective ISA 0x%x\n", dv->major, dv->minor, dv->patch,
            (unsigned)dnnl_get_effective_cpu_isa());
     printf("hired: k_matmul, gemm family %s\n", k_cpu_gemm_family());
+    const bool have_bf16 = k_device_bf16_products(dev);
+    if (!have_bf16) printf("onednn-bf16: not run (0.0): this CPU has no native bf16 products\n");
     printf("per shape: a warm-up round, then rounds for %.2f s or more, each timing every candidate once "
            "(interleaved, so all see the same load); the best round counts\n", min_seconds);
 
@@ -402,7 +404,8 @@ int main(int argc, char **argv) {
         double best_t[C_COUNT], best_c[C_COUNT];
         for (int c = 0; c < C_COUNT; c++) best_t[c] = best_c[c] = 1e30;
         dnnl_bf16_mm bf;
-        int bf_ok = bf16_mm_init(&bf, sh[i].m, sh[i].n, sh[i].k, wb, y) == 0;
+        memset(&bf, 0, sizeof bf);
+        int bf_ok = have_bf16 && bf16_mm_init(&bf, sh[i].m, sh[i].n, sh[i].k, wb, y) == 0;
         double t_end = 0;
         int rounds = 0;
         for (int r = 0; r < 2 || now_s() < t_end; r++, rounds++) { /* round 0: warm-up */
