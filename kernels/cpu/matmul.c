@@ -201,7 +201,7 @@ K_CLONES static void rows_f32(const mm_ctx *c, int j0, int j1) {
  * with every x row by register tiles in the accumulation order of the m = 1 fused path
  * (k_cpu_dot_rows_like1_tiles_x86), so a row's bits equal an m = 1 fused matmul. dot: [m, 2]
  * scratch. */
-static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *dot) {
+static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *dot, const float *xp) {
     const k_matmul_args *a = c->a;
     const uint16_t *w = a->w;
     for (int j = j0; j < j1; j += 2) {
@@ -211,7 +211,7 @@ static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *d
             k_cpu_f16_to_f32_f16c(w32, src, (size_t)nj * a->k);
         else
             k_cpu_to_f32_portable(w32, src, a->w_dtype, (size_t)nj * a->k);
-        k_cpu_dot_rows_like1_tiles_x86(w32, a->k, nj, c->x, c->ldx, a->m, dot, 2);
+        k_cpu_dot_rows_like1_tiles_x86(w32, a->k, nj, xp, c->x, c->ldx, a->m, dot, 2);
         for (int i = 0; i < a->m; i++)
             for (int jj = 0; jj < nj; jj++) rows_store(c, i, j + jj, dot[(size_t)i * 2 + jj]);
     }
@@ -257,7 +257,14 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     size_t mark = k_ctx_mark(ctx);
     const bool tiles = l->simd && k_cpu_have_avx512vl();
     size_t per = 2 * ((size_t)a->k + (size_t)a->m); /* floats per thread: two converted rows + their dots */
-    float *scratch = l->simd && !tiles && a->w_dtype != TENSOR_DTYPE_F32 ? k_ctx_alloc(ctx, per * n_threads * sizeof(float)) : NULL;
+    /* AVX2 tiles for two or more rows; one row streams the half weights through the one-row
+     * kernel itself (converting them first would only add a pass) */
+    float *scratch = l->simd && !tiles && a->m > 1 && a->w_dtype != TENSOR_DTYPE_F32
+                         ? k_ctx_alloc(ctx, per * n_threads * sizeof(float))
+                         : NULL;
+    /* x packed by k blocks for the AVX2 tiles, shared by the threads */
+    float *xp = scratch ? k_ctx_alloc(ctx, (size_t)a->m * k_cpu_like1_pack_floats(a->k) * sizeof(float)) : NULL;
+    if (xp) k_cpu_like1_pack_x(xp, c->x, c->ldx, a->m, a->k);
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
     for (int s = 0; s < n_threads; s++) {
         int j0 = (int)((long long)a->n * s / n_threads), j1 = (int)((long long)a->n * (s + 1) / n_threads);
@@ -265,8 +272,8 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
             rows_f32(c, j0, j1);
         else if (l->simd && tiles)
             rows_half_tiles(c, j0, j1);
-        else if (l->simd && scratch)
-            rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + 2 * (size_t)a->k);
+        else if (l->simd && scratch && xp)
+            rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + 2 * (size_t)a->k, xp);
         else if (l->simd)
             rows_half_simd_noscratch(c, j0, j1);
         else /* the portable fused loop keeps one set of partial sums per x row: row-invariant */

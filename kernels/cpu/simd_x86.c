@@ -3,6 +3,8 @@
  * features. On non-x86 builds the entry points exist but k_cpu_have_f16c() is false. */
 #include "simd_x86.h"
 
+#include <string.h>
+
 #include "half.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -134,19 +136,28 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint
 /* Float32 weight rows w32 [nj, k] (half weights converted exactly) dotted with nr x rows, each
  * x row with the accumulation order of dot_rows_1 (two 8-wide sums over 16-element steps,
  * added, reduced, then the fused tail): the bits dot_rows_1 gives for the same weights as
- * halves and that x row alone. Register tiles for CPUs with AVX2 only (16 vector registers): two weight
- * rows × three x rows hold 12 accumulators (each pair's a0, a1 of dot_rows_1), so 4 weight loads
- * and 6 x loads feed 12 FMAs per 16-element step. k runs in blocks of LIKE1_KB elements across
- * groups of up to LIKE1_SG x rows, the accumulators parked in `acc` between blocks (a store and
- * a load change no bits), so the block's slice of those x rows stays in L1 while every group
- * passes over the two weight rows. Each accumulator sees the same FMAs in the same order as
- * dot_rows_1's for that x row alone. */
-#define LIKE1_KB 256
+ * halves and that x row alone. Register tiles for CPUs with AVX2 only (16 vector registers): two
+ * weight rows x three x rows hold 12 accumulators (each pair's a0, a1 of dot_rows_1), so 4
+ * weight loads and 6 x loads feed 12 FMAs per 16-element step. k runs in blocks of
+ * K_CPU_LIKE1_KB elements across groups of up to LIKE1_SG x rows, the accumulators parked in
+ * `acc` between blocks (a store and a load change no bits). x comes packed by block
+ * (k_cpu_like1_pack_x): a block's slices of all x rows are contiguous, so they stay in L1 while
+ * every group passes over the two weight rows; x rows a power of two apart would map to the
+ * same L1 sets and evict each other. */
 #define LIKE1_SG 24
 
+void k_cpu_like1_pack_x(float *xp, const float *x, size_t ldx, int nr, int k) {
+    const int k16 = k / 16 * 16;
+    for (int p0 = 0, b = 0; p0 < k16; p0 += K_CPU_LIKE1_KB, b++) {
+        const int len = p0 + K_CPU_LIKE1_KB < k16 ? K_CPU_LIKE1_KB : k16 - p0;
+        for (int r = 0; r < nr; r++)
+            memcpy(xp + ((size_t)b * nr + r) * K_CPU_LIKE1_KB, x + (size_t)r * ldx + p0, (size_t)len * sizeof(float));
+    }
+}
+
 K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(const float *u, const float *v,
-                                                                            const int nw, const float *x, size_t ldx,
-                                                                            const int nx, int p0, int p1,
+                                                                            const int nw, const float *xb,
+                                                                            const int nx, int len,
                                                                             __m256 *acc /* [nx][2 rows][2 halves] */) {
     __m256 a[3][2][2];
 #pragma GCC unroll 3
@@ -156,7 +167,7 @@ K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(cons
 #pragma GCC unroll 2
             for (int h = 0; h < 2; h++)
                 if (r < nx && j < nw) a[r][j][h] = _mm256_load_ps((const float *)&acc[r * 4 + j * 2 + h]);
-    for (int p = p0; p < p1; p += 16) {
+    for (int p = 0; p < len; p += 16) {
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
             const __m256 w0 = _mm256_loadu_ps(u + p + 8 * h);
@@ -164,7 +175,8 @@ K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(cons
 #pragma GCC unroll 3
             for (int r = 0; r < 3; r++) {
                 if (r >= nx) continue;
-                const __m256 xv = _mm256_loadu_ps(x + (size_t)r * ldx + p + 8 * h);
+                __m256 xv = _mm256_loadu_ps(xb + (size_t)r * K_CPU_LIKE1_KB + p + 8 * h);
+                __asm__("" : "+x"(xv)); /* one load feeds both FMAs (the compiler would fold it into each) */
                 a[r][0][h] = _mm256_fmadd_ps(w0, xv, a[r][0][h]);
                 if (nw > 1) a[r][1][h] = _mm256_fmadd_ps(w1, xv, a[r][1][h]);
             }
@@ -179,8 +191,8 @@ K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(cons
                 if (r < nx && j < nw) _mm256_store_ps((float *)&acc[r * 4 + j * 2 + h], a[r][j][h]);
 }
 
-K_TARGET void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr,
-                                             float *dot, size_t ld_dot) {
+K_TARGET void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *xp, const float *x,
+                                             size_t ldx, int nr, float *dot, size_t ld_dot) {
     const int k16 = k / 16 * 16;
     __m256 acc[LIKE1_SG * 4];
     for (int j = 0; j < nj; j += 2) {
@@ -189,18 +201,21 @@ K_TARGET void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, co
         for (int r0 = 0; r0 < nr; r0 += LIKE1_SG) {
             const int ng = r0 + LIKE1_SG <= nr ? LIKE1_SG : nr - r0;
             for (int i = 0; i < ng * 4; i++) acc[i] = _mm256_setzero_ps();
-            for (int p0 = 0; p0 < k16; p0 += LIKE1_KB) {
-                const int p1 = p0 + LIKE1_KB < k16 ? p0 + LIKE1_KB : k16;
-                for (int r = 0; r < ng; r += 3) {
-                    const float *xr = x + (size_t)(r0 + r) * ldx;
-                    const int nx = r + 3 <= ng ? 3 : ng - r;
+            for (int p0 = 0, b = 0; p0 < k16; p0 += K_CPU_LIKE1_KB, b++) {
+                const int len = p0 + K_CPU_LIKE1_KB < k16 ? K_CPU_LIKE1_KB : k16 - p0;
+                for (int r = 0, nx; r < ng; r += nx) {
+                    const float *xb = xp + ((size_t)b * nr + r0 + r) * K_CPU_LIKE1_KB;
+                    /* groups of three, the last four rows as two pairs (a lone row runs at a third
+                     * of the rate) */
+                    nx = ng - r == 4 ? 2 : r + 3 <= ng ? 3 : ng - r;
+                    __m256 *ac = acc + r * 4;
                     /* constant tile shapes, so every branch on nw and nx folds away */
-                    if (nw == 2 && nx == 3) like1_avx2_block(u, v, 2, xr, ldx, 3, p0, p1, acc + r * 4);
-                    else if (nw == 2 && nx == 2) like1_avx2_block(u, v, 2, xr, ldx, 2, p0, p1, acc + r * 4);
-                    else if (nw == 2) like1_avx2_block(u, v, 2, xr, ldx, 1, p0, p1, acc + r * 4);
-                    else if (nx == 3) like1_avx2_block(u, v, 1, xr, ldx, 3, p0, p1, acc + r * 4);
-                    else if (nx == 2) like1_avx2_block(u, v, 1, xr, ldx, 2, p0, p1, acc + r * 4);
-                    else like1_avx2_block(u, v, 1, xr, ldx, 1, p0, p1, acc + r * 4);
+                    if (nw == 2 && nx == 3) like1_avx2_block(u + p0, v + p0, 2, xb, 3, len, ac);
+                    else if (nw == 2 && nx == 2) like1_avx2_block(u + p0, v + p0, 2, xb, 2, len, ac);
+                    else if (nw == 2) like1_avx2_block(u + p0, v + p0, 2, xb, 1, len, ac);
+                    else if (nx == 3) like1_avx2_block(u + p0, v + p0, 1, xb, 3, len, ac);
+                    else if (nx == 2) like1_avx2_block(u + p0, v + p0, 1, xb, 2, len, ac);
+                    else like1_avx2_block(u + p0, v + p0, 1, xb, 1, len, ac);
                 }
             }
             for (int r = 0; r < ng; r++) {
@@ -439,8 +454,12 @@ void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *x
                              size_t ld_dot) {
     (void)w, (void)k, (void)nw, (void)xb, (void)ldxb, (void)nx, (void)dot, (void)ld_dot; /* never planned here */
 }
-void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
-                              size_t ld_dot) {
+void k_cpu_like1_pack_x(float *xp, const float *x, size_t ldx, int nr, int k) {
+    (void)xp, (void)x, (void)ldx, (void)nr, (void)k; /* the kernel below reads x itself */
+}
+void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *xp, const float *x, size_t ldx,
+                                    int nr, float *dot, size_t ld_dot) {
+    (void)xp;
     for (int j = 0; j < nj; j++)
         for (int r = 0; r < nr; r++) {
             float s = 0.0f;

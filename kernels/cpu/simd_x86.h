@@ -20,11 +20,20 @@ void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1
                              float *dot, size_t ld_dot);
 
 /* Float32 weight rows w32 [nj, k] (half weights converted exactly) dotted with nr rows of x:
- * dot[r·ld_dot + j] has the bits k_cpu_half_dot_rows_x86 gives for that x row alone (nr = 1)
- * — the row-invariant matmul's kernel on AVX2 machines (register tiles of 2 weight rows × 3 x
- * rows, k in blocks). Requires k_cpu_have_f16c(). */
-void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *x, size_t ldx, int nr, float *dot,
-                                    size_t ld_dot);
+ * dot[r*ld_dot + j] has the bits k_cpu_half_dot_rows_x86 gives for that x row alone (nr = 1)
+ * — the row-invariant matmul's kernel on AVX2 machines (register tiles of 2 weight rows x 3 x
+ * rows, k in blocks of K_CPU_LIKE1_KB). xp: x packed by k_cpu_like1_pack_x; x itself (stride
+ * ldx) for the tail past k rounded down to 16. Requires k_cpu_have_f16c(). */
+#define K_CPU_LIKE1_KB 256
+void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *xp, const float *x, size_t ldx,
+                                    int nr, float *dot, size_t ld_dot);
+/* xp[b][r][0 .. K_CPU_LIKE1_KB) = x[r][b*KB ...] over the first k rounded down to 16 columns of
+ * nr rows: nr * k_cpu_like1_pack_floats(k) floats. */
+void k_cpu_like1_pack_x(float *xp, const float *x, size_t ldx, int nr, int k);
+static inline size_t k_cpu_like1_pack_floats(int k) {
+    return (size_t)((k / 16 * 16 + K_CPU_LIKE1_KB - 1) / K_CPU_LIKE1_KB) * K_CPU_LIKE1_KB;
+}
+
 /* Whether the CPU also has AVX-512F/VL (32 vector registers) for the kernel below. */
 bool k_cpu_have_avx512vl(void);
 
