@@ -88,7 +88,7 @@ static const cfg_entry_t k_own_cfg[] = {
     {"decoder.weights", CFG_ENUM, O(weights), 0, 0, "auto", "native|q8|bf16|auto",
      "the text model's linear layers: native = the checkpoint's dtype in place, float32 products (the "
      "reference numbers); bf16 = rounded to bf16 at load, bf16 products with float32 sums where the CPU has "
-     "AVX512-BF16 (prefill ~1.7x, batched decode ~1.4x); q8 = quantised to 8 bits at load (blocks of 32 with "
+     "AVX512-BF16 (prefill ~1.9x, batched decode ~1.5x); q8 = quantised to 8 bits at load (blocks of 32 with "
      "a scale; about half the bytes per decode step; the CPU device only); auto = bf16 on a CPU with native "
      "bf16, native elsewhere. How far each moves logits: docs/numerics.md"},
 };
