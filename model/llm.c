@@ -298,10 +298,6 @@ static int scratch_alloc(const llm_t *m, k_ctx_t *ctx, int rows, llm_scratch_t *
     return HIRED_OK;
 }
 
-/* One chunk of t rows (already copied into s->x) at positions p0.., every layer. A float32
- * dense cache gets its new keys and values straight from the projections (RoPE applied in
- * place); another dtype or a paged cache gets them through kb, vb ([t, kv_dim] float32 scratch: RoPE in float32, then
- * one rounding as they are stored). */
 /* Moves rows keep[i] − base (i < n_keep) of a [*, width] float matrix to rows 0..n_keep (keep
  * ascending, so keep[i] − base ≥ i and no row overwrites one still to be moved). */
 static int compact_rows(k_ctx_t *ctx, float *a, int width, const int32_t *keep, int n_keep, int base) {
@@ -313,12 +309,15 @@ static int compact_rows(k_ctx_t *ctx, float *a, int width, const int32_t *keep, 
     return rc;
 }
 
-/* One chunk of t rows at positions p0.. through every layer. keep[i] − base (i < n_keep,
- * ascending) are the chunk rows whose final hidden state is wanted; the others only feed the cache, so after
- * the last layer's attention (its keys and values are all written by then) the chunk is cut down
- * to the kept rows, moved to the front of s->x: the last layer's output projection and MLP run
- * for those rows only — for a prompt prefilled for its last logits, one row instead of t (what
- * llama.cpp does too). */
+/* One chunk of t rows (already copied into s->x) at positions p0.., every layer. A float32
+ * dense cache gets its new keys and values straight from the projections (RoPE applied in
+ * place); another dtype or a paged cache gets them through kb, vb ([t, kv_dim] float32 scratch:
+ * RoPE in float32, then one rounding as they are stored). keep[i] − base (i < n_keep,
+ * ascending) are the chunk rows whose final hidden state is wanted; the others only feed the
+ * cache, so after the last layer's attention (every row's keys and values are written by then)
+ * the chunk is cut down to the kept rows, moved to the front of s->x: the last layer's output
+ * projection and MLP run for those rows only — for a prompt prefilled for its last logits, one
+ * row instead of t (llama.cpp skips that layer's MLP the same way). */
 static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, int p0, llm_scratch_t *s, float *kb,
                          float *vb, const int32_t *keep, int n_keep, int base) {
     const hf_text_config_t *c = &m->cfg;
