@@ -77,11 +77,24 @@ void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_la
         if (bq < 1) bq = 1;
         /* causal: smaller blocks skip more of the masked triangle */
         if (a->causal && bq > 256 && a->t_q > 256) bq = 256;
+        /* enough items for every thread to get several (a head is one item at CLIP's 577
+         * queries otherwise, 16 items for any thread count) */
+        long long want = (long long)K_ATTENTION_ITEMS_PER_THREAD * max_threads;
+        long long per_head = (want + a->n_head - 1) / a->n_head;
+        if (per_head > 1 && bq > 16) {
+            long long even = (a->t_q + per_head - 1) / per_head;
+            even = (even + 15) / 16 * 16;
+            if (even < bq) bq = even;
+        }
         l->block_q = (int)bq;
         l->n_items = a->n_head * ((a->t_q + l->block_q - 1) / l->block_q);
         l->item_rows = l->block_q;
     }
-    l->scratch_floats = (size_t)l->item_rows * a->t_k + (size_t)l->item_rows;
+    size_t lds = (size_t)(a->t_k + 15) / 16 * 16; /* a score row, whole panels of 16 keys */
+    size_t pack = l->variant == K_ATTENTION_BLOCKED ? 2 * lds * (size_t)a->head_dim : 0;
+    l->pack_floats = pack <= K_ATTENTION_PACK_FLOATS ? pack : 0;
+    size_t floats = l->pack_floats + (size_t)l->item_rows * lds + (size_t)l->item_rows;
+    l->scratch_floats = (floats + 15) / 16 * 16;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     if (l->n_threads > l->n_items) l->n_threads = l->n_items;
 }

@@ -82,11 +82,21 @@ typedef struct {
     int block_q;           /* BLOCKED: queries per work item (1 in DECODE) */
     int item_rows;         /* score rows per work item: block_q, or the q heads of one kv head */
     int n_items;           /* work items */
-    size_t scratch_floats; /* per-thread scratch: item_rows·t_k scores + item_rows row factors */
+    size_t pack_floats;    /* BLOCKED: room for one head's visible keys and values packed for
+                            * the CPU's register tiles (kernels/cpu/attention_x86.h): twice the
+                            * keys rounded up to 16 times head_dim; 0 when that passes
+                            * K_ATTENTION_PACK_FLOATS (those calls take the GEMM path) */
+    size_t scratch_floats; /* per-thread scratch, a multiple of 16: pack_floats, then
+                            * item_rows score rows of t_k rounded up to 16, then item_rows
+                            * row factors */
 } k_attention_launch;
 
 /* Per-thread budget for the score block, in floats (2 MiB: stays in L2/L3). */
 #define K_ATTENTION_SCRATCH_FLOATS (512 * 1024)
+/* Most floats of packed keys and values per thread (8 MiB: 8,192 keys of 128). */
+#define K_ATTENTION_PACK_FLOATS (2 * 1024 * 1024)
+/* Work items per thread the blocking aims for, so that threads finish together. */
+#define K_ATTENTION_ITEMS_PER_THREAD 4
 
 /* Fills *l for a checked a and at most max_threads threads (≥ 1). */
 void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_launch *l);

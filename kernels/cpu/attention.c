@@ -4,7 +4,10 @@
  * row into exp(s − max) (zero past the visible keys), then O = E·V with a second sgemm straight
  * into out, and finally divides each head_dim-wide output row by its row's Σexp (cheaper than
  * normalising the t_k-wide score rows). Work items are spread over OpenMP threads; the GEMMs go
- * through k_cpu_sgemm (gemm.h), single-threaded inside them. The plan (kernels/attention.c)
+ * through k_cpu_sgemm (gemm.h), single-threaded inside them. On CPUs with AVX2 but no AVX-512
+ * the blocked items run the same three steps through hand-written register tiles instead
+ * (attention_x86.h: 1.6x the GEMM path there, which packs both operands on every small call;
+ * hired-bench-kernels attention prints both). The plan (kernels/attention.c)
  * chooses the blocking; the score blocks come from the context's arena; the STREAM fallback
  * (used only when that scratch cannot be allocated) needs no memory at all. attn_row: per head
  * one matrix-vector product (k_cpu_sgemm, m = 1) of its keys with the query, then the shared exp
@@ -14,6 +17,7 @@
 #include <omp.h>
 #include <string.h>
 
+#include "attention_x86.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
 #include "gemm.h"
@@ -59,6 +63,31 @@ static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s, float
     float *o = c->out + i0 * c->ldo + (size_t)h * d;
     k_cpu_sgemm(false, mq, d, width, 1.0f, s, (size_t)width, v, c->ldv, 0.0f, o, c->ldo);
     scale_rows(o, c->ldo, d, inv, mq);
+}
+
+/* A block of queries of every q head of kv head hk through the AVX2 register tiles
+ * (attention_x86.h): the block's visible keys and values packed once for the group, then per
+ * head and tile of 6 query rows the scores of the keys the tile's last row sees, their
+ * exponentials, and the output rows, while the tile's score rows are still in L1. Keys past a
+ * row's limit get exp = 0 and add exact zeros, so a row's bits do not depend on its tile. */
+static void tiles_item(const at_ctx *c, int hk, int i0, int i1, float *kt, float *s) {
+    const k_attention_args *a = c->a;
+    int d = a->head_dim;
+    size_t lds = (size_t)(a->t_k + 15) / 16 * 16;
+    int n = visible(a, i1 - 1);
+    float *vp = kt + k_cpu_att_packed_floats(n, d);
+    k_cpu_att_pack_keys(kt, c->k + (size_t)hk * d, c->ldk, n, d);
+    k_cpu_att_pack_values(vp, c->v + (size_t)hk * d, c->ldv, n, d);
+    for (int h = hk * c->group; h < (hk + 1) * c->group; h++)
+        for (int r0 = i0; r0 < i1; r0 += K_ATT_TILE_ROWS) {
+            int mr = i1 - r0 < K_ATT_TILE_ROWS ? i1 - r0 : K_ATT_TILE_ROWS;
+            int width = visible(a, r0 + mr - 1);
+            float inv[K_ATT_TILE_ROWS];
+            const float *q = c->q + r0 * c->ldq + (size_t)h * d;
+            k_cpu_att_scores(s, lds, q, c->ldq, mr, kt, (width + 15) / 16, d, a->scale);
+            for (int r = 0; r < mr; r++) inv[r] = 1.0f / k_cpu_att_exp_row(s + (size_t)r * lds, visible(a, r0 + r), width);
+            k_cpu_att_values(c->out + r0 * c->ldo + (size_t)h * d, c->ldo, s, lds, mr, vp, n, width, d, inv);
+        }
 }
 
 // ---- DECODE: one query, the q heads of kv head hk as one [group, head_dim] matrix --------------
@@ -116,19 +145,21 @@ static void run_stream(const at_ctx *c, int n_threads) {
 }
 
 /* Also an upper bound for the same arguments with fewer keys, so that a decode job can reserve
- * once for its longest step: the score block is t_q·t_k until it reaches the per-thread budget
- * (or the causal block cap), then shrinks, so the bound takes the larger of the plans at t_k and
- * at those turning points, on every thread. */
+ * once for its longest step. DECODE's scratch grows with t_k. BLOCKED at any t_k' ≤ t_k: the
+ * packed keys are at most those of t_k or, when t_k is past the packing limit, of the most keys
+ * that still pack; the score block is block_q·t_k' ≤ max(budget, t_k') (block_q is the budget
+ * over t_k', capped, or 1) with rows padded by up to 15 keys, plus at most t_q row factors. */
 size_t k_attention_cpu_workspace(const k_attention_args *a) {
     const int max_threads = k_cpu_max_threads();
-    long long turns[3] = {a->t_k, K_ATTENTION_SCRATCH_FLOATS / a->t_q, K_ATTENTION_SCRATCH_FLOATS / 256};
-    size_t most = 0;
-    for (int i = 0; i < 3; i++) {
-        k_attention_args b = *a;
-        b.t_k = (int)(turns[i] < 1 ? 1 : turns[i] < a->t_k ? turns[i] : a->t_k);
-        k_attention_launch l;
-        k_attention_plan(&b, max_threads, &l);
-        if (l.scratch_floats > most) most = l.scratch_floats;
+    k_attention_launch l;
+    k_attention_plan(a, max_threads, &l);
+    size_t most = l.scratch_floats;
+    if (l.variant == K_ATTENTION_BLOCKED) {
+        size_t d = (size_t)a->head_dim, pack = l.pack_floats;
+        size_t limit = 2 * (K_ATTENTION_PACK_FLOATS / (2 * d) / 16 * 16) * d; /* the most keys that pack */
+        if (!pack && limit) pack = limit;
+        size_t scores = (size_t)a->t_k > K_ATTENTION_SCRATCH_FLOATS ? (size_t)a->t_k : K_ATTENTION_SCRATCH_FLOATS;
+        most = pack + scores + 16 * (size_t)a->t_q + 16; /* rows padded to 16 keys, row factors */
     }
     size_t widen = a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks
                        ? 2 * ((size_t)a->t_k * a->n_head_kv * a->head_dim * sizeof(float) + 64)
@@ -184,14 +215,23 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
         k_ctx_release(ctx, mark);
         return HIRED_OK;
     }
+    /* the tiles need packed keys and head_dim in whole vectors of 8; their items are (kv head,
+     * block), so a group of q heads shares one packing */
+    bool tiles = l.variant == K_ATTENTION_BLOCKED && l.pack_floats && a->head_dim % 8 == 0 && k_cpu_att_tiles_usable();
+    int n_items = tiles ? l.n_items / c.group : l.n_items;
 #pragma omp parallel num_threads(l.n_threads) if (l.n_threads > 1)
     {
-        float *s = scratch + l.scratch_floats * omp_get_thread_num();
-        float *inv = s + l.scratch_floats - l.item_rows;
+        float *kt = scratch + l.scratch_floats * omp_get_thread_num();
+        float *s = kt + l.pack_floats;
+        float *inv = s + (size_t)l.item_rows * ((a->t_k + 15) / 16 * 16);
 #pragma omp for schedule(dynamic, 1)
-        for (int it = 0; it < l.n_items; it++) {
+        for (int it = 0; it < n_items; it++) {
             if (l.variant == K_ATTENTION_DECODE) {
                 decode_item(&c, it, s, inv);
+            } else if (tiles) {
+                int hk = it % a->n_head_kv, b = it / a->n_head_kv;
+                int i0 = b * l.block_q, i1 = i0 + l.block_q < a->t_q ? i0 + l.block_q : a->t_q;
+                tiles_item(&c, hk, i0, i1, kt, s);
             } else {
                 /* heads vary fastest so neighbouring items share the q/k/v rows in cache */
                 int h = it % a->n_head, b = it / a->n_head;

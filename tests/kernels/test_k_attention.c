@@ -2,16 +2,21 @@
  * q_pos0 > 0, several query blocks, decode (t_q = 1), padded and interleaved (fused-qkv)
  * strides, and the no-scratch STREAM fallback; k_attn_row_cpu against k_attn_row_ref for one
  * query row of the same data (MHA and GQA, padded key rows, a strided probs block).
- * Tolerance: |a−b| ≤ 1e-5 + 1e-4·|ref| for out and probs (attention.h). Also hand-computed 2×2
- * cases, the plan's decisions, the workspace bound and _check's rejections. */
+ * Tolerance: |a−b| ≤ 1e-5 + 1e-4·|ref| for out and probs (attention.h). The cases run through
+ * the AVX2 register tiles where the CPU has them and through the GEMM path under each GEMM
+ * library. Also: a query row's bits through the tiles do not depend on its chunk or tile; the
+ * tiles' exponential equals k_expf; hand-computed 2×2 cases, the plan's decisions, the
+ * workspace bound and _check's rejections. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "attention.h"
+#include "attention_x86.h"
 #include "err.h"
 #include "gemm.h"
 #include "half.h"
+#include "kmath.h"
 #include "kverify.h"
 #include "mem.h"
 #include "ktest.h"
@@ -163,16 +168,24 @@ static void test_attn_row_strided(void) {
  * once, for its longest step). */
 static void test_workspace_bound(void) {
     const int tqs[] = {1, 3, 40, 300, 1000};
-    bool ok = true;
-    for (size_t i = 0; i < ARRAY_LEN(tqs); i++) {
-        k_attention_args a = {.t_q = tqs[i], .t_k = 5000, .n_head = 8, .n_head_kv = 2, .head_dim = 64, .causal = true};
-        size_t most = k_attention_cpu_workspace(&a);
-        for (int tk = 1; tk <= 5000; tk += 37) {
-            k_attention_args b = a;
-            b.t_k = tk;
-            ok &= k_attention_cpu_workspace(&b) <= most;
+    bool ok = true, crossed = false;
+    for (int dd = 64; dd <= 256; dd *= 4) /* at 256 wide heads the keys stop packing past 4,096 */
+        for (size_t i = 0; i < ARRAY_LEN(tqs); i++) {
+            k_attention_args a = {.t_q = tqs[i], .t_k = 5000, .n_head = 8, .n_head_kv = 2, .head_dim = dd, .causal = true};
+            size_t most = k_attention_cpu_workspace(&a);
+            for (int tk = 1; tk <= 5000; tk += 37) {
+                k_attention_args b = a;
+                b.t_k = tk;
+                ok &= k_attention_cpu_workspace(&b) <= most;
+                k_attention_launch l;
+                k_attention_plan(&b, 2, &l);
+                crossed |= dd == 256 && tqs[i] > 1 && l.pack_floats > 0 && tk > 4000;
+            }
+            k_attention_launch l;
+            k_attention_plan(&a, 2, &l);
+            crossed &= dd != 256 || tqs[i] == 1 || l.pack_floats == 0;
         }
-    }
+    CHECK_MSG(crossed, "the bound's range does not cross the packing limit");
     CHECK_MSG(ok, "attention workspace at fewer keys exceeds the bound at the most keys");
 }
 
@@ -181,19 +194,24 @@ static void test_plan(void) {
     k_attention_args a = {.t_q = 577, .t_k = 577, .n_head = 16, .n_head_kv = 16, .head_dim = 64};
     k_attention_plan(&a, 2, &l);
     CHECK(l.variant == K_ATTENTION_BLOCKED && l.block_q == 577 && l.n_items == 16 && l.n_threads == 2);
-    CHECK_EQ_INT(l.scratch_floats, 577 * 577 + 577);
+    CHECK_EQ_INT(l.pack_floats, 2 * 592 * 64); /* keys and values, 577 rounded up to 16 */
+    CHECK_EQ_INT(l.scratch_floats, (2 * 592 * 64 + 577 * 592 + 577 + 15) / 16 * 16);
     CHECK_EQ_INT(l.item_rows, 577);
+    k_attention_plan(&a, 16, &l); /* 16 threads: each head in blocks, at least 4 items a thread */
+    CHECK(l.block_q == 160 && l.n_items == 16 * 4);
     a = (k_attention_args){.t_q = 3000, .t_k = 3000, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .causal = true};
     k_attention_plan(&a, 2, &l);
     CHECK(l.variant == K_ATTENTION_BLOCKED && l.block_q <= 256 && l.block_q % 16 == 0);
-    CHECK(l.scratch_floats <= K_ATTENTION_SCRATCH_FLOATS + (size_t)l.block_q);
+    CHECK_EQ_INT(l.pack_floats, 2 * 3008 * 128);
+    CHECK(l.scratch_floats <= l.pack_floats + K_ATTENTION_SCRATCH_FLOATS + 16 * (size_t)l.block_q + 16);
     CHECK_EQ_INT(l.n_items, 32 * ((3000 + l.block_q - 1) / l.block_q));
     a = (k_attention_args){.t_q = 4, .t_k = 1 << 20, .n_head = 2, .n_head_kv = 2, .head_dim = 64};
     k_attention_plan(&a, 2, &l);
     CHECK_EQ_INT(l.block_q, 1); /* huge key count: one query row per item */
+    CHECK_EQ_INT(l.pack_floats, 0); /* and too many keys to pack: the GEMM path */
     a = (k_attention_args){.t_q = 1, .t_k = 2000, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .causal = true, .q_pos0 = 1999};
     k_attention_plan(&a, 2, &l);
-    CHECK(l.variant == K_ATTENTION_DECODE && l.n_items == 8 && l.item_rows == 4 && l.scratch_floats == 4 * 2000u + 4);
+    CHECK(l.variant == K_ATTENTION_DECODE && l.n_items == 8 && l.item_rows == 4 && l.scratch_floats == (4 * 2000u + 4 + 15) / 16 * 16);
     a = (k_attention_args){.t_q = 2, .t_k = 2, .n_head = 1, .n_head_kv = 1, .head_dim = 2};
     k_attention_plan(&a, 8, &l);
     CHECK_EQ_INT(l.n_threads, 1);
@@ -312,15 +330,71 @@ static void test_paged(void) {
     }
 }
 
+/* Through the tiles a query row's output has the same bits in any chunk and tile: a causal
+ * prefill of 100 rows against the same rows as chunks of 37, 2, 49 and 12 (q_pos0 > 0),
+ * grouped query heads, the fused q|k|v layout. */
+static void test_tiles_row_invariant(void) {
+    if (!k_cpu_att_tiles_usable()) {
+        printf("note: this CPU runs attention through the GEMM path (no AVX2, or AVX-512): tiles not checked\n");
+        return;
+    }
+    enum { T = 100, H = 4, HKV = 2, D = 32, W = (H + 2 * HKV) * D };
+    float *qkv = malloc(sizeof(float) * T * W), *o1 = malloc(sizeof(float) * T * H * D),
+          *o2 = malloc(sizeof(float) * T * H * D);
+    kverify_fill(qkv, (size_t)T * W, 77, -2, 2);
+    k_attention_args a = {.t_q = T, .t_k = T, .n_head = H, .n_head_kv = HKV, .head_dim = D, .q = qkv, .k = qkv + H * D,
+                          .v = qkv + (H + HKV) * D, .ldq = W, .ldk = W, .ldv = W, .out = o1, .scale = 0.2f, .causal = true};
+    CHECK(k_attention_cpu(ktest_ctx(), &a) == HIRED_OK);
+    const int chunks[] = {37, 2, 49, 12}; /* one row would be a decode step (the GEMM path) */
+    int p0 = 0;
+    for (size_t i = 0; i < ARRAY_LEN(chunks); i++) {
+        k_attention_args b = a;
+        b.t_q = chunks[i], b.t_k = p0 + chunks[i], b.q_pos0 = p0;
+        b.q = qkv + (size_t)p0 * W, b.out = o2 + (size_t)p0 * H * D;
+        CHECK(k_attention_cpu(ktest_ctx(), &b) == HIRED_OK);
+        p0 += chunks[i];
+    }
+    CHECK_MSG(!memcmp(o1, o2, sizeof(float) * T * H * D), "tiles: chunked rows differ in bits from the whole prefill");
+    free(qkv), free(o1), free(o2);
+}
+
+/* The tiles' exponential row: k_expf's values (within an ulp: the same steps, 2^n as one
+ * factor) over the whole range softmax gives it, zeros past n, the sum. */
+static void test_tiles_exp(void) {
+    if (!k_cpu_att_tiles_usable()) return;
+    enum { N = 203, NZ = 211 };
+    float x[NZ], y[NZ];
+    bool ok = true;
+    for (int round = 0; round < 3; round++) {
+        for (int j = 0; j < NZ; j++) x[j] = y[j] = -100.0f * (float)((j * 37 + round * 11) % N) / N + (j == 77) * 5.0f;
+        if (round == 2) x[5] = y[5] = 1e30f; /* everything else underflows to 0 */
+        float m = -INFINITY;
+        for (int j = 0; j < N; j++) m = x[j] > m ? x[j] : m;
+        double want_sum = 0;
+        float sum = k_cpu_att_exp_row(y, N, NZ);
+        for (int j = 0; j < N; j++) {
+            float want = k_expf(x[j] - m);
+            want_sum += want;
+            ok &= fabsf(y[j] - want) <= 1.2e-7f * want;
+        }
+        for (int j = N; j < NZ; j++) ok &= y[j] == 0.0f;
+        ok &= fabs(sum - want_sum) <= 1e-6 * want_sum;
+    }
+    CHECK_MSG(ok, "tiles exp row differs from k_expf");
+}
+
 int main(void) {
+    test_tiles_exp();
+    test_tiles_row_invariant();
     test_known();
     test_paged();
     test_attn_row_strided();
     test_workspace_bound();
     test_plan();
     test_check();
-    test_against_ref();
+    test_against_ref(); /* through the tiles where the CPU has them */
     /* the score and output GEMMs under each GEMM library the CPU backend can choose (gemm.h) */
+    CHECK(k_cpu_att_tiles_enable(false));
     for (int f = 0; f < K_GEMM_FAMILY_COUNT; f++) {
         CHECK(k_cpu_gemm_force((k_gemm_family)f));
         test_against_ref();

@@ -1,7 +1,9 @@
 /* bench_kernels — hired-bench-kernels: throughput of the CPU kernels at the shapes that matter.
  *
  * Prints sgemm GFLOP/s (raw OpenBLAS and k_matmul_cpu) and attention GFLOP/s (with the CLS row
- * probabilities, k_attn_row_cpu) at CLIP ViT-L/14-336 shapes (577 tokens, 16 heads of 64), the decode matvec (m = 1, F16 weights) in GB/s of weights
+ * probabilities, k_attn_row_cpu) at CLIP ViT-L/14-336 shapes (577 tokens, 16 heads of 64), and
+ * attention alone through the AVX2 tiles beside the GEMM path at that shape and at a causal
+ * prefill chunk's, the decode matvec (m = 1, F16 weights) in GB/s of weights
  * streamed, the elementwise/row ops in GB/s moved, and one whole CLIP encoder block timed against
  * its matmul FLOPs at the measured sgemm rate (the encoder's acceptance ratio, which must be
  * ≤ 1.3). Not a test: numbers only.
@@ -16,6 +18,7 @@
 #include "act.h"
 #include "add.h"
 #include "attention.h"
+#include "attention_x86.h"
 #include "clock.h"
 #include "cpu_ops.h"
 #include "cpu_util.h"
@@ -171,6 +174,26 @@ static void bench_matvec(void) {
     }
 }
 
+/* The same call through the AVX2 tiles and through the GEMM path, interleaved, GFLOP/s of the
+ * visible products (fl). */
+static void compare_paths(k_attention_args *a, double fl) {
+    if (!k_cpu_att_tiles_usable()) {
+        double sec = time_it(run_attention, a);
+        printf("  GEMM path (%s; no AVX2 tiles on this CPU): %7.1f GFLOP/s\n", k_cpu_gemm_family(), fl / sec * 1e-9);
+        return;
+    }
+    double best_t = 1e30, best_g = 1e30;
+    for (int round = 0; round < 2; round++) {
+        double st = time_it(run_attention, a);
+        k_cpu_att_tiles_enable(false);
+        double sg = time_it(run_attention, a);
+        k_cpu_att_tiles_enable(true);
+        best_t = st < best_t ? st : best_t, best_g = sg < best_g ? sg : best_g;
+    }
+    printf("  AVX2 tiles %7.1f GFLOP/s, GEMM path (%s) %7.1f GFLOP/s: tiles %.2fx (best of 2 rounds, interleaved)\n",
+           fl / best_t * 1e-9, k_cpu_gemm_family(), fl / best_g * 1e-9, best_g / best_t);
+}
+
 static double bench_attention(void) {
     printf("== attention (CLIP: 577 tokens, 16 heads × 64, no mask)\n");
     int t = 577, h = 16, d = 64, row = h * d;
@@ -184,7 +207,17 @@ static double bench_attention(void) {
     k_attention_args a;
     printf("  k_attention_cpu: %7.1f GFLOP/s (%.2f ms; per CPU-second %.1f)\n", fl / sec * 1e-9, sec * 1e3,
            fl / last_cpu * 1e-9);
+    compare_paths(&ap.at, fl);
     mem_free_aligned(q), mem_free_aligned(k), mem_free_aligned(v), mem_free_aligned(o), mem_free_aligned(p);
+
+    printf("== attention (prefill chunk: 512 queries after 2,400 keys, 32/8 heads × 128, causal)\n");
+    int tq = 512, past = 2400;
+    q = fbuf((size_t)tq * 32 * 128, 16), k = fbuf((size_t)(past + tq) * 8 * 128, 17);
+    v = fbuf((size_t)(past + tq) * 8 * 128, 18), o = fbuf((size_t)tq * 32 * 128, 19);
+    a = (k_attention_args){.t_q = tq, .t_k = past + tq, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .q = q, .k = k,
+                           .v = v, .out = o, .scale = 0.08838834764f, .causal = true, .q_pos0 = past};
+    compare_paths(&a, 4.0 * 32 * 128 * tq * (past + (tq + 1) / 2.0));
+    mem_free_aligned(q), mem_free_aligned(k), mem_free_aligned(v), mem_free_aligned(o);
 
     printf("== attention (Mistral decode: 1 query, 3000 keys, 32/8 heads × 128, causal)\n");
     int tk = 3000;

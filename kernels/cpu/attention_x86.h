@@ -1,0 +1,61 @@
+/* attention_x86.h — AVX2+FMA register tiles for the two products of blocked attention, used by
+ * attention.c on CPUs with AVX2 and FMA but without AVX-512 (where oneDNN's sgemm runs them).
+ *
+ * Why hand-written: a CLIP attention item is two small products per head (577×577×64 and
+ * 577×64×577). Called through a GEMM library one thread at a time they ran at about 63 GFLOP/s
+ * per thread on an AVX2 EPYC (Zen 3), against about 100 for the FMA peak: the library packs
+ * both operands on every call and its blocking is made for large shapes. Here keys are packed
+ * (and values) are packed once per work item and the score rows of one 6-row tile stay in L1
+ * between the two products,
+ * so the exponentials and the second product read them from there (hired-bench-kernels
+ * attention prints the rate beside the sgemm rate).
+ *
+ * Both products sum in a fixed order that does not depend on which tile or work item a row
+ * falls in (over head_dim in order for a score, over keys in order for an output), so a query
+ * row's output has the same bits whatever block or chunk it is computed in.
+ * Internal to kernels/cpu. */
+#ifndef HIRED_K_CPU_ATTENTION_X86_H
+#define HIRED_K_CPU_ATTENTION_X86_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Rows per tile and keys per packed panel. */
+#define K_ATT_TILE_ROWS 6
+#define K_ATT_PANEL 16
+
+/* True when attention runs the tiles below: the CPU has AVX2 and FMA and no AVX-512F (whose
+ * CPUs keep the measured oneDNN path), and k_cpu_att_tiles_enable has not turned them off.
+ * CPUID is asked once per process. */
+bool k_cpu_att_tiles_usable(void);
+/* Tests and benchmarks: run the tiles where the CPU can (on) or the GEMM path always (off).
+ * False when on is asked of a CPU without them. Not to be called while a kernel runs. */
+bool k_cpu_att_tiles_enable(bool on);
+
+/* Floats of a packed key block for n keys of head_dim d. */
+static inline size_t k_cpu_att_packed_floats(int n, int d) {
+    return (size_t)((n + K_ATT_PANEL - 1) / K_ATT_PANEL) * K_ATT_PANEL * (size_t)d;
+}
+/* kt[(p·d + e)·16 + c] = k[(16p + c)·ldk + e] for keys 16p + c < n, zero past n: the first n
+ * keys (row stride ldk) of one head, transposed into panels of 16 keys. */
+void k_cpu_att_pack_keys(float *kt, const float *k, size_t ldk, int n, int d);
+/* s[r·lds + j] = scale · Σ_e q[r·ldq + e] · key_j[e] for r < mr ≤ 6 and j < 16·n_panels, from
+ * packed keys kt; lds ≥ 16·n_panels. */
+void k_cpu_att_scores(float *s, size_t lds, const float *q, size_t ldq, int mr, const float *kt, int n_panels, int d,
+                      float scale);
+/* x[j] = e^(x[j] − max) for j < n, zero for n ≤ j < n_zero; returns Σ x[j] (n ≥ 1). The
+ * exponential is kmath.h's k_expf (the same reduction and polynomial), with the steps that
+ * only arguments above 0 need left out, since none is. */
+float k_cpu_att_exp_row(float *x, int n, int n_zero);
+/* vp = the first n value rows (row stride ldv) of one head in column chunks of 16 (the last one
+ * 8 wide when d is 8 past a multiple of 16), each chunk's rows one after another: chunk c
+ * starts at 16c·n and row j of it at 16c·n + j·width. d a multiple of 8; n·d floats. Reading
+ * the rows where they lie would walk one cache line per key at the projection's row stride,
+ * which at 4 KiB strides maps every key to the same L1 set. */
+void k_cpu_att_pack_values(float *vp, const float *v, size_t ldv, int n, int d);
+/* o[r·ldo + e] = inv[r] · Σ_{j < m} s[r·lds + j] · value_j[e] for r < mr ≤ 6 and e < d, from
+ * the n values (m ≤ n) packed by k_cpu_att_pack_values with the same n and d. */
+void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds, int mr, const float *vp, int n, int m, int d,
+                      const float *inv);
+
+#endif
