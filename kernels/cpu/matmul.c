@@ -197,23 +197,20 @@ K_CLONES static void rows_f32(const mm_ctx *c, int j0, int j1) {
     }
 }
 
-/* F16/BF16 with AVX2 only: each pair of weight rows converted once into w32 (exact), then dotted
- * with every x row by register tiles in the accumulation order of the m = 1 fused path
- * (k_cpu_dot_rows_like1_tiles_x86), so a row's bits equal an m = 1 fused matmul. dot: [m, 2]
- * scratch. */
-static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *w32, float *dot, const float *xp) {
+/* F16/BF16 with AVX2 only: K_CPU_LIKE1_J weight rows at a time dotted with every x row by
+ * register tiles in the accumulation order of the m = 1 fused path
+ * (k_cpu_dot_rows_like1_tiles_x86), so a row's bits equal an m = 1 fused matmul. dot:
+ * [m, K_CPU_LIKE1_J] scratch. */
+static void rows_half_simd(const mm_ctx *c, int j0, int j1, float *dot, const float *xp) {
     const k_matmul_args *a = c->a;
     const uint16_t *w = a->w;
-    for (int j = j0; j < j1; j += 2) {
-        const int nj = j + 2 <= j1 ? 2 : j1 - j;
-        const uint16_t *src = w + (size_t)j * a->k;
-        if (a->w_dtype == TENSOR_DTYPE_F16)
-            k_cpu_f16_to_f32_f16c(w32, src, (size_t)nj * a->k);
-        else
-            k_cpu_to_f32_portable(w32, src, a->w_dtype, (size_t)nj * a->k);
-        k_cpu_dot_rows_like1_tiles_x86(w32, a->k, nj, xp, c->x, c->ldx, a->m, dot, 2);
+    const bool bf16 = a->w_dtype == TENSOR_DTYPE_BF16;
+    for (int j = j0; j < j1; j += K_CPU_LIKE1_J) {
+        const int nj = j + K_CPU_LIKE1_J <= j1 ? K_CPU_LIKE1_J : j1 - j;
+        k_cpu_dot_rows_like1_tiles_x86(w + (size_t)j * a->k, bf16, a->k, nj, xp, c->x, c->ldx, a->m, dot,
+                                       K_CPU_LIKE1_J);
         for (int i = 0; i < a->m; i++)
-            for (int jj = 0; jj < nj; jj++) rows_store(c, i, j + jj, dot[(size_t)i * 2 + jj]);
+            for (int jj = 0; jj < nj; jj++) rows_store(c, i, j + jj, dot[(size_t)i * K_CPU_LIKE1_J + jj]);
     }
 }
 
@@ -256,9 +253,8 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     int n_threads = l->n_threads;
     size_t mark = k_ctx_mark(ctx);
     const bool tiles = l->simd && k_cpu_have_avx512vl();
-    size_t per = 2 * ((size_t)a->k + (size_t)a->m); /* floats per thread: two converted rows + their dots */
-    /* AVX2 tiles for two or more rows; one row streams the half weights through the one-row
-     * kernel itself (converting them first would only add a pass) */
+    size_t per = K_CPU_LIKE1_J * (size_t)a->m; /* floats per thread: the dots of K_CPU_LIKE1_J weight rows */
+    /* AVX2 tiles for two or more rows; one row runs the one-row kernel itself */
     float *scratch = l->simd && !tiles && a->m > 1 && a->w_dtype != TENSOR_DTYPE_F32
                          ? k_ctx_alloc(ctx, per * n_threads * sizeof(float))
                          : NULL;
@@ -273,7 +269,7 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
         else if (l->simd && tiles)
             rows_half_tiles(c, j0, j1);
         else if (l->simd && scratch && xp)
-            rows_half_simd(c, j0, j1, scratch + per * s, scratch + per * s + 2 * (size_t)a->k, xp);
+            rows_half_simd(c, j0, j1, scratch + per * s, xp);
         else if (l->simd)
             rows_half_simd_noscratch(c, j0, j1);
         else /* the portable fused loop keeps one set of partial sums per x row: row-invariant */

@@ -133,18 +133,22 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint
     }
 }
 
-/* Float32 weight rows w32 [nj, k] (half weights converted exactly) dotted with nr x rows, each
- * x row with the accumulation order of dot_rows_1 (two 8-wide sums over 16-element steps,
- * added, reduced, then the fused tail): the bits dot_rows_1 gives for the same weights as
- * halves and that x row alone. Register tiles for CPUs with AVX2 only (16 vector registers): two
- * weight rows x three x rows hold 12 accumulators (each pair's a0, a1 of dot_rows_1), so 4
- * weight loads and 6 x loads feed 12 FMAs per 16-element step. k runs in blocks of
- * K_CPU_LIKE1_KB elements across groups of up to LIKE1_SG x rows, the accumulators parked in
- * `acc` between blocks (a store and a load change no bits). x comes packed by block
- * (k_cpu_like1_pack_x): a block's slices of all x rows are contiguous, so they stay in L1 while
- * every group passes over the two weight rows; x rows a power of two apart would map to the
- * same L1 sets and evict each other. */
-#define LIKE1_SG 24
+/* Half weight rows w [nj, k] (F16, or BF16) dotted with nr x rows, each x row with the
+ * accumulation order of dot_rows_1 (two 8-wide sums over 16-element steps, added, reduced,
+ * then the fused tail): the bits dot_rows_1 gives for that x row alone. Register tiles for CPUs
+ * with AVX2 only (16 vector registers): two weight rows x three x rows hold 12 accumulators
+ * (each pair's a0, a1 of dot_rows_1), so 4 weight vectors (converted in the loop, exactly) and
+ * 6 x loads feed 12 FMAs per 16-element step. k runs in blocks of K_CPU_LIKE1_KB elements,
+ * outermost, so that a block of up to LIKE1_SG x rows stays in L1 while every pair of the up
+ * to K_CPU_LIKE1_J weight rows passes over it; the accumulators are parked in `acc` between
+ * blocks (a store and a load change no bits). Two earlier shapes measured worse on a Zen 3
+ * (2 threads, m = 4 and 16 at 4096 x 4096): converting the weights to float32 in a pass of
+ * their own first (writing and reading 4 bytes a weight) and taking the pairs outermost (all
+ * of x from L2 again for every pair) held the tiles to 50-95 GFLOP/s, where this shape runs
+ * at 97-114. x comes packed by block (k_cpu_like1_pack_x): a block's slices of all x rows are
+ * contiguous; x rows a power of two apart would map to the same L1 sets and evict each
+ * other. */
+#define LIKE1_SG 12
 
 void k_cpu_like1_pack_x(float *xp, const float *x, size_t ldx, int nr, int k) {
     const int k16 = k / 16 * 16;
@@ -155,9 +159,9 @@ void k_cpu_like1_pack_x(float *xp, const float *x, size_t ldx, int nr, int k) {
     }
 }
 
-K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(const float *u, const float *v,
-                                                                            const int nw, const float *xb,
-                                                                            const int nx, int len,
+K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(const uint16_t *u, const uint16_t *v,
+                                                                            const bool bf16, const int nw,
+                                                                            const float *xb, const int nx, int len,
                                                                             __m256 *acc /* [nx][2 rows][2 halves] */) {
     __m256 a[3][2][2];
 #pragma GCC unroll 3
@@ -170,8 +174,8 @@ K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(cons
     for (int p = 0; p < len; p += 16) {
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            const __m256 w0 = _mm256_loadu_ps(u + p + 8 * h);
-            const __m256 w1 = nw > 1 ? _mm256_loadu_ps(v + p + 8 * h) : w0;
+            const __m256 w0 = load8(u + p + 8 * h, bf16);
+            const __m256 w1 = nw > 1 ? load8(v + p + 8 * h, bf16) : w0;
 #pragma GCC unroll 3
             for (int r = 0; r < 3; r++) {
                 if (r >= nx) continue;
@@ -191,44 +195,68 @@ K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(cons
                 if (r < nx && j < nw) _mm256_store_ps((float *)&acc[r * 4 + j * 2 + h], a[r][j][h]);
 }
 
-K_TARGET void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *xp, const float *x,
-                                             size_t ldx, int nr, float *dot, size_t ld_dot) {
+K_TARGET static inline __attribute__((always_inline)) void like1_tiles(const uint16_t *w32, const bool bf16, int k,
+                                                                       int nj, const float *xp, const float *x,
+                                                                       size_t ldx, int nr, float *dot, size_t ld_dot) {
     const int k16 = k / 16 * 16;
-    __m256 acc[LIKE1_SG * 4];
-    for (int j = 0; j < nj; j += 2) {
-        const int nw = j + 2 <= nj ? 2 : 1;
-        const float *u = w32 + (size_t)j * k, *v = nw > 1 ? u + k : u;
+    /* acc[(pair · LIKE1_SG + x row) · 4 + weight row of the pair · 2 + half] */
+    __m256 acc[K_CPU_LIKE1_J / 2 * LIKE1_SG * 4];
+    for (int j0 = 0; j0 < nj; j0 += K_CPU_LIKE1_J) {
+        const int jn = j0 + K_CPU_LIKE1_J <= nj ? K_CPU_LIKE1_J : nj - j0;
         for (int r0 = 0; r0 < nr; r0 += LIKE1_SG) {
             const int ng = r0 + LIKE1_SG <= nr ? LIKE1_SG : nr - r0;
-            for (int i = 0; i < ng * 4; i++) acc[i] = _mm256_setzero_ps();
+            for (size_t i = 0; i < sizeof acc / sizeof acc[0]; i++) acc[i] = _mm256_setzero_ps();
             for (int p0 = 0, b = 0; p0 < k16; p0 += K_CPU_LIKE1_KB, b++) {
                 const int len = p0 + K_CPU_LIKE1_KB < k16 ? K_CPU_LIKE1_KB : k16 - p0;
-                for (int r = 0, nx; r < ng; r += nx) {
-                    const float *xb = xp + ((size_t)b * nr + r0 + r) * K_CPU_LIKE1_KB;
-                    /* groups of three, the last four rows as two pairs (a lone row runs at a third
-                     * of the rate) */
-                    nx = ng - r == 4 ? 2 : r + 3 <= ng ? 3 : ng - r;
-                    __m256 *ac = acc + r * 4;
-                    /* constant tile shapes, so every branch on nw and nx folds away */
-                    if (nw == 2 && nx == 3) like1_avx2_block(u + p0, v + p0, 2, xb, 3, len, ac);
-                    else if (nw == 2 && nx == 2) like1_avx2_block(u + p0, v + p0, 2, xb, 2, len, ac);
-                    else if (nw == 2) like1_avx2_block(u + p0, v + p0, 2, xb, 1, len, ac);
-                    else if (nx == 3) like1_avx2_block(u + p0, v + p0, 1, xb, 3, len, ac);
-                    else if (nx == 2) like1_avx2_block(u + p0, v + p0, 1, xb, 2, len, ac);
-                    else like1_avx2_block(u + p0, v + p0, 1, xb, 1, len, ac);
+                for (int jp = 0; jp < jn; jp += 2) {
+                    const int nw = jp + 2 <= jn ? 2 : 1;
+                    const uint16_t *u = w32 + (size_t)(j0 + jp) * k + p0, *v = nw > 1 ? u + k : u;
+                    for (int r = 0, nx; r < ng; r += nx) {
+                        const float *xb = xp + ((size_t)b * nr + r0 + r) * K_CPU_LIKE1_KB;
+                        /* groups of three, the last four rows as two pairs (a lone row runs at a
+                         * third of the rate) */
+                        nx = ng - r == 4 ? 2 : r + 3 <= ng ? 3 : ng - r;
+                        __m256 *ac = acc + ((size_t)(jp / 2) * LIKE1_SG + r) * 4;
+                        /* constant tile shapes, so every branch on nw and nx folds away */
+                        if (nw == 2 && nx == 3) like1_avx2_block(u, v, bf16, 2, xb, 3, len, ac);
+                        else if (nw == 2 && nx == 2) like1_avx2_block(u, v, bf16, 2, xb, 2, len, ac);
+                        else if (nw == 2) like1_avx2_block(u, v, bf16, 2, xb, 1, len, ac);
+                        else if (nx == 3) like1_avx2_block(u, v, bf16, 1, xb, 3, len, ac);
+                        else if (nx == 2) like1_avx2_block(u, v, bf16, 1, xb, 2, len, ac);
+                        else like1_avx2_block(u, v, bf16, 1, xb, 1, len, ac);
+                    }
                 }
             }
-            for (int r = 0; r < ng; r++) {
-                const float *xr = x + (size_t)(r0 + r) * ldx;
-                for (int jj = 0; jj < nw; jj++) {
-                    const float *wr = w32 + (size_t)(j + jj) * k;
-                    float s = hsum(_mm256_add_ps(acc[r * 4 + jj * 2], acc[r * 4 + jj * 2 + 1]));
-                    for (int p = k16; p < k; p++) s = __builtin_fmaf(wr[p], xr[p], s);
-                    dot[(size_t)(r0 + r) * ld_dot + j + jj] = s;
+            for (int jj = 0; jj < jn; jj++) {
+                const uint16_t *wr = w32 + (size_t)(j0 + jj) * k;
+                for (int r = 0; r < ng; r++) {
+                    const float *xr = x + (size_t)(r0 + r) * ldx;
+                    const __m256 *ac = acc + ((size_t)(jj / 2) * LIKE1_SG + r) * 4 + (jj % 2) * 2;
+                    float s = hsum(_mm256_add_ps(ac[0], ac[1]));
+                    for (int p = k16; p < k; p++) s = __builtin_fmaf(scalar_w(wr[p], bf16), xr[p], s);
+                    dot[(size_t)(r0 + r) * ld_dot + j0 + jj] = s;
                 }
             }
         }
     }
+}
+
+K_TARGET static void like1_tiles_f16(const uint16_t *w, int k, int nj, const float *xp, const float *x, size_t ldx,
+                                     int nr, float *dot, size_t ld_dot) {
+    like1_tiles(w, false, k, nj, xp, x, ldx, nr, dot, ld_dot);
+}
+
+K_TARGET static void like1_tiles_bf16(const uint16_t *w, int k, int nj, const float *xp, const float *x, size_t ldx,
+                                      int nr, float *dot, size_t ld_dot) {
+    like1_tiles(w, true, k, nj, xp, x, ldx, nr, dot, ld_dot);
+}
+
+void k_cpu_dot_rows_like1_tiles_x86(const uint16_t *w, bool bf16, int k, int nj, const float *xp, const float *x,
+                                    size_t ldx, int nr, float *dot, size_t ld_dot) {
+    if (bf16)
+        like1_tiles_bf16(w, k, nj, xp, x, ldx, nr, dot, ld_dot);
+    else
+        like1_tiles_f16(w, k, nj, xp, x, ldx, nr, dot, ld_dot);
 }
 
 /* AVX-512VL's 32 vector registers: the tiles below. */
@@ -457,13 +485,16 @@ void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *x
 void k_cpu_like1_pack_x(float *xp, const float *x, size_t ldx, int nr, int k) {
     (void)xp, (void)x, (void)ldx, (void)nr, (void)k; /* the kernel below reads x itself */
 }
-void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *xp, const float *x, size_t ldx,
-                                    int nr, float *dot, size_t ld_dot) {
+void k_cpu_dot_rows_like1_tiles_x86(const uint16_t *w, bool bf16, int k, int nj, const float *xp, const float *x,
+                                    size_t ldx, int nr, float *dot, size_t ld_dot) {
     (void)xp;
     for (int j = 0; j < nj; j++)
         for (int r = 0; r < nr; r++) {
             float s = 0.0f;
-            for (int p = 0; p < k; p++) s += w32[(size_t)j * k + p] * x[r * ldx + p];
+            for (int p = 0; p < k; p++) {
+                uint16_t h = w[(size_t)j * k + p];
+                s += (bf16 ? bf16_to_f32(h) : half_to_f32(h)) * x[r * ldx + p];
+            }
             dot[r * ld_dot + (size_t)j] = s;
         }
 }

@@ -19,14 +19,16 @@ void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n);
 void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1, const float *x, size_t ldx, int nr,
                              float *dot, size_t ld_dot);
 
-/* Float32 weight rows w32 [nj, k] (half weights converted exactly) dotted with nr rows of x:
+/* Half weight rows w [nj, k] (F16, or BF16 when bf16) dotted with nr rows of x:
  * dot[r*ld_dot + j] has the bits k_cpu_half_dot_rows_x86 gives for that x row alone (nr = 1)
  * — the row-invariant matmul's kernel on AVX2 machines (register tiles of 2 weight rows x 3 x
- * rows, k in blocks of K_CPU_LIKE1_KB). xp: x packed by k_cpu_like1_pack_x; x itself (stride
- * ldx) for the tail past k rounded down to 16. Requires k_cpu_have_f16c(). */
-#define K_CPU_LIKE1_KB 256
-void k_cpu_dot_rows_like1_tiles_x86(const float *w32, int k, int nj, const float *xp, const float *x, size_t ldx,
-                                    int nr, float *dot, size_t ld_dot);
+ * rows, k in blocks of K_CPU_LIKE1_KB outermost within each K_CPU_LIKE1_J weight rows).
+ * xp: x packed by k_cpu_like1_pack_x; x itself (stride ldx) for the tail past k rounded down to
+ * 16. Requires k_cpu_have_f16c(). */
+#define K_CPU_LIKE1_KB 128
+#define K_CPU_LIKE1_J 8
+void k_cpu_dot_rows_like1_tiles_x86(const uint16_t *w, bool bf16, int k, int nj, const float *xp, const float *x,
+                                    size_t ldx, int nr, float *dot, size_t ld_dot);
 /* xp[b][r][0 .. K_CPU_LIKE1_KB) = x[r][b*KB ...] over the first k rounded down to 16 columns of
  * nr rows: nr * k_cpu_like1_pack_floats(k) floats. */
 void k_cpu_like1_pack_x(float *xp, const float *x, size_t ldx, int nr, int k);
