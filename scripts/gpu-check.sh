@@ -4,9 +4,9 @@
 #   scripts/gpu-check.sh --prepare   (here, on a Debian machine with apt and network)
 #       Downloads the Debian packages hired builds against (scripts/deps.sh's libraries, their
 #       library dependencies, pkgconf) with `apt-get download` into .gpu-deps/debs and unpacks
-#       them with `dpkg -x` into .gpu-deps/root (an ignored folder, about 90 MB once docs, static
+#       them with `dpkg -x` into .gpu-deps/root (an ignored folder, about 125 MB once docs, static
 #       archives and unused packages are pruned; also packed as .gpu-deps/root.tar.xz, about
-#       20 MB, which the run unpacks when the folder is absent), so a GPU machine that has only
+#       25 MB, which the run unpacks when the folder is absent), so a GPU machine that has only
 #       a driver, nvcc, CMake and a C compiler can build hired without installing anything.
 #       The packages are Debian 12's: the GPU machine needs glibc 2.36 or newer to load them.
 #       HIRED_GPU_CHECK_DEPS=bundled uses them even where the system has the libraries.
@@ -34,7 +34,7 @@ DEPS=$ROOT_DIR/.gpu-deps
 # Libraries hired links (scripts/deps.sh, without the tools, compilers and test-only packages).
 BUILD_PKGS=(libopenblas-dev libopenblas-pthread-dev libjpeg62-turbo-dev libstb-dev libcjson-dev libconfig-dev
             libzmq3-dev libczmq-dev libmsgpack-dev libsystemd-dev libmicrohttpd-dev libcurl4-openssl-dev
-            pkgconf pkgconf-bin libpkgconf3)
+            pkgconf pkgconf-bin libpkgconf3 libdnnl-dev libevent-dev)
 # What any machine able to run nvcc already has (the C library and the compiler's runtime must
 # stay the system's), and what the closure drags in that hired never loads (boost and ICU for
 # msgpack-cxx and libxml2's tools, the other OpenBLAS builds, gcc 12's sanitizer runtimes and
@@ -72,18 +72,19 @@ prepare() {
         cp "$ml/openblas-pthread/pkgconfig/openblas.pc" "$ml/pkgconfig/openblas.pc"
     fi
     rm -rf "$DEPS/debs" "$ml/openblas-pthread/liblapack.so.3" # hired does not use LAPACK
-    # one compressed file to carry to the GPU machine (about 20 MB; the folder is about 90 MB)
+    # one compressed file to carry to the GPU machine (about 25 MB; the folder is about 125 MB)
     tar -C "$DEPS" -cJf "$DEPS/root.tar.xz" root
     du -sh "$DEPS/root" "$DEPS/root.tar.xz" >&2
     echo "gpu-check --prepare: done; copy the repository (with .gpu-deps) to the GPU machine and run scripts/gpu-check.sh" >&2
 }
 
 # pkg-config for the build: the system's when it finds every library, else the unpacked root's
-# (its .pc files rewritten to this checkout's absolute path, in the build folder).
+# (its .pc files rewritten to this checkout's absolute path, in the build folder). oneDNN has
+# no .pc file: its header stands for it.
 setup_deps() {
-    local need=(libcjson libconfig openblas libjpeg stb libzmq msgpack libsystemd libczmq libmicrohttpd libcurl)
+    local need=(libcjson libconfig openblas libjpeg stb libzmq msgpack libsystemd libczmq libmicrohttpd libcurl libevent)
     if [ "${HIRED_GPU_CHECK_DEPS:-}" != bundled ] && command -v pkg-config >/dev/null &&
-       pkg-config --exists "${need[@]}" 2>/dev/null; then
+       pkg-config --exists "${need[@]}" 2>/dev/null && [ -e /usr/include/oneapi/dnnl/dnnl.h ]; then
         echo "libraries: the system's" ; return 0
     fi
     local R=$DEPS/root
@@ -171,17 +172,20 @@ grep -E '^ *[0-9]+/[0-9]+ Test' "$OUT/gpu-tests.log" | sed 's/^ *[0-9]*\/[0-9]* 
 # ---- 3. in-process generation: cpu vs cuda:0, greedy ---------------------------------------------
 TINY=tests/fixtures/models/llava-next-tiny
 IMG=tests/fixtures/images/astronaut.png
+# both with native weights (float32 products on the CPU; `auto` would pick bf16 on a CPU with
+# native bf16, and the two answers would then differ by that alone); file names without ':'
 for dev in cpu cuda:0; do
+    tag=${dev//:/}
     build-gpu/client/hired run --model $TINY --image $IMG --user "What is shown here?" \
-        --max-tokens 24 --device $dev >"$OUT/run-$dev.txt" 2>"$OUT/run-$dev.err"
-    echo $? >"$OUT/run-$dev.rc"
+        --max-tokens 24 --weights native --device $dev >"$OUT/run-$tag.txt" 2>"$OUT/run-$tag.err"
+    echo $? >"$OUT/run-$tag.rc"
 done
-if [ "$(cat "$OUT/run-cuda:0.rc")" = 0 ]; then
-    if cmp -s "$OUT/run-cpu.txt" "$OUT/run-cuda:0.txt"; then note "hired run: cuda:0 answer equals cpu's (greedy, 24 tokens)"
+if [ "$(cat "$OUT/run-cuda0.rc")" = 0 ]; then
+    if cmp -s "$OUT/run-cpu.txt" "$OUT/run-cuda0.txt"; then note "hired run: cuda:0 answer equals cpu's (greedy, 24 tokens)"
     else note "hired run: cuda:0 answer DIFFERS from cpu's (F16 rounding of activations may flip a near-tie; see $OUT/run-*.txt)"; fi
-    for dev in cpu cuda:0; do echo "   $dev: $(tail -1 "$OUT/run-$dev.err")"; done
+    for tag in cpu cuda0; do echo "   $tag: $(tail -1 "$OUT/run-$tag.err")"; echo "   $tag answer: $(head -c 300 "$OUT/run-$tag.txt")"; done
 else
-    note "hired run --device cuda:0: FAILED ($(tail -1 "$OUT/run-cuda:0.err"))"
+    note "hired run --device cuda:0: FAILED ($(tail -1 "$OUT/run-cuda0.err"))"
     FAILED=1
 fi
 

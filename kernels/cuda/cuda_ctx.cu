@@ -10,12 +10,16 @@ extern "C" {
 #include "log.h"
 }
 
+/* A failed call's error is also cleared from the runtime's last-error slot (where it is not
+ * sticky), so that the next kernel launch's check does not report it as its own. */
 #define ERR_TRY(err, call)                                                                               \
     do {                                                                                                 \
         cudaError_t e_ = (call);                                                                         \
-        if (e_ != cudaSuccess)                                                                           \
+        if (e_ != cudaSuccess) {                                                                         \
+            (void)cudaGetLastError();                                                                    \
             return hired_errf((err), cu_code(e_), "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, \
                               __LINE__);                                                                 \
+        }                                                                                                \
     } while (0)
 
 static const double GIB = 1024.0 * 1024.0 * 1024.0;

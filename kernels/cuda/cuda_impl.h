@@ -25,12 +25,15 @@ struct cuda_ctx {
  * carry on; every other error ends the worker (HIRED_ECUDA). */
 static inline int cu_code(cudaError_t e) { return e == cudaErrorMemoryAllocation ? HIRED_ENOMEM : HIRED_ECUDA; }
 
+/* As ERR_TRY (cuda_ctx.cu): a failed call's error is cleared from the last-error slot. */
 #define CU_TRY(kc, call)                                                                                  \
     do {                                                                                                  \
         cudaError_t e_ = (call);                                                                          \
-        if (e_ != cudaSuccess)                                                                            \
+        if (e_ != cudaSuccess) {                                                                          \
+            (void)cudaGetLastError();                                                                     \
             return k_ctx_fail((kc), cu_code(e_), "%s: %s (%s:%d)", #call, cudaGetErrorString(e_), __FILE__, \
                               __LINE__);                                                                  \
+        }                                                                                                 \
     } while (0)
 
 #define BLAS_TRY(kc, call)                                                                                \
