@@ -90,10 +90,10 @@ void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_la
         l->n_items = a->n_head * ((a->t_q + l->block_q - 1) / l->block_q);
         l->item_rows = l->block_q;
     }
-    size_t lds = (size_t)(a->t_k + 15) / 16 * 16; /* a score row, whole panels of 16 keys */
-    size_t pack = l->variant == K_ATTENTION_BLOCKED ? 2 * lds * (size_t)a->head_dim : 0;
+    l->score_ld = (size_t)(a->t_k + 15) / 16 * 16;
+    size_t pack = l->variant == K_ATTENTION_BLOCKED ? 2 * l->score_ld * (size_t)a->head_dim : 0;
     l->pack_floats = pack <= K_ATTENTION_PACK_FLOATS ? pack : 0;
-    size_t floats = l->pack_floats + (size_t)l->item_rows * lds + (size_t)l->item_rows;
+    size_t floats = l->pack_floats + (size_t)l->item_rows * l->score_ld + (size_t)l->item_rows;
     l->scratch_floats = (floats + 15) / 16 * 16;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     if (l->n_threads > l->n_items) l->n_threads = l->n_items;

@@ -86,9 +86,10 @@ typedef struct {
                             * the CPU's register tiles (kernels/cpu/attention_x86.h): twice the
                             * keys rounded up to 16 times head_dim; 0 when that passes
                             * K_ATTENTION_PACK_FLOATS (those calls take the GEMM path) */
+    size_t score_ld;       /* a score row's room in the scratch: t_k rounded up to 16 (whole
+                            * panels of 16 keys) */
     size_t scratch_floats; /* per-thread scratch, a multiple of 16: pack_floats, then
-                            * item_rows score rows of t_k rounded up to 16, then item_rows
-                            * row factors */
+                            * item_rows score rows of score_ld, then item_rows row factors */
 } k_attention_launch;
 
 /* Per-thread budget for the score block, in floats (2 MiB: stays in L2/L3). */

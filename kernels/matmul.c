@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "q8.h"
 #include "registry.h"
+#include "simd_x86.h" /* the AVX2 tiles' blocking, for their scratch */
 
 int k_matmul_check(const k_matmul_args *a, char *err) {
     if (!a) return hired_errf(err, HIRED_EINVAL, "matmul: NULL args");
@@ -130,11 +131,11 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
     if (l->variant == K_MATMUL_Q8) return (size_t)l->block_m * k_q8_act_row_bytes(a->k);
     if (l->variant == K_MATMUL_BF16DOT) return (size_t)a->m * (size_t)((a->k + 31) / 32 * 32) * 2;
-    if (l->variant == K_MATMUL_ROWS && l->simd) /* per thread the dots of 8 weight rows
-                                                  * (K_CPU_LIKE1_J); x packed in blocks of 128
-                                                  * (K_CPU_LIKE1_KB, kernels/cpu) */
-        return 8 * (size_t)a->m * (size_t)l->n_threads * sizeof(float) + 64 +
-               (size_t)a->m * (((size_t)a->k / 16 * 16 + 127) / 128 * 128) * sizeof(float) + 64;
+    if (l->variant == K_MATMUL_ROWS && l->simd) /* per thread the dots of K_CPU_LIKE1_J weight
+                                                  * rows; x packed by k block (kernels/cpu/matmul.c
+                                                  * allocates exactly these two) */
+        return K_CPU_LIKE1_J * (size_t)a->m * (size_t)l->n_threads * sizeof(float) + 64 +
+               (size_t)a->m * k_cpu_like1_pack_floats(a->k) * sizeof(float) + 64;
     if (l->variant == K_MATMUL_BF16)
         return (size_t)l->block_m * a->k * 2 + (a->w_dtype == TENSOR_DTYPE_F16 ? (size_t)l->block_n * a->k * 2 : 0);
     return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;

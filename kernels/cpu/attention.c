@@ -67,13 +67,13 @@ static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s, float
 
 /* A block of queries of every q head of kv head hk through the AVX2 register tiles
  * (attention_x86.h): the block's visible keys and values packed once for the group, then per
- * head and tile of 6 query rows the scores of the keys the tile's last row sees, their
- * exponentials, and the output rows, while the tile's score rows are still in L1. Keys past a
- * row's limit get exp = 0 and add exact zeros, so a row's bits do not depend on its tile. */
-static void tiles_item(const at_ctx *c, int hk, int i0, int i1, float *kt, float *s) {
+ * head and tile of 6 query rows the scores (rows lds apart) of the keys the tile's last row
+ * sees, their exponentials, and the output rows, while the tile's score rows are still in L1.
+ * Keys past a row's limit get exp = 0 and add exact zeros, so a row's bits do not depend on
+ * its tile. */
+static void tiles_item(const at_ctx *c, int hk, int i0, int i1, float *kt, float *s, size_t lds) {
     const k_attention_args *a = c->a;
     int d = a->head_dim;
-    size_t lds = (size_t)(a->t_k + 15) / 16 * 16;
     int n = visible(a, i1 - 1);
     float *vp = kt + k_cpu_att_packed_floats(n, d);
     k_cpu_att_pack_keys(kt, c->k + (size_t)hk * d, c->ldk, n, d);
@@ -223,7 +223,7 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
     {
         float *kt = scratch + l.scratch_floats * omp_get_thread_num();
         float *s = kt + l.pack_floats;
-        float *inv = s + (size_t)l.item_rows * ((a->t_k + 15) / 16 * 16);
+        float *inv = s + (size_t)l.item_rows * l.score_ld;
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < n_items; it++) {
             if (l.variant == K_ATTENTION_DECODE) {
@@ -231,7 +231,7 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
             } else if (tiles) {
                 int hk = it % a->n_head_kv, b = it / a->n_head_kv;
                 int i0 = b * l.block_q, i1 = i0 + l.block_q < a->t_q ? i0 + l.block_q : a->t_q;
-                tiles_item(&c, hk, i0, i1, kt, s);
+                tiles_item(&c, hk, i0, i1, kt, s, l.score_ld);
             } else {
                 /* heads vary fastest so neighbouring items share the q/k/v rows in cache */
                 int h = it % a->n_head, b = it / a->n_head;

@@ -195,7 +195,7 @@ K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(cons
                 if (r < nx && j < nw) _mm256_store_ps((float *)&acc[r * 4 + j * 2 + h], a[r][j][h]);
 }
 
-K_TARGET static inline __attribute__((always_inline)) void like1_tiles(const uint16_t *w32, const bool bf16, int k,
+K_TARGET static inline __attribute__((always_inline)) void like1_tiles(const uint16_t *w, const bool bf16, int k,
                                                                        int nj, const float *xp, const float *x,
                                                                        size_t ldx, int nr, float *dot, size_t ld_dot) {
     const int k16 = k / 16 * 16;
@@ -210,7 +210,7 @@ K_TARGET static inline __attribute__((always_inline)) void like1_tiles(const uin
                 const int len = p0 + K_CPU_LIKE1_KB < k16 ? K_CPU_LIKE1_KB : k16 - p0;
                 for (int jp = 0; jp < jn; jp += 2) {
                     const int nw = jp + 2 <= jn ? 2 : 1;
-                    const uint16_t *u = w32 + (size_t)(j0 + jp) * k + p0, *v = nw > 1 ? u + k : u;
+                    const uint16_t *u = w + (size_t)(j0 + jp) * k + p0, *v = nw > 1 ? u + k : u;
                     for (int r = 0, nx; r < ng; r += nx) {
                         const float *xb = xp + ((size_t)b * nr + r0 + r) * K_CPU_LIKE1_KB;
                         /* groups of three, the last four rows as two pairs (a lone row runs at a
@@ -228,7 +228,7 @@ K_TARGET static inline __attribute__((always_inline)) void like1_tiles(const uin
                 }
             }
             for (int jj = 0; jj < jn; jj++) {
-                const uint16_t *wr = w32 + (size_t)(j0 + jj) * k;
+                const uint16_t *wr = w + (size_t)(j0 + jj) * k;
                 for (int r = 0; r < ng; r++) {
                     const float *xr = x + (size_t)(r0 + r) * ldx;
                     const __m256 *ac = acc + ((size_t)(jj / 2) * LIKE1_SG + r) * 4 + (jj % 2) * 2;

@@ -194,6 +194,7 @@ static void test_plan(void) {
     k_attention_args a = {.t_q = 577, .t_k = 577, .n_head = 16, .n_head_kv = 16, .head_dim = 64};
     k_attention_plan(&a, 2, &l);
     CHECK(l.variant == K_ATTENTION_BLOCKED && l.block_q == 577 && l.n_items == 16 && l.n_threads == 2);
+    CHECK_EQ_INT(l.score_ld, 592);
     CHECK_EQ_INT(l.pack_floats, 2 * 592 * 64); /* keys and values, 577 rounded up to 16 */
     CHECK_EQ_INT(l.scratch_floats, (2 * 592 * 64 + 577 * 592 + 577 + 15) / 16 * 16);
     CHECK_EQ_INT(l.item_rows, 577);
