@@ -12,6 +12,7 @@
 #include "mem.h"
 #include "q8.h"
 #include "registry.h"
+#include "gemm_x86.h" /* the AVX2 GEMM tiles' packing, for their scratch */
 #include "simd_x86.h" /* the AVX2 tiles' blocking, for their scratch */
 
 int k_matmul_check(const k_matmul_args *a, char *err) {
@@ -138,7 +139,12 @@ size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
                (size_t)a->m * k_cpu_like1_pack_floats(a->k) * sizeof(float) + 64;
     if (l->variant == K_MATMUL_BF16)
         return (size_t)l->block_m * a->k * 2 + (a->w_dtype == TENSOR_DTYPE_F16 ? (size_t)l->block_n * a->k * 2 : 0);
-    return l->variant == K_MATMUL_CONVERT ? (size_t)l->block_n * a->k * sizeof(float) : 0;
+    if (l->variant == K_MATMUL_CONVERT) { /* the convert block, or the GEMM tiles' packing where they run */
+        size_t convert = (size_t)l->block_n * a->k * sizeof(float),
+               tiles = (k_cpu_gemm_tiles_pack_floats() + 16) * (size_t)l->n_threads * sizeof(float);
+        return convert > tiles ? convert : tiles;
+    }
+    return 0;
 }
 
 double k_matmul_rate(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t w_dtype, k_matmul_prec prec, int reps) {

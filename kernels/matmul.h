@@ -82,7 +82,9 @@ typedef enum {
     K_MATMUL_SGEMM = 0, /* F32 weights: sgemm on slices of y */
     K_MATMUL_FUSED,     /* F16/BF16, small m: per-row convert + dot (memory-bound decode shape) */
     K_MATMUL_CONVERT,   /* F16/BF16, larger m: convert block_n rows of w (threaded), then sgemm
-                         * the block split across threads like SGEMM */
+                         * the block split across threads like SGEMM; with simd on a CPU with
+                         * AVX2 and no AVX-512 the backend's GEMM tiles instead, which convert
+                         * w while packing it (kernels/cpu/gemm_x86.h) */
     K_MATMUL_ROWS,      /* row_invariant: each x row dotted with every w row in a fixed order
                          * (threads take slices of w's rows; any m) */
     K_MATMUL_BF16,      /* F16/BF16, larger m, BF16 precision: x (block_m rows at a time) and,
@@ -115,7 +117,8 @@ typedef struct {
  * AVX2+FMA+F16C and whether it has native bf16 (oneDNN's bf16 GEMM and AVX512-BF16 dot
  * products; the CPU path passes what it detects at run time). */
 void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l);
-/* Scratch bytes the CPU path takes for l (CONVERT: one block of converted weights; BF16: a block
+/* Scratch bytes the CPU path takes for l (CONVERT: one block of converted weights, or the GEMM
+ * tiles' per-thread packing where that is larger; BF16: a block
  * of x and, for F16 weights, a block of w, both in bf16; BF16DOT: every x row in bf16, padded
  * to 32 elements; Q8: block_m quantised x rows). */
 size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l);

@@ -11,6 +11,7 @@
 #include "cpu_ops.h"
 #include "cpu_util.h"
 #include "gemm.h"
+#include "gemm_x86.h"
 #include "kmath.h"
 #include "simd_x86.h"
 
@@ -279,6 +280,35 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     k_ctx_release(ctx, mark);
 }
 
+// ---- TILES: the AVX2 register-tile GEMM (gemm_x86.h) --------------------------------------------
+
+/* The CONVERT variant's work on a CPU where k_cpu_gemm_tiles_usable (float32 weights stay on
+ * the library's sgemm, which the tiles only equal: hired-bench-kernels tiles, gemm_x86.h):
+ * threads take slices of w's rows (multiples of 16), each with a packing buffer of its own.
+ * Returns false (having done nothing) when the scratch cannot be allocated. */
+static bool run_tiles(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
+    const k_matmul_args *a = c->a;
+    const size_t per = k_cpu_gemm_tiles_pack_floats() + 16;
+    int n_threads = l->n_threads;
+    if (n_threads > (a->n + 15) / 16) n_threads = (a->n + 15) / 16;
+    size_t mark = k_ctx_mark(ctx);
+    float *pack = k_ctx_alloc(ctx, per * (size_t)n_threads * sizeof(float));
+    if (!pack) return false;
+    const k_gemm_wtype wt = a->w_dtype == TENSOR_DTYPE_F16    ? K_GEMM_W_F16
+                            : a->w_dtype == TENSOR_DTYPE_BF16 ? K_GEMM_W_BF16
+                                                              : K_GEMM_W_F32;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1)
+    for (int s = 0; s < n_threads; s++) {
+        int lo, hi;
+        slice(a->n, s, n_threads, &lo, &hi);
+        if (hi > lo)
+            k_cpu_gemm_tiles_x86(a->m, lo, hi, a->k, c->x, c->ldx, a->w, wt, a->bias, a->accumulate, c->y, c->ldy,
+                                 pack + per * (size_t)s);
+    }
+    k_ctx_release(ctx, mark);
+    return true;
+}
+
 // ---- CONVERT: half weights, many rows of x -----------------------------------------------------
 
 /* Returns false (having done nothing) when the scratch cannot be allocated. */
@@ -440,6 +470,7 @@ int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_la
     case K_MATMUL_FUSED: run_fused(&c, l); break;
     case K_MATMUL_ROWS: run_rows(ctx, &c, l); break;
     case K_MATMUL_CONVERT:
+        if (l->simd && k_cpu_gemm_tiles_usable() && run_tiles(ctx, &c, l)) break;
         if (!run_convert(ctx, &c, l)) run_fused(&c, l);
         break;
     case K_MATMUL_BF16:

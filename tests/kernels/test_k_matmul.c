@@ -2,7 +2,8 @@
  * (SGEMM split over rows / columns, serial and threaded; FUSED for m ≤ 8; CONVERT with several
  * blocks; the fused fallback when scratch allocation fails), with ragged sizes, padded strides,
  * bias on/off, accumulate on/off and F32/F16/BF16 weights, under each GEMM library (gemm.h:
- * oneDNN, OpenBLAS). Tolerance: NMSE ≤ 1e-10 (matmul.h).
+ * oneDNN, OpenBLAS), and with the AVX2 GEMM tiles (gemm_x86.h) where the CPU has them.
+ * Tolerance: NMSE ≤ 1e-10 (matmul.h).
  * Plus a hand-computed product, the plan's decisions, and _check's rejections. */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "err.h"
 #include "gemm.h"
+#include "gemm_x86.h"
 #include "half.h"
 #include "kverify.h"
 #include "matmul.h"
@@ -438,13 +440,76 @@ static void test_family_choice(void) {
     CHECK(!k_cpu_gemm_force(K_GEMM_FAMILY_COUNT));
 }
 
+/* The AVX2 GEMM tiles (gemm_x86.h), which run the CONVERT plan on CPUs with AVX2 and without
+ * AVX-512: ragged shapes across every blocking edge against the reference (the run_case
+ * tolerance), a row's bits independent of m, of its place in the call and of the thread count,
+ * and a sign that the tiles, not the library path, produced them. */
+static void test_gemm_tiles(void) {
+    if (!k_cpu_gemm_tiles_usable()) {
+        fprintf(stderr, "no AVX2 GEMM tiles on this CPU: their tests do not run here\n");
+        return;
+    }
+    /* k across K_GEMM_KC (256) and not a multiple of 8; n across K_GEMM_NC (256) per thread and
+     * not a multiple of 16; m across K_GEMM_MC (96) and not a multiple of 6 */
+    const mm_case shapes[] = {{9, 17, 5, 0, 0, true, false, 0, 0},       {13, 33, 300, 2, 1, false, true, 0, 0},
+                              {100, 530, 513, 0, 3, true, true, 0, 0},   {97, 16, 256, 1, 0, false, false, 0, 0},
+                              {200, 70, 1025, 0, 0, true, false, 0, 0},  {10, 1, 7, 0, 0, true, true, 0, 0}};
+    const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
+    for (size_t s = 0; s < ARRAY_LEN(shapes); s++)
+        for (size_t d = 0; d < ARRAY_LEN(dts); d++) {
+            mm_case c = shapes[s];
+            c.dt = dts[d];
+            run_case(c, false);
+        }
+    /* bits: rows 37..49 of a 100-row call equal the same rows computed alone, on 1 and 2 threads,
+     * and differ from the library path somewhere (its sums run in another order) */
+    const int m = 100, n = 300, k = 1025, r0 = 37, mr = 13;
+    float *x = malloc((size_t)m * k * 4), *w32 = malloc((size_t)n * k * 4), *b = malloc((size_t)n * 4);
+    float *y = malloc((size_t)m * n * 4), *y1 = malloc((size_t)mr * n * 4), *yl = malloc((size_t)m * n * 4);
+    kverify_fill(x, (size_t)m * k, 7, -1, 1);
+    kverify_fill(w32, (size_t)n * k, 8, -1, 1);
+    kverify_fill(b, (size_t)n, 9, -1, 1);
+    void *w = make_weights(w32, (size_t)n * k, TENSOR_DTYPE_F16);
+    k_matmul_args a = {.m = m, .n = n, .k = k, .x = x, .w = w, .w_dtype = TENSOR_DTYPE_F16, .bias = b, .y = y};
+    k_matmul_launch l;
+    k_matmul_plan(&a, 2, true, false, &l);
+    CHECK_EQ_INT((int)l.variant, (int)K_MATMUL_CONVERT);
+    k_matmul_cpu_planned(ktest_ctx(), &a, &l);
+    for (int threads = 1; threads <= 2; threads++) {
+        k_matmul_args one = a;
+        one.m = mr, one.x = x + (size_t)r0 * k, one.y = y1;
+        k_matmul_launch l1 = l;
+        l1.n_threads = threads;
+        k_matmul_cpu_planned(ktest_ctx(), &one, &l1);
+        CHECK_MSG(!memcmp(y1, y + (size_t)r0 * n, (size_t)mr * n * 4), "tiles: rows %d..%d alone on %d thread(s) differ",
+                  r0, r0 + mr - 1, threads);
+    }
+    CHECK(k_cpu_gemm_tiles_enable(false));
+    a.y = yl;
+    k_matmul_cpu_planned(ktest_ctx(), &a, &l);
+    CHECK(k_cpu_gemm_tiles_enable(true));
+    size_t differ = 0;
+    for (size_t i = 0; i < (size_t)m * n; i++) differ += y[i] != yl[i];
+    fprintf(stderr, "tiles vs library path: %zu of %d elements differ in their last bits\n", differ, m * n);
+    CHECK_MSG(differ > 0, "tiles and the library path gave identical bits: did the tiles run?");
+    free(x), free(w32), free(b), free(y), free(y1), free(yl), free(w);
+}
+
 int main(void) {
     test_family_choice();
     test_known();
-    test_forced_variants();
     test_plan();
     test_check();
-    /* every shape and variant under each GEMM library the CPU backend can choose */
+    /* every shape and variant with the AVX2 GEMM tiles where the CPU has them (they run the
+     * CONVERT plan there), then under each GEMM library without them */
+    const bool tiles = k_cpu_gemm_tiles_usable();
+    fprintf(stderr, "AVX2 GEMM tiles: %s\n", tiles ? "yes" : "no (not this CPU)");
+    test_gemm_tiles();
+    if (tiles) {
+        test_forced_variants();
+        test_against_ref();
+        CHECK(k_cpu_gemm_tiles_enable(false));
+    }
     for (int f = 0; f < K_GEMM_FAMILY_COUNT; f++) {
         CHECK(k_cpu_gemm_force((k_gemm_family)f));
         fprintf(stderr, "gemm family %s: %s\n", k_cpu_gemm_family_name((k_gemm_family)f), k_cpu_gemm_family());
@@ -452,6 +517,7 @@ int main(void) {
         test_forced_variants();
         test_against_ref();
     }
+    if (tiles) CHECK(k_cpu_gemm_tiles_enable(true));
     test_row_invariant();
     fprintf(stderr, "native bf16 GEMM and dot products: %s; %d cases ran with bf16 products\n", native_bf16() ? "yes" : "no",
             n_bf16_cases);

@@ -7,7 +7,9 @@
  * streamed, the elementwise/row ops in GB/s moved, and one whole CLIP encoder block timed against
  * its matmul FLOPs at the measured sgemm rate (the encoder's acceptance ratio, which must be
  * ≤ 1.3). Not a test: numbers only.
- * Usage: hired-bench-kernels [seconds per measurement] [gemm|matvec|attention|rows|clip]. */
+ * With F16 weights at the tower's and a prefill chunk's shapes: the AVX2 GEMM tiles beside the
+ * library path (convert + sgemm), interleaved.
+ * Usage: hired-bench-kernels [seconds per measurement] [gemm|matvec|tiles|attention|rows|clip]. */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #include "cpu_ops.h"
 #include "cpu_util.h"
 #include "gemm.h"
+#include "gemm_x86.h"
 #include "half.h"
 #include "kverify.h"
 #include "matmul.h"
@@ -32,6 +35,7 @@
 #include "softmax.h"
 
 static double min_seconds = 0.5;
+static void *to_half(const float *x, size_t n);
 
 /* Monotonic seconds. */
 static double now(void) { return clock_ms() / 1e3; }
@@ -171,6 +175,47 @@ static void bench_matvec(void) {
         printf("   F32: %6.1f GB/s (%.2f ms)\n", nw * 4 / t * 1e-9, t * 1e3);
         a.m = 4, a.w = wh, a.w_dtype = TENSOR_DTYPE_F16;
         mem_free_aligned(x), mem_free_aligned(y), mem_free_aligned(w), mem_free_aligned(wh);
+    }
+}
+
+/* A linear layer with half weights through the AVX2 GEMM tiles and through the library path
+ * (convert + sgemm), interleaved, best of 2 rounds each. */
+static void compare_matmul(k_matmul_args *a, const char *label) {
+    double fl = 2.0 * a->m * a->n * a->k;
+    if (!k_cpu_gemm_tiles_usable()) {
+        double sec = time_it(run_matmul, a);
+        printf("  %-26s %s %4dx%5dx%5d: library path %7.1f GFLOP/s (no AVX2 GEMM tiles on this CPU)\n", label,
+               tensor_dtype_name(a->w_dtype), a->m, a->n, a->k, fl / sec * 1e-9);
+        return;
+    }
+    double best_t = 1e30, best_l = 1e30;
+    for (int round = 0; round < 2; round++) {
+        double st = time_it(run_matmul, a);
+        k_cpu_gemm_tiles_enable(false);
+        double sl = time_it(run_matmul, a);
+        k_cpu_gemm_tiles_enable(true);
+        best_t = st < best_t ? st : best_t, best_l = sl < best_l ? sl : best_l;
+    }
+    printf("  %-26s %s %4dx%5dx%5d: tiles %7.1f GFLOP/s, library path (%s) %7.1f: tiles %.2fx\n", label,
+           tensor_dtype_name(a->w_dtype), a->m, a->n, a->k, fl / best_t * 1e-9, k_cpu_gemm_family(), fl / best_l * 1e-9,
+           best_l / best_t);
+}
+
+static void bench_matmul_tiles(void) {
+    printf("== linear layers: AVX2 GEMM tiles vs the library path (interleaved, best of 2 rounds)\n");
+    const struct {
+        const char *label;
+        int m, n, k;
+    } shapes[] = {{"CLIP qkv/o", 577, 1024, 1024}, {"CLIP fc1", 577, 4096, 1024}, {"CLIP fc2", 577, 1024, 4096},
+                  {"prefill chunk q/k/v/o", 512, 4096, 4096}, {"prefill chunk gate/up", 512, 11008, 4096},
+                  {"prefill chunk down", 512, 4096, 11008}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int m = shapes[s].m, n = shapes[s].n, k = shapes[s].k;
+        float *x = fbuf((size_t)m * k, 1), *w = fbuf((size_t)n * k, 2), *y = fbuf((size_t)m * n, 3);
+        uint16_t *wh = to_half(w, (size_t)n * k);
+        k_matmul_args a = {.m = m, .n = n, .k = k, .x = x, .w = wh, .w_dtype = TENSOR_DTYPE_F16, .y = y};
+        compare_matmul(&a, shapes[s].label);
+        mem_free_aligned(x), mem_free_aligned(w), mem_free_aligned(y), mem_free_aligned(wh);
     }
 }
 
@@ -354,6 +399,7 @@ int main(int argc, char **argv) {
     double rate = 0, arate = 0;
     if (all || !strcmp(only, "gemm") || !strcmp(only, "clip")) rate = bench_gemm();
     if (all || !strcmp(only, "matvec")) bench_matvec();
+    if (all || !strcmp(only, "tiles")) bench_matmul_tiles();
     if (all || !strcmp(only, "attention")) arate = bench_attention();
     if (all || !strcmp(only, "rows")) bench_rows();
     if (all || !strcmp(only, "clip")) {

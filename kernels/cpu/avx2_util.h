@@ -1,0 +1,30 @@
+/* avx2_util.h — small AVX2 helpers shared by the x86 register-tile kernels (attention_x86.c,
+ * gemm_x86.c). Always inlined into their callers, whose target attributes include AVX2.
+ * Internal to kernels/cpu; x86-64 with GCC or clang only. */
+#ifndef HIRED_K_CPU_AVX2_UTIL_H
+#define HIRED_K_CPU_AVX2_UTIL_H
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+/* 8×8 block transpose: rows r[0..7] of 8 floats become columns. */
+static inline __attribute__((always_inline, target("avx2"))) void k_avx2_transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+#endif
+
+#endif
