@@ -11,7 +11,10 @@
  * chooses the blocking; the score blocks come from the context's arena; the STREAM fallback
  * (used only when that scratch cannot be allocated) needs no memory at all. attn_row: per head
  * one matrix-vector product (k_cpu_sgemm, m = 1) of its keys with the query, then the shared exp
- * row, straight into probs.
+ * row, straight into probs. A decode step (one query row) on a CPU with AVX2, FMA and F16C
+ * reads keys and values where they lie in the cache, float32 or F16, dense or paged
+ * (k_cpu_att_decode), instead of widening or gathering the whole cache into float32 rows first
+ * as the other paths do.
  * Not here: the reference (attention_ref.c), RoPE, the KV cache. */
 #include <math.h>
 #include <omp.h>
@@ -66,7 +69,8 @@ static void blocked_item(const at_ctx *c, int h, int i0, int i1, float *s, float
 }
 
 /* A block of queries of every q head of kv head hk through the AVX2 register tiles
- * (attention_x86.h): the block's visible keys and values packed once for the group, then per
+ * (attention_x86.h): the block's visible keys and values packed once for the group, straight
+ * from the cache (float32 or F16, dense or paged), then per
  * head and tile of 6 query rows the scores (rows lds apart) of the keys the tile's last row
  * sees, their exponentials, and the output rows, while the tile's score rows are still in L1.
  * Keys past a row's limit get exp = 0 and add exact zeros, so a row's bits do not depend on
@@ -76,8 +80,11 @@ static void tiles_item(const at_ctx *c, int hk, int i0, int i1, float *kt, float
     int d = a->head_dim;
     int n = visible(a, i1 - 1);
     float *vp = kt + k_cpu_att_packed_floats(n, d);
-    k_cpu_att_pack_keys(kt, c->k + (size_t)hk * d, c->ldk, n, d);
-    k_cpu_att_pack_values(vp, c->v + (size_t)hk * d, c->ldv, n, d);
+    /* packed from the cache as it lies: F16 widened and pages followed while packing */
+    const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
+    const k_att_src ks = {a, a->k, c->ldk, (size_t)hk * d, half}, vs = {a, a->v, c->ldv, (size_t)hk * d, half};
+    k_cpu_att_pack_keys(kt, &ks, n, d);
+    k_cpu_att_pack_values(vp, &vs, n, d);
     for (int h = hk * c->group; h < (hk + 1) * c->group; h++)
         for (int r0 = i0; r0 < i1; r0 += K_ATT_TILE_ROWS) {
             int mr = i1 - r0 < K_ATT_TILE_ROWS ? i1 - r0 : K_ATT_TILE_ROWS;
@@ -169,9 +176,10 @@ size_t k_attention_cpu_workspace(const k_attention_args *a) {
 
 /* Keys or values [t_k, kvrow] (row stride ld; dense or paged, k_attention_row) as dense
  * float32 rows: half dtypes widened (exact), float32 copied. */
-static void widen_rows(float *dst, const void *src, size_t ld, const k_attention_args *a, size_t kvrow) {
+static void widen_rows(float *dst, const void *src, size_t ld, const k_attention_args *a, size_t kvrow, int n_threads) {
     const tensor_dtype_t dt = a->kv_dtype;
     bool simd = dt == TENSOR_DTYPE_F16 && k_cpu_have_f16c();
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (n_threads > 1 && a->t_k >= 64)
     for (int i = 0; i < a->t_k; i++) {
         size_t off = k_attention_row(a, i, ld);
         if (dt == TENSOR_DTYPE_F32)
@@ -195,29 +203,34 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
     k_attention_launch l;
     k_attention_plan(a, k_cpu_max_threads(), &l);
     size_t mark = k_ctx_mark(ctx);
-    if (a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks) {
-        /* a half or paged KV cache: widened or gathered into dense rows once per call, then
-         * the float32 path (the same bits as dense float32 keys and values holding the same
-         * numbers) */
+    /* a decode step on an AVX2 CPU reads the cache where it lies, whatever its dtype or paging */
+    const bool kv_ok = a->kv_dtype == TENSOR_DTYPE_F32 || a->kv_dtype == TENSOR_DTYPE_F16;
+    const bool direct = l.variant == K_ATTENTION_DECODE && a->head_dim % 8 == 0 && kv_ok && k_cpu_att_decode_usable();
+    /* the tiles need packed keys and head_dim in whole vectors of 8; their items are (kv head,
+     * block), so a group of q heads shares one packing, which reads the cache as it lies */
+    const bool tiles_ok =
+        l.variant == K_ATTENTION_BLOCKED && l.pack_floats && a->head_dim % 8 == 0 && kv_ok && k_cpu_att_tiles_usable();
+    float *scratch = k_ctx_alloc(ctx, l.scratch_floats * l.n_threads * sizeof(float)); /* per thread */
+    const bool tiles = tiles_ok && scratch;
+    if ((a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks) && !(scratch && direct) && !tiles) {
+        /* a half or paged KV cache for the GEMM or STREAM path: widened or gathered into dense
+         * rows once per call, then the float32 path (the same bits as dense float32 keys and
+         * values holding the same numbers) */
         float *k32 = k_ctx_alloc(ctx, (size_t)a->t_k * kvrow * sizeof(float));
         float *v32 = k_ctx_alloc(ctx, (size_t)a->t_k * kvrow * sizeof(float));
         if (!k32 || !v32) {
             k_ctx_release(ctx, mark);
             return k_ctx_fail(ctx, HIRED_ENOMEM, "attention: no memory to widen %d half keys", a->t_k);
         }
-        widen_rows(k32, a->k, c.ldk, a, kvrow);
-        widen_rows(v32, a->v, c.ldv, a, kvrow);
+        widen_rows(k32, a->k, c.ldk, a, kvrow, l.n_threads);
+        widen_rows(v32, a->v, c.ldv, a, kvrow, l.n_threads);
         c.k = k32, c.v = v32, c.ldk = c.ldv = kvrow;
     }
-    float *scratch = k_ctx_alloc(ctx, l.scratch_floats * l.n_threads * sizeof(float)); /* per thread */
     if (!scratch) {
         run_stream(&c, l.n_threads);
         k_ctx_release(ctx, mark);
         return HIRED_OK;
     }
-    /* the tiles need packed keys and head_dim in whole vectors of 8; their items are (kv head,
-     * block), so a group of q heads shares one packing */
-    bool tiles = l.variant == K_ATTENTION_BLOCKED && l.pack_floats && a->head_dim % 8 == 0 && k_cpu_att_tiles_usable();
     int n_items = tiles ? l.n_items / c.group : l.n_items;
 #pragma omp parallel num_threads(l.n_threads) if (l.n_threads > 1)
     {
@@ -226,7 +239,10 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
         float *inv = s + (size_t)l.item_rows * l.score_ld;
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < n_items; it++) {
-            if (l.variant == K_ATTENTION_DECODE) {
+            if (direct) {
+                k_cpu_att_decode(a, it, c.group, visible(a, 0), c.ldk, c.ldv, c.q + (size_t)it * c.group * a->head_dim,
+                                 c.out + (size_t)it * c.group * a->head_dim, s);
+            } else if (l.variant == K_ATTENTION_DECODE) {
                 decode_item(&c, it, s, inv);
             } else if (tiles) {
                 int hk = it % a->n_head_kv, b = it / a->n_head_kv;

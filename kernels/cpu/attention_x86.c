@@ -9,15 +9,20 @@
 #include <math.h>
 #include <string.h>
 
+#include "kmath.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #include <pthread.h>
 
+#include "avx2_util.h"
+
 static pthread_once_t tiles_once = PTHREAD_ONCE_INIT;
-static bool tiles_cpu, tiles_on = true;
+static bool tiles_cpu, decode_cpu, tiles_on = true;
 
 static void detect(void) {
     __builtin_cpu_init();
+    decode_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     tiles_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !__builtin_cpu_supports("avx512f");
 }
 
@@ -26,36 +31,36 @@ bool k_cpu_att_tiles_usable(void) {
     return tiles_cpu && tiles_on;
 }
 
+bool k_cpu_att_decode_usable(void) {
+    pthread_once(&tiles_once, detect);
+    return decode_cpu && tiles_on;
+}
+
 bool k_cpu_att_tiles_enable(bool on) {
     pthread_once(&tiles_once, detect);
-    if (on && !tiles_cpu) return false;
+    if (on && !tiles_cpu && !decode_cpu) return false;
     tiles_on = on;
     return true;
 }
 
-#define K_TARGET __attribute__((target("avx2,fma")))
+#define K_TARGET __attribute__((target("avx2,fma,f16c")))
 #define K_INLINE K_TARGET static inline __attribute__((always_inline))
 
-/* 8×8 block transpose: rows r[0..7] of 8 floats become columns. */
-K_INLINE void transpose8(__m256 r[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
+/* 8 cache elements from element offset off, as float32. */
+K_INLINE __m256 kv8(const void *base, bool half, size_t off) {
+    if (half) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + off)));
+    return _mm256_loadu_ps((const float *)base + off);
 }
 
-K_TARGET void k_cpu_att_pack_keys(float *kt, const float *k, size_t ldk, int n, int d) {
+static inline size_t src_row(const k_att_src *s, int j) {
+    return (s->a ? k_attention_row(s->a, j, s->ld) : (size_t)j * s->ld) + s->col;
+}
+
+static inline float src_elem(const k_att_src *s, size_t off) {
+    return s->half ? k_half_to_f32(((const uint16_t *)s->base)[off]) : ((const float *)s->base)[off];
+}
+
+K_TARGET void k_cpu_att_pack_keys(float *kt, const k_att_src *src, int n, int d) {
     int np = (n + K_ATT_PANEL - 1) / K_ATT_PANEL;
     for (int p = 0; p < np; p++) {
         float *panel = kt + (size_t)p * d * K_ATT_PANEL;
@@ -63,34 +68,38 @@ K_TARGET void k_cpu_att_pack_keys(float *kt, const float *k, size_t ldk, int n, 
         if (c1 < K_ATT_PANEL || d % 8) { /* the last, partial panel: element by element */
             memset(panel, 0, (size_t)d * K_ATT_PANEL * sizeof(float));
             for (int c = 0; c < c1; c++) {
-                const float *row = k + (size_t)(p * K_ATT_PANEL + c) * ldk;
-                for (int e = 0; e < d; e++) panel[(size_t)e * K_ATT_PANEL + c] = row[e];
+                const size_t row = src_row(src, p * K_ATT_PANEL + c);
+                for (int e = 0; e < d; e++) panel[(size_t)e * K_ATT_PANEL + c] = src_elem(src, row + (size_t)e);
             }
             continue;
         }
-        for (int c0 = 0; c0 < K_ATT_PANEL; c0 += 8)
+        for (int c0 = 0; c0 < K_ATT_PANEL; c0 += 8) {
+            size_t rows[8];
+            for (int i = 0; i < 8; i++) rows[i] = src_row(src, p * K_ATT_PANEL + c0 + i);
             for (int e0 = 0; e0 < d; e0 += 8) {
                 __m256 r[8];
-                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(k + (size_t)(p * K_ATT_PANEL + c0 + i) * ldk + e0);
-                transpose8(r);
+                for (int i = 0; i < 8; i++) r[i] = kv8(src->base, src->half, rows[i] + (size_t)e0);
+                k_avx2_transpose8(r);
                 for (int i = 0; i < 8; i++) _mm256_storeu_ps(panel + (size_t)(e0 + i) * K_ATT_PANEL + c0, r[i]);
             }
+        }
     }
 }
 
-K_TARGET void k_cpu_att_pack_values(float *vp, const float *v, size_t ldv, int n, int d) {
+K_TARGET void k_cpu_att_pack_values(float *vp, const k_att_src *src, int n, int d) {
     int e0 = 0;
     for (; e0 + 16 <= d; e0 += 16) {
         float *chunk = vp + (size_t)e0 * n;
         for (int j = 0; j < n; j++) {
-            const float *src = v + (size_t)j * ldv + e0;
-            _mm256_storeu_ps(chunk + (size_t)j * 16, _mm256_loadu_ps(src));
-            _mm256_storeu_ps(chunk + (size_t)j * 16 + 8, _mm256_loadu_ps(src + 8));
+            const size_t row = src_row(src, j) + (size_t)e0;
+            _mm256_storeu_ps(chunk + (size_t)j * 16, kv8(src->base, src->half, row));
+            _mm256_storeu_ps(chunk + (size_t)j * 16 + 8, kv8(src->base, src->half, row + 8));
         }
     }
     if (e0 < d) { /* 8 wide (d is a multiple of 8) */
         float *chunk = vp + (size_t)e0 * n;
-        for (int j = 0; j < n; j++) _mm256_storeu_ps(chunk + (size_t)j * 8, _mm256_loadu_ps(v + (size_t)j * ldv + e0));
+        for (int j = 0; j < n; j++)
+            _mm256_storeu_ps(chunk + (size_t)j * 8, kv8(src->base, src->half, src_row(src, j) + (size_t)e0));
     }
 }
 
@@ -248,23 +257,88 @@ K_TARGET void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds,
     }
 }
 
+// ---- decode: one query row per head, the cache read where it lies --------------------------------
+
+K_INLINE float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* o[0 .. 8·nv) = Σ_j p[j] · value_j[e0 ..] (nv ≤ 8 vectors of one head's output). */
+K_INLINE void decode_values(int nv, const k_attention_args *a, const void *v, bool half, size_t ldv, size_t col,
+                            const float *p, int n, float *o, float inv) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
+    for (int j = 0; j < n; j++) {
+        const size_t off = k_attention_row(a, j, ldv) + col;
+        const __m256 pj = _mm256_broadcast_ss(p + j);
+#pragma GCC unroll 8
+        for (int u = 0; u < 8; u++)
+            if (u < nv) acc[u] = _mm256_fmadd_ps(pj, kv8(v, half, off + 8 * (size_t)u), acc[u]);
+    }
+    const __m256 f = _mm256_set1_ps(inv);
+#pragma GCC unroll 8
+    for (int u = 0; u < 8; u++)
+        if (u < nv) _mm256_storeu_ps(o + 8 * u, _mm256_mul_ps(acc[u], f));
+}
+
+K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, size_t ldk, size_t ldv, const float *q,
+                               float *o, float *s) {
+    const int d = a->head_dim;
+    const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
+    const size_t col = (size_t)hk * d;
+    for (int j = 0; j < n; j++) {
+        const size_t off = k_attention_row(a, j, ldk) + col;
+        for (int h = 0; h < g; h++) {
+            const float *qh = q + (size_t)h * d;
+            __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+            int e = 0;
+            for (; e + 16 <= d; e += 16) {
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(a->k, half, off + e), acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e + 8), kv8(a->k, half, off + e + 8), acc1);
+            }
+            if (e < d) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(a->k, half, off + e), acc0);
+            s[(size_t)h * n + j] = a->scale * hsum8(_mm256_add_ps(acc0, acc1));
+        }
+    }
+    for (int h = 0; h < g; h++) {
+        float *p = s + (size_t)h * n;
+        const float inv = 1.0f / k_cpu_att_exp_row(p, n, n);
+        for (int e0 = 0; e0 < d; e0 += 64) {
+            const int nv = d - e0 >= 64 ? 8 : (d - e0) / 8;
+            if (nv == 8)
+                decode_values(8, a, a->v, half, ldv, col + (size_t)e0, p, n, o + (size_t)h * d + e0, inv);
+            else
+                decode_values(nv, a, a->v, half, ldv, col + (size_t)e0, p, n, o + (size_t)h * d + e0, inv);
+        }
+    }
+}
+
 #else /* not x86-64 */
 
 bool k_cpu_att_tiles_usable(void) { return false; }
+bool k_cpu_att_decode_usable(void) { return false; }
+void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, size_t ldk, size_t ldv, const float *q, float *o,
+                      float *s) {
+    (void)a, (void)hk, (void)g, (void)n, (void)ldk, (void)ldv, (void)q, (void)o, (void)s; /* never planned here */
+}
 bool k_cpu_att_tiles_enable(bool on) { return !on; }
 float k_cpu_att_exp_row(float *x, int n, int n_zero) {
     (void)x, (void)n, (void)n_zero;
     return 0.0f;
 }
-void k_cpu_att_pack_keys(float *kt, const float *k, size_t ldk, int n, int d) {
-    (void)kt, (void)k, (void)ldk, (void)n, (void)d; /* never planned here */
+void k_cpu_att_pack_keys(float *kt, const k_att_src *src, int n, int d) {
+    (void)kt, (void)src, (void)n, (void)d; /* never planned here */
 }
 void k_cpu_att_scores(float *s, size_t lds, const float *q, size_t ldq, int mr, const float *kt, int n_panels, int d,
                       float scale) {
     (void)s, (void)lds, (void)q, (void)ldq, (void)mr, (void)kt, (void)n_panels, (void)d, (void)scale;
 }
-void k_cpu_att_pack_values(float *vp, const float *v, size_t ldv, int n, int d) {
-    (void)vp, (void)v, (void)ldv, (void)n, (void)d;
+void k_cpu_att_pack_values(float *vp, const k_att_src *src, int n, int d) {
+    (void)vp, (void)src, (void)n, (void)d;
 }
 void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds, int mr, const float *vp, int n, int m, int d,
                       const float *inv) {

@@ -20,6 +20,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "attention.h"
+
 /* Rows per tile and keys per packed panel. */
 #define K_ATT_TILE_ROWS 6
 #define K_ATT_PANEL 16
@@ -32,13 +34,27 @@ bool k_cpu_att_tiles_usable(void);
  * False when on is asked of a CPU without them. Not to be called while a kernel runs. */
 bool k_cpu_att_tiles_enable(bool on);
 
+/* True when a decode step's attention (one query row) reads the cache where it lies through
+ * k_cpu_att_decode below: the CPU has AVX2, FMA and F16C (with or without AVX-512), and
+ * k_cpu_att_tiles_enable has not turned the tiles off. */
+bool k_cpu_att_decode_usable(void);
+
 /* Floats of a packed key block for n keys of head_dim d. */
 static inline size_t k_cpu_att_packed_floats(int n, int d) {
     return (size_t)((n + K_ATT_PANEL - 1) / K_ATT_PANEL) * K_ATT_PANEL * (size_t)d;
 }
-/* kt[(p·d + e)·16 + c] = k[(16p + c)·ldk + e] for keys 16p + c < n, zero past n: the first n
- * keys (row stride ldk) of one head, transposed into panels of 16 keys. */
-void k_cpu_att_pack_keys(float *kt, const float *k, size_t ldk, int n, int d);
+/* Where one head's keys or values lie: row j at k_attention_row(a, j, ld) + col of base (float32,
+ * or F16 when half), or with a == NULL at j·ld + col (dense float32 rows). */
+typedef struct {
+    const k_attention_args *a;
+    const void *base;
+    size_t ld, col;
+    bool half;
+} k_att_src;
+
+/* kt[(p·d + e)·16 + c] = key_{16p + c}[e] for keys 16p + c < n, zero past n: the first n keys of
+ * one head (from src, widened to float32 exactly), transposed into panels of 16 keys. */
+void k_cpu_att_pack_keys(float *kt, const k_att_src *src, int n, int d);
 /* s[r·lds + j] = scale · Σ_e q[r·ldq + e] · key_j[e] for r < mr ≤ 6 and j < 16·n_panels, from
  * packed keys kt; lds ≥ 16·n_panels. */
 void k_cpu_att_scores(float *s, size_t lds, const float *q, size_t ldq, int mr, const float *kt, int n_panels, int d,
@@ -47,15 +63,26 @@ void k_cpu_att_scores(float *s, size_t lds, const float *q, size_t ldq, int mr, 
  * exponential is kmath.h's k_expf (the same reduction and polynomial), with the steps that
  * only arguments above 0 need left out, since none is. */
 float k_cpu_att_exp_row(float *x, int n, int n_zero);
-/* vp = the first n value rows (row stride ldv) of one head in column chunks of 16 (the last one
- * 8 wide when d is 8 past a multiple of 16), each chunk's rows one after another: chunk c
- * starts at 16c·n and row j of it at 16c·n + j·width. d a multiple of 8; n·d floats. Reading
- * the rows where they lie would walk one cache line per key at the projection's row stride,
- * which at 4 KiB strides maps every key to the same L1 set. */
-void k_cpu_att_pack_values(float *vp, const float *v, size_t ldv, int n, int d);
+/* vp = the first n value rows (from src, widened to float32 exactly) of one head in column
+ * chunks of 16 (the last one 8 wide when d is 8 past a multiple of 16), each chunk's rows one
+ * after another: chunk c starts at 16c·n and row j of it at 16c·n + j·width. d a multiple of 8;
+ * n·d floats. Reading the rows where they lie would walk one cache line per key at the
+ * projection's row stride, which at 4 KiB strides maps every key to the same L1 set. */
+void k_cpu_att_pack_values(float *vp, const k_att_src *src, int n, int d);
 /* o[r·ldo + e] = inv[r] · Σ_{j < m} s[r·lds + j] · value_j[e] for r < mr ≤ 6 and e < d, from
  * the n values (m ≤ n) packed by k_cpu_att_pack_values with the same n and d. */
 void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds, int mr, const float *vp, int n, int m, int d,
                       const float *inv);
+
+/* One decode step of kv head hk: for the g query rows q[h·d ..] of its q heads,
+ *   o[h·d + e] = Σ_{j < n} p_hj · value_j[e],  p_h = softmax_j(scale · q_h · key_j)
+ * with keys and values read from the cache as they lie (a->k, a->v: float32 or F16, dense or
+ * paged, rows found by k_attention_row with strides ldk, ldv; head hk's columns hk·d ..): no
+ * widened copy of the cache. A score is 8-lane partial sums over d in order, then a fixed
+ * horizontal sum; an output element is one FMA chain over the keys in order, times 1/Σp. So a
+ * row's bits depend only on its own query and cache, never on other rows or threads.
+ * s: g·n floats of scratch (the scores, then the probabilities); d a multiple of 8. */
+void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, size_t ldk, size_t ldv, const float *q, float *o,
+                      float *s);
 
 #endif

@@ -271,7 +271,9 @@ static void test_check(void) {
 
 /* Paged keys and values (a block table over one pool, blocks out of order and interleaved with
  * another layer's rows): the fast path gives exactly the bits of the same keys and values dense,
- * for float32 and F16 caches, prefill and decode shapes; the reference reads the table too. */
+ * for float32 and F16 caches, prefill and decode shapes; the reference reads the table too, and
+ * for F16 runs on the same values widened. With the tiles (and the decode kernel, which read
+ * the cache where it lies) and without them (a widened copy). */
 static void test_paged(void) {
     const int B = 16, T = 150, HKV = 2, H = 4, D = 16, KV = HKV * D, NB = (T + B - 1) / B, POOL = NB + 3;
     const int32_t table[] = {7, 2, 9, 0, 4, 11, 1, 5, 3, 10}; /* NB = 10 blocks of POOL = 13 */
@@ -320,6 +322,16 @@ static void test_paged(void) {
                 k_attention_ref(&pg);
                 kverify_result r = kverify_close(o2, o1, (size_t)tq * H * D, 1e-5, 1e-4);
                 CHECK_MSG(kverify_report("paged ref", &r, o2, o1), "paged reference t_q=%d", tq);
+            } else { /* F16: the reference on the same values widened to float32 */
+                float *kw = malloc((size_t)T * KV * 4), *vw = malloc((size_t)T * KV * 4);
+                for (size_t i = 0; i < (size_t)T * KV; i++)
+                    kw[i] = half_to_f32(((uint16_t *)dk)[i]), vw[i] = half_to_f32(((uint16_t *)dv)[i]);
+                k_attention_args ar = a;
+                ar.k = kw, ar.v = vw, ar.kv_dtype = TENSOR_DTYPE_F32, ar.out = o1;
+                k_attention_ref(&ar);
+                kverify_result r = kverify_close(o2, o1, (size_t)tq * H * D, 1e-5, 1e-4);
+                CHECK_MSG(kverify_report("paged f16 ref", &r, o2, o1), "paged f16 reference t_q=%d", tq);
+                free(kw), free(vw);
             }
             free(o1), free(o2);
         }
@@ -396,6 +408,7 @@ int main(void) {
     test_against_ref(); /* through the tiles where the CPU has them */
     /* the score and output GEMMs under each GEMM library the CPU backend can choose (gemm.h) */
     CHECK(k_cpu_att_tiles_enable(false));
+    test_paged(); /* the widened or gathered copy of the cache through the GEMM path */
     for (int f = 0; f < K_GEMM_FAMILY_COUNT; f++) {
         CHECK(k_cpu_gemm_force((k_gemm_family)f));
         test_against_ref();

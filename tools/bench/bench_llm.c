@@ -20,11 +20,13 @@
  * with q8 the Q8 model's decode tokens/s from the alternated steps.
  *
  *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--weights native|q8]
- *                   [--held native|bf16|auto] [--keep-env]
+ *                   [--held native|bf16|auto] [--kv f16|f32] [--keep-env]
  * --reps: prefill runs; --rounds: decode rounds of S steps each (default: as many as --reps).
  * --held: how the main model's linear layers are held (llm.h; default native: F16 with float32
  * products; bf16: rounded to bf16 at load with bf16 products, what decoder.weights = auto picks on
- * a CPU with native bf16). */
+ * a CPU with native bf16).
+ * --kv: the KV cache's element type (default f16, the decoder's default decoder.kv_dtype, and
+ * llama.cpp's; f32 is what `hired run` keeps). */
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -219,6 +221,7 @@ static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const
 
 int main(int argc, char **argv) {
     int layers = 2, tokens = 3000, steps = 8, reps = 2, rounds = 0, keep_env = 0, q8 = 1;
+    tensor_dtype_t kv_dt = TENSOR_DTYPE_F16; /* the decoder's default (decoder.kv_dtype) */
     llm_weights_t held = LLM_WEIGHTS_NATIVE;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = atoi(argv[++i]);
@@ -227,6 +230,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--keep-env")) keep_env = 1;
+        else if (!strcmp(argv[i], "--kv") && i + 1 < argc && (!strcmp(argv[i + 1], "f16") || !strcmp(argv[i + 1], "f32")))
+            kv_dt = !strcmp(argv[++i], "f16") ? TENSOR_DTYPE_F16 : TENSOR_DTYPE_F32;
         else if (!strcmp(argv[i], "--held") && i + 1 < argc && !llm_weights_parse(argv[i + 1], &held) &&
                  held != LLM_WEIGHTS_Q8)
             i++;
@@ -235,7 +240,7 @@ int main(int argc, char **argv) {
         else {
             fprintf(stderr,
                     "usage: %s [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--weights native|q8] "
-                    "[--held native|bf16|auto] "
+                    "[--held native|bf16|auto] [--kv f16|f32] "
                     "[--keep-env]\n",
                     argv[0]);
             return 2;
@@ -303,7 +308,7 @@ int main(int argc, char **argv) {
     /* prefill, bracketed by sgemm measurements: the machine may be shared, so each run is compared
      * with the rate measured next to it and the best of the runs is reported */
     const int extra = rounds * steps + (q8 ? 2 * steps : 0); /* decode positions after the prompt */
-    kv_cache_t *kv = llm_kv_new(m, tokens + extra, err);
+    kv_cache_t *kv = kv_cache_new(llm_device(m), kv_dt, tc.layers, tc.kv_heads * tc.head_dim, tokens + extra, err);
     float *x = mem_alloc_aligned((size_t)(tokens + extra) * tc.hidden * sizeof(float));
     float *logits = mem_alloc_aligned((size_t)tc.vocab * sizeof(float));
     k_ctx_reset(ctx);
@@ -335,7 +340,8 @@ int main(int argc, char **argv) {
            kv_cache_bytes(kv) / 1e6, kv_cache_cap(kv));
 
     /* decode steps after the prompt, in rounds bracketed by bandwidth measurements */
-    const double kv_read = 2.0 * layers * (tokens + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim * sizeof(float);
+    const double kv_read =
+        2.0 * layers * (tokens + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim * tensor_dtype_size(kv_dt);
     const double bytes = (double)llm_weight_bytes_per_step(m) + kv_read;
     double best_dec = 1e30, sum_all = 0, bw_before = bw, best_round = 1e30;
     for (int r = 0; r < rounds; r++) {

@@ -425,7 +425,7 @@ f16_tg, ttg = lb("f16-tg")
 print(f"llama.cpp: {version}; build {t.get('build_commit')} ({t.get('build_number')}); "
       f"cpu {t.get('cpu_info')}; flash_attn {t.get('flash_attn')}; KV cache {t.get('type_k')}/{t.get('type_v')}; "
       f"n_batch {t.get('n_batch')}, n_ubatch {t.get('n_ubatch')}; threads {t.get('n_threads')}")
-print(f"hired: KV cache float32; threads {summary['threads']}")
+print(f"hired: KV cache f16 (hired-bench-llm --kv f16, the decoder's default); threads {summary['threads']}")
 print(f"model: {summary['layers']} LLaMA layers at LLaVA-NeXT-7B widths; prefill {summary['prefill_tokens']} tokens; "
       f"decode {ttg['n_gen']} steps after a {ttg['n_depth']}-token prompt; best run of each engine "
       f"({len(t['samples_ts'])} prefill runs, {len(ttg['samples_ts'])} decode runs of each)")
