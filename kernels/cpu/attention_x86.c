@@ -172,17 +172,7 @@ K_INLINE void scores_tile(int mr, float *s, size_t lds, const float *q, size_t l
 #pragma GCC unroll 6
     for (int r = 0; r < K_ATT_TILE_ROWS; r++)
         if (r < mr) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int e = 0; e < d; e++) {
-        __m256 b0 = _mm256_load_ps(panel + (size_t)e * K_ATT_PANEL);
-        __m256 b1 = _mm256_load_ps(panel + (size_t)e * K_ATT_PANEL + 8);
-#pragma GCC unroll 6
-        for (int r = 0; r < K_ATT_TILE_ROWS; r++) {
-            if (r >= mr) continue;
-            __m256 a = _mm256_broadcast_ss(q + (size_t)r * ldq + e);
-            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-        }
-    }
+    k_avx2_tile6x16(mr, acc, q, ldq, panel, d);
 #pragma GCC unroll 6
     for (int r = 0; r < K_ATT_TILE_ROWS; r++) {
         if (r >= mr) continue;

@@ -6,6 +6,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include <stddef.h>
 
 /* 8×8 block transpose: rows r[0..7] of 8 floats become columns. */
 static inline __attribute__((always_inline, target("avx2"))) void k_avx2_transpose8(__m256 r[8]) {
@@ -23,6 +24,25 @@ static inline __attribute__((always_inline, target("avx2"))) void k_avx2_transpo
     for (int i = 0; i < 4; i++) {
         r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
         r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* acc[r][0..1] += Σ_{e < n} x[r·ldx + e] · panel[e·16 .. e·16 + 16) for r < mr ≤ 6: the inner
+ * loop of a 6-row × 16-column register tile (12 accumulators, two panel loads and up to six
+ * broadcasts per step), one FMA chain per element in order of e. */
+static inline __attribute__((always_inline, target("avx2,fma"))) void
+k_avx2_tile6x16(int mr, __m256 acc[6][2], const float *x, size_t ldx, const float *panel, int n) {
+#pragma GCC unroll 2
+    for (int e = 0; e < n; e++) {
+        __m256 b0 = _mm256_loadu_ps(panel + (size_t)e * 16);
+        __m256 b1 = _mm256_loadu_ps(panel + (size_t)e * 16 + 8);
+#pragma GCC unroll 6
+        for (int r = 0; r < 6; r++) {
+            if (r >= mr) continue;
+            __m256 a = _mm256_broadcast_ss(x + (size_t)r * ldx + e);
+            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+        }
     }
 }
 #endif

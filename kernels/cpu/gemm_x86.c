@@ -79,18 +79,7 @@ K_INLINE void tile(int mr, float *y, size_t ldy, const float *x, size_t ldx, con
 #pragma GCC unroll 6
     for (int r = 0; r < K_GEMM_TILE_ROWS; r++)
         if (r < mr) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-#pragma GCC unroll 2
-    for (int e = 0; e < kc; e++) {
-        __m256 b0 = _mm256_loadu_ps(panel + (size_t)e * K_GEMM_PANEL);
-        __m256 b1 = _mm256_loadu_ps(panel + (size_t)e * K_GEMM_PANEL + 8);
-#pragma GCC unroll 6
-        for (int r = 0; r < K_GEMM_TILE_ROWS; r++) {
-            if (r >= mr) continue;
-            __m256 a = _mm256_broadcast_ss(x + (size_t)r * ldx + e);
-            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
-        }
-    }
+    k_avx2_tile6x16(mr, acc, x, ldx, panel, kc);
     __m256 c0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps(), c1 = bias ? _mm256_loadu_ps(bias + 8) : c0;
 #pragma GCC unroll 6
     for (int r = 0; r < K_GEMM_TILE_ROWS; r++) {

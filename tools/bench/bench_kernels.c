@@ -178,6 +178,18 @@ static void bench_matvec(void) {
     }
 }
 
+/* Best of 2 rounds of fn(a) with a kernel switch on and off, interleaved (seconds). */
+static void interleaved(bench_fn fn, void *a, bool (*enable)(bool), double *best_on, double *best_off) {
+    *best_on = *best_off = 1e30;
+    for (int round = 0; round < 2; round++) {
+        double on = time_it(fn, a);
+        enable(false);
+        double off = time_it(fn, a);
+        enable(true);
+        *best_on = on < *best_on ? on : *best_on, *best_off = off < *best_off ? off : *best_off;
+    }
+}
+
 /* A linear layer with half weights through the AVX2 GEMM tiles and through the library path
  * (convert + sgemm), interleaved, best of 2 rounds each. */
 static void compare_matmul(k_matmul_args *a, const char *label) {
@@ -188,14 +200,8 @@ static void compare_matmul(k_matmul_args *a, const char *label) {
                tensor_dtype_name(a->w_dtype), a->m, a->n, a->k, fl / sec * 1e-9);
         return;
     }
-    double best_t = 1e30, best_l = 1e30;
-    for (int round = 0; round < 2; round++) {
-        double st = time_it(run_matmul, a);
-        k_cpu_gemm_tiles_enable(false);
-        double sl = time_it(run_matmul, a);
-        k_cpu_gemm_tiles_enable(true);
-        best_t = st < best_t ? st : best_t, best_l = sl < best_l ? sl : best_l;
-    }
+    double best_t, best_l;
+    interleaved(run_matmul, a, k_cpu_gemm_tiles_enable, &best_t, &best_l);
     printf("  %-26s %s %4dx%5dx%5d: tiles %7.1f GFLOP/s, library path (%s) %7.1f: tiles %.2fx\n", label,
            tensor_dtype_name(a->w_dtype), a->m, a->n, a->k, fl / best_t * 1e-9, k_cpu_gemm_family(), fl / best_l * 1e-9,
            best_l / best_t);
@@ -227,14 +233,8 @@ static void compare_paths(k_attention_args *a, double fl) {
         printf("  GEMM path (%s; no AVX2 tiles on this CPU): %7.1f GFLOP/s\n", k_cpu_gemm_family(), fl / sec * 1e-9);
         return;
     }
-    double best_t = 1e30, best_g = 1e30;
-    for (int round = 0; round < 2; round++) {
-        double st = time_it(run_attention, a);
-        k_cpu_att_tiles_enable(false);
-        double sg = time_it(run_attention, a);
-        k_cpu_att_tiles_enable(true);
-        best_t = st < best_t ? st : best_t, best_g = sg < best_g ? sg : best_g;
-    }
+    double best_t, best_g;
+    interleaved(run_attention, a, k_cpu_att_tiles_enable, &best_t, &best_g);
     printf("  AVX2 tiles %7.1f GFLOP/s, GEMM path (%s) %7.1f GFLOP/s: tiles %.2fx (best of 2 rounds, interleaved)\n",
            fl / best_t * 1e-9, k_cpu_gemm_family(), fl / best_g * 1e-9, best_g / best_t);
 }
