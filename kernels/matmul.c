@@ -141,7 +141,7 @@ size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
         return (size_t)l->block_m * a->k * 2 + (a->w_dtype == TENSOR_DTYPE_F16 ? (size_t)l->block_n * a->k * 2 : 0);
     if (l->variant == K_MATMUL_CONVERT) { /* the convert block, or the GEMM tiles' packing where they run */
         size_t convert = (size_t)l->block_n * a->k * sizeof(float),
-               tiles = (k_cpu_gemm_tiles_pack_floats() + 16) * (size_t)l->n_threads * sizeof(float);
+               tiles = k_cpu_gemm_tiles_pack_floats() * (size_t)l->n_threads * sizeof(float);
         return convert > tiles ? convert : tiles;
     }
     return 0;

@@ -16,13 +16,14 @@
 #include <pthread.h>
 
 #include "avx2_util.h"
+#include "simd_x86.h"
 
 static pthread_once_t tiles_once = PTHREAD_ONCE_INIT;
 static bool tiles_cpu, decode_cpu, tiles_on = true;
 
 static void detect(void) {
     __builtin_cpu_init();
-    decode_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    decode_cpu = k_cpu_have_f16c(); /* simd_x86.h: AVX2, FMA and F16C */
     tiles_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !__builtin_cpu_supports("avx512f");
 }
 
@@ -48,7 +49,7 @@ bool k_cpu_att_tiles_enable(bool on) {
 
 /* 8 cache elements from element offset off, as float32. */
 K_INLINE __m256 kv8(const void *base, bool half, size_t off) {
-    if (half) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + off)));
+    if (half) return k_avx2_load8_half((const uint16_t *)base + off, false);
     return _mm256_loadu_ps((const float *)base + off);
 }
 
@@ -249,13 +250,6 @@ K_TARGET void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds,
 
 // ---- decode: one query row per head, the cache read where it lies --------------------------------
 
-K_INLINE float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* o[0 .. 8·nv) = Σ_j p[j] · value_j[e0 ..] (nv ≤ 8 vectors of one head's output). */
 K_INLINE void decode_values(int nv, const k_attention_args *a, const void *v, bool half, size_t ldv, size_t col,
                             const float *p, int n, float *o, float inv) {
@@ -291,7 +285,7 @@ K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, 
                 acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e + 8), kv8(a->k, half, off + e + 8), acc1);
             }
             if (e < d) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(a->k, half, off + e), acc0);
-            s[(size_t)h * n + j] = a->scale * hsum8(_mm256_add_ps(acc0, acc1));
+            s[(size_t)h * n + j] = a->scale * k_avx2_hsum(_mm256_add_ps(acc0, acc1));
         }
     }
     for (int h = 0; h < g; h++) {

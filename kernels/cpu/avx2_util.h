@@ -1,4 +1,4 @@
-/* avx2_util.h — small AVX2 helpers shared by the x86 register-tile kernels (attention_x86.c,
+/* avx2_util.h — small AVX2 helpers shared by the x86 kernels (simd_x86.c, attention_x86.c,
  * gemm_x86.c). Always inlined into their callers, whose target attributes include AVX2.
  * Internal to kernels/cpu; x86-64 with GCC or clang only. */
 #ifndef HIRED_K_CPU_AVX2_UTIL_H
@@ -6,7 +6,26 @@
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+/* The sum of v's eight lanes, in a fixed order (halves, then pairs, then the last two). */
+static inline __attribute__((always_inline, target("avx2"))) float k_avx2_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* 8 half values at w as floats (exact): IEEE halves through vcvtph2ps, bfloat16 by widening and
+ * shifting into the upper half of each float. */
+static inline __attribute__((always_inline, target("avx2,f16c"))) __m256 k_avx2_load8_half(const uint16_t *w,
+                                                                                            bool bf16) {
+    __m128i h = _mm_loadu_si128((const __m128i *)w);
+    if (bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return _mm256_cvtph_ps(h);
+}
 
 /* 8×8 block transpose: rows r[0..7] of 8 floats become columns. */
 static inline __attribute__((always_inline, target("avx2"))) void k_avx2_transpose8(__m256 r[8]) {

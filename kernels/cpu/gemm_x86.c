@@ -13,14 +13,14 @@
 #include <pthread.h>
 
 #include "avx2_util.h"
+#include "simd_x86.h"
 
 static pthread_once_t tiles_once = PTHREAD_ONCE_INIT;
 static bool tiles_cpu, tiles_on = true;
 
 static void detect(void) {
     __builtin_cpu_init();
-    tiles_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c") &&
-                !__builtin_cpu_supports("avx512f");
+    tiles_cpu = k_cpu_have_f16c() && !__builtin_cpu_supports("avx512f"); /* simd_x86.h: AVX2, FMA and F16C */
 }
 
 bool k_cpu_gemm_tiles_usable(void) {
@@ -41,9 +41,7 @@ bool k_cpu_gemm_tiles_enable(bool on) {
 /* 8 weights from element index i, as float32. */
 K_INLINE __m256 load8(const void *w, k_gemm_wtype wt, size_t i) {
     if (wt == K_GEMM_W_F32) return _mm256_loadu_ps((const float *)w + i);
-    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + i));
-    if (wt == K_GEMM_W_F16) return _mm256_cvtph_ps(h);
-    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    return k_avx2_load8_half((const uint16_t *)w + i, wt == K_GEMM_W_BF16);
 }
 
 static float elem(const void *w, k_gemm_wtype wt, size_t i) {

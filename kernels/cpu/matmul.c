@@ -288,7 +288,7 @@ static void run_rows(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
  * Returns false (having done nothing) when the scratch cannot be allocated. */
 static bool run_tiles(k_ctx_t *ctx, const mm_ctx *c, const k_matmul_launch *l) {
     const k_matmul_args *a = c->a;
-    const size_t per = k_cpu_gemm_tiles_pack_floats() + 16;
+    const size_t per = k_cpu_gemm_tiles_pack_floats();
     int n_threads = l->n_threads;
     if (n_threads > (a->n + 15) / 16) n_threads = (a->n + 15) / 16;
     size_t mark = k_ctx_mark(ctx);

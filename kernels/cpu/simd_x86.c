@@ -12,6 +12,8 @@
 #include <immintrin.h>
 #include <pthread.h>
 
+#include "avx2_util.h"
+
 /* avx2 and fma through the compiler's CPU model (which also checks that the OS saves the YMM
  * state); f16c from CPUID leaf 1 directly, because clang's __builtin_cpu_supports does not know
  * the name "f16c". Asked once per process: every matmul plan asks, and CPUID traps to the
@@ -49,26 +51,12 @@ K_TARGET void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {
     for (; i < n; i++) dst[i] = half_to_f32(src[i]);
 }
 
-K_TARGET static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* 8 weights at w as floats: IEEE halves through vcvtph2ps, bfloat16 by widening and shifting
- * into the upper half of each float. */
-K_TARGET static inline __m256 load8(const uint16_t *w, bool bf16) {
-    __m128i h = _mm_loadu_si128((const __m128i *)w);
-    if (bf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    return _mm256_cvtph_ps(h);
-}
 
 static inline float scalar_w(uint16_t h, bool bf16) { return bf16 ? bf16_to_f32(h) : half_to_f32(h); }
 
 /* acc + (8 weights at w, as floats) · xv */
 K_TARGET static inline __m256 fma8(__m256 acc, const uint16_t *w, __m256 xv, bool bf16) {
-    return _mm256_fmadd_ps(load8(w, bf16), xv, acc);
+    return _mm256_fmadd_ps(k_avx2_load8_half(w, bf16), xv, acc);
 }
 
 /* One x row: four weight rows at a time (four memory streams), two accumulators each. */
@@ -91,8 +79,8 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint
             d0 = fma8(d0, w3 + p, x0, bf16);
             d1 = fma8(d1, w3 + p + 8, x1, bf16);
         }
-        float s0 = hsum(_mm256_add_ps(a0, a1)), s1 = hsum(_mm256_add_ps(b0, b1));
-        float s2 = hsum(_mm256_add_ps(c0, c1)), s3 = hsum(_mm256_add_ps(d0, d1));
+        float s0 = k_avx2_hsum(_mm256_add_ps(a0, a1)), s1 = k_avx2_hsum(_mm256_add_ps(b0, b1));
+        float s2 = k_avx2_hsum(_mm256_add_ps(c0, c1)), s3 = k_avx2_hsum(_mm256_add_ps(d0, d1));
         for (int p = k16; p < k; p++) { /* explicit fused tails: the row-invariant kernel repeats them exactly */
             s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0), s1 = __builtin_fmaf(scalar_w(w1[p], bf16), x[p], s1);
             s2 = __builtin_fmaf(scalar_w(w2[p], bf16), x[p], s2), s3 = __builtin_fmaf(scalar_w(w3[p], bf16), x[p], s3);
@@ -106,7 +94,7 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint
             a0 = fma8(a0, w0 + p, _mm256_loadu_ps(x + p), bf16);
             a1 = fma8(a1, w0 + p + 8, _mm256_loadu_ps(x + p + 8), bf16);
         }
-        float s0 = hsum(_mm256_add_ps(a0, a1));
+        float s0 = k_avx2_hsum(_mm256_add_ps(a0, a1));
         for (int p = k16; p < k; p++) s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0);
         dot[j - j0] = s0;
     }
@@ -122,11 +110,11 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint
         __m256 acc[8];
         for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
         for (int p = 0; p < k8; p += 8) {
-            __m256 wv = load8(wr + p, bf16);
+            __m256 wv = k_avx2_load8_half(wr + p, bf16);
             for (int r = 0; r < nr; r++) acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * ldx + p), acc[r]);
         }
         for (int r = 0; r < nr; r++) {
-            float s = hsum(acc[r]);
+            float s = k_avx2_hsum(acc[r]);
             for (int p = k8; p < k; p++) s += scalar_w(wr[p], bf16) * x[r * ldx + p];
             dot[r * ld_dot + (size_t)(j - j0)] = s;
         }
@@ -174,8 +162,8 @@ K_TARGET static inline __attribute__((always_inline)) void like1_avx2_block(cons
     for (int p = 0; p < len; p += 16) {
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            const __m256 w0 = load8(u + p + 8 * h, bf16);
-            const __m256 w1 = nw > 1 ? load8(v + p + 8 * h, bf16) : w0;
+            const __m256 w0 = k_avx2_load8_half(u + p + 8 * h, bf16);
+            const __m256 w1 = nw > 1 ? k_avx2_load8_half(v + p + 8 * h, bf16) : w0;
 #pragma GCC unroll 3
             for (int r = 0; r < 3; r++) {
                 if (r >= nx) continue;
@@ -232,7 +220,7 @@ K_TARGET static inline __attribute__((always_inline)) void like1_tiles(const uin
                 for (int r = 0; r < ng; r++) {
                     const float *xr = x + (size_t)(r0 + r) * ldx;
                     const __m256 *ac = acc + ((size_t)(jj / 2) * LIKE1_SG + r) * 4 + (jj % 2) * 2;
-                    float s = hsum(_mm256_add_ps(ac[0], ac[1]));
+                    float s = k_avx2_hsum(_mm256_add_ps(ac[0], ac[1]));
                     for (int p = k16; p < k; p++) s = __builtin_fmaf(scalar_w(wr[p], bf16), xr[p], s);
                     dot[(size_t)(r0 + r) * ld_dot + j0 + jj] = s;
                 }
@@ -267,12 +255,6 @@ bool k_cpu_have_avx512vl(void) {
     return k_cpu_have_f16c() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
 }
 
-K_TARGET512 static inline float hsum512(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* ---- the register-tiled row-invariant kernel (AVX-512F) ----------------------------------------
  * One zmm accumulator per (x row, weight row) covers the 16 elements of a step: its low eight
@@ -288,10 +270,10 @@ K_TARGET512 static inline __m512 load16w(const uint16_t *w, bool bf16) {
     return _mm512_cvtph_ps(h);
 }
 
-/* hsum(a0 + a1) of dot_rows_1, with a0, a1 the halves of v. */
+/* k_avx2_hsum(a0 + a1) of dot_rows_1, with a0, a1 the halves of v. */
 K_TARGET512 static inline float hsum_halves(__m512 v) {
     __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
-    return hsum512(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
+    return k_avx2_hsum(_mm256_add_ps(_mm512_castps512_ps256(v), hi));
 }
 
 K_TARGET512 static inline __attribute__((always_inline)) void like1_tile(const uint16_t *w, int k, const int nw,
