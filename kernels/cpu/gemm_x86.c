@@ -76,7 +76,10 @@ K_INLINE void tile(int mr, float *y, size_t ldy, const float *x, size_t ldx, con
     __m256 acc[K_GEMM_TILE_ROWS][2];
 #pragma GCC unroll 6
     for (int r = 0; r < K_GEMM_TILE_ROWS; r++)
-        if (r < mr) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+        if (r < mr) {
+            acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+            _mm_prefetch((const char *)(y + (size_t)r * ldy), _MM_HINT_T0);
+        }
     k_avx2_tile6x16(mr, acc, x, ldx, panel, kc);
     __m256 c0 = bias ? _mm256_loadu_ps(bias) : _mm256_setzero_ps(), c1 = bias ? _mm256_loadu_ps(bias + 8) : c0;
 #pragma GCC unroll 6
