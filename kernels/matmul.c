@@ -62,7 +62,8 @@ k_matmul_prec k_matmul_prec_of(const k_matmul_args *a) {
 
 void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l) {
     if (max_threads < 1) max_threads = 1;
-    l->simd = have_simd && a->w_dtype != TENSOR_DTYPE_F32;
+    /* float32 weights take the SIMD kernels only at decode shapes (FUSED below) */
+    l->simd = have_simd && (a->w_dtype != TENSOR_DTYPE_F32 || (a->m <= K_MATMUL_FUSED_MAX_M && !a->row_invariant));
     double flops = 2.0 * a->m * a->n * a->k;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     l->split_m = false;
@@ -93,13 +94,16 @@ void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool
         if (l->n_threads > a->n) l->n_threads = a->n;
         return;
     }
-    if (a->w_dtype == TENSOR_DTYPE_F32) {
+    if (a->w_dtype == TENSOR_DTYPE_F32 && !(l->simd && a->m <= K_MATMUL_FUSED_MAX_M)) {
         l->variant = K_MATMUL_SGEMM;
         l->split_m = a->m > a->n;
         return;
     }
     if (a->m <= K_MATMUL_FUSED_MAX_M) {
-        /* memory-bound: every thread streams its share of w's rows once */
+        /* memory-bound: every thread streams its share of w's rows once. With float32 weights
+         * (SIMD only) the library's sgemm reads them at a fraction of that rate for m = 2..8
+         * (hired-bench-gemm, "llm dec m=4": 20-39 GFLOP/s for oneDNN, OpenBLAS and BLIS on an
+         * AVX2 Zen 3, where streaming the 64 MB of weights once allows about 90) */
         l->variant = K_MATMUL_FUSED;
         if ((double)a->n * a->k < 65536.0) l->n_threads = 1;
         if (l->n_threads > a->n) l->n_threads = a->n;

@@ -79,8 +79,9 @@ double k_matmul_rate(k_ctx_t *ctx, int m, int n, int k, tensor_dtype_t w_dtype, 
 // ---- plan: the CPU path's choices, in plain C so tests can reach every branch ---------------
 
 typedef enum {
-    K_MATMUL_SGEMM = 0, /* F32 weights: sgemm on slices of y */
-    K_MATMUL_FUSED,     /* F16/BF16, small m: per-row convert + dot (memory-bound decode shape) */
+    K_MATMUL_SGEMM = 0, /* F32 weights: sgemm on slices of y (decode shapes too without simd) */
+    K_MATMUL_FUSED,     /* small m: per-row convert + dot (memory-bound decode shape); F16/BF16,
+                         * and F32 with simd (AVX2 dots that stream w once) */
     K_MATMUL_CONVERT,   /* F16/BF16, larger m: convert block_n rows of w (threaded), then sgemm
                          * the block split across threads like SGEMM; with simd on a CPU with
                          * AVX2 and no AVX-512 the backend's GEMM tiles instead, which convert

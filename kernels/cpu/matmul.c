@@ -124,7 +124,8 @@ K_CLONES static void fused_rows(const mm_ctx *c, int r0, int r1, int j0, int j1)
     }
 }
 
-/* The same with the AVX2/F16C dot kernels, 64 weight rows at a time through a stack buffer. */
+/* The same with the AVX2/F16C dot kernels (float32 weights too), 64 weight rows at a time
+ * through a stack buffer. */
 static void fused_rows_simd(const mm_ctx *c, int r0, int r1, int j0, int j1) {
     const k_matmul_args *a = c->a;
     enum { JB = 64 };
@@ -132,7 +133,11 @@ static void fused_rows_simd(const mm_ctx *c, int r0, int r1, int j0, int j1) {
     int nr = r1 - r0;
     for (int jb = j0; jb < j1; jb += JB) {
         int je = jb + JB < j1 ? jb + JB : j1;
-        k_cpu_half_dot_rows_x86(a->w, a->w_dtype == TENSOR_DTYPE_BF16, a->k, jb, je, c->x + r0 * c->ldx, c->ldx, nr, dot, JB);
+        if (a->w_dtype == TENSOR_DTYPE_F32)
+            k_cpu_f32_dot_rows_x86(a->w, a->k, jb, je, c->x + r0 * c->ldx, c->ldx, nr, dot, JB);
+        else
+            k_cpu_half_dot_rows_x86(a->w, a->w_dtype == TENSOR_DTYPE_BF16, a->k, jb, je, c->x + r0 * c->ldx, c->ldx,
+                                    nr, dot, JB);
         for (int r = 0; r < nr; r++) {
             float *y = c->y + (r0 + r) * c->ldy;
             for (int j = jb; j < je; j++) {

@@ -54,70 +54,110 @@ K_TARGET void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n) {
 
 static inline float scalar_w(uint16_t h, bool bf16) { return bf16 ? bf16_to_f32(h) : half_to_f32(h); }
 
-/* acc + (8 weights at w, as floats) · xv */
-K_TARGET static inline __m256 fma8(__m256 acc, const uint16_t *w, __m256 xv, bool bf16) {
-    return _mm256_fmadd_ps(k_avx2_load8_half(w, bf16), xv, acc);
+/* The weight types of the decode dot kernels below; a constant in each instantiation. */
+typedef enum { DW_F16, DW_BF16, DW_F32 } dot_w;
+
+/* 8 weights from element i of w, as floats. */
+K_TARGET static inline __attribute__((always_inline)) __m256 wload8(const void *w, size_t i, dot_w t) {
+    if (t == DW_F32) return _mm256_loadu_ps((const float *)w + i);
+    return k_avx2_load8_half((const uint16_t *)w + i, t == DW_BF16);
+}
+
+static inline __attribute__((always_inline)) float wscalar(const void *w, size_t i, dot_w t) {
+    if (t == DW_F32) return ((const float *)w)[i];
+    return scalar_w(((const uint16_t *)w)[i], t == DW_BF16);
 }
 
 /* One x row: four weight rows at a time (four memory streams), two accumulators each. */
-K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const uint16_t *w, int k, int j0, int j1,
-                                                                      const float *x, float *dot, bool bf16) {
+K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const void *w, int k, int j0, int j1,
+                                                                      const float *x, float *dot, dot_w t) {
     int k16 = k / 16 * 16;
     int j = j0;
     for (; j + 4 <= j1; j += 4) {
-        const uint16_t *w0 = w + (size_t)j * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+        const size_t o0 = (size_t)j * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
         __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
         for (int p = 0; p < k16; p += 16) {
             __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
-            a0 = fma8(a0, w0 + p, x0, bf16);
-            a1 = fma8(a1, w0 + p + 8, x1, bf16);
-            b0 = fma8(b0, w1 + p, x0, bf16);
-            b1 = fma8(b1, w1 + p + 8, x1, bf16);
-            c0 = fma8(c0, w2 + p, x0, bf16);
-            c1 = fma8(c1, w2 + p + 8, x1, bf16);
-            d0 = fma8(d0, w3 + p, x0, bf16);
-            d1 = fma8(d1, w3 + p + 8, x1, bf16);
+            a0 = _mm256_fmadd_ps(wload8(w, o0 + p, t), x0, a0);
+            a1 = _mm256_fmadd_ps(wload8(w, o0 + p + 8, t), x1, a1);
+            b0 = _mm256_fmadd_ps(wload8(w, o1 + p, t), x0, b0);
+            b1 = _mm256_fmadd_ps(wload8(w, o1 + p + 8, t), x1, b1);
+            c0 = _mm256_fmadd_ps(wload8(w, o2 + p, t), x0, c0);
+            c1 = _mm256_fmadd_ps(wload8(w, o2 + p + 8, t), x1, c1);
+            d0 = _mm256_fmadd_ps(wload8(w, o3 + p, t), x0, d0);
+            d1 = _mm256_fmadd_ps(wload8(w, o3 + p + 8, t), x1, d1);
         }
         float s0 = k_avx2_hsum(_mm256_add_ps(a0, a1)), s1 = k_avx2_hsum(_mm256_add_ps(b0, b1));
         float s2 = k_avx2_hsum(_mm256_add_ps(c0, c1)), s3 = k_avx2_hsum(_mm256_add_ps(d0, d1));
         for (int p = k16; p < k; p++) { /* explicit fused tails: the row-invariant kernel repeats them exactly */
-            s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0), s1 = __builtin_fmaf(scalar_w(w1[p], bf16), x[p], s1);
-            s2 = __builtin_fmaf(scalar_w(w2[p], bf16), x[p], s2), s3 = __builtin_fmaf(scalar_w(w3[p], bf16), x[p], s3);
+            s0 = __builtin_fmaf(wscalar(w, o0 + p, t), x[p], s0), s1 = __builtin_fmaf(wscalar(w, o1 + p, t), x[p], s1);
+            s2 = __builtin_fmaf(wscalar(w, o2 + p, t), x[p], s2), s3 = __builtin_fmaf(wscalar(w, o3 + p, t), x[p], s3);
         }
         dot[j - j0] = s0, dot[j + 1 - j0] = s1, dot[j + 2 - j0] = s2, dot[j + 3 - j0] = s3;
     }
     for (; j < j1; j++) {
-        const uint16_t *w0 = w + (size_t)j * k;
+        const size_t o0 = (size_t)j * k;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (int p = 0; p < k16; p += 16) {
-            a0 = fma8(a0, w0 + p, _mm256_loadu_ps(x + p), bf16);
-            a1 = fma8(a1, w0 + p + 8, _mm256_loadu_ps(x + p + 8), bf16);
+            a0 = _mm256_fmadd_ps(wload8(w, o0 + p, t), _mm256_loadu_ps(x + p), a0);
+            a1 = _mm256_fmadd_ps(wload8(w, o0 + p + 8, t), _mm256_loadu_ps(x + p + 8), a1);
         }
         float s0 = k_avx2_hsum(_mm256_add_ps(a0, a1));
-        for (int p = k16; p < k; p++) s0 = __builtin_fmaf(scalar_w(w0[p], bf16), x[p], s0);
+        for (int p = k16; p < k; p++) s0 = __builtin_fmaf(wscalar(w, o0 + p, t), x[p], s0);
         dot[j - j0] = s0;
     }
 }
 
-/* Up to 8 x rows: each converted weight vector feeds one FMA chain per x row. */
-K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const uint16_t *w, int k, int j0, int j1,
+/* dot[r·ld_dot + jo] for weight row at element offset o and x rows [0, nr): one 8-wide sum
+ * per x row in order of k, reduced, then the tail. */
+K_TARGET static inline __attribute__((always_inline)) void dot_store(const void *w, size_t o, int k, int k8,
+                                                                     const float *x, size_t ldx, int nr,
+                                                                     const __m256 *acc, float *dot, size_t ld_dot,
+                                                                     size_t jo, dot_w t) {
+    for (int r = 0; r < nr; r++) {
+        float s = k_avx2_hsum(acc[r]);
+        for (int p = k8; p < k; p++) s += wscalar(w, o + p, t) * x[r * ldx + p];
+        dot[r * ld_dot + jo] = s;
+    }
+}
+
+/* Up to 8 x rows: each weight vector feeds one FMA chain per x row. With 4 rows or fewer, two
+ * weight rows at a time, so that each x load feeds two FMAs and 2·nr independent chains hide
+ * the FMA latency (one row's 4 chains would wait on it). Either way a (weight row, x row) sum
+ * runs in the same order, so the bits do not depend on the pairing. */
+K_TARGET static inline __attribute__((always_inline)) void dot_rows_n(const void *w, int k, int j0, int j1,
                                                                       const float *x, size_t ldx, int nr, float *dot,
-                                                                      size_t ld_dot, bool bf16) {
+                                                                      size_t ld_dot, dot_w t) {
     int k8 = k / 8 * 8;
-    for (int j = j0; j < j1; j++) {
-        const uint16_t *wr = w + (size_t)j * k;
+    int j = j0;
+    if (nr <= 4)
+        for (; j + 2 <= j1; j += 2) {
+            const size_t o0 = (size_t)j * k, o1 = o0 + k;
+            __m256 acc0[4], acc1[4];
+            for (int r = 0; r < 4; r++) acc0[r] = acc1[r] = _mm256_setzero_ps();
+            for (int p = 0; p < k8; p += 8) {
+                __m256 w0 = wload8(w, o0 + p, t), w1 = wload8(w, o1 + p, t);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++)
+                    if (r < nr) {
+                        __m256 xv = _mm256_loadu_ps(x + r * ldx + p);
+                        acc0[r] = _mm256_fmadd_ps(w0, xv, acc0[r]);
+                        acc1[r] = _mm256_fmadd_ps(w1, xv, acc1[r]);
+                    }
+            }
+            dot_store(w, o0, k, k8, x, ldx, nr, acc0, dot, ld_dot, (size_t)(j - j0), t);
+            dot_store(w, o1, k, k8, x, ldx, nr, acc1, dot, ld_dot, (size_t)(j + 1 - j0), t);
+        }
+    for (; j < j1; j++) {
+        const size_t o0 = (size_t)j * k;
         __m256 acc[8];
         for (int r = 0; r < 8; r++) acc[r] = _mm256_setzero_ps();
         for (int p = 0; p < k8; p += 8) {
-            __m256 wv = k_avx2_load8_half(wr + p, bf16);
+            __m256 wv = wload8(w, o0 + p, t);
             for (int r = 0; r < nr; r++) acc[r] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + r * ldx + p), acc[r]);
         }
-        for (int r = 0; r < nr; r++) {
-            float s = k_avx2_hsum(acc[r]);
-            for (int p = k8; p < k; p++) s += scalar_w(wr[p], bf16) * x[r * ldx + p];
-            dot[r * ld_dot + (size_t)(j - j0)] = s;
-        }
+        dot_store(w, o0, k, k8, x, ldx, nr, acc, dot, ld_dot, (size_t)(j - j0), t);
     }
 }
 
@@ -426,21 +466,21 @@ void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *x
     bf16_tile_any(w, k, nw, xb, ldxb, nx, dot, ld_dot);
 }
 
-/* The two instantiations per dtype (the dtype flag is a constant inside each). */
+/* The instantiations per weight type (the type is a constant inside each). */
 K_TARGET static void dot_f16(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
                              size_t ld_dot) {
     if (nr == 1)
-        dot_rows_1(w, k, j0, j1, x, dot, false);
+        dot_rows_1(w, k, j0, j1, x, dot, DW_F16);
     else
-        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot, false);
+        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot, DW_F16);
 }
 
 K_TARGET static void dot_bf16(const uint16_t *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
                               size_t ld_dot) {
     if (nr == 1)
-        dot_rows_1(w, k, j0, j1, x, dot, true);
+        dot_rows_1(w, k, j0, j1, x, dot, DW_BF16);
     else
-        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot, true);
+        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot, DW_BF16);
 }
 
 void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1, const float *x, size_t ldx, int nr,
@@ -449,6 +489,14 @@ void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1
         dot_bf16(w, k, j0, j1, x, ldx, nr, dot, ld_dot);
     else
         dot_f16(w, k, j0, j1, x, ldx, nr, dot, ld_dot);
+}
+
+K_TARGET void k_cpu_f32_dot_rows_x86(const float *w, int k, int j0, int j1, const float *x, size_t ldx, int nr,
+                                     float *dot, size_t ld_dot) {
+    if (nr == 1)
+        dot_rows_1(w, k, j0, j1, x, dot, DW_F32);
+    else
+        dot_rows_n(w, k, j0, j1, x, ldx, nr, dot, ld_dot, DW_F32);
 }
 
 #else /* not x86-64 */
@@ -494,6 +542,16 @@ void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1
                 uint16_t h = w[(size_t)j * k + p];
                 s += (bf16 ? bf16_to_f32(h) : half_to_f32(h)) * x[r * ldx + p];
             }
+            dot[r * ld_dot + (size_t)(j - j0)] = s;
+        }
+}
+
+void k_cpu_f32_dot_rows_x86(const float *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
+                            size_t ld_dot) {
+    for (int j = j0; j < j1; j++)
+        for (int r = 0; r < nr; r++) {
+            float s = 0.0f;
+            for (int p = 0; p < k; p++) s += w[(size_t)j * k + p] * x[r * ldx + p];
             dot[r * ld_dot + (size_t)(j - j0)] = s;
         }
 }

@@ -18,6 +18,11 @@ void k_cpu_f16_to_f32_f16c(float *dst, const uint16_t *src, size_t n);
  * ldx): dot[r·ld_dot + (j − j0)] = Σ_p x[r][p]·w[j][p]. Requires k_cpu_have_f16c(). */
 void k_cpu_half_dot_rows_x86(const uint16_t *w, bool bf16, int k, int j0, int j1, const float *x, size_t ldx, int nr,
                              float *dot, size_t ld_dot);
+/* The same for float32 weights w [*, k] (the decode shapes of F32 models, m ≤ 8): the library
+ * sgemm reads the weights at a fraction of the memory's rate there (hired-bench-gemm, m = 4).
+ * Requires k_cpu_have_f16c(). */
+void k_cpu_f32_dot_rows_x86(const float *w, int k, int j0, int j1, const float *x, size_t ldx, int nr, float *dot,
+                            size_t ld_dot);
 
 /* Half weight rows w [nj, k] (F16, or BF16 when bf16) dotted with nr rows of x:
  * dot[r*ld_dot + j] has the bits k_cpu_half_dot_rows_x86 gives for that x row alone (nr = 1)

@@ -1,5 +1,5 @@
 /* test_k_matmul — k_matmul_cpu against k_matmul_ref on shapes that take every plan branch
- * (SGEMM split over rows / columns, serial and threaded; FUSED for m ≤ 8; CONVERT with several
+ * (SGEMM split over rows / columns, serial and threaded; FUSED for m ≤ 8, float32 weights too; CONVERT with several
  * blocks; the fused fallback when scratch allocation fails), with ragged sizes, padded strides,
  * bias on/off, accumulate on/off and F32/F16/BF16 weights, under each GEMM library (gemm.h:
  * oneDNN, OpenBLAS), and with the AVX2 GEMM tiles (gemm_x86.h) where the CPU has them.
@@ -192,6 +192,15 @@ static void test_forced_variants(void) {
                                          .split_m = s % 3 == 1, .simd = f};
                     run_case_with(c, false, &l);
                 }
+    /* float32 weights through the SIMD dots (FUSED plans them only with the SIMD kernels): one
+     * row, pairs of weight rows for 2-4 rows, single rows for 5-8, groups of 8 beyond */
+    if (have_simd)
+        for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
+            mm_case c = shapes[s];
+            c.dt = TENSOR_DTYPE_F32;
+            k_matmul_launch l = {.variant = K_MATMUL_FUSED, .n_threads = 1 + (int)(s % 2), .simd = true};
+            run_case_with(c, false, &l);
+        }
 }
 
 static void test_against_ref(void) {
@@ -262,7 +271,19 @@ static void test_plan(void) {
     a.w_dtype = TENSOR_DTYPE_BF16;
     k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_FUSED && l.simd);
-    a.w_dtype = TENSOR_DTYPE_F32; /* BLAS does its own */
+    a.w_dtype = TENSOR_DTYPE_F32; /* decode shapes stream float32 weights through the SIMD dots */
+    k_matmul_plan(&a, 2, true, false, &l);
+    CHECK(l.variant == K_MATMUL_FUSED && l.simd && l.n_threads == 2);
+    k_matmul_plan(&a, 2, false, false, &l); /* without them BLAS does its own */
+    CHECK(l.variant == K_MATMUL_SGEMM && !l.simd);
+    a.m = K_MATMUL_FUSED_MAX_M;
+    a.row_invariant = true; /* a batched step keeps the row-invariant kernel */
+    k_matmul_plan(&a, 2, true, false, &l);
+    CHECK(l.variant == K_MATMUL_ROWS && !l.simd);
+    a.row_invariant = false;
+    k_matmul_plan(&a, 2, true, false, &l);
+    CHECK(l.variant == K_MATMUL_FUSED && l.simd);
+    a.m = K_MATMUL_FUSED_MAX_M + 1; /* more rows: the library */
     k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_SGEMM && !l.simd);
     a.m = K_MATMUL_FUSED_MAX_M + 1;
