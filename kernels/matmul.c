@@ -62,8 +62,9 @@ k_matmul_prec k_matmul_prec_of(const k_matmul_args *a) {
 
 void k_matmul_plan(const k_matmul_args *a, int max_threads, bool have_simd, bool have_bf16, k_matmul_launch *l) {
     if (max_threads < 1) max_threads = 1;
-    /* float32 weights take the SIMD kernels only at decode shapes (FUSED below) */
-    l->simd = have_simd && (a->w_dtype != TENSOR_DTYPE_F32 || (a->m <= K_MATMUL_FUSED_MAX_M && !a->row_invariant));
+    /* float32 weights: the SIMD dots at decode shapes (FUSED below), the AVX2 GEMM tiles
+     * under SGEMM where the backend has them; row-invariant calls keep their own kernel */
+    l->simd = have_simd && !(a->w_dtype == TENSOR_DTYPE_F32 && a->row_invariant);
     double flops = 2.0 * a->m * a->n * a->k;
     l->n_threads = flops < SERIAL_FLOPS ? 1 : max_threads;
     l->split_m = false;
@@ -143,6 +144,8 @@ size_t k_matmul_plan_scratch(const k_matmul_args *a, const k_matmul_launch *l) {
                (size_t)a->m * k_cpu_like1_pack_floats(a->k) * sizeof(float) + 64;
     if (l->variant == K_MATMUL_BF16)
         return (size_t)l->block_m * a->k * 2 + (a->w_dtype == TENSOR_DTYPE_F16 ? (size_t)l->block_n * a->k * 2 : 0);
+    if (l->variant == K_MATMUL_SGEMM && l->simd) /* the GEMM tiles' packing, where they run */
+        return k_cpu_gemm_tiles_pack_floats() * (size_t)l->n_threads * sizeof(float);
     if (l->variant == K_MATMUL_CONVERT) { /* the convert block, or the GEMM tiles' packing where they run */
         size_t convert = (size_t)l->block_n * a->k * sizeof(float),
                tiles = k_cpu_gemm_tiles_pack_floats() * (size_t)l->n_threads * sizeof(float);

@@ -1,5 +1,5 @@
 /* gemm_x86.h — an AVX2+FMA GEMM in register tiles for linear layers with F16 or BF16 weights
- * (F32 too, for tests), used by matmul.c for the CONVERT plan (more than K_MATMUL_FUSED_MAX_M
+ * or F32, used by matmul.c for the CONVERT and SGEMM plans (more than K_MATMUL_FUSED_MAX_M
  * rows: prefill chunks and the vision tower) on CPUs with AVX2, FMA and F16C but without
  * AVX-512, whose CPUs keep the measured oneDNN path.
  *
@@ -13,8 +13,11 @@
  * on an AVX2 EPYC (Zen 3, 2 threads, the two paths interleaved), F16 weights: CLIP shapes
  * (577 rows) 167-181 GFLOP/s against 165-174 for convert + oneDNN's sgemm (1.01-1.04x);
  * prefill chunks (512 rows × 4096/11008) 175-178 against 156-158 (1.12-1.13x). With float32
- * weights the tiles only equal oneDNN's sgemm (0.94-1.02x in the same command), so those stay
- * on the library.
+ * weights the tiles first only equalled oneDNN's sgemm (0.94-1.02x); since they prefetch y
+ * (below) they beat it, the two interleaved 20 times each on the same Zen 3: CLIP 577 × 1024 ×
+ * 1024 183 against 168 GFLOP/s (1.09x), 577 × 4096 × 1024 180 against 159 (1.13x), 577 × 1024 ×
+ * 4096 1.04x, 2885 × 1024 × 1024 1.03x, 2900 × 4096 × 4096 1.01x. So float32 weights run here
+ * too.
  *
  * Blocking, per thread (threads take slices of w's rows, so nothing is shared but x): weight
  * rows K_GEMM_NC at a time × k in blocks of K_GEMM_KC are packed (K_GEMM_NC·K_GEMM_KC floats,

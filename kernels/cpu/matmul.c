@@ -471,7 +471,10 @@ int k_matmul_cpu_planned(k_ctx_t *ctx, const k_matmul_args *a, const k_matmul_la
     k_cpu_blas_init();
     mm_ctx c = {a, a->x, a->y, a->ldx ? (size_t)a->ldx : (size_t)a->k, a->ldy ? (size_t)a->ldy : (size_t)a->n};
     switch (l->variant) {
-    case K_MATMUL_SGEMM: run_sgemm(&c, l); break;
+    case K_MATMUL_SGEMM: /* the AVX2 tiles beat the library's sgemm by 1-13% where they run (gemm_x86.h) */
+        if (l->simd && k_cpu_gemm_tiles_usable() && run_tiles(ctx, &c, l)) break;
+        run_sgemm(&c, l);
+        break;
     case K_MATMUL_FUSED: run_fused(&c, l); break;
     case K_MATMUL_ROWS: run_rows(ctx, &c, l); break;
     case K_MATMUL_CONVERT:

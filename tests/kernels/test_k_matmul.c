@@ -283,9 +283,10 @@ static void test_plan(void) {
     a.row_invariant = false;
     k_matmul_plan(&a, 2, true, false, &l);
     CHECK(l.variant == K_MATMUL_FUSED && l.simd);
-    a.m = K_MATMUL_FUSED_MAX_M + 1; /* more rows: the library */
+    a.m = K_MATMUL_FUSED_MAX_M + 1; /* more rows: the library, or the AVX2 tiles where they run */
     k_matmul_plan(&a, 2, true, false, &l);
-    CHECK(l.variant == K_MATMUL_SGEMM && !l.simd);
+    CHECK(l.variant == K_MATMUL_SGEMM && l.simd);
+    CHECK(k_matmul_plan_scratch(&a, &l) == k_cpu_gemm_tiles_pack_floats() * 2 * sizeof(float));
     a.m = K_MATMUL_FUSED_MAX_M + 1;
     a.w_dtype = TENSOR_DTYPE_BF16;
     k_matmul_plan(&a, 2, false, false, &l);
@@ -475,7 +476,7 @@ static void test_gemm_tiles(void) {
     const mm_case shapes[] = {{9, 17, 5, 0, 0, true, false, 0, 0},       {13, 33, 300, 2, 1, false, true, 0, 0},
                               {100, 530, 513, 0, 3, true, true, 0, 0},   {97, 16, 256, 1, 0, false, false, 0, 0},
                               {200, 70, 1025, 0, 0, true, false, 0, 0},  {10, 1, 7, 0, 0, true, true, 0, 0}};
-    const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16};
+    const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16, TENSOR_DTYPE_F32};
     for (size_t s = 0; s < ARRAY_LEN(shapes); s++)
         for (size_t d = 0; d < ARRAY_LEN(dts); d++) {
             mm_case c = shapes[s];
