@@ -151,6 +151,15 @@ static void run_stream(const at_ctx *c, int n_threads) {
     for (int it = 0; it < n_items; it++) stream_row(c, it / a->n_head, it % a->n_head);
 }
 
+/* Whether the planned call reads a half or paged cache where it lies (the decode kernel, or the
+ * tiles, which pack from it), given its scratch: then nothing is widened into float32 rows. */
+static bool kv_in_place(const k_attention_args *a, const k_attention_launch *l) {
+    const bool kv_ok = a->kv_dtype == TENSOR_DTYPE_F32 || a->kv_dtype == TENSOR_DTYPE_F16;
+    if (!kv_ok || a->head_dim % 8) return false;
+    if (l->variant == K_ATTENTION_DECODE) return k_cpu_att_decode_usable();
+    return l->variant == K_ATTENTION_BLOCKED && l->pack_floats && k_cpu_att_tiles_usable();
+}
+
 /* Also an upper bound for the same arguments with fewer keys, so that a decode job can reserve
  * once for its longest step. DECODE's scratch grows with t_k. BLOCKED at any t_k' ≤ t_k: the
  * packed keys are at most those of t_k or, when t_k is past the packing limit, of the most keys
@@ -168,7 +177,9 @@ size_t k_attention_cpu_workspace(const k_attention_args *a) {
         size_t scores = (size_t)a->t_k > K_ATTENTION_SCRATCH_FLOATS ? (size_t)a->t_k : K_ATTENTION_SCRATCH_FLOATS;
         most = pack + scores + 16 * (size_t)a->t_q + 16; /* rows padded to 16 keys, row factors */
     }
-    size_t widen = a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks
+    /* the widened copies only where the call does not read the cache in place. At fewer keys
+     * the plan packs whenever it packs at t_k, so the bound holds */
+    size_t widen = (a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks) && !kv_in_place(a, &l)
                        ? 2 * ((size_t)a->t_k * a->n_head_kv * a->head_dim * sizeof(float) + 64)
                        : 0;
     return most * (size_t)max_threads * sizeof(float) + widen;
@@ -203,15 +214,13 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
     k_attention_launch l;
     k_attention_plan(a, k_cpu_max_threads(), &l);
     size_t mark = k_ctx_mark(ctx);
-    /* a decode step on an AVX2 CPU reads the cache where it lies, whatever its dtype or paging */
-    const bool kv_ok = a->kv_dtype == TENSOR_DTYPE_F32 || a->kv_dtype == TENSOR_DTYPE_F16;
-    const bool direct = l.variant == K_ATTENTION_DECODE && a->head_dim % 8 == 0 && kv_ok && k_cpu_att_decode_usable();
-    /* the tiles need packed keys and head_dim in whole vectors of 8; their items are (kv head,
+    /* a decode step on an AVX2 CPU reads the cache where it lies, whatever its dtype or paging;
+     * the tiles need packed keys and head_dim in whole vectors of 8; their items are (kv head,
      * block), so a group of q heads shares one packing, which reads the cache as it lies */
-    const bool tiles_ok =
-        l.variant == K_ATTENTION_BLOCKED && l.pack_floats && a->head_dim % 8 == 0 && kv_ok && k_cpu_att_tiles_usable();
+    const bool in_place = kv_in_place(a, &l);
+    const bool direct = in_place && l.variant == K_ATTENTION_DECODE;
     float *scratch = k_ctx_alloc(ctx, l.scratch_floats * l.n_threads * sizeof(float)); /* per thread */
-    const bool tiles = tiles_ok && scratch;
+    const bool tiles = in_place && l.variant == K_ATTENTION_BLOCKED && scratch;
     if ((a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks) && !(scratch && direct) && !tiles) {
         /* a half or paged KV cache for the GEMM or STREAM path: widened or gathered into dense
          * rows once per call, then the float32 path (the same bits as dense float32 keys and

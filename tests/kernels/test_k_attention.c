@@ -187,6 +187,24 @@ static void test_workspace_bound(void) {
         }
     CHECK_MSG(crossed, "the bound's range does not cross the packing limit");
     CHECK_MSG(ok, "attention workspace at fewer keys exceeds the bound at the most keys");
+
+    /* an F16 cache read in place (the AVX2 tiles pack from it, the decode kernel reads it) needs
+     * no widened float32 copies: the workspace equals a float32 cache's; the GEMM path widens
+     * the keys and values first (2 · t_k · 2 heads · 64 floats more) */
+    if (k_cpu_att_tiles_usable() && k_cpu_att_decode_usable()) {
+        for (int tq = 1; tq <= 300; tq += 299) {
+            k_attention_args f32 = {.t_q = tq, .t_k = 3000, .n_head = 8, .n_head_kv = 2, .head_dim = 64, .causal = true};
+            k_attention_args f16 = f32;
+            f16.kv_dtype = TENSOR_DTYPE_F16;
+            const size_t w32 = k_attention_cpu_workspace(&f32), w16 = k_attention_cpu_workspace(&f16);
+            CHECK_MSG(w16 == w32, "t_q %d: F16 cache read in place reserves %zu bytes, float32 %zu", tq, w16, w32);
+            CHECK(k_cpu_att_tiles_enable(false));
+            const size_t w16g = k_attention_cpu_workspace(&f16);
+            CHECK(k_cpu_att_tiles_enable(true));
+            CHECK_MSG(w16g >= w32 + 2 * (size_t)3000 * 2 * 64 * sizeof(float),
+                      "t_q %d: the GEMM path's widened copies are not reserved (%zu bytes)", tq, w16g);
+        }
+    }
 }
 
 static void test_plan(void) {
