@@ -60,12 +60,17 @@ void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_la
     double flops = 4.0 * a->t_q * a->t_k * a->head_dim * a->n_head;
     if (a->causal) flops *= 0.5;
     if (a->t_q == 1) {
-        /* decode: one GEMM pair per kv head covers its whole group of q heads */
+        /* decode: one GEMM pair per kv head covers its whole group of q heads; an item is an
+         * even share of the kv heads per thread, so that a thread reads its heads' stretch of
+         * each cache row at once (kernels/cpu/attention_x86.h) */
         int group = a->n_head / a->n_head_kv;
+        int threads = flops < SERIAL_FLOPS ? 1 : max_threads;
+        if (threads > a->n_head_kv) threads = a->n_head_kv;
         l->variant = K_ATTENTION_DECODE;
         l->block_q = 1;
-        l->n_items = a->n_head_kv;
-        l->item_rows = group;
+        l->item_heads = (a->n_head_kv + threads - 1) / threads;
+        l->n_items = (a->n_head_kv + l->item_heads - 1) / l->item_heads;
+        l->item_rows = group * l->item_heads;
     } else {
         l->variant = K_ATTENTION_BLOCKED;
         /* the block of scores [block_q, t_k] stays within the per-thread budget */
@@ -89,6 +94,7 @@ void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_la
         l->block_q = (int)bq;
         l->n_items = a->n_head * ((a->t_q + l->block_q - 1) / l->block_q);
         l->item_rows = l->block_q;
+        l->item_heads = 1;
     }
     l->score_ld = (size_t)(a->t_k + 15) / 16 * 16;
     size_t pack = l->variant == K_ATTENTION_BLOCKED ? 2 * l->score_ld * (size_t)a->head_dim : 0;

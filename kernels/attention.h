@@ -71,7 +71,8 @@ int k_attn_row(k_ctx_t *ctx, const k_attn_row_args *a);
 
 typedef enum {
     K_ATTENTION_BLOCKED = 0, /* work item = (q head, block of block_q queries) */
-    K_ATTENTION_DECODE,      /* t_q == 1: work item = kv head with its group of q heads */
+    K_ATTENTION_DECODE,      /* t_q == 1: work item = item_heads kv heads with their groups of
+                              * q heads (an even share per thread) */
     K_ATTENTION_STREAM,      /* online softmax per (query, head), no scratch: taken by the CPU
                               * path when its scratch allocation fails, never planned */
 } k_attention_variant;
@@ -80,7 +81,8 @@ typedef struct {
     k_attention_variant variant;
     int n_threads;         /* OpenMP threads worth using */
     int block_q;           /* BLOCKED: queries per work item (1 in DECODE) */
-    int item_rows;         /* score rows per work item: block_q, or the q heads of one kv head */
+    int item_rows;         /* score rows per work item: block_q, or the q heads of its kv heads */
+    int item_heads;        /* DECODE: kv heads per work item (the last may have fewer); 1 else */
     int n_items;           /* work items */
     size_t pack_floats;    /* BLOCKED: room for one head's visible keys and values packed for
                             * the CPU's register tiles (kernels/cpu/attention_x86.h): twice the

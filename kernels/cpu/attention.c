@@ -99,7 +99,7 @@ static void tiles_item(const at_ctx *c, int hk, int i0, int i1, float *kt, float
 
 // ---- DECODE: one query, the q heads of kv head hk as one [group, head_dim] matrix --------------
 
-static void decode_item(const at_ctx *c, int hk, float *s, float *inv) {
+static void decode_head(const at_ctx *c, int hk, float *s, float *inv) {
     const k_attention_args *a = c->a;
     int d = a->head_dim, g = c->group, width = visible(a, 0);
     const float *q = c->q + (size_t)hk * g * d;
@@ -248,11 +248,14 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
         float *inv = s + (size_t)l.item_rows * l.score_ld;
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < n_items; it++) {
-            if (direct) {
-                k_cpu_att_decode(a, it, c.group, visible(a, 0), c.ldk, c.ldv, c.q + (size_t)it * c.group * a->head_dim,
-                                 c.out + (size_t)it * c.group * a->head_dim, s);
-            } else if (l.variant == K_ATTENTION_DECODE) {
-                decode_item(&c, it, s, inv);
+            if (l.variant == K_ATTENTION_DECODE) {
+                const int hk0 = it * l.item_heads,
+                          nh = a->n_head_kv - hk0 < l.item_heads ? a->n_head_kv - hk0 : l.item_heads;
+                const size_t row0 = (size_t)hk0 * c.group * a->head_dim; /* its first q head's columns */
+                if (direct)
+                    k_cpu_att_decode(a, hk0, nh, c.group, visible(a, 0), c.ldk, c.ldv, c.q + row0, c.out + row0, s, inv);
+                else
+                    for (int hk = hk0; hk < hk0 + nh; hk++) decode_head(&c, hk, s, inv);
             } else if (tiles) {
                 int hk = it % a->n_head_kv, b = it / a->n_head_kv;
                 int i0 = b * l.block_q, i1 = i0 + l.block_q < a->t_q ? i0 + l.block_q : a->t_q;

@@ -250,54 +250,52 @@ K_TARGET void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds,
 
 // ---- decode: one query row per head, the cache read where it lies --------------------------------
 
-/* o[0 .. 8·nv) = Σ_j p[j] · value_j[e0 ..] (nv ≤ 8 vectors of one head's output). */
-K_INLINE void decode_values(int nv, const k_attention_args *a, const void *v, bool half, size_t ldv, size_t col,
-                            const float *p, int n, float *o, float inv) {
-    __m256 acc[8];
-#pragma GCC unroll 8
-    for (int u = 0; u < 8; u++) acc[u] = _mm256_setzero_ps();
-    for (int j = 0; j < n; j++) {
-        const size_t off = k_attention_row(a, j, ldv) + col;
-        const __m256 pj = _mm256_broadcast_ss(p + j);
-#pragma GCC unroll 8
-        for (int u = 0; u < 8; u++)
-            if (u < nv) acc[u] = _mm256_fmadd_ps(pj, kv8(v, half, off + 8 * (size_t)u), acc[u]);
+/* The score of one query head against one key: 8-lane partial sums over d in order (two
+ * chains, 16 elements a step, then a last 8), added, a fixed horizontal sum, times scale. */
+K_INLINE float decode_score(const float *qh, const void *k, bool half, size_t off, int d, float scale) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int e = 0;
+    for (; e + 16 <= d; e += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(k, half, off + e), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e + 8), kv8(k, half, off + e + 8), acc1);
     }
-    const __m256 f = _mm256_set1_ps(inv);
-#pragma GCC unroll 8
-    for (int u = 0; u < 8; u++)
-        if (u < nv) _mm256_storeu_ps(o + 8 * u, _mm256_mul_ps(acc[u], f));
+    if (e < d) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(k, half, off + e), acc0);
+    return scale * k_avx2_hsum(_mm256_add_ps(acc0, acc1));
 }
 
-K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, size_t ldk, size_t ldv, const float *q,
-                               float *o, float *s) {
-    const int d = a->head_dim;
+K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g, int n, size_t ldk, size_t ldv,
+                               const float *q, float *o, float *s, float *inv) {
+    const int d = a->head_dim, rows = nh * g; /* q heads of the range, in order */
     const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
-    const size_t col = (size_t)hk * d;
+    const size_t col = (size_t)hk0 * d;
+    /* scores: key by key, every head of the range from the row's one contiguous stretch */
     for (int j = 0; j < n; j++) {
         const size_t off = k_attention_row(a, j, ldk) + col;
-        for (int h = 0; h < g; h++) {
-            const float *qh = q + (size_t)h * d;
-            __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-            int e = 0;
-            for (; e + 16 <= d; e += 16) {
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(a->k, half, off + e), acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e + 8), kv8(a->k, half, off + e + 8), acc1);
+        for (int hk = 0; hk < nh; hk++)
+            for (int h = 0; h < g; h++) {
+                const int r = hk * g + h;
+                s[(size_t)r * n + j] = decode_score(q + (size_t)r * d, a->k, half, off + (size_t)hk * d, d, a->scale);
             }
-            if (e < d) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(a->k, half, off + e), acc0);
-            s[(size_t)h * n + j] = a->scale * k_avx2_hsum(_mm256_add_ps(acc0, acc1));
-        }
     }
-    for (int h = 0; h < g; h++) {
-        float *p = s + (size_t)h * n;
-        const float inv = 1.0f / k_cpu_att_exp_row(p, n, n);
-        for (int e0 = 0; e0 < d; e0 += 64) {
-            const int nv = d - e0 >= 64 ? 8 : (d - e0) / 8;
-            if (nv == 8)
-                decode_values(8, a, a->v, half, ldv, col + (size_t)e0, p, n, o + (size_t)h * d + e0, inv);
-            else
-                decode_values(nv, a, a->v, half, ldv, col + (size_t)e0, p, n, o + (size_t)h * d + e0, inv);
-        }
+    for (int r = 0; r < rows; r++) inv[r] = 1.0f / k_cpu_att_exp_row(s + (size_t)r * n, n, n);
+    /* values: key by key as well, each output element one FMA chain over the keys in order,
+     * held in o between keys (a store and a load change no bits) */
+    memset(o, 0, (size_t)rows * d * sizeof(float));
+    for (int j = 0; j < n; j++) {
+        const size_t off = k_attention_row(a, j, ldv) + col;
+        for (int hk = 0; hk < nh; hk++)
+            for (int h = 0; h < g; h++) {
+                const int r = hk * g + h;
+                const __m256 pj = _mm256_broadcast_ss(s + (size_t)r * n + j);
+                float *orow = o + (size_t)r * d;
+                for (int e = 0; e < d; e += 8)
+                    _mm256_storeu_ps(orow + e, _mm256_fmadd_ps(pj, kv8(a->v, half, off + (size_t)hk * d + (size_t)e),
+                                                               _mm256_loadu_ps(orow + e)));
+            }
+    }
+    for (int r = 0; r < rows; r++) {
+        const __m256 f = _mm256_set1_ps(inv[r]);
+        for (int e = 0; e < d; e += 8) _mm256_storeu_ps(o + (size_t)r * d + e, _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)r * d + e), f));
     }
 }
 
@@ -305,9 +303,9 @@ K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, 
 
 bool k_cpu_att_tiles_usable(void) { return false; }
 bool k_cpu_att_decode_usable(void) { return false; }
-void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, size_t ldk, size_t ldv, const float *q, float *o,
-                      float *s) {
-    (void)a, (void)hk, (void)g, (void)n, (void)ldk, (void)ldv, (void)q, (void)o, (void)s; /* never planned here */
+void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g, int n, size_t ldk, size_t ldv, const float *q,
+                      float *o, float *s, float *inv) {
+    (void)a, (void)hk0, (void)nh, (void)g, (void)n, (void)ldk, (void)ldv, (void)q, (void)o, (void)s, (void)inv;
 }
 bool k_cpu_att_tiles_enable(bool on) { return !on; }
 float k_cpu_att_exp_row(float *x, int n, int n_zero) {

@@ -74,15 +74,20 @@ void k_cpu_att_pack_values(float *vp, const k_att_src *src, int n, int d);
 void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds, int mr, const float *vp, int n, int m, int d,
                       const float *inv);
 
-/* One decode step of kv head hk: for the g query rows q[h·d ..] of its q heads,
+/* One decode step of kv heads [hk0, hk0 + nh): for the g query rows q[h·d ..] of each of their
+ * q heads (nh·g rows, in order),
  *   o[h·d + e] = Σ_{j < n} p_hj · value_j[e],  p_h = softmax_j(scale · q_h · key_j)
  * with keys and values read from the cache as they lie (a->k, a->v: float32 or F16, dense or
  * paged, rows found by k_attention_row with strides ldk, ldv; head hk's columns hk·d ..): no
- * widened copy of the cache. A score is 8-lane partial sums over d in order, then a fixed
- * horizontal sum; an output element is one FMA chain over the keys in order, times 1/Σp. So a
- * row's bits depend only on its own query and cache, never on other rows or threads.
- * s: g·n floats of scratch (the scores, then the probabilities); d a multiple of 8. */
-void k_cpu_att_decode(const k_attention_args *a, int hk, int g, int n, size_t ldk, size_t ldv, const float *q, float *o,
-                      float *s);
+ * widened copy of the cache. Keys are taken one cache row at a time, every head of the range
+ * from that row's one stretch, then the values the same way: a head at a time would touch a
+ * new page per key (rows are n_head_kv·d apart) and ran at half the memory's rate on a Zen 3.
+ * A score is 8-lane partial sums over d in order, then a fixed horizontal sum; an output
+ * element is one FMA chain over the keys in order (held in o between keys), times 1/Σp. So a
+ * row's bits depend only on its own query and cache, never on other rows, ranges or threads.
+ * s: nh·g·n floats of scratch (the scores, then the probabilities); inv: nh·g floats; d a
+ * multiple of 8. */
+void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g, int n, size_t ldk, size_t ldv, const float *q,
+                      float *o, float *s, float *inv);
 
 #endif

@@ -106,6 +106,7 @@ static void test_against_ref(void) {
         {1, 300, 8, 2, 64, true, 299, 0, 0},      /* decode, GQA */
         {1, 300, 4, 4, 128, true, 299, -1, 1},    /* decode, MHA, padded */
         {1, 300, 4, 1, 32, true, 150, 0, 0},      /* decode at an earlier position */
+        {1, 300, 6, 3, 72, true, 299, 0, 1},      /* decode, 3 kv heads: items of 2 and 1, head_dim 16k + 8 */
         {1, 577, 4, 4, 64, false, 0, 0, 0},       /* CLS query only (vision tower's last layer), MHA: sgemv */
         {5, 7, 3, 3, 5, true, 0, -1, 0},          /* causal with t_k > t_q, pos0 = 0 */
     };
@@ -230,7 +231,13 @@ static void test_plan(void) {
     CHECK_EQ_INT(l.pack_floats, 0); /* and too many keys to pack: the GEMM path */
     a = (k_attention_args){.t_q = 1, .t_k = 2000, .n_head = 32, .n_head_kv = 8, .head_dim = 128, .causal = true, .q_pos0 = 1999};
     k_attention_plan(&a, 2, &l);
-    CHECK(l.variant == K_ATTENTION_DECODE && l.n_items == 8 && l.item_rows == 4 && l.scratch_floats == (4 * 2000u + 4 + 15) / 16 * 16);
+    /* decode: the 8 kv heads shared evenly by the threads, each item its 4 heads' 16 q heads */
+    CHECK(l.variant == K_ATTENTION_DECODE && l.item_heads == 4 && l.n_items == 2 && l.item_rows == 16 &&
+          l.scratch_floats == (16 * 2000u + 16 + 15) / 16 * 16);
+    k_attention_plan(&a, 3, &l); /* 3 threads: items of 3, 3 and 2 kv heads */
+    CHECK(l.item_heads == 3 && l.n_items == 3 && l.n_threads == 3 && l.item_rows == 12);
+    k_attention_plan(&a, 64, &l); /* more threads than kv heads: one each */
+    CHECK(l.item_heads == 1 && l.n_items == 8 && l.n_threads == 8);
     a = (k_attention_args){.t_q = 2, .t_k = 2, .n_head = 1, .n_head_kv = 1, .head_dim = 2};
     k_attention_plan(&a, 8, &l);
     CHECK_EQ_INT(l.n_threads, 1);
