@@ -1,7 +1,9 @@
 /* matmul.c (cpu) — the fast linear layer: sgemm slices on OpenMP threads (k_cpu_sgemm, gemm.h:
  * the GEMM library itself single-threaded), F16/BF16 weights either converted block by block
  * into one float32 scratch (prefill and encoder shapes) or streamed through a fused
- * convert-and-dot kernel (decode shapes, memory-bound; AVX2/F16C when the CPU has it). The plan
+ * convert-and-dot kernel (decode shapes, memory-bound; AVX2/F16C when the CPU has it, which
+ * float32 weights at decode shapes take too). On CPUs with AVX2 and no AVX-512 the larger
+ * shapes run in the backend's own GEMM tiles (gemm_x86.h) instead of the library. The plan
  * (kernels/matmul.c) picks the variant; this file only executes it; the convert scratch comes
  * from the context's arena.
  * Not here: the reference loops (matmul_ref.c). */
