@@ -10,7 +10,8 @@
  *            lane (the scales repeated 8 times per block in the scratch) into 16 partial sums,
  *            added in a fixed order at the end.
  *   AVX2     AVX2 (vpmaddubsw): |qx| times qw with qx's sign, pairs summed to int16 (≤ 2·127²,
- *            no saturation), then to int32 and float32, one block per step.
+ *            no saturation), then to int32 and float32, one block per step; four weight rows
+ *            at a time where there are four (four weight streams, four independent chains).
  *   portable plain C, one integer sum per block.
  *
  * Row invariance: a (x row, weight row) pair runs the same instructions in the same order
@@ -103,6 +104,31 @@ Q8_AVX2 static void dot_avx2(const int8_t *wq, const float *wd, int nb, const q8
     }
 }
 
+/* Four weight rows at once (rows kp bytes and nb scales apart), for the memory-bound decode
+ * shapes: four independent FMA chains and four weight streams per x row instead of one, each
+ * (x row, weight row) pair the same instructions in the same order as dot_avx2, so the same
+ * bits. out[r·4 + jj]. */
+Q8_AVX2 static void dot_avx2_4(const int8_t *wq, const float *wd, int nb, size_t kp, const q8_xrow *x, int nr,
+                               float *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < nr; r++) {
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int b = 0; b < nb; b++) {
+            const __m256i q = _mm256_loadu_si256((const __m256i *)(x[r].q + (size_t)b * K_Q8_BLOCK));
+            const __m256i qa = _mm256_sign_epi8(q, q);
+            const float dx = x[r].d[b];
+#pragma GCC unroll 4
+            for (int jj = 0; jj < 4; jj++) {
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(wq + jj * kp + (size_t)b * K_Q8_BLOCK));
+                const __m256i p16 = _mm256_maddubs_epi16(qa, _mm256_sign_epi8(w, q));
+                const __m256 sv = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                acc[jj] = _mm256_fmadd_ps(sv, _mm256_set1_ps(dx * wd[(size_t)jj * nb + b]), acc[jj]);
+            }
+        }
+        for (int jj = 0; jj < 4; jj++) out[r * 4 + jj] = hsum256(acc[jj]);
+    }
+}
+
 /* Two blocks per step; nb is even (the layout pads rows to 64 values). */
 Q8_VNNI static inline __attribute__((always_inline)) void dot_vnni_n(const int8_t *wq, const float *wd, int nb,
                                                                      const q8_xrow *x, int nr, float *out) {
@@ -191,28 +217,39 @@ static q8_dot_fn dot_for(k_q8_isa isa) {
 /* Weight rows per block: a block stays in L2 while every x row of the group meets it. */
 #define Q8_JB 16
 
+/* y[i, j] from its dot product s: bias, then set or accumulate. */
+static inline void put_y(const k_matmul_args *a, size_t ldy, int i, int j, float s) {
+    if (a->bias) s += a->bias[j];
+    float *yp = (float *)a->y + (size_t)i * ldy + j;
+    *yp = a->accumulate ? *yp + s : s;
+}
+
 /* y rows [g0, g0+gn) × weight rows [j0, j1) from the quantised group xs. */
 static void group_slice(const k_matmul_args *a, q8_dot_fn dot, uint8_t *xs, int g0, int gn, int j0, int j1,
                         size_t ldy) {
     const int64_t kp = k_q8_row_stride(a->k), nb = kp / K_Q8_BLOCK;
     const int8_t *wq = k_q8_quants(a->w);
     const float *wd = k_q8_scales(a->w, a->n, a->k);
-    float *y = a->y;
     for (int jb = j0; jb < j1; jb += Q8_JB) {
         const int je = jb + Q8_JB < j1 ? jb + Q8_JB : j1;
         for (int r0 = 0; r0 < gn; r0 += Q8_NR) {
             const int nr = gn - r0 < Q8_NR ? gn - r0 : Q8_NR;
             q8_xrow x[Q8_NR];
             for (int r = 0; r < nr; r++) x[r] = xrow_at(xs, a->k, r0 + r);
-            for (int j = jb; j < je; j++) {
+            int j = jb;
+#ifdef Q8_X86
+            if (dot == dot_avx2)
+                for (; j + 4 <= je; j += 4) {
+                    float out4[Q8_NR * 4];
+                    dot_avx2_4(wq + (size_t)j * kp, wd + (size_t)j * nb, (int)nb, (size_t)kp, x, nr, out4);
+                    for (int r = 0; r < nr; r++)
+                        for (int jj = 0; jj < 4; jj++) put_y(a, ldy, g0 + r0 + r, j + jj, out4[r * 4 + jj]);
+                }
+#endif
+            for (; j < je; j++) {
                 float out[Q8_NR];
                 dot(wq + (size_t)j * kp, wd + (size_t)j * nb, (int)nb, x, nr, out);
-                for (int r = 0; r < nr; r++) {
-                    float s = out[r];
-                    if (a->bias) s += a->bias[j];
-                    float *yp = y + (size_t)(g0 + r0 + r) * ldy + j;
-                    *yp = a->accumulate ? *yp + s : s;
-                }
+                for (int r = 0; r < nr; r++) put_y(a, ldy, g0 + r0 + r, j, out[r]);
             }
         }
     }
