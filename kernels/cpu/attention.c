@@ -13,7 +13,7 @@
  * one matrix-vector product (k_cpu_sgemm, m = 1) of its keys with the query, then the shared exp
  * row, straight into probs. A decode step (one query row) on a CPU with AVX2, FMA and F16C
  * reads keys and values where they lie in the cache, float32 or F16, dense or paged
- * (k_cpu_att_decode), instead of widening or gathering the whole cache into float32 rows first
+ * (k_cpu_att_decode_scores and _values), instead of widening or gathering the whole cache into float32 rows first
  * as the other paths do.
  * Not here: the reference (attention_ref.c), RoPE, the KV cache. */
 #include <math.h>
@@ -152,7 +152,8 @@ static void run_stream(const at_ctx *c, int n_threads) {
 }
 
 /* Whether the planned call reads a half or paged cache where it lies (the decode kernel, or the
- * tiles, which pack from it), given its scratch: then nothing is widened into float32 rows. */
+ * tiles, which pack from it), once its scratch is there: then nothing is widened into float32
+ * rows. */
 static bool kv_in_place(const k_attention_args *a, const k_attention_launch *l) {
     const bool kv_ok = a->kv_dtype == TENSOR_DTYPE_F32 || a->kv_dtype == TENSOR_DTYPE_F16;
     if (!kv_ok || a->head_dim % 8) return false;
@@ -240,6 +241,30 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
         k_ctx_release(ctx, mark);
         return HIRED_OK;
     }
+    if (direct) {
+        /* a decode step: the scores with threads over ranges of keys, then the values with
+         * threads over ranges of kv heads. All n_head score rows and their factors fit the
+         * scratch: the threads' slices hold n_items · item_rows ≥ n_head rows of score_ld ≥ n
+         * floats and as many factors */
+        const int n = visible(a, 0), nt = l.n_threads;
+        float *s = scratch, *inv = scratch + (size_t)a->n_head * n;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+#pragma omp for schedule(static)
+            for (int t = 0; t < nt; t++)
+                k_cpu_att_decode_scores(a, (int)((long long)n * t / nt), (int)((long long)n * (t + 1) / nt), n, c.ldk,
+                                        c.q, s);
+#pragma omp for schedule(dynamic, 1)
+            for (int it = 0; it < l.n_items; it++) {
+                const int hk0 = it * l.item_heads,
+                          nh = a->n_head_kv - hk0 < l.item_heads ? a->n_head_kv - hk0 : l.item_heads;
+                const size_t r0 = (size_t)hk0 * c.group; /* the range's first q head */
+                k_cpu_att_decode_values(a, hk0, nh, n, c.ldv, c.out + r0 * a->head_dim, s + r0 * n, inv + r0);
+            }
+        }
+        k_ctx_release(ctx, mark);
+        return HIRED_OK;
+    }
     int n_items = tiles ? l.n_items / c.group : l.n_items;
 #pragma omp parallel num_threads(l.n_threads) if (l.n_threads > 1)
     {
@@ -249,13 +274,9 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
 #pragma omp for schedule(dynamic, 1)
         for (int it = 0; it < n_items; it++) {
             if (l.variant == K_ATTENTION_DECODE) {
-                const int hk0 = it * l.item_heads,
-                          nh = a->n_head_kv - hk0 < l.item_heads ? a->n_head_kv - hk0 : l.item_heads;
-                const size_t row0 = (size_t)hk0 * c.group * a->head_dim; /* its first q head's columns */
-                if (direct)
-                    k_cpu_att_decode(a, hk0, nh, c.group, visible(a, 0), c.ldk, c.ldv, c.q + row0, c.out + row0, s, inv);
-                else
-                    for (int hk = hk0; hk < hk0 + nh; hk++) decode_head(&c, hk, s, inv);
+                const int hk0 = it * l.item_heads;
+                const int hk1 = hk0 + l.item_heads < a->n_head_kv ? hk0 + l.item_heads : a->n_head_kv;
+                for (int hk = hk0; hk < hk1; hk++) decode_head(&c, hk, s, inv);
             } else if (tiles) {
                 int hk = it % a->n_head_kv, b = it / a->n_head_kv;
                 int i0 = b * l.block_q, i1 = i0 + l.block_q < a->t_q ? i0 + l.block_q : a->t_q;

@@ -263,23 +263,29 @@ K_INLINE float decode_score(const float *qh, const void *k, bool half, size_t of
     return scale * k_avx2_hsum(_mm256_add_ps(acc0, acc1));
 }
 
-K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g, int n, size_t ldk, size_t ldv,
-                               const float *q, float *o, float *s, float *inv) {
-    const int d = a->head_dim, rows = nh * g; /* q heads of the range, in order */
+K_TARGET void k_cpu_att_decode_scores(const k_attention_args *a, int j0, int j1, int n, size_t ldk, const float *q,
+                                      float *s) {
+    const int d = a->head_dim, g = a->n_head / a->n_head_kv;
     const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
-    const size_t col = (size_t)hk0 * d;
-    /* scores: key by key, every head of the range from the row's one contiguous stretch */
-    for (int j = 0; j < n; j++) {
-        const size_t off = k_attention_row(a, j, ldk) + col;
-        for (int hk = 0; hk < nh; hk++)
+    for (int j = j0; j < j1; j++) {
+        const size_t off = k_attention_row(a, j, ldk);
+        for (int hk = 0; hk < a->n_head_kv; hk++)
             for (int h = 0; h < g; h++) {
                 const int r = hk * g + h;
                 s[(size_t)r * n + j] = decode_score(q + (size_t)r * d, a->k, half, off + (size_t)hk * d, d, a->scale);
             }
     }
+}
+
+K_TARGET void k_cpu_att_decode_values(const k_attention_args *a, int hk0, int nh, int n, size_t ldv, float *o, float *s,
+                                      float *inv) {
+    const int d = a->head_dim, g = a->n_head / a->n_head_kv, rows = nh * g; /* q heads of the range, in order */
+    const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
+    const size_t col = (size_t)hk0 * d;
     for (int r = 0; r < rows; r++) inv[r] = 1.0f / k_cpu_att_exp_row(s + (size_t)r * n, n, n);
-    /* values: key by key as well, each output element one FMA chain over the keys in order,
-     * held in o between keys (a store and a load change no bits) */
+    /* key by key, every head of the range from the row's one stretch; each output element one
+     * FMA chain over the keys in order, held in o between keys (a store and a load change no
+     * bits) */
     memset(o, 0, (size_t)rows * d * sizeof(float));
     for (int j = 0; j < n; j++) {
         const size_t off = k_attention_row(a, j, ldv) + col;
@@ -295,7 +301,8 @@ K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g
     }
     for (int r = 0; r < rows; r++) {
         const __m256 f = _mm256_set1_ps(inv[r]);
-        for (int e = 0; e < d; e += 8) _mm256_storeu_ps(o + (size_t)r * d + e, _mm256_mul_ps(_mm256_loadu_ps(o + (size_t)r * d + e), f));
+        float *orow = o + (size_t)r * d;
+        for (int e = 0; e < d; e += 8) _mm256_storeu_ps(orow + e, _mm256_mul_ps(_mm256_loadu_ps(orow + e), f));
     }
 }
 
@@ -303,9 +310,12 @@ K_TARGET void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g
 
 bool k_cpu_att_tiles_usable(void) { return false; }
 bool k_cpu_att_decode_usable(void) { return false; }
-void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g, int n, size_t ldk, size_t ldv, const float *q,
-                      float *o, float *s, float *inv) {
-    (void)a, (void)hk0, (void)nh, (void)g, (void)n, (void)ldk, (void)ldv, (void)q, (void)o, (void)s, (void)inv;
+void k_cpu_att_decode_scores(const k_attention_args *a, int j0, int j1, int n, size_t ldk, const float *q, float *s) {
+    (void)a, (void)j0, (void)j1, (void)n, (void)ldk, (void)q, (void)s; /* never planned here */
+}
+void k_cpu_att_decode_values(const k_attention_args *a, int hk0, int nh, int n, size_t ldv, float *o, float *s,
+                             float *inv) {
+    (void)a, (void)hk0, (void)nh, (void)n, (void)ldv, (void)o, (void)s, (void)inv;
 }
 bool k_cpu_att_tiles_enable(bool on) { return !on; }
 float k_cpu_att_exp_row(float *x, int n, int n_zero) {

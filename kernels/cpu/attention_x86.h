@@ -35,8 +35,8 @@ bool k_cpu_att_tiles_usable(void);
 bool k_cpu_att_tiles_enable(bool on);
 
 /* True when a decode step's attention (one query row) reads the cache where it lies through
- * k_cpu_att_decode below: the CPU has AVX2, FMA and F16C (with or without AVX-512), and
- * k_cpu_att_tiles_enable has not turned the tiles off. */
+ * k_cpu_att_decode_scores and _values below: the CPU has AVX2, FMA and F16C (with or without
+ * AVX-512), and k_cpu_att_tiles_enable has not turned the tiles off. */
 bool k_cpu_att_decode_usable(void);
 
 /* Floats of a packed key block for n keys of head_dim d. */
@@ -74,20 +74,25 @@ void k_cpu_att_pack_values(float *vp, const k_att_src *src, int n, int d);
 void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds, int mr, const float *vp, int n, int m, int d,
                       const float *inv);
 
-/* One decode step of kv heads [hk0, hk0 + nh): for the g query rows q[h·d ..] of each of their
- * q heads (nh·g rows, in order),
- *   o[h·d + e] = Σ_{j < n} p_hj · value_j[e],  p_h = softmax_j(scale · q_h · key_j)
- * with keys and values read from the cache as they lie (a->k, a->v: float32 or F16, dense or
- * paged, rows found by k_attention_row with strides ldk, ldv; head hk's columns hk·d ..): no
- * widened copy of the cache. Keys are taken one cache row at a time, every head of the range
- * from that row's one stretch, then the values the same way: a head at a time would touch a
- * new page per key (rows are n_head_kv·d apart) and ran at half the memory's rate on a Zen 3.
- * A score is 8-lane partial sums over d in order, then a fixed horizontal sum; an output
- * element is one FMA chain over the keys in order (held in o between keys), times 1/Σp. So a
- * row's bits depend only on its own query and cache, never on other rows, ranges or threads.
- * s: nh·g·n floats of scratch (the scores, then the probabilities); inv: nh·g floats; d a
- * multiple of 8. */
-void k_cpu_att_decode(const k_attention_args *a, int hk0, int nh, int g, int n, size_t ldk, size_t ldv, const float *q,
-                      float *o, float *s, float *inv);
+/* One decode step's attention read from the cache as it lies (a->k, a->v: float32 or F16, dense
+ * or paged, rows found by k_attention_row with strides ldk, ldv; kv head hk's columns hk·d ..):
+ * no widened copy of the cache. In two calls, each cache row read in long stretches: a head at
+ * a time would touch a new page per key (rows are n_head_kv·d apart) and ran at half the
+ * memory's rate on a Zen 3.
+ *
+ * Scores, for keys [j0, j1) (threads take ranges of keys; each row is read whole):
+ *   s[r·n + j] = scale · q_r · key_j, for every q head r (q: the step's query row, head r at
+ *   r·d; its kv head r / (n_head / n_head_kv)),
+ * 8-lane partial sums over d in order, then a fixed horizontal sum.
+ * Values, for kv heads [hk0, hk0 + nh) with their q heads' nh·g rows of s (s, o and inv start at
+ * the range's first q head; threads take ranges of kv heads):
+ *   s rows become e^(s − max), inv[r] = 1/Σ, o[r·d + e] = inv[r] · Σ_{j < n} p_rj · value_j[e],
+ * keys taken one cache row at a time, every head of the range from the row's one stretch, each
+ * output element one FMA chain over the keys in order.
+ * So a row's bits depend only on its own query and cache, never on other rows, ranges or
+ * threads. d a multiple of 8. */
+void k_cpu_att_decode_scores(const k_attention_args *a, int j0, int j1, int n, size_t ldk, const float *q, float *s);
+void k_cpu_att_decode_values(const k_attention_args *a, int hk0, int nh, int n, size_t ldv, float *o, float *s,
+                             float *inv);
 
 #endif
