@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "gemm_x86.h"
 #include "log.h"
 #include "matmul.h"
 #include "mem.h"
@@ -131,12 +132,26 @@ bool k_device_bf16_products(const k_device_t *d) {
     return d->backend == K_BACKEND_CPU && k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot();
 }
 
-static char kernels_line[256];
+static char kernels_line[384];
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
+/* The line names what runs: on a CPU where hired's AVX2 tiles are usable (AVX2, FMA, F16C, no
+ * AVX-512) the linear layers of more than K_MATMUL_FUSED_MAX_M rows and the attention run in
+ * them, and the library only takes what is left (the row-invariant decode batches with float32
+ * weights, the attention's CLS rows); elsewhere the library runs the linear layers. Either way
+ * hired's own dot kernels take 1..K_MATMUL_FUSED_MAX_M rows. What tests or benchmarks later
+ * switch off (k_cpu_gemm_tiles_enable) is not followed: the line tells the default. */
 static void kernels_describe(void) {
     bool bf16 = k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot();
-    snprintf(kernels_line, sizeof kernels_line, "gemm: %s; matmul with F16/BF16 weights: %s", k_cpu_gemm_family(),
+    char gemm[160];
+    if (k_cpu_gemm_tiles_usable())
+        snprintf(gemm, sizeof gemm,
+                 "hired AVX2+FMA tiles (linear layers over %d rows, attention), hired dot kernels (1-%d rows), %s "
+                 "for the rest",
+                 K_MATMUL_FUSED_MAX_M, K_MATMUL_FUSED_MAX_M, k_cpu_gemm_family());
+    else
+        snprintf(gemm, sizeof gemm, "%s, hired dot kernels (1-%d rows)", k_cpu_gemm_family(), K_MATMUL_FUSED_MAX_M);
+    snprintf(kernels_line, sizeof kernels_line, "gemm: %s; matmul with F16/BF16 weights: %s", gemm,
              k_matmul_default_prec() == K_MATMUL_PREC_BF16
                  ? (bf16 ? "bf16 products (HIRED_MATMUL_PRECISION=bf16)" : "float32 (bf16 asked, the CPU has no native bf16)")
                  : (bf16 ? "float32 by default, bf16 products for bf16-held weights" : "float32"));
