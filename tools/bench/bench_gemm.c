@@ -389,7 +389,7 @@ int main(int argc, char **argv) {
     printf("blis: %s\n", blis_desc);
     printf("onednn: oneDNN %d.%d.%d, effective ISA 0x%x\n", dv->major, dv->minor, dv->patch,
            (unsigned)dnnl_get_effective_cpu_isa());
-    printf("hired: k_matmul, gemm family %s\n", k_cpu_gemm_family());
+    printf("hired: k_matmul (%s)\n", k_device_kernels(dev));
     const bool have_bf16 = k_device_bf16_products(dev);
     if (!have_bf16) printf("onednn-bf16: not run (0.0): this CPU has no native bf16 products\n");
     printf("per shape: a warm-up round, then rounds for %.2f s or more, each timing every candidate once "
