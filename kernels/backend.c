@@ -132,15 +132,18 @@ bool k_device_bf16_products(const k_device_t *d) {
     return d->backend == K_BACKEND_CPU && k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot();
 }
 
+bool k_device_cpu_tiles(const k_device_t *d) { return d->backend == K_BACKEND_CPU && k_cpu_gemm_tiles_usable(); }
+
 static char kernels_line[384];
 static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
 
 /* The line names what runs: on a CPU where hired's AVX2 tiles are usable (AVX2, FMA, F16C, no
  * AVX-512) the linear layers of more than K_MATMUL_FUSED_MAX_M rows and the attention run in
- * them, and the library only takes what is left (the row-invariant decode batches with float32
- * weights, the attention's CLS rows); elsewhere the library runs the linear layers. Either way
- * hired's own dot kernels take 1..K_MATMUL_FUSED_MAX_M rows. What tests or benchmarks later
- * switch off (k_cpu_gemm_tiles_enable) is not followed: the line tells the default. */
+ * them, and the library only takes what is left (the CLS-probability rows, and the fallbacks
+ * when a tile's scratch cannot be allocated); elsewhere the library runs the linear layers.
+ * Either way hired's own dot kernels take 1..K_MATMUL_FUSED_MAX_M rows. What tests or
+ * benchmarks later switch off (k_cpu_gemm_tiles_enable) is not followed: the line tells the
+ * default. */
 static void kernels_describe(void) {
     bool bf16 = k_cpu_have_bf16_gemm() && k_cpu_have_bf16_dot();
     char gemm[160];

@@ -62,6 +62,10 @@ k_matmul_prec k_matmul_default_prec(void);
 /* Whether BF16 precision runs with bf16 products on d (the CPU backend on a CPU with native bf16:
  * oneDNN's bf16 GEMM and AVX512-BF16 dot products); elsewhere it falls back to float32. */
 bool k_device_bf16_products(const k_device_t *d);
+/* Whether d runs linear layers of more than K_MATMUL_FUSED_MAX_M rows and attention in hired's
+ * AVX2 register tiles (the CPU backend on a CPU with AVX2, FMA and F16C and no AVX-512) rather
+ * than through the GEMM library. */
+bool k_device_cpu_tiles(const k_device_t *d);
 /* a->prec resolved against the default. */
 k_matmul_prec k_matmul_prec_of(const k_matmul_args *a);
 

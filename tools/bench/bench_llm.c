@@ -297,9 +297,9 @@ int main(int argc, char **argv) {
     double fz_4k = fused_gbps(ctx, 4096, 4096, 5), fz_mlp = fused_gbps(ctx, 11008, 4096, 5);
     printf("kernels: F16 weights (%s) 512x4096x4096 %.1f GFLOP/s (%.2fx of sgemm), 512x11008x4096 %.1f GFLOP/s "
            "(%.2fx)\n",
-           bf16                                     ? "bf16 products"
-           : strstr(k_device_kernels(dev), "tiles") ? "hired's tiles, converted as packed"
-                                                    : "convert+sgemm",
+           bf16                      ? "bf16 products"
+           : k_device_cpu_tiles(dev) ? "hired's tiles, converted as packed"
+                                     : "convert+sgemm",
            conv_qkv, conv_qkv / rate, conv_mlp, conv_mlp / rate);
     printf("kernels: F16 fused decode 1x4096x4096 %.1f GB/s (%.2fx of bandwidth), 1x11008x4096 %.1f GB/s (%.2fx)\n",
            fz_4k, fz_4k / bw, fz_mlp, fz_mlp / bw);
