@@ -644,6 +644,22 @@ int st_model_count(const st_model_t *m) { return m->n; }
 
 const char *st_model_name(const st_model_t *m, int i) { return i >= 0 && i < m->n ? m->slots[i].name : NULL; }
 
+void st_model_release(const st_model_t *m, const tensor_t *view) {
+    if (!m || !view || !view->data) return;
+    const uint8_t *p = view->data;
+    size_t bytes = tensor_nbytes(view);
+    for (int i = 0; i < m->n_files; i++) {
+        const st_file_t *f = m->files[i];
+        if (p < f->map || p > f->map + f->map_len || bytes > (size_t)(f->map + f->map_len - p)) continue;
+        /* only whole pages: the first and last may hold a neighbouring tensor still in use */
+        const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), lo = ((uintptr_t)p + pg - 1) / pg * pg,
+                        hi = ((uintptr_t)p + bytes) / pg * pg;
+        /* a private read-only file mapping: dropped pages come back from the file when read */
+        if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return;
+    }
+}
+
 const char *st_model_file_of(const st_model_t *m, const char *name) {
     const st_slot_t *s = model_find(m, name);
     return s ? s->file->path : NULL;

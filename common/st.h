@@ -74,6 +74,13 @@ float *st_model_load_f32(const st_model_t *m, const char *name, int ndim, const 
  * how model code takes its weight matrices in their checkpoint dtype. */
 int st_model_get_shaped(const st_model_t *m, const char *name, int ndim, const int64_t *shape, tensor_t *view,
                         char *err);
+/* Hands back to the kernel the pages of view's bytes (those wholly inside them) once the caller
+ * has made its own copy of the tensor (rounded to bf16, quantised, copied to a device): without
+ * this, the checkpoint's mapped pages stay in the process's resident set beside the copy, so a
+ * model held in bf16 or 8 bits took the checkpoint's memory and the copy's. The view stays valid:
+ * reading it again brings the pages back from the file. Does nothing for a view that does not
+ * lie in one of m's mappings. */
+void st_model_release(const st_model_t *m, const tensor_t *view);
 /* The shard file path that holds `name`, or NULL. Borrowed, valid until st_model_close. */
 const char *st_model_file_of(const st_model_t *m, const char *name);
 

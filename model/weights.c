@@ -26,7 +26,10 @@ int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int 
     int64_t rows, cols;
     int rc = get_matrix(st, name, ndim, shape, &t, &rows, &cols, err);
     if (rc) return rc;
-    return k_weight_place(dev, t.data, t.dtype, rows, cols, false, w, err);
+    rc = k_weight_place(dev, t.data, t.dtype, rows, cols, false, w, err);
+    /* on the CPU the weights are the mapped bytes; a device has copied them */
+    if (!rc && k_device_backend(dev) != K_BACKEND_CPU) st_model_release(st, &t);
+    return rc;
 }
 
 int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
@@ -43,6 +46,7 @@ int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, i
         return hired_errf(err, HIRED_ENOMEM, "%s: out of memory quantising [%lld, %lld] to 8 bits", name,
                           (long long)rows, (long long)cols);
     }
+    st_model_release(st, &t); /* the checkpoint's pages are no longer needed (st.h) */
     return k_weight_place(dev, q, TENSOR_DTYPE_Q8, rows, cols, true, w, err);
 }
 
@@ -65,6 +69,7 @@ int weights_matrix_bf16(const st_model_t *st, k_device_t *dev, const char *name,
         tensor_convert_to_f32(buf, (const uint8_t *)t.data + i0 * esz, t.dtype, cnt);
         tensor_convert_from_f32(host + i0, buf, TENSOR_DTYPE_BF16, cnt);
     }
+    st_model_release(st, &t); /* the checkpoint's pages are no longer needed (st.h) */
     return k_weight_place(dev, host, TENSOR_DTYPE_BF16, rows, cols, true, w, err);
 }
 

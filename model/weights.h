@@ -3,7 +3,9 @@
  *
  * Matrices keep their checkpoint dtype (F16/BF16/F32): on the CPU backend the weight borrows
  * the read-only mmap view (no copy), so the checkpoint must stay open while the weight is used;
- * another backend copies it once. Vectors (norms, biases, embeddings the model adds) are
+ * another backend copies it once. Whatever is copied or converted (a device's copy, 8-bit or
+ * bf16 weights) hands the checkpoint's pages back once done (st_model_release), so the process
+ * does not hold both. Vectors (norms, biases, embeddings the model adds) are
  * converted to float32 once and owned by the weight.
  * Every error names the file and tensor (st.h's messages). Free with k_weight_free.
  * Not here: which tensors a model has (vision.c, llm.c, projector.c). */
@@ -21,7 +23,7 @@ int weights_matrix(const st_model_t *st, k_device_t *dev, const char *name, int 
                    k_weight_t *w, char *err);
 /* The same quantised to 8 bits at load (kernels/q8.h: per row, blocks of 32 int8 with a float32
  * scale) from its F16/BF16/F32 checkpoint values: a new block owned by the weight (the
- * checkpoint's mmap is only read). HIRED_EUNSUPPORTED on a device other than the CPU. */
+ * checkpoint's mmap is only read, then released). HIRED_EUNSUPPORTED on a device other than the CPU. */
 int weights_matrix_q8(const st_model_t *st, k_device_t *dev, const char *name, int ndim, const int64_t *shape,
                       k_weight_t *w, char *err);
 /* The same rounded to bf16 at load (to nearest even) from its F16/F32 checkpoint values: a new

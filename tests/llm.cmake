@@ -1,5 +1,7 @@
 # projector / packing / text model / sampler / in-process generation (model/, pipeline/)
 hired_add_test(test_pack SOURCES unit/test_pack.c LIBS hired_llm LABELS unit)
+# converted or device-copied weights give the checkpoint's mapped pages back (st_model_release)
+hired_add_test(test_weights SOURCES unit/test_weights.c LIBS hired_model LABELS unit)
 hired_add_test(test_sampler SOURCES unit/test_sampler.c LIBS hired_llm LABELS unit)
 hired_add_test(test_run_cli SOURCES integration/test_run_cli.c LIBS hired_common hired_kernels LABELS integration)
 add_dependencies(test_run_cli hired)
