@@ -4,9 +4,12 @@
 #ifndef HIRED_TEST_H
 #define HIRED_TEST_H
 
+#include <ftw.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 static int test_failures, test_checks;
 
@@ -49,6 +52,22 @@ static inline const char *test_fixture(const char *rel) {
     snprintf(buf, sizeof buf, "%s/%s", root ? root : "tests/fixtures", rel);
     return buf;
 }
+
+/* A new directory /tmp/hired_<name>.XXXXXX, its path in buf; false (having said why) when it
+ * cannot be made. test_rmtree removes it and everything in it. */
+static inline bool test_tmpdir(char *buf, size_t n, const char *name) {
+    snprintf(buf, n, "/tmp/hired_%s.XXXXXX", name);
+    if (mkdtemp(buf)) return true;
+    perror("mkdtemp");
+    return false;
+}
+
+static inline int test_rmtree_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static inline void test_rmtree(const char *dir) { nftw(dir, test_rmtree_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
 static inline int test_summary(void) {
     printf("%d checks, %d failed\n", test_checks, test_failures);

@@ -4,7 +4,6 @@
  * with a message naming the file and key path; an allocation-failure sweep. */
 #include "test.h"
 
-#include <ftw.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -435,23 +434,14 @@ static void test_fixtures(void) {
     }
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 int main(void) {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/hired_test_hfconfig.XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!test_tmpdir(g_tmp, sizeof g_tmp, "test_hfconfig")) return 1;
     test_real_configs();
     test_defaults();
     test_bad_configs();
     test_preproc();
     test_alloc_sweep();
     test_fixtures();
-    nftw(g_tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(g_tmp);
     return test_summary();
 }

@@ -4,7 +4,6 @@
  * present, the tiny fixture models of tests/fixtures/models. */
 #include "test.h"
 
-#include <ftw.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -89,11 +88,6 @@ static void write_st(const char *path, const tw_t *ts, int n, const char *metada
     while ((8 + ho) % 8) header[ho++] = ' ';
     header[ho] = '\0';
     write_st_raw(path, header, data, off, ~0ull);
-}
-
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
 }
 
 static bool has(const char *err, const char *needle) {
@@ -650,11 +644,7 @@ static void check_fixture(const char *rel, bool next) {
 }
 
 int main(void) {
-    snprintf(g_tmp, sizeof g_tmp, "/tmp/hired_test_st.XXXXXX");
-    if (!mkdtemp(g_tmp)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!test_tmpdir(g_tmp, sizeof g_tmp, "test_st")) return 1;
     test_roundtrip();
     test_new_layout();
     test_unaligned();
@@ -667,6 +657,6 @@ int main(void) {
     sweep_load_f32();
     check_fixture("models/llava-next-tiny", true);
     check_fixture("models/llava15-tiny", false);
-    nftw(g_tmp, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(g_tmp);
     return test_summary();
 }

@@ -10,13 +10,11 @@
  * (weights_matrix) borrows the mapping and leaves its pages alone. */
 #include "test.h"
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -146,10 +144,10 @@ static void test_weights(void) {
     tensor_t v;
 
     /* checkpoint dtype on the CPU: the weight is the mapping itself */
-    long kb = load_rss(weights_matrix, &m, dev, &w, &v);
+    CHECK(load_rss(weights_matrix, &m, dev, &w, &v) >= 0);
     CHECK(w.data == v.data && w.owned == NULL);
     CHECK_EQ_INT(read_all(&v), 0);
-    kb = mapping_rss_kb(v.data);
+    long kb = mapping_rss_kb(v.data);
     CHECK_MSG(kb >= ROWS * COLS * 2 / 1024, "borrowed weight: %ld KiB resident", kb);
     k_weight_free(dev, &w);
     st_model_close(&m);
@@ -183,25 +181,16 @@ static void test_weights(void) {
     k_device_close(&dev);
 }
 
-static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    return remove(p);
-}
-
 int main(void) {
-    snprintf(g_dir, sizeof g_dir, "/tmp/hired_test_weights.XXXXXX");
-    if (!mkdtemp(g_dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (!test_tmpdir(g_dir, sizeof g_dir, "test_weights")) return 1;
     if (mapping_rss_kb((const void *)&main) < 0) { /* no smaps (not Linux, or /proc not mounted) */
         fprintf(stderr, "test_weights: /proc/self/smaps unreadable; skipped\n");
-        nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+        test_rmtree(g_dir);
         return 77;
     }
     write_model();
     test_release();
     test_weights();
-    nftw(g_dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+    test_rmtree(g_dir);
     return test_summary();
 }
