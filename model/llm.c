@@ -314,10 +314,11 @@ static int compact_rows(k_ctx_t *ctx, float *a, int width, const int32_t *keep, 
  * place); another dtype or a paged cache gets them through kb, vb ([t, kv_dim] float32 scratch:
  * RoPE in float32, then one rounding as they are stored). keep[i] − base (i < n_keep,
  * ascending) are the chunk rows whose final hidden state is wanted; the others only feed the
- * cache, so after the last layer's attention (every row's keys and values are written by then)
- * the chunk is cut down to the kept rows, moved to the front of s->x: the last layer's output
- * projection and MLP run for those rows only — for a prompt prefilled for its last logits, one
- * row instead of t (llama.cpp skips that layer's MLP the same way). */
+ * cache. So the last layer computes every row's keys and values for the cache, and then only
+ * the kept rows' queries, attention, output projection and MLP (the kept rows are moved to the
+ * front of s->xn and s->x) — for a prompt prefilled for its last logits, one row instead of t.
+ * llama.cpp skips that layer's MLP the same way, though not its queries and attention; at 32
+ * layers the whole last-layer cut is about 3% of a prefill, at 2 layers over a third. */
 static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, int p0, llm_scratch_t *s, float *kb,
                          float *vb, const int32_t *keep, int n_keep, int base) {
     const hf_text_config_t *c = &m->cfg;
@@ -329,25 +330,37 @@ static int forward_chunk(const llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, int t, in
         const bool direct = kv_cache_dtype(kv) == TENSOR_DTYPE_F32 && !kv_cache_paged(kv);
         void *krows = direct ? kv_cache_k(kv, l, p0) : kb, *vrows = direct ? kv_cache_v(kv, l, p0) : vb; /* [t, kvd] */
 
+        /* the last layer, when some rows are not wanted: every row's keys and values still go to
+         * the cache, but queries, attention and all that follows only for the kept rows */
+        const bool cut = l == c->layers - 1 && n_keep < t;
         rc = rmsnorm(ctx, s->x, s->xn, t, D, &L->in_norm, c->rms_eps);
-        if (!rc) rc = linear(m, ctx, s->xn, t, &L->q, s->q, false);
         if (!rc) rc = linear(m, ctx, s->xn, t, &L->k, krows, false);
         if (!rc) rc = linear(m, ctx, s->xn, t, &L->v, vrows, false);
-        k_rope_args rq = {.t = t, .n_head = c->heads, .head_dim = c->head_dim, .x = s->q, .pos0 = p0,
-                          .theta = c->rope_theta};
+        if (!rc && cut) rc = compact_rows(ctx, s->xn, D, keep, n_keep, base);
+        const int tq = cut ? n_keep : t;
+        if (!rc && tq) rc = linear(m, ctx, s->xn, tq, &L->q, s->q, false);
         k_rope_args rk = {.t = t, .n_head = c->kv_heads, .head_dim = c->head_dim, .x = krows, .pos0 = p0,
                           .theta = c->rope_theta, .dtype = TENSOR_DTYPE_F32};
-        k_attention_args at = {.t_q = t, .t_k = p0 + t, .n_head = c->heads, .n_head_kv = c->kv_heads,
-                               .head_dim = c->head_dim, .q = s->q, .out = s->att, .scale = scale, .causal = true,
-                               .q_pos0 = p0};
-        kv_cache_attention(kv, l, &at);
-        if (!rc) rc = k_rope(ctx, &rq);
         if (!rc) rc = k_rope(ctx, &rk);
         if (!rc && !direct) rc = kv_cache_write(kv, ctx, l, p0, kb, vb, t);
-        if (!rc) rc = k_attention(ctx, &at);
-        if (!rc && l == c->layers - 1 && n_keep < t) {
-            rc = compact_rows(ctx, s->att, m->q_dim, keep, n_keep, base);
-            if (!rc) rc = compact_rows(ctx, s->x, D, keep, n_keep, base);
+        /* queries in runs of consecutive rows (all t rows are one run unless cut): row r of the
+         * chunk sits at position p0 + r and sees keys 0 .. p0 + r */
+        for (int i = 0; !rc && i < tq;) {
+            int run = cut ? 1 : t, r = cut ? keep[i] - base : 0;
+            while (cut && i + run < tq && keep[i + run] == keep[i] + run) run++;
+            float *q = s->q + (size_t)i * m->q_dim;
+            k_rope_args rq = {.t = run, .n_head = c->heads, .head_dim = c->head_dim, .x = q, .pos0 = p0 + r,
+                              .theta = c->rope_theta};
+            k_attention_args at = {.t_q = run, .t_k = p0 + r + run, .n_head = c->heads, .n_head_kv = c->kv_heads,
+                                   .head_dim = c->head_dim, .q = q, .out = s->att + (size_t)i * m->q_dim,
+                                   .scale = scale, .causal = true, .q_pos0 = p0 + r};
+            kv_cache_attention(kv, l, &at);
+            rc = k_rope(ctx, &rq);
+            if (!rc) rc = k_attention(ctx, &at);
+            i += run;
+        }
+        if (!rc && cut) {
+            rc = compact_rows(ctx, s->x, D, keep, n_keep, base);
             t = n_keep;
             if (!t) break;
         }
@@ -569,14 +582,16 @@ size_t llm_batch_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int n, int kv_c
 double llm_matmul_flops(const llm_t *m, int t, int past, int n_logit_rows) {
     const hf_text_config_t *c = &m->cfg;
     const double D = c->hidden, I = c->intermediate, Q = m->q_dim, KV = m->kv_dim;
-    double per_layer = 2.0 * t * (D * Q + 2 * D * KV);
-    /* q·kᵀ and p·v: query i sees past + i + 1 keys */
-    double keys = (double)t * past + (double)t * (t + 1) / 2.0;
-    per_layer += 2.0 * 2.0 * keys * c->head_dim * c->heads;
-    /* the output projection and MLP: every row but in the last layer, which runs them only for
-     * the rows whose logits are wanted (forward_chunk) */
-    const double tail = 2.0 * (Q * D + 3 * D * I);
-    return per_layer * c->layers + tail * ((double)t * (c->layers - 1) + n_logit_rows) +
+    /* keys and values: every row of every layer */
+    const double kv = 2.0 * t * 2 * D * KV;
+    /* queries, q·kᵀ, p·v (query i sees past + i + 1 keys), the output projection and the MLP:
+     * every row but in the last layer, which runs them only for the rows whose logits are wanted
+     * (forward_chunk; counted here as the last n_logit_rows rows, as a prompt's are) */
+    const double keys = (double)t * past + (double)t * (t + 1) / 2.0;
+    const double r = n_logit_rows < t ? n_logit_rows : t;
+    const double keys_last = r * (past + t) - r * (r - 1) / 2.0;
+    const double per_row = 2.0 * (D * Q + Q * D + 3 * D * I), att = 2.0 * 2.0 * c->head_dim * c->heads;
+    return kv * c->layers + (per_row * t + att * keys) * (c->layers - 1) + per_row * r + att * keys_last +
            2.0 * n_logit_rows * D * c->vocab;
 }
 

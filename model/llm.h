@@ -121,8 +121,8 @@ size_t llm_arena_bytes(const llm_t *m, const k_ctx_t *ctx, int t, int kv_cap);
 
 /* Matmul FLOPs (2·m·n·k summed, attention's two products with the causal half) of a forward
  * of t rows after past cached positions, with n_logit_rows rows through lm_head (and, as the
- * forward runs it, through the last layer's output projection and MLP: the other rows only
- * feed the cache there). */
+ * forward runs it, through the last layer's queries, attention, output projection and MLP: the
+ * other rows only feed the cache there; counted as the last n_logit_rows rows). */
 double llm_matmul_flops(const llm_t *m, int t, int past, int n_logit_rows);
 /* Bytes of weights one decode step streams: every layer matrix, the lm_head, one embedding row
  * and the norms (the KV cache not included). */
