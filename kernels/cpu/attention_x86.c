@@ -16,6 +16,7 @@
 #include <pthread.h>
 
 #include "avx2_util.h"
+#include "gemm.h"
 #include "simd_x86.h"
 
 static pthread_once_t tiles_once = PTHREAD_ONCE_INIT;
@@ -24,7 +25,7 @@ static bool tiles_cpu, decode_cpu, tiles_on = true;
 static void detect(void) {
     __builtin_cpu_init();
     decode_cpu = k_cpu_have_f16c(); /* simd_x86.h: AVX2, FMA and F16C */
-    tiles_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !__builtin_cpu_supports("avx512f");
+    tiles_cpu = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && !k_cpu_avx512_usable();
 }
 
 bool k_cpu_att_tiles_usable(void) {

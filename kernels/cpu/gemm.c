@@ -42,6 +42,7 @@
 
 #include "cpu_util.h"
 #include "log.h"
+#include "simd_x86.h"
 
 /* OpenBLAS's own queries (declared by its cblas.h in 0.3.21, repeated so older headers work). */
 char *openblas_get_corename(void);
@@ -71,9 +72,13 @@ static const char *isa_name(dnnl_cpu_isa_t isa) {
 static bool onednn_has_jit_gemm(dnnl_cpu_isa_t isa) { return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx2) == (unsigned)dnnl_cpu_isa_avx2; }
 
 static void choose(void) {
+    /* before oneDNN's first use: it fixes its ISA then (simd_x86.h, k_cpu_isa_capped) */
+    if (k_cpu_isa_capped() && dnnl_set_max_cpu_isa(dnnl_cpu_isa_avx2) != dnnl_success)
+        log_warn("HIRED_MAX_CPU_ISA=avx2: oneDNN did not take the cap");
     dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
     const dnnl_version_t *v = dnnl_version();
-    snprintf(desc[K_GEMM_ONEDNN], sizeof desc[0], "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch, isa_name(isa));
+    snprintf(desc[K_GEMM_ONEDNN], sizeof desc[0], "oneDNN %d.%d.%d (%s%s)", v->major, v->minor, v->patch, isa_name(isa),
+             k_cpu_isa_capped() ? ", HIRED_MAX_CPU_ISA=avx2" : "");
     const char *cfg = openblas_get_config();
     const char *ver = cfg && strncmp(cfg, "OpenBLAS ", 9) == 0 ? cfg + 9 : "";
     char vbuf[16] = "";
@@ -125,10 +130,12 @@ static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t engine; /* one CPU engine for the process (thread-safe, never destroyed) */
 
 static void engine_create(void) {
+    pthread_once(&choose_once, choose); /* the ISA cap first */
     if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
 }
 
 bool k_cpu_have_bf16_gemm(void) {
+    pthread_once(&choose_once, choose); /* the ISA cap first */
     /* the bf16 bit of oneDNN's ISA set: avx512_core_bf16 (0xe7) and avx512_core_amx (0x3e7) */
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
     return (isa & 0x80u) && (isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;

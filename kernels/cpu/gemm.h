@@ -38,6 +38,17 @@ bool k_cpu_gemm_force(k_gemm_family f);
 /* The family's name alone ("onednn", "openblas"). */
 const char *k_cpu_gemm_family_name(k_gemm_family f);
 
+/* True when hired may use AVX-512 (F at least) here: the CPU has it and HIRED_MAX_CPU_ISA does
+ * not cap the CPU kernels at AVX2 (k_cpu_isa_capped; defined in
+ * simd_x86.c). Every AVX-512 path asks this, never the
+ * CPU alone. */
+bool k_cpu_avx512_usable(void);
+/* True when HIRED_MAX_CPU_ISA=avx2 is set: hired's own kernels and oneDNN keep to AVX2/FMA/F16C
+ * on a CPU with AVX-512, as on one without it (to reproduce an AVX2-only machine's paths and
+ * figures, or to keep AVX-512 off where it costs clock speed). Read once per process; another
+ * value than avx2 or native is warned about and ignored. */
+bool k_cpu_isa_capped(void);
+
 /* C = alpha·A·op(B) + beta·C as above; lda ≥ k, ldb ≥ (trans_b ? k : n), ldc ≥ n, all > 0. */
 void k_cpu_sgemm(bool trans_b, int m, int n, int k, float alpha, const float *a, size_t lda, const float *b, size_t ldb,
                  float beta, float *c, size_t ldc);

@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "avx2_util.h"
+#include "gemm.h"
 #include "simd_x86.h"
 
 static pthread_once_t tiles_once = PTHREAD_ONCE_INIT;
@@ -20,7 +21,7 @@ static bool tiles_cpu, tiles_on = true;
 
 static void detect(void) {
     __builtin_cpu_init();
-    tiles_cpu = k_cpu_have_f16c() && !__builtin_cpu_supports("avx512f"); /* simd_x86.h: AVX2, FMA and F16C */
+    tiles_cpu = k_cpu_have_f16c() && !k_cpu_avx512_usable(); /* simd_x86.h: AVX2, FMA and F16C */
 }
 
 bool k_cpu_gemm_tiles_usable(void) {

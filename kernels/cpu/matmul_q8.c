@@ -24,6 +24,7 @@
 
 #include "cpu_ops.h"
 #include "cpu_util.h"
+#include "gemm.h"
 #include "q8.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -168,7 +169,7 @@ static bool have_avx2(void) {
 
 static bool have_vnni(void) {
     __builtin_cpu_init();
-    return have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    return have_avx2() && k_cpu_avx512_usable() && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 #else

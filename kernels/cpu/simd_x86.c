@@ -3,9 +3,31 @@
  * features. On non-x86 builds the entry points exist but k_cpu_have_f16c() is false. */
 #include "simd_x86.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "gemm.h"
 #include "half.h"
+#include "log.h"
+
+// ---- the ISA cap (HIRED_MAX_CPU_ISA) -------------------------------------------------------------
+
+static pthread_once_t cap_once = PTHREAD_ONCE_INIT;
+static bool capped;
+
+static void read_cap(void) {
+    const char *e = getenv("HIRED_MAX_CPU_ISA");
+    if (!e || !*e || !strcasecmp(e, "native")) return;
+    if (!strcasecmp(e, "avx2")) capped = true;
+    else log_warn("HIRED_MAX_CPU_ISA=%s is not avx2 or native; ignored", e);
+}
+
+bool k_cpu_isa_capped(void) {
+    pthread_once(&cap_once, read_cap);
+    return capped;
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <cpuid.h>
@@ -290,9 +312,13 @@ void k_cpu_dot_rows_like1_tiles_x86(const uint16_t *w, bool bf16, int k, int nj,
 /* AVX-512VL's 32 vector registers: the tiles below. */
 #define K_TARGET512 __attribute__((target("avx2,fma,f16c,avx512f,avx512vl")))
 
-bool k_cpu_have_avx512vl(void) {
+bool k_cpu_avx512_usable(void) {
     __builtin_cpu_init();
-    return k_cpu_have_f16c() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+    return __builtin_cpu_supports("avx512f") && !k_cpu_isa_capped();
+}
+
+bool k_cpu_have_avx512vl(void) {
+    return k_cpu_have_f16c() && k_cpu_avx512_usable() && __builtin_cpu_supports("avx512vl");
 }
 
 
@@ -506,6 +532,7 @@ void k_cpu_half_dot_tile_like1_x86(const uint16_t *w, bool bf16, int k, int nw, 
     for (int r = 0; r < nx; r++) k_cpu_half_dot_rows_x86(w, bf16, k, 0, nw, x + (size_t)r * ldx, ldx, 1, dot + (size_t)r * ld_dot, 1);
 }
 
+bool k_cpu_avx512_usable(void) { return false; }
 bool k_cpu_have_avx512vl(void) { return false; }
 bool k_cpu_have_bf16_dot(void) { return false; }
 void k_cpu_bf16_dot_tile_x86(const uint16_t *w, int k, int nw, const uint16_t *xb, size_t ldxb, int nx, float *dot,

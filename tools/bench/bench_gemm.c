@@ -255,10 +255,11 @@ static double time_once(const job *j, double *cpu) {
     return now_s() - t0;
 }
 
-/* OPENBLAS_CORETYPE from the CPU's features (cpuid through the compiler's builtins), or NULL. */
+/* OPENBLAS_CORETYPE from the CPU's features (cpuid through the compiler's builtins; no
+ * AVX-512 under HIRED_MAX_CPU_ISA=avx2), or NULL. */
 static const char *coretype_from_features(void) {
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+    if (k_cpu_avx512_usable() && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
         return "SkylakeX";
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
