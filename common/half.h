@@ -59,6 +59,38 @@ static inline uint16_t f32_to_half(float f) {
     return (uint16_t)(sign | r);
 }
 
+/* f32_to_half on the float's bits, without branches (selects and shifts only), so that loops
+ * over it vectorise and CUDA device code can share it: bit for bit the same result for every
+ * input (test_k_cast compares the two). HIRED_HD marks it for both host and device under nvcc. */
+#ifdef __CUDACC__
+#define HIRED_HD __host__ __device__
+#else
+#define HIRED_HD
+#endif
+HIRED_HD static inline uint16_t f32_bits_to_half(uint32_t x) {
+    const uint32_t sign = (x >> 16) & 0x8000u, a = x & 0x7fffffffu;
+    /* a normal half: rebias the exponent (127 -> 15), drop 13 mantissa bits to nearest even (a
+     * carry out of the mantissa steps the exponent, as it should) */
+    const uint32_t normal = (a - (112u << 23) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+    /* a subnormal half (a < 2^-14): the 24-bit significand shifted right by 126 - e (14 ... 24
+     * where it matters; clamped to 0 ... 31 so that no lane shifts out of range), to nearest even */
+    const uint32_t e = a >> 23, sh0 = e > 126u ? 0u : 126u - e, sh = sh0 > 31u ? 31u : sh0;
+    const uint32_t m = (a & 0x7fffffu) | 0x800000u, r = m >> sh, rem = m & ((1u << sh) - 1u), halfway = (1u << sh) >> 1;
+    const uint32_t sub = r + ((rem > halfway) | ((rem == halfway) & r & 1u));
+    const uint32_t v = a < 0x33000000u   ? 0u               /* under half the smallest subnormal: 0 */
+                       : a < 0x38800000u ? sub
+                       : a < 0x477ff000u ? normal
+                       : a <= 0x7f800000u ? 0x7c00u          /* rounds past 65504, or inf: inf */
+                                          : 0x7e00u;         /* nan: the quiet nan */
+    return (uint16_t)(sign | v);
+}
+
+/* f32_to_bf16 on the float's bits, without branches, likewise. */
+HIRED_HD static inline uint16_t f32_bits_to_bf16(uint32_t x) {
+    const uint32_t rounded = (x + 0x7fffu + ((x >> 16) & 1u)) >> 16;
+    return (uint16_t)((x & 0x7fffffffu) > 0x7f800000u ? (x >> 16) | 0x40u : rounded);
+}
+
 static inline float bf16_to_f32(uint16_t h) {
     uint32_t bits = (uint32_t)h << 16;
     float f;

@@ -113,6 +113,14 @@ static bool add_cpu_sup(const void *p) {
     return a->dtype == F32;
 }
 
+static int cast_check(const void *a, char *e) { return k_cast_check(a, e); }
+static void cast_ref(const void *a) { k_cast_ref(a); }
+static int cast_cpu(k_ctx_t *c, const void *a) { return k_cast_cpu(c, a); }
+static bool cast_cpu_sup(const void *p) {
+    (void)p; /* every dtype the check lets through */
+    return true;
+}
+
 static int sum_rows_check(const void *a, char *e) { return k_sum_rows_check(a, e); }
 static void sum_rows_ref(const void *a) { k_sum_rows_ref(a); }
 static int sum_rows_cpu(k_ctx_t *c, const void *a) { return k_sum_rows_cpu(c, a); }
@@ -189,6 +197,7 @@ static size_t patch_embed_cuda_ws(const void *a) { return k_patch_embed_cuda_wor
 static int topk_cuda(k_ctx_t *c, const void *a) { return k_topk_cuda(c, a); }
 static int gather_cuda(k_ctx_t *c, const void *a) { return k_gather_cuda(c, a); }
 static int mask_cuda(k_ctx_t *c, const void *a) { return k_mask_cuda(c, a); }
+static int cast_cuda(k_ctx_t *c, const void *a) { return k_cast_cuda(c, a); }
 #define CUDA_IMPL(op, ws) {op##_cuda, op##_cpu_sup, ws}
 #define CUDA_MATMUL {matmul_cuda, matmul_cuda_sup, matmul_cuda_ws}
 #else
@@ -216,6 +225,7 @@ static const k_op_entry ops[] = {
     {K_OP_TOPK, "topk", topk_check, topk_ref, {{topk_cpu, topk_cpu_sup, NULL}, CUDA_IMPL(topk, NULL)}},
     {K_OP_GATHER, "gather", gather_check, gather_ref, {{gather_cpu, gather_cpu_sup, NULL}, CUDA_IMPL(gather, NULL)}},
     {K_OP_MASK, "mask", mask_check, mask_ref, {{mask_cpu, mask_cpu_sup, NULL}, CUDA_IMPL(mask, NULL)}},
+    {K_OP_CAST, "cast", cast_check, cast_ref, {{cast_cpu, cast_cpu_sup, NULL}, CUDA_IMPL(cast, NULL)}},
 };
 
 int k_registry_count(void) { return (int)ARRAY_LEN(ops); }

@@ -35,6 +35,7 @@ typedef enum {
     K_OP_TOPK,
     K_OP_GATHER,
     K_OP_MASK,
+    K_OP_CAST,
     K_OP_COUNT
 } k_op_t;
 

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
+#include "cast.h"
 #include "err.h"
-#include "half.h"
 #include "mem.h"
 
 struct kv_pool {
@@ -219,40 +219,32 @@ void *kv_cache_v(kv_cache_t *kv, int layer, int pos) { return row_ptr(kv, layer,
 
 /* Rows [pos, pos + t) of one layer's keys (values) from src (n = t·kv_dim elements of the
  * cache's dtype, host or device as `upload` says) in runs that stay within one block. */
-static int put_rows(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, int t, bool values, const void *src, bool upload) {
+/* Rows pos .. pos+t−1 of the keys (or values) of a layer from float32 src [t, kv_dim] (device
+ * memory), in runs that stay inside one block of a paged cache: a copy for a float32 cache, the
+ * cast op (rounded to the cache's dtype on the device) otherwise. */
+static int put_rows(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, int t, bool values, const float *src) {
     const int run_max = kv->pool ? kv->pool->block : t;
-    const size_t row = (size_t)kv->kv_dim * kv->esz;
     int rc = HIRED_OK;
     for (int r = 0; !rc && r < t;) {
         int run = run_max - (pos + r) % run_max;
         if (run > t - r) run = t - r;
         void *dst = row_ptr(kv, layer, pos + r, values);
-        const uint8_t *s = (const uint8_t *)src + (size_t)r * row;
-        rc = upload ? k_ctx_upload(ctx, dst, s, (size_t)run * row) : k_ctx_copy(ctx, dst, s, (size_t)run * row);
+        const float *s = src + (size_t)r * kv->kv_dim;
+        const size_t n = (size_t)run * kv->kv_dim;
+        if (kv->dtype == TENSOR_DTYPE_F32) {
+            rc = k_ctx_copy(ctx, dst, s, n * sizeof(float));
+        } else {
+            k_cast_args ca = {.n = (int64_t)n, .x = s, .y = dst, .dtype = kv->dtype};
+            rc = k_cast(ctx, &ca);
+        }
         r += run;
     }
     return rc;
 }
 
 int kv_cache_write(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, const float *k, const float *v, int t) {
-    const size_t n = (size_t)t * kv->kv_dim;
-    const float *src[2] = {k, v};
-    if (kv->dtype == TENSOR_DTYPE_F32) {
-        int rc = put_rows(kv, ctx, layer, pos, t, false, k, false);
-        return rc ? rc : put_rows(kv, ctx, layer, pos, t, true, v, false);
-    }
-    k_ctx_t *host = k_ctx_host(ctx);
-    const size_t mark = k_ctx_mark(host);
-    float *f = k_ctx_alloc(host, n * sizeof(float));
-    uint16_t *h = k_ctx_alloc(host, n * sizeof(uint16_t));
-    int rc = f && h ? HIRED_OK : HIRED_ENOMEM;
-    for (int w = 0; !rc && w < 2; w++) {
-        rc = k_ctx_download(ctx, f, src[w], n * sizeof(float));
-        for (size_t i = 0; !rc && i < n; i++) h[i] = kv->dtype == TENSOR_DTYPE_F16 ? f32_to_half(f[i]) : f32_to_bf16(f[i]);
-        if (!rc) rc = put_rows(kv, ctx, layer, pos, t, w == 1, h, true);
-    }
-    k_ctx_release(host, mark);
-    return rc;
+    int rc = put_rows(kv, ctx, layer, pos, t, false, k);
+    return rc ? rc : put_rows(kv, ctx, layer, pos, t, true, v);
 }
 
 int kv_cache_advance(kv_cache_t *kv, int t) {

@@ -1,6 +1,6 @@
 # tests for kernels (see tests/CMakeLists.txt for hired_add_test). Each op family compares the
 # CPU fast path with its reference (kernels/kverify.h tolerances) and pins known values.
-foreach(t compare matmul matmul_q8 norm softmax attention act rope add embed topk)
+foreach(t compare matmul matmul_q8 norm softmax attention act rope add embed topk cast)
   hired_add_test(test_k_${t} SOURCES kernels/test_k_${t}.c LIBS hired_kernels LABELS kernels)
   target_include_directories(test_k_${t} PRIVATE ${PROJECT_SOURCE_DIR}/kernels/cpu)
 endforeach()

@@ -18,6 +18,7 @@
 #include "add.h"
 #include "attention.h"
 #include "backend.h"
+#include "cast.h"
 #include "embed.h"
 #include "gather.h"
 #include "matmul.h"
@@ -82,6 +83,10 @@ int k_silu_mul_cpu(k_ctx_t *ctx, const k_silu_mul_args *a);
 void k_rope_ref(const k_rope_args *a);
 int k_rope_cpu(k_ctx_t *ctx, const k_rope_args *a);
 
+/* cast: half.h's branch-free conversions, vectorised, over chunks on OpenMP threads; bit for bit
+ * the reference's scalar ones. */
+void k_cast_ref(const k_cast_args *a);
+int k_cast_cpu(k_ctx_t *ctx, const k_cast_args *a);
 void k_add_ref(const k_add_args *a);
 int k_add_cpu(k_ctx_t *ctx, const k_add_args *a);
 void k_sum_rows_ref(const k_sum_rows_args *a);

@@ -17,6 +17,7 @@
 
 extern "C" {
 #include "cuda_ops.h"
+#include "half.h"
 #include "registry.h"
 }
 
@@ -533,6 +534,24 @@ extern "C" int k_sum_rows_cuda(k_ctx_t *kc, const k_sum_rows_args *a) {
     sum_rows_kernel<<<elem_blocks(a->n), ELEM_THREADS, 0, stream_of(kc)>>>(
         (const float *)a->x, a->ldx ? (size_t)a->ldx : (size_t)a->n, a->m, a->n, (float *)a->y);
     LAUNCH_TRY(kc, "sum_rows_kernel");
+    return HIRED_OK;
+}
+
+// ---- cast -------------------------------------------------------------------------------------------
+
+/* half.h's branch-free conversions on the float's bits: the reference's results, nan included. */
+__global__ static void cast_half_kernel(const float *x, uint16_t *y, int64_t n, int bf16) {
+    ELEMWISE(i, n) y[i] = bf16 ? f32_bits_to_bf16(__float_as_uint(x[i])) : f32_bits_to_half(__float_as_uint(x[i]));
+}
+
+extern "C" int k_cast_cuda(k_ctx_t *kc, const k_cast_args *a) {
+    if (a->dtype == TENSOR_DTYPE_F32) {
+        CU_TRY(kc, cudaMemcpyAsync(a->y, a->x, (size_t)a->n * sizeof(float), cudaMemcpyDeviceToDevice, stream_of(kc)));
+        return HIRED_OK;
+    }
+    cast_half_kernel<<<elem_blocks(a->n), ELEM_THREADS, 0, stream_of(kc)>>>((const float *)a->x, (uint16_t *)a->y, a->n,
+                                                                            a->dtype == TENSOR_DTYPE_BF16);
+    LAUNCH_TRY(kc, "cast_half_kernel");
     return HIRED_OK;
 }
 

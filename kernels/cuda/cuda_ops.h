@@ -14,8 +14,8 @@
  * are rounded to the weights' dtype and multiplied on tensor cores with F32 accumulation, so
  * the error is that rounding's: NMSE ≤ 1e-6 (F16) and ≤ 2e-5 (BF16). Every other op keeps the
  * CPU's documented tolerance: norms, softmax and attention reduce in float32, activations and
- * rope's angle tables in double, add, sum_rows (rows added in order), embed, gather, mask and
- * topk are exact; patch_embed converts its weight to F32 and runs the F32 GEMM. */
+ * rope's angle tables in double, add, sum_rows (rows added in order), embed, gather, mask,
+ * cast (half.h's conversions on the float's bits) and topk are exact; patch_embed converts its weight to F32 and runs the F32 GEMM. */
 #ifndef HIRED_CUDA_OPS_H
 #define HIRED_CUDA_OPS_H
 
@@ -25,6 +25,7 @@
 #include "add.h"
 #include "attention.h"
 #include "backend.h"
+#include "cast.h"
 #include "embed.h"
 #include "gather.h"
 #include "matmul.h"
@@ -49,6 +50,7 @@ int k_quick_gelu_cuda(k_ctx_t *ctx, const k_act_args *a);
 int k_silu_mul_cuda(k_ctx_t *ctx, const k_silu_mul_args *a);
 int k_rope_cuda(k_ctx_t *ctx, const k_rope_args *a);
 int k_add_cuda(k_ctx_t *ctx, const k_add_args *a);
+int k_cast_cuda(k_ctx_t *ctx, const k_cast_args *a);
 int k_sum_rows_cuda(k_ctx_t *ctx, const k_sum_rows_args *a);
 int k_embed_cuda(k_ctx_t *ctx, const k_embed_args *a);
 int k_patch_embed_cuda(k_ctx_t *ctx, const k_patch_embed_args *a);

@@ -30,6 +30,7 @@
 #include "act.h"
 #include "add.h"
 #include "attention.h"
+#include "cast.h"
 #include "embed.h"
 #include "gather.h"
 #include "matmul.h"
@@ -70,6 +71,7 @@ typedef struct {
         k_topk_args tk;
         k_gather_args ga;
         k_mask_args mk;
+        k_cast_args ca;
     } a;
     buf_t buf[MAX_BUFS];
     int n_buf;
@@ -486,6 +488,31 @@ static void cases_gather(k_ctx_t *const *ctx) {
     }
 }
 
+static void cases_cast(k_ctx_t *const *ctx) {
+    /* serial and threaded sizes, each dtype; exact, nan included (cast.h). The first values are
+     * the edges: ±0, ties to even, the subnormal halves and the underflow to 0, the largest
+     * half and the first value rounding past it, inf and nans with payloads. */
+    static const uint32_t edge[] = {0x00000000u, 0x80000000u, 0x3f801000u, 0x3f803000u, 0x33000000u, 0x33000001u,
+                                    0x32ffffffu, 0x387fe000u, 0x387ff000u, 0x38800000u, 0x477fe000u, 0x477fefffu,
+                                    0x477ff000u, 0x7f800000u, 0xff800000u, 0x7fc00001u, 0xff812345u, 0x00000001u,
+                                    0x3f808000u, 0x3f818000u, 0x7f7fffffu};
+    const int64_t ns[] = {(int64_t)ARRAY_LEN(edge), 577 * 1024 + 5};
+    const tensor_dtype_t dts[] = {TENSOR_DTYPE_F16, TENSOR_DTYPE_BF16, TENSOR_DTYPE_F32};
+    for (size_t d = 0; d < ARRAY_LEN(dts); d++)
+        for (size_t i = 0; i < ARRAY_LEN(ns); i++) {
+            case_t c;
+            CASE(c, K_OP_CAST, "cast n=%lld to %s", (long long)ns[i], tensor_dtype_name(dts[d]));
+            c.a.ca = (k_cast_args){.n = ns[i], .dtype = dts[d]};
+            float *x = fbuf(&c, (size_t)ns[i], -70000, 70000, false);
+            memcpy(x, edge, sizeof edge); /* ns[] ≥ the edges' count */
+            for (int64_t j = (int64_t)ARRAY_LEN(edge); j < ns[i]; j += 7) x[j] *= 1e-9f; /* small and subnormal halves */
+            c.a.ca.x = x;
+            c.a.ca.y = bbuf(&c, (size_t)ns[i] * tensor_dtype_size(dts[d]), true);
+            tol_exact(&c);
+            run_case(&c, ctx);
+        }
+}
+
 // ---- the comparator can fail ---------------------------------------------------------------------
 
 static void test_comparator_fails(void) {
@@ -533,6 +560,7 @@ int main(int argc, char **argv) {
     cases_embed(ctx);
     cases_topk(ctx);
     cases_gather(ctx);
+    cases_cast(ctx);
     /* every op of the registry has cases, and every case ran on the backend under test */
     for (int i = 0; i < k_registry_count(); i++)
         CHECK_MSG(g_cases[i] >= 2, "op %s has %d cases (at least 2, on both sides of its plan)", k_registry_at(i)->name,

@@ -15,7 +15,7 @@
 
 static const char *const expected_ops[] = {"matmul",   "layernorm", "rmsnorm",     "softmax", "attention", "attn_row",
                                            "gelu_erf", "quick_gelu", "silu_mul",   "rope",    "add",       "sum_rows",
-                                           "embed",    "patch_embed", "topk",      "gather",  "mask"};
+                                           "embed",    "patch_embed", "topk",      "gather",  "mask",      "cast"};
 
 int main(void) {
     int n = k_registry_count();
