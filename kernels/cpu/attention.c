@@ -41,6 +41,13 @@ static int visible(const k_attention_args *a, int i) {
     return v < a->t_k ? (int)v : a->t_k;
 }
 
+/* A decode step's blocks of keys for the values (attention_x86.h) and the floats of their parts,
+ * at the most keys the call sees (t_k: the workspace bound holds for fewer). */
+static int decode_blocks(int n) { return (n + K_DECODE_KB - 1) / K_DECODE_KB; }
+static size_t decode_part_floats(const k_attention_args *a) {
+    return (size_t)decode_blocks(a->t_k) * a->n_head * a->head_dim;
+}
+
 /* rows[r] (stride ld, d values) *= inv[r] for r < n: the softmax normalisation, applied to the
  * output rows (head_dim wide) instead of the score rows (t_k wide). */
 static void scale_rows(float *rows, size_t ld, int d, const float *inv, int n) {
@@ -183,7 +190,9 @@ size_t k_attention_cpu_workspace(const k_attention_args *a) {
     size_t widen = (a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks) && !kv_in_place(a, &l)
                        ? 2 * ((size_t)a->t_k * a->n_head_kv * a->head_dim * sizeof(float) + 64)
                        : 0;
-    return most * (size_t)max_threads * sizeof(float) + widen;
+    /* with a decode step's value parts (an arena allocation of its own, rounded up) */
+    const size_t parts = l.variant == K_ATTENTION_DECODE ? decode_part_floats(a) * sizeof(float) + 64 : 0;
+    return most * (size_t)max_threads * sizeof(float) + widen + parts;
 }
 
 /* Keys or values [t_k, kvrow] (row stride ld; dense or paged, k_attention_row) as dense
@@ -221,6 +230,9 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
     const bool in_place = kv_in_place(a, &l);
     const bool direct = in_place && l.variant == K_ATTENTION_DECODE;
     float *scratch = k_ctx_alloc(ctx, l.scratch_floats * l.n_threads * sizeof(float)); /* per thread */
+    /* a decode step's value parts, one [n_head, d] per block of keys */
+    float *part = direct && scratch ? k_ctx_alloc(ctx, decode_part_floats(a) * sizeof(float)) : NULL;
+    if (direct && !part) scratch = NULL; /* then the paths below, which need less or no memory */
     const bool tiles = in_place && l.variant == K_ATTENTION_BLOCKED && scratch;
     if ((a->kv_dtype != TENSOR_DTYPE_F32 || a->kv_blocks) && !(scratch && direct) && !tiles) {
         /* a half or paged KV cache for the GEMM or STREAM path: widened or gathered into dense
@@ -242,11 +254,13 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
         return HIRED_OK;
     }
     if (direct) {
-        /* a decode step: the scores with threads over ranges of keys, then the values with
-         * threads over ranges of kv heads. All n_head score rows and their factors fit the
-         * scratch: the threads' slices hold n_items · item_rows ≥ n_head rows of score_ld ≥ n
-         * floats and as many factors */
-        const int n = visible(a, 0), nt = l.n_threads;
+        /* a decode step: the scores with threads over ranges of keys; the exponentials and
+         * their sums row by row; the values' parts over fixed blocks of keys
+         * (attention_x86.h), then added in block order and scaled. All n_head score rows and
+         * their factors fit the scratch: the threads' slices hold n_items · item_rows ≥ n_head
+         * rows of score_ld ≥ n floats and as many factors */
+        const int n = visible(a, 0), nt = l.n_threads, d = a->head_dim, nb = decode_blocks(n);
+        const size_t hd = (size_t)a->n_head * d;
         float *s = scratch, *inv = scratch + (size_t)a->n_head * n;
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
@@ -254,12 +268,20 @@ int k_attention_cpu(k_ctx_t *ctx, const k_attention_args *a) {
             for (int t = 0; t < nt; t++)
                 k_cpu_att_decode_scores(a, (int)((long long)n * t / nt), (int)((long long)n * (t + 1) / nt), n, c.ldk,
                                         c.q, s);
+#pragma omp for schedule(static)
+            for (int r = 0; r < a->n_head; r++) inv[r] = 1.0f / k_cpu_att_exp_row(s + (size_t)r * n, n, n);
 #pragma omp for schedule(dynamic, 1)
-            for (int it = 0; it < l.n_items; it++) {
-                const int hk0 = it * l.item_heads,
-                          nh = a->n_head_kv - hk0 < l.item_heads ? a->n_head_kv - hk0 : l.item_heads;
-                const size_t r0 = (size_t)hk0 * c.group; /* the range's first q head */
-                k_cpu_att_decode_values(a, hk0, nh, n, c.ldv, c.out + r0 * a->head_dim, s + r0 * n, inv + r0);
+            for (int b = 0; b < nb; b++)
+                k_cpu_att_decode_values(a, b * K_DECODE_KB, b + 1 < nb ? (b + 1) * K_DECODE_KB : n, n, c.ldv, s,
+                                        part + (size_t)b * hd);
+#pragma omp for schedule(static)
+            for (int r = 0; r < a->n_head; r++) {
+                float *o = c.out + (size_t)r * d;
+                const float *p0 = part + (size_t)r * d;
+                for (int e = 0; e < d; e++) o[e] = p0[e];
+                for (int b = 1; b < nb; b++)
+                    for (int e = 0; e < d; e++) o[e] += p0[(size_t)b * hd + e];
+                for (int e = 0; e < d; e++) o[e] *= inv[r];
             }
         }
         k_ctx_release(ctx, mark);

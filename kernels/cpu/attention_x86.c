@@ -278,32 +278,24 @@ K_TARGET void k_cpu_att_decode_scores(const k_attention_args *a, int j0, int j1,
     }
 }
 
-K_TARGET void k_cpu_att_decode_values(const k_attention_args *a, int hk0, int nh, int n, size_t ldv, float *o, float *s,
-                                      float *inv) {
-    const int d = a->head_dim, g = a->n_head / a->n_head_kv, rows = nh * g; /* q heads of the range, in order */
+K_TARGET void k_cpu_att_decode_values(const k_attention_args *a, int j0, int j1, int n, size_t ldv, const float *p,
+                                      float *part) {
+    const int d = a->head_dim, g = a->n_head / a->n_head_kv;
     const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
-    const size_t col = (size_t)hk0 * d;
-    for (int r = 0; r < rows; r++) inv[r] = 1.0f / k_cpu_att_exp_row(s + (size_t)r * n, n, n);
-    /* key by key, every head of the range from the row's one stretch; each output element one
-     * FMA chain over the keys in order, held in o between keys (a store and a load change no
-     * bits) */
-    memset(o, 0, (size_t)rows * d * sizeof(float));
-    for (int j = 0; j < n; j++) {
-        const size_t off = k_attention_row(a, j, ldv) + col;
-        for (int hk = 0; hk < nh; hk++)
+    /* key by key, every head from the row's one stretch; each element one FMA chain over the
+     * block's keys in order, held in part between keys (a store and a load change no bits) */
+    memset(part, 0, (size_t)a->n_head * d * sizeof(float));
+    for (int j = j0; j < j1; j++) {
+        const size_t off = k_attention_row(a, j, ldv);
+        for (int hk = 0; hk < a->n_head_kv; hk++)
             for (int h = 0; h < g; h++) {
                 const int r = hk * g + h;
-                const __m256 pj = _mm256_broadcast_ss(s + (size_t)r * n + j);
-                float *orow = o + (size_t)r * d;
+                const __m256 pj = _mm256_broadcast_ss(p + (size_t)r * n + j);
+                float *prow = part + (size_t)r * d;
                 for (int e = 0; e < d; e += 8)
-                    _mm256_storeu_ps(orow + e, _mm256_fmadd_ps(pj, kv8(a->v, half, off + (size_t)hk * d + (size_t)e),
-                                                               _mm256_loadu_ps(orow + e)));
+                    _mm256_storeu_ps(prow + e, _mm256_fmadd_ps(pj, kv8(a->v, half, off + (size_t)hk * d + (size_t)e),
+                                                               _mm256_loadu_ps(prow + e)));
             }
-    }
-    for (int r = 0; r < rows; r++) {
-        const __m256 f = _mm256_set1_ps(inv[r]);
-        float *orow = o + (size_t)r * d;
-        for (int e = 0; e < d; e += 8) _mm256_storeu_ps(orow + e, _mm256_mul_ps(_mm256_loadu_ps(orow + e), f));
     }
 }
 
@@ -314,9 +306,9 @@ bool k_cpu_att_decode_usable(void) { return false; }
 void k_cpu_att_decode_scores(const k_attention_args *a, int j0, int j1, int n, size_t ldk, const float *q, float *s) {
     (void)a, (void)j0, (void)j1, (void)n, (void)ldk, (void)q, (void)s; /* never planned here */
 }
-void k_cpu_att_decode_values(const k_attention_args *a, int hk0, int nh, int n, size_t ldv, float *o, float *s,
-                             float *inv) {
-    (void)a, (void)hk0, (void)nh, (void)n, (void)ldv, (void)o, (void)s, (void)inv;
+void k_cpu_att_decode_values(const k_attention_args *a, int j0, int j1, int n, size_t ldv, const float *p,
+                             float *part) {
+    (void)a, (void)j0, (void)j1, (void)n, (void)ldv, (void)p, (void)part;
 }
 bool k_cpu_att_tiles_enable(bool on) { return !on; }
 float k_cpu_att_exp_row(float *x, int n, int n_zero) {

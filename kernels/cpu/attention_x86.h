@@ -84,15 +84,17 @@ void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds, int mr, 
  *   s[r·n + j] = scale · q_r · key_j, for every q head r (q: the step's query row, head r at
  *   r·d; its kv head r / (n_head / n_head_kv)),
  * 8-lane partial sums over d in order, then a fixed horizontal sum.
- * Values, for kv heads [hk0, hk0 + nh) with their q heads' nh·g rows of s (s, o and inv start at
- * the range's first q head; threads take ranges of kv heads):
- *   s rows become e^(s − max), inv[r] = 1/Σ, o[r·d + e] = inv[r] · Σ_{j < n} p_rj · value_j[e],
- * keys taken one cache row at a time, every head of the range from the row's one stretch, each
- * output element one FMA chain over the keys in order.
- * So a row's bits depend only on its own query and cache, never on other rows, ranges or
- * threads. d a multiple of 8. */
+ * Values, for keys [j0, j1): a block of K_DECODE_KB keys (the last one shorter); threads take
+ * blocks, each cache row read whole. With p the score rows after k_cpu_att_exp_row (row r at
+ * r·n):
+ *   part[r·d + e] = Σ_{j0 ≤ j < j1} p_rj · value_j[e] for every q head r,
+ * each element one FMA chain over the block's keys in order. The caller adds the blocks' parts
+ * in block order and scales by 1/Σ (attention.c). The blocks are fixed, not the threads' shares,
+ * so a row's bits depend only on its own query and cache, never on other rows or the thread
+ * count; with at most K_DECODE_KB keys they are one chain over all keys. d a multiple of 8. */
+#define K_DECODE_KB 64
 void k_cpu_att_decode_scores(const k_attention_args *a, int j0, int j1, int n, size_t ldk, const float *q, float *s);
-void k_cpu_att_decode_values(const k_attention_args *a, int hk0, int nh, int n, size_t ldv, float *o, float *s,
-                             float *inv);
+void k_cpu_att_decode_values(const k_attention_args *a, int j0, int j1, int n, size_t ldv, const float *p,
+                             float *part);
 
 #endif

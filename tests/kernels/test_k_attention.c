@@ -8,6 +8,7 @@
  * tiles' exponential equals k_expf; hand-computed 2×2 cases, the plan's decisions, the
  * workspace bound and _check's rejections. */
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -421,8 +422,44 @@ static void test_tiles_exp(void) {
     CHECK_MSG(ok, "tiles exp row differs from k_expf");
 }
 
+/* A decode step's bits do not depend on the thread count: the values are summed over fixed
+ * blocks of K_DECODE_KB keys (attention_x86.h), whichever thread takes a block, and the blocks
+ * added in order. F16 cache, 1,100 keys (18 blocks, the last one short; enough work for the
+ * plan to use threads), 6 kv heads (so that 3 threads get 3 items), 1 to 3 threads. */
+static void test_decode_threads(void) {
+    if (!k_cpu_att_decode_usable()) return;
+    enum { T = 1100, H = 12, HK = 6, D = 64 };
+    k_attention_launch l;
+    k_attention_args pa = {.t_q = 1, .t_k = T, .n_head = H, .n_head_kv = HK, .head_dim = D, .causal = true,
+                           .q_pos0 = T - 1};
+    k_attention_plan(&pa, 3, &l);
+    CHECK_EQ_INT(l.n_threads, 3); /* the case runs on 3 threads where asked */
+    float *q = malloc(H * D * 4), *tmp = malloc((size_t)T * HK * D * 4), *o[3];
+    uint16_t *k = malloc((size_t)T * HK * D * 2), *v = malloc((size_t)T * HK * D * 2);
+    kverify_fill(q, H * D, 71, -1, 1);
+    kverify_fill(tmp, (size_t)T * HK * D, 72, -1, 1);
+    for (size_t i = 0; i < (size_t)T * HK * D; i++) k[i] = f32_to_half(tmp[i]), v[i] = f32_to_half(-0.5f * tmp[i] + 0.25f);
+    const int before = omp_get_max_threads();
+    for (int t = 0; t < 3; t++) {
+        o[t] = calloc(H * D, 4);
+        omp_set_num_threads(t + 1);
+        k_attention_args a = {.t_q = 1, .t_k = T, .n_head = H, .n_head_kv = HK, .head_dim = D, .q = q, .k = k, .v = v,
+                              .out = o[t], .scale = 0.125f, .causal = true, .q_pos0 = T - 1,
+                              .kv_dtype = TENSOR_DTYPE_F16};
+        CHECK_EQ_INT(k_attention_cpu(ktest_ctx(), &a), 0);
+    }
+    omp_set_num_threads(before);
+    CHECK_MSG(!memcmp(o[0], o[1], H * D * 4) && !memcmp(o[0], o[2], H * D * 4),
+              "decode attention: the bits depend on the thread count");
+    float s = 0;
+    for (int i = 0; i < H * D; i++) s += fabsf(o[0][i]);
+    CHECK(s > 0.0f); /* a result was written */
+    free(q), free(tmp), free(k), free(v), free(o[0]), free(o[1]), free(o[2]);
+}
+
 int main(void) {
     test_tiles_exp();
+    test_decode_threads();
     test_tiles_row_invariant();
     test_known();
     test_paged();

@@ -272,6 +272,22 @@ static double bench_attention(void) {
     sec = time_it(run_attention, &a);
     printf("  k_attention_cpu: %7.2f ms, %6.1f GB/s of K/V read\n", sec * 1e3, 2.0 * tk * 8 * 128 * 4 / sec * 1e-9);
     mem_free_aligned(q), mem_free_aligned(k), mem_free_aligned(v), mem_free_aligned(o);
+
+    /* the decoder's default cache (F16) at LLaMA-7B widths, as hired-bench-llm's decode reads it */
+    printf("== attention (LLaMA-7B decode: 1 query, 2900 keys, 32/32 heads × 128, causal, F16 cache)\n");
+    tk = 2900;
+    const size_t kvn = (size_t)tk * 32 * 128;
+    uint16_t *kh = mem_alloc_aligned(kvn * 2), *vh = mem_alloc_aligned(kvn * 2);
+    float *tmp = fbuf(kvn, 30);
+    for (size_t i = 0; i < kvn; i++) kh[i] = f32_to_half(tmp[i]), vh[i] = f32_to_half(tmp[kvn - 1 - i]);
+    mem_free_aligned(tmp);
+    q = fbuf(32 * 128, 31), o = fbuf(32 * 128, 32);
+    a = (k_attention_args){.t_q = 1, .t_k = tk, .n_head = 32, .n_head_kv = 32, .head_dim = 128, .q = q, .k = kh,
+                           .v = vh, .out = o, .scale = 0.08838834764f, .causal = true, .q_pos0 = tk - 1,
+                           .kv_dtype = TENSOR_DTYPE_F16};
+    sec = time_it(run_attention, &a);
+    printf("  k_attention_cpu: %7.2f ms, %6.1f GB/s of K/V read\n", sec * 1e3, 2.0 * kvn * 2 / sec * 1e-9);
+    mem_free_aligned(q), mem_free_aligned(o), mem_free_aligned(kh), mem_free_aligned(vh);
     return rate;
 }
 
