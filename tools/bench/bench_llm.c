@@ -7,7 +7,8 @@
  * convert-and-dot for decode shapes) so a shortfall can be pinned on a kernel.
  * With 8-bit weights (--weights q8, the default; native skips it): the same model shape with its
  * linear layers in Q8 (kernels/q8.h), decode steps alternated with the F16 model's on one KV
- * cache, so the q8/f16 step-time ratio is measured side by side; and the Q8 matmul alone at the
+ * cache, so the q8/f16 step-time ratio is measured side by side, then rounds of Q8 steps alone as
+ * the F16 model's (the tokens/s a Q8 decoder gets); and the Q8 matmul alone at the
  * decode shapes (GB/s of the bytes it streams) and at a prefill shape (GFLOP/s beside F16's).
  * Prints figures; asserts nothing.
  *
@@ -16,8 +17,9 @@
  * --keep-env measures with them as they are.
  *
  * The last line, "summary: key=value ...", repeats the headline figures for scripts
- * (tools/bench/vs-llamacpp.sh): prefill and decode tokens/s, best run and mean of all runs, and
- * with q8 the Q8 model's decode tokens/s from the alternated steps.
+ * (tools/bench/vs-llamacpp.sh): prefill and decode tokens/s, best run (round) and mean of all,
+ * and with q8 the Q8 model's decode tokens/s the same way, from rounds of its own consecutive
+ * steps after the alternated ones.
  *
  *   hired-bench-llm [--layers N] [--tokens T] [--steps S] [--reps R] [--rounds D] [--weights native|q8]
  *                   [--held native|bf16|auto] [--kv f16|f32] [--keep-env]
@@ -191,6 +193,37 @@ static double q8_gbps(k_ctx_t *ctx, int n, int k, int reps) {
     return gflops / (2.0 * k) * ((double)k_q8_bytes(n, k) / n); /* flops/s → rows/s → bytes/s */
 }
 
+/* rounds × steps decode steps of m on kv from the input rows x (one row a step), each round
+ * bracketed by read-bandwidth measurements (*bw: the one before the first round; the last one
+ * after, on return): per round the best and mean step against bytes ÷ bandwidth. *best_round: the
+ * fastest round's total; *sum_all: all rounds'; *best_ratio: the best step over its ideal. */
+static int decode_rounds(const char *label, llm_t *m, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int hidden,
+                         int rounds, int steps, double bytes, double *bw, float *logits, double *best_round,
+                         double *sum_all, double *best_ratio, char *err) {
+    double bw_before = *bw;
+    for (int r = 0; r < rounds; r++) {
+        double best = 1e30, sum = 0;
+        for (int s = 0; s < steps; s++) {
+            const double t0 = now_s();
+            if (llm_forward(m, ctx, kv, x + (size_t)(r * steps + s) * hidden, 1, LLM_LOGITS_LAST, logits, err)) return 1;
+            const double dt = now_s() - t0;
+            sum += dt;
+            if (dt < best) best = dt;
+        }
+        *sum_all += sum;
+        if (sum < *best_round) *best_round = sum;
+        const double bw_after = read_gbps(3), ideal = bytes / (0.5 * (bw_before + bw_after) * 1e9);
+        printf("%s: round %d: %d steps at position ~%d: best %.1f ms, mean %.1f ms; bandwidth %.1f before / %.1f "
+               "after -> ideal %.1f ms; ratio %.2fx best, %.2fx mean\n",
+               label, r + 1, steps, kv_cache_len(kv) - steps, best * 1e3, sum / steps * 1e3, bw_before, bw_after,
+               ideal * 1e3, best / ideal, sum / steps / ideal);
+        if (best / ideal < *best_ratio) *best_ratio = best / ideal;
+        bw_before = bw_after;
+    }
+    *bw = bw_before;
+    return 0;
+}
+
 /* Decode steps of the F16 model m and the Q8 model mq alternated on one cache (the same
  * geometry; each step appends one position): best and mean per step of each. */
 static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int hidden, int steps,
@@ -310,7 +343,9 @@ int main(int argc, char **argv) {
 
     /* prefill, bracketed by sgemm measurements: the machine may be shared, so each run is compared
      * with the rate measured next to it and the best of the runs is reported */
-    const int extra = rounds * steps + (q8 ? 2 * steps : 0); /* decode positions after the prompt */
+    /* decode positions after the prompt: the F16 rounds, then with q8 the alternated steps and the
+     * Q8 rounds */
+    const int extra = rounds * steps + (q8 ? 2 * steps + rounds * steps : 0);
     kv_cache_t *kv = kv_cache_new(llm_device(m), kv_dt, tc.layers, tc.kv_heads * tc.head_dim, tokens + extra, err);
     float *x = mem_alloc_aligned((size_t)(tokens + extra) * tc.hidden * sizeof(float));
     float *logits = mem_alloc_aligned((size_t)tc.vocab * sizeof(float));
@@ -346,35 +381,18 @@ int main(int argc, char **argv) {
     const double kv_read =
         2.0 * layers * (tokens + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim * tensor_dtype_size(kv_dt);
     const double bytes = (double)llm_weight_bytes_per_step(m) + kv_read;
-    double best_dec = 1e30, sum_all = 0, bw_before = bw, best_round = 1e30;
-    for (int r = 0; r < rounds; r++) {
-        double best = 1e30, sum = 0;
-        for (int s = 0; s < steps; s++) {
-            t0 = now_s();
-            if (llm_forward(m, ctx, kv, x + (size_t)(r * steps + s) * tc.hidden, 1, LLM_LOGITS_LAST, logits, err)) {
-                fprintf(stderr, "bench: %s\n", err);
-                return 1;
-            }
-            double dt = now_s() - t0;
-            sum += dt;
-            if (dt < best) best = dt;
-        }
-        sum_all += sum;
-        if (sum < best_round) best_round = sum;
-        double bw_after = read_gbps(3), ideal = bytes / (0.5 * (bw_before + bw_after) * 1e9);
-        printf("decode: round %d: %d steps at position ~%d: best %.1f ms, mean %.1f ms; bandwidth %.1f before / %.1f "
-               "after -> ideal %.1f ms; ratio %.2fx best, %.2fx mean\n",
-               r + 1, steps, tokens + r * steps, best * 1e3, sum / steps * 1e3, bw_before, bw_after, ideal * 1e3,
-               best / ideal, sum / steps / ideal);
-        if (best / ideal < best_dec) best_dec = best / ideal;
-        bw_before = bw_after;
+    double best_dec = 1e30, sum_all = 0, best_round = 1e30;
+    if (decode_rounds("decode", m, ctx, kv, x + (size_t)tokens * tc.hidden, tc.hidden, rounds, steps, bytes, &bw,
+                      logits, &best_round, &sum_all, &best_dec, err)) {
+        fprintf(stderr, "bench: %s\n", err);
+        return 1;
     }
     printf("decode: each step streams %.2f GB (%.2f weights + %.2f KV); best ratio %.2fx (target <= 1.5x)\n",
            bytes / 1e9, llm_weight_bytes_per_step(m) / 1e9, kv_read / 1e9, best_dec);
     printf("decode: %.1f tokens/s at this depth; a 32-layer model would take ~%.0f ms per step\n",
            rounds * steps / sum_all, sum_all / (rounds * steps) * 1e3 * 32.0 / layers);
 
-    double q8_best = 0, q8_mean = 0; /* seconds per Q8 step (0: not measured) */
+    double q8_best = 0, q8_mean = 0; /* seconds per Q8 step, best round's mean and all rounds' (0: not measured) */
     if (q8) {
         /* the same shape with 8-bit linear layers, its steps alternated with the F16 model's */
         t0 = now_s();
@@ -394,11 +412,24 @@ int main(int argc, char **argv) {
         double fpre = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, 2);
         printf("kernels: Q8 prefill shape 512x4096x4096 %.1f GFLOP/s (F16 weights %.1f GFLOP/s, %.2fx)\n", qpre, fpre,
                qpre / fpre);
+        double alt_best = 0, alt_mean = 0;
         if (side_by_side(m, mq, ctx, kv, x + (size_t)(tokens + rounds * steps) * tc.hidden, tc.hidden, steps, logits,
-                         &q8_best, &q8_mean, err)) {
+                         &alt_best, &alt_mean, err)) {
             fprintf(stderr, "bench: %s\n", err);
             return 1;
         }
+        /* then the Q8 model alone, in rounds of consecutive steps like the F16 model's above (and
+         * like llama-bench's): its tokens/s for the comparison with llama.cpp's Q8_0 */
+        const double q_kv = 2.0 * layers * (kv_cache_len(kv) + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim *
+                            tensor_dtype_size(kv_dt);
+        double q_round = 1e30, q_sum = 0, q_ratio = 1e30;
+        if (decode_rounds("decode q8", mq, ctx, kv, x + (size_t)(tokens + rounds * steps + 2 * steps) * tc.hidden,
+                          tc.hidden, rounds, steps, (double)llm_weight_bytes_per_step(mq) + q_kv, &bw, logits, &q_round,
+                          &q_sum, &q_ratio, err)) {
+            fprintf(stderr, "bench: %s\n", err);
+            return 1;
+        }
+        q8_best = q_round / steps, q8_mean = q_sum / (rounds * steps);
         llm_destroy(&mq);
     }
 

@@ -17,8 +17,8 @@
 #   CLIP     llama-mtmd-cli on a 672x672 picture (5 slices) vs  hired-bench-vision --partitions 5
 #            (seconds of encode; mmproj: a random CLIP ViT-L/14-336 + LLaVA-NeXT projector)
 #   Q8       llama.cpp's Q8_0 copy        vs  hired's Q8 weights (--weights q8: blocks of 32 int8,
-#            one float32 scale each; hired-bench-llm's Q8 steps, alternated with F16 ones on
-#            the same cache after the prompt: their mean tokens/s)
+#            one float32 scale each; hired-bench-llm's rounds of consecutive Q8 steps after the
+#            prompt, as its F16 rounds and as llama-bench's runs: the best round's tokens/s)
 #   bf16     where the CPU has native bf16 dot products (AVX512-BF16/AMX), a second hired
 #            row with the linear layers held in bf16 (hired-bench-llm --held bf16: rounded at
 #            load, bf16 products, float32 sums; what decoder.weights = auto picks on such a CPU,
@@ -351,7 +351,7 @@ for round in $(seq 1 "$rounds"); do
     "${clean_env[@]}" "$bench_llm" --layers "$layers" --tokens "$tokens" --steps "$gen" --reps "$reps" --rounds "$dreps" \
         >"$log" 2>&1 || { tail -n 20 "$log" >&2; exit 1; }
     say "hired-bench-llm done in $(($(date +%s) - t0)) s"
-    grep -E '^(kernels|machine|prefill: run|decode: round|decode f16 vs q8)' "$log" | sed 's/^/  hired: /'
+    grep -E '^(kernels|machine|prefill: run|decode: round|decode f16 vs q8|decode q8: round)' "$log" | sed 's/^/  hired: /'
 
     if [ "$do_bf16" = 1 ] && grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then
         say "hired, weights held in bf16 (--held bf16, the default decoder.weights = auto here): prefill of $tokens tokens ($reps runs), decode"
@@ -437,7 +437,7 @@ if do_q8:
     q8_pp, _ = lb("q8-pp")
     q8_tg, _ = lb("q8-tg")
     rows.append(("llama.cpp", "Q8_0", q8_pp, q8_tg, "", ""))
-    h_q8 = max(float(x.get("q8_decode_mean_tok_s", 0)) for x in hl)
+    h_q8 = max(float(x.get("q8_decode_best_tok_s", 0)) for x in hl)
     rows.append(("hired", "Q8", None, h_q8 or None, "", f"{h_q8 / q8_tg:.2f}x of Q8_0 (target >= 1.0x)"
                  if h_q8 else "not measured"))
 hb = [x for f in sorted(os.listdir(logs)) if f.startswith("hired-bf16-") for x in summaries(f[:-4], "hired-bench-llm (bf16)")]
