@@ -98,7 +98,7 @@ static int random_q8(k_device_t *dev, int64_t rows, int64_t cols, uint64_t seed,
     if (!host) return hired_errf(err, HIRED_ENOMEM, "out of memory for [%lld, %lld] random 8-bit weights",
                                  (long long)rows, (long long)cols);
     const int64_t kp = k_q8_row_stride(cols), nb = k_q8_row_blocks(cols);
-    float *scales = (float *)(host + (size_t)rows * (size_t)kp);
+    uint16_t *scales = (uint16_t *)(void *)(host + (size_t)rows * (size_t)kp);
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
@@ -108,7 +108,7 @@ static int random_q8(k_device_t *dev, int64_t rows, int64_t cols, uint64_t seed,
         for (int64_t j = 0; j < rows; j++) {
             if (!row) continue;
             for (int64_t p = 0; p < cols; p++) row[p] = base + rnd_at(seed, (uint64_t)(j * cols + p), scale);
-            k_q8_quantize_row(row, cols, (int8_t *)host + (size_t)j * (size_t)kp, scales + (size_t)j * (size_t)nb);
+            k_q8_quantize_weight_row(row, cols, (int8_t *)host + (size_t)j * (size_t)kp, scales + (size_t)j * (size_t)nb);
         }
         mem_free(row);
     }

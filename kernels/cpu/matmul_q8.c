@@ -9,7 +9,7 @@
  *            Σ qx·qw exactly. The lanes' integer sums become float32 and are scaled by dx·dw per
  *            lane (the scales repeated 8 times per block in the scratch) into 16 partial sums,
  *            added in a fixed order at the end.
- *   AVX2     AVX2 (vpmaddubsw): |qx| times qw with qx's sign, pairs summed to int16 (≤ 2·127²,
+ *   AVX2     AVX2 + F16C (vpmaddubsw): |qx| times qw with qx's sign, pairs summed to int16 (≤ 2·127²,
  *            no saturation), then to int32 and float32, one block per step; four weight rows
  *            at a time where there are four (four weight streams, four independent chains).
  *   portable plain C, one integer sum per block.
@@ -25,6 +25,8 @@
 #include "cpu_ops.h"
 #include "cpu_util.h"
 #include "gemm.h"
+#include "half.h"
+#include "simd_x86.h"
 #include "q8.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -65,14 +67,14 @@ static void quantize_xrow(const float *src, int64_t k, uint8_t *base, int r) {
 #define Q8_NR 4
 
 /* out[r] = Σ_b dx_b·dw_b·Σ qx·qw, plain C. */
-static void dot_portable(const int8_t *wq, const float *wd, int nb, const q8_xrow *x, int nr, float *out) {
+static void dot_portable(const int8_t *wq, const uint16_t *wd, int nb, const q8_xrow *x, int nr, float *out) {
     for (int r = 0; r < nr; r++) {
         float acc = 0.0f;
         for (int b = 0; b < nb; b++) {
             const int8_t *qw = wq + (size_t)b * K_Q8_BLOCK, *qx = x[r].q + (size_t)b * K_Q8_BLOCK;
             int32_t s = 0;
             for (int p = 0; p < K_Q8_BLOCK; p++) s += (int32_t)qw[p] * (int32_t)qx[p];
-            const float sc = x[r].d[b] * wd[b];
+            const float sc = x[r].d[b] * half_to_f32(wd[b]);
             acc += sc * (float)s;
         }
         out[r] = acc;
@@ -80,8 +82,8 @@ static void dot_portable(const int8_t *wq, const float *wd, int nb, const q8_xro
 }
 
 #ifdef Q8_X86
-#define Q8_AVX2 __attribute__((target("avx2,fma")))
-#define Q8_VNNI __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define Q8_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define Q8_VNNI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
 Q8_AVX2 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -90,7 +92,7 @@ Q8_AVX2 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-Q8_AVX2 static void dot_avx2(const int8_t *wq, const float *wd, int nb, const q8_xrow *x, int nr, float *out) {
+Q8_AVX2 static void dot_avx2(const int8_t *wq, const uint16_t *wd, int nb, const q8_xrow *x, int nr, float *out) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int r = 0; r < nr; r++) {
         __m256 acc = _mm256_setzero_ps();
@@ -99,7 +101,7 @@ Q8_AVX2 static void dot_avx2(const int8_t *wq, const float *wd, int nb, const q8
             const __m256i q = _mm256_loadu_si256((const __m256i *)(x[r].q + (size_t)b * K_Q8_BLOCK));
             const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(w, q));
             const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-            acc = _mm256_fmadd_ps(s, _mm256_set1_ps(x[r].d[b] * wd[b]), acc);
+            acc = _mm256_fmadd_ps(s, _mm256_set1_ps(x[r].d[b] * _cvtsh_ss(wd[b])), acc);
         }
         out[r] = hsum256(acc);
     }
@@ -109,7 +111,7 @@ Q8_AVX2 static void dot_avx2(const int8_t *wq, const float *wd, int nb, const q8
  * shapes: four independent FMA chains and four weight streams per x row instead of one, each
  * (x row, weight row) pair the same instructions in the same order as dot_avx2, so the same
  * bits. out[r·4 + jj]. */
-Q8_AVX2 static void dot_avx2_4(const int8_t *wq, const float *wd, int nb, size_t kp, const q8_xrow *x, int nr,
+Q8_AVX2 static void dot_avx2_4(const int8_t *wq, const uint16_t *wd, int nb, size_t kp, const q8_xrow *x, int nr,
                                float *out) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int r = 0; r < nr; r++) {
@@ -123,7 +125,7 @@ Q8_AVX2 static void dot_avx2_4(const int8_t *wq, const float *wd, int nb, size_t
                 const __m256i w = _mm256_loadu_si256((const __m256i *)(wq + jj * kp + (size_t)b * K_Q8_BLOCK));
                 const __m256i p16 = _mm256_maddubs_epi16(qa, _mm256_sign_epi8(w, q));
                 const __m256 sv = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                acc[jj] = _mm256_fmadd_ps(sv, _mm256_set1_ps(dx * wd[(size_t)jj * nb + b]), acc[jj]);
+                acc[jj] = _mm256_fmadd_ps(sv, _mm256_set1_ps(dx * _cvtsh_ss(wd[(size_t)jj * nb + b])), acc[jj]);
             }
         }
         for (int jj = 0; jj < 4; jj++) out[r * 4 + jj] = hsum256(acc[jj]);
@@ -131,7 +133,7 @@ Q8_AVX2 static void dot_avx2_4(const int8_t *wq, const float *wd, int nb, size_t
 }
 
 /* Two blocks per step; nb is even (the layout pads rows to 64 values). */
-Q8_VNNI static inline __attribute__((always_inline)) void dot_vnni_n(const int8_t *wq, const float *wd, int nb,
+Q8_VNNI static inline __attribute__((always_inline)) void dot_vnni_n(const int8_t *wq, const uint16_t *wd, int nb,
                                                                      const q8_xrow *x, int nr, float *out) {
     const __m512i c128 = _mm512_set1_epi8((char)0x80);
     const __m512i pair = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -141,8 +143,9 @@ Q8_VNNI static inline __attribute__((always_inline)) void dot_vnni_n(const int8_
         const __m512i w = _mm512_loadu_si512((const void *)(wq + (size_t)t * 64));
         const __m512i neg = _mm512_sub_epi32(_mm512_setzero_si512(),
                                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), c128, w)); /* −128·Σw */
-        const __m512 dw = _mm512_permutexvar_ps(
-            pair, _mm512_castps128_ps512(_mm_castsi128_ps(_mm_loadl_epi64((const __m128i *)(wd + 2 * t)))));
+        uint32_t dw2; /* the two blocks' half scales */
+        memcpy(&dw2, wd + 2 * t, sizeof dw2);
+        const __m512 dw = _mm512_permutexvar_ps(pair, _mm512_castps128_ps512(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dw2))));
         for (int r = 0; r < nr; r++) {
             const __m512i s = _mm512_dpbusd_epi32(neg, _mm512_loadu_si512((const void *)(x[r].u + (size_t)t * 64)), w);
             const __m512 sc = _mm512_mul_ps(_mm512_loadu_ps(x[r].dv + (size_t)t * 16), dw);
@@ -153,7 +156,7 @@ Q8_VNNI static inline __attribute__((always_inline)) void dot_vnni_n(const int8_
 }
 
 /* One instance per row count, so each keeps its accumulators in registers. */
-Q8_VNNI static void dot_vnni(const int8_t *wq, const float *wd, int nb, const q8_xrow *x, int nr, float *out) {
+Q8_VNNI static void dot_vnni(const int8_t *wq, const uint16_t *wd, int nb, const q8_xrow *x, int nr, float *out) {
     switch (nr) {
     case 1: dot_vnni_n(wq, wd, nb, x, 1, out); break;
     case 2: dot_vnni_n(wq, wd, nb, x, 2, out); break;
@@ -162,10 +165,7 @@ Q8_VNNI static void dot_vnni(const int8_t *wq, const float *wd, int nb, const q8
     }
 }
 
-static bool have_avx2(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-}
+static bool have_avx2(void) { return k_cpu_have_f16c(); /* AVX2, FMA and F16C (the half scales) */ }
 
 static bool have_vnni(void) {
     __builtin_cpu_init();
@@ -201,7 +201,7 @@ const char *k_matmul_q8_isa_name(k_q8_isa isa) {
     return "?";
 }
 
-typedef void (*q8_dot_fn)(const int8_t *wq, const float *wd, int nb, const q8_xrow *x, int nr, float *out);
+typedef void (*q8_dot_fn)(const int8_t *wq, const uint16_t *wd, int nb, const q8_xrow *x, int nr, float *out);
 
 static q8_dot_fn dot_for(k_q8_isa isa) {
 #ifdef Q8_X86
@@ -230,7 +230,7 @@ static void group_slice(const k_matmul_args *a, q8_dot_fn dot, uint8_t *xs, int 
                         size_t ldy) {
     const int64_t kp = k_q8_row_stride(a->k), nb = kp / K_Q8_BLOCK;
     const int8_t *wq = k_q8_quants(a->w);
-    const float *wd = k_q8_scales(a->w, a->n, a->k);
+    const uint16_t *wd = k_q8_scales(a->w, a->n, a->k);
     for (int jb = j0; jb < j1; jb += Q8_JB) {
         const int je = jb + Q8_JB < j1 ? jb + Q8_JB : j1;
         for (int r0 = 0; r0 < gn; r0 += Q8_NR) {

@@ -20,7 +20,8 @@ static void matmul_q8_ref(const k_matmul_args *a) {
     const size_t ldx = a->ldx ? (size_t)a->ldx : (size_t)a->k, ldy = a->ldy ? (size_t)a->ldy : (size_t)a->n;
     const size_t kp = (size_t)k_q8_row_stride(a->k), nb = kp / K_Q8_BLOCK;
     const int8_t *wq = k_q8_quants(a->w);
-    const float *wd = k_q8_scales(a->w, a->n, a->k), *x = a->x;
+    const uint16_t *wd = k_q8_scales(a->w, a->n, a->k);
+    const float *x = a->x;
     float *y = a->y;
     for (int i = 0; i < a->m; i++) {
         for (int j = 0; j < a->n; j++) {
@@ -32,7 +33,7 @@ static void matmul_q8_ref(const k_matmul_args *a) {
                 k_q8_quantize_row(x + i * ldx + p0, len, qx, dx);
                 int32_t isum = 0;
                 for (int p = 0; p < len; p++) isum += (int32_t)qx[p] * wq[(size_t)j * kp + (size_t)p0 + (size_t)p];
-                s += (double)dx[0] * (double)wd[(size_t)j * nb + (size_t)p0 / K_Q8_BLOCK] * (double)isum;
+                s += (double)dx[0] * (double)half_to_f32(wd[(size_t)j * nb + (size_t)p0 / K_Q8_BLOCK]) * (double)isum;
             }
             if (a->bias) s += a->bias[j];
             float *yp = &y[i * ldy + j];

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "half.h"
 #include "kverify.h"
 #include "ktest.h"
 #include "matmul.h"
@@ -60,7 +61,9 @@ static void test_quantiser(void) {
     k_q8_quantize_row(z, 32, q, d);
     CHECK(d[0] == 0.0f && q[0] == 0 && q[31] == 0);
 
-    /* a whole weight from F16: the layout's sizes, and every value within d/2 of the original */
+    /* a whole weight from F16: the layout's sizes (half scales), every scale the half nearest
+     * max|w|/127 of its block, and every value within d/2 of the original plus what rounding the
+     * scale to a half moves it (|q|·|d − max|w|/127| ≤ 127·2⁻¹¹·d) */
     const int n = 5, k = 100;
     float *w32 = malloc((size_t)n * k * 4), *back = malloc((size_t)k * 4);
     kverify_fill(w32, (size_t)n * k, seed++, -3, 3);
@@ -68,28 +71,34 @@ static void test_quantiser(void) {
     tensor_convert_from_f32(h, w32, TENSOR_DTYPE_F16, (size_t)n * k);
     tensor_convert_to_f32(w32, h, TENSOR_DTYPE_F16, (size_t)n * k);
     CHECK_EQ_INT((int)k_q8_row_stride(k), 128);
-    CHECK_EQ_INT((int)k_q8_bytes(n, k), n * 128 + n * 4 * 4);
+    CHECK_EQ_INT((int)k_q8_bytes(n, k), n * 128 + n * 4 * 2);
     void *w = malloc(k_q8_bytes(n, k));
     CHECK_EQ_INT(k_q8_quantize(h, TENSOR_DTYPE_F16, n, k, w), 0);
-    const float *sc = k_q8_scales(w, n, k);
-    int worst_ok = 1;
+    const uint16_t *sc = k_q8_scales(w, n, k);
+    int worst_ok = 1, scales_ok = 1;
     for (int j = 0; j < n; j++) {
         k_q8_dequantize_row(w, n, k, j, back);
+        for (int b = 0; b < 4; b++) {
+            float amax = 0;
+            for (int p = b * 32; p < k && p < b * 32 + 32; p++) amax = fmaxf(amax, fabsf(w32[j * k + p]));
+            scales_ok &= sc[j * 4 + b] == (b * 32 < k ? f32_to_half(amax / 127.0f) : 0);
+        }
         for (int p = 0; p < k; p++) {
-            float dj = sc[j * 4 + p / 32];
-            if (fabsf(back[p] - w32[j * k + p]) > dj * 0.5f * (1 + 1e-6f)) worst_ok = 0;
+            float dj = half_to_f32(sc[j * 4 + p / 32]);
+            if (fabsf(back[p] - w32[j * k + p]) > dj * (0.5f + 127.0f / 2048.0f) * (1 + 1e-6f)) worst_ok = 0;
         }
         for (int p = k; p < 128; p++) worst_ok &= k_q8_quants(w)[j * 128 + p] == 0; /* padding */
     }
     CHECK(worst_ok);
+    CHECK(scales_ok);
     free(w32), free(back), free(h), free(w);
     /* k = 20: the second block of each row is all padding, scale 0 */
     float v[2 * 20];
     kverify_fill(v, 40, seed++, -1, 1);
     void *w2 = malloc(k_q8_bytes(2, 20));
     CHECK_EQ_INT(k_q8_quantize(v, TENSOR_DTYPE_F32, 2, 20, w2), 0);
-    CHECK(k_q8_scales(w2, 2, 20)[1] == 0.0f && k_q8_scales(w2, 2, 20)[3] == 0.0f);
-    CHECK(k_q8_scales(w2, 2, 20)[0] > 0.0f && k_q8_scales(w2, 2, 20)[2] > 0.0f);
+    CHECK(k_q8_scales(w2, 2, 20)[1] == 0 && k_q8_scales(w2, 2, 20)[3] == 0);
+    CHECK(k_q8_scales(w2, 2, 20)[0] > 0 && k_q8_scales(w2, 2, 20)[2] > 0);
     free(w2);
 }
 

@@ -17,7 +17,7 @@
 #   CLIP     llama-mtmd-cli on a 672x672 picture (5 slices) vs  hired-bench-vision --partitions 5
 #            (seconds of encode; mmproj: a random CLIP ViT-L/14-336 + LLaVA-NeXT projector)
 #   Q8       llama.cpp's Q8_0 copy        vs  hired's Q8 weights (--weights q8: blocks of 32 int8,
-#            one float32 scale each; hired-bench-llm's rounds of consecutive Q8 steps after the
+#            one half scale each; hired-bench-llm's rounds of consecutive Q8 steps after the
 #            prompt, as its F16 rounds and as llama-bench's runs: the best round's tokens/s)
 #   bf16     where the CPU has native bf16 dot products (AVX512-BF16/AMX), a second hired
 #            row with the linear layers held in bf16 (hired-bench-llm --held bf16: rounded at
