@@ -61,8 +61,10 @@ void k_attention_plan(const k_attention_args *a, int max_threads, k_attention_la
     if (a->causal) flops *= 0.5;
     if (a->t_q == 1) {
         /* decode: one GEMM pair per kv head covers its whole group of q heads; an item is an
-         * even share of the kv heads per thread, so that a thread reads its heads' stretch of
-         * each cache row at once (kernels/cpu/attention_x86.h) */
+         * even share of the kv heads per thread (the GEMM path's unit of work, and the score
+         * scratch's: item_rows rows a thread). The CPU's AVX2 decode kernels split keys among
+         * the threads instead (kernels/cpu/attention_x86.h) and take from it only their scratch
+         * size and thread count */
         int group = a->n_head / a->n_head_kv;
         int threads = flops < SERIAL_FLOPS ? 1 : max_threads;
         if (threads > a->n_head_kv) threads = a->n_head_kv;
