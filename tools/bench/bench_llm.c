@@ -193,6 +193,13 @@ static double q8_gbps(k_ctx_t *ctx, int n, int k, int reps) {
     return gflops / (2.0 * k) * ((double)k_q8_bytes(n, k) / n); /* flops/s → rows/s → bytes/s */
 }
 
+/* KV cache bytes a decode step reads on average over the next n steps from kv's length on (keys
+ * and values of every layer up to the step's position). */
+static double kv_read_per_step(const kv_cache_t *kv, int n) {
+    return 2.0 * kv_cache_layers(kv) * (kv_cache_len(kv) + n / 2.0) * kv_cache_dim(kv) *
+           tensor_dtype_size(kv_cache_dtype(kv));
+}
+
 /* rounds × steps decode steps of m on kv from the input rows x (one row a step), each round
  * bracketed by read-bandwidth measurements (*bw: the one before the first round; the last one
  * after, on return): per round the best and mean step against bytes ÷ bandwidth. *best_round: the
@@ -225,9 +232,9 @@ static int decode_rounds(const char *label, llm_t *m, k_ctx_t *ctx, kv_cache_t *
 }
 
 /* Decode steps of the F16 model m and the Q8 model mq alternated on one cache (the same
- * geometry; each step appends one position): best and mean per step of each. */
+ * geometry; each step appends one position): best and mean per step of each, printed. */
 static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const float *x, int hidden, int steps,
-                        float *logits, double *q8_best_s, double *q8_mean_s, char *err) {
+                        float *logits, char *err) {
     double best[2] = {1e30, 1e30}, sum[2] = {0, 0};
     for (int s = 0; s < steps; s++)
         for (int w = 0; w < 2; w++) {
@@ -247,8 +254,6 @@ static int side_by_side(llm_t *m, llm_t *mq, k_ctx_t *ctx, kv_cache_t *kv, const
            "(F16 ~%.0f ms)\n",
            llm_weight_bytes_per_step(mq) / 1e9, llm_weight_bytes_per_step(m) / 1e9, sum[1] / steps * 1e3 * 32.0 / layers,
            sum[0] / steps * 1e3 * 32.0 / layers);
-    *q8_best_s = best[1];
-    *q8_mean_s = sum[1] / steps;
     return 0;
 }
 
@@ -378,8 +383,7 @@ int main(int argc, char **argv) {
            kv_cache_bytes(kv) / 1e6, kv_cache_cap(kv));
 
     /* decode steps after the prompt, in rounds bracketed by bandwidth measurements */
-    const double kv_read =
-        2.0 * layers * (tokens + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim * tensor_dtype_size(kv_dt);
+    const double kv_read = kv_read_per_step(kv, rounds * steps);
     const double bytes = (double)llm_weight_bytes_per_step(m) + kv_read;
     double best_dec = 1e30, sum_all = 0, best_round = 1e30;
     if (decode_rounds("decode", m, ctx, kv, x + (size_t)tokens * tc.hidden, tc.hidden, rounds, steps, bytes, &bw,
@@ -412,16 +416,14 @@ int main(int argc, char **argv) {
         double fpre = sgemm_gflops(ctx, 512, 4096, 4096, TENSOR_DTYPE_F16, 2);
         printf("kernels: Q8 prefill shape 512x4096x4096 %.1f GFLOP/s (F16 weights %.1f GFLOP/s, %.2fx)\n", qpre, fpre,
                qpre / fpre);
-        double alt_best = 0, alt_mean = 0;
         if (side_by_side(m, mq, ctx, kv, x + (size_t)(tokens + rounds * steps) * tc.hidden, tc.hidden, steps, logits,
-                         &alt_best, &alt_mean, err)) {
+                         err)) {
             fprintf(stderr, "bench: %s\n", err);
             return 1;
         }
         /* then the Q8 model alone, in rounds of consecutive steps like the F16 model's above (and
          * like llama-bench's): its tokens/s for the comparison with llama.cpp's Q8_0 */
-        const double q_kv = 2.0 * layers * (kv_cache_len(kv) + rounds * steps / 2.0) * tc.kv_heads * tc.head_dim *
-                            tensor_dtype_size(kv_dt);
+        const double q_kv = kv_read_per_step(kv, rounds * steps);
         double q_round = 1e30, q_sum = 0, q_ratio = 1e30;
         if (decode_rounds("decode q8", mq, ctx, kv, x + (size_t)(tokens + rounds * steps + 2 * steps) * tc.hidden,
                           tc.hidden, rounds, steps, (double)llm_weight_bytes_per_step(mq) + q_kv, &bw, logits, &q_round,
