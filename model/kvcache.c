@@ -217,11 +217,9 @@ static uint8_t *row_ptr(const kv_cache_t *kv, int layer, int pos, bool values) {
 void *kv_cache_k(kv_cache_t *kv, int layer, int pos) { return row_ptr(kv, layer, pos, false); }
 void *kv_cache_v(kv_cache_t *kv, int layer, int pos) { return row_ptr(kv, layer, pos, true); }
 
-/* Rows [pos, pos + t) of one layer's keys (values) from src (n = t·kv_dim elements of the
- * cache's dtype, host or device as `upload` says) in runs that stay within one block. */
 /* Rows pos .. pos+t−1 of the keys (or values) of a layer from float32 src [t, kv_dim] (device
- * memory), in runs that stay inside one block of a paged cache: a copy for a float32 cache, the
- * cast op (rounded to the cache's dtype on the device) otherwise. */
+ * memory), in runs that stay inside one block of a paged cache, through the cast op: rounded
+ * to the cache's dtype on the device (a copy for a float32 cache). */
 static int put_rows(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, int t, bool values, const float *src) {
     const int run_max = kv->pool ? kv->pool->block : t;
     int rc = HIRED_OK;
@@ -231,12 +229,8 @@ static int put_rows(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, int t, boo
         void *dst = row_ptr(kv, layer, pos + r, values);
         const float *s = src + (size_t)r * kv->kv_dim;
         const size_t n = (size_t)run * kv->kv_dim;
-        if (kv->dtype == TENSOR_DTYPE_F32) {
-            rc = k_ctx_copy(ctx, dst, s, n * sizeof(float));
-        } else {
-            k_cast_args ca = {.n = (int64_t)n, .x = s, .y = dst, .dtype = kv->dtype};
-            rc = k_cast(ctx, &ca);
-        }
+        k_cast_args ca = {.n = (int64_t)n, .x = s, .y = dst, .dtype = kv->dtype};
+        rc = k_cast(ctx, &ca);
         r += run;
     }
     return rc;

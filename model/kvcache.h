@@ -67,8 +67,8 @@ void *kv_cache_v(kv_cache_t *kv, int layer, int pos);
 
 /* Writes t rows of keys k and values v (float32 [t, kv_dim], device memory) at positions
  * pos.. of layer `layer`, in the cache's dtype (F16/BF16 rounded to nearest even). Through
- * ctx, on its device: a copy for a float32 cache, the cast op (kernels/cast.h) straight into
- * the cache's rows otherwise. 0 or the op's HIRED_E* (k_ctx_err). */
+ * ctx, on its device: the cast op (kernels/cast.h) straight into the cache's rows, a copy for a
+ * float32 cache. 0 or the op's HIRED_E* (k_ctx_err). */
 int kv_cache_write(kv_cache_t *kv, k_ctx_t *ctx, int layer, int pos, const float *k, const float *v, int t);
 
 /* len += t. HIRED_ERANGE when that would pass cap (len unchanged). */
