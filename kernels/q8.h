@@ -13,9 +13,10 @@
  * and q = 0), so w ≈ d·q within d/2 (plus the scale's rounding, at most 2⁻¹¹·|w|).
  *
  * The matmul (matmul.h) with Q8 weights quantises each x row the same way, block by block, with
- * float32 scales (dx_b, qx: k_q8_quantize_row), and computes y[i, j] = Σ_b dx_b · dw_b · Σ_{p in b} qx[p]·qw[p]: the integer block
- * sums are exact (|Σ| ≤ 32·127² < 2²⁴), only the float32 combination of the block terms
- * differs between implementations (the reference sums in double). Every output row depends only
+ * float32 scales (dx_b, qx: k_q8_quantize_row), and computes
+ * y[i, j] = Σ_b dx_b · dw_b · Σ_{p in b} qx[p]·qw[p]: the integer block sums are exact
+ * (|Σ| ≤ 32·127² < 2²⁴), only the float32 combination of the block terms differs between
+ * implementations (the reference sums in double). Every output row depends only
  * on its own x row: the op is row-invariant by construction.
  * Not here: the kernels (kernels/cpu/matmul_q8.c), loading (model/weights.h). */
 #ifndef HIRED_K_Q8_H

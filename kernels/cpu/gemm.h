@@ -39,9 +39,8 @@ bool k_cpu_gemm_force(k_gemm_family f);
 const char *k_cpu_gemm_family_name(k_gemm_family f);
 
 /* True when hired may use AVX-512 (F at least) here: the CPU has it and HIRED_MAX_CPU_ISA does
- * not cap the CPU kernels at AVX2 (k_cpu_isa_capped; defined in
- * simd_x86.c). Every AVX-512 path asks this, never the
- * CPU alone. */
+ * not cap the CPU kernels at AVX2 (k_cpu_isa_capped). Every AVX-512 path asks this, never the
+ * CPU alone. Both are defined in simd_x86.c. */
 bool k_cpu_avx512_usable(void);
 /* True when HIRED_MAX_CPU_ISA=avx2 is set: hired's own kernels and oneDNN keep to AVX2/FMA/F16C
  * on a CPU with AVX-512, as on one without it (to reproduce an AVX2-only machine's paths and

@@ -15,7 +15,8 @@
  * the error is that rounding's: NMSE ≤ 1e-6 (F16) and ≤ 2e-5 (BF16). Every other op keeps the
  * CPU's documented tolerance: norms, softmax and attention reduce in float32, activations and
  * rope's angle tables in double, add, sum_rows (rows added in order), embed, gather, mask,
- * cast (half.h's conversions on the float's bits) and topk are exact; patch_embed converts its weight to F32 and runs the F32 GEMM. */
+ * cast (half.h's conversions on the float's bits) and topk are exact; patch_embed converts its
+ * weight to F32 and runs the F32 GEMM. */
 #ifndef HIRED_CUDA_OPS_H
 #define HIRED_CUDA_OPS_H
 
