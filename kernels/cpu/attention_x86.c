@@ -251,9 +251,9 @@ K_TARGET void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds,
 
 // ---- decode: one query row per head, the cache read where it lies --------------------------------
 
-/* The score of one query head against one key: 8-lane partial sums over d in order (two
- * chains, 16 elements a step, then a last 8), added, a fixed horizontal sum, times scale. */
-K_INLINE float decode_score(const float *qh, const void *k, bool half, size_t off, int d, float scale) {
+/* One query head against one key: the two 8-lane chains of partial sums over d in order (16
+ * elements a step, then a last 8), added; k_avx2_hsum of it is the score before the scale. */
+K_INLINE __m256 decode_score_lanes(const float *qh, const void *k, bool half, size_t off, int d) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int e = 0;
     for (; e + 16 <= d; e += 16) {
@@ -261,41 +261,101 @@ K_INLINE float decode_score(const float *qh, const void *k, bool half, size_t of
         acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e + 8), kv8(k, half, off + e + 8), acc1);
     }
     if (e < d) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(qh + e), kv8(k, half, off + e), acc0);
-    return scale * k_avx2_hsum(_mm256_add_ps(acc0, acc1));
+    return _mm256_add_ps(acc0, acc1);
+}
+
+/* k_avx2_hsum of each of v[0..8), lane i of the result: the same additions in the same order
+ * (halves, then lanes two apart, then neighbours), eight heads at a time by transposing
+ * shuffles instead of eight serial reductions. */
+K_INLINE __m256 hsum8(const __m256 *v) {
+    __m256 x[4]; /* x[i]: lanes 0-3 the halves' sums of v[i], lanes 4-7 those of v[i + 4] */
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++)
+        x[i] = _mm256_add_ps(_mm256_permute2f128_ps(v[i], v[i + 4], 0x20), _mm256_permute2f128_ps(v[i], v[i + 4], 0x31));
+    /* lanes two apart: [b0, b1] of v[i] and v[i + 1] in each 128-bit half */
+    const __m256 r = _mm256_add_ps(_mm256_shuffle_ps(x[0], x[1], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm256_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 t = _mm256_add_ps(_mm256_shuffle_ps(x[2], x[3], _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm256_shuffle_ps(x[2], x[3], _MM_SHUFFLE(3, 2, 3, 2)));
+    /* neighbours: b0 + b1 */
+    return _mm256_add_ps(_mm256_shuffle_ps(r, t, _MM_SHUFFLE(2, 0, 2, 0)), _mm256_shuffle_ps(r, t, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
 K_TARGET void k_cpu_att_decode_scores(const k_attention_args *a, int j0, int j1, int n, size_t ldk, const float *q,
                                       float *s) {
-    const int d = a->head_dim, g = a->n_head / a->n_head_kv;
+    const int d = a->head_dim, g = a->n_head / a->n_head_kv, h8 = a->n_head / 8 * 8;
     const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
+    const __m256 scale = _mm256_set1_ps(a->scale);
     for (int j = j0; j < j1; j++) {
         const size_t off = k_attention_row(a, j, ldk);
-        for (int hk = 0; hk < a->n_head_kv; hk++)
-            for (int h = 0; h < g; h++) {
-                const int r = hk * g + h;
-                s[(size_t)r * n + j] = decode_score(q + (size_t)r * d, a->k, half, off + (size_t)hk * d, d, a->scale);
-            }
+        int r = 0;
+        for (; r < h8; r += 8) {
+            __m256 v[8];
+            float out[8];
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++)
+                v[i] = decode_score_lanes(q + (size_t)(r + i) * d, a->k, half, off + (size_t)((r + i) / g) * d, d);
+            _mm256_storeu_ps(out, _mm256_mul_ps(scale, hsum8(v)));
+            for (int i = 0; i < 8; i++) s[(size_t)(r + i) * n + j] = out[i];
+        }
+        for (; r < a->n_head; r++)
+            s[(size_t)r * n + j] =
+                a->scale * k_avx2_hsum(decode_score_lanes(q + (size_t)r * d, a->k, half, off + (size_t)(r / g) * d, d));
     }
 }
+
+/* Keys [j0, j1) of one q head r into its part, elements [e0, e0 + 8·nv): nv accumulators in
+ * registers, one FMA chain per element over the keys in order, started from part (a store and
+ * a load change no bits). */
+K_INLINE void decode_values_run(const k_attention_args *a, int j0, int j1, size_t ldv, const float *p,
+                                float *prow, size_t col, const int nv, bool half) {
+    __m256 acc[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (i < nv) acc[i] = _mm256_loadu_ps(prow + 8 * i);
+    for (int j = j0; j < j1; j++) {
+        const __m256 pj = _mm256_broadcast_ss(p + j);
+        const size_t off = k_attention_row(a, j, ldv) + col;
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            if (i < nv) acc[i] = _mm256_fmadd_ps(pj, kv8(a->v, half, off + (size_t)(8 * i)), acc[i]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++)
+        if (i < nv) _mm256_storeu_ps(prow + 8 * i, acc[i]);
+}
+
+/* Keys a group at a time: the group's value rows (DECODE_KG · n_head_kv · d elements, 64 KB at
+ * 7B widths) stay in L2 while every head takes its slice, and each head's partial sums stay in
+ * registers over the group's keys instead of a load and a store per key. Key by key through
+ * part (the earlier shape) ran the F16 attention of a 2,900-key decode step at about 24 GB/s of
+ * cache read on a Zen 4. */
+#define DECODE_KG 8
 
 K_TARGET void k_cpu_att_decode_values(const k_attention_args *a, int j0, int j1, int n, size_t ldv, const float *p,
                                       float *part) {
     const int d = a->head_dim, g = a->n_head / a->n_head_kv;
     const bool half = a->kv_dtype == TENSOR_DTYPE_F16;
-    /* key by key, every head from the row's one stretch; each element one FMA chain over the
-     * block's keys in order, held in part between keys (a store and a load change no bits) */
     memset(part, 0, (size_t)a->n_head * d * sizeof(float));
-    for (int j = j0; j < j1; j++) {
-        const size_t off = k_attention_row(a, j, ldv);
-        for (int hk = 0; hk < a->n_head_kv; hk++)
-            for (int h = 0; h < g; h++) {
-                const int r = hk * g + h;
-                const __m256 pj = _mm256_broadcast_ss(p + (size_t)r * n + j);
-                float *prow = part + (size_t)r * d;
-                for (int e = 0; e < d; e += 8)
-                    _mm256_storeu_ps(prow + e, _mm256_fmadd_ps(pj, kv8(a->v, half, off + (size_t)hk * d + (size_t)e),
-                                                               _mm256_loadu_ps(prow + e)));
+    for (int jg = j0; jg < j1; jg += DECODE_KG) {
+        const int je = jg + DECODE_KG < j1 ? jg + DECODE_KG : j1;
+        for (int r = 0; r < a->n_head; r++) {
+            const float *pr = p + (size_t)r * n;
+            float *prow = part + (size_t)r * d;
+            const size_t col = (size_t)(r / g) * d;
+            int e = 0;
+            for (; e + 64 <= d; e += 64) decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 8, half);
+            switch ((d - e) / 8) { /* constant counts, so the accumulators stay in registers */
+            case 7: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 7, half); break;
+            case 6: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 6, half); break;
+            case 5: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 5, half); break;
+            case 4: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 4, half); break;
+            case 3: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 3, half); break;
+            case 2: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 2, half); break;
+            case 1: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 1, half); break;
+            default: break;
             }
+        }
     }
 }
 

@@ -77,15 +77,17 @@ void k_cpu_att_values(float *o, size_t ldo, const float *s, size_t lds, int mr, 
 /* One decode step's attention read from the cache as it lies (a->k, a->v: float32 or F16, dense
  * or paged, rows found by k_attention_row with strides ldk, ldv; kv head hk's columns hk·d ..):
  * no widened copy of the cache. In two calls, each cache row read in long stretches: a head at
- * a time would touch a new page per key (rows are n_head_kv·d apart) and ran at half the
- * memory's rate on a Zen 3.
+ * a time over all keys would touch a new page per key (rows are n_head_kv·d apart) and ran at
+ * half the memory's rate on a Zen 3.
  *
  * Scores, for keys [j0, j1) (threads take ranges of keys; each row is read whole):
  *   s[r·n + j] = scale · q_r · key_j, for every q head r (q: the step's query row, head r at
  *   r·d; its kv head r / (n_head / n_head_kv)),
- * 8-lane partial sums over d in order, then a fixed horizontal sum.
+ * 8-lane partial sums over d in order, then a fixed horizontal sum (eight heads' at once, the
+ * same additions in the same order).
  * Values, for keys [j0, j1): a block of K_DECODE_KB keys (the last one shorter); threads take
- * blocks, each cache row read whole. With p the score rows after k_cpu_att_exp_row (row r at
+ * blocks, and a block runs in groups of 8 keys whose rows stay in L2 while every head takes its
+ * slice, its partial sums in registers. With p the score rows after k_cpu_att_exp_row (row r at
  * r·n):
  *   part[r·d + e] = Σ_{j0 ≤ j < j1} p_rj · value_j[e] for every q head r,
  * each element one FMA chain over the block's keys in order. The caller adds the blocks' parts
