@@ -90,16 +90,39 @@ static inline __attribute__((always_inline)) float wscalar(const void *w, size_t
     return scalar_w(((const uint16_t *)w)[i], t == DW_BF16);
 }
 
-/* One x row, one weight row at a time, two accumulators (8-wide sums over 16-element steps,
- * added, reduced, then the fused tail: the order every row-invariant kernel repeats). One weight
- * stream, not several: side by side in one process at a decode step's shapes (7B widths, 1.07
- * GB of F16), one row read 6-7% faster than four (Zen 4, AVX2 code, 1 and 2 threads; two rows
- * at a time were slowest, 23% behind one): rows 8 KB apart (k = 4096) meet in the same L1 sets.
- * Four rows had replaced two (97b97b7), which one row also beats. */
+/* One x row: four weight rows at a time (four memory streams), two accumulators each. One row
+ * at a time (the same bits) read a decode step's matrices 5-7% faster in a microbenchmark of
+ * its own, but hired-bench-llm's whole decode step ran 1-3% slower with it in four of five
+ * alternated pairs (Zen 4, AVX2 code, 2 threads), and four rows stay ahead on matrices that
+ * stay in cache; so four it is. */
 K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const void *w, int k, int j0, int j1,
                                                                       const float *x, float *dot, dot_w t) {
-    const int k16 = k / 16 * 16;
-    for (int j = j0; j < j1; j++) {
+    int k16 = k / 16 * 16;
+    int j = j0;
+    for (; j + 4 <= j1; j += 4) {
+        const size_t o0 = (size_t)j * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+        for (int p = 0; p < k16; p += 16) {
+            __m256 x0 = _mm256_loadu_ps(x + p), x1 = _mm256_loadu_ps(x + p + 8);
+            a0 = _mm256_fmadd_ps(wload8(w, o0 + p, t), x0, a0);
+            a1 = _mm256_fmadd_ps(wload8(w, o0 + p + 8, t), x1, a1);
+            b0 = _mm256_fmadd_ps(wload8(w, o1 + p, t), x0, b0);
+            b1 = _mm256_fmadd_ps(wload8(w, o1 + p + 8, t), x1, b1);
+            c0 = _mm256_fmadd_ps(wload8(w, o2 + p, t), x0, c0);
+            c1 = _mm256_fmadd_ps(wload8(w, o2 + p + 8, t), x1, c1);
+            d0 = _mm256_fmadd_ps(wload8(w, o3 + p, t), x0, d0);
+            d1 = _mm256_fmadd_ps(wload8(w, o3 + p + 8, t), x1, d1);
+        }
+        float s0 = k_avx2_hsum(_mm256_add_ps(a0, a1)), s1 = k_avx2_hsum(_mm256_add_ps(b0, b1));
+        float s2 = k_avx2_hsum(_mm256_add_ps(c0, c1)), s3 = k_avx2_hsum(_mm256_add_ps(d0, d1));
+        for (int p = k16; p < k; p++) { /* explicit fused tails: the row-invariant kernel repeats them exactly */
+            s0 = __builtin_fmaf(wscalar(w, o0 + p, t), x[p], s0), s1 = __builtin_fmaf(wscalar(w, o1 + p, t), x[p], s1);
+            s2 = __builtin_fmaf(wscalar(w, o2 + p, t), x[p], s2), s3 = __builtin_fmaf(wscalar(w, o3 + p, t), x[p], s3);
+        }
+        dot[j - j0] = s0, dot[j + 1 - j0] = s1, dot[j + 2 - j0] = s2, dot[j + 3 - j0] = s3;
+    }
+    for (; j < j1; j++) {
         const size_t o0 = (size_t)j * k;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         for (int p = 0; p < k16; p += 16) {
@@ -107,7 +130,6 @@ K_TARGET static inline __attribute__((always_inline)) void dot_rows_1(const void
             a1 = _mm256_fmadd_ps(wload8(w, o0 + p + 8, t), _mm256_loadu_ps(x + p + 8), a1);
         }
         float s0 = k_avx2_hsum(_mm256_add_ps(a0, a1));
-        /* explicit fused tails: the row-invariant kernels repeat them exactly */
         for (int p = k16; p < k; p++) s0 = __builtin_fmaf(wscalar(w, o0 + p, t), x[p], s0);
         dot[j - j0] = s0;
     }
