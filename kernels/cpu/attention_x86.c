@@ -311,8 +311,7 @@ K_INLINE void decode_values_run(const k_attention_args *a, int j0, int j1, size_
                                 float *prow, size_t col, const int nv, bool half) {
     __m256 acc[8];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++)
-        if (i < nv) acc[i] = _mm256_loadu_ps(prow + 8 * i);
+    for (int i = 0; i < 8; i++) acc[i] = i < nv ? _mm256_loadu_ps(prow + 8 * i) : _mm256_setzero_ps();
     for (int j = j0; j < j1; j++) {
         const __m256 pj = _mm256_broadcast_ss(p + j);
         const size_t off = k_attention_row(a, j, ldv) + col;
@@ -343,17 +342,12 @@ K_TARGET void k_cpu_att_decode_values(const k_attention_args *a, int j0, int j1,
             const float *pr = p + (size_t)r * n;
             float *prow = part + (size_t)r * d;
             const size_t col = (size_t)(r / g) * d;
-            int e = 0;
-            for (; e + 64 <= d; e += 64) decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 8, half);
-            switch ((d - e) / 8) { /* constant counts, so the accumulators stay in registers */
-            case 7: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 7, half); break;
-            case 6: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 6, half); break;
-            case 5: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 5, half); break;
-            case 4: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 4, half); break;
-            case 3: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 3, half); break;
-            case 2: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 2, half); break;
-            case 1: decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 1, half); break;
-            default: break;
+            for (int e = 0; e < d; e += 64) { /* 64 elements (8 accumulators) a run; d % 8 == 0 */
+                const int nv = d - e < 64 ? (d - e) / 8 : 8;
+                if (nv == 8) /* a constant count: the accumulators stay in registers */
+                    decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, 8, half);
+                else
+                    decode_values_run(a, jg, je, ldv, pr, prow + e, col + (size_t)e, nv, half);
             }
         }
     }
